@@ -1,0 +1,13 @@
+# Sanitizer builds. The flags apply to everything, generated code included, so that
+# instrumentation is consistent across the whole binary.
+if(TICKWIRE_SANITIZE)
+  add_compile_options(-fsanitize=${TICKWIRE_SANITIZE} -fno-omit-frame-pointer -g)
+  add_link_options(-fsanitize=${TICKWIRE_SANITIZE})
+  if(TICKWIRE_SANITIZE MATCHES "undefined")
+    add_compile_options(-fno-sanitize-recover=all)
+  endif()
+endif()
+if(TICKWIRE_FUZZ)
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -g)
+  add_link_options(-fsanitize=address,undefined)
+endif()

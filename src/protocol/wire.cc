@@ -1,0 +1,202 @@
+#include "protocol/wire.h"
+
+#include <bit>
+#include <cstring>
+
+#include <google/protobuf/message_lite.h>
+
+namespace tickwire::protocol {
+namespace {
+
+constexpr std::uint8_t kTagBatchRecords = (2 << 3) | 2;  // DataBatch.records
+constexpr std::uint8_t kTagRecordTick = (1 << 3) | 2;    // Record.tick
+constexpr std::uint8_t kTagTopic = (1 << 3) | 2;         // Tick.topic
+constexpr std::uint8_t kTagPrice = (2 << 3) | 1;         // Tick.price (fixed64)
+constexpr std::uint8_t kTagSize = (3 << 3) | 1;          // Tick.size (fixed64)
+constexpr std::uint8_t kTagTsNs = (4 << 3) | 0;          // Tick.ts_ns
+constexpr std::uint8_t kTagSeq = (5 << 3) | 0;           // Tick.seq
+constexpr std::uint8_t kTagPrevSeq = (6 << 3) | 0;       // Tick.prev_seq
+
+// proto3 omits a double whose bit pattern is zero (so -0.0 is still written).
+bool DoublePresent(double v) { return std::bit_cast<std::uint64_t>(v) != 0; }
+
+void AppendFixed64(std::string& out, std::uint64_t v) {
+  char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
+  out.append(b, 8);
+}
+
+std::size_t TickBodySize(const TickFields& t) {
+  std::size_t n = 0;
+  if (!t.topic.empty()) n += 1 + VarintSize(t.topic.size()) + t.topic.size();
+  if (DoublePresent(t.price)) n += 9;
+  if (DoublePresent(t.size)) n += 9;
+  if (t.ts_ns != 0) n += 1 + VarintSize(static_cast<std::uint64_t>(t.ts_ns));
+  if (t.seq != 0) n += 1 + VarintSize(t.seq);
+  if (t.prev_seq != 0) n += 1 + VarintSize(t.prev_seq);
+  return n;
+}
+
+}  // namespace
+
+std::size_t VarintSize(std::uint64_t v) {
+  std::size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+void AppendVarint(std::string& out, std::uint64_t v) {
+  char b[10];
+  std::size_t n = 0;
+  while (v >= 0x80) {
+    b[n++] = static_cast<char>((v & 0x7F) | 0x80);
+    v >>= 7;
+  }
+  b[n++] = static_cast<char>(v);
+  out.append(b, n);
+}
+
+void AppendTickRecordEntry(std::string& out, const TickFields& t) {
+  const std::size_t body = TickBodySize(t);
+  const std::size_t record = 1 + VarintSize(body) + body;
+  out.reserve(out.size() + 1 + VarintSize(record) + record);
+  out.push_back(static_cast<char>(kTagBatchRecords));
+  AppendVarint(out, record);
+  out.push_back(static_cast<char>(kTagRecordTick));
+  AppendVarint(out, body);
+  if (!t.topic.empty()) {
+    out.push_back(static_cast<char>(kTagTopic));
+    AppendVarint(out, t.topic.size());
+    out.append(t.topic);
+  }
+  if (DoublePresent(t.price)) {
+    out.push_back(static_cast<char>(kTagPrice));
+    AppendFixed64(out, std::bit_cast<std::uint64_t>(t.price));
+  }
+  if (DoublePresent(t.size)) {
+    out.push_back(static_cast<char>(kTagSize));
+    AppendFixed64(out, std::bit_cast<std::uint64_t>(t.size));
+  }
+  if (t.ts_ns != 0) {
+    out.push_back(static_cast<char>(kTagTsNs));
+    AppendVarint(out, static_cast<std::uint64_t>(t.ts_ns));
+  }
+  if (t.seq != 0) {
+    out.push_back(static_cast<char>(kTagSeq));
+    AppendVarint(out, t.seq);
+  }
+  if (t.prev_seq != 0) {
+    out.push_back(static_cast<char>(kTagPrevSeq));
+    AppendVarint(out, t.prev_seq);
+  }
+}
+
+std::string EncodeFrame(FrameType type, const google::protobuf::MessageLite& message) {
+  const std::size_t size = message.ByteSizeLong();
+  std::string out(kHeaderSize + size, '\0');
+  auto* data = reinterpret_cast<std::uint8_t*>(out.data());
+  EncodeHeader(type, size, data);
+  message.SerializeWithCachedSizesToArray(data + kHeaderSize);
+  return out;
+}
+
+namespace wire_detail {
+
+std::uint64_t Reader::Varint() {
+  std::uint64_t v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (p >= end) {
+      ok = false;
+      return 0;
+    }
+    const std::uint8_t b = *p++;
+    v |= std::uint64_t{b & 0x7Fu} << shift;
+    if ((b & 0x80) == 0) return v;
+  }
+  ok = false;  // more than 10 bytes
+  return 0;
+}
+
+std::uint64_t Reader::Fixed64() {
+  if (end - p < 8) {
+    ok = false;
+    return 0;
+  }
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= std::uint64_t{p[i]} << (8 * i);
+  p += 8;
+  return v;
+}
+
+std::span<const std::uint8_t> Reader::Bytes() {
+  const std::uint64_t len = Varint();
+  if (!ok || len > static_cast<std::uint64_t>(end - p)) {
+    ok = false;
+    return {};
+  }
+  std::span<const std::uint8_t> s(p, static_cast<std::size_t>(len));
+  p += len;
+  return s;
+}
+
+bool Reader::Skip(std::uint32_t wire_type) {
+  switch (wire_type) {
+    case 0: Varint(); return ok;
+    case 1: Fixed64(); return ok;
+    case 2: Bytes(); return ok;
+    case 5:
+      if (end - p < 4) return ok = false;
+      p += 4;
+      return true;
+    default: return ok = false;
+  }
+}
+
+}  // namespace wire_detail
+
+std::optional<TickFields> ParseTickFields(std::span<const std::uint8_t> bytes) {
+  wire_detail::Reader r{bytes.data(), bytes.data() + bytes.size()};
+  TickFields t;
+  while (r.ok && !r.AtEnd()) {
+    const std::uint64_t tag = r.Varint();
+    const auto wt = static_cast<std::uint32_t>(tag & 7);
+    switch (tag >> 3) {
+      case 1:
+        if (wt != 2) return std::nullopt;
+        {
+          const auto s = r.Bytes();
+          t.topic = std::string_view(reinterpret_cast<const char*>(s.data()), s.size());
+        }
+        break;
+      case 2:
+        if (wt != 1) return std::nullopt;
+        t.price = std::bit_cast<double>(r.Fixed64());
+        break;
+      case 3:
+        if (wt != 1) return std::nullopt;
+        t.size = std::bit_cast<double>(r.Fixed64());
+        break;
+      case 4:
+        if (wt != 0) return std::nullopt;
+        t.ts_ns = static_cast<std::int64_t>(r.Varint());
+        break;
+      case 5:
+        if (wt != 0) return std::nullopt;
+        t.seq = r.Varint();
+        break;
+      case 6:
+        if (wt != 0) return std::nullopt;
+        t.prev_seq = r.Varint();
+        break;
+      default:
+        if (!r.Skip(wt)) return std::nullopt;
+    }
+  }
+  if (!r.ok) return std::nullopt;
+  return t;
+}
+
+}  // namespace tickwire::protocol

@@ -1,0 +1,114 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "protocol/frame.h"
+
+namespace google::protobuf {
+class MessageLite;
+}
+
+namespace tickwire::protocol {
+
+// Hand-written encoders and scanners for the hot path (ticks and DATA_BATCH). Their output is
+// byte-identical to protobuf's own serialization of the same message (tests check this), so any
+// protobuf implementation parses it.
+
+// Appends `v` as a base-128 varint.
+void AppendVarint(std::string& out, std::uint64_t v);
+// Bytes AppendVarint would write for `v`.
+std::size_t VarintSize(std::uint64_t v);
+
+// A tick as the engine holds it; topic is a view into storage the caller keeps alive.
+struct TickFields {
+  std::string_view topic;
+  double price = 0;
+  double size = 0;
+  std::int64_t ts_ns = 0;
+  std::uint64_t seq = 0;
+  std::uint64_t prev_seq = 0;
+};
+
+// Appends one `DataBatch.records` entry (field 2) holding Record{tick: ...}. Batches are built
+// by concatenating such entries after the batch_seq field.
+void AppendTickRecordEntry(std::string& out, const TickFields& tick);
+
+// Serializes `message` as a whole frame of `type` (header + payload).
+std::string EncodeFrame(FrameType type, const google::protobuf::MessageLite& message);
+
+// Record kinds inside a DataBatch, by Record's oneof field number.
+enum class RecordKind : std::uint8_t { kUnknown = 0, kTick = 1, kBar = 2 };
+
+// Reads a DataBatch payload without building protobuf objects: calls
+// `on_record(RecordKind, std::span<const std::uint8_t> inner)` for every record, where `inner`
+// is the Tick or Bar message bytes. Returns the batch_seq, or nullopt if the payload is not a
+// well-formed DataBatch.
+template <typename OnRecord>
+std::optional<std::uint64_t> ScanDataBatch(std::span<const std::uint8_t> payload,
+                                           OnRecord&& on_record);
+
+// Decodes a Tick message's fields from its bytes; nullopt when malformed. The topic view
+// points into `bytes`.
+std::optional<TickFields> ParseTickFields(std::span<const std::uint8_t> bytes);
+
+namespace wire_detail {
+// Minimal protobuf wire reader with bounds checks on every step.
+struct Reader {
+  const std::uint8_t* p;
+  const std::uint8_t* end;
+  bool ok = true;
+
+  bool AtEnd() const { return p >= end; }
+  std::uint64_t Varint();
+  std::uint64_t Fixed64();
+  std::span<const std::uint8_t> Bytes();
+  // Skips a field of `wire_type`; false on a malformed or unsupported wire type.
+  bool Skip(std::uint32_t wire_type);
+};
+}  // namespace wire_detail
+
+template <typename OnRecord>
+std::optional<std::uint64_t> ScanDataBatch(std::span<const std::uint8_t> payload,
+                                           OnRecord&& on_record) {
+  wire_detail::Reader r{payload.data(), payload.data() + payload.size()};
+  std::uint64_t batch_seq = 0;
+  while (r.ok && !r.AtEnd()) {
+    const std::uint64_t tag = r.Varint();
+    if (!r.ok) break;
+    const auto field = tag >> 3;
+    const auto wire_type = static_cast<std::uint32_t>(tag & 7);
+    if (field == 1 && wire_type == 0) {
+      batch_seq = r.Varint();
+    } else if (field == 2 && wire_type == 2) {
+      const auto record = r.Bytes();
+      if (!r.ok) break;
+      wire_detail::Reader rr{record.data(), record.data() + record.size()};
+      RecordKind kind = RecordKind::kUnknown;
+      std::span<const std::uint8_t> inner;
+      while (rr.ok && !rr.AtEnd()) {
+        const std::uint64_t rtag = rr.Varint();
+        const auto rfield = rtag >> 3;
+        const auto rwt = static_cast<std::uint32_t>(rtag & 7);
+        if ((rfield == 1 || rfield == 2) && rwt == 2) {
+          inner = rr.Bytes();
+          kind = static_cast<RecordKind>(rfield);
+        } else if (!rr.Skip(rwt)) {
+          rr.ok = false;
+        }
+      }
+      if (!rr.ok) return std::nullopt;
+      on_record(kind, inner);
+    } else if (!r.Skip(wire_type)) {
+      r.ok = false;
+    }
+  }
+  if (!r.ok) return std::nullopt;
+  return batch_seq;
+}
+
+}  // namespace tickwire::protocol
