@@ -162,11 +162,16 @@ std::vector<Setting> Settings() {
        }},
       {"LOG_LEVEL", "--log-level", "debug, info, warn or error", "info",
        [](Config& c, const std::string& v) {
-         if (v == "debug") c.log_level = LogLevel::kDebug;
-         else if (v == "info") c.log_level = LogLevel::kInfo;
-         else if (v == "warn" || v == "warning") c.log_level = LogLevel::kWarn;
-         else if (v == "error") c.log_level = LogLevel::kError;
-         else return "'" + v + "' is not one of debug, info, warn, error";
+         if (v == "debug")
+           c.log_level = LogLevel::kDebug;
+         else if (v == "info")
+           c.log_level = LogLevel::kInfo;
+         else if (v == "warn" || v == "warning")
+           c.log_level = LogLevel::kWarn;
+         else if (v == "error")
+           c.log_level = LogLevel::kError;
+         else
+           return "'" + v + "' is not one of debug, info, warn, error";
          return std::string{};
        }},
       {"PORT_FILE", "--port-file", "write the bound stream port to this file once listening", "",
@@ -195,10 +200,14 @@ EnvLookup ProcessEnv() {
 
 std::string_view LogLevelName(LogLevel level) {
   switch (level) {
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarn: return "warn";
-    case LogLevel::kError: return "error";
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kError:
+      return "error";
   }
   return "info";
 }

@@ -15,10 +15,10 @@ enum class LogLevel { kDebug, kInfo, kWarn, kError };
 
 // Every server setting, with the defaults the docs list. Durations are milliseconds.
 struct Config {
-  std::string stream_user;                  // STREAM_USER (required)
-  std::string stream_pass;                  // STREAM_PASS (required)
-  std::string listen_host = "0.0.0.0";      // LISTEN_ADDR host part
-  std::uint16_t listen_port = 7878;         // LISTEN_ADDR port part (0 = any free port)
+  std::string stream_user;              // STREAM_USER (required)
+  std::string stream_pass;              // STREAM_PASS (required)
+  std::string listen_host = "0.0.0.0";  // LISTEN_ADDR host part
+  std::uint16_t listen_port = 7878;     // LISTEN_ADDR port part (0 = any free port)
   std::chrono::milliseconds heartbeat_interval{15'000};  // HEARTBEAT_INTERVAL
   std::chrono::milliseconds heartbeat_timeout{20'000};   // HEARTBEAT_TIMEOUT
   std::chrono::milliseconds auth_timeout{5'000};         // AUTH_TIMEOUT_MS

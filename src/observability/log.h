@@ -21,11 +21,12 @@ struct Field {
   Field(std::string_view k, bool v) : key(k), value(v) {}
   Field(std::string_view k, double v) : key(k), value(v) {}
   template <typename T>
-    requires std::is_integral_v<T> && std::is_signed_v<T>
-  Field(std::string_view k, T v) : key(k), value(static_cast<std::int64_t>(v)) {}
+  requires std::is_integral_v<T> && std::is_signed_v<T> Field(std::string_view k, T v)
+      : key(k), value(static_cast<std::int64_t>(v)) {}
   template <typename T>
-    requires std::is_integral_v<T> && std::is_unsigned_v<T> && (!std::is_same_v<T, bool>)
-  Field(std::string_view k, T v) : key(k), value(static_cast<std::uint64_t>(v)) {}
+  requires std::is_integral_v<T> && std::is_unsigned_v<T> &&
+      (!std::is_same_v<T, bool>)Field(std::string_view k, T v)
+      : key(k), value(static_cast<std::uint64_t>(v)) {}
 };
 
 void SetLogLevel(Level level);

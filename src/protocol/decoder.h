@@ -53,7 +53,8 @@ std::error_code FrameDecoder::Feed(std::span<const std::uint8_t> data, OnFrame&&
   if (!pending_.empty()) {
     if (pending_.size() < kHeaderSize) {
       const std::size_t take = std::min(kHeaderSize - pending_.size(), n);
-      pending_.insert(pending_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(take));
+      pending_.insert(pending_.end(), data.begin(),
+                      data.begin() + static_cast<std::ptrdiff_t>(take));
       pos += take;
       if (pending_.size() >= kLengthSize) {
         std::size_t payload_size = 0;
@@ -69,8 +70,8 @@ std::error_code FrameDecoder::Feed(std::span<const std::uint8_t> data, OnFrame&&
                     data.begin() + static_cast<std::ptrdiff_t>(pos + take));
     pos += take;
     if (pending_.size() < frame_size) return {};
-    const bool go_on = on_frame(pending_[4], std::span<const std::uint8_t>(
-                                                 pending_.data() + kHeaderSize, payload_size));
+    const bool go_on = on_frame(
+        pending_[4], std::span<const std::uint8_t>(pending_.data() + kHeaderSize, payload_size));
     pending_.clear();
     ReleaseIfLarge();
     if (!go_on) return {};
@@ -82,8 +83,7 @@ std::error_code FrameDecoder::Feed(std::span<const std::uint8_t> data, OnFrame&&
     if (auto ec = CheckLength(DecodeLength(data.data() + pos), payload_size)) return ec;
     const std::size_t frame_size = kHeaderSize + payload_size;
     if (n - pos < frame_size) break;
-    const bool go_on =
-        on_frame(data[pos + 4], data.subspan(pos + kHeaderSize, payload_size));
+    const bool go_on = on_frame(data[pos + 4], data.subspan(pos + kHeaderSize, payload_size));
     pos += frame_size;
     if (!go_on) return {};
   }

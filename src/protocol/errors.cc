@@ -10,9 +10,12 @@ class DecodeCategoryImpl final : public std::error_category {
   const char* name() const noexcept override { return "tickwire.decode"; }
   std::string message(int ev) const override {
     switch (static_cast<DecodeError>(ev)) {
-      case DecodeError::kOk: return "ok";
-      case DecodeError::kZeroLength: return "frame length is zero";
-      case DecodeError::kFrameTooLarge: return "frame exceeds MAX_MSG_SIZE";
+      case DecodeError::kOk:
+        return "ok";
+      case DecodeError::kZeroLength:
+        return "frame length is zero";
+      case DecodeError::kFrameTooLarge:
+        return "frame exceeds MAX_MSG_SIZE";
     }
     return "unknown decode error";
   }
@@ -25,8 +28,6 @@ const std::error_category& DecodeCategory() {
   return category;
 }
 
-std::error_code make_error_code(DecodeError e) {
-  return {static_cast<int>(e), DecodeCategory()};
-}
+std::error_code make_error_code(DecodeError e) { return {static_cast<int>(e), DecodeCategory()}; }
 
 }  // namespace tickwire::protocol

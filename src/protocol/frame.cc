@@ -19,17 +19,28 @@ bool IsClientFrameType(std::uint8_t type) {
 
 std::string_view FrameTypeName(std::uint8_t type) {
   switch (type) {
-    case 0x01: return "auth";
-    case 0x02: return "auth_ok";
-    case 0x03: return "subscribe";
-    case 0x04: return "subscribe_ok";
-    case 0x05: return "unsubscribe";
-    case 0x06: return "publish";
-    case 0x07: return "publish_ack";
-    case 0x08: return "data_batch";
-    case 0x09: return "heartbeat";
-    case 0x0A: return "error";
-    default: return "unknown";
+    case 0x01:
+      return "auth";
+    case 0x02:
+      return "auth_ok";
+    case 0x03:
+      return "subscribe";
+    case 0x04:
+      return "subscribe_ok";
+    case 0x05:
+      return "unsubscribe";
+    case 0x06:
+      return "publish";
+    case 0x07:
+      return "publish_ack";
+    case 0x08:
+      return "data_batch";
+    case 0x09:
+      return "heartbeat";
+    case 0x0A:
+      return "error";
+    default:
+      return "unknown";
   }
 }
 
@@ -43,8 +54,8 @@ void EncodeHeader(FrameType type, std::size_t payload_size, std::uint8_t* out) {
 }
 
 std::uint32_t DecodeLength(const std::uint8_t* in) {
-  return (std::uint32_t{in[0]} << 24) | (std::uint32_t{in[1]} << 16) |
-         (std::uint32_t{in[2]} << 8) | std::uint32_t{in[3]};
+  return (std::uint32_t{in[0]} << 24) | (std::uint32_t{in[1]} << 16) | (std::uint32_t{in[2]} << 8) |
+         std::uint32_t{in[3]};
 }
 
 std::string MakeFrame(FrameType type, std::string_view payload) {

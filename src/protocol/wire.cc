@@ -59,7 +59,7 @@ void AppendVarint(std::string& out, std::uint64_t v) {
   out.append(b, n);
 }
 
-void AppendTickRecordEntry(std::string& out, const TickFields& t) {
+std::size_t AppendTickRecordEntry(std::string& out, const TickFields& t) {
   const std::size_t body = TickBodySize(t);
   const std::size_t record = 1 + VarintSize(body) + body;
   out.reserve(out.size() + 1 + VarintSize(record) + record);
@@ -67,9 +67,11 @@ void AppendTickRecordEntry(std::string& out, const TickFields& t) {
   AppendVarint(out, record);
   out.push_back(static_cast<char>(kTagRecordTick));
   AppendVarint(out, body);
+  std::size_t topic_offset = out.size();
   if (!t.topic.empty()) {
     out.push_back(static_cast<char>(kTagTopic));
     AppendVarint(out, t.topic.size());
+    topic_offset = out.size();
     out.append(t.topic);
   }
   if (DoublePresent(t.price)) {
@@ -92,6 +94,7 @@ void AppendTickRecordEntry(std::string& out, const TickFields& t) {
     out.push_back(static_cast<char>(kTagPrevSeq));
     AppendVarint(out, t.prev_seq);
   }
+  return topic_offset;
 }
 
 std::string EncodeFrame(FrameType type, const google::protobuf::MessageLite& message) {
@@ -144,14 +147,21 @@ std::span<const std::uint8_t> Reader::Bytes() {
 
 bool Reader::Skip(std::uint32_t wire_type) {
   switch (wire_type) {
-    case 0: Varint(); return ok;
-    case 1: Fixed64(); return ok;
-    case 2: Bytes(); return ok;
+    case 0:
+      Varint();
+      return ok;
+    case 1:
+      Fixed64();
+      return ok;
+    case 2:
+      Bytes();
+      return ok;
     case 5:
       if (end - p < 4) return ok = false;
       p += 4;
       return true;
-    default: return ok = false;
+    default:
+      return ok = false;
   }
 }
 

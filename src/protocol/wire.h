@@ -35,8 +35,9 @@ struct TickFields {
 };
 
 // Appends one `DataBatch.records` entry (field 2) holding Record{tick: ...}. Batches are built
-// by concatenating such entries after the batch_seq field.
-void AppendTickRecordEntry(std::string& out, const TickFields& tick);
+// by concatenating such entries after the batch_seq field. Returns the offset in `out` where the
+// topic bytes were written (so a holder of the bytes can view the topic without a copy).
+std::size_t AppendTickRecordEntry(std::string& out, const TickFields& tick);
 
 // Serializes `message` as a whole frame of `type` (header + payload).
 std::string EncodeFrame(FrameType type, const google::protobuf::MessageLite& message);

@@ -1,0 +1,46 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "protocol/batch_builder.h"
+
+namespace tickwire::delivery {
+
+// A connection's DATA_BATCH under construction. Numbers frames 1, 2, 3, ... and cuts a frame
+// early when the next record would push its payload past MAX_MSG_SIZE. The window (how long
+// records may wait) is the owner's business: Add reports when a new frame was opened so the
+// owner can arm its flush deadline. Runs on the owning worker only.
+class Batcher {
+ public:
+  explicit Batcher(std::uint32_t max_msg_size) : builder_(max_msg_size) {}
+
+  // Appends `entry`. If it does not fit, the open frame is finished and handed to
+  // `emit(std::string frame)` first. Returns true when the entry opened a new frame.
+  template <typename Emit>
+  bool Add(std::string_view entry, Emit&& emit) {
+    if (!builder_.empty() && !builder_.Fits(entry.size())) emit(Finish());
+    const bool opened = builder_.empty();
+    builder_.Append(entry, next_batch_seq_);
+    return opened;
+  }
+
+  bool empty() const { return builder_.empty(); }
+  std::size_t records() const { return builder_.records(); }
+  std::size_t payload_size() const { return builder_.payload_size(); }
+
+  // Closes the open frame and returns it (header included). Must not be empty.
+  std::string Finish() {
+    ++next_batch_seq_;
+    return builder_.Finish();
+  }
+
+  std::uint64_t next_batch_seq() const { return next_batch_seq_; }
+
+ private:
+  protocol::BatchBuilder builder_;
+  std::uint64_t next_batch_seq_ = 1;
+};
+
+}  // namespace tickwire::delivery

@@ -1,0 +1,51 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <string>
+
+namespace tickwire::delivery {
+
+// A connection's output: whole frames waiting to be written, with at most one write in flight
+// covering a prefix of them. Bounded by max_pending_bytes; Push reports a breach and the
+// owner drops the connection as a slow consumer. Runs on the owning worker only.
+class OutboundQueue {
+ public:
+  explicit OutboundQueue(std::uint64_t max_pending_bytes) : max_pending_bytes_(max_pending_bytes) {}
+
+  // Queues a frame. Returns false (and does not queue) if it would exceed the limit.
+  bool Push(std::string frame);
+  // Queues a frame regardless of the limit (the final ERROR frame before a close).
+  void PushUnbounded(std::string frame);
+
+  bool write_in_flight() const { return in_flight_ > 0; }
+  bool has_unsent() const { return frames_.size() > in_flight_; }
+  std::uint64_t pending_bytes() const { return pending_bytes_; }
+
+  // Marks up to `max_frames` unsent frames as in flight and calls `fn(const std::string&)` for
+  // each, in order. Returns how many were marked.
+  template <typename Fn>
+  std::size_t BeginWrite(std::size_t max_frames, Fn&& fn);
+  // The in-flight write finished: drops those frames.
+  void CompleteWrite();
+  // Discards every frame not yet in flight (before a slow consumer's final ERROR).
+  void DropUnsent();
+  std::size_t frame_count() const { return frames_.size(); }
+
+ private:
+  std::uint64_t max_pending_bytes_;
+  std::uint64_t pending_bytes_ = 0;
+  std::size_t in_flight_ = 0;
+  std::deque<std::string> frames_;
+};
+
+template <typename Fn>
+std::size_t OutboundQueue::BeginWrite(std::size_t max_frames, Fn&& fn) {
+  std::size_t n = 0;
+  for (std::size_t i = in_flight_; i < frames_.size() && n < max_frames; ++i, ++n) fn(frames_[i]);
+  in_flight_ += n;
+  return n;
+}
+
+}  // namespace tickwire::delivery

@@ -1,0 +1,26 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+#include "engine/topic.h"
+
+namespace tickwire::delivery {
+
+// Something that receives encoded records on its worker (a client connection). The FanoutTable
+// holds raw pointers; a Subscriber removes all its subscriptions before it is destroyed.
+class Subscriber {
+ public:
+  virtual ~Subscriber() = default;
+  // Appends one encoded DataBatch.records entry. Runs on the owning worker only.
+  virtual void DeliverRecord(std::string_view entry) = 0;
+
+ private:
+  friend class FanoutTable;
+  // How many of this subscriber's subscriptions are "*" for each mode; while non-zero, records
+  // reach it through the wildcard list only, so it never gets the same record twice.
+  std::array<std::uint32_t, engine::kModeSlots> wildcard_refs_{};
+};
+
+}  // namespace tickwire::delivery

@@ -1,0 +1,301 @@
+#include "net/connection.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include "delivery/fanout_table.h"
+#include "observability/log.h"
+#include "protocol/frame.h"
+#include "tickwire/v1/tickwire.pb.h"
+
+namespace tickwire::net {
+namespace {
+
+// Frames handed to one writev; Linux IOV_MAX is 1024, and a few dozen frames already fill
+// the socket buffer.
+constexpr std::size_t kMaxFramesPerWrite = 64;
+
+session::SessionParams MakeParams(const ServerContext& ctx, std::string session_id) {
+  const auto& c = ctx.config;
+  session::SessionParams p;
+  p.authenticator = ctx.authenticator.get();
+  p.heartbeat_interval = c.heartbeat_interval;
+  p.heartbeat_timeout = c.heartbeat_timeout;
+  p.auth_timeout = c.auth_timeout;
+  p.max_msg_size = c.max_msg_size;
+  p.batch_window_ms = c.batch_window_ms;
+  p.session_id = std::move(session_id);
+  return p;
+}
+
+std::string RemoteOf(const asio::ip::tcp::socket& s) {
+  boost::system::error_code ec;
+  const auto ep = s.remote_endpoint(ec);
+  if (ec) return "unknown";
+  const auto addr = ep.address();
+  return (addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string()) + ":" +
+         std::to_string(ep.port());
+}
+
+}  // namespace
+
+Connection::Connection(Worker& worker, asio::ip::tcp::socket socket, std::uint64_t id,
+                       std::string session_id, Clock::time_point now)
+    : worker_(worker),
+      socket_(std::move(socket)),
+      id_(id),
+      remote_(RemoteOf(socket_)),
+      opened_at_(now),
+      decoder_(worker.context().config.max_msg_size),
+      session_(MakeParams(worker.context(), std::move(session_id)), *this, now),
+      batcher_(worker.context().config.max_msg_size),
+      queue_(worker.context().config.max_pending_bytes) {}
+
+Connection::~Connection() = default;
+
+void Connection::Start() {
+  obs::Log(obs::Level::kDebug, "conn_open", "connection accepted",
+           {{"conn_id", id_}, {"remote", remote_}, {"worker", worker_.index()}});
+  ArmRead();
+}
+
+void Connection::ArmRead() {
+  if (reading_ || closing_) return;
+  reading_ = true;
+  socket_.async_wait(asio::ip::tcp::socket::wait_read,
+                     [self = shared_from_this()](const boost::system::error_code& ec) {
+                       self->reading_ = false;
+                       if (self->closing_) return;
+                       if (ec) {
+                         self->Close(session::CloseReason::kIoError);
+                         return;
+                       }
+                       self->OnReadable();
+                     });
+}
+
+void Connection::OnReadable() {
+  boost::system::error_code ec;
+  const std::size_t n =
+      socket_.read_some(asio::buffer(worker_.read_scratch(), worker_.read_scratch_size()), ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    ArmRead();
+    return;
+  }
+  if (ec) {
+    Close(ec == asio::error::eof || ec == asio::error::connection_reset
+              ? session::CloseReason::kClientClosed
+              : session::CloseReason::kIoError);
+    return;
+  }
+  bytes_in_ += n;
+  const auto now = Clock::now();
+  const auto decode_ec =
+      decoder_.Feed(std::span<const std::uint8_t>(worker_.read_scratch(), n),
+                    [this, now](std::uint8_t type, std::span<const std::uint8_t> payload) {
+                      return session_.OnFrame(type, payload, now);
+                    });
+  if (decode_ec) session_.OnDecodeError(decode_ec);
+  if (!closing_) ArmRead();
+}
+
+void Connection::DeliverRecord(std::string_view entry) {
+  if (closing_) return;
+  const bool opened = batcher_.Add(entry, [this](std::string frame) {
+    if (Enqueue(std::move(frame))) StartWrite();
+  });
+  if (closing_) return;  // the cut frame overflowed the queue
+  if (!opened) return;
+  const auto window = worker_.context().config.batch_window_ms;
+  if (window == 0) {
+    if (!dirty_marked_) {
+      dirty_marked_ = true;
+      worker_.MarkDirty(shared_from_this());
+    }
+  } else {
+    batch_opened_ = Clock::now();
+    worker_.ScheduleBatchFlush(shared_from_this(),
+                               batch_opened_ + std::chrono::milliseconds(window));
+  }
+}
+
+void Connection::FlushBatch(Clock::time_point now, bool force) {
+  dirty_marked_ = false;
+  if (closing_ || batcher_.empty()) return;
+  if (!force) {
+    const auto window = std::chrono::milliseconds(worker_.context().config.batch_window_ms);
+    if (now < batch_opened_ + window) return;  // a newer frame; its own deadline is queued
+  }
+  if (Enqueue(batcher_.Finish())) StartWrite();
+}
+
+bool Connection::Enqueue(std::string frame) {
+  if (closing_) return false;
+  if (!queue_.Push(std::move(frame))) {
+    SlowConsumer("pending output over MAX_PENDING_BYTES");
+    return false;
+  }
+  return true;
+}
+
+void Connection::SendFrame(std::string frame) {
+  if (closed_) return;
+  if (session_.closed()) {
+    // The final fatal ERROR: always queued, behind what is already queued.
+    queue_.PushUnbounded(std::move(frame));
+    return;
+  }
+  if (Enqueue(std::move(frame))) StartWrite();
+}
+
+void Connection::StartWrite() {
+  if (closed_ || queue_.write_in_flight() || !queue_.has_unsent()) return;
+  write_buffers_.clear();
+  queue_.BeginWrite(kMaxFramesPerWrite, [this](const std::string& f) {
+    write_buffers_.emplace_back(f.data(), f.size());
+  });
+  write_started_ = Clock::now();
+  asio::async_write(
+      socket_, write_buffers_,
+      [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+        self->bytes_out_ += n;
+        self->OnWriteDone(ec);
+      });
+}
+
+void Connection::OnWriteDone(const boost::system::error_code& ec) {
+  queue_.CompleteWrite();
+  if (closed_) return;
+  if (ec) {
+    Close(session::CloseReason::kIoError);
+    return;
+  }
+  if (queue_.has_unsent()) {
+    StartWrite();
+  } else if (closing_) {
+    Close(close_reason_);
+  }
+}
+
+void Connection::SlowConsumer(std::string_view why) {
+  if (closing_) return;
+  obs::Log(obs::Level::kWarn, "slow_consumer", "dropping slow consumer",
+           {{"conn_id", id_},
+            {"remote", remote_},
+            {"user", session_.user()},
+            {"reason", why},
+            {"pending_bytes", queue_.pending_bytes()}});
+  // Best effort: nothing more is queued behind what is already in flight except the ERROR.
+  queue_.DropUnsent();
+  session_.Fail(tickwire::v1::SLOW_CONSUMER, why, session::CloseReason::kSlowConsumer);
+}
+
+void Connection::CloseAfterError(session::CloseReason reason) {
+  if (closing_) return;
+  closing_ = true;
+  close_reason_ = reason;
+  if (reason != session::CloseReason::kSlowConsumer) {
+    obs::Log(obs::Level::kInfo, "protocol_error", "closing connection after a fatal ERROR",
+             {{"conn_id", id_},
+              {"remote", remote_},
+              {"user", session_.user()},
+              {"reason", session::CloseReasonName(reason)}});
+  }
+  // Records still in the open batch are not sent: nothing follows a fatal ERROR.
+  // The pending read wait is left alone (cancelling would abort the write too); its handler
+  // sees closing_ and stops reading.
+  if (queue_.write_in_flight()) return;  // OnWriteDone continues
+  if (queue_.has_unsent()) {
+    StartWrite();
+  } else {
+    Close(reason);
+  }
+}
+
+void Connection::Drain() {
+  if (closing_) return;
+  session_.Fail(tickwire::v1::SERVER_DRAINING, "server is shutting down; reconnect",
+                session::CloseReason::kServerShutdown, 1000);
+}
+
+void Connection::CheckTimers(Clock::time_point now) {
+  if (closed_) return;
+  const auto deadline = worker_.context().config.write_deadline;
+  if (queue_.write_in_flight() && now - write_started_ > deadline) {
+    // The peer is not reading: nothing can be queued behind a stuck write, so close now.
+    obs::Log(obs::Level::kWarn, "slow_consumer", "write deadline missed",
+             {{"conn_id", id_},
+              {"remote", remote_},
+              {"user", session_.user()},
+              {"pending_bytes", queue_.pending_bytes()}});
+    Close(session::CloseReason::kSlowConsumer);
+    return;
+  }
+  if (!closing_) session_.CheckTimers(now);
+}
+
+void Connection::Close(session::CloseReason reason) {
+  if (closed_) return;
+  closed_ = true;
+  closing_ = true;
+  if (close_reason_ == session::CloseReason::kNone) close_reason_ = reason;
+  boost::system::error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  // Deregistration is deferred: Close can run inside a fan-out loop over the table.
+  asio::post(worker_.io(), [self = shared_from_this()] { self->Cleanup(); });
+}
+
+void Connection::Cleanup() {
+  std::vector<delivery::FanoutTable::InterestChange> changes;
+  for (const auto& [id, sub] : session_.subscriptions()) {
+    worker_.fanout().Remove(this, sub.mode, sub.topics, sub.wildcard, changes);
+  }
+  worker_.PublishInterest(changes);
+  const auto lifetime =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - opened_at_);
+  obs::Log(obs::Level::kInfo, "conn_close", "connection closed",
+           {{"conn_id", id_},
+            {"remote", remote_},
+            {"user", session_.user()},
+            {"reason", session::CloseReasonName(close_reason_)},
+            {"duration_ms", lifetime.count()},
+            {"bytes_in", bytes_in_},
+            {"bytes_out", bytes_out_}});
+  worker_.Forget(id_);
+}
+
+void Connection::AddSubscription(std::uint64_t, const session::Subscription& sub) {
+  std::vector<delivery::FanoutTable::InterestChange> changes;
+  worker_.fanout().Add(this, sub.mode, sub.topics, sub.wildcard, changes);
+  worker_.PublishInterest(changes);
+}
+
+void Connection::RemoveSubscription(std::uint64_t, const session::Subscription& sub) {
+  std::vector<delivery::FanoutTable::InterestChange> changes;
+  worker_.fanout().Remove(this, sub.mode, sub.topics, sub.wildcard, changes);
+  worker_.PublishInterest(changes);
+}
+
+void Connection::Publish(std::uint32_t request_id, bool ack,
+                         std::vector<engine::IngestTick> ticks) {
+  worker_.Ingest(shared_from_this(), request_id, ack, std::move(ticks));
+}
+
+void Connection::OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted) {
+  if (closing_) return;
+  session_.OnPublishApplied(request_id, accepted);
+}
+
+std::int64_t Connection::WallClockNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void Connection::OnAuthenticated(const std::string& user, const std::string& client_name) {
+  obs::Log(obs::Level::kInfo, "auth_ok", "client authenticated",
+           {{"conn_id", id_}, {"remote", remote_}, {"user", user}, {"client_name", client_name}});
+}
+
+}  // namespace tickwire::net

@@ -1,0 +1,91 @@
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "delivery/batcher.h"
+#include "delivery/outbound_queue.h"
+#include "delivery/subscriber.h"
+#include "net/worker.h"
+#include "protocol/decoder.h"
+#include "session/session.h"
+
+namespace tickwire::net {
+
+// One client connection. Owned by its worker (registry + handlers holding shared_from_this);
+// touched by no other thread. Reads are readiness-based into the worker's shared scratch
+// buffer, so an idle connection holds no read buffer; writes go through a bounded
+// OutboundQueue with exactly one async write (a writev of queued frames) in flight.
+class Connection final : public std::enable_shared_from_this<Connection>,
+                         public delivery::Subscriber,
+                         public session::SessionHost {
+ public:
+  Connection(Worker& worker, asio::ip::tcp::socket socket, std::uint64_t id, std::string session_id,
+             Clock::time_point now);
+  ~Connection() override;
+
+  void Start();
+  std::uint64_t id() const { return id_; }
+  bool closing() const { return closing_; }
+
+  // Worker sweep: AUTH/heartbeat deadlines and the write deadline.
+  void CheckTimers(Clock::time_point now);
+  // Flushes the open DATA_BATCH if its window has expired (or unconditionally when `force`).
+  void FlushBatch(Clock::time_point now, bool force);
+  // Server shutdown: ERROR{SERVER_DRAINING} and close.
+  void Drain();
+  // Completion of an acked PUBLISH (on this connection's worker).
+  void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted);
+
+  // delivery::Subscriber
+  void DeliverRecord(std::string_view entry) override;
+
+  // session::SessionHost
+  void SendFrame(std::string frame) override;
+  void CloseAfterError(session::CloseReason reason) override;
+  void AddSubscription(std::uint64_t id, const session::Subscription& sub) override;
+  void RemoveSubscription(std::uint64_t id, const session::Subscription& sub) override;
+  void Publish(std::uint32_t request_id, bool ack, std::vector<engine::IngestTick> ticks) override;
+  std::int64_t WallClockNs() override;
+  void OnAuthenticated(const std::string& user, const std::string& client_name) override;
+
+ private:
+  void ArmRead();
+  void OnReadable();
+  // Queues a frame within the pending-output limit; on a breach drops the connection as a
+  // slow consumer and returns false.
+  bool Enqueue(std::string frame);
+  void StartWrite();
+  void OnWriteDone(const boost::system::error_code& ec);
+  void SlowConsumer(std::string_view why);
+  // Ends the connection now: stops I/O and schedules deregistration.
+  void Close(session::CloseReason reason);
+  void Cleanup();
+
+  Worker& worker_;
+  asio::ip::tcp::socket socket_;
+  std::uint64_t id_;
+  std::string remote_;
+  Clock::time_point opened_at_;
+  protocol::FrameDecoder decoder_;
+  session::Session session_;
+  delivery::Batcher batcher_;
+  delivery::OutboundQueue queue_;
+  std::vector<asio::const_buffer> write_buffers_;  // reused for each writev
+  Clock::time_point write_started_{};
+  Clock::time_point batch_opened_{};
+  bool reading_ = false;
+  bool closing_ = false;       // no more reads or records; waiting for the last write
+  bool closed_ = false;        // socket closed; cleanup scheduled
+  bool dirty_marked_ = false;  // in the worker's end-of-turn flush list
+  session::CloseReason close_reason_ = session::CloseReason::kNone;
+  std::uint64_t bytes_in_ = 0;
+  std::uint64_t bytes_out_ = 0;
+};
+
+}  // namespace tickwire::net

@@ -1,0 +1,39 @@
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <string>
+#include <vector>
+
+#include "net/worker.h"
+
+namespace tickwire::net {
+
+// Accepts on one socket (on the first worker's loop) and hands each new connection to the next
+// worker, round-robin, accepting straight into that worker's io_context.
+class Listener {
+ public:
+  Listener(Worker& home, std::vector<Worker*> workers);
+
+  // Binds and listens; returns an error line instead of throwing.
+  std::string Open(const std::string& host, std::uint16_t port);
+  std::uint16_t port() const { return port_; }
+  // Starts accepting (posted onto the home worker).
+  void Start();
+  // Stops accepting (any thread; posted onto the home worker).
+  void Stop();
+
+ private:
+  void Accept();
+
+  Worker& home_;
+  std::vector<Worker*> workers_;
+  asio::ip::tcp::acceptor acceptor_;
+  asio::steady_timer retry_timer_;  // back-off after accept errors such as EMFILE
+  std::size_t next_ = 0;
+  std::uint16_t port_ = 0;
+  bool stopped_ = false;
+};
+
+}  // namespace tickwire::net

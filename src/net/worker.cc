@@ -1,0 +1,279 @@
+#include "net/worker.h"
+
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+
+#include "net/connection.h"
+#include "observability/log.h"
+#include "protocol/frame.h"
+
+namespace tickwire::net {
+namespace {
+
+Clock::duration SweepInterval(const config::Config& c) {
+  // Coarse: a tenth of the shortest deadline, within [5 ms, 1 s].
+  const auto shortest = std::min({c.auth_timeout, c.heartbeat_timeout, c.write_deadline});
+  return std::clamp<Clock::duration>(shortest / 10, std::chrono::milliseconds(5),
+                                     std::chrono::seconds(1));
+}
+
+std::string HexId(std::uint64_t v) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s(16, '0');
+  for (int i = 15; i >= 0; --i, v >>= 4) s[static_cast<std::size_t>(i)] = kHex[v & 0xF];
+  return s;
+}
+
+}  // namespace
+
+Worker::Worker(unsigned index, ServerContext& ctx)
+    : index_(index),
+      ctx_(ctx),
+      work_(asio::make_work_guard(io_)),
+      read_scratch_(protocol::kHeaderSize + ctx.config.max_msg_size),
+      rng_(std::random_device{}() ^ (std::uint64_t{index} << 32)),
+      shard_(index),
+      window_timer_(io_),
+      sweep_timer_(io_),
+      sweep_interval_(SweepInterval(ctx.config)) {}
+
+Worker::~Worker() { Join(); }
+
+void Worker::Start() {
+  outbox_ingest_.resize(ctx_.workers.size());
+  outbox_blocks_.resize(ctx_.workers.size());
+  thread_ = std::thread([this] { Run(); });
+}
+
+void Worker::Run() {
+  ArmSweep();
+  for (;;) {
+    try {
+      io_.run();
+      return;
+    } catch (const std::exception& e) {
+      // A bug, not bad input (input errors never throw); keep the worker alive and say so.
+      obs::Log(obs::Level::kError, "worker_exception", e.what(), {{"worker", index_}});
+    }
+  }
+}
+
+void Worker::Stop() {
+  work_.reset();
+  io_.stop();
+}
+
+void Worker::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::Adopt(asio::ip::tcp::socket socket) {
+  const auto& c = ctx_.config;
+  boost::system::error_code ec;
+  socket.set_option(asio::ip::tcp::no_delay(c.tcp_nodelay), ec);
+  if (c.so_sndbuf > 0)
+    socket.set_option(asio::socket_base::send_buffer_size(static_cast<int>(c.so_sndbuf)), ec);
+  if (c.so_rcvbuf > 0)
+    socket.set_option(asio::socket_base::receive_buffer_size(static_cast<int>(c.so_rcvbuf)), ec);
+  socket.non_blocking(true, ec);
+  if (ec) return;  // socket already dead; dropping it closes it
+  const std::uint64_t id = (next_connection_++ << 6) | index_;
+  auto conn =
+      std::make_shared<Connection>(*this, std::move(socket), id, HexId(rng_()), Clock::now());
+  connections_.emplace(id, conn);
+  conn->Start();
+}
+
+void Worker::Forget(std::uint64_t connection_id) { connections_.erase(connection_id); }
+
+void Worker::CloseAll() {
+  std::vector<ConnectionPtr> all;
+  all.reserve(connections_.size());
+  for (auto& [id, c] : connections_) all.push_back(c);
+  for (auto& c : all) c->Drain();
+}
+
+void Worker::Ingest(const ConnectionPtr& from, std::uint32_t request_id, bool ack,
+                    std::vector<engine::IngestTick> ticks) {
+  const auto shards = static_cast<unsigned>(ctx_.workers.size());
+  std::shared_ptr<PublishAckTracker> tracker;
+  if (ack) {
+    tracker = std::make_shared<PublishAckTracker>();
+    tracker->connection = from;
+    tracker->worker = index_;
+    tracker->request_id = request_id;
+    tracker->accepted = static_cast<std::uint32_t>(ticks.size());
+    tracker->remaining = 1;  // this call's own reference, dropped below
+  }
+  // Split by owner shard, keeping frame order within each shard.
+  std::vector<IngestBatch> per_shard(shards);
+  if (shards == 1) {
+    per_shard[0].ticks = std::move(ticks);
+  } else {
+    for (auto& t : ticks) {
+      per_shard[engine::ShardOf(t.topic, shards)].ticks.push_back(std::move(t));
+    }
+  }
+  for (unsigned s = 0; s < shards; ++s) {
+    if (per_shard[s].ticks.empty()) continue;
+    if (tracker) {
+      tracker->remaining.fetch_add(1);
+      per_shard[s].ack = tracker;
+    }
+    if (s == index_) {
+      ApplyIngest(per_shard[s]);
+    } else {
+      outbox_ingest_[s].push_back(std::move(per_shard[s]));
+    }
+  }
+  if (tracker && tracker->remaining.fetch_sub(1) == 1) {
+    if (auto c = tracker->connection.lock()) c->OnPublishApplied(request_id, tracker->accepted);
+  }
+  ScheduleEndOfTurn();
+}
+
+void Worker::ApplyIngest(IngestBatch& batch) {
+  shard_.Apply(batch.ticks, current_block_);
+  if (!batch.ack) return;
+  auto tracker = std::move(batch.ack);
+  if (tracker->remaining.fetch_sub(1) != 1) return;
+  // Last shard to apply: report on the publishing connection's worker.
+  if (tracker->worker == index_) {
+    if (auto c = tracker->connection.lock())
+      c->OnPublishApplied(tracker->request_id, tracker->accepted);
+    return;
+  }
+  asio::post(ctx_.workers[tracker->worker]->io(), [tracker] {
+    if (auto c = tracker->connection.lock())
+      c->OnPublishApplied(tracker->request_id, tracker->accepted);
+  });
+}
+
+void Worker::PublishInterest(const std::vector<delivery::FanoutTable::InterestChange>& changes) {
+  const auto shards = static_cast<unsigned>(ctx_.workers.size());
+  const unsigned me = index_;
+  for (const auto& ch : changes) {
+    // Posted at once, not batched: a SUBSCRIBE_OK may be on the wire right after this, and
+    // the owner must see the interest before any tick published in reply to it.
+    if (ch.wildcard) {
+      for (Worker* w : ctx_.workers) {
+        if (w == this) {
+          shard_.SetWildcardInterest(ch.mode, me, ch.interested);
+        } else {
+          asio::post(w->io(),
+                     [w, ch, me] { w->shard_.SetWildcardInterest(ch.mode, me, ch.interested); });
+        }
+      }
+    } else {
+      Worker* owner = ctx_.workers[engine::ShardOf(ch.topic, shards)];
+      if (owner == this) {
+        shard_.SetInterest(ch.topic, ch.mode, me, ch.interested);
+      } else {
+        asio::post(owner->io(), [owner, ch, me] {
+          owner->shard_.SetInterest(ch.topic, ch.mode, me, ch.interested);
+        });
+      }
+    }
+  }
+}
+
+void Worker::HandleInbox(std::vector<IngestBatch>& ingest,
+                         std::vector<engine::RecordBlockPtr>& blocks) {
+  for (auto& batch : ingest) ApplyIngest(batch);
+  for (const auto& block : blocks) fanout_.Deliver(*block, index_);
+  ScheduleEndOfTurn();
+}
+
+void Worker::ScheduleEndOfTurn() {
+  if (end_of_turn_scheduled_) return;
+  end_of_turn_scheduled_ = true;
+  asio::post(io_, [this] { EndOfTurn(); });
+}
+
+void Worker::EndOfTurn() {
+  end_of_turn_scheduled_ = false;
+  // 1. Records this shard produced this turn: encode once, share with every interested worker.
+  if (!current_block_.empty()) {
+    engine::WorkerMask dest = 0;
+    for (const auto& e : current_block_.entries) dest |= e.workers;
+    auto block = std::make_shared<engine::RecordBlock>(std::move(current_block_));
+    current_block_ = engine::RecordBlock{};
+    current_block_.bytes.reserve(block->bytes.capacity());
+    for (unsigned w = 0; w < ctx_.workers.size(); ++w) {
+      if ((dest & engine::WorkerBit(w)) == 0) continue;
+      if (w == index_) {
+        fanout_.Deliver(*block, index_);
+      } else {
+        outbox_blocks_[w].push_back(block);
+      }
+    }
+  }
+  // 2. BATCH_WINDOW_MS=0: flush what this turn added.
+  if (!dirty_.empty()) {
+    auto dirty = std::move(dirty_);
+    dirty_.clear();
+    const auto now = Clock::now();
+    for (auto& weak : dirty) {
+      if (auto c = weak.lock()) c->FlushBatch(now, true);
+    }
+  }
+  // 3. One post per destination worker carrying everything queued for it this turn.
+  for (unsigned w = 0; w < ctx_.workers.size(); ++w) {
+    if (outbox_ingest_[w].empty() && outbox_blocks_[w].empty()) continue;
+    Worker* dest = ctx_.workers[w];
+    asio::post(dest->io(), [dest, ingest = std::move(outbox_ingest_[w]),
+                            blocks = std::move(outbox_blocks_[w])]() mutable {
+      dest->HandleInbox(ingest, blocks);
+    });
+    outbox_ingest_[w].clear();
+    outbox_blocks_[w].clear();
+  }
+}
+
+void Worker::MarkDirty(const ConnectionPtr& c) {
+  dirty_.push_back(c);
+  ScheduleEndOfTurn();
+}
+
+void Worker::ScheduleBatchFlush(const ConnectionPtr& c, Clock::time_point deadline) {
+  windows_.emplace_back(deadline, c);
+  ArmWindowTimer();
+}
+
+void Worker::ArmWindowTimer() {
+  if (window_timer_armed_ || windows_.empty()) return;
+  window_timer_armed_ = true;
+  window_timer_.expires_at(windows_.front().first);
+  window_timer_.async_wait([this](const boost::system::error_code& ec) {
+    window_timer_armed_ = false;
+    if (ec) return;
+    OnWindowTimer();
+  });
+}
+
+void Worker::OnWindowTimer() {
+  const auto now = Clock::now();
+  while (!windows_.empty() && windows_.front().first <= now) {
+    auto weak = std::move(windows_.front().second);
+    windows_.pop_front();
+    if (auto c = weak.lock()) c->FlushBatch(now, false);
+  }
+  ArmWindowTimer();
+}
+
+void Worker::ArmSweep() {
+  sweep_timer_.expires_after(sweep_interval_);
+  sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    Sweep();
+    ArmSweep();
+  });
+}
+
+void Worker::Sweep() {
+  const auto now = Clock::now();
+  for (auto& [id, c] : connections_) c->CheckTimers(now);
+}
+
+}  // namespace tickwire::net

@@ -1,0 +1,141 @@
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <random>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "auth/authenticator.h"
+#include "config/config.h"
+#include "delivery/fanout_table.h"
+#include "engine/record_block.h"
+#include "engine/shard.h"
+
+namespace tickwire::net {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+class Connection;
+class Worker;
+using ConnectionPtr = std::shared_ptr<Connection>;
+
+// Read-only after start: what every worker shares.
+struct ServerContext {
+  config::Config config;
+  std::unique_ptr<auth::Authenticator> authenticator;
+  std::vector<Worker*> workers;  // index = worker index = shard index
+};
+
+// Completion of an acked PUBLISH whose ticks went to several owner shards: the last shard to
+// apply its part reports back to the publishing connection's worker.
+struct PublishAckTracker {
+  std::weak_ptr<Connection> connection;
+  unsigned worker;  // the publishing connection's worker
+  std::uint32_t request_id;
+  std::uint32_t accepted;
+  std::atomic<unsigned> remaining;
+};
+
+// Ticks for the topics one shard owns, from one PUBLISH frame, in frame order.
+struct IngestBatch {
+  std::vector<engine::IngestTick> ticks;
+  std::shared_ptr<PublishAckTracker> ack;  // null unless the PUBLISH asked for an ack
+};
+
+// One event loop on one thread. It owns its connections, the topics of its shard, and a
+// fan-out table of its connections' subscriptions. Other threads reach it only by posting to
+// its io_context; everything below runs on the owning thread unless marked otherwise.
+class Worker {
+ public:
+  Worker(unsigned index, ServerContext& ctx);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Starts the thread (any thread). Stop() makes run() return; Join() waits for the thread.
+  void Start();
+  void Stop();
+  void Join();
+
+  asio::io_context& io() { return io_; }
+  unsigned index() const { return index_; }
+  const ServerContext& context() const { return ctx_; }
+  std::uint8_t* read_scratch() { return read_scratch_.data(); }
+  std::size_t read_scratch_size() const { return read_scratch_.size(); }
+
+  // Takes ownership of a freshly accepted socket (posted here by the listener).
+  void Adopt(asio::ip::tcp::socket socket);
+  // Drops a connection from this worker's registry (after it has closed).
+  void Forget(std::uint64_t connection_id);
+  // Closes every connection with ERROR{SERVER_DRAINING} (posted here at shutdown).
+  void CloseAll();
+  std::size_t connection_count() const { return connections_.size(); }
+
+  // Routes validated ticks of one PUBLISH to their owner shards (in order per topic).
+  void Ingest(const ConnectionPtr& from, std::uint32_t request_id, bool ack,
+              std::vector<engine::IngestTick> ticks);
+  // This worker's interest in (topic or wildcard, mode) changed; tells the owner shard(s).
+  void PublishInterest(const std::vector<delivery::FanoutTable::InterestChange>& changes);
+
+  delivery::FanoutTable& fanout() { return fanout_; }
+
+  // The connection's DATA_BATCH opened a frame: flush it when the window expires.
+  void ScheduleBatchFlush(const ConnectionPtr& c, Clock::time_point deadline);
+  // BATCH_WINDOW_MS=0: flush at the end of this loop turn.
+  void MarkDirty(const ConnectionPtr& c);
+
+ private:
+  void Run();
+  // Runs once after the handlers queued now: publishes this turn's records, flushes dirty
+  // connections and cross-worker outboxes. Scheduled on demand.
+  void ScheduleEndOfTurn();
+  void EndOfTurn();
+  void ApplyIngest(IngestBatch& batch);
+  void HandleInbox(std::vector<IngestBatch>& ingest, std::vector<engine::RecordBlockPtr>& blocks);
+  void ArmWindowTimer();
+  void OnWindowTimer();
+  void ArmSweep();
+  void Sweep();
+
+  unsigned index_;
+  ServerContext& ctx_;
+  asio::io_context io_{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::thread thread_;
+  std::vector<std::uint8_t> read_scratch_;  // shared by this worker's connections for reads
+
+  std::unordered_map<std::uint64_t, ConnectionPtr> connections_;
+  std::uint64_t next_connection_ = 1;
+  std::mt19937_64 rng_;
+
+  engine::Shard shard_;
+  delivery::FanoutTable fanout_;
+  engine::RecordBlock current_block_;  // records this shard produced during this turn
+
+  // Outboxes to other workers, posted once per destination per turn.
+  std::vector<std::vector<IngestBatch>> outbox_ingest_;
+  std::vector<std::vector<engine::RecordBlockPtr>> outbox_blocks_;
+  bool end_of_turn_scheduled_ = false;
+
+  std::vector<std::weak_ptr<Connection>> dirty_;
+  // Batch windows: deadlines are (nearly) monotone in insertion order, so a FIFO and one timer
+  // replace a timer per connection.
+  std::deque<std::pair<Clock::time_point, std::weak_ptr<Connection>>> windows_;
+  asio::steady_timer window_timer_;
+  bool window_timer_armed_ = false;
+
+  asio::steady_timer sweep_timer_;
+  Clock::duration sweep_interval_;
+};
+
+}  // namespace tickwire::net

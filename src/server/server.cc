@@ -1,0 +1,93 @@
+#include "server/server.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "observability/log.h"
+
+namespace tickwire::server {
+
+Server::Server(config::Config config) {
+  ctx_.config = std::move(config);
+  ctx_.authenticator =
+      std::make_unique<auth::Authenticator>(ctx_.config.stream_user, ctx_.config.stream_pass);
+  const unsigned n = ctx_.config.EffectiveWorkers();
+  for (unsigned i = 0; i < n; ++i) {
+    workers_.push_back(std::make_unique<net::Worker>(i, ctx_));
+    ctx_.workers.push_back(workers_.back().get());
+  }
+}
+
+Server::~Server() {
+  for (auto& w : workers_) w->Stop();
+  for (auto& w : workers_) w->Join();
+}
+
+std::string Server::Open() {
+  listener_ = std::make_unique<net::Listener>(*workers_[0], ctx_.workers);
+  return listener_->Open(ctx_.config.listen_host, ctx_.config.listen_port);
+}
+
+void Server::Shutdown() {
+  boost::asio::post(control_, [this] { control_.stop(); });
+}
+
+int Server::Run() {
+  const auto& c = ctx_.config;
+  for (auto& w : workers_) w->Start();
+  listener_->Start();
+  if (!c.port_file.empty()) {
+    // Written to a temporary name and renamed, so a reader never sees a partial port.
+    const std::string tmp = c.port_file + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << listener_->port() << "\n";
+    }
+    std::rename(tmp.c_str(), c.port_file.c_str());
+  }
+  obs::Log(obs::Level::kInfo, "server_start", "listening",
+           {{"listen", c.listen_host + ":" + std::to_string(listener_->port())},
+            {"workers", static_cast<unsigned>(workers_.size())},
+            {"batch_window_ms", c.batch_window_ms},
+            {"max_msg_size", c.max_msg_size},
+            {"heartbeat_timeout_ms", c.heartbeat_timeout.count()},
+            {"version", TICKWIRE_VERSION}});
+
+  boost::asio::signal_set signals(control_, SIGINT, SIGTERM);
+  signals.async_wait([this](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    obs::Log(obs::Level::kInfo, "server_stop", "signal received, shutting down", {{"signal", sig}});
+    control_.stop();
+  });
+  control_.run();
+
+  // Stop accepting, tell every client, give queued output a moment to leave, then stop.
+  listener_->Stop();
+  for (auto& w : workers_) {
+    net::Worker* worker = w.get();
+    boost::asio::post(worker->io(), [worker] { worker->CloseAll(); });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (auto& w : workers_) {
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto count = std::make_shared<std::promise<std::size_t>>();
+      auto fut = count->get_future();
+      net::Worker* worker = w.get();
+      boost::asio::post(worker->io(),
+                        [worker, count] { count->set_value(worker->connection_count()); });
+      if (fut.wait_until(deadline) != std::future_status::ready || fut.get() == 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  for (auto& w : workers_) w->Stop();
+  for (auto& w : workers_) w->Join();
+  obs::Log(obs::Level::kInfo, "server_exit", "stopped");
+  return 0;
+}
+
+}  // namespace tickwire::server

@@ -1,0 +1,29 @@
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace tickwire::session {
+
+// Why a connection ended. Every close carries one; it is logged and (later) a metric label, so
+// the set is small and fixed.
+enum class CloseReason : std::uint8_t {
+  kNone = 0,
+  kClientClosed,      // peer closed or reset the connection
+  kIoError,           // a socket error other than a clean close
+  kAuthRequired,      // first frame was not AUTH
+  kAuthFailed,        // wrong credentials
+  kAuthTimeout,       // no AUTH within AUTH_TIMEOUT_MS
+  kMalformedFrame,    // zero length or unparseable payload
+  kFrameTooLarge,     // declared length over MAX_MSG_SIZE
+  kUnknownFrameType,  // type byte not in the contract
+  kInvalidRequest,    // fatal INVALID_REQUEST (server-only type, bad protocol version)
+  kHeartbeatTimeout,  // no HEARTBEAT within heartbeat_timeout
+  kSlowConsumer,      // pending output over its limit, or write deadline missed
+  kServerShutdown,    // server stopping
+  kCount
+};
+
+std::string_view CloseReasonName(CloseReason reason);
+
+}  // namespace tickwire::session

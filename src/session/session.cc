@@ -1,0 +1,286 @@
+#include "session/session.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "protocol/errors.h"
+#include "protocol/frame.h"
+#include "protocol/wire.h"
+#include "tickwire/v1/tickwire.pb.h"
+
+namespace tickwire::session {
+namespace {
+
+using protocol::FrameType;
+namespace pb = ::tickwire::v1;
+
+template <typename Message>
+bool Parse(Message& m, std::span<const std::uint8_t> payload) {
+  return m.ParseFromArray(payload.data(), static_cast<int>(payload.size()));
+}
+
+std::string TickProblem(const pb::Tick& t, std::int64_t now_ns) {
+  if (!engine::IsValidTopic(t.topic())) {
+    return t.topic() == "*" ? "topic '*' is only valid in SUBSCRIBE"
+                            : "topic must be 1-128 bytes of [A-Za-z0-9._:-]";
+  }
+  if (!std::isfinite(t.price())) return "price is not finite";
+  if (!std::isfinite(t.size())) return "size is not finite";
+  if (t.size() < 0) return "size is negative";
+  if (t.ts_ns() < 0) return "ts_ns is negative";
+  if (t.ts_ns() > now_ns + kMaxFutureSkewNs) return "ts_ns is more than 5s ahead of the server";
+  return {};
+}
+
+}  // namespace
+
+Session::Session(SessionParams params, SessionHost& host, Clock::time_point connected_at)
+    : params_(std::move(params)),
+      host_(host),
+      connected_at_(connected_at),
+      last_heartbeat_(connected_at) {}
+
+void Session::Fail(int code, std::string_view message, CloseReason reason,
+                   std::uint32_t retry_after_ms, std::uint32_t request_id) {
+  if (closed()) return;
+  pb::Error err;
+  err.set_code(static_cast<pb::ErrorCode>(code));
+  err.set_message(std::string(message));
+  err.set_fatal(true);
+  err.set_retry_after_ms(retry_after_ms);
+  err.set_request_id(request_id);
+  state_ = State::kClosed;
+  host_.SendFrame(protocol::EncodeFrame(FrameType::kError, err));
+  host_.CloseAfterError(reason);
+}
+
+void Session::Reject(int code, std::string_view message, std::uint32_t request_id) {
+  pb::Error err;
+  err.set_code(static_cast<pb::ErrorCode>(code));
+  err.set_message(std::string(message));
+  err.set_request_id(request_id);
+  host_.SendFrame(protocol::EncodeFrame(FrameType::kError, err));
+}
+
+bool Session::Malformed(std::uint8_t type) {
+  Fail(pb::MALFORMED_FRAME,
+       std::string("payload does not parse as the ") + std::string(protocol::FrameTypeName(type)) +
+           " message",
+       CloseReason::kMalformedFrame);
+  return false;
+}
+
+void Session::OnDecodeError(std::error_code ec) {
+  if (ec == protocol::DecodeError::kFrameTooLarge) {
+    Fail(pb::FRAME_TOO_LARGE,
+         "frame payload exceeds MAX_MSG_SIZE (" + std::to_string(params_.max_msg_size) + ")",
+         CloseReason::kFrameTooLarge);
+  } else {
+    Fail(pb::MALFORMED_FRAME, "frame length is zero", CloseReason::kMalformedFrame);
+  }
+}
+
+bool Session::OnFrame(std::uint8_t type, std::span<const std::uint8_t> payload,
+                      Clock::time_point now) {
+  if (closed()) return false;
+  if (!protocol::IsKnownFrameType(type)) {
+    Fail(pb::UNKNOWN_FRAME_TYPE, "unknown frame type " + std::to_string(type),
+         CloseReason::kUnknownFrameType);
+    return false;
+  }
+  const auto ft = static_cast<FrameType>(type);
+  if (state_ == State::kAwaitAuth) {
+    if (ft != FrameType::kAuth) {
+      Fail(pb::AUTH_REQUIRED, "the first frame must be AUTH", CloseReason::kAuthRequired);
+      return false;
+    }
+    return HandleAuth(payload, now);
+  }
+  if (!protocol::IsClientFrameType(type)) {
+    Fail(pb::INVALID_REQUEST,
+         std::string(protocol::FrameTypeName(type)) + " is sent by servers only",
+         CloseReason::kInvalidRequest);
+    return false;
+  }
+  switch (ft) {
+    case FrameType::kAuth: {
+      pb::Auth auth;
+      if (!Parse(auth, payload)) return Malformed(type);
+      Reject(pb::INVALID_REQUEST, "already authenticated", 0);
+      return true;
+    }
+    case FrameType::kHeartbeat:
+      return HandleHeartbeat(payload, now);
+    case FrameType::kSubscribe:
+      return HandleSubscribe(payload);
+    case FrameType::kUnsubscribe:
+      return HandleUnsubscribe(payload);
+    case FrameType::kPublish:
+      return HandlePublish(payload);
+    default:
+      return true;  // unreachable: client types are handled above
+  }
+}
+
+bool Session::HandleAuth(std::span<const std::uint8_t> payload, Clock::time_point now) {
+  pb::Auth auth;
+  if (!Parse(auth, payload)) return Malformed(static_cast<std::uint8_t>(FrameType::kAuth));
+  if (auth.protocol_version() > protocol::kProtocolVersion) {
+    Fail(pb::INVALID_REQUEST,
+         "unsupported protocol_version " + std::to_string(auth.protocol_version()) +
+             " (this server speaks 1)",
+         CloseReason::kInvalidRequest);
+    return false;
+  }
+  if (params_.authenticator == nullptr ||
+      !params_.authenticator->Check(auth.username(), auth.password())) {
+    Fail(pb::AUTH_FAILED, "invalid username or password", CloseReason::kAuthFailed);
+    return false;
+  }
+  user_ = auth.username();
+  client_name_ = auth.client_name();
+  state_ = State::kReady;
+  last_heartbeat_ = now;
+  pb::AuthOk ok;
+  ok.set_session_id(params_.session_id);
+  ok.set_heartbeat_interval_ms(static_cast<std::uint32_t>(params_.heartbeat_interval.count()));
+  ok.set_heartbeat_timeout_ms(static_cast<std::uint32_t>(params_.heartbeat_timeout.count()));
+  ok.set_max_msg_size(params_.max_msg_size);
+  ok.set_batch_window_ms(params_.batch_window_ms);
+  ok.set_server_version(TICKWIRE_VERSION);
+  ok.set_protocol_version(protocol::kProtocolVersion);
+  host_.SendFrame(protocol::EncodeFrame(FrameType::kAuthOk, ok));
+  host_.OnAuthenticated(user_, client_name_);
+  return true;
+}
+
+bool Session::HandleHeartbeat(std::span<const std::uint8_t> payload, Clock::time_point now) {
+  pb::Heartbeat hb;
+  if (!Parse(hb, payload)) return Malformed(static_cast<std::uint8_t>(FrameType::kHeartbeat));
+  last_heartbeat_ = now;
+  host_.SendFrame(protocol::EncodeFrame(FrameType::kHeartbeat, hb));
+  return true;
+}
+
+bool Session::HandleSubscribe(std::span<const std::uint8_t> payload) {
+  pb::Subscribe req;
+  if (!Parse(req, payload)) return Malformed(static_cast<std::uint8_t>(FrameType::kSubscribe));
+  const std::uint32_t rid = req.request_id();
+  if (req.mode() != pb::MODE_SECOND && req.mode() != pb::MODE_MINUTE &&
+      req.mode() != pb::MODE_TICK) {
+    Reject(pb::INVALID_REQUEST, "mode must be MODE_SECOND, MODE_MINUTE or MODE_TICK", rid);
+    return true;
+  }
+  if (req.topics_size() == 0) {
+    Reject(pb::INVALID_REQUEST, "topics is empty", rid);
+    return true;
+  }
+  if (req.since_ms() < 0) {
+    Reject(pb::INVALID_REQUEST, "since_ms is negative", rid);
+    return true;
+  }
+  if (req.backfill() > 0 && req.since_ms() > 0) {
+    Reject(pb::INVALID_REQUEST, "backfill and since_ms are exclusive", rid);
+    return true;
+  }
+  Subscription sub{static_cast<engine::Mode>(req.mode()), false, {}};
+  for (int i = 0; i < req.topics_size(); ++i) {
+    const std::string& topic = req.topics(i);
+    if (topic == engine::kWildcard) {
+      sub.wildcard = true;
+    } else if (engine::IsValidTopic(topic)) {
+      sub.topics.push_back(topic);
+    } else {
+      Reject(pb::INVALID_REQUEST,
+             "topics[" + std::to_string(i) + "]: must be 1-128 bytes of [A-Za-z0-9._:-] or '*'",
+             rid);
+      return true;
+    }
+  }
+  std::sort(sub.topics.begin(), sub.topics.end());
+  sub.topics.erase(std::unique(sub.topics.begin(), sub.topics.end()), sub.topics.end());
+  if (subs_.size() >= kMaxSubscriptionsPerConnection ||
+      topic_refs_ + sub.topics.size() > kMaxTopicRefsPerConnection) {
+    Reject(pb::INVALID_REQUEST, "too many subscriptions on this connection", rid);
+    return true;
+  }
+  const std::uint64_t id = next_subscription_id_++;
+  topic_refs_ += sub.topics.size();
+  auto& stored = subs_.emplace(id, std::move(sub)).first->second;
+  host_.AddSubscription(id, stored);
+  pb::SubscribeOk ok;
+  ok.set_request_id(rid);
+  ok.set_subscription_id(id);
+  host_.SendFrame(protocol::EncodeFrame(FrameType::kSubscribeOk, ok));
+  return true;
+}
+
+bool Session::HandleUnsubscribe(std::span<const std::uint8_t> payload) {
+  pb::Unsubscribe req;
+  if (!Parse(req, payload)) return Malformed(static_cast<std::uint8_t>(FrameType::kUnsubscribe));
+  auto it = subs_.find(req.subscription_id());
+  if (it == subs_.end()) {
+    Reject(pb::INVALID_REQUEST,
+           "no subscription " + std::to_string(req.subscription_id()) + " on this connection",
+           req.request_id());
+    return true;
+  }
+  host_.RemoveSubscription(it->first, it->second);
+  topic_refs_ -= it->second.topics.size();
+  subs_.erase(it);
+  return true;
+}
+
+bool Session::HandlePublish(std::span<const std::uint8_t> payload) {
+  pb::Publish req;
+  if (!Parse(req, payload)) return Malformed(static_cast<std::uint8_t>(FrameType::kPublish));
+  const std::int64_t now_ns = host_.WallClockNs();
+  // Validate the whole frame before applying any of it.
+  for (int i = 0; i < req.ticks_size(); ++i) {
+    const std::string problem = TickProblem(req.ticks(i), now_ns);
+    if (!problem.empty()) {
+      Reject(pb::INVALID_REQUEST,
+             "ticks[" + std::to_string(i) + "]: " + problem + "; nothing of this frame applied",
+             req.request_id());
+      return true;
+    }
+  }
+  std::vector<engine::IngestTick> ticks;
+  ticks.reserve(static_cast<std::size_t>(req.ticks_size()));
+  for (auto& t : *req.mutable_ticks()) {
+    ticks.push_back(engine::IngestTick{std::move(*t.mutable_topic()), t.price(), t.size(),
+                                       t.ts_ns() == 0 ? now_ns : t.ts_ns()});
+  }
+  host_.Publish(req.request_id(), req.ack(), std::move(ticks));
+  return true;
+}
+
+void Session::OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted) {
+  if (closed()) return;
+  pb::PublishAck ack;
+  ack.set_request_id(request_id);
+  ack.set_accepted(accepted);
+  host_.SendFrame(protocol::EncodeFrame(FrameType::kPublishAck, ack));
+}
+
+bool Session::CheckTimers(Clock::time_point now) {
+  if (closed()) return false;
+  if (state_ == State::kAwaitAuth) {
+    if (now - connected_at_ >= params_.auth_timeout) {
+      Fail(pb::AUTH_TIMEOUT,
+           "no AUTH within " + std::to_string(params_.auth_timeout.count()) + "ms",
+           CloseReason::kAuthTimeout);
+      return false;
+    }
+    return true;
+  }
+  if (now - last_heartbeat_ >= params_.heartbeat_timeout) {
+    Fail(pb::HEARTBEAT_TIMEOUT,
+         "no HEARTBEAT for " + std::to_string(params_.heartbeat_timeout.count()) + "ms",
+         CloseReason::kHeartbeatTimeout);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace tickwire::session

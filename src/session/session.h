@@ -1,0 +1,112 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <system_error>
+#include <unordered_map>
+#include <vector>
+
+#include "auth/authenticator.h"
+#include "engine/shard.h"
+#include "engine/topic.h"
+#include "session/close_reason.h"
+
+namespace tickwire::session {
+
+using Clock = std::chrono::steady_clock;
+
+// Limits that keep one connection's state bounded.
+inline constexpr std::size_t kMaxSubscriptionsPerConnection = 1024;
+inline constexpr std::size_t kMaxTopicRefsPerConnection = 65536;
+// Ticks may carry event times at most this far ahead of the server clock (rule 4).
+inline constexpr std::int64_t kMaxFutureSkewNs = 5'000'000'000;
+
+// What a session needs to know, fixed for its lifetime.
+struct SessionParams {
+  const auth::Authenticator* authenticator = nullptr;
+  std::chrono::milliseconds heartbeat_interval{15'000};
+  std::chrono::milliseconds heartbeat_timeout{20'000};
+  std::chrono::milliseconds auth_timeout{5'000};
+  std::uint32_t max_msg_size = 65536;
+  std::uint32_t batch_window_ms = 5;
+  std::string session_id;
+};
+
+// A subscription as the session records it (for UNSUBSCRIBE and cleanup).
+struct Subscription {
+  engine::Mode mode;
+  bool wildcard = false;
+  std::vector<std::string> topics;  // exact topics (without "*"), deduplicated
+};
+
+// The side effects of a session, implemented by the connection (or a test double).
+class SessionHost {
+ public:
+  virtual ~SessionHost() = default;
+  // Queues a complete control frame (AUTH_OK, SUBSCRIBE_OK, PUBLISH_ACK, HEARTBEAT, ERROR).
+  virtual void SendFrame(std::string frame) = 0;
+  // A fatal ERROR has been queued: flush it and close. The session is closed from now on.
+  virtual void CloseAfterError(CloseReason reason) = 0;
+  virtual void AddSubscription(std::uint64_t id, const Subscription& sub) = 0;
+  virtual void RemoveSubscription(std::uint64_t id, const Subscription& sub) = 0;
+  // Hands validated, stamped ticks to the engine. When `ack`, the host later calls
+  // Session::OnPublishApplied once they are applied.
+  virtual void Publish(std::uint32_t request_id, bool ack,
+                       std::vector<engine::IngestTick> ticks) = 0;
+  // Wall clock in ns since the Unix epoch (for stamping ticks and the future-skew check).
+  virtual std::int64_t WallClockNs() = 0;
+  // AUTH succeeded (for logs and monitoring).
+  virtual void OnAuthenticated(const std::string& user, const std::string& client_name) = 0;
+};
+
+// The protocol state machine of one connection: AUTH first, heartbeats, SUBSCRIBE /
+// UNSUBSCRIBE, PUBLISH validation, and every ERROR these rules name. Never throws on input.
+class Session {
+ public:
+  enum class State : std::uint8_t { kAwaitAuth, kReady, kClosed };
+
+  Session(SessionParams params, SessionHost& host, Clock::time_point connected_at);
+
+  // Handles one complete frame. Returns false once the session is closed.
+  bool OnFrame(std::uint8_t type, std::span<const std::uint8_t> payload, Clock::time_point now);
+  // The decoder rejected the byte stream (zero length, frame too large): fatal ERROR.
+  void OnDecodeError(std::error_code ec);
+  // AUTH and heartbeat deadlines, called by the worker's coarse sweep. False once closed.
+  bool CheckTimers(Clock::time_point now);
+  // The ticks of an acked PUBLISH have been applied.
+  void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted);
+  // Sends a fatal ERROR and closes (also used by the host: slow consumer, shutdown).
+  void Fail(int code, std::string_view message, CloseReason reason,
+            std::uint32_t retry_after_ms = 0, std::uint32_t request_id = 0);
+
+  State state() const { return state_; }
+  bool closed() const { return state_ == State::kClosed; }
+  const std::string& user() const { return user_; }
+  const std::string& client_name() const { return client_name_; }
+  const std::unordered_map<std::uint64_t, Subscription>& subscriptions() const { return subs_; }
+
+ private:
+  bool HandleAuth(std::span<const std::uint8_t> payload, Clock::time_point now);
+  bool HandleHeartbeat(std::span<const std::uint8_t> payload, Clock::time_point now);
+  bool HandleSubscribe(std::span<const std::uint8_t> payload);
+  bool HandleUnsubscribe(std::span<const std::uint8_t> payload);
+  bool HandlePublish(std::span<const std::uint8_t> payload);
+  // Non-fatal ERROR answering a request.
+  void Reject(int code, std::string_view message, std::uint32_t request_id);
+  bool Malformed(std::uint8_t type);
+
+  SessionParams params_;
+  SessionHost& host_;
+  State state_ = State::kAwaitAuth;
+  Clock::time_point connected_at_;
+  Clock::time_point last_heartbeat_;
+  std::string user_;
+  std::string client_name_;
+  std::uint64_t next_subscription_id_ = 1;
+  std::size_t topic_refs_ = 0;
+  std::unordered_map<std::uint64_t, Subscription> subs_;
+};
+
+}  // namespace tickwire::session
