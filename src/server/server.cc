@@ -39,6 +39,9 @@ void Server::Shutdown() {
 
 int Server::Run() {
   const auto& c = ctx_.config;
+  // Signals are caught before anything can announce the server (PORT_FILE, logs), so a
+  // SIGTERM right after startup still drains and exits 0.
+  boost::asio::signal_set signals(control_, SIGINT, SIGTERM);
   for (auto& w : workers_) w->Start();
   listener_->Start();
   if (!c.port_file.empty()) {
@@ -58,7 +61,6 @@ int Server::Run() {
             {"heartbeat_timeout_ms", c.heartbeat_timeout.count()},
             {"version", TICKWIRE_VERSION}});
 
-  boost::asio::signal_set signals(control_, SIGINT, SIGTERM);
   signals.async_wait([this](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     obs::Log(obs::Level::kInfo, "server_stop", "signal received, shutting down", {{"signal", sig}});

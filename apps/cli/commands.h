@@ -1,0 +1,13 @@
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace tickwire::cli {
+
+// Each Register* adds its subcommand to `app`; the callback it installs runs the command and
+// stores the process exit code in `exit_code`.
+void RegisterSub(CLI::App& app, int& exit_code);
+void RegisterPub(CLI::App& app, int& exit_code);
+void RegisterBench(CLI::App& app, int& exit_code);
+
+}  // namespace tickwire::cli

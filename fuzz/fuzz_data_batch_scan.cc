@@ -1,0 +1,94 @@
+// Differential fuzzer: the hand-written DATA_BATCH scanner (ScanDataBatch, ParseTickFields)
+// against protobuf's own parser. Input: a DataBatch payload.
+//
+// Oracles, whenever both sides accept the input:
+//  - ScanDataBatch and DataBatch::ParseFromArray see the same batch_seq and record count, and the
+//    same kind (tick, bar, none) for every record;
+//  - ParseTickFields and Tick::ParseFromArray read the same fields from the same tick bytes.
+// Either side may reject what the other accepts (protobuf checks UTF-8 and nested messages; the
+// scanner refuses groups and mistyped known fields); that is not a failure.
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <google/protobuf/stubs/logging.h>
+
+#include "protocol/wire.h"
+#include "tickwire/v1/tickwire.pb.h"
+
+namespace {
+
+using tickwire::protocol::ParseTickFields;
+using tickwire::protocol::RecordKind;
+using tickwire::protocol::ScanDataBatch;
+namespace v1 = tickwire::v1;
+
+void Check(bool ok) {
+  if (!ok) std::abort();
+}
+
+std::uint64_t Bits(double d) { return std::bit_cast<std::uint64_t>(d); }
+
+void CompareTick(std::span<const std::uint8_t> bytes) {
+  const auto ours = ParseTickFields(bytes);
+  v1::Tick theirs;
+  const bool theirs_ok = theirs.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+  if (!ours || !theirs_ok) return;
+  Check(ours->topic == theirs.topic());
+  Check(Bits(ours->price) == Bits(theirs.price()));
+  Check(Bits(ours->size) == Bits(theirs.size()));
+  Check(ours->ts_ns == theirs.ts_ns());
+  Check(ours->seq == theirs.seq());
+  Check(ours->prev_seq == theirs.prev_seq());
+}
+
+void DiscardProtobufLog(google::protobuf::LogLevel, const char*, int, const std::string&) {}
+
+}  // namespace
+
+// Protobuf logs every string field with invalid UTF-8; the fuzzer produces those constantly.
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  google::protobuf::SetLogHandler(&DiscardProtobufLog);
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::span<const std::uint8_t> payload(data, size);
+
+  // The input as a single Tick, so ParseTickFields is fuzzed directly too.
+  CompareTick(payload);
+
+  std::vector<RecordKind> kinds;
+  const auto batch_seq = ScanDataBatch(payload, [&](RecordKind kind, auto inner) {
+    kinds.push_back(kind);
+    // Bytes of a record must lie inside the payload.
+    Check(inner.empty() || (inner.data() >= data && inner.data() + inner.size() <= data + size));
+    if (kind == RecordKind::kTick) CompareTick(inner);
+  });
+
+  v1::DataBatch batch;
+  const bool proto_ok = batch.ParseFromArray(data, static_cast<int>(size));
+  if (!batch_seq || !proto_ok) return 0;
+
+  Check(*batch_seq == batch.batch_seq());
+  Check(kinds.size() == static_cast<std::size_t>(batch.records_size()));
+  for (std::size_t i = 0; i < kinds.size(); ++i) {
+    const v1::Record& r = batch.records(static_cast<int>(i));
+    switch (r.kind_case()) {
+      case v1::Record::kTick:
+        Check(kinds[i] == RecordKind::kTick);
+        break;
+      case v1::Record::kBar:
+        Check(kinds[i] == RecordKind::kBar);
+        break;
+      case v1::Record::KIND_NOT_SET:
+        Check(kinds[i] == RecordKind::kUnknown);
+        break;
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# THE test command. Installs dependencies (scripts/setup.sh), then for each stage configures,
+# builds and tests one CMake preset:
+#   release  all unit + integration tests, RelWithDebInfo
+#   asan     the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   fuzz     every libFuzzer target for a fixed time, starting from fuzz/corpus/<target>/
+# Stops at the first failure with a non-zero exit.
+#
+# Usage: scripts/test.sh [--quick] [--stage NAME]... [--fuzz-time SECONDS] [--no-setup]
+#   --quick          release stage only
+#   --stage NAME     run only this stage (release, asan, tsan, fuzz); repeatable
+#   --fuzz-time S    seconds per fuzz target (default 20, or $TICKWIRE_FUZZ_TIME)
+#   --no-setup       skip scripts/setup.sh
+# Environment: TICKWIRE_JOBS (build parallelism, default: number of CPUs).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${ROOT}"
+
+JOBS="${TICKWIRE_JOBS:-$(nproc)}"
+FUZZ_TIME="${TICKWIRE_FUZZ_TIME:-20}"
+RUN_SETUP=1
+STAGES=()
+
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --quick) STAGES=(release) ;;
+    --stage)
+      [[ $# -ge 2 ]] || { echo "test.sh: --stage needs a name" >&2; exit 2; }
+      STAGES+=("$2")
+      shift
+      ;;
+    --stage=*) STAGES+=("${1#--stage=}") ;;
+    --fuzz-time)
+      [[ $# -ge 2 ]] || { echo "test.sh: --fuzz-time needs seconds" >&2; exit 2; }
+      FUZZ_TIME="$2"
+      shift
+      ;;
+    --fuzz-time=*) FUZZ_TIME="${1#--fuzz-time=}" ;;
+    --no-setup) RUN_SETUP=0 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "test.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [[ ${#STAGES[@]} -eq 0 ]]; then STAGES=(release asan fuzz); fi
+for s in "${STAGES[@]}"; do
+  case "${s}" in
+    release | asan | tsan | fuzz) ;;
+    *) echo "test.sh: unknown stage '${s}' (release, asan, tsan, fuzz)" >&2; exit 2 ;;
+  esac
+done
+[[ "${FUZZ_TIME}" =~ ^[0-9]+$ ]] || { echo "test.sh: --fuzz-time must be whole seconds" >&2; exit 2; }
+
+START_ALL=${SECONDS}
+CURRENT_STAGE=""
+STAGE_START=0
+
+banner() { printf '\n==== %s ====\n' "$*"; }
+
+begin_stage() {
+  CURRENT_STAGE="$1"
+  STAGE_START=${SECONDS}
+  banner "stage ${CURRENT_STAGE}: $2"
+}
+
+end_stage() {
+  printf '==== stage %s passed in %ds ====\n' "${CURRENT_STAGE}" $((SECONDS - STAGE_START))
+  CURRENT_STAGE=""
+}
+
+on_exit() {
+  local rc=$?
+  if [[ ${rc} -ne 0 && -n "${CURRENT_STAGE}" ]]; then
+    printf '\n==== stage %s FAILED after %ds (exit %d) ====\n' "${CURRENT_STAGE}" \
+      $((SECONDS - STAGE_START)) "${rc}" >&2
+  fi
+}
+trap on_exit EXIT
+
+# configure + build + ctest for one preset.
+ctest_stage() {
+  local preset="$1"
+  begin_stage "${preset}" "$2"
+  cmake --preset "${preset}"
+  cmake --build --preset "${preset}" --parallel "${JOBS}"
+  ctest --preset "${preset}" -j2 --output-on-failure --timeout 300
+  end_stage
+}
+
+fuzz_stage() {
+  begin_stage fuzz "every fuzz target for ${FUZZ_TIME}s (libFuzzer, ASan+UBSan)"
+  cmake --preset fuzz
+  cmake --build --preset fuzz --parallel "${JOBS}" --target tickwire_fuzzers
+  local build="${ROOT}/build/fuzz"
+  local list="${build}/fuzz/fuzzers.txt"
+  [[ -s "${list}" ]] || { echo "fuzz: no fuzz targets listed in ${list}" >&2; return 1; }
+  local work="${build}/fuzz-run"
+  mkdir -p "${work}/artifacts" "${work}/logs"
+  local target
+  while read -r target; do
+    [[ -n "${target}" ]] || continue
+    local seeds="${ROOT}/fuzz/corpus/${target}"
+    local corpus="${work}/corpus/${target}"  # grows across runs; the committed seeds stay as they are
+    local log="${work}/logs/${target}.log"
+    mkdir -p "${corpus}"
+    local dirs=("${corpus}")
+    if [[ -d "${seeds}" ]]; then dirs+=("${seeds}"); else echo "fuzz: warning: no seed corpus ${seeds}"; fi
+    echo "-- ${target}: ${FUZZ_TIME}s, seeds ${seeds#"${ROOT}"/}, log ${log#"${ROOT}"/}"
+    local rc=0
+    "${build}/fuzz/${target}" -max_total_time="${FUZZ_TIME}" -timeout=10 -rss_limit_mb=2048 \
+      -print_final_stats=1 -dict="${ROOT}/fuzz/tickwire.dict" \
+      -artifact_prefix="${work}/artifacts/${target}-" "${dirs[@]}" >"${log}" 2>&1 || rc=$?
+    if [[ ${rc} -ne 0 ]]; then
+      tail -n 80 "${log}" >&2
+      echo "fuzz: ${target} FAILED (exit ${rc}); reproducer in ${work}/artifacts/, rerun with:" >&2
+      echo "  ${build}/fuzz/${target} <artifact>" >&2
+      return 1
+    fi
+    grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "${log}" | sed 's/^/   /' || true
+  done <"${list}"
+  end_stage
+}
+
+banner "tickwire tests: stages ${STAGES[*]} (jobs ${JOBS})"
+if [[ ${RUN_SETUP} -eq 1 ]]; then
+  begin_stage setup "Debian packages"
+  "${ROOT}/scripts/setup.sh"
+  end_stage
+fi
+
+for stage in "${STAGES[@]}"; do
+  case "${stage}" in
+    release) ctest_stage release "unit + integration tests (RelWithDebInfo)" ;;
+    asan) ctest_stage asan "unit + integration tests under ASan + UBSan" ;;
+    tsan) ctest_stage tsan "unit + integration tests under TSan" ;;
+    fuzz) fuzz_stage ;;
+  esac
+done
+
+banner "all stages passed (${STAGES[*]}) in $((SECONDS - START_ALL))s"

@@ -1,0 +1,141 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/error.h"
+#include "client/records.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace tickwire::client {
+
+// Called on the client's io thread. They must not block for long (a slow callback stops reading,
+// which backs pressure up to the server) and must not call blocking Client methods (Subscribe,
+// Publish with ack, Close from another client's thread is fine).
+using BatchCallback = std::function<void(const Batch& batch)>;
+// `payload` is the DATA_BATCH protobuf payload (read it with protocol::ScanDataBatch); it is
+// valid only during the call. batch_seq is already checked by the client.
+using RawBatchCallback =
+    std::function<void(std::uint64_t batch_seq, std::span<const std::uint8_t> payload)>;
+using ErrorCallback = std::function<void(const Error& error)>;
+
+struct ClientOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 7878;
+  std::string username;
+  std::string password;
+  std::string client_name;  // free text the server logs
+  // Resolve + TCP connect + AUTH until AUTH_OK.
+  std::chrono::milliseconds connect_timeout{5000};
+  // Reply wait for SUBSCRIBE and acked PUBLISH, and the wait for outbound buffer space.
+  std::chrono::milliseconds request_timeout{5000};
+  // HEARTBEAT period; 0 = the server's AuthOk.heartbeat_interval_ms.
+  std::chrono::milliseconds heartbeat_interval{0};
+  // Events the pull queue (Next) holds before the client stops reading the socket. Reading
+  // resumes when Next() drains it below half; the queue may exceed this by the records of one
+  // socket read (read_buffer_size bytes).
+  std::size_t queue_capacity = 1024;
+  std::size_t read_buffer_size = 64 * 1024;
+  // Outbound bytes (queued + being written) above which Publish/Subscribe wait for space.
+  std::size_t max_outbound_bytes = 4 * 1024 * 1024;
+
+  // Delivery. With neither batch callback set, batches go to the pull queue (Next). With one
+  // set, batches go only to it. Errors that answer no request go to on_error when set, else to
+  // the pull queue (dropped and counted when the queue is full and batches use a callback).
+  BatchCallback on_batch;
+  RawBatchCallback on_raw_batch;  // wins over on_batch when both are set
+  ErrorCallback on_error;
+
+  // Run on this io_context instead of a thread of the client's own (e.g. many clients on a few
+  // threads in a load generator). The caller runs it (with a work guard: a paused read leaves no
+  // operation pending) and keeps it alive and running until the client is destroyed.
+  boost::asio::io_context* io_context = nullptr;
+};
+
+// The server's AUTH_OK parameters.
+struct AuthInfo {
+  std::string session_id;
+  std::uint32_t heartbeat_interval_ms = 0;
+  std::uint32_t heartbeat_timeout_ms = 0;
+  std::uint32_t max_msg_size = 0;
+  std::uint32_t batch_window_ms = 0;
+  std::string server_version;
+  std::uint32_t protocol_version = 0;
+};
+
+// Counters for monitoring and tests; read without locks.
+struct ClientStats {
+  std::uint64_t frames_received = 0;
+  std::uint64_t bytes_received = 0;
+  std::uint64_t batches = 0;
+  std::uint64_t records = 0;         // decoded records (not counted for on_raw_batch)
+  std::uint64_t batch_gaps = 0;      // batch_seq discontinuities
+  std::uint64_t read_pauses = 0;     // times reading stopped because the pull queue was full
+  std::uint64_t dropped_events = 0;  // errors dropped because nobody took them
+  std::uint64_t heartbeats_sent = 0;
+};
+
+// A connection to a tickwire server (PROTOCOL.md v1). Methods may be called from any user thread
+// (typically one); frames are read, heartbeats sent and callbacks run on the io thread. There is
+// no reconnect yet: once closed (by Close, a fatal ERROR, an I/O or protocol error), every
+// request fails with ErrorKind::kClosed and Next() returns Closed.
+class Client {
+ public:
+  // Connects, sends AUTH and waits for AUTH_OK (or the server's ERROR, or connect_timeout).
+  static Result<std::unique_ptr<Client>> Connect(ClientOptions options);
+
+  ~Client();  // Close()s; must not run on the client's own io thread.
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  const AuthInfo& auth_info() const;
+
+  // Sends SUBSCRIBE and waits for SUBSCRIBE_OK (returns subscription_id) or the ERROR carrying
+  // its request_id. Pass backfill or since_ms (0 = none) for retained records first.
+  Result<std::uint64_t> Subscribe(Mode mode, const std::vector<std::string>& topics,
+                                  std::uint32_t backfill = 0, std::int64_t since_ms = 0);
+  // Sends UNSUBSCRIBE. The contract has no reply; records already queued may still arrive.
+  Result<void> Unsubscribe(std::uint64_t subscription_id);
+  // Sends one PUBLISH frame. With ack, waits for PUBLISH_ACK and returns `accepted`, or the
+  // ERROR naming the bad tick; without, returns ticks.size() once the frame is queued. The
+  // frame must fit in the server's max_msg_size (kInvalidArgument otherwise).
+  Result<std::uint32_t> Publish(std::span<const Tick> ticks, bool ack = false);
+
+  // Pull API: the next batch or error, or Closed once closed and drained; nullopt on timeout.
+  std::optional<Event> Next(std::chrono::milliseconds timeout);
+
+  // Closes the connection (idempotent). Pending requests fail with kClosed. After it returns no
+  // callback runs any more. Safe to call from a callback.
+  void Close();
+  bool closed() const;
+  // The error that closed the client, if it was not Close().
+  std::optional<Error> close_reason() const;
+  ClientStats stats() const;
+
+  class Impl;  // public for the implementation's free functions; opaque to users
+
+ private:
+  Client(std::unique_ptr<boost::asio::io_context> owned_io, std::shared_ptr<Impl> impl);
+
+  // Owned io_context and its thread when ClientOptions::io_context is null. Declared before
+  // impl_ so that the Impl (and its socket) is destroyed first.
+  std::unique_ptr<boost::asio::io_context> owned_io_;
+  // Work guard on owned_io_ (type-erased to keep Asio out of this header): its thread must keep
+  // running while the client is open even with no operation pending (reading paused and no
+  // heartbeat timer), so that Next() can resume reading.
+  std::shared_ptr<void> owned_io_work_;
+  std::thread io_thread_;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace tickwire::client

@@ -1,0 +1,293 @@
+#include "config/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace tickwire::config {
+namespace {
+
+using ::testing::HasSubstr;
+
+using Env = std::map<std::string, std::string>;
+
+EnvLookup MapEnv(Env env) {
+  return [env = std::move(env)](const std::string& name) -> std::optional<std::string> {
+    auto it = env.find(name);
+    if (it == env.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+Env WithCredentials(Env env = {}) {
+  env.emplace("STREAM_USER", "alice");
+  env.emplace("STREAM_PASS", "s3cret");
+  return env;
+}
+
+ParseResult Parse(const Env& env, std::vector<std::string> args = {}) {
+  return ParseServerConfig(args, MapEnv(env));
+}
+
+// The config, or a test failure naming what came back instead.
+Config MustParse(const Env& env, std::vector<std::string> args = {}) {
+  ParseResult r = Parse(env, std::move(args));
+  if (auto* e = std::get_if<ParseError>(&r)) ADD_FAILURE() << "ParseError: " << e->message;
+  if (auto* x = std::get_if<ParseExit>(&r)) ADD_FAILURE() << "ParseExit: " << x->text;
+  if (auto* c = std::get_if<Config>(&r)) return *c;
+  return {};
+}
+
+std::string MustFail(const Env& env, std::vector<std::string> args = {}) {
+  ParseResult r = Parse(env, std::move(args));
+  if (auto* e = std::get_if<ParseError>(&r)) return e->message;
+  ADD_FAILURE() << "expected a ParseError";
+  return {};
+}
+
+TEST(ConfigDefaults, MatchTheDocumentedTable) {
+  const Config c = MustParse(WithCredentials());
+  EXPECT_EQ(c.stream_user, "alice");
+  EXPECT_EQ(c.stream_pass, "s3cret");
+  EXPECT_EQ(c.heartbeat_interval, std::chrono::seconds(15));
+  EXPECT_EQ(c.heartbeat_timeout, std::chrono::seconds(20));
+  EXPECT_EQ(c.batch_window_ms, 5U);
+  EXPECT_EQ(c.max_msg_size, 65536U);
+  EXPECT_EQ(c.write_deadline, std::chrono::milliseconds(5000));
+  EXPECT_EQ(c.auth_timeout, std::chrono::milliseconds(5000));
+  EXPECT_EQ(c.listen_port, 7878);
+  EXPECT_TRUE(c.tcp_nodelay);
+  EXPECT_TRUE(c.tls_cert_path.empty());
+  EXPECT_TRUE(c.tls_key_path.empty());
+  EXPECT_EQ(c.log_level, LogLevel::kInfo);
+  EXPECT_FALSE(Validate(c).has_value());
+}
+
+TEST(ConfigEnv, EverySettingIsReadFromTheEnvironment) {
+  const Config c = MustParse(WithCredentials({
+      {"LISTEN_ADDR", "127.0.0.1:0"},
+      {"HEARTBEAT_INTERVAL", "2s"},
+      {"HEARTBEAT_TIMEOUT", "2500ms"},
+      {"AUTH_TIMEOUT_MS", "750"},
+      {"BATCH_WINDOW_MS", "0"},
+      {"MAX_MSG_SIZE", "1024"},
+      {"WRITE_DEADLINE_MS", "100"},
+      {"MAX_PENDING_BYTES", "2048"},
+      {"WORKERS", "3"},
+      {"TCP_NODELAY", "false"},
+      {"SO_SNDBUF", "65536"},
+      {"SO_RCVBUF", "131072"},
+      {"LOG_LEVEL", "debug"},
+      {"PORT_FILE", "/tmp/port"},
+  }));
+  EXPECT_EQ(c.listen_host, "127.0.0.1");
+  EXPECT_EQ(c.listen_port, 0);
+  EXPECT_EQ(c.heartbeat_interval, std::chrono::seconds(2));
+  EXPECT_EQ(c.heartbeat_timeout, std::chrono::milliseconds(2500));
+  EXPECT_EQ(c.auth_timeout, std::chrono::milliseconds(750));
+  EXPECT_EQ(c.batch_window_ms, 0U);
+  EXPECT_EQ(c.max_msg_size, 1024U);
+  EXPECT_EQ(c.write_deadline, std::chrono::milliseconds(100));
+  EXPECT_EQ(c.max_pending_bytes, 2048U);
+  EXPECT_EQ(c.workers, 3U);
+  EXPECT_EQ(c.EffectiveWorkers(), 3U);
+  EXPECT_FALSE(c.tcp_nodelay);
+  EXPECT_EQ(c.so_sndbuf, 65536U);
+  EXPECT_EQ(c.so_rcvbuf, 131072U);
+  EXPECT_EQ(c.log_level, LogLevel::kDebug);
+  EXPECT_EQ(c.port_file, "/tmp/port");
+}
+
+TEST(ConfigEnv, ListenAddressForms) {
+  EXPECT_EQ(MustParse(WithCredentials({{"LISTEN_ADDR", "[::1]:9000"}})).listen_host, "::1");
+  EXPECT_EQ(MustParse(WithCredentials({{"LISTEN_ADDR", "[::1]:9000"}})).listen_port, 9000);
+  EXPECT_EQ(MustParse(WithCredentials({{"LISTEN_ADDR", "localhost:65535"}})).listen_port, 65535);
+}
+
+TEST(ConfigFlags, FlagWinsOverEnvironment) {
+  const Env env = WithCredentials({{"HEARTBEAT_INTERVAL", "10s"},
+                                   {"HEARTBEAT_TIMEOUT", "30s"},
+                                   {"MAX_MSG_SIZE", "2048"},
+                                   {"LISTEN_ADDR", "0.0.0.0:1"}});
+  const Config c = MustParse(env, {"--heartbeat-interval", "3s", "--max-msg-size=4096", "--listen",
+                                   "127.0.0.1:7000", "--stream-user", "bob"});
+  EXPECT_EQ(c.heartbeat_interval, std::chrono::seconds(3));
+  EXPECT_EQ(c.heartbeat_timeout, std::chrono::seconds(30));  // env still applies where no flag
+  EXPECT_EQ(c.max_msg_size, 4096U);
+  EXPECT_EQ(c.listen_host, "127.0.0.1");
+  EXPECT_EQ(c.listen_port, 7000);
+  EXPECT_EQ(c.stream_user, "bob");
+  EXPECT_EQ(c.stream_pass, "s3cret");
+}
+
+TEST(ConfigFlags, FlagsAloneAreEnough) {
+  const Config c = MustParse({}, {"--stream-user", "u", "--stream-pass", "p"});
+  EXPECT_EQ(c.stream_user, "u");
+  EXPECT_EQ(c.stream_pass, "p");
+}
+
+TEST(ConfigFlags, UnknownFlagIsAnError) {
+  EXPECT_THAT(MustFail(WithCredentials(), {"--no-such-flag"}), HasSubstr("command line"));
+}
+
+struct BadValue {
+  const char* env;
+  const char* value;
+};
+
+TEST(ConfigErrors, EveryBadValueNamesItsEnvVarOnOneLine) {
+  const std::vector<BadValue> cases = {
+      {"LISTEN_ADDR", "7878"},
+      {"LISTEN_ADDR", ":7878"},
+      {"LISTEN_ADDR", "host:65536"},
+      {"LISTEN_ADDR", "host:x"},
+      {"LISTEN_ADDR", "host:"},
+      {"HEARTBEAT_INTERVAL", "15"},
+      {"HEARTBEAT_INTERVAL", "abc"},
+      {"HEARTBEAT_INTERVAL", "-1s"},
+      {"HEARTBEAT_INTERVAL", "1.5s"},
+      {"HEARTBEAT_INTERVAL", "0s"},
+      {"HEARTBEAT_INTERVAL", ""},
+      {"HEARTBEAT_TIMEOUT", "20 s"},
+      {"HEARTBEAT_TIMEOUT", "10s"},  // not longer than the 15s interval
+      {"HEARTBEAT_TIMEOUT", "15s"},
+      {"AUTH_TIMEOUT_MS", "0"},
+      {"AUTH_TIMEOUT_MS", "5s"},
+      {"AUTH_TIMEOUT_MS", "600001"},
+      {"BATCH_WINDOW_MS", "-1"},
+      {"BATCH_WINDOW_MS", "1001"},
+      {"BATCH_WINDOW_MS", "5ms"},
+      {"MAX_MSG_SIZE", "1023"},
+      {"MAX_MSG_SIZE", "16777217"},
+      {"MAX_MSG_SIZE", "64k"},
+      {"MAX_MSG_SIZE", "99999999999999999999999"},
+      {"WRITE_DEADLINE_MS", "0"},
+      {"WRITE_DEADLINE_MS", "x"},
+      {"MAX_PENDING_BYTES", "0"},
+      {"MAX_PENDING_BYTES", "65540"},  // < MAX_MSG_SIZE + 5
+      {"WORKERS", "65"},
+      {"WORKERS", "two"},
+      {"TCP_NODELAY", "maybe"},
+      {"SO_SNDBUF", "-1"},
+      {"SO_RCVBUF", "lots"},
+      {"LOG_LEVEL", "loud"},
+      {"TLS_CERT_PATH", "/etc/cert.pem"},  // TLS is not in this build
+      {"TLS_KEY_PATH", "/etc/key.pem"},
+  };
+  for (const BadValue& bad : cases) {
+    const std::string msg = MustFail(WithCredentials({{bad.env, bad.value}}));
+    EXPECT_THAT(msg, HasSubstr(bad.env)) << bad.env << "=" << bad.value;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    EXPECT_FALSE(msg.empty());
+  }
+}
+
+TEST(ConfigErrors, BadFlagValueNamesTheSettingToo) {
+  EXPECT_THAT(MustFail(WithCredentials(), {"--max-msg-size", "12"}), HasSubstr("MAX_MSG_SIZE"));
+  EXPECT_THAT(MustFail(WithCredentials(), {"--heartbeat-interval", "soon"}),
+              HasSubstr("HEARTBEAT_INTERVAL"));
+}
+
+TEST(ConfigErrors, MissingCredentialsAreRefused) {
+  EXPECT_THAT(MustFail({}), HasSubstr("STREAM_USER"));
+  EXPECT_THAT(MustFail({{"STREAM_PASS", "p"}}), HasSubstr("STREAM_USER"));
+  EXPECT_THAT(MustFail({{"STREAM_USER", "u"}}), HasSubstr("STREAM_PASS"));
+  EXPECT_THAT(MustFail({{"STREAM_USER", ""}, {"STREAM_PASS", "p"}}), HasSubstr("STREAM_USER"));
+  EXPECT_THAT(MustFail({{"STREAM_USER", "u"}, {"STREAM_PASS", ""}}), HasSubstr("STREAM_PASS"));
+  Config c;
+  EXPECT_TRUE(Validate(c).has_value());
+}
+
+TEST(ConfigErrors, ErrorsNeverEchoThePassword) {
+  const std::string msg =
+      MustFail({{"STREAM_USER", "u"}, {"STREAM_PASS", "hunter2"}, {"MAX_MSG_SIZE", "1"}});
+  EXPECT_EQ(msg.find("hunter2"), std::string::npos) << msg;
+}
+
+// The help line that documents `env` (CLI11 may wrap a description onto following lines, so
+// the line and its continuation are joined).
+std::string HelpEntry(const std::string& help, const std::string& env) {
+  const std::string key = "[" + env + "]";
+  const auto at = help.find(key);
+  if (at == std::string::npos) return {};
+  const auto start = help.rfind("\n  -", at);
+  auto end = help.find("\n  -", at);
+  if (end == std::string::npos) end = help.size();
+  return help.substr(start == std::string::npos ? 0 : start, end - start);
+}
+
+TEST(ConfigHelp, ListsEveryEnvVarWithItsDefault) {
+  const ParseResult r = Parse({}, {"--help"});  // no credentials needed for --help
+  const auto* exit = std::get_if<ParseExit>(&r);
+  ASSERT_NE(exit, nullptr);
+  EXPECT_EQ(exit->code, 0);
+  const std::map<std::string, std::string> defaults = {
+      {"STREAM_USER", ""},
+      {"STREAM_PASS", ""},
+      {"LISTEN_ADDR", "0.0.0.0:7878"},
+      {"HEARTBEAT_INTERVAL", "15s"},
+      {"HEARTBEAT_TIMEOUT", "20s"},
+      {"AUTH_TIMEOUT_MS", "5000"},
+      {"BATCH_WINDOW_MS", "5"},
+      {"MAX_MSG_SIZE", "65536"},
+      {"WRITE_DEADLINE_MS", "5000"},
+      {"MAX_PENDING_BYTES", "4194304"},
+      {"WORKERS", "0"},
+      {"TCP_NODELAY", "true"},
+      {"SO_SNDBUF", "0"},
+      {"SO_RCVBUF", "0"},
+      {"TLS_CERT_PATH", ""},
+      {"TLS_KEY_PATH", ""},
+      {"LOG_LEVEL", "info"},
+      {"PORT_FILE", ""},
+  };
+  for (const auto& [env, def] : defaults) {
+    const std::string entry = HelpEntry(exit->text, env);
+    ASSERT_FALSE(entry.empty()) << env << " missing from --help:\n" << exit->text;
+    if (!def.empty()) {
+      EXPECT_THAT(entry, HasSubstr("default " + def)) << entry;
+    }
+  }
+  EXPECT_THAT(exit->text, HasSubstr("--version"));
+}
+
+TEST(ConfigHelp, VersionExitsZero) {
+  const ParseResult r = Parse({}, {"--version"});
+  const auto* exit = std::get_if<ParseExit>(&r);
+  ASSERT_NE(exit, nullptr);
+  EXPECT_EQ(exit->code, 0);
+  EXPECT_THAT(exit->text, HasSubstr("tickwire-server"));
+}
+
+TEST(ConfigMisc, EffectiveWorkersResolvesZero) {
+  Config c;
+  c.workers = 0;
+  EXPECT_GE(c.EffectiveWorkers(), 1U);
+  EXPECT_LE(c.EffectiveWorkers(), 64U);
+  c.workers = 5;
+  EXPECT_EQ(c.EffectiveWorkers(), 5U);
+}
+
+TEST(ConfigMisc, LogLevelNames) {
+  EXPECT_EQ(LogLevelName(LogLevel::kDebug), "debug");
+  EXPECT_EQ(LogLevelName(LogLevel::kInfo), "info");
+  EXPECT_EQ(LogLevelName(LogLevel::kWarn), "warn");
+  EXPECT_EQ(LogLevelName(LogLevel::kError), "error");
+  EXPECT_EQ(MustParse(WithCredentials({{"LOG_LEVEL", "warning"}})).log_level, LogLevel::kWarn);
+  EXPECT_EQ(MustParse(WithCredentials({{"LOG_LEVEL", "error"}})).log_level, LogLevel::kError);
+}
+
+TEST(ConfigMisc, ProcessEnvReadsTheRealEnvironment) {
+  const EnvLookup env = ProcessEnv();
+  EXPECT_FALSE(env("TICKWIRE_SURELY_UNSET_VARIABLE_42").has_value());
+  EXPECT_TRUE(env("PATH").has_value());
+}
+
+}  // namespace
+}  // namespace tickwire::config

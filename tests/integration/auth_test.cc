@@ -1,0 +1,240 @@
+// Session rule 1 (AUTH first) and the first-frame rules, against the real server.
+#include <string>
+
+#include "integration/integration_test.h"
+#include "support/wait.h"
+
+namespace tickwire::testing {
+namespace {
+
+using protocol::FrameType;
+
+class AuthTest : public IntegrationTest {};
+
+TEST_F(AuthTest, AuthOkCarriesSessionParameters) {
+  ASSERT_TRUE(Start({{"HEARTBEAT_INTERVAL", "7s"},
+                     {"HEARTBEAT_TIMEOUT", "21s"},
+                     {"MAX_MSG_SIZE", "32768"},
+                     {"BATCH_WINDOW_MS", "17"}}));
+  RawClient c;
+  v1::AuthOk ok;
+  ASSERT_TRUE(ConnectAuthed(c, &ok));
+  EXPECT_FALSE(ok.session_id().empty());
+  EXPECT_EQ(ok.heartbeat_interval_ms(), 7000u);
+  EXPECT_EQ(ok.heartbeat_timeout_ms(), 21000u);
+  EXPECT_EQ(ok.max_msg_size(), 32768u);
+  EXPECT_EQ(ok.batch_window_ms(), 17u);
+  EXPECT_FALSE(ok.server_version().empty());
+  EXPECT_EQ(ok.protocol_version(), 1u);
+}
+
+TEST_F(AuthTest, SessionIdsDifferPerConnection) {
+  ASSERT_TRUE(Start());
+  RawClient a;
+  RawClient b;
+  v1::AuthOk ok_a;
+  v1::AuthOk ok_b;
+  ASSERT_TRUE(ConnectAuthed(a, &ok_a));
+  ASSERT_TRUE(ConnectAuthed(b, &ok_b));
+  EXPECT_NE(ok_a.session_id(), ok_b.session_id());
+}
+
+TEST_F(AuthTest, ProtocolVersionZeroMeansOne) {
+  ASSERT_TRUE(Start());
+  RawClient c;
+  ASSERT_TRUE(Connect(c));
+  v1::AuthOk ok;
+  ASSERT_TRUE(c.Authenticate(ServerProcess::kUser, ServerProcess::kPass, &ok, 0));
+  EXPECT_EQ(ok.protocol_version(), 1u);
+  EXPECT_TRUE(c.HeartbeatRoundTrip(5));
+}
+
+TEST_F(AuthTest, UnsupportedProtocolVersionIsFatalInvalidRequest) {
+  ASSERT_TRUE(Start());
+  RawClient c;
+  ASSERT_TRUE(Connect(c));
+  v1::Auth auth;
+  auth.set_username(ServerProcess::kUser);
+  auth.set_password(ServerProcess::kPass);
+  auth.set_protocol_version(2);
+  ASSERT_TRUE(c.SendFrame(FrameType::kAuth, auth));
+  EXPECT_TRUE(c.ExpectFatal(v1::INVALID_REQUEST));
+}
+
+TEST_F(AuthTest, WrongPasswordIsFatalAuthFailed) {
+  ASSERT_TRUE(Start());
+  RawClient c;
+  ASSERT_TRUE(Connect(c));
+  v1::Auth auth;
+  auth.set_username(ServerProcess::kUser);
+  auth.set_password("hunter2-not-the-password");
+  ASSERT_TRUE(c.SendFrame(FrameType::kAuth, auth));
+  v1::Error e;
+  EXPECT_TRUE(c.ExpectFatal(v1::AUTH_FAILED, &e));
+  // The contract: an ERROR message never contains a password.
+  EXPECT_EQ(e.message().find("hunter2"), std::string::npos) << e.message();
+  EXPECT_EQ(e.message().find(ServerProcess::kPass), std::string::npos) << e.message();
+}
+
+TEST_F(AuthTest, WrongUserIsFatalAuthFailed) {
+  ASSERT_TRUE(Start());
+  RawClient c;
+  ASSERT_TRUE(Connect(c));
+  v1::Auth auth;
+  auth.set_username("nobody");
+  auth.set_password(ServerProcess::kPass);
+  ASSERT_TRUE(c.SendFrame(FrameType::kAuth, auth));
+  EXPECT_TRUE(c.ExpectFatal(v1::AUTH_FAILED));
+}
+
+TEST_F(AuthTest, EmptyAuthIsFatalAuthFailed) {
+  ASSERT_TRUE(Start());
+  RawClient c;
+  ASSERT_TRUE(Connect(c));
+  ASSERT_TRUE(c.SendRawFrame(0x01, ""));
+  EXPECT_TRUE(c.ExpectFatal(v1::AUTH_FAILED));
+}
+
+TEST_F(AuthTest, FirstFrameSubscribeIsFatalAuthRequired) {
+  ASSERT_TRUE(Start());
+  RawClient c;
+  ASSERT_TRUE(Connect(c));
+  v1::Subscribe sub;
+  sub.set_request_id(1);
+  sub.set_mode(v1::MODE_TICK);
+  sub.add_topics("x");
+  ASSERT_TRUE(c.SendFrame(FrameType::kSubscribe, sub));
+  EXPECT_TRUE(c.ExpectFatal(v1::AUTH_REQUIRED));
+}
+
+TEST_F(AuthTest, FirstFrameHeartbeatIsFatalAuthRequired) {
+  ASSERT_TRUE(Start());
+  RawClient c;
+  ASSERT_TRUE(Connect(c));
+  v1::Heartbeat hb;
+  hb.set_ts_ms(1);
+  ASSERT_TRUE(c.SendFrame(FrameType::kHeartbeat, hb));
+  EXPECT_TRUE(c.ExpectFatal(v1::AUTH_REQUIRED));
+}
+
+TEST_F(AuthTest, FirstFramePublishIsFatalAuthRequired) {
+  ASSERT_TRUE(Start());
+  RawClient c;
+  ASSERT_TRUE(Connect(c));
+  v1::Publish pub;
+  *pub.add_ticks() = MakeTick("x", 1, 1);
+  ASSERT_TRUE(c.SendFrame(FrameType::kPublish, pub));
+  EXPECT_TRUE(c.ExpectFatal(v1::AUTH_REQUIRED));
+}
+
+// Server-only frame types as the first frame: known types, so AUTH_REQUIRED.
+class AuthServerOnlyFirstFrameTest : public IntegrationTest,
+                                     public ::testing::WithParamInterface<std::uint8_t> {};
+
+TEST_P(AuthServerOnlyFirstFrameTest, IsFatalAuthRequired) {
+  ASSERT_TRUE(Start());
+  RawClient c;
+  ASSERT_TRUE(Connect(c));
+  ASSERT_TRUE(c.SendRawFrame(GetParam(), ""));
+  EXPECT_TRUE(c.ExpectFatal(v1::AUTH_REQUIRED));
+}
+
+INSTANTIATE_TEST_SUITE_P(ServerOnlyTypes, AuthServerOnlyFirstFrameTest,
+                         ::testing::Values(0x02, 0x04, 0x07, 0x08, 0x0A), [](const auto& p) {
+                           return std::string(protocol::FrameTypeName(p.param));
+                         });
+
+class AuthUnknownFirstFrameTest : public IntegrationTest,
+                                  public ::testing::WithParamInterface<std::uint8_t> {};
+
+TEST_P(AuthUnknownFirstFrameTest, IsFatalUnknownFrameType) {
+  ASSERT_TRUE(Start());
+  RawClient c;
+  ASSERT_TRUE(Connect(c));
+  ASSERT_TRUE(c.SendRawFrame(GetParam(), "\x08\x01"));
+  EXPECT_TRUE(c.ExpectFatal(v1::UNKNOWN_FRAME_TYPE));
+}
+
+INSTANTIATE_TEST_SUITE_P(UnknownTypes, AuthUnknownFirstFrameTest,
+                         ::testing::Values(0x00, 0x0B, 0x7F, 0xFF),
+                         [](const auto& p) { return "type" + std::to_string(p.param); });
+
+TEST_F(AuthTest, NoAuthWithinTimeoutIsFatalAuthTimeout) {
+  ASSERT_TRUE(Start({{"AUTH_TIMEOUT_MS", "300"}}));
+  RawClient c;
+  const auto t0 = steady_clock::now();
+  ASSERT_TRUE(Connect(c));
+  ASSERT_TRUE(c.ExpectFatal(v1::AUTH_TIMEOUT, nullptr, milliseconds(3000)));
+  const auto elapsed = std::chrono::duration_cast<milliseconds>(steady_clock::now() - t0);
+  EXPECT_GE(elapsed.count(), 250);
+  EXPECT_LE(elapsed.count(), 300 * 3 / 2 + 200);
+}
+
+// A client that trickles a valid AUTH one byte at a time must still be cut off at the deadline
+// (the timer runs from connect, not from the last byte).
+TEST_F(AuthTest, SlowlorisAuthIsFatalAuthTimeout) {
+  ASSERT_TRUE(Start({{"AUTH_TIMEOUT_MS", "400"}}));
+  RawClient c;
+  const auto t0 = steady_clock::now();
+  ASSERT_TRUE(Connect(c));
+  v1::Auth auth;
+  auth.set_username(ServerProcess::kUser);
+  auth.set_password(ServerProcess::kPass);
+  auth.set_client_name("a slow client that sends one byte every 40 ms");
+  const std::string frame = protocol::MakeFrame(FrameType::kAuth, auth.SerializeAsString());
+  ASSERT_GT(frame.size() * 40, 400u * 3) << "the frame must take far longer than the timeout";
+  ReadResult r;
+  for (std::size_t i = 0; i < frame.size(); ++i) {
+    if (!c.SendBytes(std::string_view(frame).substr(i, 1))) break;
+    r = c.ReadFrame(milliseconds(40));
+    if (r.status != ReadStatus::kTimeout) break;
+  }
+  if (r.status == ReadStatus::kTimeout) r = c.ReadFrame(milliseconds(2000));
+  const auto elapsed = std::chrono::duration_cast<milliseconds>(steady_clock::now() - t0);
+  ASSERT_TRUE(r.ok()) << ReadStatusName(r.status) << " " << r.detail;
+  ASSERT_EQ(r.frame.frame_type(), FrameType::kError) << DescribeFrame(r.frame);
+  v1::Error e;
+  ASSERT_TRUE(e.ParseFromString(r.frame.payload));
+  EXPECT_EQ(e.code(), v1::AUTH_TIMEOUT) << DescribeFrame(r.frame);
+  EXPECT_TRUE(e.fatal());
+  EXPECT_TRUE(c.ExpectClosed());
+  EXPECT_LE(elapsed.count(), 400 * 3 / 2 + 200);
+}
+
+TEST_F(AuthTest, AuthJustBeforeTimeoutSucceedsAndTimerStops) {
+  ASSERT_TRUE(Start({{"AUTH_TIMEOUT_MS", "300"}}));
+  RawClient c;
+  ASSERT_TRUE(ConnectAuthed(c));
+  // Well past the auth deadline the authenticated connection is still served.
+  EXPECT_TRUE(c.ExpectNothing(milliseconds(700)));
+  EXPECT_TRUE(c.HeartbeatRoundTrip(42));
+}
+
+TEST_F(AuthTest, SecondAuthIsNonFatalInvalidRequest) {
+  ASSERT_TRUE(Start());
+  RawClient c;
+  ASSERT_TRUE(ConnectAuthed(c));
+  v1::Auth auth;
+  auth.set_username(ServerProcess::kUser);
+  auth.set_password(ServerProcess::kPass);
+  ASSERT_TRUE(c.SendFrame(FrameType::kAuth, auth));
+  EXPECT_TRUE(c.ExpectError(v1::INVALID_REQUEST, false));
+  // The connection keeps working.
+  EXPECT_TRUE(c.HeartbeatRoundTrip(7));
+  EXPECT_TRUE(c.Subscribe(1, v1::MODE_TICK, {Topic()}));
+}
+
+TEST_F(AuthTest, SecondAuthWithWrongPasswordIsStillNonFatalInvalidRequest) {
+  ASSERT_TRUE(Start());
+  RawClient c;
+  ASSERT_TRUE(ConnectAuthed(c));
+  v1::Auth auth;
+  auth.set_username(ServerProcess::kUser);
+  auth.set_password("wrong");
+  ASSERT_TRUE(c.SendFrame(FrameType::kAuth, auth));
+  EXPECT_TRUE(c.ExpectError(v1::INVALID_REQUEST, false));
+  EXPECT_TRUE(c.HeartbeatRoundTrip(8));
+}
+
+}  // namespace
+}  // namespace tickwire::testing

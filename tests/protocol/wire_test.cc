@@ -1,0 +1,291 @@
+#include "protocol/wire.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "random_ticks.h"
+#include "tickwire/v1/tickwire.pb.h"
+
+namespace tickwire::protocol {
+namespace {
+
+using testing::Bytes;
+using testing::OwnedTick;
+using testing::SameTick;
+using testing::TickGenerator;
+using testing::ToProto;
+
+std::string ProtoVarint(std::uint64_t v) {
+  v1::Heartbeat hb;  // int64 field 1: tag 0x08 then the varint
+  hb.set_ts_ms(static_cast<std::int64_t>(v));
+  return hb.SerializeAsString().substr(1);
+}
+
+TEST(Varint, MatchesProtobufAtEveryBoundary) {
+  std::vector<std::uint64_t> values{0, 1, std::numeric_limits<std::uint64_t>::max()};
+  for (int bits = 7; bits < 64; bits += 7) {
+    const std::uint64_t edge = std::uint64_t{1} << bits;
+    values.insert(values.end(), {edge - 1, edge, edge + 1});
+  }
+  for (std::uint64_t v : values) {
+    if (v == 0) continue;  // proto3 omits a zero field; checked by size below
+    std::string ours;
+    AppendVarint(ours, v);
+    EXPECT_EQ(ours, ProtoVarint(v)) << v;
+    EXPECT_EQ(VarintSize(v), ours.size()) << v;
+    EXPECT_EQ(VarintSize(v), google::protobuf::io::CodedOutputStream::VarintSize64(v)) << v;
+  }
+  std::string zero;
+  AppendVarint(zero, 0);
+  EXPECT_EQ(zero, std::string(1, '\0'));
+  EXPECT_EQ(VarintSize(0), 1U);
+}
+
+// The entry for one tick is exactly what protobuf writes for a DataBatch holding only that
+// record and no batch_seq.
+std::string ProtoEntry(const TickFields& t) {
+  v1::DataBatch batch;
+  ToProto(t, *batch.add_records()->mutable_tick());
+  return batch.SerializeAsString();
+}
+
+TEST(AppendTickRecordEntry, ByteIdenticalToProtobufForRandomTicks) {
+  TickGenerator gen(7);
+  for (int i = 0; i < 20000; ++i) {
+    const OwnedTick t = gen.Tick();
+    std::string ours;
+    AppendTickRecordEntry(ours, t.Fields());
+    ASSERT_EQ(ours, ProtoEntry(t.Fields())) << "tick " << i << " topic '" << t.topic << "'";
+  }
+}
+
+TEST(AppendTickRecordEntry, ByteIdenticalForEdgeCases) {
+  std::vector<TickFields> cases;
+  cases.push_back({});  // every field zero: an empty Tick, still a present Record.tick
+  cases.push_back({.topic = "AAPL", .price = -0.0, .size = -0.0});  // -0.0 is written
+  cases.push_back({.topic = "a", .price = 0.0, .size = 0.0, .ts_ns = -1});
+  cases.push_back({.topic = "BTC-USD",
+                   .price = std::numeric_limits<double>::quiet_NaN(),
+                   .size = std::numeric_limits<double>::infinity(),
+                   .ts_ns = std::numeric_limits<std::int64_t>::min(),
+                   .seq = std::numeric_limits<std::uint64_t>::max(),
+                   .prev_seq = std::numeric_limits<std::uint64_t>::max() - 1});
+  cases.push_back({.topic = "x", .ts_ns = std::numeric_limits<std::int64_t>::max(), .seq = 1});
+  const std::string long_topic(128, 'T');
+  cases.push_back({.topic = long_topic, .price = 1.5, .size = 2, .ts_ns = 1, .seq = 128});
+  for (const TickFields& t : cases) {
+    std::string ours;
+    AppendTickRecordEntry(ours, t);
+    EXPECT_EQ(ours, ProtoEntry(t)) << "topic '" << t.topic << "' seq " << t.seq;
+  }
+}
+
+TEST(AppendTickRecordEntry, ConcatenatedEntriesAfterBatchSeqAreADataBatch) {
+  TickGenerator gen(11);
+  for (int round = 0; round < 200; ++round) {
+    const std::uint64_t batch_seq =
+        1 + gen.AwkwardU64() % std::numeric_limits<std::uint64_t>::max();
+    std::string ours;
+    ours.push_back(0x08);  // DataBatch.batch_seq, varint
+    AppendVarint(ours, batch_seq);
+    v1::DataBatch expected;
+    expected.set_batch_seq(batch_seq);
+    const int n = 1 + static_cast<int>(gen.Below(30));
+    std::vector<OwnedTick> ticks;
+    for (int i = 0; i < n; ++i) ticks.push_back(gen.Tick());
+    for (const OwnedTick& t : ticks) {
+      AppendTickRecordEntry(ours, t.Fields());
+      ToProto(t.Fields(), *expected.add_records()->mutable_tick());
+    }
+    EXPECT_EQ(ours, expected.SerializeAsString());
+  }
+}
+
+// A random DataBatch mixing ticks, bars and empty records, serialized by protobuf.
+v1::DataBatch RandomBatch(TickGenerator& gen) {
+  v1::DataBatch batch;
+  batch.set_batch_seq(gen.AwkwardU64());
+  const int n = static_cast<int>(gen.Below(20));
+  for (int i = 0; i < n; ++i) {
+    v1::Record* r = batch.add_records();
+    switch (gen.Below(5)) {
+      case 0:
+        break;  // neither tick nor bar
+      case 1: {
+        v1::Bar* b = r->mutable_bar();
+        b->set_topic(gen.Topic());
+        b->set_interval(gen.Below(2) == 0 ? v1::MODE_SECOND : v1::MODE_MINUTE);
+        b->set_start_ms(static_cast<std::int64_t>(gen.AwkwardU64()));
+        b->set_open(gen.AwkwardDouble());
+        b->set_high(gen.AwkwardDouble());
+        b->set_low(gen.AwkwardDouble());
+        b->set_close(gen.AwkwardDouble());
+        b->set_volume(gen.AwkwardDouble());
+        b->set_count(gen.AwkwardU64());
+        b->set_vwap(gen.AwkwardDouble());
+        break;
+      }
+      default:
+        ToProto(gen.Tick().Fields(), *r->mutable_tick());
+    }
+  }
+  return batch;
+}
+
+TEST(ScanDataBatch, AgreesWithProtobufOnValidInput) {
+  TickGenerator gen(3);
+  for (int round = 0; round < 3000; ++round) {
+    const v1::DataBatch batch = RandomBatch(gen);
+    const std::string bytes = batch.SerializeAsString();
+    int index = 0;
+    const auto seq = ScanDataBatch(Bytes(bytes), [&](RecordKind kind, auto inner) {
+      ASSERT_LT(index, batch.records_size());
+      const v1::Record& r = batch.records(index++);
+      switch (r.kind_case()) {
+        case v1::Record::kTick: {
+          ASSERT_EQ(kind, RecordKind::kTick);
+          const auto t = ParseTickFields(inner);
+          ASSERT_TRUE(t.has_value());
+          EXPECT_TRUE(SameTick(*t, r.tick())) << r.tick().ShortDebugString();
+          break;
+        }
+        case v1::Record::kBar: {
+          ASSERT_EQ(kind, RecordKind::kBar);
+          v1::Bar bar;
+          ASSERT_TRUE(bar.ParseFromArray(inner.data(), static_cast<int>(inner.size())));
+          EXPECT_EQ(bar.SerializeAsString(), r.bar().SerializeAsString());
+          break;
+        }
+        case v1::Record::KIND_NOT_SET:
+          EXPECT_EQ(kind, RecordKind::kUnknown);
+          EXPECT_TRUE(inner.empty());
+          break;
+      }
+    });
+    ASSERT_TRUE(seq.has_value()) << round;
+    EXPECT_EQ(*seq, batch.batch_seq());
+    EXPECT_EQ(index, batch.records_size());
+  }
+}
+
+TEST(ScanDataBatch, EmptyPayloadIsAnEmptyBatch) {
+  int calls = 0;
+  const auto seq = ScanDataBatch({}, [&](RecordKind, auto) { ++calls; });
+  ASSERT_TRUE(seq.has_value());
+  EXPECT_EQ(*seq, 0U);
+  EXPECT_EQ(calls, 0);
+}
+
+TEST(ScanDataBatch, SkipsUnknownFieldsLikeProtobuf) {
+  v1::DataBatch batch;
+  batch.set_batch_seq(9);
+  ToProto({.topic = "k", .price = 1, .seq = 3}, *batch.add_records()->mutable_tick());
+  std::string bytes = batch.SerializeAsString();
+  // Unknown fields of every supported wire type: 7 varint, 8 fixed64, 9 bytes, 10 fixed32.
+  bytes += std::string("\x38\x96\x01", 3) + std::string("\x41", 1) + std::string(8, '\x01') +
+           std::string("\x4a\x02hi", 4) + std::string("\x55", 1) + std::string(4, '\x02');
+  v1::DataBatch parsed;
+  ASSERT_TRUE(parsed.ParseFromString(bytes));
+  int records = 0;
+  const auto seq = ScanDataBatch(Bytes(bytes), [&](RecordKind kind, auto) {
+    EXPECT_EQ(kind, RecordKind::kTick);
+    ++records;
+  });
+  ASSERT_TRUE(seq.has_value());
+  EXPECT_EQ(*seq, 9U);
+  EXPECT_EQ(records, parsed.records_size());
+}
+
+// Offsets at which a prefix of `bytes` is itself a complete DataBatch (between top-level fields).
+std::vector<std::size_t> FieldBoundaries(const v1::DataBatch& batch) {
+  std::vector<std::size_t> out{0};
+  v1::DataBatch partial;
+  if (batch.batch_seq() != 0) {
+    partial.set_batch_seq(batch.batch_seq());
+    out.push_back(partial.ByteSizeLong());
+  }
+  for (const v1::Record& r : batch.records()) {
+    *partial.add_records() = r;
+    out.push_back(partial.ByteSizeLong());
+  }
+  return out;
+}
+
+TEST(ScanDataBatch, RejectsTruncatedInputAndAgreesWithProtobufOnEveryPrefix) {
+  TickGenerator gen(5);
+  for (int round = 0; round < 300; ++round) {
+    const v1::DataBatch batch = RandomBatch(gen);
+    const std::string bytes = batch.SerializeAsString();
+    const auto boundaries = FieldBoundaries(batch);
+    for (std::size_t len = 0; len < bytes.size(); ++len) {
+      const std::string_view prefix = std::string_view(bytes).substr(0, len);
+      std::size_t records = 0;
+      const auto seq = ScanDataBatch(Bytes(prefix), [&](RecordKind, auto) { ++records; });
+      const bool at_boundary =
+          std::find(boundaries.begin(), boundaries.end(), len) != boundaries.end();
+      EXPECT_EQ(seq.has_value(), at_boundary) << "round " << round << " len " << len;
+      v1::DataBatch parsed;
+      const bool proto_ok = parsed.ParseFromArray(prefix.data(), static_cast<int>(len));
+      EXPECT_EQ(seq.has_value(), proto_ok) << "round " << round << " len " << len;
+      if (seq && proto_ok) {
+        EXPECT_EQ(records, static_cast<std::size_t>(parsed.records_size()));
+        EXPECT_EQ(*seq, parsed.batch_seq());
+      }
+    }
+  }
+}
+
+TEST(ParseTickFields, AgreesWithProtobufOnValidInput) {
+  TickGenerator gen(13);
+  for (int i = 0; i < 20000; ++i) {
+    v1::Tick tick;
+    ToProto(gen.Tick().Fields(), tick);
+    const std::string bytes = tick.SerializeAsString();
+    const auto parsed = ParseTickFields(Bytes(bytes));
+    ASSERT_TRUE(parsed.has_value());
+    ASSERT_TRUE(SameTick(*parsed, tick)) << tick.ShortDebugString();
+  }
+}
+
+TEST(ParseTickFields, RejectsTruncatedInputLikeProtobuf) {
+  TickGenerator gen(17);
+  for (int round = 0; round < 500; ++round) {
+    v1::Tick tick;
+    ToProto(gen.Tick().Fields(), tick);
+    const std::string bytes = tick.SerializeAsString();
+    for (std::size_t len = 0; len < bytes.size(); ++len) {
+      const std::string_view prefix = std::string_view(bytes).substr(0, len);
+      v1::Tick expected;
+      const bool proto_ok = expected.ParseFromArray(prefix.data(), static_cast<int>(len));
+      const auto parsed = ParseTickFields(Bytes(prefix));
+      ASSERT_EQ(parsed.has_value(), proto_ok) << "round " << round << " len " << len;
+      if (parsed) {
+        EXPECT_TRUE(SameTick(*parsed, expected));
+      }
+    }
+  }
+}
+
+TEST(ParseTickFields, RejectsWrongWireTypesAndOverlongVarints) {
+  // topic (field 1) sent as a varint.
+  EXPECT_FALSE(ParseTickFields(Bytes(std::string("\x08\x01", 2))).has_value());
+  // price (field 2) sent as a varint.
+  EXPECT_FALSE(ParseTickFields(Bytes(std::string("\x10\x01", 2))).has_value());
+  // seq (field 5) with an 11-byte varint.
+  EXPECT_FALSE(
+      ParseTickFields(Bytes(std::string("\x28") + std::string(10, '\xff') + "\x01")).has_value());
+  // Wire types 3/4 (groups), 6 and 7 are not accepted.
+  for (char tag : {'\x3b', '\x3c', '\x3e', '\x3f'}) {
+    EXPECT_FALSE(ParseTickFields(Bytes(std::string(1, tag))).has_value()) << int{tag};
+  }
+}
+
+}  // namespace
+}  // namespace tickwire::protocol

@@ -1,0 +1,81 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "support/temp_dir.h"
+
+namespace tickwire::testing {
+
+// Environment overrides for the server. A value of std::nullopt removes the variable from the
+// defaults (e.g. {"STREAM_USER", std::nullopt} to test a missing required setting).
+using EnvOverrides = std::map<std::string, std::optional<std::string>>;
+
+// One real `tickwire-server` process for a test. The child gets a clean environment: the test
+// defaults (STREAM_USER=test, STREAM_PASS=secret, LISTEN_ADDR=127.0.0.1:0, PORT_FILE in a
+// private temp dir, WORKERS=2) with the overrides merged on top, plus sanitizer options passed
+// through from the test's own environment. stdout and stderr go to files in the temp dir.
+//
+// Only this object's own child PID is ever signalled, and never after it has been reaped. The
+// child is also killed by the kernel if the test process dies (PR_SET_PDEATHSIG), so a crashed
+// test leaves no server behind. The destructor stops the server.
+class ServerProcess {
+ public:
+  static constexpr const char* kUser = "test";
+  static constexpr const char* kPass = "secret";
+
+  explicit ServerProcess(EnvOverrides overrides = {});
+  ~ServerProcess();
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  // Spawns the server and waits until it has written its port to PORT_FILE. Returns false (see
+  // error()) when the binary is missing, the process exits first, or `timeout` passes.
+  bool Start(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Spawns the server for a run that is expected to end by itself (bad config); does not wait
+  // for a port. Returns false when it could not be spawned.
+  bool Spawn();
+
+  // Bound TCP port, valid after Start() returned true.
+  std::uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
+
+  // SIGTERM, then wait up to `grace`; SIGKILL after that. Returns the exit code (see
+  // ExitCode()). Does nothing but return the recorded code when the process already ended.
+  int Stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
+  // Waits up to `timeout` for the process to end by itself; returns its exit code or nullopt.
+  std::optional<int> WaitForExit(std::chrono::milliseconds timeout);
+  // Exit status when the process has ended: the exit code, or 128 + signal number when it was
+  // killed by a signal. nullopt while it runs.
+  std::optional<int> ExitCode();
+  bool Running() { return pid_ > 0 && !ExitCode().has_value(); }
+
+  // What the server wrote to stdout (JSON log lines) and stderr so far.
+  std::string Logs() const;
+  std::string Stderr() const;
+  // Why Start() failed, with the tail of stderr; for assertion messages.
+  const std::string& error() const { return error_; }
+  // Short description for assertion messages: pid, exit state, stderr tail and last log lines.
+  std::string Describe();
+
+  // Path of the server binary: $TICKWIRE_SERVER_BIN if set, else the build's compile-time path.
+  static std::string BinaryPath();
+
+ private:
+  // Reaps the child without blocking; records its status. True when it has ended.
+  bool Reap();
+
+  TempDir dir_;
+  EnvOverrides overrides_;
+  pid_t pid_ = -1;
+  std::optional<int> exit_code_;
+  std::uint16_t port_ = 0;
+  std::string error_;
+};
+
+}  // namespace tickwire::testing
