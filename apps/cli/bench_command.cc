@@ -41,6 +41,10 @@ struct BenchFlags {
   std::vector<std::string> server_env;
   unsigned io_threads = 0;  // 0 = half the hardware threads, at least 1
   std::size_t batch = 100;  // max ticks per PUBLISH frame
+  // With --rate 0: the producer stays at most this many ticks ahead of the slowest live
+  // consumer, so "as fast as possible" measures sustained fan-out instead of overrunning the
+  // server's per-connection output limit (0 = no limit: overrun and count slow consumers).
+  std::uint64_t max_inflight = 2000;
 };
 
 std::int64_t RealtimeNs() {
@@ -98,6 +102,7 @@ class Consumer {
   }
 
   void OnError(const client::Error& e) {
+    if (e.fatal) dead_.store(true, std::memory_order_relaxed);
     errors_.fetch_add(1, std::memory_order_relaxed);
     if (first_error_.empty()) first_error_ = e.ToString();
   }
@@ -105,6 +110,7 @@ class Consumer {
   std::uint64_t records() const { return records_.load(std::memory_order_relaxed); }
   std::uint64_t frames() const { return frames_.load(std::memory_order_relaxed); }
   std::uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
+  bool dead() const { return dead_.load(std::memory_order_relaxed); }
 
   // Read only after the consumer's client is closed (its handlers are done).
   const LatencyHistogram& latency() const { return latency_; }
@@ -166,6 +172,7 @@ class Consumer {
   std::atomic<std::uint64_t> records_{0};
   std::atomic<std::uint64_t> frames_{0};
   std::atomic<std::uint64_t> errors_{0};
+  std::atomic<bool> dead_{false};  // closed by a fatal error; no longer paces the producer
 };
 
 struct Results {
@@ -352,6 +359,16 @@ int RunFanout(const BenchFlags& f) {
   std::atomic<std::uint64_t> published_window{0};
   std::atomic<bool> producer_stop{false};
   std::string producer_error;
+  // Records the slowest live consumer has received (all consumers receive every tick).
+  auto slowest_received = [&]() -> std::optional<std::uint64_t> {
+    std::optional<std::uint64_t> slowest;
+    for (const auto& c : consumers) {
+      if (c->dead()) continue;
+      const auto n = c->records();
+      if (!slowest || n < *slowest) slowest = n;
+    }
+    return slowest;
+  };
   std::thread producer_thread([&] {
     std::vector<client::Tick> ticks(f.batch, client::Tick{f.topic, 100.0, 1.0, 0, 0, 0});
     std::uint64_t sent = 0;
@@ -370,6 +387,13 @@ int RunFanout(const BenchFlags& f) {
           continue;
         }
         n = static_cast<std::size_t>(std::min<std::uint64_t>(f.batch, due - sent));
+      } else if (f.max_inflight != 0) {
+        const auto slowest = slowest_received();
+        if (slowest && sent > *slowest + f.max_inflight) {
+          // Flow control, not synchronisation: let the consumers catch up a little.
+          std::this_thread::sleep_for(std::chrono::microseconds(100));
+          continue;
+        }
       }
       const std::int64_t ts = RealtimeNs();
       for (std::size_t i = 0; i < n; ++i) {
@@ -537,6 +561,10 @@ void RegisterBench(CLI::App& app, int& exit_code) {
   fanout->add_option("--io-threads", flags->io_threads,
                      "Threads running the consumers (0 = half the hardware threads)");
   fanout->add_option("--batch", flags->batch, "Max ticks per PUBLISH frame")->capture_default_str();
+  fanout
+      ->add_option("--max-inflight", flags->max_inflight,
+                   "With --rate 0: max ticks ahead of the slowest consumer (0 = unlimited)")
+      ->capture_default_str();
   fanout->callback([flags, &exit_code] { exit_code = RunFanout(*flags); });
 }
 
