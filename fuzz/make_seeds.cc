@@ -177,6 +177,28 @@ int main(int argc, char** argv) {
     t.set_prev_seq(4);
     Write(scan, "bare_tick", t.SerializeAsString());
   }
+  // fuzz_session: 2 control bytes (chunk size, pre-AUTH flag), then the client's stream.
+  const fs::path ses = root / "fuzz_session";
+  auto sctl = [](std::uint8_t chunk, std::uint8_t flags) {
+    return std::string{static_cast<char>(chunk), static_cast<char>(flags)};
+  };
+  Write(ses, "full_session", sctl(0, 0) + ClientSession());
+  Write(ses, "full_session_chunks", sctl(7, 0) + ClientSession());
+  Write(ses, "preauth_then_session", sctl(0, 1) + ClientSession());
+  {
+    v1::Publish bad;
+    bad.set_request_id(9);
+    v1::Tick* t = bad.add_ticks();
+    t->set_topic("*");
+    t->set_price(1);
+    v1::Subscribe sub;
+    sub.set_request_id(4);
+    sub.set_mode(v1::MODE_MINUTE);
+    sub.add_topics("a b");
+    Write(ses, "preauth_rejections",
+          sctl(0, 1) + EncodeFrame(FrameType::kPublish, bad) +
+              EncodeFrame(FrameType::kSubscribe, sub) + MakeFrame(FrameType::kDataBatch, ""));
+  }
   std::printf("seed corpus written under %s\n", root.c_str());
   return 0;
 }

@@ -3,13 +3,14 @@
 # builds and tests one CMake preset:
 #   release  all unit + integration tests, RelWithDebInfo
 #   asan     the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   tsan     the same suite under ThreadSanitizer (the threaded core: workers, fan-out)
 #   fuzz     every libFuzzer target for a fixed time, starting from fuzz/corpus/<target>/
 # Stops at the first failure with a non-zero exit.
 #
 # Usage: scripts/test.sh [--quick] [--stage NAME]... [--fuzz-time SECONDS] [--no-setup]
 #   --quick          release stage only
 #   --stage NAME     run only this stage (release, asan, tsan, fuzz); repeatable
-#   --fuzz-time S    seconds per fuzz target (default 20, or $TICKWIRE_FUZZ_TIME)
+#   --fuzz-time S    seconds per fuzz target (default 30, or $TICKWIRE_FUZZ_TIME)
 #   --no-setup       skip scripts/setup.sh
 # Environment: TICKWIRE_JOBS (build parallelism, default: number of CPUs).
 set -euo pipefail
@@ -18,7 +19,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${ROOT}"
 
 JOBS="${TICKWIRE_JOBS:-$(nproc)}"
-FUZZ_TIME="${TICKWIRE_FUZZ_TIME:-20}"
+FUZZ_TIME="${TICKWIRE_FUZZ_TIME:-30}"
 RUN_SETUP=1
 STAGES=()
 
@@ -45,7 +46,7 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
-if [[ ${#STAGES[@]} -eq 0 ]]; then STAGES=(release asan fuzz); fi
+if [[ ${#STAGES[@]} -eq 0 ]]; then STAGES=(release asan tsan fuzz); fi
 for s in "${STAGES[@]}"; do
   case "${s}" in
     release | asan | tsan | fuzz) ;;
