@@ -1,0 +1,209 @@
+// Runs the `tickwire` CLI and `tickwire-server` binaries the way the README shows them.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/server_process.h"
+#include "support/temp_dir.h"
+
+extern char** environ;
+
+namespace tickwire::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct RunResult {
+  int exit_code = -1;  // 128 + signal when killed
+  std::string out;
+  std::string err;
+};
+
+// A child process with stdin from a string and stdout/stderr into files. Signals only its own
+// PID; killed at destruction if still running.
+class Child {
+ public:
+  Child(std::vector<std::string> argv, std::map<std::string, std::string> env,
+        const std::string& stdin_text = "") {
+    const std::string in = dir_.File("stdin");
+    {
+      const int fd = ::open(in.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      if (fd >= 0) {
+        if (!stdin_text.empty()) {
+          [[maybe_unused]] auto n = ::write(fd, stdin_text.data(), stdin_text.size());
+        }
+        ::close(fd);
+      }
+    }
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string kv = *e;
+      if (env.count(kv.substr(0, kv.find('='))) == 0) env_strings.push_back(kv);
+    }
+    for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+    std::vector<char*> envp;
+    for (auto& s : env_strings) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    const std::string out = dir_.File("stdout");
+    const std::string err = dir_.File("stderr");
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const int i = ::open(in.c_str(), O_RDONLY);
+      const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      const int r = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      ::dup2(i, 0);
+      ::dup2(o, 1);
+      ::dup2(r, 2);
+      ::execve(args[0], args.data(), envp.data());
+      ::_exit(127);
+    }
+  }
+  ~Child() {
+    if (pid_ > 0 && !status_) {
+      ::kill(pid_, SIGKILL);
+      Wait(5s);
+    }
+  }
+
+  // Waits up to `timeout`; returns whether the process ended.
+  bool Wait(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!status_) {
+      int st = 0;
+      const pid_t r = ::waitpid(pid_, &st, WNOHANG);
+      if (r == pid_) {
+        status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        break;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(10ms);
+    }
+    return true;
+  }
+  RunResult Result() const {
+    return RunResult{status_.value_or(-1), ReadFileOrEmpty(dir_.File("stdout")),
+                     ReadFileOrEmpty(dir_.File("stderr"))};
+  }
+  std::string Stdout() const { return ReadFileOrEmpty(dir_.File("stdout")); }
+
+ private:
+  TempDir dir_;
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+};
+
+RunResult RunToEnd(std::vector<std::string> argv, std::map<std::string, std::string> env = {},
+                   const std::string& stdin_text = "") {
+  Child c(std::move(argv), std::move(env), stdin_text);
+  EXPECT_TRUE(c.Wait(60s)) << "command did not finish";
+  return c.Result();
+}
+
+std::map<std::string, std::string> ClientEnv(const ServerProcess& server) {
+  return {{"STREAM_USER", ServerProcess::kUser},
+          {"STREAM_PASS", ServerProcess::kPass},
+          {"TICKWIRE_ADDR", "127.0.0.1:" + std::to_string(server.port())}};
+}
+
+int CountLines(const std::string& s, const std::string& needle) {
+  int n = 0;
+  for (std::size_t pos = 0; (pos = s.find(needle, pos)) != std::string::npos; ++pos) ++n;
+  return n;
+}
+
+TEST(CliTest, VersionAndHelp) {
+  const RunResult v = RunToEnd({TICKWIRE_CLI_BIN, "--version"});
+  EXPECT_EQ(v.exit_code, 0);
+  EXPECT_NE(v.out.find(TICKWIRE_VERSION), std::string::npos) << v.out;
+  const RunResult h = RunToEnd({TICKWIRE_CLI_BIN, "--help"});
+  EXPECT_EQ(h.exit_code, 0);
+  for (const char* cmd : {"sub", "pub", "bench"}) EXPECT_NE(h.out.find(cmd), std::string::npos);
+}
+
+TEST(CliTest, ServerHelpListsEverySettingWithItsDefault) {
+  const RunResult h = RunToEnd({TICKWIRE_SERVER_BIN_PATH, "--help"});
+  EXPECT_EQ(h.exit_code, 0);
+  for (const char* setting :
+       {"STREAM_USER", "STREAM_PASS", "LISTEN_ADDR", "HEARTBEAT_INTERVAL", "HEARTBEAT_TIMEOUT",
+        "AUTH_TIMEOUT_MS", "BATCH_WINDOW_MS", "MAX_MSG_SIZE", "WRITE_DEADLINE_MS",
+        "MAX_PENDING_BYTES", "WORKERS", "TCP_NODELAY", "SO_SNDBUF", "SO_RCVBUF", "TLS_CERT_PATH",
+        "TLS_KEY_PATH", "LOG_LEVEL"}) {
+    EXPECT_NE(h.out.find(setting), std::string::npos) << setting;
+  }
+  EXPECT_NE(h.out.find("default 15s"), std::string::npos);
+  EXPECT_NE(h.out.find("default 65536"), std::string::npos);
+  const RunResult v = RunToEnd({TICKWIRE_SERVER_BIN_PATH, "--version"});
+  EXPECT_EQ(v.exit_code, 0);
+  EXPECT_NE(v.out.find(TICKWIRE_VERSION), std::string::npos);
+}
+
+TEST(CliTest, SubPrintsWhatPubPublishes) {
+  ServerProcess server;
+  ASSERT_TRUE(server.Start()) << server.error();
+  const auto env = ClientEnv(server);
+  Child sub({TICKWIRE_CLI_BIN, "sub", "--mode", "tick", "--json", "--count", "3", "*"}, env);
+  // The subscriber may not be subscribed yet when the first tick goes out: publish until it
+  // has printed three records (it exits by itself), within a deadline.
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  int rounds = 0;
+  while (!sub.Wait(0ms) && std::chrono::steady_clock::now() < deadline) {
+    const RunResult pub = RunToEnd({TICKWIRE_CLI_BIN, "pub", "--ack"}, env,
+                                   "# comment\nAAPL 187.25 100\n\nMSFT 402.5 20\n");
+    ASSERT_EQ(pub.exit_code, 0) << pub.err;
+    ++rounds;
+    sub.Wait(200ms);
+  }
+  ASSERT_TRUE(sub.Wait(1s)) << "sub did not exit after --count 3";
+  const RunResult r = sub.Result();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(CountLines(r.out, "\n"), 3) << r.out;
+  EXPECT_NE(r.out.find("\"topic\":\"AAPL\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"seq\":"), std::string::npos) << r.out;
+  EXPECT_GE(rounds, 1);
+}
+
+TEST(CliTest, PubReportsBadLinesAndServerRejections) {
+  ServerProcess server;
+  ASSERT_TRUE(server.Start()) << server.error();
+  const auto env = ClientEnv(server);
+  const RunResult bad =
+      RunToEnd({TICKWIRE_CLI_BIN, "pub"}, env, "AAPL 1 1\nnot a tick\nMSFT 2 2\n");
+  EXPECT_EQ(bad.exit_code, 0) << bad.err;  // bad lines are skipped, the rest is published
+  EXPECT_NE(bad.err.find("line 2"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.out.find("published 2 ticks"), std::string::npos) << bad.out;
+  const RunResult rejected =
+      RunToEnd({TICKWIRE_CLI_BIN, "pub", "--ack", "bad topic!", "1", "1"}, env);
+  EXPECT_EQ(rejected.exit_code, 1);
+  EXPECT_NE(rejected.err.find("INVALID_REQUEST"), std::string::npos) << rejected.err;
+  const RunResult wrong = RunToEnd({TICKWIRE_CLI_BIN, "pub", "AAPL", "1", "1"},
+                                   {{"STREAM_USER", "test"},
+                                    {"STREAM_PASS", "wrong"},
+                                    {"TICKWIRE_ADDR", env.at("TICKWIRE_ADDR")}});
+  EXPECT_EQ(wrong.exit_code, 1);
+  EXPECT_NE(wrong.err.find("AUTH_FAILED"), std::string::npos) << wrong.err;
+}
+
+TEST(CliTest, BenchFanoutRunsCleanAndStopsByItself) {
+  const RunResult r = RunToEnd(
+      {TICKWIRE_CLI_BIN, "bench", "fanout", "--spawn", TICKWIRE_SERVER_BIN_PATH, "--subscribers",
+       "3", "--rate", "2000", "--duration", "1s", "--warmup", "200ms", "--json"},
+      {{"STREAM_USER", "bench"}, {"STREAM_PASS", "bench"}});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("\"gaps\":0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"delivered_per_s\""), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace tickwire::testing
