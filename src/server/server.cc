@@ -1,8 +1,10 @@
 #include "server/server.h"
 
 #include <boost/asio/post.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+
+#include <pthread.h>
+#include <signal.h>
 
 #include <fstream>
 #include <future>
@@ -33,15 +35,18 @@ std::string Server::Open() {
   return listener_->Open(ctx_.config.listen_host, ctx_.config.listen_port);
 }
 
-void Server::Shutdown() {
-  boost::asio::post(control_, [this] { control_.stop(); });
-}
+void Server::Shutdown() { stop_requested_.store(true); }
 
 int Server::Run() {
   const auto& c = ctx_.config;
-  // Signals are caught before anything can announce the server (PORT_FILE, logs), so a
-  // SIGTERM right after startup still drains and exits 0.
-  boost::asio::signal_set signals(control_, SIGINT, SIGTERM);
+  // SIGINT and SIGTERM are blocked in this thread before any other thread starts, so every
+  // thread inherits the mask and the signals stay pending until sigtimedwait() below takes
+  // them: no asynchronous handler, and a SIGTERM right after startup is never lost.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   for (auto& w : workers_) w->Start();
   listener_->Start();
   if (!c.port_file.empty()) {
@@ -61,12 +66,15 @@ int Server::Run() {
             {"heartbeat_timeout_ms", c.heartbeat_timeout.count()},
             {"version", TICKWIRE_VERSION}});
 
-  signals.async_wait([this](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    obs::Log(obs::Level::kInfo, "server_stop", "signal received, shutting down", {{"signal", sig}});
-    control_.stop();
-  });
-  control_.run();
+  while (!stop_requested_.load()) {
+    const timespec tick{0, 100'000'000};  // also notices Shutdown() within 100 ms
+    const int sig = sigtimedwait(&stop_signals, nullptr, &tick);
+    if (sig > 0) {
+      obs::Log(obs::Level::kInfo, "server_stop", "signal received, shutting down",
+               {{"signal", sig}});
+      break;
+    }
+  }
 
   // Stop accepting, tell every client, give queued output a moment to leave, then stop.
   listener_->Stop();

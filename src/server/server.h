@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@ class Server {
   std::string Open();
   std::uint16_t port() const { return listener_ ? listener_->port() : 0; }
   // Runs until SIGINT/SIGTERM (or Shutdown()), then drains and stops. Returns the exit code.
+  // Blocks SIGINT/SIGTERM in the calling thread (and so in every thread it starts).
   int Run();
   // Asks a running server to stop (any thread).
   void Shutdown();
@@ -28,7 +30,7 @@ class Server {
   net::ServerContext ctx_;
   std::vector<std::unique_ptr<net::Worker>> workers_;
   std::unique_ptr<net::Listener> listener_;
-  boost::asio::io_context control_;
+  std::atomic<bool> stop_requested_{false};
 };
 
 }  // namespace tickwire::server
