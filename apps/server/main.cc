@@ -11,6 +11,26 @@
 #include "observability/log.h"
 #include "server/server.h"
 
+namespace {
+
+tickwire::obs::Level ToLogLevel(tickwire::config::LogLevel level) {
+  using tickwire::config::LogLevel;
+  using tickwire::obs::Level;
+  switch (level) {
+    case LogLevel::kDebug:
+      return Level::kDebug;
+    case LogLevel::kInfo:
+      return Level::kInfo;
+    case LogLevel::kWarn:
+      return Level::kWarn;
+    case LogLevel::kError:
+      return Level::kError;
+  }
+  return Level::kInfo;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   auto parsed = tickwire::config::ParseServerConfig(args, tickwire::config::ProcessEnv());
@@ -23,7 +43,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   auto& config = std::get<tickwire::config::Config>(parsed);
-  tickwire::obs::SetLogLevel(static_cast<tickwire::obs::Level>(config.log_level));
+  tickwire::obs::SetLogLevel(ToLogLevel(config.log_level));
   // Hostile payloads (e.g. invalid UTF-8 in strings) make protobuf log to stderr; the session
   // already answers them with ERROR frames and our own logs.
   google::protobuf::SetLogHandler(nullptr);

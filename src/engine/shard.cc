@@ -29,23 +29,18 @@ std::size_t Shard::Apply(std::span<const IngestTick> ticks, RecordBlock& out) {
   return ticks.size();
 }
 
+namespace {
+void SetWorkerBit(WorkerMask& mask, unsigned worker, bool on) {
+  mask = on ? (mask | WorkerBit(worker)) : (mask & ~WorkerBit(worker));
+}
+}  // namespace
+
 void Shard::SetInterest(std::string_view topic, Mode mode, unsigned worker, bool interested) {
-  TopicState& st = Lookup(topic);
-  auto& mask = st.interest[static_cast<std::size_t>(mode)];
-  if (interested) {
-    mask |= WorkerBit(worker);
-  } else {
-    mask &= ~WorkerBit(worker);
-  }
+  SetWorkerBit(Lookup(topic).interest[static_cast<std::size_t>(mode)], worker, interested);
 }
 
 void Shard::SetWildcardInterest(Mode mode, unsigned worker, bool interested) {
-  auto& mask = wildcard_[static_cast<std::size_t>(mode)];
-  if (interested) {
-    mask |= WorkerBit(worker);
-  } else {
-    mask &= ~WorkerBit(worker);
-  }
+  SetWorkerBit(wildcard_[static_cast<std::size_t>(mode)], worker, interested);
 }
 
 std::uint64_t Shard::LastSeq(std::string_view topic) const {

@@ -88,10 +88,8 @@ void Worker::Adopt(asio::ip::tcp::socket socket) {
 void Worker::Forget(std::uint64_t connection_id) { connections_.erase(connection_id); }
 
 void Worker::CloseAll() {
-  std::vector<ConnectionPtr> all;
-  all.reserve(connections_.size());
-  for (auto& [id, c] : connections_) all.push_back(c);
-  for (auto& c : all) c->Drain();
+  // Safe to iterate: closing defers deregistration to a posted Cleanup.
+  for (auto& [id, c] : connections_) c->Drain();
 }
 
 void Worker::Ingest(const ConnectionPtr& from, std::uint32_t request_id, bool ack,
@@ -127,27 +125,37 @@ void Worker::Ingest(const ConnectionPtr& from, std::uint32_t request_id, bool ac
       outbox_ingest_[s].push_back(std::move(per_shard[s]));
     }
   }
-  if (tracker && tracker->remaining.fetch_sub(1) == 1) {
-    if (auto c = tracker->connection.lock()) c->OnPublishApplied(request_id, tracker->accepted);
-  }
+  if (tracker) ReleaseAck(std::move(tracker));
   ScheduleEndOfTurn();
 }
 
 void Worker::ApplyIngest(IngestBatch& batch) {
   shard_.Apply(batch.ticks, current_block_);
-  if (!batch.ack) return;
-  auto tracker = std::move(batch.ack);
+  if (batch.ack) ReleaseAck(std::move(batch.ack));
+}
+
+void Worker::ReleaseAck(std::shared_ptr<PublishAckTracker> tracker) {
   if (tracker->remaining.fetch_sub(1) != 1) return;
-  // Last shard to apply: report on the publishing connection's worker.
+  // Last reference: report on the publishing connection's worker.
+  auto report = [tracker] {
+    if (auto c = tracker->connection.lock()) {
+      c->OnPublishApplied(tracker->request_id, tracker->accepted);
+    }
+  };
   if (tracker->worker == index_) {
-    if (auto c = tracker->connection.lock())
-      c->OnPublishApplied(tracker->request_id, tracker->accepted);
-    return;
+    report();
+  } else {
+    asio::post(ctx_.workers[tracker->worker]->io(), std::move(report));
   }
-  asio::post(ctx_.workers[tracker->worker]->io(), [tracker] {
-    if (auto c = tracker->connection.lock())
-      c->OnPublishApplied(tracker->request_id, tracker->accepted);
-  });
+}
+
+template <typename Fn>
+void Worker::OnShard(Worker* owner, Fn fn) {
+  if (owner == this) {
+    fn(shard_);
+  } else {
+    asio::post(owner->io(), [owner, fn = std::move(fn)] { fn(owner->shard_); });
+  }
 }
 
 void Worker::PublishInterest(const std::vector<delivery::FanoutTable::InterestChange>& changes) {
@@ -158,22 +166,12 @@ void Worker::PublishInterest(const std::vector<delivery::FanoutTable::InterestCh
     // the owner must see the interest before any tick published in reply to it.
     if (ch.wildcard) {
       for (Worker* w : ctx_.workers) {
-        if (w == this) {
-          shard_.SetWildcardInterest(ch.mode, me, ch.interested);
-        } else {
-          asio::post(w->io(),
-                     [w, ch, me] { w->shard_.SetWildcardInterest(ch.mode, me, ch.interested); });
-        }
+        OnShard(w,
+                [ch, me](engine::Shard& s) { s.SetWildcardInterest(ch.mode, me, ch.interested); });
       }
     } else {
-      Worker* owner = ctx_.workers[engine::ShardOf(ch.topic, shards)];
-      if (owner == this) {
-        shard_.SetInterest(ch.topic, ch.mode, me, ch.interested);
-      } else {
-        asio::post(owner->io(), [owner, ch, me] {
-          owner->shard_.SetInterest(ch.topic, ch.mode, me, ch.interested);
-        });
-      }
+      OnShard(ctx_.workers[engine::ShardOf(ch.topic, shards)],
+              [ch, me](engine::Shard& s) { s.SetInterest(ch.topic, ch.mode, me, ch.interested); });
     }
   }
 }

@@ -101,6 +101,11 @@ class Worker {
   void ScheduleEndOfTurn();
   void EndOfTurn();
   void ApplyIngest(IngestBatch& batch);
+  // Drops one reference to an acked PUBLISH; the last one sends PUBLISH_ACK.
+  void ReleaseAck(std::shared_ptr<PublishAckTracker> tracker);
+  // Runs `fn(Shard&)` on `owner`'s shard: here and now if that is this worker, else posted.
+  template <typename Fn>
+  void OnShard(Worker* owner, Fn fn);
   void HandleInbox(std::vector<IngestBatch>& ingest, std::vector<engine::RecordBlockPtr>& blocks);
   void ArmWindowTimer();
   void OnWindowTimer();
