@@ -10,6 +10,7 @@
 //    never more than the ring holds or than `backfill` asks for, and encode parseable records.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <string>
@@ -24,9 +25,12 @@ namespace {
 using namespace tickwire::engine;  // NOLINT: a fuzzer, not library code
 namespace v1 = tickwire::v1;
 
-void Check(bool ok) {
-  if (!ok) std::abort();
+void Check(bool ok, int line) {
+  if (ok) return;
+  std::fprintf(stderr, "fuzz_shard: check failed at line %d\n", line);
+  std::abort();
 }
+#define CHECK(cond) Check((cond), __LINE__)
 
 constexpr std::int64_t kT0 = 1'699'999'980'000 * kNsPerMs;
 const char* const kTopics[] = {"A", "B", "C", "D", "E"};
@@ -55,8 +59,8 @@ std::vector<v1::Record> Decode(const RecordBlock& block) {
   for (const auto& e : block.entries) {
     const auto bytes = block.EntryBytes(e);
     v1::DataBatch b;
-    Check(b.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
-    Check(b.records_size() == 1);
+    CHECK(b.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
+    CHECK(b.records_size() == 1);
     out.push_back(b.records(0));
   }
   return out;
@@ -95,11 +99,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       t.accepted_ns = now;
       const std::size_t before = block.entries.size();
       shard.Apply(std::span(&t, 1), block);
-      Check(block.entries.size() == before + 1);
-      const auto rec = Decode(block).back();
+      CHECK(block.entries.size() == before + 1);
+      v1::Record rec;
+      {
+        const auto bytes = block.EntryBytes(block.entries.back());
+        v1::DataBatch one;
+        CHECK(one.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
+        rec = one.records(0);
+      }
       const std::uint64_t s = shard.LastSeq(t.topic);
-      Check(rec.tick().seq() == s && rec.tick().prev_seq() == s - 1);
-      Check(s == seq[t.topic] + 1 || s == 1);  // consecutive, or restarted after eviction
+      CHECK(rec.tick().seq() == s && rec.tick().prev_seq() == s - 1);
+      CHECK(s == seq[t.topic] + 1 || s == 1);  // consecutive, or restarted after eviction
       seq[t.topic] = s;
       for (Mode m : {Mode::kSecond, Mode::kMinute}) {
         const std::int64_t len = IntervalMs(m);
@@ -137,29 +147,29 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       std::map<std::string, std::pair<std::uint64_t, std::size_t>> per_topic;  // last key, n
       for (std::size_t i = 0; i < recs.size(); ++i) {
         const auto& e = reply.records.entries[i];
-        Check(e.mode == req.mode);
+        CHECK(e.mode == req.mode);
         const std::string topic(reply.records.Topic(e));
         auto& [last, n] = per_topic[topic];
-        Check(n == 0 || e.key > last);
+        CHECK(n == 0 || e.key > last);
         last = e.key;
         ++n;
         auto lk = reply.last_keys.find(topic);
-        Check(lk != reply.last_keys.end() && e.key <= lk->second);
+        CHECK(lk != reply.last_keys.end() && e.key <= lk->second);
         const std::size_t ring = req.mode == Mode::kTick
                                      ? o.ticks
                                      : (req.mode == Mode::kSecond ? o.second_bars : o.minute_bars);
-        Check(n <= ring);
-        if (req.backfill > 0) Check(n <= req.backfill);
+        CHECK(n <= ring);
+        if (req.backfill > 0) CHECK(n <= req.backfill);
         if (req.mode == Mode::kTick) {
-          Check(recs[i].has_tick() && recs[i].tick().seq() == e.key);
-          if (req.backfill == 0) Check(recs[i].tick().ts_ns() >= req.since_ms * kNsPerMs);
+          CHECK(recs[i].has_tick() && recs[i].tick().seq() == e.key);
+          if (req.backfill == 0) CHECK(recs[i].tick().ts_ns() >= req.since_ms * kNsPerMs);
         } else {
-          Check(recs[i].has_bar() && static_cast<std::uint64_t>(recs[i].bar().start_ms()) == e.key);
-          if (req.backfill == 0) Check(recs[i].bar().start_ms() >= req.since_ms);
+          CHECK(recs[i].has_bar() && static_cast<std::uint64_t>(recs[i].bar().start_ms()) == e.key);
+          if (req.backfill == 0) CHECK(recs[i].bar().start_ms() >= req.since_ms);
         }
       }
-      if (!reply.truncated) Check(recs.size() <= o.max_backfill_records || req.backfill == 0);
-      if (reply.truncated) Check(recs.size() <= o.max_backfill_records);
+      if (!reply.truncated) CHECK(recs.size() <= o.max_backfill_records || req.backfill == 0);
+      if (reply.truncated) CHECK(recs.size() <= o.max_backfill_records);
     }
   }
   shard.AdvanceWatermark(now + 3600LL * 1000 * kNsPerMs, block);
@@ -170,13 +180,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const v1::Bar& b = r.bar();
     const auto key = std::make_tuple(b.topic(), static_cast<int>(b.interval()), b.start_ms());
     auto it = want.find(key);
-    Check(it != want.end());
+    CHECK(it != want.end());
     const Ref& w = it->second;
-    Check(b.open() == w.open && b.high() == w.high && b.low() == w.low && b.close() == w.close &&
+    CHECK(b.open() == w.open && b.high() == w.high && b.low() == w.low && b.close() == w.close &&
           b.count() == w.count && b.volume() == w.volume);
-    Check(b.vwap() == (w.volume != 0 ? w.pv / w.volume : 0.0));
-    Check(++seen[key] == 1);
+    CHECK(b.vwap() == (w.volume != 0 ? w.pv / w.volume : 0.0));
+    CHECK(++seen[key] == 1);
   }
-  Check(seen.size() == want.size());
+  CHECK(seen.size() == want.size());
   return 0;
 }
