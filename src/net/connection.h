@@ -41,6 +41,8 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void Drain();
   // Completion of an acked PUBLISH (on this connection's worker).
   void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted);
+  // A copy of what the connection listing shows (on this connection's worker).
+  ConnectionInfo Info(Clock::time_point now, bool subs) const;
 
   // delivery::Subscriber
   void DeliverRecord(std::string_view entry) override;
@@ -53,19 +55,24 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void Publish(std::uint32_t request_id, bool ack, std::vector<engine::IngestTick> ticks) override;
   std::int64_t WallClockNs() override;
   void OnAuthenticated(const std::string& user, const std::string& client_name) override;
+  void OnErrorSent(int code, bool fatal, std::string_view message,
+                   std::string_view subject) override;
 
  private:
   void ArmRead();
   void OnReadable();
   // Queues a frame within the pending-output limit; on a breach drops the connection as a
   // slow consumer and returns false.
-  bool Enqueue(std::string frame);
+  bool Enqueue(std::string frame, delivery::FrameTag tag = {});
+  // Queues the frame the batcher just finished; its records were ready at `ready`.
+  void EnqueueBatch(std::string frame, Clock::time_point ready);
   void StartWrite();
   void OnWriteDone(const boost::system::error_code& ec);
   void SlowConsumer(std::string_view why);
   // Ends the connection now: stops I/O and schedules deregistration.
   void Close(session::CloseReason reason);
   void Cleanup();
+  void LogClose();
 
   Worker& worker_;
   asio::ip::tcp::socket socket_;
@@ -86,6 +93,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   session::CloseReason close_reason_ = session::CloseReason::kNone;
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;
+  std::string close_detail_;  // the fatal ERROR's message, for the close log line
 };
 
 }  // namespace tickwire::net

@@ -82,10 +82,16 @@ void Worker::Adopt(asio::ip::tcp::socket socket) {
   auto conn =
       std::make_shared<Connection>(*this, std::move(socket), id, HexId(rng_()), Clock::now());
   connections_.emplace(id, conn);
+  metrics_.OnAccepted();
   conn->Start();
 }
 
 void Worker::Forget(std::uint64_t connection_id) { connections_.erase(connection_id); }
+
+void Worker::CollectConnections(Clock::time_point now, bool subs,
+                                std::vector<ConnectionInfo>& out) const {
+  for (const auto& [id, c] : connections_) out.push_back(c->Info(now, subs));
+}
 
 void Worker::CloseAll() {
   // Safe to iterate: closing defers deregistration to a posted Cleanup.
@@ -272,6 +278,7 @@ void Worker::ArmSweep() {
 void Worker::Sweep() {
   const auto now = Clock::now();
   for (auto& [id, c] : connections_) c->CheckTimers(now);
+  metrics_.active_topics.Set(static_cast<std::int64_t>(shard_.topic_count()));
 }
 
 }  // namespace tickwire::net

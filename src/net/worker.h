@@ -19,6 +19,8 @@
 #include "delivery/fanout_table.h"
 #include "engine/record_block.h"
 #include "engine/shard.h"
+#include "net/connz.h"
+#include "net/metrics.h"
 
 namespace tickwire::net {
 
@@ -88,6 +90,11 @@ class Worker {
   void PublishInterest(const std::vector<delivery::FanoutTable::InterestChange>& changes);
 
   delivery::FanoutTable& fanout() { return fanout_; }
+  // This worker's counters: written here only, read by the metrics endpoint from its thread.
+  WorkerMetrics& metrics() { return metrics_; }
+  const WorkerMetrics& metrics() const { return metrics_; }
+  // Appends a description of every connection of this worker (for the connection listing).
+  void CollectConnections(Clock::time_point now, bool subs, std::vector<ConnectionInfo>& out) const;
 
   // The connection's DATA_BATCH opened a frame: flush it when the window expires.
   void ScheduleBatchFlush(const ConnectionPtr& c, Clock::time_point deadline);
@@ -141,6 +148,8 @@ class Worker {
 
   asio::steady_timer sweep_timer_;
   Clock::duration sweep_interval_;
+
+  WorkerMetrics metrics_;
 };
 
 }  // namespace tickwire::net
