@@ -225,9 +225,10 @@ void Connection::CheckTimers(Clock::time_point now) {
   if (closed_) return;
   const auto deadline = worker_.context().config.write_deadline;
   if (queue_.write_in_flight() && now - write_started_ > deadline) {
-    // The peer is not reading: nothing can be queued behind a stuck write, so close now.
-    worker_.metrics().OnSlowConsumer(SlowConsumerCause::kWriteDeadline);
-    close_detail_ = "write deadline missed";
+    // The peer is not reading: nothing can be queued behind a stuck write, so close now. A
+    // connection already closing (e.g. dropped for pending bytes) was counted when it began to.
+    if (!closing_) worker_.metrics().OnSlowConsumer(SlowConsumerCause::kWriteDeadline);
+    if (close_detail_.empty()) close_detail_ = "write deadline missed";
     obs::LogNoisy(obs::Noisy::kSlowConsumer, obs::Level::kWarn, "slow_consumer",
                   "write deadline missed",
                   {{"conn_id", id_},
