@@ -24,7 +24,7 @@ run() {  # label server-binary extra-args...
   local out
   out=$("${B}/cli/tickwire" bench fanout --spawn "${server}" --subscribers "${SUBS}" \
     --duration "${DURATION}" --json "$@")
-  printf '%s %s\n' "${label}" "$(jq -c '{delivered_per_s, p50_us: .latency_us.p50, p99_us: .latency_us.p99, server_cpu_s}' <<<"${out}" 2>/dev/null || echo "${out}")"
+  printf '%s %s\n' "${label}" "$(jq -c '{delivered_per_s, p50_us: .latency_us.p50, p99_us: .latency_us.p99, server_cpu_s, server_cpu_ns_per_record: ((.server_cpu_s * 1e9 / .delivered) | floor)}' <<<"${out}" 2>/dev/null || echo "${out}")"
 }
 
 for ((r = 1; r <= ROUNDS; r++)); do
