@@ -12,9 +12,8 @@ AuthRateLimiter::AuthRateLimiter(RateLimitSettings settings)
 
 void AuthRateLimiter::Configure(const RateLimitSettings& settings) {
   std::lock_guard lock(settings_mu_);
-  const auto capacity = settings_.capacity;
   settings_ = settings;
-  settings_.capacity = capacity;
+  per_shard_.store(std::max<std::size_t>(1, settings.capacity / kShards));
 }
 
 void AuthRateLimiter::Settings(RateLimitSettings& out) {
@@ -88,7 +87,7 @@ void AuthRateLimiter::Fail(const std::string& key, std::uint32_t budget, Clock::
   std::lock_guard lock(shard.mu);
   auto it = shard.entries.find(key);
   if (it == shard.entries.end()) {
-    if (shard.entries.size() >= per_shard_) Evict(shard, now);
+    if (shard.entries.size() >= per_shard_.load(std::memory_order_relaxed)) Evict(shard, now);
     it = shard.entries.emplace(key, Entry{}).first;
     size_.fetch_add(1, std::memory_order_relaxed);
   }

@@ -43,7 +43,8 @@ class AuthRateLimiter {
   // A successful AUTH clears the address's failures (not the user name's: those may come from
   // elsewhere).
   void OnSuccess(std::string_view address);
-  // New budgets (SIGHUP); tracked keys keep their counts. The capacity stays as it was.
+  // New budgets (SIGHUP); tracked keys keep their counts. A smaller capacity takes effect as
+  // new keys evict old ones.
   void Configure(const RateLimitSettings& settings);
 
   std::size_t size() const { return size_.load(std::memory_order_relaxed); }
@@ -75,7 +76,7 @@ class AuthRateLimiter {
 
   std::mutex settings_mu_;
   RateLimitSettings settings_;
-  std::size_t per_shard_;
+  std::atomic<std::size_t> per_shard_;
   std::array<Shard, kShards> shards_;
   std::atomic<std::size_t> size_{0};
   std::atomic<std::uint64_t> failures_{0};

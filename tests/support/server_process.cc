@@ -94,8 +94,13 @@ bool ServerProcess::Spawn() {
   }
 
   std::map<std::string, std::string> env = {
-      {"STREAM_USER", kUser},           {"STREAM_PASS", kPass}, {"LISTEN_ADDR", "127.0.0.1:0"},
-      {"PORT_FILE", dir_.File("port")}, {"WORKERS", "2"},
+      {"STREAM_USER", kUser},
+      {"STREAM_PASS", kPass},
+      {"LISTEN_ADDR", "127.0.0.1:0"},
+      {"PORT_FILE", dir_.File("port")},
+      {"WORKERS", "2"},
+      // Tests stop servers often: drain at once unless a test sets a period.
+      {"DRAIN_PERIOD", "0s"},
   };
   for (const char* name : kPassThrough) {
     if (const char* v = std::getenv(name); v != nullptr) env[name] = v;
