@@ -1,0 +1,172 @@
+// Graceful drain on SIGTERM: SERVER_DRAINING spread over DRAIN_PERIOD, queued records flushed
+// first, no new connections, exit 0 within DRAIN_DEADLINE even when a client does not read.
+#include <signal.h>
+
+#include <algorithm>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "integration/integration_test.h"
+#include "support/wait.h"
+
+namespace tickwire::testing {
+namespace {
+
+using protocol::FrameType;
+
+class DrainTest : public IntegrationTest {};
+
+struct ConsumerResult {
+  std::size_t ticks = 0;
+  bool drained = false;  // got ERROR{SERVER_DRAINING, fatal}
+  bool closed = false;   // and then the close
+  std::uint32_t retry_after_ms = 0;
+  steady_clock::time_point at{};
+  std::string problem;
+};
+
+// Reads DATA_BATCH frames until ERROR{SERVER_DRAINING}, then expects the close.
+void Consume(RawClient& c, ConsumerResult& out) {
+  while (true) {
+    const ReadResult r = c.ReadFrame(milliseconds(8000));
+    if (!r.ok()) {
+      out.problem = std::string("read ") + std::string(ReadStatusName(r.status)) + " " + r.detail;
+      return;
+    }
+    if (auto batch = DecodeBatch(r.frame)) {
+      out.ticks += batch->ticks.size();
+      continue;
+    }
+    if (r.frame.frame_type() != FrameType::kError) {
+      out.problem = "unexpected " + DescribeFrame(r.frame);
+      return;
+    }
+    v1::Error e;
+    e.ParseFromString(r.frame.payload);
+    out.at = steady_clock::now();
+    out.drained = e.code() == v1::SERVER_DRAINING && e.fatal();
+    out.retry_after_ms = e.retry_after_ms();
+    out.closed = c.ExpectClosed(milliseconds(3000));
+    return;
+  }
+}
+
+TEST_F(DrainTest, SigtermDrainsSpreadOverThePeriodFlushesAndExitsZero) {
+  constexpr auto kPeriod = milliseconds(1500);
+  ASSERT_TRUE(
+      Start({{"DRAIN_PERIOD", "1500ms"}, {"DRAIN_DEADLINE", "6s"}, {"BATCH_WINDOW_MS", "400"}}));
+  constexpr int kConsumers = 8;
+  constexpr int kTicks = 10;
+  std::vector<RawClient> consumers(kConsumers);
+  for (auto& c : consumers) {
+    ASSERT_TRUE(ConnectAuthed(c));
+    ASSERT_TRUE(c.Subscribe(1, v1::MODE_TICK, {Topic()}));
+  }
+  RawClient pre_auth;  // connected, not yet authenticated: told too
+  ASSERT_TRUE(Connect(pre_auth));
+  RawClient pub;
+  ASSERT_TRUE(ConnectAuthed(pub));
+  std::vector<v1::Tick> ticks;
+  for (int i = 0; i < kTicks; ++i) ticks.push_back(MakeTick(Topic(), 10 + i, 1));
+  ASSERT_TRUE(pub.PublishAcked(1, ticks));
+  // The ticks now wait in each consumer's 400 ms batch window: the drain must flush them.
+  const auto sigterm = steady_clock::now();
+  ASSERT_EQ(kill(server_->pid(), SIGTERM), 0);
+
+  std::vector<ConsumerResult> results(kConsumers + 2);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kConsumers; ++i) {
+    threads.emplace_back([&, i] {
+      Consume(consumers[static_cast<std::size_t>(i)], results[static_cast<std::size_t>(i)]);
+    });
+  }
+  threads.emplace_back([&] { Consume(pre_auth, results[kConsumers]); });
+  threads.emplace_back([&] { Consume(pub, results[kConsumers + 1]); });
+
+  // Not accepting any more (give the signal a moment to be taken).
+  std::this_thread::sleep_for(milliseconds(200));
+  RawClient late;
+  if (late.Connect(server_->port())) {
+    EXPECT_TRUE(late.ExpectClosed(milliseconds(3000))) << "a connection after SIGTERM is refused";
+  }
+
+  for (auto& t : threads) t.join();
+  const auto code = server_->WaitForExit(milliseconds(6000));
+  const auto exited = steady_clock::now();
+  ASSERT_TRUE(code.has_value()) << "no exit within the drain deadline";
+  EXPECT_EQ(*code, 0);
+  EXPECT_LT(exited - sigterm, milliseconds(4000)) << "exits once everyone is drained";
+
+  steady_clock::time_point first = steady_clock::time_point::max();
+  steady_clock::time_point last = steady_clock::time_point::min();
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    const auto& r = results[i];
+    SCOPED_TRACE("client " + std::to_string(i));
+    EXPECT_TRUE(r.problem.empty()) << r.problem;
+    EXPECT_TRUE(r.drained);
+    EXPECT_TRUE(r.closed);
+    EXPECT_GE(r.retry_after_ms, 100u);
+    EXPECT_LT(r.retry_after_ms, 1000u);
+    if (i < kConsumers) {
+      EXPECT_EQ(r.ticks, static_cast<std::size_t>(kTicks)) << "queued records come first";
+    }
+    first = std::min(first, r.at);
+    last = std::max(last, r.at);
+  }
+  // Spread over the period (10 connections on 2 workers: 5 each, 300 ms apart), not all at once,
+  // and none after it.
+  EXPECT_GE(last - first, milliseconds(700));
+  EXPECT_LE(last - sigterm, kPeriod + milliseconds(500));
+  const std::string logs = server_->Logs();
+  EXPECT_NE(logs.find("server_drain"), std::string::npos);
+  EXPECT_NE(logs.find("\"connections_left\":0"), std::string::npos) << logs;
+}
+
+TEST_F(DrainTest, DeadlineBoundsExitWhenAClientDoesNotRead) {
+  ASSERT_TRUE(Start({{"DRAIN_PERIOD", "200ms"},
+                     {"DRAIN_DEADLINE", "1500ms"},
+                     {"WRITE_DEADLINE_MS", "60000"},
+                     {"SO_SNDBUF", "4096"},
+                     {"BATCH_WINDOW_MS", "0"}}));
+  RawClient stuck;
+  stuck.SetReceiveBuffer(4096);
+  ASSERT_TRUE(ConnectAuthed(stuck));
+  ASSERT_TRUE(stuck.Subscribe(1, v1::MODE_TICK, {Topic()}));
+  RawClient pub;
+  ASSERT_TRUE(ConnectAuthed(pub));
+  for (int round = 0; round < 20; ++round) {
+    std::vector<v1::Tick> ticks;
+    for (int i = 0; i < 500; ++i) ticks.push_back(MakeTick(Topic(), i, 1));
+    ASSERT_TRUE(pub.PublishAcked(static_cast<std::uint32_t>(round + 1), ticks));
+  }
+  const auto sigterm = steady_clock::now();
+  ASSERT_EQ(kill(server_->pid(), SIGTERM), 0);
+  const auto code = server_->WaitForExit(milliseconds(5000));
+  const auto took = steady_clock::now() - sigterm;
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+  EXPECT_GE(took, milliseconds(1300)) << "waited for the stuck client until the deadline";
+  EXPECT_LT(took, milliseconds(3000));
+  EXPECT_NE(server_->Logs().find("drain deadline reached"), std::string::npos);
+}
+
+TEST_F(DrainTest, SecondSignalHurries) {
+  ASSERT_TRUE(Start({{"DRAIN_PERIOD", "10s"}, {"DRAIN_DEADLINE", "30s"}}));
+  std::vector<RawClient> clients(6);
+  for (auto& c : clients) ASSERT_TRUE(ConnectAuthed(c));
+  const auto t0 = steady_clock::now();
+  ASSERT_EQ(kill(server_->pid(), SIGTERM), 0);
+  std::this_thread::sleep_for(milliseconds(300));
+  ASSERT_EQ(kill(server_->pid(), SIGINT), 0);
+  const auto code = server_->WaitForExit(milliseconds(5000));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+  EXPECT_LT(steady_clock::now() - t0, milliseconds(3000));
+  for (auto& c : clients)
+    EXPECT_TRUE(c.ExpectFatal(v1::SERVER_DRAINING, nullptr, milliseconds(1000)));
+}
+
+}  // namespace
+}  // namespace tickwire::testing
