@@ -15,6 +15,8 @@ PACKAGES=(
   nats-server haproxy redis-server
   # Tools used by scripts and benchmarks (gnuplot-nox: gnuplot without the Qt/X11 front ends).
   gnuplot-nox openssl procps python3
+  # TLS scanner run by .ci/run against a TLS listener (scripts/testssl.sh).
+  testssl.sh
 )
 
 missing=()

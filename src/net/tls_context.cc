@@ -10,7 +10,8 @@ namespace {
 namespace ssl = boost::asio::ssl;
 
 // Mozilla Server Side TLS, "intermediate" configuration (version 5.7), TLS 1.2 part. TLS 1.3
-// suites are OpenSSL's defaults, which match the same profile.
+// suites are OpenSSL's defaults, which match the same profile. Order: ECDSA before RSA,
+// AES-GCM before ChaCha20 (both are used only with a certificate of that key type).
 constexpr const char* kTls12Ciphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
@@ -41,8 +42,9 @@ std::variant<TlsContextPtr, std::string> MakeServerTlsContext(const config::Conf
                        ssl::context::no_sslv2 | ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
                        ssl::context::no_tlsv1_1 | ssl::context::single_dh_use,
                    ec);
-  // Mozilla intermediate leaves the cipher choice to the client (no server preference).
-  SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION);
+  // Every suite on the list is strong, so the server's order (strongest first as listed) wins:
+  // a client cannot steer the choice, and scanners want a configured order.
+  SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   if (SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION) != 1 ||
       SSL_CTX_set_max_proto_version(native, TLS1_3_VERSION) != 1 ||
       SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1 ||

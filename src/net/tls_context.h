@@ -15,9 +15,9 @@ using TlsContextPtr = std::shared_ptr<boost::asio::ssl::context>;
 
 // Builds the stream port's TLS server context from TLS_CERT_PATH, TLS_KEY_PATH and (for mTLS)
 // TLS_CLIENT_CA_PATH: TLS 1.2 and 1.3 only, Mozilla's "intermediate" cipher list for TLS 1.2
-// (ECDHE/DHE with AES-GCM or ChaCha20-Poly1305) and OpenSSL's TLS 1.3 suites, no compression,
-// no renegotiation. With a client CA, a client without a certificate it signed fails the
-// handshake. Returns an error line naming the setting on failure; never throws.
+// (ECDHE/DHE with AES-GCM or ChaCha20-Poly1305) in the server's order, and OpenSSL's TLS 1.3
+// suites, no compression, no renegotiation. With a client CA, a client without a certificate it
+// signed fails the handshake. Returns an error line naming the setting on failure; never throws.
 std::variant<TlsContextPtr, std::string> MakeServerTlsContext(const config::Config& config);
 
 // The current TLS context. Connections take the one current at accept and keep it (their SSL

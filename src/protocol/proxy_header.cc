@@ -71,12 +71,16 @@ ProxyParseResult ParseV1(std::span<const std::uint8_t> data) {
   const std::size_t scan = std::min(data.size(), kProxyV1MaxLength);
   const std::string_view text(reinterpret_cast<const char*>(data.data()), scan);
   const auto crlf = text.find("\r\n");
+  // The line is printable US-ASCII up to its CRLF; a lone CR may only be the last byte seen.
+  const std::size_t end = crlf == std::string_view::npos ? scan : crlf;
+  for (std::size_t i = 0; i < end; ++i) {
+    const char c = text[i];
+    if ((c < 0x20 || c > 0x7e) && !(c == '\r' && i + 1 == scan)) {
+      return Error("PROXY v1 line has a byte that is not printable ASCII");
+    }
+  }
   if (crlf == std::string_view::npos) {
     if (scan >= kProxyV1MaxLength) return Error("PROXY v1 line longer than 107 bytes");
-    // Anything but a printable line is invalid before its end is seen.
-    for (char c : text) {
-      if ((c < 0x20 || c > 0x7e) && c != '\r') return Error("PROXY v1 line has a control byte");
-    }
     return NeedMore();
   }
   const std::string_view line = text.substr(kV1Prefix.size(), crlf - kV1Prefix.size());

@@ -83,6 +83,12 @@ TEST(ProxyHeader, V1Malformed) {
     EXPECT_EQ(r.status, ProxyParseStatus::kError) << bad;
     EXPECT_FALSE(r.error.empty());
   }
+  // Found by fuzzing: a non-printable byte is an error whether or not the CRLF has arrived.
+  const std::string binary = "PROXY UNKNOWN :\xff\xff 1 ::1 65535 78";
+  EXPECT_EQ(Parse(binary).status, ProxyParseStatus::kError);
+  EXPECT_EQ(Parse(binary + "\r\n").status, ProxyParseStatus::kError);
+  EXPECT_EQ(Parse("PROXY TCP4 1.2.3.4\r").status, ProxyParseStatus::kNeedMore);
+  EXPECT_EQ(Parse("PROXY TCP4 1.2.3.4\rx").status, ProxyParseStatus::kError);
   EXPECT_EQ(Parse("PROXY TCP4 " + std::string(120, '1')).status, ProxyParseStatus::kError)
       << "a line without CRLF within 107 bytes";
 }
