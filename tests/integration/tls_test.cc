@@ -7,6 +7,7 @@
 #include <fstream>
 #include <string>
 
+#include "client/client.h"
 #include "integration/integration_test.h"
 #include "support/tls.h"
 #include "support/wait.h"
@@ -99,6 +100,48 @@ TEST_F(TlsTest, HandshakeAndSessionOverTls) {
     got += batch->ticks.size();
   }
   EXPECT_EQ(got, 500u);
+}
+
+TEST_F(TlsTest, ClientLibraryOverTls) {
+  ASSERT_TRUE(Start(TlsEnv({{"TLS_CLIENT_CA_PATH", pki_.Cert("ca")}})));
+  client::ClientOptions o;
+  o.port = server_->port();
+  o.username = ServerProcess::kUser;
+  o.password = ServerProcess::kPass;
+  o.tls.enabled = true;
+  o.tls.ca_file = pki_.Cert("ca");
+  o.tls.cert_file = pki_.Cert("client");
+  o.tls.key_file = pki_.Key("client");
+  auto connected = client::Client::Connect(o);
+  ASSERT_TRUE(connected.ok()) << connected.error().message;
+  auto& c = connected.value();
+  auto sub = c->Subscribe(client::Mode::kTick, {Topic()});
+  ASSERT_TRUE(sub.ok()) << sub.error().message;
+  std::vector<client::Tick> ticks(3);
+  for (std::size_t i = 0; i < ticks.size(); ++i) {
+    ticks[i].topic = Topic();
+    ticks[i].price = 1.0 + static_cast<double>(i);
+    ticks[i].size = 1;
+  }
+  auto pub = c->Publish(ticks, true);
+  ASSERT_TRUE(pub.ok()) << pub.error().message;
+  EXPECT_EQ(pub.value(), 3u);
+  std::size_t got = 0;
+  const auto deadline = steady_clock::now() + milliseconds(5000);
+  while (got < 3 && steady_clock::now() < deadline) {
+    auto ev = c->Next(milliseconds(500));
+    if (!ev) continue;
+    if (auto* b = std::get_if<client::Batch>(&*ev)) got += b->records.size();
+  }
+  EXPECT_EQ(got, 3u);
+  // The wrong CA: the client refuses the server.
+  client::ClientOptions wrong = o;
+  wrong.tls.ca_file = pki_.Cert("rogue-ca");
+  wrong.connect_timeout = milliseconds(3000);
+  auto refused = client::Client::Connect(wrong);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("TLS handshake"), std::string::npos)
+      << refused.error().message;
 }
 
 TEST_F(TlsTest, OpensslSClientHandshakes) {
