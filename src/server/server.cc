@@ -51,6 +51,7 @@ Server::Server(config::Config config, ConfigSource reload_source)
   current_ = ctx_.config;
   ctx_.batch_window_ms.store(ctx_.config.batch_window_ms);
   ctx_.rate_limiter.Configure(RateLimits(ctx_.config));
+  ctx_.admission.Configure(ctx_.config.max_connections, ctx_.config.max_unauth_connections);
   const unsigned n = ctx_.config.EffectiveWorkers();
   for (unsigned i = 0; i < n; ++i) {
     workers_.push_back(std::make_unique<net::Worker>(i, ctx_));
