@@ -3,7 +3,9 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -122,6 +124,91 @@ TEST_F(DrainTest, SigtermDrainsSpreadOverThePeriodFlushesAndExitsZero) {
   const std::string logs = server_->Logs();
   EXPECT_NE(logs.find("server_drain"), std::string::npos);
   EXPECT_NE(logs.find("\"connections_left\":0"), std::string::npos) << logs;
+}
+
+// A rolling restart with a replicated feed: the producer publishes every tick to two instances;
+// a consumer of the first, drained mid-stream, resumes on the second with since_ms and misses
+// nothing (duplicates from the overlap are allowed; gaps are not).
+TEST_F(DrainTest, ConsumerResumesOnAnotherInstanceWithSinceMs) {
+  ASSERT_TRUE(Start({{"DRAIN_PERIOD", "300ms"}, {"DRAIN_DEADLINE", "5s"}}));
+  EnvOverrides env_b = DefaultIntegrationEnv();
+  ServerProcess b(env_b);
+  ASSERT_TRUE(b.Start()) << b.error();
+  const std::string topic = Topic();
+  constexpr int kTicks = 300;
+
+  RawClient consumer;
+  ASSERT_TRUE(ConnectAuthed(consumer));
+  ASSERT_TRUE(consumer.Subscribe(1, v1::MODE_TICK, {topic}));
+  RawClient pub_a;
+  RawClient pub_b;
+  ASSERT_TRUE(ConnectAuthed(pub_a));
+  ASSERT_TRUE(pub_b.Connect(b.port()));
+  ASSERT_TRUE(pub_b.Authenticate(ServerProcess::kUser, ServerProcess::kPass));
+
+  std::atomic<bool> producer_ok{true};
+  std::thread producer([&] {
+    bool a_open = true;
+    const std::int64_t base_ns = NowNs() - 2'000'000'000;  // event times: 2 ms apart, in the past
+    for (int i = 1; i <= kTicks; ++i) {
+      const auto tick = MakeTick(topic, i, 1, base_ns + std::int64_t{i} * 2'000'000);
+      v1::Publish p;
+      p.set_request_id(static_cast<std::uint32_t>(i));
+      *p.add_ticks() = tick;
+      if (a_open && !pub_a.SendFrame(FrameType::kPublish, p)) a_open = false;
+      if (!pub_b.PublishAcked(static_cast<std::uint32_t>(i), {tick})) producer_ok = false;
+      if (i == 100 && kill(server_->pid(), SIGTERM) != 0) producer_ok = false;
+      std::this_thread::sleep_for(milliseconds(2));
+    }
+  });
+
+  // On A until SERVER_DRAINING.
+  std::set<int> prices;
+  std::int64_t last_ts_ns = 0;
+  bool drained = false;
+  while (!drained) {
+    const ReadResult r = consumer.ReadFrame(milliseconds(5000));
+    ASSERT_TRUE(r.ok()) << ReadStatusName(r.status);
+    if (auto batch = DecodeBatch(r.frame)) {
+      for (const auto& t : batch->ticks) {
+        prices.insert(static_cast<int>(t.price()));
+        last_ts_ns = std::max(last_ts_ns, t.ts_ns());
+      }
+      continue;
+    }
+    ASSERT_EQ(r.frame.frame_type(), FrameType::kError) << DescribeFrame(r.frame);
+    v1::Error e;
+    e.ParseFromString(r.frame.payload);
+    ASSERT_EQ(e.code(), v1::SERVER_DRAINING);
+    drained = true;
+  }
+  ASSERT_FALSE(prices.empty());
+  EXPECT_LT(prices.size(), static_cast<std::size_t>(kTicks)) << "drained mid-stream";
+
+  // Reconnect to B and resume from the last record seen.
+  RawClient resumed;
+  ASSERT_TRUE(resumed.Connect(b.port()));
+  ASSERT_TRUE(resumed.Authenticate(ServerProcess::kUser, ServerProcess::kPass));
+  v1::Subscribe sub;
+  sub.set_request_id(2);
+  sub.set_mode(v1::MODE_TICK);
+  sub.add_topics(topic);
+  sub.set_since_ms(last_ts_ns / 1'000'000);
+  ASSERT_TRUE(resumed.SendFrame(FrameType::kSubscribe, sub));
+  v1::SubscribeOk ok;
+  ASSERT_TRUE(resumed.ReadMessage(FrameType::kSubscribeOk, &ok));
+  const auto deadline = steady_clock::now() + milliseconds(10000);
+  while (!prices.contains(kTicks) && steady_clock::now() < deadline) {
+    const ReadResult r = resumed.ReadFrame(Remaining(deadline));
+    ASSERT_TRUE(r.ok()) << ReadStatusName(r.status);
+    auto batch = DecodeBatch(r.frame);
+    ASSERT_TRUE(batch) << DescribeFrame(r.frame);
+    for (const auto& t : batch->ticks) prices.insert(static_cast<int>(t.price()));
+  }
+  producer.join();
+  EXPECT_TRUE(producer_ok.load());
+  for (int i = 1; i <= kTicks; ++i) EXPECT_TRUE(prices.contains(i)) << "missed tick " << i;
+  EXPECT_EQ(server_->WaitForExit(milliseconds(5000)), 0);
 }
 
 TEST_F(DrainTest, DeadlineBoundsExitWhenAClientDoesNotRead) {
