@@ -73,7 +73,11 @@ TEST_F(DrainTest, SigtermDrainsSpreadOverThePeriodFlushesAndExitsZero) {
   std::vector<v1::Tick> ticks;
   for (int i = 0; i < kTicks; ++i) ticks.push_back(MakeTick(Topic(), 10 + i, 1));
   ASSERT_TRUE(pub.PublishAcked(1, ticks));
-  // The ticks now wait in each consumer's 400 ms batch window: the drain must flush them.
+  // PUBLISH_ACK means applied by the owner shard; the hand-over to the consumers' workers
+  // follows. Give it a moment (well inside the 400 ms window): then the ticks wait in each
+  // consumer's open DATA_BATCH, and those drained first (before their window ends) show that
+  // the drain flushes it.
+  std::this_thread::sleep_for(milliseconds(100));
   const auto sigterm = steady_clock::now();
   ASSERT_EQ(kill(server_->pid(), SIGTERM), 0);
 
