@@ -147,16 +147,18 @@ void Server::Reload() {
             {"log_level", config::LogLevelName(current_.log_level)}});
 }
 
-std::size_t Server::ConnectionCount() {
-  std::size_t total = 0;
+std::size_t Server::ConnectionCount(Clock::time_point until) {
+  std::vector<std::future<std::size_t>> answers;
   for (auto& w : workers_) {
     auto count = std::make_shared<std::promise<std::size_t>>();
-    auto fut = count->get_future();
+    answers.push_back(count->get_future());
     net::Worker* worker = w.get();
     boost::asio::post(worker->io(),
                       [worker, count] { count->set_value(worker->connection_count()); });
-    if (fut.wait_for(std::chrono::seconds(1)) != std::future_status::ready) return 1;
-    total += fut.get();
+  }
+  std::size_t total = 0;
+  for (auto& a : answers) {
+    total += a.wait_until(until) == std::future_status::ready ? a.get() : 1;
   }
   return total;
 }
@@ -176,7 +178,7 @@ void Server::Drain(const sigset_t& signals) {
             {"drain_deadline_ms", current_.drain_deadline.count()}});
   bool hurried = false;
   while (Clock::now() < deadline) {
-    if (ConnectionCount() == 0) break;
+    if (ConnectionCount(deadline) == 0) break;
     const timespec tick{0, 20'000'000};
     const int sig = sigtimedwait(&signals, nullptr, &tick);
     if ((sig == SIGTERM || sig == SIGINT) && !hurried) {
@@ -190,7 +192,7 @@ void Server::Drain(const sigset_t& signals) {
       deadline = std::min(deadline, Clock::now() + std::chrono::seconds(1));
     }
   }
-  const auto left = ConnectionCount();
+  const auto left = ConnectionCount(Clock::now() + std::chrono::milliseconds(100));
   obs::Log(left == 0 ? obs::Level::kInfo : obs::Level::kWarn, "server_drained",
            left == 0 ? "every connection closed" : "drain deadline reached; closing the rest",
            {{"connections_left", left},

@@ -47,7 +47,9 @@ class Server {
   // Graceful drain (SIGTERM): not ready, stop accepting, SERVER_DRAINING spread over
   // DRAIN_PERIOD, wait for connections to finish until DRAIN_DEADLINE.
   void Drain(const sigset_t& signals);
-  std::size_t ConnectionCount();
+  // Connections open on all workers; waits for their answers until `until` at the latest
+  // (a worker that does not answer in time counts as having one).
+  std::size_t ConnectionCount(std::chrono::steady_clock::time_point until);
 
   net::ServerContext ctx_;
   config::Config current_;  // the settings last applied (main thread only)

@@ -234,12 +234,13 @@ TEST_F(DrainTest, DeadlineBoundsExitWhenAClientDoesNotRead) {
   }
   const auto sigterm = steady_clock::now();
   ASSERT_EQ(kill(server_->pid(), SIGTERM), 0);
-  const auto code = server_->WaitForExit(milliseconds(5000));
+  const auto code = server_->WaitForExit(milliseconds(10000));
   const auto took = steady_clock::now() - sigterm;
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 0);
   EXPECT_GE(took, milliseconds(1300)) << "waited for the stuck client until the deadline";
-  EXPECT_LT(took, milliseconds(3000));
+  // The deadline plus stopping the workers (generous: sanitizer builds on a loaded machine).
+  EXPECT_LT(took, milliseconds(6000));
   EXPECT_NE(server_->Logs().find("drain deadline reached"), std::string::npos);
 }
 
