@@ -10,6 +10,7 @@
 
 #include "protocol/batch_builder.h"
 #include "protocol/frame.h"
+#include "protocol/proxy_header.h"
 #include "protocol/wire.h"
 #include "tickwire/v1/tickwire.pb.h"
 
@@ -262,6 +263,27 @@ int main(int argc, char** argv) {
     }
     Write(root / "fuzz_shard", "mixed", script);
   }
+  // fuzz_proxy_header: PROXY protocol headers, each followed by the start of a session.
+  const fs::path proxy = root / "fuzz_proxy_header";
+  const std::string after = MakeFrame(FrameType::kHeartbeat, "");
+  Write(proxy, "v1_tcp4", "PROXY TCP4 192.0.2.7 10.0.0.1 56324 7878\r\n" + after);
+  Write(proxy, "v1_tcp6", "PROXY TCP6 2001:db8::1 ::1 65535 7878\r\n" + after);
+  Write(proxy, "v1_unknown", "PROXY UNKNOWN\r\n" + after);
+  auto v2 = [](std::uint8_t ver_cmd, std::uint8_t fam, const std::string& body) {
+    std::string h(tickwire::protocol::kProxyV2Signature);
+    h += static_cast<char>(ver_cmd);
+    h += static_cast<char>(fam);
+    h += static_cast<char>(body.size() >> 8);
+    h += static_cast<char>(body.size() & 0xFF);
+    return h + body;
+  };
+  const std::string addr4("\xc0\x00\x02\x07\x0a\x00\x00\x01\xdc\x04\x1e\xc6", 12);
+  const std::string tlvs("\x01\x00\x02h2\xea\x00\x03\x01\x02\x03", 11);
+  Write(proxy, "v2_tcp4", v2(0x21, 0x11, addr4) + after);
+  Write(proxy, "v2_tcp4_tlvs", v2(0x21, 0x11, addr4 + tlvs) + after);
+  Write(proxy, "v2_tcp6", v2(0x21, 0x21, std::string(36, '\x01')) + after);
+  Write(proxy, "v2_local", v2(0x20, 0x00, "") + after);
+
   std::printf("seed corpus written under %s\n", root.c_str());
   return 0;
 }

@@ -18,6 +18,8 @@ PACKAGES=(
   prometheus prometheus-alertmanager
   # Tools used by scripts and benchmarks (gnuplot-nox: gnuplot without the Qt/X11 front ends).
   gnuplot-nox openssl procps python3
+  # TLS scanner run by .ci/run against a TLS listener (scripts/testssl.sh).
+  testssl.sh
 )
 
 missing=()

@@ -9,5 +9,6 @@ namespace tickwire::cli {
 void RegisterSub(CLI::App& app, int& exit_code);
 void RegisterPub(CLI::App& app, int& exit_code);
 void RegisterBench(CLI::App& app, int& exit_code);
+void RegisterPasswd(CLI::App& app, int& exit_code);
 
 }  // namespace tickwire::cli

@@ -1,4 +1,4 @@
-// tickwire: command-line client for a tickwire server (sub, pub, bench).
+// tickwire: command-line client for a tickwire server (sub, pub, bench, passwd).
 
 #include <CLI/CLI.hpp>
 
@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   tickwire::cli::RegisterSub(app, exit_code);
   tickwire::cli::RegisterPub(app, exit_code);
   tickwire::cli::RegisterBench(app, exit_code);
+  tickwire::cli::RegisterPasswd(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

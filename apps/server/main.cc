@@ -49,7 +49,10 @@ int main(int argc, char** argv) {
   // already answers them with ERROR frames and our own logs.
   google::protobuf::SetLogHandler(nullptr);
 
-  tickwire::server::Server server(std::move(config));
+  // SIGHUP parses the same flags and environment again (CONFIG_FILE is re-read).
+  tickwire::server::Server server(std::move(config), [args] {
+    return tickwire::config::ParseServerConfig(args, tickwire::config::ProcessEnv());
+  });
   if (auto err = server.Open(); !err.empty()) {
     std::cerr << "tickwire-server: " << err << "\n";
     return 1;

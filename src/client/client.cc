@@ -18,6 +18,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
@@ -289,6 +292,58 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     }
     boost::system::error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);
+    if (options_.tls.enabled) {
+      StartTls();
+      return;
+    }
+    SendAuth();
+  }
+
+  // TLS: verify the server against the CA file (or the system's) and the host, then AUTH.
+  void StartTls() {
+    const auto& t = options_.tls;
+    tls_context_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+    SSL_CTX_set_min_proto_version(tls_context_->native_handle(), TLS1_2_VERSION);
+    boost::system::error_code ec;
+    if (t.ca_file.empty()) {
+      tls_context_->set_default_verify_paths(ec);
+    } else {
+      tls_context_->load_verify_file(t.ca_file, ec);
+    }
+    if (!ec && !t.cert_file.empty()) tls_context_->use_certificate_chain_file(t.cert_file, ec);
+    if (!ec && !t.key_file.empty()) {
+      tls_context_->use_private_key_file(t.key_file, asio::ssl::context::pem, ec);
+    }
+    if (!ec) tls_context_->set_verify_mode(asio::ssl::verify_peer, ec);
+    if (ec) {
+      Fail(MakeError(ErrorKind::kConnect, "TLS setup: " + ec.message()));
+      return;
+    }
+    tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, *tls_context_);
+    SSL* ssl = tls_->native_handle();
+    boost::system::error_code not_ip;
+    asio::ip::make_address(options_.host, not_ip);
+    if (not_ip) {
+      // SNI (SSL_set_tlsext_host_name is a macro with a C cast).
+      SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+               const_cast<char*>(options_.host.c_str()));
+      SSL_set1_host(ssl, options_.host.c_str());
+    } else {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), options_.host.c_str());
+    }
+    tls_->async_handshake(
+        asio::ssl::stream_base::client, [self = shared_from_this()](boost::system::error_code hec) {
+          if (self->state_ == State::kClosed) return;
+          if (hec) {
+            self->Fail(MakeError(ErrorKind::kConnect,
+                                 "TLS handshake with " + self->Endpoint() + ": " + hec.message()));
+            return;
+          }
+          self->SendAuth();
+        });
+  }
+
+  void SendAuth() {
     SetState(State::kAuthenticating);
     EnqueueWrite(codec::EncodeAuth(options_.username, options_.password, options_.client_name),
                  /*counted=*/false);
@@ -304,6 +359,12 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   void StartRead() {
+    if (tls_) {
+      tls_->async_read_some(asio::buffer(read_buf_),
+                            [self = shared_from_this()](boost::system::error_code ec,
+                                                        std::size_t n) { self->OnRead(ec, n); });
+      return;
+    }
     socket_.async_read_some(asio::buffer(read_buf_),
                             [self = shared_from_this()](boost::system::error_code ec,
                                                         std::size_t n) { self->OnRead(ec, n); });
@@ -312,7 +373,7 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
   void OnRead(boost::system::error_code ec, std::size_t n) {
     if (state_ == State::kClosed) return;
     if (ec) {
-      if (ec == asio::error::eof) {
+      if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
         Fail(MakeError(ErrorKind::kIo, "server closed the connection", true));
       } else {
         Fail(MakeError(ErrorKind::kIo, "read: " + ec.message(), true));
@@ -545,6 +606,13 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     }
     for (const auto& f : writing_) buffers_.emplace_back(f.data(), f.size());
     write_in_flight_ = true;
+    if (tls_) {
+      asio::async_write(*tls_, buffers_,
+                        [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                          self->OnWrite(ec, n);
+                        });
+      return;
+    }
     asio::async_write(socket_, buffers_,
                       [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
                         self->OnWrite(ec, n);
@@ -617,6 +685,8 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
   asio::strand<asio::io_context::executor_type> strand_;
   tcp::resolver resolver_;
   tcp::socket socket_;
+  std::unique_ptr<asio::ssl::context> tls_context_;  // with options_.tls.enabled
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
   asio::steady_timer connect_timer_;
   asio::steady_timer heartbeat_timer_;
   std::chrono::milliseconds heartbeat_interval_{0};

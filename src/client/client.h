@@ -29,12 +29,22 @@ using RawBatchCallback =
     std::function<void(std::uint64_t batch_seq, std::span<const std::uint8_t> payload)>;
 using ErrorCallback = std::function<void(const Error& error)>;
 
+// TLS to a server with TLS_CERT_PATH set. The server's certificate is verified against
+// `ca_file` (the system's CAs when empty) and `ClientOptions::host` (name or IP address).
+struct TlsOptions {
+  bool enabled = false;
+  std::string ca_file;
+  std::string cert_file;  // client certificate and key, for servers that require mTLS
+  std::string key_file;
+};
+
 struct ClientOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 7878;
   std::string username;
   std::string password;
   std::string client_name;  // free text the server logs
+  TlsOptions tls;
   // Resolve + TCP connect + AUTH until AUTH_OK.
   std::chrono::milliseconds connect_timeout{5000};
   // Reply wait for SUBSCRIBE and acked PUBLISH, and the wait for outbound buffer space.

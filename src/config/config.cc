@@ -2,7 +2,9 @@
 
 #include <charconv>
 #include <cstdlib>
+#include <fstream>
 #include <limits>
+#include <set>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -83,6 +85,51 @@ std::string ParseHostPort(const std::string& text, std::string& host_out, std::u
 
 std::string ParseListen(const std::string& text, Config& c) {
   return ParseHostPort(text, c.listen_host, c.listen_port);
+}
+
+std::string ParseCidrs(const std::string& text, std::vector<Cidr>& out) {
+  out.clear();
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    auto end = text.find(',', start);
+    if (end == std::string::npos) end = text.size();
+    std::string item = text.substr(start, end - start);
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
+    if (!item.empty()) {
+      auto cidr = Cidr::Parse(item);
+      if (!cidr) return "'" + item + "' is not a network (10.0.0.0/8, 2001:db8::/32, 192.0.2.1)";
+      out.push_back(*cidr);
+    }
+    start = end + 1;
+  }
+  return {};
+}
+
+// Reads NAME=value lines; '#' starts a comment line. Names must be settings' env names.
+std::string ReadConfigFile(const std::string& path, std::map<std::string, std::string>& out) {
+  std::ifstream in(path);
+  if (!in) return "cannot read '" + path + "'";
+  std::string line;
+  std::size_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line_no > 10'000) return "'" + path + "' has more than 10000 lines";
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const auto first = line.find_first_not_of(" \t");
+    if (first == std::string::npos || line[first] == '#') continue;
+    const auto eq = line.find('=');
+    if (eq == std::string::npos) {
+      return path + ":" + std::to_string(line_no) + ": expected NAME=value";
+    }
+    std::string name = line.substr(first, eq - first);
+    name.erase(name.find_last_not_of(" \t") + 1);
+    std::string value = line.substr(eq + 1);
+    value.erase(0, value.find_first_not_of(" \t"));
+    value.erase(value.find_last_not_of(" \t") + 1);
+    out[name] = value;
+  }
+  return {};
 }
 
 std::vector<Setting> Settings() {
@@ -252,6 +299,87 @@ std::vector<Setting> Settings() {
        [](Config& c, const std::string& v) {
          return ParseUint<std::uint32_t>(v, 0, 1'000'000, c.log_rate_limit);
        }},
+      {"USERS_FILE", "--users-file",
+       "users file: salted password hashes and per-user publish/subscribe permissions", "",
+       [](Config& c, const std::string& v) {
+         c.users_file = v;
+         return std::string{};
+       }},
+      {"AUTH_FAIL_BUDGET_ADDR", "--auth-fail-budget-addr",
+       "failed AUTHs a source address may make before it is made to wait",
+       std::to_string(d.auth_fail_budget_addr),
+       [](Config& c, const std::string& v) {
+         return ParseUint<std::uint32_t>(v, 1, 1'000'000, c.auth_fail_budget_addr);
+       }},
+      {"AUTH_FAIL_BUDGET_USER", "--auth-fail-budget-user",
+       "failed AUTHs for one user name (from any address) before it is made to wait",
+       std::to_string(d.auth_fail_budget_user),
+       [](Config& c, const std::string& v) {
+         return ParseUint<std::uint32_t>(v, 1, 1'000'000, c.auth_fail_budget_user);
+       }},
+      {"AUTH_BACKOFF_MIN", "--auth-backoff-min",
+       "first wait after the failed-AUTH budget is used; doubles with each further failure",
+       FormatDuration(d.auth_backoff_min),
+       [](Config& c, const std::string& v) { return ParseDurationSetting(v, c.auth_backoff_min); }},
+      {"AUTH_BACKOFF_MAX", "--auth-backoff-max",
+       "longest failed-AUTH wait; a source quiet this long starts over",
+       FormatDuration(d.auth_backoff_max),
+       [](Config& c, const std::string& v) { return ParseDurationSetting(v, c.auth_backoff_max); }},
+      {"AUTH_RATE_TABLE_SIZE", "--auth-rate-table-size",
+       "addresses and user names the AUTH rate limiter tracks at most (bounded memory)",
+       std::to_string(d.auth_rate_table_size),
+       [](Config& c, const std::string& v) {
+         return ParseUint<std::uint32_t>(v, 16, 10'000'000, c.auth_rate_table_size);
+       }},
+      {"TLS_CLIENT_CA_PATH", "--tls-client-ca",
+       "PEM CA bundle: clients must present a certificate it signed (mTLS)", "",
+       [](Config& c, const std::string& v) {
+         c.tls_client_ca_path = v;
+         return std::string{};
+       }},
+      {"TLS_CLIENT_CN_USER", "--tls-client-cn-user",
+       "with mTLS, a client certificate's subject CN is its user (AUTH needs no password)", "false",
+       [](Config& c, const std::string& v) { return ParseBool(v, c.tls_client_cn_user); }},
+      {"TLS_HANDSHAKE_TIMEOUT", "--tls-handshake-timeout",
+       "time a new connection has to complete its TLS handshake",
+       FormatDuration(d.tls_handshake_timeout),
+       [](Config& c, const std::string& v) {
+         return ParseDurationSetting(v, c.tls_handshake_timeout);
+       }},
+      {"PROXY_PROTOCOL", "--proxy-protocol",
+       "off, or required: every connection starts with a PROXY protocol v1/v2 header", "off",
+       [](Config& c, const std::string& v) {
+         if (v == "off") {
+           c.proxy_protocol = ProxyMode::kOff;
+         } else if (v == "required") {
+           c.proxy_protocol = ProxyMode::kRequired;
+         } else {
+           return "'" + v + "' is not one of off, required";
+         }
+         return std::string{};
+       }},
+      {"PROXY_TRUSTED_CIDRS", "--proxy-trusted-cidrs",
+       "comma-separated networks allowed to send PROXY headers (the load balancers)", "",
+       [](Config& c, const std::string& v) { return ParseCidrs(v, c.proxy_trusted); }},
+      {"PROXY_HEADER_TIMEOUT", "--proxy-header-timeout",
+       "time a new connection has to send its PROXY header", FormatDuration(d.proxy_header_timeout),
+       [](Config& c, const std::string& v) {
+         return ParseDurationSetting(v, c.proxy_header_timeout);
+       }},
+      {"DRAIN_PERIOD", "--drain-period",
+       "on SIGTERM, SERVER_DRAINING goes to the clients spread over this period",
+       FormatDuration(d.drain_period),
+       [](Config& c, const std::string& v) { return ParseDurationSetting(v, c.drain_period); }},
+      {"DRAIN_DEADLINE", "--drain-deadline",
+       "on SIGTERM, the process exits by this time even if output is still queued",
+       FormatDuration(d.drain_deadline),
+       [](Config& c, const std::string& v) { return ParseDurationSetting(v, c.drain_deadline); }},
+      {"CONFIG_FILE", "--config-file",
+       "file of NAME=value settings, below flags and env; re-read on SIGHUP", "",
+       [](Config& c, const std::string& v) {
+         c.config_file = v;
+         return std::string{};
+       }},
   };
 }
 
@@ -286,11 +414,15 @@ std::string_view LogLevelName(LogLevel level) {
 }
 
 std::optional<std::string> Validate(const Config& c) {
-  if (c.stream_user.empty()) {
-    return "STREAM_USER (--stream-user): required; the server does not run without credentials";
-  }
-  if (c.stream_pass.empty()) {
-    return "STREAM_PASS (--stream-pass): required; the server does not run without credentials";
+  if (c.users_file.empty() || !c.stream_user.empty() || !c.stream_pass.empty()) {
+    if (c.stream_user.empty()) {
+      return "STREAM_USER (--stream-user): required (unless USERS_FILE is set); the server does "
+             "not run without credentials";
+    }
+    if (c.stream_pass.empty()) {
+      return "STREAM_PASS (--stream-pass): required with STREAM_USER; the server does not run "
+             "without credentials";
+    }
   }
   if (c.heartbeat_interval.count() <= 0) return "HEARTBEAT_INTERVAL: must be greater than 0";
   if (c.heartbeat_timeout <= c.heartbeat_interval) {
@@ -305,11 +437,57 @@ std::optional<std::string> Validate(const Config& c) {
     return "MAX_PENDING_BYTES (--max-pending-bytes): must be at least MAX_MSG_SIZE + 5 (" +
            std::to_string(c.max_msg_size + 5) + ")";
   }
-  if (!c.tls_cert_path.empty() || !c.tls_key_path.empty()) {
-    return "TLS_CERT_PATH/TLS_KEY_PATH: TLS on the stream port is not available in this build; "
-           "unset both to serve plain TCP";
+  if (c.tls_cert_path.empty() != c.tls_key_path.empty()) {
+    return c.tls_cert_path.empty() ? "TLS_CERT_PATH (--tls-cert): required with TLS_KEY_PATH"
+                                   : "TLS_KEY_PATH (--tls-key): required with TLS_CERT_PATH";
+  }
+  if (!c.tls_client_ca_path.empty() && c.tls_cert_path.empty()) {
+    return "TLS_CLIENT_CA_PATH (--tls-client-ca): needs TLS (TLS_CERT_PATH and TLS_KEY_PATH)";
+  }
+  if (c.tls_client_cn_user && c.tls_client_ca_path.empty()) {
+    return "TLS_CLIENT_CN_USER (--tls-client-cn-user): needs mTLS (TLS_CLIENT_CA_PATH)";
+  }
+  if (c.tls_handshake_timeout.count() <= 0) return "TLS_HANDSHAKE_TIMEOUT: must be greater than 0";
+  if (c.auth_backoff_min.count() <= 0) return "AUTH_BACKOFF_MIN: must be greater than 0";
+  if (c.auth_backoff_max < c.auth_backoff_min) {
+    return "AUTH_BACKOFF_MAX (--auth-backoff-max): must be at least AUTH_BACKOFF_MIN";
+  }
+  if (c.auth_backoff_max > std::chrono::hours(24)) {
+    return "AUTH_BACKOFF_MAX (--auth-backoff-max): at most 24h";
+  }
+  if (c.proxy_protocol == ProxyMode::kRequired && c.proxy_trusted.empty()) {
+    return "PROXY_TRUSTED_CIDRS (--proxy-trusted-cidrs): required with PROXY_PROTOCOL=required "
+           "(the load balancers' networks)";
+  }
+  if (c.proxy_header_timeout.count() <= 0) return "PROXY_HEADER_TIMEOUT: must be greater than 0";
+  if (c.drain_deadline <= c.drain_period) {
+    return "DRAIN_DEADLINE (--drain-deadline): must be longer than DRAIN_PERIOD (" +
+           FormatDuration(c.drain_deadline) + " <= " + FormatDuration(c.drain_period) + ")";
   }
   return std::nullopt;
+}
+
+bool ReloadsOnSighup(std::string_view env_name) {
+  static const std::set<std::string_view> kReloadable = {
+      "BATCH_WINDOW_MS",       "LOG_LEVEL",          "USERS_FILE",
+      "STREAM_USER",           "STREAM_PASS",        "TLS_CERT_PATH",
+      "TLS_KEY_PATH",          "TLS_CLIENT_CA_PATH", "AUTH_FAIL_BUDGET_ADDR",
+      "AUTH_FAIL_BUDGET_USER", "AUTH_BACKOFF_MIN",   "AUTH_BACKOFF_MAX",
+      "DRAIN_PERIOD",          "DRAIN_DEADLINE",     "CONFIG_FILE",
+  };
+  return kReloadable.contains(env_name);
+}
+
+std::vector<std::string> ChangedSettings(const Config& a, const Config& b) {
+  std::vector<std::string> out;
+  for (const auto& s : Settings()) {
+    const auto ia = a.given.find(s.env);
+    const auto ib = b.given.find(s.env);
+    const bool ha = ia != a.given.end();
+    const bool hb = ib != b.given.end();
+    if (ha != hb || (ha && ia->second != ib->second)) out.emplace_back(s.env);
+  }
+  return out;
 }
 
 ParseResult ParseServerConfig(const std::vector<std::string>& args, const EnvLookup& env) {
@@ -340,15 +518,35 @@ ParseResult ParseServerConfig(const std::vector<std::string>& args, const EnvLoo
   }
   if (version) return ParseExit{0, std::string("tickwire-server ") + TICKWIRE_VERSION + "\n"};
 
+  auto given = [&](std::size_t i) -> std::optional<std::string> {
+    if (options[i]->count() > 0) return values[i];
+    return env(settings[i].env);
+  };
+  std::map<std::string, std::string> file;
+  for (std::size_t i = 0; i < settings.size(); ++i) {
+    if (std::string_view(settings[i].env) != "CONFIG_FILE") continue;
+    if (auto path = given(i); path && !path->empty()) {
+      if (auto err = ReadConfigFile(*path, file); !err.empty()) {
+        return ParseError{"CONFIG_FILE (--config-file): " + err};
+      }
+    }
+  }
+  std::set<std::string> known;
+  for (const auto& s : settings) known.insert(s.env);
+  for (const auto& [name, value] : file) {
+    if (!known.contains(name) || name == "CONFIG_FILE") {
+      return ParseError{"CONFIG_FILE (--config-file): '" + name + "' is not a setting"};
+    }
+  }
+
   Config config;
   for (std::size_t i = 0; i < settings.size(); ++i) {
-    std::optional<std::string> text;
-    if (options[i]->count() > 0) {
-      text = values[i];
-    } else {
-      text = env(settings[i].env);
+    std::optional<std::string> text = given(i);
+    if (!text) {
+      if (auto it = file.find(settings[i].env); it != file.end()) text = it->second;
     }
     if (!text) continue;
+    config.given[settings[i].env] = *text;
     if (auto err = settings[i].apply(config, *text); !err.empty()) {
       return ParseError{std::string(settings[i].env) + " (" + settings[i].flag + "): " + err};
     }

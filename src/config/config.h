@@ -3,15 +3,21 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "config/cidr.h"
+
 namespace tickwire::config {
 
 // Log levels in increasing severity.
 enum class LogLevel { kDebug, kInfo, kWarn, kError };
+
+// PROXY_PROTOCOL: whether a PROXY protocol header (v1 or v2) must precede every connection.
+enum class ProxyMode { kOff, kRequired };
 
 // Every server setting, with the defaults the docs list. Durations are milliseconds.
 struct Config {
@@ -49,6 +55,26 @@ struct Config {
   std::uint16_t metrics_port = 9878;
   std::string metrics_port_file;      // METRICS_PORT_FILE: the bound metrics port, like PORT_FILE
   std::uint32_t log_rate_limit = 20;  // LOG_RATE_LIMIT: noisy log lines per second per kind
+  // Security and rolling operations (docs/SECURITY.md).
+  std::string users_file;                                   // USERS_FILE
+  std::uint32_t auth_fail_budget_addr = 5;                  // AUTH_FAIL_BUDGET_ADDR
+  std::uint32_t auth_fail_budget_user = 20;                 // AUTH_FAIL_BUDGET_USER
+  std::chrono::milliseconds auth_backoff_min{1'000};        // AUTH_BACKOFF_MIN
+  std::chrono::milliseconds auth_backoff_max{60'000};       // AUTH_BACKOFF_MAX
+  std::uint32_t auth_rate_table_size = 16'384;              // AUTH_RATE_TABLE_SIZE
+  std::string tls_client_ca_path;                           // TLS_CLIENT_CA_PATH (mTLS when set)
+  bool tls_client_cn_user = false;                          // TLS_CLIENT_CN_USER
+  std::chrono::milliseconds tls_handshake_timeout{10'000};  // TLS_HANDSHAKE_TIMEOUT
+  ProxyMode proxy_protocol = ProxyMode::kOff;               // PROXY_PROTOCOL
+  std::vector<Cidr> proxy_trusted;                          // PROXY_TRUSTED_CIDRS
+  std::chrono::milliseconds proxy_header_timeout{5'000};    // PROXY_HEADER_TIMEOUT
+  std::chrono::milliseconds drain_period{5'000};            // DRAIN_PERIOD
+  std::chrono::milliseconds drain_deadline{20'000};         // DRAIN_DEADLINE
+  std::string config_file;                                  // CONFIG_FILE
+  // Each setting's text as given (env name -> value), to tell what a reload changed.
+  std::map<std::string, std::string> given;
+
+  bool tls_enabled() const { return !tls_cert_path.empty(); }
 
   // Workers after resolving 0 to the hardware thread count.
   unsigned EffectiveWorkers() const;
@@ -69,12 +95,19 @@ struct ParseError {
 };
 using ParseResult = std::variant<Config, ParseExit, ParseError>;
 
-// Parses flags (which win) over environment variables, then validates the whole config.
+// Parses flags (which win) over environment variables, over the lines of CONFIG_FILE (when
+// given: NAME=value per line, '#' comments), then validates the whole config. Reloading (SIGHUP)
+// calls this again with the same arguments; the file is re-read.
 ParseResult ParseServerConfig(const std::vector<std::string>& args, const EnvLookup& env);
 
 // Validation alone (also used after reloads); returns the first problem found.
 std::optional<std::string> Validate(const Config& config);
 
 std::string_view LogLevelName(LogLevel level);
+
+// Settings a running server applies on SIGHUP; every other one needs a restart.
+bool ReloadsOnSighup(std::string_view env_name);
+// Env names of the settings whose values differ between `a` and `b`.
+std::vector<std::string> ChangedSettings(const Config& a, const Config& b);
 
 }  // namespace tickwire::config

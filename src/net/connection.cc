@@ -1,6 +1,7 @@
 #include "net/connection.h"
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include "delivery/fanout_table.h"
 #include "observability/log.h"
 #include "protocol/frame.h"
+#include "protocol/proxy_header.h"
 #include "tickwire/v1/tickwire.pb.h"
 
 namespace tickwire::net {
@@ -16,27 +18,52 @@ namespace {
 // Frames handed to one writev; Linux IOV_MAX is 1024, and a few dozen frames already fill
 // the socket buffer.
 constexpr std::size_t kMaxFramesPerWrite = 64;
+// A TLS connection's read buffer: one full TLS record.
+constexpr std::size_t kTlsReadBufferSize = 16 * 1024 + 256;
 
 session::SessionParams MakeParams(const ServerContext& ctx, std::string session_id) {
   const auto& c = ctx.config;
   session::SessionParams p;
-  p.authenticator = ctx.authenticator.get();
+  p.credentials = &ctx.credentials;
+  p.rate_limiter = &ctx.rate_limiter;
   p.heartbeat_interval = c.heartbeat_interval;
   p.heartbeat_timeout = c.heartbeat_timeout;
   p.auth_timeout = c.auth_timeout;
   p.max_msg_size = c.max_msg_size;
-  p.batch_window_ms = c.batch_window_ms;
+  p.batch_window_ms = ctx.batch_window();
   p.session_id = std::move(session_id);
   return p;
+}
+
+// An IPv4-mapped IPv6 address as IPv4.
+asio::ip::address Unmapped(const asio::ip::address& a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  }
+  return a;
+}
+
+std::string HostPort(const std::string& address, std::uint16_t port) {
+  return (address.find(':') != std::string::npos ? "[" + address + "]" : address) + ":" +
+         std::to_string(port);
 }
 
 std::string RemoteOf(const asio::ip::tcp::socket& s) {
   boost::system::error_code ec;
   const auto ep = s.remote_endpoint(ec);
   if (ec) return "unknown";
-  const auto addr = ep.address();
-  return (addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string()) + ":" +
-         std::to_string(ep.port());
+  return HostPort(Unmapped(ep.address()).to_string(), ep.port());
+}
+
+std::string AddressOf(const asio::ip::tcp::socket& s) {
+  boost::system::error_code ec;
+  const auto ep = s.remote_endpoint(ec);
+  return ec ? std::string("unknown") : Unmapped(ep.address()).to_string();
+}
+
+bool IsPeerClose(const boost::system::error_code& ec) {
+  return ec == asio::error::eof || ec == asio::error::connection_reset ||
+         ec == asio::ssl::error::stream_truncated;
 }
 
 }  // namespace
@@ -47,6 +74,9 @@ Connection::Connection(Worker& worker, asio::ip::tcp::socket socket, std::uint64
       socket_(std::move(socket)),
       id_(id),
       remote_(RemoteOf(socket_)),
+      peer_address_(AddressOf(socket_)),
+      phase_started_(now),
+      tls_context_(worker.context().tls.Get()),
       opened_at_(now),
       decoder_(worker.context().config.max_msg_size),
       session_(MakeParams(worker.context(), std::move(session_id)), *this, now),
@@ -58,12 +88,163 @@ Connection::~Connection() = default;
 void Connection::Start() {
   obs::Log(obs::Level::kDebug, "conn_open", "connection accepted",
            {{"conn_id", id_}, {"remote", remote_}, {"worker", worker_.index()}});
+  if (worker_.context().config.proxy_protocol == config::ProxyMode::kRequired) {
+    if (!FromTrustedProxy()) {
+      worker_.context().counters.proxy_untrusted.fetch_add(1, std::memory_order_relaxed);
+      obs::Log(obs::Level::kWarn, "proxy_untrusted",
+               "connection from outside PROXY_TRUSTED_CIDRS refused",
+               {{"conn_id", id_}, {"remote", remote_}});
+      Close(session::CloseReason::kProxyHeader);
+      return;
+    }
+    phase_ = Phase::kProxyHeader;
+    ArmRead();
+    return;
+  }
+  StartTransport();
+}
+
+bool Connection::FromTrustedProxy() const {
+  boost::system::error_code ec;
+  const auto ep = socket_.remote_endpoint(ec);
+  if (ec) return false;
+  const auto addr = ep.address();
+  std::array<std::uint8_t, 16> bytes{};
+  if (addr.is_v4()) {
+    const auto b = addr.to_v4().to_bytes();
+    std::copy(b.begin(), b.end(), bytes.begin());
+  } else {
+    bytes = addr.to_v6().to_bytes();
+  }
+  const auto& trusted = worker_.context().config.proxy_trusted;
+  return std::any_of(trusted.begin(), trusted.end(),
+                     [&](const config::Cidr& c) { return c.Contains(addr.is_v6(), bytes); });
+}
+
+void Connection::OnProxyReadable() {
+  // Peek, parse, then consume exactly the header's bytes: whatever follows it (a TLS
+  // ClientHello, the first frame) stays in the socket for the next step. While the header is
+  // incomplete every byte seen so far belongs to it, so those are consumed too (and the next
+  // readiness wait does not spin on them).
+  const std::size_t room = protocol::kProxyV2MaxLength - proxy_header_.size();
+  boost::system::error_code ec;
+  const std::size_t n = socket_.receive(asio::buffer(worker_.read_scratch(), room),
+                                        asio::socket_base::message_peek, ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    ArmRead();
+    return;
+  }
+  if (ec || n == 0) {
+    Close(ec && !IsPeerClose(ec) ? session::CloseReason::kIoError
+                                 : session::CloseReason::kClientClosed);
+    return;
+  }
+  std::string candidate = proxy_header_;
+  candidate.append(reinterpret_cast<const char*>(worker_.read_scratch()), n);
+  const auto r = protocol::ParseProxyHeader(std::span<const std::uint8_t>(
+      reinterpret_cast<const std::uint8_t*>(candidate.data()), candidate.size()));
+  auto reject = [&](std::string_view why) {
+    worker_.context().counters.proxy_rejected.fetch_add(1, std::memory_order_relaxed);
+    obs::Log(obs::Level::kWarn, "proxy_header_invalid", "closing: bad PROXY header",
+             {{"conn_id", id_}, {"remote", remote_}, {"reason", why}});
+    Close(session::CloseReason::kProxyHeader);
+  };
+  if (r.status == protocol::ProxyParseStatus::kError) {
+    reject(r.error);
+    return;
+  }
+  const std::size_t take =
+      r.status == protocol::ProxyParseStatus::kDone ? r.header.length - proxy_header_.size() : n;
+  const std::size_t got = socket_.receive(asio::buffer(worker_.read_scratch(), take), 0, ec);
+  if (ec || got != take) {
+    reject("short read while consuming the header");
+    return;
+  }
+  bytes_in_ += got;
+  if (r.status == protocol::ProxyParseStatus::kNeedMore) {
+    proxy_header_ = std::move(candidate);
+    ArmRead();
+    return;
+  }
+  proxy_header_.clear();
+  proxy_header_.shrink_to_fit();
+  const std::string proxy = remote_;
+  if (r.header.local) {
+    worker_.context().counters.proxy_local.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    peer_address_ = r.header.source;
+    remote_ = HostPort(r.header.source, r.header.source_port);
+  }
+  obs::Log(obs::Level::kDebug, "proxy_header", "PROXY header accepted",
+           {{"conn_id", id_},
+            {"remote", remote_},
+            {"proxy", proxy},
+            {"version", r.header.version},
+            {"local", r.header.local}});
+  StartTransport();
+}
+
+void Connection::StartTransport() {
+  phase_started_ = Clock::now();
+  if (!tls_context_) {
+    BeginSession({});
+    return;
+  }
+  phase_ = Phase::kTlsHandshake;
+  tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *tls_context_);
+  tls_->async_handshake(
+      asio::ssl::stream_base::server,
+      [self = shared_from_this()](const boost::system::error_code& ec) { self->OnHandshake(ec); });
+}
+
+void Connection::OnHandshake(const boost::system::error_code& ec) {
+  if (closed_) return;
+  if (ec) {
+    worker_.context().counters.tls_handshake_failed.fetch_add(1, std::memory_order_relaxed);
+    obs::Log(obs::Level::kInfo, "tls_handshake_failed", "closing: TLS handshake failed",
+             {{"conn_id", id_}, {"remote", remote_}, {"reason", ec.message()}});
+    Close(session::CloseReason::kTlsHandshake);
+    return;
+  }
+  std::string identity;
+  if (worker_.context().config.tls_client_cn_user) {
+    identity = PeerCommonName(tls_->native_handle());
+  }
+  tls_read_buffer_.resize(kTlsReadBufferSize);
+  obs::Log(obs::Level::kDebug, "tls_established", "TLS handshake done",
+           {{"conn_id", id_},
+            {"remote", remote_},
+            {"version", SSL_get_version(tls_->native_handle())},
+            {"cipher", SSL_get_cipher_name(tls_->native_handle())}});
+  BeginSession(std::move(identity));
+}
+
+void Connection::BeginSession(std::string tls_identity) {
+  phase_ = Phase::kSession;
+  session_.OnTransportReady(Clock::now(),
+                            session::TransportInfo{peer_address_, std::move(tls_identity)});
   ArmRead();
 }
 
 void Connection::ArmRead() {
   if (reading_ || closing_) return;
   reading_ = true;
+  if (tls_) {
+    tls_->async_read_some(
+        asio::buffer(tls_read_buffer_),
+        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+          self->reading_ = false;
+          if (self->closing_) return;
+          if (ec) {
+            self->Close(IsPeerClose(ec) ? session::CloseReason::kClientClosed
+                                        : session::CloseReason::kIoError);
+            return;
+          }
+          self->OnBytes(self->tls_read_buffer_.data(), n);
+          if (!self->closing_ && !self->PauseIfCongested()) self->ArmRead();
+        });
+    return;
+  }
   socket_.async_wait(asio::ip::tcp::socket::wait_read,
                      [self = shared_from_this()](const boost::system::error_code& ec) {
                        self->reading_ = false;
@@ -77,13 +258,11 @@ void Connection::ArmRead() {
 }
 
 void Connection::OnReadable() {
-  if (publisher_ && worker_.IngestCongested()) {
-    // Owner shards are behind: leave this producer's bytes in the kernel (TCP pushes back on
-    // it) until they catch up.
-    paused_ = true;
-    worker_.PauseUntilUncongested(shared_from_this());
+  if (phase_ == Phase::kProxyHeader) {
+    OnProxyReadable();
     return;
   }
+  if (PauseIfCongested()) return;
   boost::system::error_code ec;
   const std::size_t n =
       socket_.read_some(asio::buffer(worker_.read_scratch(), worker_.read_scratch_size()), ec);
@@ -97,16 +276,29 @@ void Connection::OnReadable() {
               : session::CloseReason::kIoError);
     return;
   }
+  OnBytes(worker_.read_scratch(), n);
+  if (!closing_) ArmRead();
+}
+
+bool Connection::PauseIfCongested() {
+  if (!publisher_ || !worker_.IngestCongested()) return false;
+  // Owner shards are behind: leave this producer's bytes in the kernel (TCP pushes back on it)
+  // until they catch up.
+  paused_ = true;
+  worker_.PauseUntilUncongested(shared_from_this());
+  return true;
+}
+
+void Connection::OnBytes(const std::uint8_t* data, std::size_t n) {
   bytes_in_ += n;
   const auto now = Clock::now();
   const auto decode_ec = decoder_.Feed(
-      std::span<const std::uint8_t>(worker_.read_scratch(), n),
+      std::span<const std::uint8_t>(data, n),
       [this, now](std::uint8_t type, std::span<const std::uint8_t> payload) {
         worker_.metrics().OnFrameReceived(type, protocol::kHeaderSize + payload.size());
         return session_.OnFrame(type, payload, now);
       });
   if (decode_ec) session_.OnDecodeError(decode_ec);
-  if (!closing_) ArmRead();
 }
 
 void Connection::DeliverRecord(const engine::RecordBlock& block,
@@ -134,16 +326,15 @@ void Connection::Append(std::string_view entry) {
       entry, [this](std::string frame) { EnqueueBatch(std::move(frame), Clock::now()); });
   if (closing_) return;  // the cut frame overflowed the queue
   if (!opened) return;
-  const auto window = worker_.context().config.batch_window_ms;
-  batch_opened_ = Clock::now();
+  const auto window = worker_.context().batch_window();  // may change on SIGHUP
   if (window == 0) {
     if (!dirty_marked_) {
       dirty_marked_ = true;
       worker_.MarkDirty(shared_from_this());
     }
   } else {
-    worker_.ScheduleBatchFlush(shared_from_this(),
-                               batch_opened_ + std::chrono::milliseconds(window));
+    batch_deadline_ = Clock::now() + std::chrono::milliseconds(window);
+    worker_.ScheduleBatchFlush(shared_from_this(), batch_deadline_);
   }
 }
 
@@ -268,10 +459,9 @@ void Connection::DropCatchUp(std::size_t index, std::uint64_t removed_subscripti
 void Connection::FlushBatch(Clock::time_point now, bool force) {
   dirty_marked_ = false;
   if (closing_ || batcher_.empty()) return;
-  const auto window = std::chrono::milliseconds(worker_.context().config.batch_window_ms);
-  if (!force && now < batch_opened_ + window) return;  // a newer frame; its deadline is queued
+  if (!force && now < batch_deadline_) return;  // a newer frame; its own deadline is queued
   // Records are ready for delivery when their window ends (a forced flush: now).
-  EnqueueBatch(batcher_.Finish(), std::min(now, batch_opened_ + window));
+  EnqueueBatch(batcher_.Finish(), std::min(now, batch_deadline_));
 }
 
 void Connection::EnqueueBatch(std::string frame, Clock::time_point ready) {
@@ -304,6 +494,20 @@ void Connection::StartWrite() {
     write_buffers_.emplace_back(f.data(), f.size());
   });
   write_started_ = Clock::now();
+  if (tls_) {
+    // One contiguous buffer: the TLS stream would otherwise write each frame as its own record.
+    tls_write_buffer_.clear();
+    for (const auto& b : write_buffers_) {
+      tls_write_buffer_.append(static_cast<const char*>(b.data()), b.size());
+    }
+    asio::async_write(
+        *tls_, asio::buffer(tls_write_buffer_),
+        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+          self->bytes_out_ += n;
+          self->OnWriteDone(ec);
+        });
+    return;
+  }
   asio::async_write(
       socket_, write_buffers_,
       [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
@@ -361,14 +565,34 @@ void Connection::CloseAfterError(session::CloseReason reason) {
   }
 }
 
-void Connection::Drain() {
+void Connection::Drain(std::uint32_t retry_after_ms) {
+  if (closing_) return;
+  if (phase_ != Phase::kSession) {
+    Close(session::CloseReason::kServerShutdown);  // no frame can be sent before the session
+    return;
+  }
+  // What was queued before the drain is delivered: the open DATA_BATCH goes out first.
+  if (!batcher_.empty() && Enqueue(batcher_.Finish())) StartWrite();
   if (closing_) return;
   session_.Fail(tickwire::v1::SERVER_DRAINING, "server is shutting down; reconnect",
-                session::CloseReason::kServerShutdown, 1000);
+                session::CloseReason::kServerShutdown, retry_after_ms);
 }
 
 void Connection::CheckTimers(Clock::time_point now) {
   if (closed_) return;
+  if (phase_ != Phase::kSession) {
+    const auto& c = worker_.context().config;
+    const bool proxy = phase_ == Phase::kProxyHeader;
+    if (now - phase_started_ >= (proxy ? c.proxy_header_timeout : c.tls_handshake_timeout)) {
+      if (proxy) worker_.context().counters.proxy_rejected.fetch_add(1, std::memory_order_relaxed);
+      obs::Log(obs::Level::kInfo, proxy ? "proxy_header_timeout" : "tls_handshake_timeout",
+               proxy ? "closing: no complete PROXY header in time"
+                     : "closing: TLS handshake not done in time",
+               {{"conn_id", id_}, {"remote", remote_}});
+      Close(proxy ? session::CloseReason::kProxyHeader : session::CloseReason::kTlsHandshake);
+    }
+    return;
+  }
   const auto deadline = worker_.context().config.write_deadline;
   if (queue_.write_in_flight() && now - write_started_ > deadline) {
     // The peer is not reading: nothing can be queued behind a stuck write, so close now. A
@@ -448,7 +672,12 @@ void Connection::Publish(std::uint32_t request_id, bool ack,
 void Connection::ResumeReading() {
   if (!paused_) return;
   paused_ = false;
-  if (!closing_) OnReadable();
+  if (closing_) return;
+  if (tls_) {
+    ArmRead();  // TLS reads are not readiness-based
+  } else {
+    OnReadable();
+  }
 }
 
 void Connection::OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted) {

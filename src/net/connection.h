@@ -1,6 +1,7 @@
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -20,9 +21,15 @@
 namespace tickwire::net {
 
 // One client connection. Owned by its worker (registry + handlers holding shared_from_this);
-// touched by no other thread. Reads are readiness-based into the worker's shared scratch
-// buffer, so an idle connection holds no read buffer; writes go through a bounded
+// touched by no other thread. Plain TCP reads are readiness-based into the worker's shared
+// scratch buffer, so an idle connection holds no read buffer; writes go through a bounded
 // OutboundQueue with exactly one async write (a writev of queued frames) in flight.
+//
+// Before the session starts, the transport may have two steps: a PROXY protocol header (when
+// PROXY_PROTOCOL=required; peeked and consumed exactly, so no byte after it is taken) and a TLS
+// handshake (when TLS is on). A TLS connection reads with async_read_some into its own bounded
+// buffer (OpenSSL buffers records, so readiness of the socket says nothing) and writes the
+// queued frames as one contiguous buffer per write.
 class Connection final : public std::enable_shared_from_this<Connection>,
                          public delivery::Subscriber,
                          public session::SessionHost {
@@ -39,8 +46,8 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void CheckTimers(Clock::time_point now);
   // Flushes the open DATA_BATCH if its window has expired (or unconditionally when `force`).
   void FlushBatch(Clock::time_point now, bool force);
-  // Server shutdown: ERROR{SERVER_DRAINING} and close.
-  void Drain();
+  // Server shutdown: flush the open DATA_BATCH, ERROR{SERVER_DRAINING, retry_after_ms}, close.
+  void Drain(std::uint32_t retry_after_ms = 1000);
   // Ingest congestion has cleared: read again.
   void ResumeReading();
   // Completion of an acked PUBLISH (on this connection's worker).
@@ -67,8 +74,20 @@ class Connection final : public std::enable_shared_from_this<Connection>,
                    std::string_view subject) override;
 
  private:
+  enum class Phase : std::uint8_t { kProxyHeader, kTlsHandshake, kSession };
+
+  // After the PROXY header (if any): TLS handshake or straight to the session.
+  void StartTransport();
+  void OnHandshake(const boost::system::error_code& ec);
+  void BeginSession(std::string tls_identity);
+  void OnProxyReadable();
+  bool FromTrustedProxy() const;
   void ArmRead();
   void OnReadable();
+  // A producer whose owner shards are behind stops reading until they catch up: true if paused.
+  bool PauseIfCongested();
+  // Bytes from the peer (plain or decrypted) for the frame decoder.
+  void OnBytes(const std::uint8_t* data, std::size_t n);
   // Queues a frame within the pending-output limit; on a breach drops the connection as a
   // slow consumer and returns false.
   bool Enqueue(std::string frame, delivery::FrameTag tag = {});
@@ -131,7 +150,15 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   Worker& worker_;
   asio::ip::tcp::socket socket_;
   std::uint64_t id_;
-  std::string remote_;
+  std::string remote_;        // client "address:port" for logs (the real one behind a proxy)
+  std::string peer_address_;  // client address alone (rate limiting)
+  Phase phase_ = Phase::kSession;
+  Clock::time_point phase_started_;
+  std::string proxy_header_;   // bytes of an incomplete PROXY header (bounded by its limit)
+  TlsContextPtr tls_context_;  // kept alive for tls_'s SSL object
+  std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
+  std::vector<std::uint8_t> tls_read_buffer_;
+  std::string tls_write_buffer_;
   Clock::time_point opened_at_;
   protocol::FrameDecoder decoder_;
   session::Session session_;
@@ -139,7 +166,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   delivery::OutboundQueue queue_;
   std::vector<asio::const_buffer> write_buffers_;  // reused for each writev
   Clock::time_point write_started_{};
-  Clock::time_point batch_opened_{};
+  Clock::time_point batch_deadline_{};  // the open DATA_BATCH's flush time
   bool reading_ = false;
   bool closing_ = false;       // no more reads or records; waiting for the last write
   bool closed_ = false;        // socket closed; cleanup scheduled

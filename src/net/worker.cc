@@ -7,13 +7,18 @@
 #include "net/connection.h"
 #include "observability/log.h"
 #include "protocol/frame.h"
+#include "protocol/proxy_header.h"
 
 namespace tickwire::net {
 namespace {
 
 Clock::duration SweepInterval(const config::Config& c) {
   // Coarse: a tenth of the shortest deadline, within [5 ms, 1 s].
-  const auto shortest = std::min({c.auth_timeout, c.heartbeat_timeout, c.write_deadline});
+  auto shortest = std::min({c.auth_timeout, c.heartbeat_timeout, c.write_deadline});
+  if (c.tls_enabled()) shortest = std::min(shortest, c.tls_handshake_timeout);
+  if (c.proxy_protocol == config::ProxyMode::kRequired) {
+    shortest = std::min(shortest, c.proxy_header_timeout);
+  }
   return std::clamp<Clock::duration>(shortest / 10, std::chrono::milliseconds(5),
                                      std::chrono::seconds(1));
 }
@@ -50,14 +55,17 @@ Worker::Worker(unsigned index, ServerContext& ctx)
     : index_(index),
       ctx_(ctx),
       work_(asio::make_work_guard(io_)),
-      read_scratch_(protocol::kHeaderSize + ctx.config.max_msg_size),
+      // Also holds a peeked PROXY header.
+      read_scratch_(std::max<std::size_t>(protocol::kHeaderSize + ctx.config.max_msg_size,
+                                          protocol::kProxyV2MaxLength)),
       rng_(std::random_device{}() ^ (std::uint64_t{index} << 32)),
       shard_(index, ShardOptionsFrom(ctx.config)),
       bar_timer_(io_),
       window_timer_(io_),
       sweep_timer_(io_),
       sweep_interval_(SweepInterval(ctx.config)),
-      resume_timer_(io_) {}
+      resume_timer_(io_),
+      drain_timer_(io_) {}
 
 Worker::~Worker() { Join(); }
 
@@ -101,9 +109,11 @@ void Worker::Adopt(asio::ip::tcp::socket socket) {
   if (c.so_rcvbuf > 0)
     socket.set_option(asio::socket_base::receive_buffer_size(static_cast<int>(c.so_rcvbuf)), ec);
   socket.non_blocking(true, ec);
-  if (ec) {
+  if (ec || draining_) {
+    // A dead socket, or one accepted just before the listener stopped (draining): dropping it
+    // closes it.
     admission().Released(false);
-    return;  // socket already dead; dropping it closes it
+    return;
   }
   const std::uint64_t id = (next_connection_++ << 6) | index_;
   auto conn =
@@ -123,6 +133,42 @@ void Worker::CollectConnections(Clock::time_point now, bool subs,
 void Worker::CloseAll() {
   // Safe to iterate: closing defers deregistration to a posted Cleanup.
   for (auto& [id, c] : connections_) c->Drain();
+}
+
+void Worker::BeginDrain(Clock::duration period) {
+  draining_ = true;
+  drain_order_.clear();
+  for (auto& [id, c] : connections_) drain_order_.push_back(c);
+  std::shuffle(drain_order_.begin(), drain_order_.end(), rng_);
+  drain_next_ = 0;
+  drain_start_ = Clock::now();
+  drain_period_ = period;
+  DrainDue();
+}
+
+void Worker::DrainDue() {
+  const auto n = drain_order_.size();
+  const auto now = Clock::now();
+  // Connection i is due at start + period * i / n: the first at once, the last a step before
+  // the end of the period.
+  while (drain_next_ < n) {
+    const auto due = drain_start_ + drain_period_ * static_cast<std::int64_t>(drain_next_) /
+                                        static_cast<std::int64_t>(n);
+    if (due > now) {
+      drain_timer_.expires_at(due);
+      drain_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) DrainDue();
+      });
+      return;
+    }
+    if (auto c = drain_order_[drain_next_].lock()) {
+      // Clients are told to come back after a short random pause, so that those drained at the
+      // same moment on different workers do not reconnect in step.
+      c->Drain(static_cast<std::uint32_t>(100 + rng_() % 900));
+    }
+    ++drain_next_;
+  }
+  drain_order_.clear();
 }
 
 void Worker::Ingest(const ConnectionPtr& from, std::uint32_t request_id, bool ack,

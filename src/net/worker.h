@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "auth/authenticator.h"
+#include "auth/rate_limiter.h"
 #include "config/config.h"
 #include "delivery/fanout_table.h"
 #include "engine/record_block.h"
@@ -22,6 +23,7 @@
 #include "net/admission.h"
 #include "net/connz.h"
 #include "net/metrics.h"
+#include "net/tls_context.h"
 
 namespace tickwire::net {
 
@@ -32,12 +34,29 @@ class Connection;
 class Worker;
 using ConnectionPtr = std::shared_ptr<Connection>;
 
-// Read-only after start: what every worker shares.
+// Security events, counted (read by logs now, by metrics later). Any thread.
+struct SecurityCounters {
+  std::atomic<std::uint64_t> proxy_rejected{0};   // PROXY header missing/malformed/late
+  std::atomic<std::uint64_t> proxy_untrusted{0};  // connection from outside PROXY_TRUSTED_CIDRS
+  std::atomic<std::uint64_t> proxy_local{0};      // LOCAL (health check) headers
+  std::atomic<std::uint64_t> tls_handshake_failed{0};
+};
+
+// What every worker shares. `config` is read-only after start; the members that a reload
+// (SIGHUP) changes are internally synchronized and marked so.
 struct ServerContext {
   config::Config config;
-  std::unique_ptr<auth::Authenticator> authenticator;
   std::vector<Worker*> workers;  // index = worker index = shard index
-  Admission admission;           // connection budget (the only mutable shared state)
+  Admission admission;           // connection budget
+  // Reloadable: credentials (STREAM_USER/PASS + USERS_FILE), TLS material, batch window.
+  mutable auth::CredentialStore credentials;
+  mutable TlsContextStore tls;  // holds null when TLS is off
+  std::atomic<std::uint32_t> batch_window_ms{5};
+  mutable auth::AuthRateLimiter rate_limiter;
+  mutable SecurityCounters counters;
+  std::atomic<bool> draining{false};  // SIGTERM received: not ready, no new connections
+
+  std::uint32_t batch_window() const { return batch_window_ms.load(std::memory_order_relaxed); }
 };
 
 // Completion of an acked PUBLISH whose ticks went to several owner shards: the last shard to
@@ -93,6 +112,9 @@ class Worker {
   void Forget(std::uint64_t connection_id);
   // Closes every connection with ERROR{SERVER_DRAINING} (posted here at shutdown).
   void CloseAll();
+  // Drain: sends ERROR{SERVER_DRAINING} to this worker's connections in random order, spread
+  // evenly over `period` (posted here on SIGTERM); connections adopted after it are refused.
+  void BeginDrain(Clock::duration period);
   std::size_t connection_count() const { return connections_.size(); }
 
   // Routes validated ticks of one PUBLISH to their owner shards (in order per topic).
@@ -153,6 +175,7 @@ class Worker {
   void OnWindowTimer();
   void ArmSweep();
   void Sweep();
+  void DrainDue();
 
   unsigned index_;
   ServerContext& ctx_;
@@ -196,6 +219,14 @@ class Worker {
   asio::steady_timer resume_timer_;
   bool resume_timer_armed_ = false;
   WorkerMetrics metrics_;
+
+  // Drain: connections still to be told, in order, and when each is due.
+  bool draining_ = false;
+  std::vector<std::weak_ptr<Connection>> drain_order_;
+  std::size_t drain_next_ = 0;
+  Clock::time_point drain_start_{};
+  Clock::duration drain_period_{};
+  asio::steady_timer drain_timer_;
 };
 
 }  // namespace tickwire::net

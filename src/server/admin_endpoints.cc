@@ -11,6 +11,7 @@
 #include "net/connz.h"
 #include "net/metrics.h"
 #include "observability/log.h"
+#include "observability/metrics.h"
 
 namespace tickwire::server {
 namespace {
@@ -103,7 +104,22 @@ std::string AdminEndpoints::Open(const std::string& host, std::uint16_t port) {
 void AdminEndpoints::Metrics(obs::HttpRespond respond) const {
   std::vector<const net::WorkerMetrics*> metrics;
   for (const net::Worker* w : ctx_.workers) metrics.push_back(&w->metrics());
-  respond({200, "text/plain; version=0.0.4; charset=utf-8", net::RenderMetrics(metrics)});
+  // Server-wide security counters (shared atomics, not per worker).
+  obs::Exposition e;
+  e.CounterFamily("auth_rate_limited_total",
+                  "AUTH attempts answered AUTH_RATE_LIMITED without checking the password.");
+  e.Sample(static_cast<double>(ctx_.rate_limiter.throttled_total()));
+  e.CounterFamily("proxy_header_rejections_total",
+                  "Connections closed before their session: PROXY header missing, malformed or "
+                  "late (malformed), or sent from outside PROXY_TRUSTED_CIDRS (untrusted).");
+  e.Sample(static_cast<double>(ctx_.counters.proxy_rejected.load()), {{"reason", "malformed"}});
+  e.Sample(static_cast<double>(ctx_.counters.proxy_untrusted.load()), {{"reason", "untrusted"}});
+  e.CounterFamily("proxy_local_total", "PROXY LOCAL headers (load-balancer health checks).");
+  e.Sample(static_cast<double>(ctx_.counters.proxy_local.load()));
+  e.CounterFamily("tls_handshake_failures_total", "TLS handshakes that failed or timed out.");
+  e.Sample(static_cast<double>(ctx_.counters.tls_handshake_failed.load()));
+  respond(
+      {200, "text/plain; version=0.0.4; charset=utf-8", net::RenderMetrics(metrics) + e.Render()});
 }
 
 void AdminEndpoints::Ready(obs::HttpRespond respond) {

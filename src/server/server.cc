@@ -10,15 +10,48 @@
 #include <future>
 #include <thread>
 
+#include "auth/users_file.h"
 #include "observability/log.h"
 
 namespace tickwire::server {
+namespace {
 
-Server::Server(config::Config config) {
+using Clock = std::chrono::steady_clock;
+
+obs::Level ToLogLevel(config::LogLevel level) {
+  switch (level) {
+    case config::LogLevel::kDebug:
+      return obs::Level::kDebug;
+    case config::LogLevel::kInfo:
+      return obs::Level::kInfo;
+    case config::LogLevel::kWarn:
+      return obs::Level::kWarn;
+    case config::LogLevel::kError:
+      return obs::Level::kError;
+  }
+  return obs::Level::kInfo;
+}
+
+auth::RateLimitSettings RateLimits(const config::Config& c) {
+  return auth::RateLimitSettings{c.auth_fail_budget_addr, c.auth_fail_budget_user,
+                                 c.auth_backoff_min, c.auth_backoff_max, c.auth_rate_table_size};
+}
+
+std::string Join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ",") + i;
+  return out;
+}
+
+}  // namespace
+
+Server::Server(config::Config config, ConfigSource reload_source)
+    : reload_source_(std::move(reload_source)) {
   ctx_.config = std::move(config);
+  current_ = ctx_.config;
+  ctx_.batch_window_ms.store(ctx_.config.batch_window_ms);
+  ctx_.rate_limiter.Configure(RateLimits(ctx_.config));
   ctx_.admission.Configure(ctx_.config.max_connections, ctx_.config.max_unauth_connections);
-  ctx_.authenticator =
-      std::make_unique<auth::Authenticator>(ctx_.config.stream_user, ctx_.config.stream_pass);
   const unsigned n = ctx_.config.EffectiveWorkers();
   for (unsigned i = 0; i < n; ++i) {
     workers_.push_back(std::make_unique<net::Worker>(i, ctx_));
@@ -32,7 +65,37 @@ Server::~Server() {
   for (auto& w : workers_) w->Join();
 }
 
+std::string Server::LoadCredentials(const config::Config& c) {
+  std::vector<auth::UserEntry> users;
+  if (!c.users_file.empty()) {
+    auto loaded = auth::LoadUsersFile(c.users_file);
+    if (auto* err = std::get_if<std::string>(&loaded)) return "USERS_FILE: " + *err;
+    users = std::move(std::get<std::vector<auth::UserEntry>>(loaded));
+  }
+  auto created = auth::Authenticator::Create(c.stream_user, c.stream_pass, std::move(users));
+  if (auto* err = std::get_if<std::string>(&created)) return "USERS_FILE: " + *err;
+  auto a = std::get<std::shared_ptr<const auth::Authenticator>>(std::move(created));
+  const auto count = a->user_count();
+  ctx_.credentials.Set(std::move(a));
+  obs::Log(obs::Level::kInfo, "credentials_loaded", "credentials loaded",
+           {{"users", count}, {"users_file", c.users_file}});
+  return {};
+}
+
+std::string Server::LoadTls(const config::Config& c) {
+  auto made = net::MakeServerTlsContext(c);
+  if (auto* err = std::get_if<std::string>(&made)) return *err;
+  ctx_.tls.Set(std::get<net::TlsContextPtr>(std::move(made)));
+  obs::Log(obs::Level::kInfo, "tls_loaded", "TLS certificate and key loaded",
+           {{"cert", c.tls_cert_path}, {"mtls", !c.tls_client_ca_path.empty()}});
+  return {};
+}
+
 std::string Server::Open() {
+  if (auto err = LoadCredentials(ctx_.config); !err.empty()) return err;
+  if (ctx_.config.tls_enabled()) {
+    if (auto err = LoadTls(ctx_.config); !err.empty()) return err;
+  }
   listener_ = std::make_unique<net::Listener>(*workers_[0], ctx_.workers);
   if (auto err = listener_->Open(ctx_.config.listen_host, ctx_.config.listen_port); !err.empty()) {
     return err;
@@ -59,16 +122,116 @@ void WritePortFile(const std::string& path, std::uint16_t port) {
 
 void Server::Shutdown() { stop_requested_.store(true); }
 
+void Server::Reload() {
+  config::Config next = current_;
+  if (reload_source_) {
+    auto parsed = reload_source_();
+    if (auto* err = std::get_if<config::ParseError>(&parsed)) {
+      obs::Log(obs::Level::kError, "reload_failed", "reload refused; nothing changed",
+               {{"reason", err->message}});
+      return;
+    }
+    if (auto* cfg = std::get_if<config::Config>(&parsed)) next = std::move(*cfg);
+  }
+  const auto changed = config::ChangedSettings(current_, next);
+  std::vector<std::string> restart;
+  for (const auto& name : changed) {
+    if (!config::ReloadsOnSighup(name)) restart.push_back(name);
+  }
+  obs::SetLogLevel(ToLogLevel(next.log_level));
+  ctx_.batch_window_ms.store(next.batch_window_ms);
+  ctx_.rate_limiter.Configure(RateLimits(next));
+  // Files are re-read even when their paths did not change: that is how they rotate.
+  if (auto err = LoadCredentials(next); !err.empty()) {
+    obs::Log(obs::Level::kError, "reload_credentials_failed", "keeping the previous credentials",
+             {{"reason", err}});
+    next.users_file = current_.users_file;
+    next.stream_user = current_.stream_user;
+    next.stream_pass = current_.stream_pass;
+  }
+  if (next.tls_enabled() != ctx_.config.tls_enabled()) {
+    restart.emplace_back("TLS_CERT_PATH");  // turning TLS on or off changes the port's protocol
+  } else if (next.tls_enabled()) {
+    if (auto err = LoadTls(next); !err.empty()) {
+      obs::Log(obs::Level::kError, "reload_tls_failed", "keeping the previous certificate and key",
+               {{"reason", err}});
+    }
+  }
+  if (!restart.empty()) {
+    obs::Log(obs::Level::kWarn, "reload_needs_restart",
+             "changed settings that only a restart applies", {{"settings", Join(restart)}});
+  }
+  current_ = std::move(next);
+  obs::Log(obs::Level::kInfo, "reload", "configuration reloaded",
+           {{"changed", Join(changed)},
+            {"batch_window_ms", current_.batch_window_ms},
+            {"log_level", config::LogLevelName(current_.log_level)}});
+}
+
+std::size_t Server::ConnectionCount(Clock::time_point until) {
+  std::vector<std::future<std::size_t>> answers;
+  for (auto& w : workers_) {
+    auto count = std::make_shared<std::promise<std::size_t>>();
+    answers.push_back(count->get_future());
+    net::Worker* worker = w.get();
+    boost::asio::post(worker->io(),
+                      [worker, count] { count->set_value(worker->connection_count()); });
+  }
+  std::size_t total = 0;
+  for (auto& a : answers) {
+    total += a.wait_until(until) == std::future_status::ready ? a.get() : 1;
+  }
+  return total;
+}
+
+void Server::Drain(const sigset_t& signals) {
+  const auto start = Clock::now();
+  const auto period = current_.drain_period;
+  auto deadline = start + current_.drain_deadline;
+  ctx_.draining.store(true);
+  listener_->Stop();
+  for (auto& w : workers_) {
+    net::Worker* worker = w.get();
+    boost::asio::post(worker->io(), [worker, period] { worker->BeginDrain(period); });
+  }
+  obs::Log(obs::Level::kInfo, "server_drain", "draining: not accepting, telling clients",
+           {{"drain_period_ms", period.count()},
+            {"drain_deadline_ms", current_.drain_deadline.count()}});
+  bool hurried = false;
+  while (Clock::now() < deadline) {
+    if (ConnectionCount(deadline) == 0) break;
+    const timespec tick{0, 20'000'000};
+    const int sig = sigtimedwait(&signals, nullptr, &tick);
+    if ((sig == SIGTERM || sig == SIGINT) && !hurried) {
+      // A second stop signal: tell everyone now and give output one more second.
+      hurried = true;
+      obs::Log(obs::Level::kInfo, "server_drain_hurry", "second signal: draining everyone now");
+      for (auto& w : workers_) {
+        net::Worker* worker = w.get();
+        boost::asio::post(worker->io(), [worker] { worker->CloseAll(); });
+      }
+      deadline = std::min(deadline, Clock::now() + std::chrono::seconds(1));
+    }
+  }
+  const auto left = ConnectionCount(Clock::now() + std::chrono::milliseconds(100));
+  obs::Log(left == 0 ? obs::Level::kInfo : obs::Level::kWarn, "server_drained",
+           left == 0 ? "every connection closed" : "drain deadline reached; closing the rest",
+           {{"connections_left", left},
+            {"drain_ms",
+             std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count()}});
+}
+
 int Server::Run() {
   const auto& c = ctx_.config;
-  // SIGINT and SIGTERM are blocked in this thread before any other thread starts, so every
-  // thread inherits the mask and the signals stay pending until sigtimedwait() below takes
-  // them: no asynchronous handler, and a SIGTERM right after startup is never lost.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // SIGINT, SIGTERM and SIGHUP are blocked in this thread before any other thread starts, so
+  // every thread inherits the mask and the signals stay pending until sigtimedwait() below
+  // takes them: no asynchronous handler, and a signal right after startup is never lost.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   for (auto& w : workers_) w->Start();
   if (admin_) admin_->Start();
   listener_->Start();
@@ -83,12 +246,20 @@ int Server::Run() {
             {"batch_window_ms", c.batch_window_ms},
             {"max_msg_size", c.max_msg_size},
             {"heartbeat_timeout_ms", c.heartbeat_timeout.count()},
+            {"tls", c.tls_enabled()},
+            {"mtls", !c.tls_client_ca_path.empty()},
+            {"proxy_protocol", c.proxy_protocol == config::ProxyMode::kRequired},
             {"version", TICKWIRE_VERSION}});
 
   for (int ticks = 1; !stop_requested_.load(); ++ticks) {
     const timespec tick{0, 100'000'000};  // also notices Shutdown() within 100 ms
-    const int sig = sigtimedwait(&stop_signals, nullptr, &tick);
+    const int sig = sigtimedwait(&signals, nullptr, &tick);
     if (ticks % 10 == 0) obs::FlushSuppressedLogs();
+    if (sig == SIGHUP) {
+      obs::Log(obs::Level::kInfo, "server_reload", "SIGHUP received, reloading");
+      Reload();
+      continue;
+    }
     if (sig > 0) {
       obs::Log(obs::Level::kInfo, "server_stop", "signal received, shutting down",
                {{"signal", sig}});
@@ -96,30 +267,23 @@ int Server::Run() {
     }
   }
 
-  // Stop accepting, tell every client, give queued output a moment to leave, then stop.
+  // Not ready from now on; stop accepting, tell every client spread over DRAIN_PERIOD, let
+  // queued output leave, then stop.
+  readiness_.SetDraining(true);
   readiness_.SetAccepting(false);
-  listener_->Stop();
-  for (auto& w : workers_) {
-    net::Worker* worker = w.get();
-    boost::asio::post(worker->io(), [worker] { worker->CloseAll(); });
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  for (auto& w : workers_) {
-    while (std::chrono::steady_clock::now() < deadline) {
-      auto count = std::make_shared<std::promise<std::size_t>>();
-      auto fut = count->get_future();
-      net::Worker* worker = w.get();
-      boost::asio::post(worker->io(),
-                        [worker, count] { count->set_value(worker->connection_count()); });
-      if (fut.wait_until(deadline) != std::future_status::ready || fut.get() == 0) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  }
+  Drain(signals);
   if (admin_) admin_->Stop();
   for (auto& w : workers_) w->Stop();
   for (auto& w : workers_) w->Join();
   obs::FlushSuppressedLogs();
-  obs::Log(obs::Level::kInfo, "server_exit", "stopped");
+  const auto& k = ctx_.counters;
+  obs::Log(obs::Level::kInfo, "server_exit", "stopped",
+           {{"auth_failures", ctx_.rate_limiter.failures_total()},
+            {"auth_rate_limited", ctx_.rate_limiter.throttled_total()},
+            {"proxy_rejected", k.proxy_rejected.load()},
+            {"proxy_untrusted", k.proxy_untrusted.load()},
+            {"proxy_local", k.proxy_local.load()},
+            {"tls_handshake_failed", k.tls_handshake_failed.load()}});
   return 0;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,14 +16,20 @@ namespace tickwire::server {
 // The whole embedded server: workers, listener, signals. One per process.
 class Server {
  public:
-  explicit Server(config::Config config);
+  // Produces the configuration again for a reload (SIGHUP): the same flags and environment,
+  // and CONFIG_FILE re-read. Null: SIGHUP reloads files (users, TLS) with the current settings.
+  using ConfigSource = std::function<config::ParseResult()>;
+
+  explicit Server(config::Config config, ConfigSource reload_source = nullptr);
   ~Server();
 
-  // Binds the listener; returns an error line on failure.
+  // Loads credentials and TLS material and binds the listener; returns an error line on
+  // failure.
   std::string Open();
   std::uint16_t port() const { return listener_ ? listener_->port() : 0; }
   // Runs until SIGINT/SIGTERM (or Shutdown()), then drains and stops. Returns the exit code.
-  // Blocks SIGINT/SIGTERM in the calling thread (and so in every thread it starts).
+  // SIGHUP reloads (see Reload). Blocks SIGINT/SIGTERM/SIGHUP in the calling thread (and so in
+  // every thread it starts).
   int Run();
   // Asks a running server to stop (any thread).
   void Shutdown();
@@ -32,13 +39,32 @@ class Server {
   Readiness& readiness() { return readiness_; }
   // Bound port of the operations endpoint (0 when METRICS_ADDR is empty).
   std::uint16_t metrics_port() const { return admin_ ? admin_->port() : 0; }
+  // True from SIGTERM on: the server is not ready for new clients (for /readyz).
+  bool draining() const { return ctx_.draining.load(); }
 
  private:
+  // Applies what can change at runtime: log level, batch window, AUTH rate limits, drain
+  // timing, credentials (STREAM_USER/PASS, USERS_FILE) and TLS material. A file that fails to
+  // load keeps the old one. Settings that need a restart are named in a warning.
+  void Reload();
+  // Builds the credentials from `c` and swaps them in; returns an error line on failure.
+  std::string LoadCredentials(const config::Config& c);
+  // Builds the TLS context from `c` and swaps it in; returns an error line on failure.
+  std::string LoadTls(const config::Config& c);
+  // Graceful drain (SIGTERM): not ready, stop accepting, SERVER_DRAINING spread over
+  // DRAIN_PERIOD, wait for connections to finish until DRAIN_DEADLINE.
+  void Drain(const sigset_t& signals);
+  // Connections open on all workers; waits for their answers until `until` at the latest
+  // (a worker that does not answer in time counts as having one).
+  std::size_t ConnectionCount(std::chrono::steady_clock::time_point until);
+
   net::ServerContext ctx_;
   Readiness readiness_;
   // Declared before the workers so that it is destroyed after them: answers the workers still
   // owe it are dropped while its io_context exists.
   std::unique_ptr<AdminEndpoints> admin_;
+  config::Config current_;  // the settings last applied (main thread only)
+  ConfigSource reload_source_;
   std::vector<std::unique_ptr<net::Worker>> workers_;
   std::unique_ptr<net::Listener> listener_;
   std::atomic<bool> stop_requested_{false};

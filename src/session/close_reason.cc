@@ -30,6 +30,12 @@ std::string_view CloseReasonName(CloseReason reason) {
       return "slow_consumer";
     case CloseReason::kServerShutdown:
       return "server_shutdown";
+    case CloseReason::kAuthRateLimited:
+      return "auth_rate_limited";
+    case CloseReason::kProxyHeader:
+      return "proxy_header";
+    case CloseReason::kTlsHandshake:
+      return "tls_handshake";
     case CloseReason::kCount:
       break;
   }

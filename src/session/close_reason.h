@@ -21,6 +21,9 @@ enum class CloseReason : std::uint8_t {
   kHeartbeatTimeout,  // no HEARTBEAT within heartbeat_timeout
   kSlowConsumer,      // pending output over its limit, or write deadline missed
   kServerShutdown,    // server stopping
+  kAuthRateLimited,   // failed-AUTH budget of the source address or user name used up
+  kProxyHeader,       // PROXY header missing, malformed, late, or from an untrusted source
+  kTlsHandshake,      // TLS handshake failed or did not complete in time
   kCount
 };
 

@@ -40,6 +40,12 @@ Session::Session(SessionParams params, SessionHost& host, Clock::time_point conn
       connected_at_(connected_at),
       last_heartbeat_(connected_at) {}
 
+void Session::OnTransportReady(Clock::time_point now, TransportInfo info) {
+  connected_at_ = now;
+  last_heartbeat_ = now;
+  transport_ = std::move(info);
+}
+
 void Session::Fail(int code, std::string_view message, CloseReason reason,
                    std::uint32_t retry_after_ms, std::uint32_t request_id) {
   if (closed()) return;
@@ -135,11 +141,27 @@ bool Session::HandleAuth(std::span<const std::uint8_t> payload, Clock::time_poin
          CloseReason::kInvalidRequest);
     return false;
   }
-  if (params_.authenticator == nullptr ||
-      !params_.authenticator->Check(auth.username(), auth.password())) {
+  // Over budget: refused without looking at the password (PROTOCOL.md rule 1).
+  if (params_.rate_limiter != nullptr) {
+    const std::uint32_t retry =
+        params_.rate_limiter->Check(transport_.peer_address, auth.username(), now);
+    if (retry > 0) {
+      params_.rate_limiter->CountThrottled();
+      Fail(pb::AUTH_RATE_LIMITED,
+           "too many failed AUTH attempts; retry in " + std::to_string(retry) + "ms",
+           CloseReason::kAuthRateLimited, retry);
+      return false;
+    }
+  }
+  permissions_ = CheckCredentials(auth.username(), auth.password());
+  if (!permissions_) {
+    if (params_.rate_limiter != nullptr) {
+      params_.rate_limiter->OnFailure(transport_.peer_address, auth.username(), now);
+    }
     Fail(pb::AUTH_FAILED, "invalid username or password", CloseReason::kAuthFailed);
     return false;
   }
+  if (params_.rate_limiter != nullptr) params_.rate_limiter->OnSuccess(transport_.peer_address);
   user_ = auth.username();
   client_name_ = auth.client_name();
   state_ = State::kReady;
@@ -155,6 +177,21 @@ bool Session::HandleAuth(std::span<const std::uint8_t> payload, Clock::time_poin
   host_.SendFrame(protocol::EncodeFrame(FrameType::kAuthOk, ok));
   host_.OnAuthenticated(user_, client_name_);
   return true;
+}
+
+auth::PermissionsPtr Session::CheckCredentials(const std::string& user, const std::string& pass) {
+  std::shared_ptr<const auth::Authenticator> current;
+  const auth::Authenticator* a = params_.authenticator;
+  if (params_.credentials != nullptr) {
+    current = params_.credentials->Get();
+    a = current.get();
+  }
+  if (a == nullptr) return nullptr;
+  if (!transport_.tls_identity.empty()) {
+    // The client certificate is the credential; AUTH may only name its own user.
+    return user == transport_.tls_identity ? a->Lookup(user) : nullptr;
+  }
+  return a->Authenticate(user, pass);
 }
 
 bool Session::HandleHeartbeat(std::span<const std::uint8_t> payload, Clock::time_point now) {
@@ -203,6 +240,19 @@ bool Session::HandleSubscribe(std::span<const std::uint8_t> payload) {
   }
   std::sort(sub.topics.begin(), sub.topics.end());
   sub.topics.erase(std::unique(sub.topics.begin(), sub.topics.end()), sub.topics.end());
+  if (permissions_) {
+    const auto& allowed = permissions_->subscribe;
+    if (sub.wildcard && !allowed.MatchesAll()) {
+      Reject(pb::FORBIDDEN, "user '" + user_ + "' may not subscribe to '*'", rid);
+      return true;
+    }
+    for (const auto& topic : sub.topics) {
+      if (!allowed.Matches(topic)) {
+        Reject(pb::FORBIDDEN, "user '" + user_ + "' may not subscribe to '" + topic + "'", rid);
+        return true;
+      }
+    }
+  }
   if (subs_.size() >= kMaxSubscriptionsPerConnection ||
       topic_refs_ + sub.topics.size() > kMaxTopicRefsPerConnection) {
     Reject(pb::INVALID_REQUEST, "too many subscriptions on this connection", rid);
@@ -247,6 +297,19 @@ bool Session::HandlePublish(std::span<const std::uint8_t> payload) {
              "ticks[" + std::to_string(i) + "]: " + problem + "; nothing of this frame applied",
              req.request_id(), req.ticks(i).topic());
       return true;
+    }
+  }
+  if (permissions_ && !permissions_->publish.MatchesAll()) {
+    const auto& allowed = permissions_->publish;
+    for (int i = 0; i < req.ticks_size(); ++i) {
+      const std::string& topic = req.ticks(i).topic();
+      if (!allowed.Matches(topic)) {
+        Reject(pb::FORBIDDEN,
+               "ticks[" + std::to_string(i) + "]: user '" + user_ + "' may not publish to '" +
+                   topic + "'; nothing of this frame applied",
+               req.request_id());
+        return true;
+      }
     }
   }
   std::vector<engine::IngestTick> ticks;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "auth/authenticator.h"
+#include "auth/rate_limiter.h"
 #include "engine/shard.h"
 #include "engine/topic.h"
 #include "session/close_reason.h"
@@ -25,13 +26,24 @@ inline constexpr std::int64_t kMaxFutureSkewNs = 5'000'000'000;
 
 // What a session needs to know, fixed for its lifetime.
 struct SessionParams {
-  const auth::Authenticator* authenticator = nullptr;
+  // Current credentials, read at AUTH time (a reload swaps them). When null, `authenticator`.
+  const auth::CredentialStore* credentials = nullptr;
+  const auth::Authenticator* authenticator = nullptr;  // fixed credentials (tests, fuzzing)
+  auth::AuthRateLimiter* rate_limiter = nullptr;       // null: no AUTH rate limiting
   std::chrono::milliseconds heartbeat_interval{15'000};
   std::chrono::milliseconds heartbeat_timeout{20'000};
   std::chrono::milliseconds auth_timeout{5'000};
   std::uint32_t max_msg_size = 65536;
   std::uint32_t batch_window_ms = 5;
   std::string session_id;
+};
+
+// What the transport learned before the first frame.
+struct TransportInfo {
+  std::string peer_address;  // the client's IP (from a PROXY header when there is one)
+  // With TLS_CLIENT_CN_USER: the verified client certificate's CN. AUTH must name this user and
+  // is not asked for a password.
+  std::string tls_identity;
 };
 
 // A subscription as the session records it (for UNSUBSCRIBE and cleanup).
@@ -75,6 +87,8 @@ class Session {
 
   Session(SessionParams params, SessionHost& host, Clock::time_point connected_at);
 
+  // The transport (PROXY header, TLS handshake) is done: the AUTH deadline starts now.
+  void OnTransportReady(Clock::time_point now, TransportInfo info);
   // Handles one complete frame. Returns false once the session is closed.
   bool OnFrame(std::uint8_t type, std::span<const std::uint8_t> payload, Clock::time_point now);
   // The decoder rejected the byte stream (zero length, frame too large): fatal ERROR.
@@ -91,6 +105,7 @@ class Session {
   bool closed() const { return state_ == State::kClosed; }
   const std::string& user() const { return user_; }
   const std::string& client_name() const { return client_name_; }
+  const std::string& peer_address() const { return transport_.peer_address; }
   const std::unordered_map<std::uint64_t, Subscription>& subscriptions() const { return subs_; }
 
  private:
@@ -103,6 +118,8 @@ class Session {
   void Reject(int code, std::string_view message, std::uint32_t request_id,
               std::string_view subject = {});
   bool Malformed(std::uint8_t type);
+  // Checks the credentials; the permissions on success, else null.
+  auth::PermissionsPtr CheckCredentials(const std::string& user, const std::string& pass);
 
   SessionParams params_;
   SessionHost& host_;
@@ -111,6 +128,8 @@ class Session {
   Clock::time_point last_heartbeat_;
   std::string user_;
   std::string client_name_;
+  TransportInfo transport_;
+  auth::PermissionsPtr permissions_;  // fixed at AUTH; a reload affects later AUTHs only
   std::uint64_t next_subscription_id_ = 1;
   std::size_t topic_refs_ = 0;
   std::unordered_map<std::uint64_t, Subscription> subs_;

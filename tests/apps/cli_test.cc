@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <string>
 #include <thread>
@@ -193,6 +194,37 @@ TEST(CliTest, PubReportsBadLinesAndServerRejections) {
                                     {"TICKWIRE_ADDR", env.at("TICKWIRE_ADDR")}});
   EXPECT_EQ(wrong.exit_code, 1);
   EXPECT_NE(wrong.err.find("AUTH_FAILED"), std::string::npos) << wrong.err;
+}
+
+TEST(CliTest, PasswdMakesUsersFileLinesTheServerAccepts) {
+  const RunResult line =
+      RunToEnd({TICKWIRE_CLI_BIN, "passwd", "feeder", "--publish", "FX.*", "--iterations", "1000"},
+               {}, "feeder-secret\n");
+  ASSERT_EQ(line.exit_code, 0) << line.err;
+  EXPECT_EQ(line.out.rfind("feeder pbkdf2-sha256$1000$", 0), 0u) << line.out;
+  EXPECT_NE(line.out.find(" publish=FX.*"), std::string::npos) << line.out;
+  EXPECT_EQ(line.out.find("feeder-secret"), std::string::npos) << "no password in the output";
+  const RunResult hash = RunToEnd({TICKWIRE_CLI_BIN, "passwd"}, {}, "x\n");
+  ASSERT_EQ(hash.exit_code, 0) << hash.err;
+  EXPECT_EQ(hash.out.rfind("pbkdf2-sha256$100000$", 0), 0u) << hash.out;
+  EXPECT_EQ(RunToEnd({TICKWIRE_CLI_BIN, "passwd", "bad name"}, {}, "x\n").exit_code, 2);
+  EXPECT_EQ(RunToEnd({TICKWIRE_CLI_BIN, "passwd", "u", "--publish", "a*b"}, {}, "x\n").exit_code,
+            2);
+  EXPECT_EQ(RunToEnd({TICKWIRE_CLI_BIN, "passwd", "u"}, {}, "").exit_code, 2);
+
+  TempDir dir;
+  { std::ofstream(dir.File("users")) << line.out; }
+  ServerProcess server({{"USERS_FILE", dir.File("users")}});
+  ASSERT_TRUE(server.Start()) << server.error();
+  const std::map<std::string, std::string> env = {
+      {"STREAM_USER", "feeder"},
+      {"STREAM_PASS", "feeder-secret"},
+      {"TICKWIRE_ADDR", "127.0.0.1:" + std::to_string(server.port())}};
+  const RunResult ok = RunToEnd({TICKWIRE_CLI_BIN, "pub", "--ack", "FX.EURUSD", "1.1", "5"}, env);
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  const RunResult forbidden = RunToEnd({TICKWIRE_CLI_BIN, "pub", "--ack", "AAPL", "1", "1"}, env);
+  EXPECT_EQ(forbidden.exit_code, 1);
+  EXPECT_NE(forbidden.err.find("FORBIDDEN"), std::string::npos) << forbidden.err;
 }
 
 TEST(CliTest, BenchFanoutRunsCleanAndStopsByItself) {

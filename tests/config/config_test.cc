@@ -3,6 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+
+#include <cstdio>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -177,8 +181,24 @@ TEST(ConfigErrors, EveryBadValueNamesItsEnvVarOnOneLine) {
       {"SO_SNDBUF", "-1"},
       {"SO_RCVBUF", "lots"},
       {"LOG_LEVEL", "loud"},
-      {"TLS_CERT_PATH", "/etc/cert.pem"},  // TLS is not in this build
-      {"TLS_KEY_PATH", "/etc/key.pem"},
+      {"TLS_CERT_PATH", "/etc/cert.pem"},     // without a key
+      {"TLS_KEY_PATH", "/etc/key.pem"},       // without a certificate
+      {"TLS_CLIENT_CA_PATH", "/etc/ca.pem"},  // without TLS
+      {"TLS_CLIENT_CN_USER", "true"},         // without mTLS
+      {"TLS_HANDSHAKE_TIMEOUT", "0s"},
+      {"AUTH_FAIL_BUDGET_ADDR", "0"},
+      {"AUTH_FAIL_BUDGET_USER", "many"},
+      {"AUTH_BACKOFF_MIN", "0s"},
+      {"AUTH_BACKOFF_MAX", "10ms"},  // below the 1s minimum
+      {"AUTH_RATE_TABLE_SIZE", "1"},
+      {"PROXY_PROTOCOL", "auto"},
+      {"PROXY_PROTOCOL", "required"},  // without trusted networks
+      {"PROXY_TRUSTED_CIDRS", "10.0.0.0/33"},
+      {"PROXY_TRUSTED_CIDRS", "10.0.0.0/8,nonsense"},
+      {"PROXY_HEADER_TIMEOUT", "x"},
+      {"DRAIN_PERIOD", "30s"},  // not shorter than the 20s deadline
+      {"DRAIN_DEADLINE", "1s"},
+      {"CONFIG_FILE", "/nonexistent/tickwire.conf"},
   };
   for (const BadValue& bad : cases) {
     const std::string msg = MustFail(WithCredentials({{bad.env, bad.value}}));
@@ -186,6 +206,117 @@ TEST(ConfigErrors, EveryBadValueNamesItsEnvVarOnOneLine) {
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
     EXPECT_FALSE(msg.empty());
   }
+}
+
+TEST(ConfigSecurity, SecuritySettingsAreRead) {
+  const Config c = MustParse(WithCredentials({
+      {"TLS_CERT_PATH", "/c.pem"},
+      {"TLS_KEY_PATH", "/k.pem"},
+      {"TLS_CLIENT_CA_PATH", "/ca.pem"},
+      {"TLS_CLIENT_CN_USER", "true"},
+      {"TLS_HANDSHAKE_TIMEOUT", "3s"},
+      {"AUTH_FAIL_BUDGET_ADDR", "2"},
+      {"AUTH_FAIL_BUDGET_USER", "9"},
+      {"AUTH_BACKOFF_MIN", "200ms"},
+      {"AUTH_BACKOFF_MAX", "2s"},
+      {"AUTH_RATE_TABLE_SIZE", "64"},
+      {"PROXY_PROTOCOL", "required"},
+      {"PROXY_TRUSTED_CIDRS", "10.0.0.0/8, 192.0.2.1,2001:db8::/32"},
+      {"PROXY_HEADER_TIMEOUT", "750ms"},
+      {"DRAIN_PERIOD", "2s"},
+      {"DRAIN_DEADLINE", "3s"},
+  }));
+  EXPECT_TRUE(c.tls_enabled());
+  EXPECT_EQ(c.tls_client_ca_path, "/ca.pem");
+  EXPECT_TRUE(c.tls_client_cn_user);
+  EXPECT_EQ(c.tls_handshake_timeout, std::chrono::seconds(3));
+  EXPECT_EQ(c.auth_fail_budget_addr, 2u);
+  EXPECT_EQ(c.auth_fail_budget_user, 9u);
+  EXPECT_EQ(c.auth_backoff_min, std::chrono::milliseconds(200));
+  EXPECT_EQ(c.auth_backoff_max, std::chrono::seconds(2));
+  EXPECT_EQ(c.auth_rate_table_size, 64u);
+  EXPECT_EQ(c.proxy_protocol, ProxyMode::kRequired);
+  ASSERT_EQ(c.proxy_trusted.size(), 3u);
+  EXPECT_EQ(c.proxy_trusted[1].prefix, 32u);
+  EXPECT_EQ(c.proxy_header_timeout, std::chrono::milliseconds(750));
+  EXPECT_EQ(c.drain_period, std::chrono::seconds(2));
+  EXPECT_EQ(c.drain_deadline, std::chrono::seconds(3));
+}
+
+TEST(ConfigSecurity, UsersFileReplacesStreamCredentials) {
+  const Config c = MustParse({{"USERS_FILE", "/etc/tickwire/users"}});
+  EXPECT_EQ(c.users_file, "/etc/tickwire/users");
+  EXPECT_TRUE(c.stream_user.empty());
+  // Half a STREAM pair is still an error.
+  EXPECT_THAT(MustFail({{"USERS_FILE", "/u"}, {"STREAM_USER", "x"}}), HasSubstr("STREAM_PASS"));
+}
+
+TEST(ConfigSecurity, CidrsMatchTheirNetworksOnly) {
+  auto a = [](const char* text) {
+    std::array<std::uint8_t, 16> b{};
+    const bool v6 = std::string(text).find(':') != std::string::npos;
+    EXPECT_EQ(inet_pton(v6 ? AF_INET6 : AF_INET, text, b.data()), 1) << text;
+    return std::make_pair(v6, b);
+  };
+  auto in = [&](const char* cidr, const char* addr) {
+    const auto c = Cidr::Parse(cidr);
+    EXPECT_TRUE(c) << cidr;
+    const auto [v6, b] = a(addr);
+    return c && c->Contains(v6, b);
+  };
+  EXPECT_TRUE(in("10.0.0.0/8", "10.255.1.2"));
+  EXPECT_FALSE(in("10.0.0.0/8", "11.0.0.1"));
+  EXPECT_TRUE(in("10.1.2.3/8", "10.9.9.9")) << "host bits are cleared";
+  EXPECT_TRUE(in("192.0.2.1", "192.0.2.1"));
+  EXPECT_FALSE(in("192.0.2.1", "192.0.2.2"));
+  EXPECT_TRUE(in("172.16.0.0/12", "172.31.255.255"));
+  EXPECT_FALSE(in("172.16.0.0/12", "172.32.0.0"));
+  EXPECT_TRUE(in("0.0.0.0/0", "203.0.113.9"));
+  EXPECT_TRUE(in("127.0.0.0/8", "::ffff:127.0.0.1")) << "IPv4-mapped counts as IPv4";
+  EXPECT_TRUE(in("2001:db8::/32", "2001:db8:ffff::1"));
+  EXPECT_FALSE(in("2001:db8::/32", "2001:db9::1"));
+  EXPECT_FALSE(in("2001:db8::/32", "10.0.0.1"));
+  EXPECT_FALSE(in("10.0.0.0/8", "::1"));
+  EXPECT_FALSE(Cidr::Parse("10.0.0.0/"));
+  EXPECT_FALSE(Cidr::Parse("::1/129"));
+  EXPECT_FALSE(Cidr::Parse("host/8"));
+}
+
+TEST(ConfigFile, SettingsComeFromTheFileBelowEnvAndFlags) {
+  const std::string path = ::testing::TempDir() + "/tickwire-config-test.conf";
+  {
+    std::ofstream out(path);
+    out << "# comment\n\nBATCH_WINDOW_MS = 40\nLOG_LEVEL=debug\r\nMAX_MSG_SIZE=2048\n";
+  }
+  const Config c = MustParse(WithCredentials({{"CONFIG_FILE", path}, {"LOG_LEVEL", "warn"}}),
+                             {"--max-msg-size", "4096"});
+  EXPECT_EQ(c.batch_window_ms, 40u);
+  EXPECT_EQ(c.log_level, LogLevel::kWarn) << "env wins over the file";
+  EXPECT_EQ(c.max_msg_size, 4096u) << "a flag wins over the file";
+  {
+    std::ofstream out(path);
+    out << "NOT_A_SETTING=1\n";
+  }
+  EXPECT_THAT(MustFail(WithCredentials({{"CONFIG_FILE", path}})), HasSubstr("NOT_A_SETTING"));
+  {
+    std::ofstream out(path);
+    out << "BATCH_WINDOW_MS\n";
+  }
+  EXPECT_THAT(MustFail(WithCredentials({{"CONFIG_FILE", path}})), HasSubstr(":1:"));
+  std::remove(path.c_str());
+}
+
+TEST(ConfigReload, ChangedSettingsAndWhichReload) {
+  const Config a = MustParse(WithCredentials({{"BATCH_WINDOW_MS", "5"}}));
+  const Config b = MustParse(WithCredentials({{"BATCH_WINDOW_MS", "50"}, {"WORKERS", "2"}}));
+  EXPECT_EQ(ChangedSettings(a, b), (std::vector<std::string>{"BATCH_WINDOW_MS", "WORKERS"}));
+  EXPECT_TRUE(ChangedSettings(a, a).empty());
+  EXPECT_TRUE(ReloadsOnSighup("BATCH_WINDOW_MS"));
+  EXPECT_TRUE(ReloadsOnSighup("LOG_LEVEL"));
+  EXPECT_TRUE(ReloadsOnSighup("USERS_FILE"));
+  EXPECT_TRUE(ReloadsOnSighup("TLS_CERT_PATH"));
+  EXPECT_FALSE(ReloadsOnSighup("WORKERS"));
+  EXPECT_FALSE(ReloadsOnSighup("LISTEN_ADDR"));
 }
 
 TEST(ConfigErrors, BadFlagValueNamesTheSettingToo) {
@@ -246,6 +377,21 @@ TEST(ConfigHelp, ListsEveryEnvVarWithItsDefault) {
       {"TLS_KEY_PATH", ""},
       {"LOG_LEVEL", "info"},
       {"PORT_FILE", ""},
+      {"USERS_FILE", ""},
+      {"AUTH_FAIL_BUDGET_ADDR", "5"},
+      {"AUTH_FAIL_BUDGET_USER", "20"},
+      {"AUTH_BACKOFF_MIN", "1s"},
+      {"AUTH_BACKOFF_MAX", "1m"},
+      {"AUTH_RATE_TABLE_SIZE", "16384"},
+      {"TLS_CLIENT_CA_PATH", ""},
+      {"TLS_CLIENT_CN_USER", "false"},
+      {"TLS_HANDSHAKE_TIMEOUT", "10s"},
+      {"PROXY_PROTOCOL", "off"},
+      {"PROXY_TRUSTED_CIDRS", ""},
+      {"PROXY_HEADER_TIMEOUT", "5s"},
+      {"DRAIN_PERIOD", "5s"},
+      {"DRAIN_DEADLINE", "20s"},
+      {"CONFIG_FILE", ""},
   };
   for (const auto& [env, def] : defaults) {
     const std::string entry = HelpEntry(exit->text, env);

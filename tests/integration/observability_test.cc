@@ -437,7 +437,10 @@ TEST_F(ObservabilityTest, LogsStayJsonWithHostileStringsAndNeverCarryPasswords) 
 }
 
 TEST_F(ObservabilityTest, NoisyLogLinesAreRateLimitedAndEverySuppressedLineIsCounted) {
-  ASSERT_TRUE(Start({{"LOG_RATE_LIMIT", "3"}}));
+  // Failed-AUTH budgets high enough that every attempt is checked (and logged).
+  ASSERT_TRUE(Start({{"LOG_RATE_LIMIT", "3"},
+                     {"AUTH_FAIL_BUDGET_ADDR", "1000"},
+                     {"AUTH_FAIL_BUDGET_USER", "1000"}}));
   constexpr int kFailures = 25;
   for (int i = 0; i < kFailures; ++i) {
     RawClient c;

@@ -72,6 +72,7 @@ RawClient::~RawClient() { Close(); }
 RawClient::RawClient(RawClient&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       rcvbuf_(other.rcvbuf_),
+      source_(std::move(other.source_)),
       buffer_(std::move(other.buffer_)),
       eof_(other.eof_),
       last_error_(std::move(other.last_error_)) {}
@@ -81,6 +82,7 @@ RawClient& RawClient::operator=(RawClient&& other) noexcept {
     Close();
     fd_ = std::exchange(other.fd_, -1);
     rcvbuf_ = other.rcvbuf_;
+    source_ = std::move(other.source_);
     buffer_ = std::move(other.buffer_);
     eof_ = other.eof_;
     last_error_ = std::move(other.last_error_);
@@ -104,6 +106,16 @@ bool RawClient::Connect(std::uint16_t port, const std::string& host) {
   tv.tv_usec = (kSendTimeoutMs % 1000) * 1000;
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   if (rcvbuf_ > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf_, sizeof(rcvbuf_));
+  if (!source_.empty()) {
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    if (inet_pton(AF_INET, source_.c_str(), &local.sin_addr) != 1 ||
+        bind(fd, reinterpret_cast<const sockaddr*>(&local), sizeof(local)) != 0) {
+      last_error_ = ErrnoText(("bind " + source_).c_str());
+      ::close(fd);
+      return false;
+    }
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);

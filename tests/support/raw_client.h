@@ -66,6 +66,9 @@ class RawClient {
   void Close();
   // SO_RCVBUF for the next Connect() (0 = kernel default); a small one makes a slow consumer.
   void SetReceiveBuffer(int bytes) { rcvbuf_ = bytes; }
+  // Local IPv4 address the next Connect() binds to (e.g. "127.0.0.2", to come from another
+  // source address); empty = the kernel's choice.
+  void SetSourceAddress(std::string address) { source_ = std::move(address); }
   // Half-closes the sending side (the server reads EOF).
   void ShutdownWrite();
   bool connected() const { return fd_ >= 0; }
@@ -127,6 +130,7 @@ class RawClient {
 
   int fd_ = -1;
   int rcvbuf_ = 0;
+  std::string source_;
   std::string buffer_;  // received bytes not yet returned as a frame
   bool eof_ = false;
   std::string last_error_;

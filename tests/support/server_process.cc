@@ -101,6 +101,8 @@ bool ServerProcess::Spawn() {
       {"WORKERS", "2"},
       {"METRICS_ADDR", "127.0.0.1:0"},
       {"METRICS_PORT_FILE", dir_.File("metrics_port")},
+      // Tests stop servers often: drain at once unless a test sets a period.
+      {"DRAIN_PERIOD", "0s"},
   };
   for (const char* name : kPassThrough) {
     if (const char* v = std::getenv(name); v != nullptr) env[name] = v;

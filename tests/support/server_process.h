@@ -18,9 +18,9 @@ using EnvOverrides = std::map<std::string, std::optional<std::string>>;
 
 // One real `tickwire-server` process for a test. The child gets a clean environment: the test
 // defaults (STREAM_USER=test, STREAM_PASS=secret, LISTEN_ADDR=127.0.0.1:0, PORT_FILE in a
-// private temp dir, WORKERS=2, METRICS_ADDR=127.0.0.1:0 with METRICS_PORT_FILE in the temp dir)
-// with the overrides merged on top, plus sanitizer options passed
-// through from the test's own environment. stdout and stderr go to files in the temp dir.
+// private temp dir, WORKERS=2, DRAIN_PERIOD=0s, METRICS_ADDR=127.0.0.1:0 with METRICS_PORT_FILE in
+// the temp dir) with the overrides merged on top, plus sanitizer options passed through from the
+// test's own environment. stdout and stderr go to files in the temp dir.
 //
 // Only this object's own child PID is ever signalled, and never after it has been reaped. The
 // child is also killed by the kernel if the test process dies (PR_SET_PDEATHSIG), so a crashed

@@ -1,0 +1,200 @@
+// PROXY protocol v1/v2 on the stream port: the real client address reaches logs and the AUTH
+// rate limiter; LOCAL (health checks), TLVs, malformed, truncated and untrusted headers.
+#include <string>
+
+#include "integration/integration_test.h"
+#include "protocol/proxy_header.h"
+#include "support/tls.h"
+#include "support/wait.h"
+
+namespace tickwire::testing {
+namespace {
+
+using protocol::FrameType;
+
+std::string Bytes(std::initializer_list<int> v) {
+  std::string s;
+  for (int b : v) s.push_back(static_cast<char>(b));
+  return s;
+}
+
+std::string V2(std::uint8_t ver_cmd, std::uint8_t fam, const std::string& body) {
+  std::string h(protocol::kProxyV2Signature);
+  h.push_back(static_cast<char>(ver_cmd));
+  h.push_back(static_cast<char>(fam));
+  h.push_back(static_cast<char>(body.size() >> 8));
+  h.push_back(static_cast<char>(body.size() & 0xFF));
+  return h + body;
+}
+
+// v2 TCP4 from 198.51.100.<last>:4000 to 10.0.0.1:7878, with two TLVs.
+std::string V2Tcp4(int last) {
+  return V2(0x21, 0x11,
+            Bytes({198, 51, 100, last, 10, 0, 0, 1, 0x0F, 0xA0, 0x1E, 0xC6}) +
+                Bytes({0x01, 0x00, 0x02, 'h', '2', 0xEA, 0x00, 0x04, 'v', 'p', 'c', '1'}));
+}
+
+class ProxyProtocolTest : public IntegrationTest {
+ protected:
+  ::testing::AssertionResult StartProxied(EnvOverrides extra = {}) {
+    EnvOverrides env = {{"PROXY_PROTOCOL", "required"},
+                        {"PROXY_TRUSTED_CIDRS", "127.0.0.1/32, ::1"},
+                        {"PROXY_HEADER_TIMEOUT", "500ms"}};
+    for (auto& [k, v] : extra) env[k] = v;
+    return Start(env);
+  }
+  // Connects, sends `header` (and optionally AUTH in the same segment) and expects AUTH_OK.
+  ::testing::AssertionResult AuthThrough(const std::string& header, bool same_segment = false) {
+    RawClient c;
+    if (auto r = Connect(c); !r) return r;
+    if (same_segment) {
+      v1::Auth auth;
+      auth.set_username(ServerProcess::kUser);
+      auth.set_password(ServerProcess::kPass);
+      std::string frame(5, '\0');
+      const std::string payload = auth.SerializeAsString();
+      const auto len = static_cast<std::uint32_t>(payload.size() + 1);
+      frame[0] = static_cast<char>(len >> 24);
+      frame[1] = static_cast<char>(len >> 16);
+      frame[2] = static_cast<char>(len >> 8);
+      frame[3] = static_cast<char>(len);
+      frame[4] = static_cast<char>(FrameType::kAuth);
+      if (!c.SendBytes(header + frame + payload)) return ::testing::AssertionFailure() << "send";
+      return c.ReadMessage<v1::AuthOk>(FrameType::kAuthOk, nullptr);
+    }
+    if (!c.SendBytes(header)) return ::testing::AssertionFailure() << "send";
+    return c.Authenticate(ServerProcess::kUser, ServerProcess::kPass);
+  }
+  // Connects, sends `bytes`, and expects the server to close without a frame.
+  ::testing::AssertionResult ClosedAfter(const std::string& bytes,
+                                         milliseconds wait = milliseconds(3000)) {
+    RawClient c;
+    if (auto r = Connect(c); !r) return r;
+    if (!bytes.empty()) c.SendBytes(bytes);
+    return c.ExpectClosed(wait);
+  }
+  bool LogHas(const std::string& text) { return server_->Logs().find(text) != std::string::npos; }
+};
+
+TEST_F(ProxyProtocolTest, V1Tcp4AndTcp6CarryTheRealAddress) {
+  ASSERT_TRUE(StartProxied());
+  EXPECT_TRUE(AuthThrough("PROXY TCP4 203.0.113.7 10.0.0.1 51234 7878\r\n"));
+  EXPECT_TRUE(AuthThrough("PROXY TCP6 2001:db8::7 2001:db8::1 51235 7878\r\n", true));
+  EXPECT_TRUE(
+      WaitUntil([&] { return LogHas("\"remote\":\"[2001:db8::7]:51235\""); }, milliseconds(2000)));
+  const std::string logs = server_->Logs();
+  EXPECT_NE(logs.find("\"event\":\"auth_ok\""), std::string::npos);
+  EXPECT_NE(logs.find("\"remote\":\"203.0.113.7:51234\""), std::string::npos) << logs;
+}
+
+TEST_F(ProxyProtocolTest, V2WithTlvsTcp6AndLocal) {
+  ASSERT_TRUE(StartProxied());
+  EXPECT_TRUE(AuthThrough(V2Tcp4(9)));
+  EXPECT_TRUE(AuthThrough(V2Tcp4(10), true));
+  std::string addr6(36, '\0');
+  addr6[0] = 0x20;
+  addr6[1] = 0x01;
+  addr6[2] = 0x0d;
+  addr6[3] = static_cast<char>(0xb8);
+  addr6[15] = 0x42;
+  addr6[32] = 0x13;
+  addr6[33] = static_cast<char>(0x88);
+  EXPECT_TRUE(AuthThrough(V2(0x21, 0x21, addr6)));
+  // LOCAL: a load balancer health check; the connection is served with the socket's address.
+  EXPECT_TRUE(AuthThrough(V2(0x20, 0x00, "")));
+  EXPECT_TRUE(
+      WaitUntil([&] { return LogHas("\"remote\":\"[2001:db8::42]:5000\""); }, milliseconds(2000)));
+  EXPECT_TRUE(LogHas("\"remote\":\"198.51.100.9:4000\""));
+  EXPECT_TRUE(LogHas("\"remote\":\"198.51.100.10:4000\""));
+  // A health check that just connects, sends LOCAL and leaves.
+  RawClient hc;
+  ASSERT_TRUE(Connect(hc));
+  ASSERT_TRUE(hc.SendBytes(V2(0x20, 0x00, "")));
+  hc.Close();
+  RawClient after;
+  ASSERT_TRUE(Connect(after));
+  ASSERT_TRUE(after.SendBytes("PROXY UNKNOWN\r\n"));
+  EXPECT_TRUE(after.Authenticate(ServerProcess::kUser, ServerProcess::kPass));
+}
+
+TEST_F(ProxyProtocolTest, MalformedTruncatedAndMissingHeadersClose) {
+  ASSERT_TRUE(StartProxied());
+  EXPECT_TRUE(ClosedAfter("PROXY TCP4 203.0.113.7 10.0.0.1 51234\r\n"));
+  EXPECT_TRUE(ClosedAfter("PROXY TCP4 999.0.113.7 10.0.0.1 1 2\r\n"));
+  EXPECT_TRUE(ClosedAfter("PROXY " + std::string(200, 'A')));
+  EXPECT_TRUE(ClosedAfter(V2(0x22, 0x11, std::string(12, '\x01'))));
+  EXPECT_TRUE(ClosedAfter(V2(0x21, 0x11, std::string(5, '\x01'))));
+  EXPECT_TRUE(ClosedAfter(V2(0x21, 0x11, std::string(5000, '\x01'))));
+  // No header at all: a client speaking the protocol directly.
+  RawClient direct;
+  ASSERT_TRUE(Connect(direct));
+  v1::Auth auth;
+  auth.set_username(ServerProcess::kUser);
+  auth.set_password(ServerProcess::kPass);
+  ASSERT_TRUE(direct.SendFrame(FrameType::kAuth, auth));
+  EXPECT_TRUE(direct.ExpectClosed());
+  // Truncated: part of a header, then silence past PROXY_HEADER_TIMEOUT.
+  // (PROXY_HEADER_TIMEOUT is 500 ms; the waits are generous for sanitizer builds.)
+  EXPECT_TRUE(ClosedAfter("PROXY TCP4 203.0.", milliseconds(8000)));
+  EXPECT_TRUE(ClosedAfter(V2Tcp4(1).substr(0, 20), milliseconds(8000)));
+  EXPECT_TRUE(ClosedAfter("", milliseconds(8000)));
+  EXPECT_TRUE(LogHas("proxy_header_invalid"));
+  EXPECT_TRUE(LogHas("proxy_header_timeout"));
+  EXPECT_TRUE(AuthThrough(V2Tcp4(3))) << "the server keeps serving";
+}
+
+TEST_F(ProxyProtocolTest, UntrustedSourcesAreRefused) {
+  ASSERT_TRUE(StartProxied({{"LISTEN_ADDR", "0.0.0.0:0"}}));
+  RawClient c;
+  c.SetSourceAddress("127.0.0.2");
+  ASSERT_TRUE(c.Connect(server_->port())) << c.last_error();
+  c.SendBytes("PROXY TCP4 203.0.113.7 10.0.0.1 51234 7878\r\n");
+  EXPECT_TRUE(c.ExpectClosed());
+  EXPECT_TRUE(WaitUntil([&] { return LogHas("proxy_untrusted"); }, milliseconds(2000)));
+  EXPECT_TRUE(AuthThrough("PROXY TCP4 203.0.113.8 10.0.0.1 1 7878\r\n")) << "trusted still works";
+}
+
+TEST_F(ProxyProtocolTest, RateLimiterSeesTheRealAddress) {
+  ASSERT_TRUE(StartProxied({{"AUTH_FAIL_BUDGET_ADDR", "2"}, {"AUTH_BACKOFF_MIN", "5s"}}));
+  const std::string attacker = "PROXY TCP4 203.0.113.66 10.0.0.1 40000 7878\r\n";
+  for (int i = 0; i < 2; ++i) {
+    RawClient c;
+    ASSERT_TRUE(Connect(c));
+    ASSERT_TRUE(c.SendBytes(attacker));
+    v1::Auth auth;
+    auth.set_username(ServerProcess::kUser);
+    auth.set_password("guess" + std::to_string(i));
+    ASSERT_TRUE(c.SendFrame(FrameType::kAuth, auth));
+    EXPECT_TRUE(c.ExpectFatal(v1::AUTH_FAILED));
+  }
+  RawClient c;
+  ASSERT_TRUE(Connect(c));
+  ASSERT_TRUE(c.SendBytes(attacker));
+  v1::Auth auth;
+  auth.set_username(ServerProcess::kUser);
+  auth.set_password(ServerProcess::kPass);
+  ASSERT_TRUE(c.SendFrame(FrameType::kAuth, auth));
+  v1::Error e;
+  EXPECT_TRUE(c.ExpectFatal(v1::AUTH_RATE_LIMITED, &e));
+  EXPECT_GT(e.retry_after_ms(), 4000u);
+  // Every connection comes from 127.0.0.1, yet another real client is not held back.
+  EXPECT_TRUE(AuthThrough("PROXY TCP4 203.0.113.67 10.0.0.1 40001 7878\r\n"));
+}
+
+TEST_F(ProxyProtocolTest, HeaderBeforeTls) {
+  TestPki pki;
+  ASSERT_TRUE(pki.ok()) << pki.error();
+  ASSERT_TRUE(
+      StartProxied({{"TLS_CERT_PATH", pki.Cert("server")}, {"TLS_KEY_PATH", pki.Key("server")}}));
+  TlsOptions o;
+  o.ca_file = pki.Cert("ca");
+  o.before_tls = V2Tcp4(77);
+  TlsClient c;
+  ASSERT_TRUE(c.Connect(server_->port(), o)) << c.last_error();
+  EXPECT_TRUE(c.Authenticate(ServerProcess::kUser, ServerProcess::kPass));
+  EXPECT_TRUE(
+      WaitUntil([&] { return LogHas("\"remote\":\"198.51.100.77:4000\""); }, milliseconds(2000)));
+}
+
+}  // namespace
+}  // namespace tickwire::testing

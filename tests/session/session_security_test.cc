@@ -1,0 +1,237 @@
+// Session security rules: AUTH rate limiting (rule 1), per-user permissions (FORBIDDEN, rule 3),
+// credential reloads, and client-certificate identities.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "auth/authenticator.h"
+#include "auth/rate_limiter.h"
+#include "auth/users_file.h"
+#include "protocol/frame.h"
+#include "session/session.h"
+#include "tickwire/v1/tickwire.pb.h"
+
+namespace tickwire::session {
+namespace {
+
+using namespace std::chrono_literals;
+namespace pb = ::tickwire::v1;
+using protocol::FrameType;
+
+struct Host : SessionHost {
+  std::vector<std::string> frames;
+  CloseReason closed = CloseReason::kNone;
+  std::size_t subscriptions = 0;
+  std::size_t publishes = 0;
+
+  void SendFrame(std::string frame) override { frames.push_back(std::move(frame)); }
+  void CloseAfterError(CloseReason reason) override { closed = reason; }
+  void AddSubscription(std::uint64_t, const Subscription&) override { ++subscriptions; }
+  void RemoveSubscription(std::uint64_t, const Subscription&) override {}
+  void Publish(std::uint32_t, bool, std::vector<engine::IngestTick>) override { ++publishes; }
+  std::int64_t WallClockNs() override { return 1'700'000'000'000'000'000; }
+  void OnAuthenticated(const std::string&, const std::string&) override {}
+
+  std::uint8_t LastType() const { return static_cast<std::uint8_t>(frames.back()[4]); }
+  pb::Error LastError() const {
+    pb::Error e;
+    EXPECT_EQ(LastType(), static_cast<std::uint8_t>(FrameType::kError));
+    e.ParseFromArray(frames.back().data() + 5, static_cast<int>(frames.back().size() - 5));
+    return e;
+  }
+};
+
+// One connection: a host and its session.
+struct Conn {
+  Host host;
+  std::unique_ptr<Session> session;
+
+  template <typename M>
+  bool Send(FrameType type, const M& m, Clock::time_point now) {
+    const std::string p = m.SerializeAsString();
+    return session->OnFrame(static_cast<std::uint8_t>(type),
+                            std::span(reinterpret_cast<const std::uint8_t*>(p.data()), p.size()),
+                            now);
+  }
+  bool Auth(const std::string& user, const std::string& pass, Clock::time_point now) {
+    pb::Auth a;
+    a.set_username(user);
+    a.set_password(pass);
+    return Send(FrameType::kAuth, a, now);
+  }
+  bool Subscribe(std::uint32_t rid, const std::vector<std::string>& topics, Clock::time_point now) {
+    pb::Subscribe s;
+    s.set_request_id(rid);
+    s.set_mode(pb::MODE_TICK);
+    for (const auto& t : topics) s.add_topics(t);
+    return Send(FrameType::kSubscribe, s, now);
+  }
+  bool Publish(std::uint32_t rid, const std::vector<std::string>& topics, Clock::time_point now) {
+    pb::Publish p;
+    p.set_request_id(rid);
+    for (const auto& t : topics) {
+      auto* tick = p.add_ticks();
+      tick->set_topic(t);
+      tick->set_price(1);
+      tick->set_size(1);
+    }
+    return Send(FrameType::kPublish, p, now);
+  }
+};
+
+std::string Line(const std::string& user, const std::string& pass, const std::string& perms) {
+  return user + " " + auth::FormatPasswordHash(auth::HashPassword(pass, auth::kMinIterations)) +
+         " " + perms + "\n";
+}
+
+std::shared_ptr<const auth::Authenticator> MakeAuth(const std::string& users_text) {
+  auto users = auth::ParseUsersFile(users_text);
+  EXPECT_TRUE(std::holds_alternative<std::vector<auth::UserEntry>>(users));
+  auto a = auth::Authenticator::Create("admin", "admin-pw",
+                                       std::get<std::vector<auth::UserEntry>>(std::move(users)));
+  return std::get<std::shared_ptr<const auth::Authenticator>>(a);
+}
+
+class SessionSecurityTest : public ::testing::Test {
+ protected:
+  SessionSecurityTest()
+      : store_(MakeAuth(Line("feed", "feed-pw", "publish=T.*") +
+                        Line("viewer", "viewer-pw", "subscribe=FX.*,AAPL") +
+                        Line("nobody", "nobody-pw", ""))),
+        limiter_(auth::RateLimitSettings{2, 4, 100ms, 400ms, 64}) {}
+
+  std::unique_ptr<Conn> Open(const std::string& address, const std::string& tls_identity = "") {
+    auto c = std::make_unique<Conn>();
+    SessionParams p;
+    p.credentials = &store_;
+    p.rate_limiter = &limiter_;
+    p.session_id = "s";
+    c->session = std::make_unique<Session>(p, c->host, now_);
+    c->session->OnTransportReady(now_, TransportInfo{address, tls_identity});
+    return c;
+  }
+  std::unique_ptr<Conn> Authed(const std::string& user, const std::string& pass) {
+    auto c = Open("10.0.0.1");
+    EXPECT_TRUE(c->Auth(user, pass, now_));
+    EXPECT_EQ(c->host.LastType(), static_cast<std::uint8_t>(FrameType::kAuthOk)) << user;
+    return c;
+  }
+  void ExpectForbidden(Conn& c, std::uint32_t rid) {
+    const auto e = c.host.LastError();
+    EXPECT_EQ(e.code(), pb::FORBIDDEN) << e.message();
+    EXPECT_FALSE(e.fatal());
+    EXPECT_EQ(e.request_id(), rid);
+    EXPECT_FALSE(c.session->closed());
+  }
+
+  Clock::time_point now_ = Clock::now();
+  auth::CredentialStore store_;
+  auth::AuthRateLimiter limiter_;
+};
+
+TEST_F(SessionSecurityTest, RateLimitedAuthIsRefusedWithoutCheckingThePassword) {
+  for (int i = 0; i < 2; ++i) {
+    auto c = Open("192.0.2.9");
+    EXPECT_FALSE(c->Auth("feed", "guess", now_));
+    EXPECT_EQ(c->host.LastError().code(), pb::AUTH_FAILED);
+  }
+  auto c = Open("192.0.2.9");
+  EXPECT_FALSE(c->Auth("feed", "feed-pw", now_)) << "right password, but over budget";
+  const auto e = c->host.LastError();
+  EXPECT_EQ(e.code(), pb::AUTH_RATE_LIMITED);
+  EXPECT_TRUE(e.fatal());
+  EXPECT_EQ(e.retry_after_ms(), 100u);
+  EXPECT_EQ(c->host.closed, CloseReason::kAuthRateLimited);
+  EXPECT_EQ(limiter_.throttled_total(), 1u);
+  EXPECT_EQ(limiter_.failures_total(), 2u);
+
+  auto other = Open("192.0.2.10");
+  EXPECT_TRUE(other->Auth("feed", "feed-pw", now_)) << "another address is not held back";
+
+  auto later = Open("192.0.2.9");
+  EXPECT_TRUE(later->Auth("feed", "feed-pw", now_ + 100ms)) << "the block has expired";
+}
+
+TEST_F(SessionSecurityTest, ProducerMayOnlyPublishItsTopics) {
+  auto c = Authed("feed", "feed-pw");
+  EXPECT_TRUE(c->Publish(1, {"T.1", "T.2"}, now_));
+  EXPECT_EQ(c->host.publishes, 1u);
+  EXPECT_TRUE(c->Publish(2, {"T.3", "U.1"}, now_));
+  ExpectForbidden(*c, 2);
+  EXPECT_NE(c->host.LastError().message().find("ticks[1]"), std::string::npos);
+  EXPECT_EQ(c->host.publishes, 1u) << "nothing of a forbidden frame is applied";
+  EXPECT_TRUE(c->Subscribe(3, {"T.1"}, now_));
+  ExpectForbidden(*c, 3);
+  EXPECT_TRUE(c->Subscribe(4, {"*"}, now_));
+  ExpectForbidden(*c, 4);
+  EXPECT_EQ(c->host.subscriptions, 0u);
+}
+
+TEST_F(SessionSecurityTest, ConsumerMayOnlySubscribeItsTopics) {
+  auto c = Authed("viewer", "viewer-pw");
+  EXPECT_TRUE(c->Subscribe(1, {"FX.EURUSD", "AAPL"}, now_));
+  EXPECT_EQ(c->host.LastType(), static_cast<std::uint8_t>(FrameType::kSubscribeOk));
+  EXPECT_TRUE(c->Subscribe(2, {"AAPL", "MSFT"}, now_));
+  ExpectForbidden(*c, 2);
+  EXPECT_TRUE(c->Subscribe(3, {"*"}, now_));
+  ExpectForbidden(*c, 3);
+  EXPECT_TRUE(c->Publish(4, {"FX.EURUSD"}, now_));
+  ExpectForbidden(*c, 4);
+  EXPECT_EQ(c->host.subscriptions, 1u);
+  EXPECT_EQ(c->host.publishes, 0u);
+}
+
+TEST_F(SessionSecurityTest, UserWithoutPermissionsAndAdminWithAll) {
+  auto n = Authed("nobody", "nobody-pw");
+  EXPECT_TRUE(n->Subscribe(1, {"AAPL"}, now_));
+  ExpectForbidden(*n, 1);
+  EXPECT_TRUE(n->Publish(2, {"AAPL"}, now_));
+  ExpectForbidden(*n, 2);
+  auto a = Authed("admin", "admin-pw");
+  EXPECT_TRUE(a->Subscribe(1, {"*"}, now_));
+  EXPECT_EQ(a->host.LastType(), static_cast<std::uint8_t>(FrameType::kSubscribeOk));
+  EXPECT_TRUE(a->Publish(2, {"ANY.thing"}, now_));
+  EXPECT_EQ(a->host.publishes, 1u);
+}
+
+TEST_F(SessionSecurityTest, ReloadChangesPermissionsForNewAuthsOnly) {
+  auto before = Authed("viewer", "viewer-pw");
+  store_.Set(MakeAuth(Line("viewer", "new-pw", "subscribe=MSFT")));
+  EXPECT_TRUE(before->Subscribe(1, {"AAPL"}, now_));
+  EXPECT_EQ(before->host.LastType(), static_cast<std::uint8_t>(FrameType::kSubscribeOk));
+  auto old_pw = Open("10.0.0.2");
+  EXPECT_FALSE(old_pw->Auth("viewer", "viewer-pw", now_));
+  auto after = Authed("viewer", "new-pw");
+  EXPECT_TRUE(after->Subscribe(2, {"AAPL"}, now_));
+  ExpectForbidden(*after, 2);
+  EXPECT_TRUE(after->Subscribe(3, {"MSFT"}, now_));
+  EXPECT_EQ(after->host.LastType(), static_cast<std::uint8_t>(FrameType::kSubscribeOk));
+}
+
+TEST_F(SessionSecurityTest, CertificateIdentityNeedsNoPasswordButMustMatch) {
+  auto c = Open("10.0.0.3", "viewer");
+  EXPECT_TRUE(c->Auth("viewer", "", now_));
+  EXPECT_EQ(c->host.LastType(), static_cast<std::uint8_t>(FrameType::kAuthOk));
+  auto d = Open("10.0.0.3", "viewer");
+  EXPECT_FALSE(d->Auth("admin", "admin-pw", now_)) << "a certificate for viewer cannot be admin";
+  EXPECT_EQ(d->host.LastError().code(), pb::AUTH_FAILED);
+  auto e = Open("10.0.0.4", "stranger");
+  EXPECT_FALSE(e->Auth("stranger", "", now_)) << "a CN that is no user";
+}
+
+TEST_F(SessionSecurityTest, AuthDeadlineStartsWhenTheTransportIsReady) {
+  Host host;
+  SessionParams p;
+  p.credentials = &store_;
+  p.auth_timeout = 200ms;
+  Session s(p, host, now_);
+  s.OnTransportReady(now_ + 150ms, {});
+  EXPECT_TRUE(s.CheckTimers(now_ + 300ms));
+  EXPECT_FALSE(s.CheckTimers(now_ + 350ms));
+  EXPECT_EQ(host.LastError().code(), pb::AUTH_TIMEOUT);
+}
+
+}  // namespace
+}  // namespace tickwire::session
