@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <map>
+#include <mutex>
+#include <vector>
 
 #include "client/client.h"
 #include "support/server_process.h"
@@ -141,6 +143,87 @@ TEST_F(ClientServerTest, DrainingServerReportsFatalError) {
   // SERVER_DRAINING per the contract; a plain close if the server skipped it.
   EXPECT_TRUE(reason->code == ErrorCode::kServerDraining || reason->kind == ErrorKind::kIo)
       << reason->ToString();
+}
+
+// Reconnect through a real server restart on the same port: the old server drains
+// (SERVER_DRAINING, retry_after_ms), the client waits, re-AUTHs, resumes its subscription, and
+// ticks of the new server (numbered from 1 again) reach it with nothing dropped.
+TEST_F(ClientServerTest, ReconnectsAcrossAServerRestartAndResumes) {
+  std::mutex mu;
+  std::vector<ConnectionEvent> events;
+  auto o = Options("resume");
+  o.reconnect.enabled = true;
+  o.reconnect.initial_backoff = milliseconds(20);
+  o.reconnect.max_backoff = milliseconds(200);
+  o.on_connection = [&](const ConnectionEvent& e) {
+    std::lock_guard lock(mu);
+    events.push_back(e);
+  };
+  auto r = Client::Connect(o);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  auto sub = std::move(r).value();
+  auto handle = sub->Subscribe(Mode::kTick, {"resume.a"});
+  ASSERT_TRUE(handle.ok()) << handle.error().ToString();
+
+  auto publish = [&](double price) {
+    auto pub = Connect("pub");
+    ASSERT_TRUE(pub);
+    std::vector<Tick> ticks = {{"resume.a", price, 1, 0, 0, 0},
+                               {"resume.a", price + 1, 1, 0, 0, 0}};
+    auto acc = pub->Publish(ticks, true);
+    ASSERT_TRUE(acc.ok()) << acc.error().ToString();
+  };
+  auto receive = [&](std::size_t n) {
+    std::vector<Tick> got;
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (got.size() < n && std::chrono::steady_clock::now() < deadline) {
+      auto ev = sub->Next(tickwire::testing::Remaining(deadline));
+      if (!ev) break;
+      if (auto* b = std::get_if<Batch>(&*ev)) {
+        for (auto& rec : b->records) got.push_back(std::get<Tick>(rec));
+      }
+    }
+    return got;
+  };
+  publish(10);
+  auto before = receive(2);
+  ASSERT_EQ(before.size(), 2u);
+  EXPECT_EQ(before[1].seq, 2u);
+
+  const std::uint16_t port = server_->port();
+  EXPECT_EQ(server_->Stop(), 0);
+  server_ = std::make_unique<ServerProcess>(
+      tickwire::testing::EnvOverrides{{"HEARTBEAT_INTERVAL", "100ms"},
+                                      {"HEARTBEAT_TIMEOUT", "2s"},
+                                      {"BATCH_WINDOW_MS", "1"},
+                                      {"LISTEN_ADDR", "127.0.0.1:" + std::to_string(port)}});
+  ASSERT_TRUE(server_->Start()) << server_->error();
+  // retry_after_ms is 1 s: allow for it, the jitter on top, and the resume.
+  ASSERT_TRUE(tickwire::testing::WaitUntil(
+      [&] { return sub->stats().reconnects == 1 && sub->state() == ConnectionState::kOpen; },
+      milliseconds(8000)))
+      << "state " << ConnectionStateName(sub->state()) << "\n"
+      << server_->Describe();
+  publish(20);
+  auto after = receive(2);
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(after[0].price, 20);
+  EXPECT_EQ(after[0].seq, 1u);  // the new server numbers the topic afresh
+  EXPECT_EQ(after[1].price, 21);
+  EXPECT_FALSE(sub->closed());
+  const auto stats = sub->stats();
+  EXPECT_EQ(stats.disconnects, 1u);
+  EXPECT_EQ(stats.duplicates_dropped, 0u);
+  EXPECT_EQ(stats.tick_gaps, 0u);
+  std::lock_guard lock(mu);
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events.front().type, ConnectionEvent::Type::kDisconnected);
+  EXPECT_EQ(events.front().reason.code, ErrorCode::kServerDraining)
+      << events.front().reason.ToString();
+  EXPECT_EQ(events[1].type, ConnectionEvent::Type::kRetrying);
+  EXPECT_GE(events[1].delay, milliseconds(1000));  // the server's retry_after_ms
+  EXPECT_EQ(events.back().type, ConnectionEvent::Type::kReconnected);
+  EXPECT_EQ(events.back().resubscribed, 1u);
 }
 
 }  // namespace
