@@ -9,5 +9,7 @@ namespace tickwire::cli {
 void RegisterSub(CLI::App& app, int& exit_code);
 void RegisterPub(CLI::App& app, int& exit_code);
 void RegisterBench(CLI::App& app, int& exit_code);
+// `bench bars`, under the `bench` subcommand.
+void RegisterBenchBars(CLI::App& bench, int& exit_code);
 
 }  // namespace tickwire::cli
