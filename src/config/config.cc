@@ -150,6 +150,41 @@ std::vector<Setting> Settings() {
        [](Config& c, const std::string& v) {
          return ParseUint<std::uint32_t>(v, 0, 1U << 30, c.so_rcvbuf);
        }},
+      {"BAR_CLOSE_DELAY_MS", "--bar-close-delay-ms",
+       "grace after a bar's bucket ends for producer-stamped ticks still on their way",
+       std::to_string(d.bar_close_delay_ms),
+       [](Config& c, const std::string& v) {
+         return ParseUint<std::uint32_t>(v, 0, 60'000, c.bar_close_delay_ms);
+       }},
+      {"HISTORY_SECOND_BARS", "--history-second-bars",
+       "closed SECOND bars retained per topic for backfill and resume",
+       std::to_string(d.history_second_bars),
+       [](Config& c, const std::string& v) {
+         return ParseUint<std::uint32_t>(v, 0, 10'000'000, c.history_second_bars);
+       }},
+      {"HISTORY_MINUTE_BARS", "--history-minute-bars",
+       "closed MINUTE bars retained per topic for backfill and resume",
+       std::to_string(d.history_minute_bars),
+       [](Config& c, const std::string& v) {
+         return ParseUint<std::uint32_t>(v, 0, 10'000'000, c.history_minute_bars);
+       }},
+      {"HISTORY_TICKS", "--history-ticks", "ticks retained per topic for backfill and resume",
+       std::to_string(d.history_ticks),
+       [](Config& c, const std::string& v) {
+         return ParseUint<std::uint32_t>(v, 0, 10'000'000, c.history_ticks);
+       }},
+      {"MAX_TOPICS", "--max-topics",
+       "topics kept; beyond it the least recently published topic (and its history) is evicted",
+       std::to_string(d.max_topics),
+       [](Config& c, const std::string& v) {
+         return ParseUint<std::uint32_t>(v, 1, 100'000'000, c.max_topics);
+       }},
+      {"MAX_BACKFILL_RECORDS", "--max-backfill-records",
+       "most history records one subscription receives (the newest of each topic are kept)",
+       std::to_string(d.max_backfill_records),
+       [](Config& c, const std::string& v) {
+         return ParseUint<std::uint32_t>(v, 1, 100'000'000, c.max_backfill_records);
+       }},
       {"TLS_CERT_PATH", "--tls-cert", "PEM certificate chain for TLS on the stream port", "",
        [](Config& c, const std::string& v) {
          c.tls_cert_path = v;

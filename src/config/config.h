@@ -30,9 +30,16 @@ struct Config {
   bool tcp_nodelay = true;                               // TCP_NODELAY
   std::uint32_t so_sndbuf = 0;                           // SO_SNDBUF (0 = kernel default)
   std::uint32_t so_rcvbuf = 0;                           // SO_RCVBUF (0 = kernel default)
-  std::string tls_cert_path;                             // TLS_CERT_PATH
-  std::string tls_key_path;                              // TLS_KEY_PATH
-  LogLevel log_level = LogLevel::kInfo;                  // LOG_LEVEL
+  // Bars and history (PROTOCOL rules 5 and 7).
+  std::uint32_t bar_close_delay_ms = 100;          // BAR_CLOSE_DELAY_MS
+  std::uint32_t history_second_bars = 3600;        // HISTORY_SECOND_BARS per topic (an hour)
+  std::uint32_t history_minute_bars = 1440;        // HISTORY_MINUTE_BARS per topic (a day)
+  std::uint32_t history_ticks = 1024;              // HISTORY_TICKS per topic
+  std::uint32_t max_topics = 100'000;              // MAX_TOPICS (least recently published evicted)
+  std::uint32_t max_backfill_records = 1'000'000;  // MAX_BACKFILL_RECORDS per subscription
+  std::string tls_cert_path;                       // TLS_CERT_PATH
+  std::string tls_key_path;                        // TLS_KEY_PATH
+  LogLevel log_level = LogLevel::kInfo;            // LOG_LEVEL
   std::string port_file;  // PORT_FILE: write the bound port here once listening (tests, scripts)
 
   // Workers after resolving 0 to the hardware thread count.

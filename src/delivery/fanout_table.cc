@@ -64,16 +64,15 @@ std::size_t FanoutTable::Deliver(const engine::RecordBlock& block, unsigned work
   for (const auto& e : block.entries) {
     if ((e.workers & me) == 0) continue;
     const auto slot = static_cast<std::size_t>(e.mode);
-    const std::string_view entry = block.EntryBytes(e);
     for (const auto& [sub, refs] : wildcard_[slot]) {
-      sub->DeliverRecord(entry);
+      sub->DeliverRecord(block, e);
       ++deliveries;
     }
     auto it = topics_.find(block.Topic(e));
     if (it == topics_.end()) continue;
     for (const auto& [sub, refs] : it->second[slot]) {
       if (sub->wildcard_refs_[slot] > 0) continue;  // already served through the wildcard list
-      sub->DeliverRecord(entry);
+      sub->DeliverRecord(block, e);
       ++deliveries;
     }
   }

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "engine/record_block.h"
 #include "engine/topic.h"
 
 namespace tickwire::delivery {
@@ -13,8 +14,10 @@ namespace tickwire::delivery {
 class Subscriber {
  public:
   virtual ~Subscriber() = default;
-  // Appends one encoded DataBatch.records entry. Runs on the owning worker only.
-  virtual void DeliverRecord(std::string_view entry) = 0;
+  // One record of `block` for this subscriber (its bytes are block.EntryBytes(e): an encoded
+  // DataBatch.records entry). Runs on the owning worker only.
+  virtual void DeliverRecord(const engine::RecordBlock& block,
+                             const engine::RecordBlock::Entry& e) = 0;
 
  private:
   friend class FanoutTable;

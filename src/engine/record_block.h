@@ -20,6 +20,9 @@ struct RecordBlock {
     std::uint16_t topic_length;
     Mode mode;
     WorkerMask workers;  // workers that have subscribers for this topic and mode
+    // Order key within (topic, mode): a tick's seq, a bar's start_ms. Strictly increasing in
+    // the order records are produced, so a receiver can drop what it already has.
+    std::uint64_t key;
   };
 
   std::string bytes;

@@ -1,42 +1,315 @@
 #include "engine/shard.h"
 
+#include <algorithm>
+#include <limits>
+
 #include "protocol/wire.h"
 
 namespace tickwire::engine {
+namespace {
+
+constexpr auto kTickSlot = static_cast<std::size_t>(Mode::kTick);
+
+void SetWorkerBit(WorkerMask& mask, unsigned worker, bool on) {
+  mask = on ? (mask | WorkerBit(worker)) : (mask & ~WorkerBit(worker));
+}
+
+void AppendEntry(RecordBlock& out, std::size_t offset, std::size_t topic_offset,
+                 std::size_t topic_length, Mode mode, WorkerMask dest, std::uint64_t key) {
+  out.entries.push_back(RecordBlock::Entry{
+      static_cast<std::uint32_t>(offset), static_cast<std::uint32_t>(out.bytes.size() - offset),
+      static_cast<std::uint32_t>(topic_offset), static_cast<std::uint16_t>(topic_length), mode,
+      dest, key});
+}
+
+}  // namespace
+
+Shard::Shard(unsigned index, ShardOptions options)
+    : index_(index),
+      options_(options),
+      second_closed_before_ms_(std::numeric_limits<std::int64_t>::min()),
+      minute_closed_before_ms_(std::numeric_limits<std::int64_t>::min()) {}
+
+Shard::~Shard() = default;
 
 Shard::TopicState& Shard::Lookup(std::string_view topic) {
   auto it = topics_.find(topic);
-  if (it == topics_.end()) it = topics_.emplace(std::string(topic), TopicState{}).first;
+  if (it != topics_.end()) return it->second;
+  it = topics_.emplace(std::string(topic), TopicState(options_)).first;
+  it->second.name = &it->first;
   return it->second;
 }
 
+const Shard::TopicState* Shard::Find(std::string_view topic) const {
+  auto it = topics_.find(topic);
+  return it == topics_.end() ? nullptr : &it->second;
+}
+
+void Shard::LruUnlink(TopicState& st) {
+  if (!st.in_lru) return;
+  (st.lru_prev ? st.lru_prev->lru_next : lru_head_) = st.lru_next;
+  (st.lru_next ? st.lru_next->lru_prev : lru_tail_) = st.lru_prev;
+  st.lru_prev = st.lru_next = nullptr;
+  st.in_lru = false;
+}
+
+void Shard::LruPushFront(TopicState& st) {
+  st.lru_prev = nullptr;
+  st.lru_next = lru_head_;
+  if (lru_head_) lru_head_->lru_prev = &st;
+  lru_head_ = &st;
+  if (!lru_tail_) lru_tail_ = &st;
+  st.in_lru = true;
+}
+
+void Shard::Erase(TopicState& st) {
+  LruUnlink(st);
+  if (st.in_open_list) {
+    open_topics_.erase(std::find(open_topics_.begin(), open_topics_.end(), &st));
+  }
+  topics_.erase(topics_.find(*st.name));
+}
+
+void Shard::EvictOverCap(std::size_t room) {
+  // Only topics nobody subscribes to by name are in the LRU list; a topic with an open bucket
+  // was published within the last few seconds and keeps its bar (the cap is exceeded until it
+  // closes).
+  while (topics_.size() + room > options_.max_topics && lru_tail_ != nullptr &&
+         !lru_tail_->in_open_list) {
+    Erase(*lru_tail_);
+    ++stats_.topics_evicted;
+  }
+}
+
 std::size_t Shard::Apply(std::span<const IngestTick> ticks, RecordBlock& out) {
-  const auto tick_slot = static_cast<std::size_t>(Mode::kTick);
   for (const IngestTick& t : ticks) {
-    TopicState& st = Lookup(t.topic);
+    auto it = topics_.find(t.topic);
+    if (it == topics_.end()) {
+      EvictOverCap(1);
+      TopicState& created = Lookup(t.topic);
+      LruPushFront(created);
+      it = topics_.find(t.topic);
+    }
+    TopicState& st = it->second;
+    if (st.in_lru && lru_head_ != &st) {
+      LruUnlink(st);
+      LruPushFront(st);
+    }
     const std::uint64_t prev = st.last_seq;
     st.last_seq = prev + 1;
-    const WorkerMask dest = st.interest[tick_slot] | wildcard_[tick_slot];
+    ++stats_.ticks;
+    st.ticks.Push(TickRecord{t.price, t.size, t.ts_ns, st.last_seq, prev});
+    Fold(st, Mode::kSecond, t);
+    Fold(st, Mode::kMinute, t);
+    const WorkerMask dest = st.interest[kTickSlot] | wildcard_[kTickSlot];
     if (dest == 0) continue;  // nobody listens: nothing to encode
     const auto offset = out.bytes.size();
     const std::size_t topic_offset = protocol::AppendTickRecordEntry(
         out.bytes, protocol::TickFields{t.topic, t.price, t.size, t.ts_ns, st.last_seq, prev});
-    out.entries.push_back(RecordBlock::Entry{
-        static_cast<std::uint32_t>(offset), static_cast<std::uint32_t>(out.bytes.size() - offset),
-        static_cast<std::uint32_t>(topic_offset), static_cast<std::uint16_t>(t.topic.size()),
-        Mode::kTick, dest});
+    AppendEntry(out, offset, topic_offset, t.topic.size(), Mode::kTick, dest, st.last_seq);
   }
   return ticks.size();
 }
 
-namespace {
-void SetWorkerBit(WorkerMask& mask, unsigned worker, bool on) {
-  mask = on ? (mask | WorkerBit(worker)) : (mask & ~WorkerBit(worker));
+void Shard::Fold(TopicState& st, Mode interval, const IngestTick& t) {
+  const bool second = interval == Mode::kSecond;
+  const std::int64_t start = BucketStartMs(t.ts_ns, interval);
+  const std::int64_t end_ns = (start + IntervalMs(interval)) * kNsPerMs;
+  const std::int64_t closed_before = second ? second_closed_before_ms_ : minute_closed_before_ms_;
+  // Late: accepted after its bucket's end + close delay, or its bucket already closed (the
+  // second condition only adds cases when the wall clock stepped back).
+  if (start < closed_before || t.accepted_ns >= end_ns + options_.close_delay_ns) {
+    ++(second ? stats_.late_second : stats_.late_minute);
+    return;
+  }
+  auto& open = second ? st.open_seconds : st.open_minutes;
+  auto it = open.end();
+  while (it != open.begin() && std::prev(it)->bar.start_ms > start) --it;
+  if (it == open.begin() || std::prev(it)->bar.start_ms != start) {
+    BarAccumulator fresh;
+    fresh.bar.start_ms = start;
+    it = std::next(open.insert(it, fresh));
+  }
+  std::prev(it)->Fold(t.price, t.size, t.ts_ns);
+  if (!st.in_open_list) {
+    st.in_open_list = true;
+    open_topics_.push_back(&st);
+  }
 }
-}  // namespace
+
+void Shard::EmitBar(TopicState& st, Mode interval, const Bar& bar, RecordBlock& out) {
+  const bool second = interval == Mode::kSecond;
+  (second ? st.seconds : st.minutes).Push(bar);
+  (second ? st.last_second_start : st.last_minute_start) = bar.start_ms;
+  ++(second ? stats_.bars_second : stats_.bars_minute);
+  const auto slot = static_cast<std::size_t>(interval);
+  const WorkerMask dest = st.interest[slot] | wildcard_[slot];
+  if (dest == 0) return;
+  const auto offset = out.bytes.size();
+  const std::size_t topic_offset = protocol::AppendBarRecordEntry(
+      out.bytes,
+      protocol::BarFields{*st.name, static_cast<std::uint32_t>(interval), bar.start_ms, bar.open,
+                          bar.high, bar.low, bar.close, bar.volume, bar.count, bar.vwap()});
+  AppendEntry(out, offset, topic_offset, st.name->size(), interval, dest,
+              static_cast<std::uint64_t>(bar.start_ms));
+}
+
+std::size_t Shard::AdvanceWatermark(std::int64_t watermark_ns, RecordBlock& out) {
+  const std::int64_t limit = watermark_ns - options_.close_delay_ns;
+  const std::int64_t second_before = FloorDiv(limit, 1000 * kNsPerMs) * 1000;
+  const std::int64_t minute_before = FloorDiv(limit, 60'000 * kNsPerMs) * 60'000;
+  if (second_before <= second_closed_before_ms_ && minute_before <= minute_closed_before_ms_) {
+    return 0;
+  }
+  second_closed_before_ms_ = std::max(second_closed_before_ms_, second_before);
+  minute_closed_before_ms_ = std::max(minute_closed_before_ms_, minute_before);
+  std::size_t closed = 0;
+  auto close_open = [&](TopicState& st, Mode interval) {
+    auto& open = interval == Mode::kSecond ? st.open_seconds : st.open_minutes;
+    const std::int64_t before =
+        interval == Mode::kSecond ? second_closed_before_ms_ : minute_closed_before_ms_;
+    std::size_t n = 0;
+    while (n < open.size() && open[n].bar.start_ms < before) {
+      EmitBar(st, interval, open[n].bar, out);
+      ++n;
+    }
+    open.erase(open.begin(), open.begin() + static_cast<std::ptrdiff_t>(n));
+    closed += n;
+  };
+  for (std::size_t i = 0; i < open_topics_.size();) {
+    TopicState& st = *open_topics_[i];
+    close_open(st, Mode::kSecond);
+    close_open(st, Mode::kMinute);
+    if (st.open_seconds.empty() && st.open_minutes.empty()) {
+      st.in_open_list = false;
+      open_topics_[i] = open_topics_.back();
+      open_topics_.pop_back();
+    } else {
+      ++i;
+    }
+  }
+  EvictOverCap(0);
+  return closed;
+}
+
+std::uint64_t Shard::LastKey(const TopicState& st, Mode mode) const {
+  switch (mode) {
+    case Mode::kTick:
+      return st.last_seq;
+    case Mode::kSecond:
+      return st.last_second_start < 0 ? 0 : static_cast<std::uint64_t>(st.last_second_start);
+    case Mode::kMinute:
+      return st.last_minute_start < 0 ? 0 : static_cast<std::uint64_t>(st.last_minute_start);
+  }
+  return 0;
+}
+
+HistoryReply Shard::History(const HistoryRequest& req) const {
+  HistoryReply reply;
+  std::vector<const TopicState*> targets;
+  if (req.wildcard) {
+    targets.reserve(topics_.size());
+    for (const auto& [name, st] : topics_) targets.push_back(&st);
+  } else {
+    for (const auto& topic : req.topics) {
+      if (const TopicState* st = Find(topic)) targets.push_back(st);
+    }
+  }
+  const bool ticks = req.mode == Mode::kTick;
+  const std::int64_t since_ns = req.since_ms * kNsPerMs;
+  // Which retained records a topic offers: a contiguous newest run for bars and backfill; for
+  // ticks since a time, the ticks stamped at or after it (event times need not be monotone).
+  auto selected = [&](const TopicState& st, std::size_t i) {
+    if (ticks) return st.ticks[i].ts_ns >= since_ns;
+    const auto& ring = req.mode == Mode::kSecond ? st.seconds : st.minutes;
+    return ring[i].start_ms >= req.since_ms;
+  };
+  auto ring_size = [&](const TopicState& st) {
+    return ticks ? st.ticks.size()
+                 : (req.mode == Mode::kSecond ? st.seconds.size() : st.minutes.size());
+  };
+  std::vector<std::size_t> counts(targets.size());
+  std::size_t total = 0;
+  std::size_t largest = 0;
+  for (std::size_t k = 0; k < targets.size(); ++k) {
+    const TopicState& st = *targets[k];
+    if (const std::uint64_t key = LastKey(st, req.mode); key != 0) {
+      reply.last_keys.emplace(*st.name, key);
+    }
+    const std::size_t n = ring_size(st);
+    std::size_t c = 0;
+    if (req.backfill > 0) {
+      c = std::min<std::size_t>(n, req.backfill);
+    } else {
+      for (std::size_t i = 0; i < n; ++i) c += selected(st, i) ? 1U : 0U;
+    }
+    counts[k] = c;
+    total += c;
+    largest = std::max(largest, c);
+  }
+  // Over budget: the largest per-topic limit whose total fits, newest records kept.
+  std::size_t limit = largest;
+  if (total > options_.max_backfill_records) {
+    reply.truncated = true;
+    std::size_t lo = 0;
+    std::size_t hi = largest;
+    while (lo < hi) {
+      const std::size_t mid = lo + (hi - lo + 1) / 2;
+      std::size_t sum = 0;
+      for (std::size_t c : counts) sum += std::min(c, mid);
+      if (sum <= options_.max_backfill_records) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    limit = lo;
+  }
+  RecordBlock& out = reply.records;
+  for (std::size_t k = 0; k < targets.size(); ++k) {
+    const TopicState& st = *targets[k];
+    const std::size_t take = std::min(counts[k], limit);
+    if (take == 0) continue;
+    std::size_t skip = counts[k] - take;  // oldest selected records left out
+    const std::size_t n = ring_size(st);
+    const std::size_t first = req.backfill > 0 ? n - counts[k] : 0;
+    for (std::size_t i = first; i < n; ++i) {
+      if (req.backfill == 0 && !selected(st, i)) continue;
+      if (skip > 0) {
+        --skip;
+        continue;
+      }
+      const auto offset = out.bytes.size();
+      if (ticks) {
+        const TickRecord& r = st.ticks[i];
+        const std::size_t topic_offset = protocol::AppendTickRecordEntry(
+            out.bytes, protocol::TickFields{*st.name, r.price, r.size, r.ts_ns, r.seq, r.prev_seq});
+        AppendEntry(out, offset, topic_offset, st.name->size(), Mode::kTick, 0, r.seq);
+      } else {
+        const Bar& b = (req.mode == Mode::kSecond ? st.seconds : st.minutes)[i];
+        const std::size_t topic_offset = protocol::AppendBarRecordEntry(
+            out.bytes,
+            protocol::BarFields{*st.name, static_cast<std::uint32_t>(req.mode), b.start_ms, b.open,
+                                b.high, b.low, b.close, b.volume, b.count, b.vwap()});
+        AppendEntry(out, offset, topic_offset, st.name->size(), req.mode, 0,
+                    static_cast<std::uint64_t>(b.start_ms));
+      }
+    }
+  }
+  return reply;
+}
 
 void Shard::SetInterest(std::string_view topic, Mode mode, unsigned worker, bool interested) {
-  SetWorkerBit(Lookup(topic).interest[static_cast<std::size_t>(mode)], worker, interested);
+  TopicState& st = Lookup(topic);
+  SetWorkerBit(st.interest[static_cast<std::size_t>(mode)], worker, interested);
+  if (st.HasInterest()) {
+    LruUnlink(st);  // named by a subscriber: never evicted
+  } else if (!st.HasData()) {
+    Erase(st);  // nothing published and nobody asks: keep no state
+  } else if (!st.in_lru) {
+    LruPushFront(st);
+    EvictOverCap(0);
+  }
 }
 
 void Shard::SetWildcardInterest(Mode mode, unsigned worker, bool interested) {
@@ -44,8 +317,26 @@ void Shard::SetWildcardInterest(Mode mode, unsigned worker, bool interested) {
 }
 
 std::uint64_t Shard::LastSeq(std::string_view topic) const {
-  auto it = topics_.find(topic);
-  return it == topics_.end() ? 0 : it->second.last_seq;
+  const TopicState* st = Find(topic);
+  return st == nullptr ? 0 : st->last_seq;
+}
+
+std::size_t Shard::HistoryBytes() const {
+  std::size_t n = 0;
+  for (const auto& [name, st] : topics_) {
+    n += st.seconds.allocated_bytes() + st.minutes.allocated_bytes() + st.ticks.allocated_bytes() +
+         (st.open_seconds.capacity() + st.open_minutes.capacity()) * sizeof(BarAccumulator);
+  }
+  return n;
+}
+
+std::vector<Bar> Shard::RetainedBars(std::string_view topic, Mode interval) const {
+  std::vector<Bar> bars;
+  if (const TopicState* st = Find(topic)) {
+    const auto& ring = interval == Mode::kSecond ? st->seconds : st->minutes;
+    for (std::size_t i = 0; i < ring.size(); ++i) bars.push_back(ring[i]);
+  }
+  return bars;
 }
 
 }  // namespace tickwire::engine

@@ -8,6 +8,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/bar.h"
+#include "engine/history_ring.h"
 #include "engine/record_block.h"
 #include "engine/topic.h"
 
@@ -18,18 +20,71 @@ struct IngestTick {
   std::string topic;
   double price = 0;
   double size = 0;
-  std::int64_t ts_ns = 0;  // already stamped (never 0 here)
+  std::int64_t ts_ns = 0;        // event time, already stamped (never 0 here)
+  std::int64_t accepted_ns = 0;  // server wall clock when the PUBLISH was accepted
 };
 
-// The state of the topics one worker owns: per-topic sequence numbers and which workers have
-// subscribers. Runs on its owning worker only; no locks, no I/O.
+// Sizes and delays of one shard, from the server configuration.
+struct ShardOptions {
+  // A bucket closes once every tick accepted before its end + close_delay has been applied.
+  std::int64_t close_delay_ns = 100 * kNsPerMs;
+  std::size_t second_bars = 3600;                // retained closed SECOND bars per topic
+  std::size_t minute_bars = 1440;                // retained closed MINUTE bars per topic
+  std::size_t ticks = 1024;                      // retained ticks per topic
+  std::size_t max_topics = 100'000;              // this shard's share of MAX_TOPICS
+  std::size_t max_backfill_records = 1'000'000;  // this shard's share of one backfill
+};
+
+// Counters a shard keeps (read by its worker only).
+struct ShardStats {
+  std::uint64_t ticks = 0;
+  std::uint64_t late_second = 0;  // ticks too late for their SECOND bar
+  std::uint64_t late_minute = 0;  // ticks too late for their MINUTE bar
+  std::uint64_t bars_second = 0;
+  std::uint64_t bars_minute = 0;
+  std::uint64_t topics_evicted = 0;
+  std::uint64_t backfills_truncated = 0;
+};
+
+// What a subscriber asks an owner shard for before it goes live (PROTOCOL rule 7).
+struct HistoryRequest {
+  Mode mode = Mode::kTick;
+  bool wildcard = false;
+  std::vector<std::string> topics;  // the exact topics this shard owns (ignored for wildcard)
+  std::uint32_t backfill = 0;       // the N most recent per topic, or
+  std::int64_t since_ms = 0;        // everything from this time on
+};
+
+// Retained records answering a HistoryRequest, oldest first per topic, and for every topic
+// the key of the newest record of that mode it had produced when the request was served (the
+// subscriber drops live records at or below it: they are either in `records` or older).
+struct HistoryReply {
+  RecordBlock records;
+  std::unordered_map<std::string, std::uint64_t> last_keys;
+  bool truncated = false;  // max_backfill_records cut it (newest kept per topic)
+};
+
+// The state of the topics one worker owns: sequence numbers, open bars, history rings and
+// which workers have subscribers. Runs on its owning worker only; no locks, no I/O.
 class Shard {
  public:
-  explicit Shard(unsigned index) : index_(index) {}
+  explicit Shard(unsigned index, ShardOptions options = {});
+  ~Shard();
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
 
-  // Assigns seq/prev_seq to each tick in order and appends an encoded TICK record for every
+  // Assigns seq/prev_seq to each tick in order, folds it into its open SECOND and MINUTE bars
+  // (unless late), keeps it in the tick history, and appends an encoded TICK record for every
   // tick that some worker subscribes to. Returns the number of ticks applied.
   std::size_t Apply(std::span<const IngestTick> ticks, RecordBlock& out);
+
+  // Every tick accepted before `watermark_ns` (server wall clock) has been applied: closes the
+  // buckets whose end + close delay is at or before it, in order, appending an encoded BAR
+  // record for each bar some worker subscribes to. Returns the number of bars closed.
+  std::size_t AdvanceWatermark(std::int64_t watermark_ns, RecordBlock& out);
+
+  // Retained records for a subscriber that starts with backfill or since_ms.
+  HistoryReply History(const HistoryRequest& request) const;
 
   // Worker `worker` gained (first subscriber) or lost (last subscriber) interest in a topic.
   void SetInterest(std::string_view topic, Mode mode, unsigned worker, bool interested);
@@ -39,22 +94,76 @@ class Shard {
   std::size_t topic_count() const { return topics_.size(); }
   std::uint64_t LastSeq(std::string_view topic) const;
   unsigned index() const { return index_; }
+  const ShardStats& stats() const { return stats_; }
+  const ShardOptions& options() const { return options_; }
+  // Bytes held by history rings and open bars (walks every topic: for tests and tooling).
+  std::size_t HistoryBytes() const;
+  // Retained closed bars of `interval` for a topic, oldest first (for tests and tooling).
+  std::vector<Bar> RetainedBars(std::string_view topic, Mode interval) const;
 
  private:
+  struct TickRecord {
+    double price;
+    double size;
+    std::int64_t ts_ns;
+    std::uint64_t seq;
+    std::uint64_t prev_seq;
+  };
   struct TopicState {
+    explicit TopicState(const ShardOptions& o)
+        : seconds(o.second_bars), minutes(o.minute_bars), ticks(o.ticks) {}
+    const std::string* name = nullptr;  // the map key
     std::uint64_t last_seq = 0;
     std::array<WorkerMask, kModeSlots> interest{};
+    // Open buckets, ascending start (several only while ticks straddle a boundary).
+    std::vector<BarAccumulator> open_seconds;
+    std::vector<BarAccumulator> open_minutes;
+    std::int64_t last_second_start = -1;  // newest closed bar per interval (-1: none)
+    std::int64_t last_minute_start = -1;
+    HistoryRing<Bar> seconds;
+    HistoryRing<Bar> minutes;
+    HistoryRing<TickRecord> ticks;
+    // Least-recently-published list of evictable topics (no exact subscriber).
+    TopicState* lru_prev = nullptr;
+    TopicState* lru_next = nullptr;
+    bool in_lru = false;
+    bool in_open_list = false;
+
+    bool HasInterest() const {
+      for (WorkerMask m : interest)
+        if (m != 0) return true;
+      return false;
+    }
+    bool HasData() const { return last_seq != 0; }
   };
   struct Hash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const { return TopicHash(s); }
   };
+  using TopicMap = std::unordered_map<std::string, TopicState, Hash, std::equal_to<>>;
 
   TopicState& Lookup(std::string_view topic);
+  const TopicState* Find(std::string_view topic) const;
+  void Fold(TopicState& st, Mode interval, const IngestTick& t);
+  void EmitBar(TopicState& st, Mode interval, const Bar& bar, RecordBlock& out);
+  void LruUnlink(TopicState& st);
+  void LruPushFront(TopicState& st);
+  // Evicts least-recently-published topics without open bars until `room` more topics fit
+  // under the cap (or nothing more can go).
+  void EvictOverCap(std::size_t room);
+  void Erase(TopicState& st);
+  std::uint64_t LastKey(const TopicState& st, Mode mode) const;
 
   unsigned index_;
-  std::unordered_map<std::string, TopicState, Hash, std::equal_to<>> topics_;
+  ShardOptions options_;
+  ShardStats stats_;
+  TopicMap topics_;
   std::array<WorkerMask, kModeSlots> wildcard_{};
+  std::vector<TopicState*> open_topics_;  // topics with at least one open bucket
+  TopicState* lru_head_ = nullptr;        // most recently published
+  TopicState* lru_tail_ = nullptr;
+  std::int64_t second_closed_before_ms_;  // SECOND buckets starting before this are closed
+  std::int64_t minute_closed_before_ms_;
 };
 
 }  // namespace tickwire::engine

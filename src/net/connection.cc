@@ -3,6 +3,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
+
 #include "delivery/fanout_table.h"
 #include "observability/log.h"
 #include "protocol/frame.h"
@@ -99,8 +101,26 @@ void Connection::OnReadable() {
   if (!closing_) ArmRead();
 }
 
-void Connection::DeliverRecord(std::string_view entry) {
+void Connection::DeliverRecord(const engine::RecordBlock& block,
+                               const engine::RecordBlock::Entry& e) {
   if (closing_) return;
+  if (!catchups_.empty()) {
+    const std::string_view topic = block.Topic(e);
+    for (auto& c : catchups_) {
+      if (!c.Covers(topic, e.mode)) continue;
+      c.held.push_back(HeldRecord{std::string(block.EntryBytes(e)), e.topic_offset - e.offset,
+                                  e.topic_length, e.key});
+      held_bytes_ += e.length;
+      if (held_bytes_ + queue_.pending_bytes() > worker_.context().config.max_pending_bytes) {
+        SlowConsumer("pending output over MAX_PENDING_BYTES");
+      }
+      return;
+    }
+  }
+  Append(block.EntryBytes(e));
+}
+
+void Connection::Append(std::string_view entry) {
   const bool opened = batcher_.Add(entry, [this](std::string frame) {
     if (Enqueue(std::move(frame))) StartWrite();
   });
@@ -116,6 +136,124 @@ void Connection::DeliverRecord(std::string_view entry) {
     batch_opened_ = Clock::now();
     worker_.ScheduleBatchFlush(shared_from_this(),
                                batch_opened_ + std::chrono::milliseconds(window));
+  }
+}
+
+std::uint64_t Connection::CatchUp::LastKey(std::string_view topic) const {
+  for (const auto& r : replies) {
+    if (auto it = r->last_keys.find(std::string(topic)); it != r->last_keys.end()) {
+      return it->second;
+    }
+  }
+  return 0;
+}
+
+bool Connection::Covered(std::string_view topic, engine::Mode mode, std::uint64_t except) const {
+  for (const auto& [id, sub] : session_.subscriptions()) {
+    if (id == except || sub.mode != mode) continue;
+    if (sub.wildcard || std::binary_search(sub.topics.begin(), sub.topics.end(), topic)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void Connection::StartCatchUp(std::uint64_t subscription_id, const session::Subscription& sub) {
+  CatchUp c{next_catchup_++, subscription_id, sub.mode, sub.wildcard, {}, 0, {}, 0, 0, {}};
+  const unsigned shards = static_cast<unsigned>(worker_.context().workers.size());
+  std::vector<engine::HistoryRequest> requests(shards);
+  if (sub.wildcard) {
+    // Topics other subscriptions already deliver stay live; everything else catches up.
+    for (const auto& [id, other] : session_.subscriptions()) {
+      if (id == subscription_id || other.mode != sub.mode) continue;
+      if (other.wildcard) return;  // "*" in this mode is live already: nothing to catch up
+      c.topics.insert(other.topics.begin(), other.topics.end());
+    }
+    for (auto& r : requests) r.wildcard = true;
+  } else {
+    for (const auto& t : sub.topics) {
+      if (Covered(t, sub.mode, subscription_id)) continue;
+      c.topics.insert(t);
+      requests[engine::ShardOf(t, shards)].topics.push_back(t);
+    }
+    if (c.topics.empty()) return;
+  }
+  for (auto& r : requests) {
+    if (!r.wildcard && r.topics.empty()) continue;
+    r.mode = sub.mode;
+    r.backfill = sub.backfill;
+    r.since_ms = sub.since_ms;
+    ++c.awaiting;
+  }
+  const std::uint64_t id = c.id;
+  catchups_.push_back(std::move(c));
+  for (unsigned s = 0; s < shards; ++s) {
+    if (!requests[s].wildcard && requests[s].topics.empty()) continue;
+    worker_.RequestHistory(s, std::move(requests[s]), shared_from_this(), id);
+  }
+}
+
+void Connection::OnHistory(std::uint64_t catchup_id,
+                           std::shared_ptr<const engine::HistoryReply> reply) {
+  if (closing_) return;
+  for (auto& c : catchups_) {
+    if (c.id != catchup_id) continue;
+    c.replies.push_back(std::move(reply));
+    if (--c.awaiting == 0) PumpCatchUps();
+    return;
+  }
+}
+
+void Connection::PumpCatchUps() {
+  if (pumping_) return;
+  pumping_ = true;
+  // Keep the queue short so history never trips the pending-output limit on its own.
+  const std::uint64_t threshold =
+      std::min<std::uint64_t>(256 * 1024, worker_.context().config.max_pending_bytes / 4);
+  for (std::size_t i = 0; i < catchups_.size() && !closing_;) {
+    CatchUp& c = catchups_[i];
+    if (c.awaiting > 0) {
+      ++i;
+      continue;
+    }
+    bool done = false;
+    while (!closing_ && queue_.pending_bytes() < threshold) {
+      if (c.reply_index < c.replies.size()) {
+        const engine::RecordBlock& block = c.replies[c.reply_index]->records;
+        if (c.entry_index >= block.entries.size()) {
+          ++c.reply_index;
+          c.entry_index = 0;
+          continue;
+        }
+        const auto& e = block.entries[c.entry_index++];
+        if (c.wildcard && c.topics.contains(block.Topic(e))) continue;  // live elsewhere
+        Append(block.EntryBytes(e));
+        continue;
+      }
+      if (!c.held.empty()) {
+        HeldRecord h = std::move(c.held.front());
+        c.held.pop_front();
+        held_bytes_ -= h.bytes.size();
+        if (h.key > c.LastKey(h.topic())) Append(h.bytes);  // older ones came as history
+        continue;
+      }
+      done = true;
+      break;
+    }
+    if (!done) break;  // the queue is full: OnWriteDone pumps again
+    catchups_.erase(catchups_.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+  pumping_ = false;
+}
+
+void Connection::DropCatchUp(std::size_t index, std::uint64_t removed_subscription) {
+  CatchUp c = std::move(catchups_[index]);
+  catchups_.erase(catchups_.begin() + static_cast<std::ptrdiff_t>(index));
+  // Held records of topics another subscription still delivers go out now; the rest (and the
+  // unsent history) belonged to the subscription being removed.
+  for (auto& h : c.held) {
+    held_bytes_ -= h.bytes.size();
+    if (!closing_ && Covered(h.topic(), c.mode, removed_subscription)) Append(h.bytes);
   }
 }
 
@@ -170,6 +308,7 @@ void Connection::OnWriteDone(const boost::system::error_code& ec) {
     Close(session::CloseReason::kIoError);
     return;
   }
+  if (!catchups_.empty() && !closing_) PumpCatchUps();
   if (queue_.has_unsent()) {
     StartWrite();
   } else if (closing_) {
@@ -247,6 +386,8 @@ void Connection::Close(session::CloseReason reason) {
 }
 
 void Connection::Cleanup() {
+  catchups_.clear();
+  held_bytes_ = 0;
   std::vector<delivery::FanoutTable::InterestChange> changes;
   for (const auto& [id, sub] : session_.subscriptions()) {
     worker_.fanout().Remove(this, sub.mode, sub.topics, sub.wildcard, changes);
@@ -265,13 +406,22 @@ void Connection::Cleanup() {
   worker_.Forget(id_);
 }
 
-void Connection::AddSubscription(std::uint64_t, const session::Subscription& sub) {
+void Connection::AddSubscription(std::uint64_t id, const session::Subscription& sub) {
   std::vector<delivery::FanoutTable::InterestChange> changes;
   worker_.fanout().Add(this, sub.mode, sub.topics, sub.wildcard, changes);
+  // Interest first: each owner shard then serves the history after it has started encoding
+  // this topic's live records for this worker, so the two overlap instead of leaving a gap.
   worker_.PublishInterest(changes);
+  if (sub.backfill > 0 || sub.since_ms > 0) StartCatchUp(id, sub);
 }
 
-void Connection::RemoveSubscription(std::uint64_t, const session::Subscription& sub) {
+void Connection::RemoveSubscription(std::uint64_t id, const session::Subscription& sub) {
+  for (std::size_t i = 0; i < catchups_.size(); ++i) {
+    if (catchups_[i].subscription_id == id) {
+      DropCatchUp(i, id);
+      break;
+    }
+  }
   std::vector<delivery::FanoutTable::InterestChange> changes;
   worker_.fanout().Remove(this, sub.mode, sub.topics, sub.wildcard, changes);
   worker_.PublishInterest(changes);

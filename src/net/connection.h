@@ -4,8 +4,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "delivery/batcher.h"
@@ -42,8 +44,12 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   // Completion of an acked PUBLISH (on this connection's worker).
   void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted);
 
+  // An owner shard's answer to one of this connection's history requests.
+  void OnHistory(std::uint64_t catchup_id, std::shared_ptr<const engine::HistoryReply> reply);
+
   // delivery::Subscriber
-  void DeliverRecord(std::string_view entry) override;
+  void DeliverRecord(const engine::RecordBlock& block,
+                     const engine::RecordBlock::Entry& e) override;
 
   // session::SessionHost
   void SendFrame(std::string frame) override;
@@ -67,6 +73,52 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void Close(session::CloseReason reason);
   void Cleanup();
 
+  // A subscription with backfill or since_ms that is not live yet (PROTOCOL rule 7). From the
+  // moment it is added, live records of its (topics, mode) are held here; once every owner
+  // shard has answered, its history is sent (paced by the output queue), then the held records
+  // newer than what the history covered, and only then does it go live. Catch-ups of one
+  // connection never overlap: topics another subscription already delivers get no history.
+  struct HeldRecord {
+    std::string bytes;
+    std::uint32_t topic_offset;
+    std::uint16_t topic_length;
+    std::uint64_t key;
+    std::string_view topic() const {
+      return std::string_view(bytes).substr(topic_offset, topic_length);
+    }
+  };
+  struct TopicHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return engine::TopicHash(s); }
+  };
+  using TopicSet = std::unordered_set<std::string, TopicHash, std::equal_to<>>;
+  struct CatchUp {
+    std::uint64_t id;
+    std::uint64_t subscription_id;
+    engine::Mode mode;
+    bool wildcard;
+    TopicSet topics;    // exact: the topics it covers; wildcard: the ones it does not
+    unsigned awaiting;  // owner shards yet to answer
+    std::vector<std::shared_ptr<const engine::HistoryReply>> replies;
+    std::size_t reply_index = 0;  // history cursor
+    std::size_t entry_index = 0;
+    std::deque<HeldRecord> held;
+    bool Covers(std::string_view topic, engine::Mode m) const {
+      return m == mode && (wildcard ? !topics.contains(topic) : topics.contains(topic));
+    }
+    std::uint64_t LastKey(std::string_view topic) const;
+  };
+  // Appends an encoded record to the open DATA_BATCH (arming its window).
+  void Append(std::string_view entry);
+  // Starts a catch-up for a new subscription when it asks for history; returns its owner
+  // shards' requests (none when there is nothing new to catch up on).
+  void StartCatchUp(std::uint64_t subscription_id, const session::Subscription& sub);
+  // Whether another subscription (not `except`) already delivers `topic` in `mode`.
+  bool Covered(std::string_view topic, engine::Mode mode, std::uint64_t except) const;
+  // Feeds answered catch-ups into the output while the queue is short.
+  void PumpCatchUps();
+  void DropCatchUp(std::size_t index, std::uint64_t removed_subscription);
+
   Worker& worker_;
   asio::ip::tcp::socket socket_;
   std::uint64_t id_;
@@ -86,6 +138,10 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   session::CloseReason close_reason_ = session::CloseReason::kNone;
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;
+  std::vector<CatchUp> catchups_;
+  std::uint64_t next_catchup_ = 1;
+  std::uint64_t held_bytes_ = 0;  // held live records, counted against MAX_PENDING_BYTES
+  bool pumping_ = false;
 };
 
 }  // namespace tickwire::net

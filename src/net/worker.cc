@@ -25,7 +25,26 @@ std::string HexId(std::uint64_t v) {
   return s;
 }
 
+engine::ShardOptions ShardOptionsFrom(const config::Config& c) {
+  const std::size_t shards = c.EffectiveWorkers();
+  auto share = [shards](std::size_t total) { return (total + shards - 1) / shards; };
+  engine::ShardOptions o;
+  o.close_delay_ns = std::int64_t{c.bar_close_delay_ms} * engine::kNsPerMs;
+  o.second_bars = c.history_second_bars;
+  o.minute_bars = c.history_minute_bars;
+  o.ticks = c.history_ticks;
+  o.max_topics = share(c.max_topics);
+  o.max_backfill_records = share(c.max_backfill_records);
+  return o;
+}
+
 }  // namespace
+
+std::int64_t Worker::WallNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 Worker::Worker(unsigned index, ServerContext& ctx)
     : index_(index),
@@ -33,7 +52,8 @@ Worker::Worker(unsigned index, ServerContext& ctx)
       work_(asio::make_work_guard(io_)),
       read_scratch_(protocol::kHeaderSize + ctx.config.max_msg_size),
       rng_(std::random_device{}() ^ (std::uint64_t{index} << 32)),
-      shard_(index),
+      shard_(index, ShardOptionsFrom(ctx.config)),
+      bar_timer_(io_),
       window_timer_(io_),
       sweep_timer_(io_),
       sweep_interval_(SweepInterval(ctx.config)) {}
@@ -43,11 +63,14 @@ Worker::~Worker() { Join(); }
 void Worker::Start() {
   outbox_ingest_.resize(ctx_.workers.size());
   outbox_blocks_.resize(ctx_.workers.size());
+  outbox_replies_.resize(ctx_.workers.size());
+  marks_.assign(ctx_.workers.size(), 0);
   thread_ = std::thread([this] { Run(); });
 }
 
 void Worker::Run() {
   ArmSweep();
+  ArmBarClock();
   for (;;) {
     try {
       io_.run();
@@ -176,11 +199,69 @@ void Worker::PublishInterest(const std::vector<delivery::FanoutTable::InterestCh
   }
 }
 
-void Worker::HandleInbox(std::vector<IngestBatch>& ingest,
-                         std::vector<engine::RecordBlockPtr>& blocks) {
+void Worker::RequestHistory(unsigned owner, engine::HistoryRequest request, const ConnectionPtr& c,
+                            std::uint64_t catchup_id) {
+  Worker* w = ctx_.workers[owner];
+  if (w == this) {
+    ServeHistory(index_, request, c, catchup_id);
+    return;
+  }
+  asio::post(w->io(), [w, from = index_, request = std::move(request),
+                       weak = std::weak_ptr<Connection>(c), catchup_id]() mutable {
+    w->ServeHistory(from, request, std::move(weak), catchup_id);
+  });
+}
+
+void Worker::ServeHistory(unsigned from, const engine::HistoryRequest& request,
+                          std::weak_ptr<Connection> c, std::uint64_t catchup_id) {
+  // Queued like a record block: it reaches `from` after every record this shard produced
+  // before it (including this turn's, still in current_block_).
+  outbox_replies_[from].push_back(
+      HistoryDelivery{std::move(c), catchup_id,
+                      std::make_shared<const engine::HistoryReply>(shard_.History(request))});
+  ScheduleEndOfTurn();
+}
+
+void Worker::DeliverHistory(std::vector<HistoryDelivery>& replies) {
+  for (auto& d : replies) {
+    if (auto c = d.connection.lock()) c->OnHistory(d.catchup_id, std::move(d.reply));
+  }
+}
+
+void Worker::HandleInbox(unsigned from, std::int64_t mark, std::vector<IngestBatch>& ingest,
+                         std::vector<engine::RecordBlockPtr>& blocks,
+                         std::vector<HistoryDelivery>& replies) {
   for (auto& batch : ingest) ApplyIngest(batch);
   for (const auto& block : blocks) fanout_.Deliver(*block, index_);
+  DeliverHistory(replies);
+  // Every tick `from` accepted before `mark` was in this post or an earlier one.
+  marks_[from] = std::max(marks_[from], mark);
+  AdvanceBars();
   ScheduleEndOfTurn();
+}
+
+void Worker::AdvanceBars() {
+  std::int64_t watermark = WallNs();
+  for (unsigned w = 0; w < marks_.size(); ++w) {
+    if (w != index_) watermark = std::min(watermark, marks_[w]);
+  }
+  if (shard_.AdvanceWatermark(watermark, current_block_) > 0) ScheduleEndOfTurn();
+}
+
+void Worker::ArmBarClock() {
+  // Wake just after the next SECOND boundary + close delay (minute boundaries are among them).
+  const std::int64_t delay = std::int64_t{ctx_.config.bar_close_delay_ms} * engine::kNsPerMs;
+  const std::int64_t now = WallNs();
+  constexpr std::int64_t kSecond = 1000 * engine::kNsPerMs;
+  const std::int64_t next = (engine::FloorDiv(now - delay, kSecond) + 1) * kSecond + delay;
+  bar_timer_.expires_after(std::chrono::nanoseconds(next - now) + std::chrono::microseconds(200));
+  bar_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    force_marks_ = true;  // tell every worker how far this one has got, even when idle
+    AdvanceBars();
+    ScheduleEndOfTurn();
+    ArmBarClock();
+  });
 }
 
 void Worker::ScheduleEndOfTurn() {
@@ -207,7 +288,13 @@ void Worker::EndOfTurn() {
       }
     }
   }
-  // 2. BATCH_WINDOW_MS=0: flush what this turn added.
+  // 2. History this shard served to its own connections, behind the records above.
+  if (!outbox_replies_[index_].empty()) {
+    auto replies = std::move(outbox_replies_[index_]);
+    outbox_replies_[index_].clear();
+    DeliverHistory(replies);
+  }
+  // 3. BATCH_WINDOW_MS=0: flush what this turn added.
   if (!dirty_.empty()) {
     auto dirty = std::move(dirty_);
     dirty_.clear();
@@ -216,16 +303,26 @@ void Worker::EndOfTurn() {
       if (auto c = weak.lock()) c->FlushBatch(now, true);
     }
   }
-  // 3. One post per destination worker carrying everything queued for it this turn.
+  // 4. One post per destination worker carrying everything queued for it this turn, and this
+  // worker's mark: every tick it accepted so far is in this post or an earlier one.
+  const std::int64_t mark = WallNs();
+  const bool force = force_marks_;
+  force_marks_ = false;
   for (unsigned w = 0; w < ctx_.workers.size(); ++w) {
-    if (outbox_ingest_[w].empty() && outbox_blocks_[w].empty()) continue;
+    if (w == index_) continue;
+    if (!force && outbox_ingest_[w].empty() && outbox_blocks_[w].empty() &&
+        outbox_replies_[w].empty()) {
+      continue;
+    }
     Worker* dest = ctx_.workers[w];
-    asio::post(dest->io(), [dest, ingest = std::move(outbox_ingest_[w]),
-                            blocks = std::move(outbox_blocks_[w])]() mutable {
-      dest->HandleInbox(ingest, blocks);
+    asio::post(dest->io(), [dest, from = index_, mark, ingest = std::move(outbox_ingest_[w]),
+                            blocks = std::move(outbox_blocks_[w]),
+                            replies = std::move(outbox_replies_[w])]() mutable {
+      dest->HandleInbox(from, mark, ingest, blocks, replies);
     });
     outbox_ingest_[w].clear();
     outbox_blocks_[w].clear();
+    outbox_replies_[w].clear();
   }
 }
 

@@ -52,6 +52,15 @@ struct IngestBatch {
   std::shared_ptr<PublishAckTracker> ack;  // null unless the PUBLISH asked for an ack
 };
 
+// An owner shard's answer to a subscriber's history request, on its way to the subscriber's
+// worker. It travels in the same ordered post as the owner's record blocks, behind every
+// record the owner produced before it.
+struct HistoryDelivery {
+  std::weak_ptr<Connection> connection;
+  std::uint64_t catchup_id;
+  std::shared_ptr<const engine::HistoryReply> reply;
+};
+
 // One event loop on one thread. It owns its connections, the topics of its shard, and a
 // fan-out table of its connections' subscriptions. Other threads reach it only by posting to
 // its io_context; everything below runs on the owning thread unless marked otherwise.
@@ -86,6 +95,13 @@ class Worker {
               std::vector<engine::IngestTick> ticks);
   // This worker's interest in (topic or wildcard, mode) changed; tells the owner shard(s).
   void PublishInterest(const std::vector<delivery::FanoutTable::InterestChange>& changes);
+  // Asks `owner`'s shard for retained records; the reply reaches `c`'s OnHistory on this
+  // worker. Call after PublishInterest for the same subscription (the owner sees both in order).
+  void RequestHistory(unsigned owner, engine::HistoryRequest request, const ConnectionPtr& c,
+                      std::uint64_t catchup_id);
+  // Wall clock in ns since the Unix epoch.
+  static std::int64_t WallNs();
+  const engine::Shard& shard() const { return shard_; }
 
   delivery::FanoutTable& fanout() { return fanout_; }
 
@@ -106,7 +122,15 @@ class Worker {
   // Runs `fn(Shard&)` on `owner`'s shard: here and now if that is this worker, else posted.
   template <typename Fn>
   void OnShard(Worker* owner, Fn fn);
-  void HandleInbox(std::vector<IngestBatch>& ingest, std::vector<engine::RecordBlockPtr>& blocks);
+  void HandleInbox(unsigned from, std::int64_t mark, std::vector<IngestBatch>& ingest,
+                   std::vector<engine::RecordBlockPtr>& blocks,
+                   std::vector<HistoryDelivery>& replies);
+  void ServeHistory(unsigned from, const engine::HistoryRequest& request,
+                    std::weak_ptr<Connection> c, std::uint64_t catchup_id);
+  void DeliverHistory(std::vector<HistoryDelivery>& replies);
+  // Closes the bar buckets that every worker's mark has passed (see docs/ARCHITECTURE.md).
+  void AdvanceBars();
+  void ArmBarClock();
   void ArmWindowTimer();
   void OnWindowTimer();
   void ArmSweep();
@@ -130,7 +154,14 @@ class Worker {
   // Outboxes to other workers, posted once per destination per turn.
   std::vector<std::vector<IngestBatch>> outbox_ingest_;
   std::vector<std::vector<engine::RecordBlockPtr>> outbox_blocks_;
+  std::vector<std::vector<HistoryDelivery>> outbox_replies_;  // [index_]: this worker's own
   bool end_of_turn_scheduled_ = false;
+  // The bar clock: marks_[w] is the newest wall-clock mark received from worker w; every tick w
+  // accepted before it has been applied here. Each post carries the sender's mark, and the bar
+  // clock sends one to every worker (force_marks_) after each bucket boundary + close delay.
+  std::vector<std::int64_t> marks_;
+  bool force_marks_ = false;
+  asio::steady_timer bar_timer_;
 
   std::vector<std::weak_ptr<Connection>> dirty_;
   // Batch windows: deadlines are (nearly) monotone in insertion order, so a FIFO and one timer

@@ -16,6 +16,13 @@ constexpr std::uint8_t kTagSize = (3 << 3) | 1;          // Tick.size (fixed64)
 constexpr std::uint8_t kTagTsNs = (4 << 3) | 0;          // Tick.ts_ns
 constexpr std::uint8_t kTagSeq = (5 << 3) | 0;           // Tick.seq
 constexpr std::uint8_t kTagPrevSeq = (6 << 3) | 0;       // Tick.prev_seq
+constexpr std::uint8_t kTagRecordBar = (2 << 3) | 2;     // Record.bar
+// Bar: topic = 1 (bytes), interval = 2 (varint), start_ms = 3 (varint), open..volume = 4..8
+// (fixed64), count = 9 (varint), vwap = 10 (fixed64).
+constexpr std::uint8_t kTagBarInterval = (2 << 3) | 0;
+constexpr std::uint8_t kTagBarStart = (3 << 3) | 0;
+constexpr std::uint8_t kTagBarCount = (9 << 3) | 0;
+constexpr std::uint8_t DoubleTag(int field) { return static_cast<std::uint8_t>((field << 3) | 1); }
 
 // proto3 omits a double whose bit pattern is zero (so -0.0 is still written).
 bool DoublePresent(double v) { return std::bit_cast<std::uint64_t>(v) != 0; }
@@ -35,6 +42,24 @@ std::size_t TickBodySize(const TickFields& t) {
   if (t.seq != 0) n += 1 + VarintSize(t.seq);
   if (t.prev_seq != 0) n += 1 + VarintSize(t.prev_seq);
   return n;
+}
+
+std::size_t BarBodySize(const BarFields& b) {
+  std::size_t n = 0;
+  if (!b.topic.empty()) n += 1 + VarintSize(b.topic.size()) + b.topic.size();
+  if (b.interval != 0) n += 1 + VarintSize(b.interval);
+  if (b.start_ms != 0) n += 1 + VarintSize(static_cast<std::uint64_t>(b.start_ms));
+  for (double v : {b.open, b.high, b.low, b.close, b.volume, b.vwap}) {
+    if (DoublePresent(v)) n += 9;
+  }
+  if (b.count != 0) n += 1 + VarintSize(b.count);
+  return n;
+}
+
+void AppendDoubleField(std::string& out, int field, double v) {
+  if (!DoublePresent(v)) return;
+  out.push_back(static_cast<char>(DoubleTag(field)));
+  AppendFixed64(out, std::bit_cast<std::uint64_t>(v));
 }
 
 }  // namespace
@@ -94,6 +119,42 @@ std::size_t AppendTickRecordEntry(std::string& out, const TickFields& t) {
     out.push_back(static_cast<char>(kTagPrevSeq));
     AppendVarint(out, t.prev_seq);
   }
+  return topic_offset;
+}
+
+std::size_t AppendBarRecordEntry(std::string& out, const BarFields& b) {
+  const std::size_t body = BarBodySize(b);
+  const std::size_t record = 1 + VarintSize(body) + body;
+  out.reserve(out.size() + 1 + VarintSize(record) + record);
+  out.push_back(static_cast<char>(kTagBatchRecords));
+  AppendVarint(out, record);
+  out.push_back(static_cast<char>(kTagRecordBar));
+  AppendVarint(out, body);
+  std::size_t topic_offset = out.size();
+  if (!b.topic.empty()) {
+    out.push_back(static_cast<char>(kTagTopic));
+    AppendVarint(out, b.topic.size());
+    topic_offset = out.size();
+    out.append(b.topic);
+  }
+  if (b.interval != 0) {
+    out.push_back(static_cast<char>(kTagBarInterval));
+    AppendVarint(out, b.interval);
+  }
+  if (b.start_ms != 0) {
+    out.push_back(static_cast<char>(kTagBarStart));
+    AppendVarint(out, static_cast<std::uint64_t>(b.start_ms));
+  }
+  AppendDoubleField(out, 4, b.open);
+  AppendDoubleField(out, 5, b.high);
+  AppendDoubleField(out, 6, b.low);
+  AppendDoubleField(out, 7, b.close);
+  AppendDoubleField(out, 8, b.volume);
+  if (b.count != 0) {
+    out.push_back(static_cast<char>(kTagBarCount));
+    AppendVarint(out, b.count);
+  }
+  AppendDoubleField(out, 10, b.vwap);
   return topic_offset;
 }
 
@@ -207,6 +268,40 @@ std::optional<TickFields> ParseTickFields(std::span<const std::uint8_t> bytes) {
   }
   if (!r.ok) return std::nullopt;
   return t;
+}
+
+std::optional<BarFields> ParseBarFields(std::span<const std::uint8_t> bytes) {
+  wire_detail::Reader r{bytes.data(), bytes.data() + bytes.size()};
+  BarFields b;
+  while (r.ok && !r.AtEnd()) {
+    const std::uint64_t tag = r.Varint();
+    const auto wt = static_cast<std::uint32_t>(tag & 7);
+    const auto field = tag >> 3;
+    if (field == 1) {
+      if (wt != 2) return std::nullopt;
+      const auto s = r.Bytes();
+      b.topic = std::string_view(reinterpret_cast<const char*>(s.data()), s.size());
+    } else if (field == 2 || field == 3 || field == 9) {
+      if (wt != 0) return std::nullopt;
+      const std::uint64_t v = r.Varint();
+      if (field == 2) b.interval = static_cast<std::uint32_t>(v);
+      if (field == 3) b.start_ms = static_cast<std::int64_t>(v);
+      if (field == 9) b.count = v;
+    } else if ((field >= 4 && field <= 8) || field == 10) {
+      if (wt != 1) return std::nullopt;
+      const double v = std::bit_cast<double>(r.Fixed64());
+      double* slots[] = {&b.open, &b.high, &b.low, &b.close, &b.volume};
+      if (field == 10) {
+        b.vwap = v;
+      } else {
+        *slots[field - 4] = v;
+      }
+    } else if (!r.Skip(wt)) {
+      return std::nullopt;
+    }
+  }
+  if (!r.ok) return std::nullopt;
+  return b;
 }
 
 }  // namespace tickwire::protocol

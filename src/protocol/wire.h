@@ -39,6 +39,25 @@ struct TickFields {
 // topic bytes were written (so a holder of the bytes can view the topic without a copy).
 std::size_t AppendTickRecordEntry(std::string& out, const TickFields& tick);
 
+// A bar as the engine holds it; topic is a view into storage the caller keeps alive. `mode` is
+// the wire's Mode value (1 = SECOND, 2 = MINUTE).
+struct BarFields {
+  std::string_view topic;
+  std::uint32_t interval = 0;
+  std::int64_t start_ms = 0;
+  double open = 0;
+  double high = 0;
+  double low = 0;
+  double close = 0;
+  double volume = 0;
+  std::uint64_t count = 0;
+  double vwap = 0;
+};
+
+// Appends one `DataBatch.records` entry holding Record{bar: ...}; returns the topic's offset in
+// `out`, like AppendTickRecordEntry.
+std::size_t AppendBarRecordEntry(std::string& out, const BarFields& bar);
+
 // Serializes `message` as a whole frame of `type` (header + payload).
 std::string EncodeFrame(FrameType type, const google::protobuf::MessageLite& message);
 
@@ -56,6 +75,9 @@ std::optional<std::uint64_t> ScanDataBatch(std::span<const std::uint8_t> payload
 // Decodes a Tick message's fields from its bytes; nullopt when malformed. The topic view
 // points into `bytes`.
 std::optional<TickFields> ParseTickFields(std::span<const std::uint8_t> bytes);
+
+// Decodes a Bar message's fields from its bytes; nullopt when malformed.
+std::optional<BarFields> ParseBarFields(std::span<const std::uint8_t> bytes);
 
 namespace wire_detail {
 // Minimal protobuf wire reader with bounds checks on every step.

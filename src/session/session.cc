@@ -183,7 +183,8 @@ bool Session::HandleSubscribe(std::span<const std::uint8_t> payload) {
     Reject(pb::INVALID_REQUEST, "backfill and since_ms are exclusive", rid);
     return true;
   }
-  Subscription sub{static_cast<engine::Mode>(req.mode()), false, {}};
+  Subscription sub{
+      static_cast<engine::Mode>(req.mode()), false, {}, req.backfill(), req.since_ms()};
   for (int i = 0; i < req.topics_size(); ++i) {
     const std::string& topic = req.topics(i);
     if (topic == engine::kWildcard) {
@@ -249,7 +250,7 @@ bool Session::HandlePublish(std::span<const std::uint8_t> payload) {
   ticks.reserve(static_cast<std::size_t>(req.ticks_size()));
   for (auto& t : *req.mutable_ticks()) {
     ticks.push_back(engine::IngestTick{std::move(*t.mutable_topic()), t.price(), t.size(),
-                                       t.ts_ns() == 0 ? now_ns : t.ts_ns()});
+                                       t.ts_ns() == 0 ? now_ns : t.ts_ns(), now_ns});
   }
   host_.Publish(req.request_id(), req.ack(), std::move(ticks));
   return true;

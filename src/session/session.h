@@ -39,6 +39,8 @@ struct Subscription {
   engine::Mode mode;
   bool wildcard = false;
   std::vector<std::string> topics;  // exact topics (without "*"), deduplicated
+  std::uint32_t backfill = 0;       // history first: the N most recent per topic, or
+  std::int64_t since_ms = 0;        // everything retained from this time on (rule 7)
 };
 
 // The side effects of a session, implemented by the connection (or a test double).

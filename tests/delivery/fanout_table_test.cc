@@ -14,7 +14,10 @@ using engine::Mode;
 
 struct Recorder : Subscriber {
   std::vector<std::string> got;
-  void DeliverRecord(std::string_view entry) override { got.emplace_back(entry); }
+  void DeliverRecord(const engine::RecordBlock& block,
+                     const engine::RecordBlock::Entry& e) override {
+    got.emplace_back(block.EntryBytes(e));
+  }
 };
 
 engine::RecordBlock Block(const std::vector<std::string>& topics, engine::WorkerMask workers) {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -284,6 +285,82 @@ TEST(ParseTickFields, RejectsWrongWireTypesAndOverlongVarints) {
   // Wire types 3/4 (groups), 6 and 7 are not accepted.
   for (char tag : {'\x3b', '\x3c', '\x3e', '\x3f'}) {
     EXPECT_FALSE(ParseTickFields(Bytes(std::string(1, tag))).has_value()) << int{tag};
+  }
+}
+
+v1::Bar ToProtoBar(const BarFields& b) {
+  v1::Bar p;
+  p.set_topic(std::string(b.topic));
+  p.set_interval(static_cast<v1::Mode>(b.interval));
+  p.set_start_ms(b.start_ms);
+  p.set_open(b.open);
+  p.set_high(b.high);
+  p.set_low(b.low);
+  p.set_close(b.close);
+  p.set_volume(b.volume);
+  p.set_count(b.count);
+  p.set_vwap(b.vwap);
+  return p;
+}
+
+std::string ProtoBarEntry(const BarFields& b) {
+  v1::DataBatch batch;
+  *batch.add_records()->mutable_bar() = ToProtoBar(b);
+  return batch.SerializeAsString();
+}
+
+TEST(AppendBarRecordEntry, ByteIdenticalToProtobufForRandomBars) {
+  TickGenerator gen(23);
+  for (int i = 0; i < 20000; ++i) {
+    const OwnedTick t = gen.Tick();  // a random topic and awkward numbers
+    const BarFields b{.topic = t.topic,
+                      .interval = static_cast<std::uint32_t>(1 + gen.Below(2)),
+                      .start_ms = t.Fields().ts_ns,
+                      .open = t.Fields().price,
+                      .high = t.Fields().size,
+                      .low = -t.Fields().price,
+                      .close = t.Fields().size / 3,
+                      .volume = gen.Below(3) == 0 ? 0.0 : t.Fields().size,
+                      .count = t.Fields().seq,
+                      .vwap = gen.Below(3) == 0 ? 0.0 : t.Fields().price / 7};
+    std::string ours;
+    const std::size_t topic_offset = AppendBarRecordEntry(ours, b);
+    ASSERT_EQ(ours, ProtoBarEntry(b)) << "bar " << i;
+    if (!b.topic.empty()) {
+      ASSERT_EQ(ours.substr(topic_offset, b.topic.size()), b.topic);
+    }
+  }
+}
+
+TEST(ParseBarFields, RoundTripsAndRejectsTruncation) {
+  const BarFields b{.topic = "ETH-USD",
+                    .interval = 2,
+                    .start_ms = 1'700'000'040'000,
+                    .open = 1.5,
+                    .high = 2.5,
+                    .low = -0.0,
+                    .close = 2,
+                    .volume = 10,
+                    .count = 4,
+                    .vwap = 1.75};
+  const std::string bytes = ToProtoBar(b).SerializeAsString();
+  const auto span = Bytes(bytes);
+  const auto parsed = ParseBarFields(span);
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->topic, b.topic);
+  EXPECT_EQ(parsed->interval, b.interval);
+  EXPECT_EQ(parsed->start_ms, b.start_ms);
+  EXPECT_EQ(parsed->open, b.open);
+  EXPECT_EQ(parsed->high, b.high);
+  EXPECT_TRUE(std::signbit(parsed->low));
+  EXPECT_EQ(parsed->close, b.close);
+  EXPECT_EQ(parsed->volume, b.volume);
+  EXPECT_EQ(parsed->count, b.count);
+  EXPECT_EQ(parsed->vwap, b.vwap);
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    v1::Bar check;
+    const bool proto_ok = check.ParseFromArray(bytes.data(), static_cast<int>(n));
+    EXPECT_EQ(ParseBarFields(span.first(n)).has_value(), proto_ok) << "prefix " << n;
   }
 }
 

@@ -1,0 +1,219 @@
+// History rings, the topic cap and history requests (PROTOCOL rule 7).
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/history_ring.h"
+#include "engine/shard.h"
+#include "tickwire/v1/tickwire.pb.h"
+
+namespace tickwire::engine {
+namespace {
+
+constexpr std::int64_t kMs = kNsPerMs;
+constexpr std::int64_t kSec = 1000 * kMs;
+constexpr std::int64_t kT0 = 1'699'999'980'000 * kMs;  // a whole UTC minute
+
+std::vector<v1::Record> Records(const RecordBlock& block) {
+  std::vector<v1::Record> out;
+  for (const auto& e : block.entries) {
+    const auto bytes = block.EntryBytes(e);
+    v1::DataBatch batch;
+    EXPECT_TRUE(batch.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
+    out.push_back(batch.records(0));
+  }
+  return out;
+}
+
+TEST(HistoryRing, KeepsTheNewestAndEvictsOldestFirst) {
+  HistoryRing<int> ring(3);
+  EXPECT_TRUE(ring.empty());
+  for (int i = 1; i <= 2; ++i) ring.Push(i);
+  ASSERT_EQ(ring.size(), 2u);
+  EXPECT_EQ(ring[0], 1);
+  for (int i = 3; i <= 7; ++i) ring.Push(i);
+  ASSERT_EQ(ring.size(), 3u);
+  EXPECT_EQ(ring[0], 5);
+  EXPECT_EQ(ring[1], 6);
+  EXPECT_EQ(ring[2], 7);
+  EXPECT_EQ(ring.back(), 7);
+  EXPECT_LE(ring.allocated_bytes(), 3 * sizeof(int));  // never more than its capacity
+}
+
+TEST(HistoryRing, ZeroCapacityKeepsNothing) {
+  HistoryRing<int> ring(0);
+  ring.Push(1);
+  EXPECT_TRUE(ring.empty());
+  EXPECT_EQ(ring.allocated_bytes(), 0u);
+}
+
+TEST(HistoryRing, StorageGrowsWithUseOnly) {
+  HistoryRing<double> ring(3600);
+  ring.Push(1);
+  EXPECT_LT(ring.allocated_bytes(), 64u);
+}
+
+ShardOptions Small() {
+  ShardOptions o;
+  o.second_bars = 5;
+  o.minute_bars = 2;
+  o.ticks = 10;
+  return o;
+}
+
+TEST(ShardHistory, RingsAreBoundedPerTopic) {
+  Shard shard(0, Small());
+  RecordBlock block;
+  std::size_t bytes_at_half = 0;
+  for (int i = 0; i < 200; ++i) {
+    std::vector<IngestTick> t = {{"R", static_cast<double>(i), 1, kT0 + i * kSec, kT0 + i * kSec}};
+    shard.Apply(t, block);
+    shard.AdvanceWatermark(kT0 + i * kSec, block);
+    if (i == 129) bytes_at_half = shard.HistoryBytes();
+  }
+  EXPECT_EQ(shard.HistoryBytes(), bytes_at_half);  // full rings stop growing
+  shard.AdvanceWatermark(kT0 + 1000 * kSec, block);
+  const auto seconds = shard.RetainedBars("R", Mode::kSecond);
+  ASSERT_EQ(seconds.size(), 5u);
+  EXPECT_EQ(seconds.front().start_ms, (kT0 + 195 * kSec) / kMs);  // the oldest went first
+  EXPECT_EQ(seconds.back().start_ms, (kT0 + 199 * kSec) / kMs);
+  EXPECT_EQ(shard.RetainedBars("R", Mode::kMinute).size(), 2u);
+  // 5 + 2 bars and 10 ticks of 40 bytes, plus the few open-bucket accumulators.
+  EXPECT_LE(shard.HistoryBytes(), (5 + 2) * sizeof(Bar) + 10 * 40 + 8 * sizeof(BarAccumulator));
+}
+
+TEST(ShardHistory, BackfillReturnsTheNewestNOldestFirstWithLastKeys) {
+  Shard shard(0, Small());
+  RecordBlock block;
+  std::vector<IngestTick> ticks;
+  for (int i = 0; i < 25; ++i) ticks.push_back({"K", 1.0 + i, 1, kT0 + i * kMs, kT0});
+  shard.Apply(ticks, block);
+  HistoryRequest req;
+  req.mode = Mode::kTick;
+  req.topics = {"K", "missing"};
+  req.backfill = 4;
+  const HistoryReply reply = shard.History(req);
+  const auto recs = Records(reply.records);
+  ASSERT_EQ(recs.size(), 4u);
+  for (int i = 0; i < 4; ++i)
+    EXPECT_EQ(recs[static_cast<std::size_t>(i)].tick().seq(), 22u + static_cast<unsigned>(i));
+  EXPECT_EQ(reply.records.entries[0].key, 22u);
+  EXPECT_EQ(reply.last_keys.at("K"), 25u);
+  EXPECT_FALSE(reply.last_keys.contains("missing"));
+  // More than the ring holds: what is retained.
+  req.backfill = 1000;
+  EXPECT_EQ(Records(shard.History(req).records).size(), 10u);
+}
+
+TEST(ShardHistory, SinceSelectsByEventTimeForTicksAndStartForBars) {
+  Shard shard(0, Small());
+  RecordBlock block;
+  // Event times out of order: 3 s, 1 s, 4 s, 2 s after kT0.
+  std::vector<IngestTick> ticks = {{"S", 1, 1, kT0 + 3 * kSec, kT0},
+                                   {"S", 2, 1, kT0 + 1 * kSec, kT0},
+                                   {"S", 3, 1, kT0 + 4 * kSec, kT0},
+                                   {"S", 4, 1, kT0 + 2 * kSec, kT0}};
+  shard.Apply(ticks, block);
+  shard.AdvanceWatermark(kT0 + 10 * kSec, block);
+  HistoryRequest req;
+  req.mode = Mode::kTick;
+  req.wildcard = true;
+  req.since_ms = (kT0 + 2 * kSec) / kMs;
+  auto recs = Records(shard.History(req).records);
+  ASSERT_EQ(recs.size(), 3u);  // seq order, ts >= since
+  EXPECT_EQ(recs[0].tick().seq(), 1u);
+  EXPECT_EQ(recs[1].tick().seq(), 3u);
+  EXPECT_EQ(recs[2].tick().seq(), 4u);
+  req.mode = Mode::kSecond;
+  const HistoryReply bars = shard.History(req);
+  recs = Records(bars.records);
+  ASSERT_EQ(recs.size(), 3u);
+  EXPECT_EQ(recs[0].bar().start_ms(), (kT0 + 2 * kSec) / kMs);
+  EXPECT_EQ(recs[2].bar().start_ms(), (kT0 + 4 * kSec) / kMs);
+  EXPECT_EQ(bars.last_keys.at("S"), static_cast<std::uint64_t>((kT0 + 4 * kSec) / kMs));
+}
+
+TEST(ShardHistory, OverBudgetKeepsTheNewestOfEveryTopic) {
+  ShardOptions o = Small();
+  o.max_backfill_records = 12;
+  Shard shard(0, o);
+  RecordBlock block;
+  std::vector<IngestTick> ticks;
+  for (int i = 0; i < 10; ++i) {
+    ticks.push_back({"A", 1, 1, kT0 + i, kT0});
+    ticks.push_back({"B", 1, 1, kT0 + i, kT0});
+  }
+  ticks.push_back({"C", 1, 1, kT0, kT0});
+  shard.Apply(ticks, block);
+  HistoryRequest req;
+  req.mode = Mode::kTick;
+  req.wildcard = true;
+  req.backfill = 100;
+  const HistoryReply reply = shard.History(req);
+  EXPECT_TRUE(reply.truncated);
+  std::map<std::string, std::vector<std::uint64_t>> by_topic;
+  for (const auto& r : Records(reply.records)) by_topic[r.tick().topic()].push_back(r.tick().seq());
+  EXPECT_EQ(by_topic["C"], std::vector<std::uint64_t>{1});
+  EXPECT_EQ(by_topic["A"], (std::vector<std::uint64_t>{6, 7, 8, 9, 10}));  // 5 + 5 + 1 <= 12
+  EXPECT_EQ(by_topic["B"].size(), 5u);
+}
+
+TEST(ShardTopicCap, EvictsTheLeastRecentlyPublishedTopic) {
+  ShardOptions o = Small();
+  o.max_topics = 3;
+  Shard shard(0, o);
+  RecordBlock block;
+  auto publish = [&](const std::string& topic, std::int64_t at) {
+    std::vector<IngestTick> t = {{topic, 1, 1, at, at}};
+    shard.Apply(t, block);
+  };
+  publish("A", kT0);
+  publish("B", kT0);
+  publish("C", kT0);
+  shard.AdvanceWatermark(kT0 + 70 * kSec, block);  // no open buckets left
+  publish("A", kT0 + 70 * kSec);                   // A is fresh again; B is now the oldest
+  shard.AdvanceWatermark(kT0 + 140 * kSec, block);
+  publish("D", kT0 + 140 * kSec);
+  EXPECT_EQ(shard.topic_count(), 3u);
+  EXPECT_EQ(shard.stats().topics_evicted, 1u);
+  EXPECT_EQ(shard.LastSeq("B"), 0u);  // evicted with its history
+  EXPECT_TRUE(shard.RetainedBars("B", Mode::kSecond).empty());
+  EXPECT_EQ(shard.LastSeq("A"), 2u);
+  EXPECT_EQ(shard.LastSeq("C"), 1u);
+  // An evicted topic starts over: prev_seq 0 tells its subscribers the history is gone.
+  publish("B", kT0 + 140 * kSec);
+  EXPECT_EQ(shard.LastSeq("B"), 1u);
+}
+
+TEST(ShardTopicCap, SubscribedAndOpenTopicsAreNotEvicted) {
+  ShardOptions o = Small();
+  o.max_topics = 2;
+  Shard shard(0, o);
+  RecordBlock block;
+  shard.SetInterest("KEEP", Mode::kTick, 0, true);
+  std::vector<IngestTick> t = {{"KEEP", 1, 1, kT0, kT0}, {"OPEN", 1, 1, kT0, kT0}};
+  shard.Apply(t, block);
+  // Over the cap, but KEEP is named by a subscriber and OPEN has an open bar.
+  std::vector<IngestTick> more = {{"NEW", 1, 1, kT0, kT0}};
+  shard.Apply(more, block);
+  EXPECT_EQ(shard.topic_count(), 3u);
+  EXPECT_EQ(shard.stats().topics_evicted, 0u);
+  // Once the bars close, the cap is enforced again; KEEP stays.
+  shard.AdvanceWatermark(kT0 + 70 * kSec, block);
+  EXPECT_EQ(shard.topic_count(), 2u);
+  EXPECT_EQ(shard.LastSeq("KEEP"), 1u);
+  EXPECT_EQ(shard.stats().topics_evicted, 1u);
+}
+
+TEST(ShardTopicCap, UnsubscribingFromAnUnpublishedTopicFreesIt) {
+  Shard shard(0, Small());
+  shard.SetInterest("GHOST", Mode::kSecond, 1, true);
+  EXPECT_EQ(shard.topic_count(), 1u);
+  shard.SetInterest("GHOST", Mode::kSecond, 1, false);
+  EXPECT_EQ(shard.topic_count(), 0u);
+}
+
+}  // namespace
+}  // namespace tickwire::engine

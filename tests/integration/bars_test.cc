@@ -1,0 +1,429 @@
+// PROTOCOL rules 5 and 7 through the real server: bars against a reference fold of the ticks
+// the server accepted, late ticks, and history (backfill, since_ms) under concurrent publishing.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "integration/integration_test.h"
+
+namespace tickwire::testing {
+namespace {
+
+using protocol::FrameType;
+
+// Everything one connection received, decoded, with batch_seq continuity checked.
+struct Received {
+  std::vector<v1::Tick> ticks;
+  std::vector<v1::Bar> bars;
+  std::uint64_t next_batch_seq = 1;
+};
+
+// Reads DATA_BATCH frames until `until` returns true or `timeout` passes.
+template <typename Until>
+::testing::AssertionResult ReadUntil(RawClient& c, Received& got, milliseconds timeout,
+                                     Until until) {
+  const auto deadline = steady_clock::now() + timeout;
+  while (!until()) {
+    const ReadResult r = c.ReadFrame(Remaining(deadline));
+    if (!r.ok()) {
+      return ::testing::AssertionFailure()
+             << "after " << got.ticks.size() << " ticks and " << got.bars.size()
+             << " bars: " << ReadStatusName(r.status) << " " << r.detail;
+    }
+    if (r.frame.frame_type() != FrameType::kDataBatch) {
+      return ::testing::AssertionFailure() << "unexpected " << DescribeFrame(r.frame);
+    }
+    auto batch = DecodeBatch(r.frame);
+    if (!batch) return ::testing::AssertionFailure() << "DATA_BATCH does not parse";
+    if (batch->batch_seq != got.next_batch_seq++) {
+      return ::testing::AssertionFailure() << "batch_seq gap at " << batch->batch_seq;
+    }
+    for (auto& t : batch->ticks) got.ticks.push_back(std::move(t));
+    for (auto& b : batch->bars) got.bars.push_back(std::move(b));
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Reads whatever arrives for `quiet` (nothing more expected after it).
+::testing::AssertionResult Drain(RawClient& c, Received& got, milliseconds quiet) {
+  for (;;) {
+    const ReadResult r = c.ReadFrame(quiet);
+    if (r.status == ReadStatus::kTimeout) return ::testing::AssertionSuccess();
+    if (!r.ok() || r.frame.frame_type() != FrameType::kDataBatch) {
+      return ::testing::AssertionFailure() << "while draining: " << ReadStatusName(r.status);
+    }
+    auto batch = DecodeBatch(r.frame);
+    if (!batch || batch->batch_seq != got.next_batch_seq++) {
+      return ::testing::AssertionFailure() << "bad DATA_BATCH while draining";
+    }
+    for (auto& t : batch->ticks) got.ticks.push_back(std::move(t));
+    for (auto& b : batch->bars) got.bars.push_back(std::move(b));
+  }
+}
+
+using BarKey = std::tuple<std::string, std::int64_t>;  // topic, start_ms
+
+// The plain reference: SECOND bars folded from ticks in the order the server accepted them
+// (per topic, seq order).
+std::map<BarKey, v1::Bar> ReferenceSecondBars(std::vector<v1::Tick> ticks) {
+  std::stable_sort(ticks.begin(), ticks.end(), [](const v1::Tick& a, const v1::Tick& b) {
+    return a.topic() != b.topic() ? a.topic() < b.topic() : a.seq() < b.seq();
+  });
+  std::map<BarKey, v1::Bar> bars;
+  std::map<BarKey, std::pair<std::int64_t, std::int64_t>> open_close_ts;
+  for (const auto& t : ticks) {
+    const std::int64_t start = t.ts_ns() / 1'000'000'000 * 1000;
+    const BarKey key{t.topic(), start};
+    v1::Bar& b = bars[key];
+    auto& [open_ts, close_ts] = open_close_ts[key];
+    if (b.count() == 0) {
+      b.set_topic(t.topic());
+      b.set_interval(v1::MODE_SECOND);
+      b.set_start_ms(start);
+      b.set_open(t.price());
+      b.set_high(t.price());
+      b.set_low(t.price());
+      b.set_close(t.price());
+      open_ts = close_ts = t.ts_ns();
+    } else {
+      if (t.ts_ns() < open_ts) b.set_open(t.price()), open_ts = t.ts_ns();
+      if (t.ts_ns() >= close_ts) b.set_close(t.price()), close_ts = t.ts_ns();
+      b.set_high(std::max(b.high(), t.price()));
+      b.set_low(std::min(b.low(), t.price()));
+    }
+    b.set_volume(b.volume() + t.size());
+    b.set_vwap(b.vwap() + t.price() * t.size());  // pv for now
+    b.set_count(b.count() + 1);
+  }
+  for (auto& [key, b] : bars) b.set_vwap(b.volume() != 0 ? b.vwap() / b.volume() : 0);
+  return bars;
+}
+
+::testing::AssertionResult SameBars(const std::vector<v1::Bar>& got,
+                                    const std::map<BarKey, v1::Bar>& want) {
+  std::set<BarKey> seen;
+  for (const auto& b : got) {
+    const BarKey key{b.topic(), b.start_ms()};
+    if (!seen.insert(key).second) {
+      return ::testing::AssertionFailure() << "duplicate bar " << b.topic() << " " << b.start_ms();
+    }
+    auto it = want.find(key);
+    if (it == want.end()) {
+      return ::testing::AssertionFailure() << "extra bar " << b.topic() << " " << b.start_ms();
+    }
+    const v1::Bar& w = it->second;
+    const double tol = 1e-9 * std::max(1.0, std::abs(w.volume()));
+    if (b.interval() != v1::MODE_SECOND || b.open() != w.open() || b.high() != w.high() ||
+        b.low() != w.low() || b.close() != w.close() || b.count() != w.count() ||
+        std::abs(b.volume() - w.volume()) > tol ||
+        std::abs(b.vwap() - w.vwap()) > 1e-9 * std::max(1.0, std::abs(w.vwap()))) {
+      return ::testing::AssertionFailure()
+             << "bar " << b.topic() << " " << b.start_ms() << " differs:\n got  "
+             << b.ShortDebugString() << "\n want " << w.ShortDebugString();
+    }
+  }
+  if (seen.size() != want.size()) {
+    return ::testing::AssertionFailure() << "got " << seen.size() << " bars, want " << want.size();
+  }
+  return ::testing::AssertionSuccess();
+}
+
+class BarsTest : public IntegrationTest {};
+
+TEST_F(BarsTest, RandomStreamsFromSeveralProducersMatchTheReferenceFold) {
+  // Two workers, so topics are owned by different shards than the producers' connections and
+  // buckets close on the cross-worker watermark. The close delay covers the 100 ms of producer
+  // clock lag the stream uses, with room for a slow (sanitized) build.
+  ASSERT_TRUE(Start({{"WORKERS", "2"}, {"BAR_CLOSE_DELAY_MS", "1000"}}));
+  const std::vector<std::string> topics = {Topic("a"), Topic("b"), Topic("c"), Topic("d"),
+                                           Topic("e")};
+  RawClient ticks_all, bars_all, bars_some;
+  ASSERT_TRUE(ConnectAuthed(ticks_all));
+  ASSERT_TRUE(ConnectAuthed(bars_all));
+  ASSERT_TRUE(ConnectAuthed(bars_some));
+  ASSERT_TRUE(ticks_all.Subscribe(1, v1::MODE_TICK, {"*"}));
+  ASSERT_TRUE(bars_all.Subscribe(1, v1::MODE_SECOND, {"*"}));
+  ASSERT_TRUE(bars_some.Subscribe(1, v1::MODE_SECOND, {topics[0], topics[3]}));
+
+  constexpr int kProducers = 3;
+  std::vector<std::thread> producers;
+  std::atomic<bool> failed{false};
+  std::atomic<std::int64_t> newest_ts_ns{0};
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      RawClient c;
+      if (!Connect(c) || !c.Authenticate(ServerProcess::kUser, ServerProcess::kPass)) {
+        failed = true;
+        return;
+      }
+      std::mt19937_64 rng(static_cast<std::uint64_t>(p) + 1);
+      const auto end = steady_clock::now() + milliseconds(2500);
+      std::uint32_t rid = 0;
+      while (steady_clock::now() < end) {
+        std::vector<v1::Tick> frame;
+        for (int i = 0; i < 5; ++i) {
+          // Producer-stamped, out of order: from 100 ms behind to 1.5 s ahead; some server-stamped.
+          const std::int64_t skew =
+              static_cast<std::int64_t>(rng() % 1'600'000) * 1000 - 100'000'000;
+          const std::int64_t ts = rng() % 8 == 0 ? 0 : NowNs() + skew;
+          std::int64_t prev = newest_ts_ns.load();
+          while (ts > prev && !newest_ts_ns.compare_exchange_weak(prev, ts)) {
+          }
+          frame.push_back(MakeTick(topics[rng() % topics.size()],
+                                   100 + static_cast<double>(rng() % 1000) / 100.0,
+                                   static_cast<double>(rng() % 100) / 10.0, ts));
+        }
+        if (!c.PublishAcked(++rid, frame)) {
+          failed = true;
+          return;
+        }
+        std::this_thread::sleep_for(milliseconds(2));
+      }
+    });
+  }
+  for (auto& t : producers) t.join();
+  ASSERT_FALSE(failed);
+  const std::int64_t last_ts = std::max(newest_ts_ns.load(), NowNs());
+
+  // Every tick the server accepted, with its final ts_ns and seq.
+  Received ticks;
+  ASSERT_TRUE(Drain(ticks_all, ticks, milliseconds(500)));
+  std::map<std::string, std::vector<v1::Tick>> per_topic;
+  for (const auto& t : ticks.ticks) per_topic[t.topic()].push_back(t);
+  for (const auto& [topic, list] : per_topic) EXPECT_TRUE(CheckSequence(list)) << topic;
+  const auto want = ReferenceSecondBars(ticks.ticks);
+  ASSERT_GT(want.size(), 20u);
+
+  // All buckets close by the newest tick's second end + the close delay.
+  const std::int64_t last_close_ms = (last_ts / 1'000'000'000 + 1) * 1000 + 1000;
+  Received all, some;
+  const auto wait = milliseconds(std::max<std::int64_t>(0, last_close_ms - NowMs()) + 3000);
+  ASSERT_TRUE(ReadUntil(bars_all, all, wait, [&] { return all.bars.size() >= want.size(); }));
+  ASSERT_TRUE(Drain(bars_all, all, milliseconds(300)));
+  EXPECT_TRUE(all.ticks.empty());
+  EXPECT_TRUE(SameBars(all.bars, want));
+
+  std::map<BarKey, v1::Bar> want_some;
+  for (const auto& [key, bar] : want) {
+    if (std::get<0>(key) == topics[0] || std::get<0>(key) == topics[3]) want_some[key] = bar;
+  }
+  ASSERT_TRUE(ReadUntil(bars_some, some, milliseconds(3000),
+                        [&] { return some.bars.size() >= want_some.size(); }));
+  ASSERT_TRUE(Drain(bars_some, some, milliseconds(300)));
+  EXPECT_TRUE(SameBars(some.bars, want_some));
+  // Per topic, bars arrive in start order.
+  std::map<std::string, std::int64_t> last_start;
+  for (const auto& b : all.bars) {
+    EXPECT_GT(b.start_ms(), last_start[b.topic()]) << b.topic();
+    last_start[b.topic()] = b.start_ms();
+  }
+}
+
+TEST_F(BarsTest, LateTickReachesTickSubscribersButNoBar) {
+  ASSERT_TRUE(Start({{"BAR_CLOSE_DELAY_MS", "100"}}));
+  const std::string topic = Topic();
+  RawClient ticks_sub, bars_sub, producer;
+  ASSERT_TRUE(ConnectAuthed(ticks_sub));
+  ASSERT_TRUE(ConnectAuthed(bars_sub));
+  ASSERT_TRUE(ConnectAuthed(producer));
+  ASSERT_TRUE(ticks_sub.Subscribe(1, v1::MODE_TICK, {topic}));
+  ASSERT_TRUE(bars_sub.Subscribe(1, v1::MODE_SECOND, {topic}));
+  const std::int64_t late_ts = NowNs() - 10'000'000'000;  // its second closed long ago
+  ASSERT_TRUE(
+      producer.PublishAcked(1, {MakeTick(topic, 1.0, 1.0, late_ts), MakeTick(topic, 2.0, 3.0, 0)}));
+  Received ticks, bars;
+  ASSERT_TRUE(
+      ReadUntil(ticks_sub, ticks, milliseconds(3000), [&] { return ticks.ticks.size() >= 2; }));
+  EXPECT_EQ(ticks.ticks[0].ts_ns(), late_ts);
+  ASSERT_TRUE(ReadUntil(bars_sub, bars, milliseconds(3000), [&] { return !bars.bars.empty(); }));
+  ASSERT_TRUE(Drain(bars_sub, bars, milliseconds(1500)));
+  ASSERT_EQ(bars.bars.size(), 1u);  // no bar for the late tick's second
+  EXPECT_EQ(bars.bars[0].count(), 1u);
+  EXPECT_EQ(bars.bars[0].open(), 2.0);
+  EXPECT_EQ(bars.bars[0].volume(), 3.0);
+  EXPECT_EQ(bars.bars[0].vwap(), 2.0);
+}
+
+TEST_F(BarsTest, BucketWithoutTicksEmitsNothing) {
+  ASSERT_TRUE(Start({{"BAR_CLOSE_DELAY_MS", "50"}}));
+  RawClient sub;
+  ASSERT_TRUE(ConnectAuthed(sub));
+  ASSERT_TRUE(sub.Subscribe(1, v1::MODE_SECOND, {"*"}));
+  EXPECT_TRUE(sub.ExpectNothing(milliseconds(2200)));  // two bucket ends pass, no ticks
+}
+
+// A producer thread publishing seq-checked ticks on `topics` until told to stop.
+class Producer {
+ public:
+  Producer(IntegrationTest* fixture, std::uint16_t port, std::vector<std::string> topics)
+      : topics_(std::move(topics)) {
+    thread_ = std::thread([this, port] {
+      RawClient c;
+      if (!c.Connect(port) || !c.Authenticate(ServerProcess::kUser, ServerProcess::kPass)) {
+        failed_ = true;
+        return;
+      }
+      std::uint32_t rid = 0;
+      while (!stop_) {
+        std::vector<v1::Tick> frame;
+        for (const auto& t : topics_) frame.push_back(MakeTick(t, 1.0 + rid, 1.0));
+        if (!c.PublishAcked(++rid, frame)) {
+          failed_ = true;
+          return;
+        }
+        sent_ += frame.size() / topics_.size();
+        std::this_thread::sleep_for(milliseconds(1));
+      }
+    });
+    (void)fixture;
+  }
+  // Stops and returns how many ticks each topic got (all applied: every frame was acked).
+  std::uint64_t Stop() {
+    stop_ = true;
+    thread_.join();
+    return sent_;
+  }
+  bool failed() const { return failed_; }
+
+ private:
+  std::vector<std::string> topics_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> failed_{false};
+  std::atomic<std::uint64_t> sent_{0};
+};
+
+// SUBSCRIBE with backfill or since_ms, then SUBSCRIBE_OK.
+::testing::AssertionResult SubscribeWithHistory(RawClient& c, std::uint32_t request_id,
+                                                v1::Mode mode,
+                                                const std::vector<std::string>& topics,
+                                                std::uint32_t backfill, std::int64_t since_ms) {
+  v1::Subscribe s;
+  s.set_request_id(request_id);
+  s.set_mode(mode);
+  for (const auto& t : topics) s.add_topics(t);
+  s.set_backfill(backfill);
+  s.set_since_ms(since_ms);
+  if (!c.SendFrame(FrameType::kSubscribe, s)) return ::testing::AssertionFailure() << "send";
+  v1::SubscribeOk ok;
+  return c.ReadMessage(FrameType::kSubscribeOk, &ok);
+}
+
+class HistoryTest : public IntegrationTest {};
+
+TEST_F(HistoryTest, SinceAndBackfillUnderConcurrentPublishingHaveNoGapOrDuplicate) {
+  ASSERT_TRUE(Start({{"WORKERS", "2"}, {"HISTORY_TICKS", "1000000"}}));
+  const std::vector<std::string> topics = {Topic("a"), Topic("b"), Topic("c")};
+  const std::int64_t start_ms = NowMs() - 1;
+  Producer producer(this, server_->port(), topics);
+  std::this_thread::sleep_for(milliseconds(300));
+  // Joining mid-stream: everything since the start, and the 50 newest of each topic.
+  RawClient since, backfill;
+  ASSERT_TRUE(ConnectAuthed(since));
+  ASSERT_TRUE(ConnectAuthed(backfill));
+  ASSERT_TRUE(SubscribeWithHistory(since, 1, v1::MODE_TICK, {"*"}, 0, start_ms));
+  ASSERT_TRUE(SubscribeWithHistory(backfill, 2, v1::MODE_TICK, topics, 50, 0));
+  std::this_thread::sleep_for(milliseconds(300));
+  const std::uint64_t per_topic = producer.Stop();
+  ASSERT_FALSE(producer.failed());
+  ASSERT_GT(per_topic, 100u);
+
+  for (RawClient* c : {&since, &backfill}) {
+    Received got;
+    std::map<std::string, std::vector<v1::Tick>> by_topic;
+    auto complete = [&] {
+      for (const auto& t : got.ticks) by_topic[t.topic()].push_back(t);
+      got.ticks.clear();
+      for (const auto& topic : topics) {
+        if (by_topic[topic].empty() || by_topic[topic].back().seq() < per_topic) return false;
+      }
+      return true;
+    };
+    ASSERT_TRUE(ReadUntil(*c, got, milliseconds(5000), complete));
+    ASSERT_TRUE(Drain(*c, got, milliseconds(200)));
+    EXPECT_TRUE(got.ticks.empty()) << "records after the last published tick";
+    for (const auto& topic : topics) {
+      const auto& list = by_topic[topic];
+      const std::uint64_t first = c == &since ? 1 : list.front().seq();
+      EXPECT_TRUE(CheckSequence(list, first)) << topic;  // no gap, no duplicate
+      EXPECT_EQ(list.back().seq(), per_topic);
+      if (c == &backfill) {
+        // History started at most 50 behind the live edge at subscribe time.
+        EXPECT_GE(first + 50, per_topic > 50 ? first + 50 : 51);
+      }
+    }
+  }
+}
+
+TEST_F(HistoryTest, BackfillSendsTheNewestThenLive) {
+  ASSERT_TRUE(Start());
+  const std::string topic = Topic();
+  RawClient producer, sub;
+  ASSERT_TRUE(ConnectAuthed(producer));
+  ASSERT_TRUE(ConnectAuthed(sub));
+  std::vector<v1::Tick> ten;
+  for (int i = 1; i <= 10; ++i) ten.push_back(MakeTick(topic, i, 1));
+  ASSERT_TRUE(producer.PublishAcked(1, ten));
+  ASSERT_TRUE(SubscribeWithHistory(sub, 5, v1::MODE_TICK, {topic}, 4, 0));
+  Received got;
+  ASSERT_TRUE(ReadUntil(sub, got, milliseconds(3000), [&] { return got.ticks.size() >= 4; }));
+  ASSERT_TRUE(producer.PublishAcked(2, {MakeTick(topic, 11, 1), MakeTick(topic, 12, 1)}));
+  ASSERT_TRUE(ReadUntil(sub, got, milliseconds(3000), [&] { return got.ticks.size() >= 6; }));
+  ASSERT_TRUE(Drain(sub, got, milliseconds(200)));
+  EXPECT_TRUE(CheckSequence(got.ticks, 7));
+  EXPECT_EQ(got.ticks.size(), 6u);
+}
+
+TEST_F(HistoryTest, TopicAlreadyLiveOnTheConnectionGetsNoHistoryAndNoDuplicates) {
+  ASSERT_TRUE(Start());
+  const std::string topic = Topic();
+  RawClient producer, sub;
+  ASSERT_TRUE(ConnectAuthed(producer));
+  ASSERT_TRUE(ConnectAuthed(sub));
+  ASSERT_TRUE(producer.PublishAcked(1, {MakeTick(topic, 1, 1), MakeTick(topic, 2, 1)}));
+  ASSERT_TRUE(sub.Subscribe(1, v1::MODE_TICK, {"*"}));
+  ASSERT_TRUE(SubscribeWithHistory(sub, 2, v1::MODE_TICK, {topic}, 10, 0));
+  ASSERT_TRUE(producer.PublishAcked(2, {MakeTick(topic, 3, 1)}));
+  Received got;
+  ASSERT_TRUE(ReadUntil(sub, got, milliseconds(3000), [&] { return !got.ticks.empty(); }));
+  ASSERT_TRUE(Drain(sub, got, milliseconds(300)));
+  ASSERT_EQ(got.ticks.size(), 1u);
+  EXPECT_EQ(got.ticks[0].seq(), 3u);
+}
+
+TEST_F(HistoryTest, SecondBarsSinceReplayClosedBarsThenLive) {
+  ASSERT_TRUE(Start({{"BAR_CLOSE_DELAY_MS", "50"}}));
+  const std::string topic = Topic();
+  const std::int64_t since_ms = NowMs() / 1000 * 1000;
+  RawClient live;
+  ASSERT_TRUE(ConnectAuthed(live));
+  ASSERT_TRUE(live.Subscribe(1, v1::MODE_SECOND, {topic}));
+  Producer producer(this, server_->port(), {topic});
+  std::this_thread::sleep_for(milliseconds(2300));  // at least two closed bars
+  RawClient late;
+  ASSERT_TRUE(ConnectAuthed(late));
+  ASSERT_TRUE(SubscribeWithHistory(late, 9, v1::MODE_SECOND, {"*"}, 0, since_ms));
+  std::this_thread::sleep_for(milliseconds(1200));
+  producer.Stop();
+  ASSERT_FALSE(producer.failed());
+  Received a, b;
+  ASSERT_TRUE(ReadUntil(live, a, milliseconds(3000), [&] { return a.bars.size() >= 3; }));
+  ASSERT_TRUE(Drain(live, a, milliseconds(1500)));
+  ASSERT_TRUE(ReadUntil(late, b, milliseconds(3000), [&] { return b.bars.size() >= 3; }));
+  ASSERT_TRUE(Drain(late, b, milliseconds(300)));
+  // The late joiner has exactly what the live subscriber saw: history, then live, no gap.
+  ASSERT_EQ(a.bars.size(), b.bars.size());
+  for (std::size_t i = 0; i < a.bars.size(); ++i) {
+    EXPECT_EQ(a.bars[i].SerializeAsString(), b.bars[i].SerializeAsString()) << i;
+  }
+}
+
+}  // namespace
+}  // namespace tickwire::testing
