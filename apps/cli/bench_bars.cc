@@ -22,7 +22,6 @@
 #include <boost/asio/io_context.hpp>
 
 #include "bench_common.h"
-#include "client/codec.h"
 #include "commands.h"
 #include "common.h"
 #include "latency_histogram.h"
@@ -98,7 +97,7 @@ class BarConsumer {
     bool bad = false;
     const auto seq = protocol::ScanDataBatch(payload, [&](protocol::RecordKind kind, auto inner) {
       if (kind != protocol::RecordKind::kBar) return;
-      const auto b = client::codec::ParseBarFields(inner);
+      const auto b = protocol::ParseBarFields(inner);
       if (!b) {
         bad = true;
         return;
@@ -139,7 +138,7 @@ class BarConsumer {
   std::unique_ptr<client::Client> client;
 
  private:
-  void OnBar(const client::codec::BarFields& b, std::int64_t now) {
+  void OnBar(const protocol::BarFields& b, std::int64_t now) {
     std::uint32_t topic = 0;
     const std::string_view name = b.topic;
     if (b.interval != 1 || name.substr(0, prefix_.size()) != prefix_) {

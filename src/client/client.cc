@@ -758,7 +758,7 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
         }
         delivered_.AcceptTick(t->topic, t->seq, t->prev_seq, t->ts_ns);
       } else if (kind == protocol::RecordKind::kBar) {
-        const auto b = codec::ParseBarFields(inner);
+        const auto b = protocol::ParseBarFields(inner);
         if (!b) {
           ok = false;
           return;

@@ -1,7 +1,5 @@
 #include "client/codec.h"
 
-#include <bit>
-
 #include "protocol/frame.h"
 #include "protocol/wire.h"
 #include "tickwire/v1/tickwire.pb.h"
@@ -113,65 +111,6 @@ bool DecodeBatch(std::span<const std::uint8_t> payload, Batch& out) {
     }
   }
   return true;
-}
-
-std::optional<BarFields> ParseBarFields(std::span<const std::uint8_t> bytes) {
-  protocol::wire_detail::Reader r{bytes.data(), bytes.data() + bytes.size()};
-  BarFields b;
-  auto fixed = [&](std::uint32_t wt, double& out) {
-    if (wt != 1) return false;
-    out = std::bit_cast<double>(r.Fixed64());
-    return true;
-  };
-  while (r.ok && !r.AtEnd()) {
-    const std::uint64_t tag = r.Varint();
-    const auto wt = static_cast<std::uint32_t>(tag & 7);
-    bool good = true;
-    switch (tag >> 3) {
-      case 1:
-        if (wt != 2) return std::nullopt;
-        {
-          const auto s = r.Bytes();
-          b.topic = std::string_view(reinterpret_cast<const char*>(s.data()), s.size());
-        }
-        break;
-      case 2:
-        if (wt != 0) return std::nullopt;
-        b.interval = static_cast<std::uint32_t>(r.Varint());
-        break;
-      case 3:
-        if (wt != 0) return std::nullopt;
-        b.start_ms = static_cast<std::int64_t>(r.Varint());
-        break;
-      case 4:
-        good = fixed(wt, b.open);
-        break;
-      case 5:
-        good = fixed(wt, b.high);
-        break;
-      case 6:
-        good = fixed(wt, b.low);
-        break;
-      case 7:
-        good = fixed(wt, b.close);
-        break;
-      case 8:
-        good = fixed(wt, b.volume);
-        break;
-      case 9:
-        if (wt != 0) return std::nullopt;
-        b.count = r.Varint();
-        break;
-      case 10:
-        good = fixed(wt, b.vwap);
-        break;
-      default:
-        good = r.Skip(wt);
-    }
-    if (!good) return std::nullopt;
-  }
-  if (!r.ok) return std::nullopt;
-  return b;
 }
 
 std::optional<Error> DecodeError(std::span<const std::uint8_t> payload) {

@@ -7,7 +7,6 @@
 #include <optional>
 #include <span>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "client/error.h"
@@ -31,23 +30,6 @@ std::optional<std::uint64_t> PeekBatchSeq(std::span<const std::uint8_t> payload)
 
 // Decodes a DataBatch payload into `out` (records appended). False when malformed.
 bool DecodeBatch(std::span<const std::uint8_t> payload, Batch& out);
-
-// A Bar message's fields read straight from its bytes (no protobuf objects); the topic view
-// points into those bytes. For consumers of raw DATA_BATCH payloads (on_raw_batch, benches).
-struct BarFields {
-  std::string_view topic;
-  std::uint32_t interval = 0;  // wire Mode value
-  std::int64_t start_ms = 0;
-  double open = 0;
-  double high = 0;
-  double low = 0;
-  double close = 0;
-  double volume = 0;
-  std::uint64_t count = 0;
-  double vwap = 0;
-};
-// nullopt when malformed.
-std::optional<BarFields> ParseBarFields(std::span<const std::uint8_t> bytes);
 
 // Decodes an ERROR payload into a kServer Error. nullopt when malformed.
 std::optional<Error> DecodeError(std::span<const std::uint8_t> payload);
