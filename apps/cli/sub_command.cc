@@ -126,8 +126,7 @@ int RunSub(const SubFlags& f) {
     } else if (auto* err = std::get_if<client::Error>(&*ev)) {
       // Fatal ones end in Closed; a lost connection that is being retried is announced by the
       // reconnect messages.
-      if (!err->fatal && !(c.state() != client::ConnectionState::kOpen &&
-                           err->message.ends_with("(reconnecting)"))) {
+      if (!err->fatal && !err->message.ends_with("(reconnecting)")) {
         PrintError("warning: " + err->ToString());
       }
     } else {
