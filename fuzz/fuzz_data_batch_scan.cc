@@ -4,7 +4,8 @@
 // Oracles, whenever both sides accept the input:
 //  - ScanDataBatch and DataBatch::ParseFromArray see the same batch_seq and record count, and the
 //    same kind (tick, bar, none) for every record;
-//  - ParseTickFields and Tick::ParseFromArray read the same fields from the same tick bytes.
+//  - ParseTickFields and Tick::ParseFromArray read the same fields from the same tick bytes, and
+//    ParseBarFields and Bar::ParseFromArray the same from bar bytes.
 // Either side may reject what the other accepts (protobuf checks UTF-8 and nested messages; the
 // scanner refuses groups and mistyped known fields); that is not a failure.
 #include <bit>
@@ -46,6 +47,20 @@ void CompareTick(std::span<const std::uint8_t> bytes) {
   Check(ours->prev_seq == theirs.prev_seq());
 }
 
+void CompareBar(std::span<const std::uint8_t> bytes) {
+  const auto ours = tickwire::protocol::ParseBarFields(bytes);
+  v1::Bar theirs;
+  const bool theirs_ok = theirs.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+  if (!ours || !theirs_ok) return;
+  Check(ours->topic == theirs.topic());
+  Check(ours->interval == static_cast<std::uint32_t>(theirs.interval()));
+  Check(ours->start_ms == theirs.start_ms());
+  Check(Bits(ours->open) == Bits(theirs.open()) && Bits(ours->high) == Bits(theirs.high()));
+  Check(Bits(ours->low) == Bits(theirs.low()) && Bits(ours->close) == Bits(theirs.close()));
+  Check(Bits(ours->volume) == Bits(theirs.volume()) && Bits(ours->vwap) == Bits(theirs.vwap()));
+  Check(ours->count == theirs.count());
+}
+
 void DiscardProtobufLog(google::protobuf::LogLevel, const char*, int, const std::string&) {}
 
 }  // namespace
@@ -61,6 +76,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   // The input as a single Tick, so ParseTickFields is fuzzed directly too.
   CompareTick(payload);
+  CompareBar(payload);
 
   std::vector<RecordKind> kinds;
   const auto batch_seq = ScanDataBatch(payload, [&](RecordKind kind, auto inner) {
@@ -68,6 +84,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // Bytes of a record must lie inside the payload.
     Check(inner.empty() || (inner.data() >= data && inner.data() + inner.size() <= data + size));
     if (kind == RecordKind::kTick) CompareTick(inner);
+    if (kind == RecordKind::kBar) CompareBar(inner);
   });
 
   v1::DataBatch batch;

@@ -199,6 +199,69 @@ int main(int argc, char** argv) {
           sctl(0, 1) + EncodeFrame(FrameType::kPublish, bad) +
               EncodeFrame(FrameType::kSubscribe, sub) + MakeFrame(FrameType::kDataBatch, ""));
   }
+  // fuzz_payload_<type>: one payload of that type.
+  {
+    v1::Auth auth;
+    auth.set_username("demo");
+    auth.set_password("demo-pass");
+    auth.set_client_name("seed");
+    auth.set_protocol_version(1);
+    Write(root / "fuzz_payload_auth", "valid", auth.SerializeAsString());
+    auth.set_password("wrong");
+    Write(root / "fuzz_payload_auth", "wrong_password", auth.SerializeAsString());
+    auth.set_protocol_version(7);
+    Write(root / "fuzz_payload_auth", "future_version", auth.SerializeAsString());
+
+    v1::Subscribe sub;
+    sub.set_request_id(3);
+    sub.set_mode(v1::MODE_SECOND);
+    sub.add_topics("BTC-USD");
+    sub.add_topics("*");
+    sub.set_since_ms(1'700'000'000'000);
+    Write(root / "fuzz_payload_subscribe", "since", sub.SerializeAsString());
+    sub.set_since_ms(0);
+    sub.set_backfill(10);
+    sub.set_mode(v1::MODE_TICK);
+    Write(root / "fuzz_payload_subscribe", "backfill", sub.SerializeAsString());
+    sub.clear_topics();
+    sub.add_topics("bad topic");
+    Write(root / "fuzz_payload_subscribe", "bad_topic", sub.SerializeAsString());
+
+    v1::Unsubscribe unsub;
+    unsub.set_request_id(4);
+    unsub.set_subscription_id(1);
+    Write(root / "fuzz_payload_unsubscribe", "unknown_id", unsub.SerializeAsString());
+
+    v1::Publish pub;
+    pub.set_request_id(5);
+    pub.set_ack(true);
+    for (const auto& f : SampleTicks()) {
+      v1::Tick* t = pub.add_ticks();
+      t->set_topic(std::string(f.topic));
+      t->set_price(f.price);
+      t->set_size(f.size);
+      t->set_ts_ns(f.ts_ns);
+    }
+    Write(root / "fuzz_payload_publish", "valid", pub.SerializeAsString());
+    pub.mutable_ticks(1)->set_size(-1);
+    Write(root / "fuzz_payload_publish", "negative_size", pub.SerializeAsString());
+
+    v1::Heartbeat hb;
+    hb.set_ts_ms(1'700'000'000'000);
+    Write(root / "fuzz_payload_heartbeat", "valid", hb.SerializeAsString());
+  }
+  // fuzz_shard: option bytes, then a script of ticks, clock advances and history requests.
+  {
+    std::string script = {1, 4, 2, 8, 3, 16};
+    for (int i = 0; i < 60; ++i) {
+      const auto b = static_cast<char>(i * 37);
+      script += {static_cast<char>(4 * (i % 5)), b, static_cast<char>(i % 5), b, 1};  // tick
+      if (i % 7 == 0) script += {2, static_cast<char>(10 + i)};                       // clock
+      if (i % 11 == 0) script += {static_cast<char>(0x33), 3, 5};  // history, backfill
+      if (i % 13 == 0) script += {static_cast<char>(0x13), 1, 9};  // history, since
+    }
+    Write(root / "fuzz_shard", "mixed", script);
+  }
   std::printf("seed corpus written under %s\n", root.c_str());
   return 0;
 }

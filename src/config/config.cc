@@ -185,6 +185,18 @@ std::vector<Setting> Settings() {
        [](Config& c, const std::string& v) {
          return ParseUint<std::uint32_t>(v, 1, 100'000'000, c.max_backfill_records);
        }},
+      {"MAX_CONNECTIONS", "--max-connections",
+       "open connections; beyond it new ones are accepted and closed at once",
+       std::to_string(d.max_connections),
+       [](Config& c, const std::string& v) {
+         return ParseUint<std::uint32_t>(v, 1, 10'000'000, c.max_connections);
+       }},
+      {"MAX_UNAUTH_CONNECTIONS", "--max-unauth-connections",
+       "connections still waiting to AUTH; beyond it new ones are accepted and closed at once",
+       std::to_string(d.max_unauth_connections),
+       [](Config& c, const std::string& v) {
+         return ParseUint<std::uint32_t>(v, 1, 10'000'000, c.max_unauth_connections);
+       }},
       {"TLS_CERT_PATH", "--tls-cert", "PEM certificate chain for TLS on the stream port", "",
        [](Config& c, const std::string& v) {
          c.tls_cert_path = v;

@@ -37,6 +37,8 @@ struct Config {
   std::uint32_t history_ticks = 1024;              // HISTORY_TICKS per topic
   std::uint32_t max_topics = 100'000;              // MAX_TOPICS (least recently published evicted)
   std::uint32_t max_backfill_records = 1'000'000;  // MAX_BACKFILL_RECORDS per subscription
+  std::uint32_t max_connections = 100'000;         // MAX_CONNECTIONS
+  std::uint32_t max_unauth_connections = 10'000;   // MAX_UNAUTH_CONNECTIONS (not yet AUTHed)
   std::string tls_cert_path;                       // TLS_CERT_PATH
   std::string tls_key_path;                        // TLS_KEY_PATH
   LogLevel log_level = LogLevel::kInfo;            // LOG_LEVEL

@@ -214,6 +214,8 @@ HistoryReply Shard::History(const HistoryRequest& req) const {
     for (const auto& topic : req.topics) {
       if (const TopicState* st = Find(topic)) targets.push_back(st);
     }
+    std::sort(targets.begin(), targets.end());  // a topic named twice is answered once
+    targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
   }
   const bool ticks = req.mode == Mode::kTick;
   const std::int64_t since_ns = req.since_ms * kNsPerMs;

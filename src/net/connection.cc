@@ -77,6 +77,13 @@ void Connection::ArmRead() {
 }
 
 void Connection::OnReadable() {
+  if (publisher_ && worker_.IngestCongested()) {
+    // Owner shards are behind: leave this producer's bytes in the kernel (TCP pushes back on
+    // it) until they catch up.
+    paused_ = true;
+    worker_.PauseUntilUncongested(shared_from_this());
+    return;
+  }
   boost::system::error_code ec;
   const std::size_t n =
       socket_.read_some(asio::buffer(worker_.read_scratch(), worker_.read_scratch_size()), ec);
@@ -386,6 +393,7 @@ void Connection::Close(session::CloseReason reason) {
 }
 
 void Connection::Cleanup() {
+  worker_.admission().Released(authenticated_);
   catchups_.clear();
   held_bytes_ = 0;
   std::vector<delivery::FanoutTable::InterestChange> changes;
@@ -429,7 +437,14 @@ void Connection::RemoveSubscription(std::uint64_t id, const session::Subscriptio
 
 void Connection::Publish(std::uint32_t request_id, bool ack,
                          std::vector<engine::IngestTick> ticks) {
+  publisher_ = true;
   worker_.Ingest(shared_from_this(), request_id, ack, std::move(ticks));
+}
+
+void Connection::ResumeReading() {
+  if (!paused_) return;
+  paused_ = false;
+  if (!closing_) OnReadable();
 }
 
 void Connection::OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted) {
@@ -444,6 +459,8 @@ std::int64_t Connection::WallClockNs() {
 }
 
 void Connection::OnAuthenticated(const std::string& user, const std::string& client_name) {
+  authenticated_ = true;
+  worker_.admission().Authenticated();
   obs::Log(obs::Level::kInfo, "auth_ok", "client authenticated",
            {{"conn_id", id_}, {"remote", remote_}, {"user", user}, {"client_name", client_name}});
 }

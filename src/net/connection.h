@@ -41,6 +41,8 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void FlushBatch(Clock::time_point now, bool force);
   // Server shutdown: ERROR{SERVER_DRAINING} and close.
   void Drain();
+  // Ingest congestion has cleared: read again.
+  void ResumeReading();
   // Completion of an acked PUBLISH (on this connection's worker).
   void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted);
 
@@ -135,6 +137,9 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   bool closing_ = false;       // no more reads or records; waiting for the last write
   bool closed_ = false;        // socket closed; cleanup scheduled
   bool dirty_marked_ = false;  // in the worker's end-of-turn flush list
+  bool authenticated_ = false;
+  bool publisher_ = false;  // has published: paused while ingest is congested
+  bool paused_ = false;     // counted as authenticated in the server's Admission
   session::CloseReason close_reason_ = session::CloseReason::kNone;
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;

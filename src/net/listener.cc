@@ -54,6 +54,24 @@ void Listener::Accept() {
       });
       return;
     }
+    if (!home_.admission().TryAdmit()) {
+      // Over MAX_CONNECTIONS or MAX_UNAUTH_CONNECTIONS: accepted and closed at once, so a flood
+      // costs neither file descriptors nor memory. Logged at most once a second.
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_reject_log_ >= std::chrono::seconds(1)) {
+        last_reject_log_ = now;
+        obs::Log(
+            obs::Level::kWarn, "conn_rejected", "connection limit reached; closing new connections",
+            {{"open", home_.admission().open()},
+             {"unauthenticated", home_.admission().unauthenticated()},
+             {"rejected_full_total", home_.admission().rejected_full()},
+             {"rejected_unauthenticated_total", home_.admission().rejected_unauthenticated()}});
+      }
+      Accept();
+      return;
+    }
     asio::post(target->io(),
                [target, s = std::move(socket)]() mutable { target->Adopt(std::move(s)); });
     Accept();

@@ -3,6 +3,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,7 @@ class Listener {
   std::size_t next_ = 0;
   std::uint16_t port_ = 0;
   bool stopped_ = false;
+  std::chrono::steady_clock::time_point last_reject_log_{};
 };
 
 }  // namespace tickwire::net

@@ -56,7 +56,8 @@ Worker::Worker(unsigned index, ServerContext& ctx)
       bar_timer_(io_),
       window_timer_(io_),
       sweep_timer_(io_),
-      sweep_interval_(SweepInterval(ctx.config)) {}
+      sweep_interval_(SweepInterval(ctx.config)),
+      resume_timer_(io_) {}
 
 Worker::~Worker() { Join(); }
 
@@ -100,7 +101,10 @@ void Worker::Adopt(asio::ip::tcp::socket socket) {
   if (c.so_rcvbuf > 0)
     socket.set_option(asio::socket_base::receive_buffer_size(static_cast<int>(c.so_rcvbuf)), ec);
   socket.non_blocking(true, ec);
-  if (ec) return;  // socket already dead; dropping it closes it
+  if (ec) {
+    admission().Released(false);
+    return;  // socket already dead; dropping it closes it
+  }
   const std::uint64_t id = (next_connection_++ << 6) | index_;
   auto conn =
       std::make_shared<Connection>(*this, std::move(socket), id, HexId(rng_()), Clock::now());
@@ -231,7 +235,12 @@ void Worker::DeliverHistory(std::vector<HistoryDelivery>& replies) {
 void Worker::HandleInbox(unsigned from, std::int64_t mark, std::vector<IngestBatch>& ingest,
                          std::vector<engine::RecordBlockPtr>& blocks,
                          std::vector<HistoryDelivery>& replies) {
-  for (auto& batch : ingest) ApplyIngest(batch);
+  std::int64_t applied = 0;
+  for (auto& batch : ingest) {
+    applied += static_cast<std::int64_t>(batch.ticks.size());
+    ApplyIngest(batch);
+  }
+  if (applied > 0) ingest_backlog_.fetch_sub(applied, std::memory_order_relaxed);
   for (const auto& block : blocks) fanout_.Deliver(*block, index_);
   DeliverHistory(replies);
   // Every tick `from` accepted before `mark` was in this post or an earlier one.
@@ -315,6 +324,10 @@ void Worker::EndOfTurn() {
       continue;
     }
     Worker* dest = ctx_.workers[w];
+    std::int64_t ticks = 0;
+    for (const auto& batch : outbox_ingest_[w])
+      ticks += static_cast<std::int64_t>(batch.ticks.size());
+    if (ticks > 0) dest->ingest_backlog_.fetch_add(ticks, std::memory_order_relaxed);
     asio::post(dest->io(), [dest, from = index_, mark, ingest = std::move(outbox_ingest_[w]),
                             blocks = std::move(outbox_blocks_[w]),
                             replies = std::move(outbox_replies_[w])]() mutable {
@@ -324,6 +337,39 @@ void Worker::EndOfTurn() {
     outbox_blocks_[w].clear();
     outbox_replies_[w].clear();
   }
+}
+
+bool Worker::IngestCongested() const {
+  for (const Worker* w : ctx_.workers) {
+    if (w->ingest_backlog_.load(std::memory_order_relaxed) > kIngestHighWater) return true;
+  }
+  return false;
+}
+
+void Worker::PauseUntilUncongested(const ConnectionPtr& c) {
+  paused_.push_back(c);
+  if (resume_timer_armed_) return;
+  resume_timer_armed_ = true;
+  resume_timer_.expires_after(std::chrono::milliseconds(1));
+  resume_timer_.async_wait([this](const boost::system::error_code& ec) {
+    resume_timer_armed_ = false;
+    if (ec) return;
+    bool clear = true;
+    for (const Worker* w : ctx_.workers) {
+      if (w->ingest_backlog_.load(std::memory_order_relaxed) > kIngestHighWater / 2) clear = false;
+    }
+    auto paused = std::move(paused_);
+    paused_.clear();
+    for (auto& weak : paused) {
+      auto conn = weak.lock();
+      if (!conn) continue;
+      if (clear) {
+        conn->ResumeReading();
+      } else {
+        PauseUntilUncongested(conn);
+      }
+    }
+  });
 }
 
 void Worker::MarkDirty(const ConnectionPtr& c) {

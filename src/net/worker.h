@@ -19,6 +19,7 @@
 #include "delivery/fanout_table.h"
 #include "engine/record_block.h"
 #include "engine/shard.h"
+#include "net/admission.h"
 
 namespace tickwire::net {
 
@@ -34,6 +35,7 @@ struct ServerContext {
   config::Config config;
   std::unique_ptr<auth::Authenticator> authenticator;
   std::vector<Worker*> workers;  // index = worker index = shard index
+  Admission admission;           // connection budget (the only mutable shared state)
 };
 
 // Completion of an acked PUBLISH whose ticks went to several owner shards: the last shard to
@@ -79,6 +81,7 @@ class Worker {
   asio::io_context& io() { return io_; }
   unsigned index() const { return index_; }
   const ServerContext& context() const { return ctx_; }
+  Admission& admission() { return ctx_.admission; }
   std::uint8_t* read_scratch() { return read_scratch_.data(); }
   std::size_t read_scratch_size() const { return read_scratch_.size(); }
 
@@ -104,6 +107,14 @@ class Worker {
   const engine::Shard& shard() const { return shard_; }
 
   delivery::FanoutTable& fanout() { return fanout_; }
+
+  // Ingest back-pressure: ticks posted to a worker and not yet applied. When any worker is
+  // over the high-water mark, producers stop being read until every worker is below half of it
+  // (any thread may read; see Connection::OnReadable).
+  static constexpr std::int64_t kIngestHighWater = 65'536;
+  bool IngestCongested() const;
+  // A producer's reads wait for the congestion to clear (owning thread).
+  void PauseUntilUncongested(const ConnectionPtr& c);
 
   // The connection's DATA_BATCH opened a frame: flush it when the window expires.
   void ScheduleBatchFlush(const ConnectionPtr& c, Clock::time_point deadline);
@@ -172,6 +183,11 @@ class Worker {
 
   asio::steady_timer sweep_timer_;
   Clock::duration sweep_interval_;
+
+  std::atomic<std::int64_t> ingest_backlog_{0};  // ticks posted here, not yet applied
+  std::vector<std::weak_ptr<Connection>> paused_;
+  asio::steady_timer resume_timer_;
+  bool resume_timer_armed_ = false;
 };
 
 }  // namespace tickwire::net

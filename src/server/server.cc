@@ -16,6 +16,7 @@ namespace tickwire::server {
 
 Server::Server(config::Config config) {
   ctx_.config = std::move(config);
+  ctx_.admission.Configure(ctx_.config.max_connections, ctx_.config.max_unauth_connections);
   ctx_.authenticator =
       std::make_unique<auth::Authenticator>(ctx_.config.stream_user, ctx_.config.stream_pass);
   const unsigned n = ctx_.config.EffectiveWorkers();
