@@ -210,6 +210,19 @@ TEST(CliTest, BenchFanoutRunsCleanAndStopsByItself) {
   EXPECT_NE(r.out.find("\"delivered_per_s\""), std::string::npos) << r.out;
 }
 
+TEST(CliTest, BenchBarsDeliversEveryBarOnce) {
+  const RunResult r =
+      RunToEnd({TICKWIRE_CLI_BIN, "bench", "bars", "--spawn", TICKWIRE_SERVER_BIN_PATH, "--topics",
+                "50", "--rate-per-topic", "20", "--subscribers", "3", "--duration", "3s", "--json"},
+               {{"STREAM_USER", "bench"}, {"STREAM_PASS", "bench"}});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("\"missing\":0,\"duplicates\":0,\"count_mismatches\":0"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("\"covered_seconds\":0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"per_second\":[{"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("delivered"), std::string::npos) << r.err;  // the progress line
+}
+
 TEST(CliTest, DemoFeedShowsUpInTheSubTable) {
   ServerProcess server;
   ASSERT_TRUE(server.Start()) << server.error();
