@@ -13,6 +13,9 @@ PACKAGES=(
   libhiredis-dev
   # Services the cluster and load-balancer tests start themselves.
   nats-server haproxy redis-server
+  # Observability tests: a real Prometheus (promtool, alert rules), amtool for the Alertmanager
+  # example config.
+  prometheus prometheus-alertmanager
   # Tools used by scripts and benchmarks (gnuplot-nox: gnuplot without the Qt/X11 front ends).
   gnuplot-nox openssl procps python3
 )

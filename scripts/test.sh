@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # THE test command. Installs dependencies (scripts/setup.sh), then for each stage configures,
 # builds and tests one CMake preset:
-#   release  all unit + integration tests, RelWithDebInfo
+#   release  all unit + integration tests, RelWithDebInfo, and the deploy/ checks (promtool
+#            check/test rules, amtool check-config, the Grafana dashboard, a real Prometheus)
 #   asan     the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   tsan     the same suite under ThreadSanitizer (the threaded core: workers, fan-out)
 #   fuzz     every libFuzzer target for a fixed time, starting from fuzz/corpus/<target>/

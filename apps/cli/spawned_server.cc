@@ -74,6 +74,8 @@ bool SpawnedServer::Start(const std::string& binary, const std::map<std::string,
   for (const auto& [k, v] : env) merged[k] = v;
   merged["LISTEN_ADDR"] = "127.0.0.1:0";
   merged["PORT_FILE"] = port_file_;
+  // A free metrics port unless the caller chose one, so spawned servers never collide.
+  merged.try_emplace("METRICS_ADDR", "127.0.0.1:0");
   std::vector<std::string> env_strings;
   for (const auto& [k, v] : merged) env_strings.push_back(k + "=" + v);
   std::vector<char*> envp;

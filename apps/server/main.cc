@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   }
   auto& config = std::get<tickwire::config::Config>(parsed);
   tickwire::obs::SetLogLevel(ToLogLevel(config.log_level));
+  tickwire::obs::SetNoisyLogLimit(config.log_rate_limit);
   // Hostile payloads (e.g. invalid UTF-8 in strings) make protobuf log to stderr; the session
   // already answers them with ERROR frames and our own logs.
   google::protobuf::SetLogHandler(nullptr);

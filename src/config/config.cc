@@ -63,8 +63,8 @@ std::string ParseMillis(const std::string& text, std::uint32_t min, std::uint32_
   return {};
 }
 
-std::string ParseListen(const std::string& text, Config& c) {
-  // host:port, [v6]:port
+// host:port or [v6]:port.
+std::string ParseHostPort(const std::string& text, std::string& host_out, std::uint16_t& port_out) {
   const auto colon = text.rfind(':');
   if (colon == std::string::npos) return "'" + text + "' is not host:port";
   std::string host = text.substr(0, colon);
@@ -76,9 +76,13 @@ std::string ParseListen(const std::string& text, Config& c) {
   if (auto err = ParseUint<std::uint16_t>(text.substr(colon + 1), 0, 65535, port); !err.empty()) {
     return "port " + err;
   }
-  c.listen_host = host;
-  c.listen_port = port;
+  host_out = host;
+  port_out = port;
   return {};
+}
+
+std::string ParseListen(const std::string& text, Config& c) {
+  return ParseHostPort(text, c.listen_host, c.listen_port);
 }
 
 std::vector<Setting> Settings() {
@@ -225,6 +229,28 @@ std::vector<Setting> Settings() {
        [](Config& c, const std::string& v) {
          c.port_file = v;
          return std::string{};
+       }},
+      {"METRICS_ADDR", "--metrics-addr",
+       "HTTP endpoint for /metrics, /healthz, /readyz and /connz, host:port (empty = off)",
+       d.metrics_host + ":" + std::to_string(d.metrics_port),
+       [](Config& c, const std::string& v) {
+         if (v.empty()) {
+           c.metrics_host.clear();
+           return std::string{};
+         }
+         return ParseHostPort(v, c.metrics_host, c.metrics_port);
+       }},
+      {"METRICS_PORT_FILE", "--metrics-port-file",
+       "write the bound metrics port to this file (before PORT_FILE is written)", "",
+       [](Config& c, const std::string& v) {
+         c.metrics_port_file = v;
+         return std::string{};
+       }},
+      {"LOG_RATE_LIMIT", "--log-rate-limit",
+       "log lines per second for each kind of client-caused noisy event (0 = unlimited)",
+       std::to_string(d.log_rate_limit),
+       [](Config& c, const std::string& v) {
+         return ParseUint<std::uint32_t>(v, 0, 1'000'000, c.log_rate_limit);
        }},
   };
 }

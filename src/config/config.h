@@ -43,6 +43,12 @@ struct Config {
   std::string tls_key_path;                        // TLS_KEY_PATH
   LogLevel log_level = LogLevel::kInfo;            // LOG_LEVEL
   std::string port_file;  // PORT_FILE: write the bound port here once listening (tests, scripts)
+  // METRICS_ADDR: the operations HTTP endpoint (/metrics, /healthz, /readyz, /connz). Loopback
+  // by default because /connz shows users and client addresses; an empty host disables it.
+  std::string metrics_host = "127.0.0.1";
+  std::uint16_t metrics_port = 9878;
+  std::string metrics_port_file;      // METRICS_PORT_FILE: the bound metrics port, like PORT_FILE
+  std::uint32_t log_rate_limit = 20;  // LOG_RATE_LIMIT: noisy log lines per second per kind
 
   // Workers after resolving 0 to the hardware thread count.
   unsigned EffectiveWorkers() const;

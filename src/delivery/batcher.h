@@ -33,14 +33,18 @@ class Batcher {
   // Closes the open frame and returns it (header included). Must not be empty.
   std::string Finish() {
     ++next_batch_seq_;
+    finished_records_ = static_cast<std::uint32_t>(builder_.records());
     return builder_.Finish();
   }
+  // Records in the frame the last Finish() returned.
+  std::uint32_t finished_records() const { return finished_records_; }
 
   std::uint64_t next_batch_seq() const { return next_batch_seq_; }
 
  private:
   protocol::BatchBuilder builder_;
   std::uint64_t next_batch_seq_ = 1;
+  std::uint32_t finished_records_ = 0;
 };
 
 }  // namespace tickwire::delivery

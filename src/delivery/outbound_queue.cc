@@ -2,27 +2,20 @@
 
 namespace tickwire::delivery {
 
-bool OutboundQueue::Push(std::string frame) {
+bool OutboundQueue::Push(std::string frame, FrameTag tag) {
   if (pending_bytes_ + frame.size() > max_pending_bytes_) return false;
-  PushUnbounded(std::move(frame));
+  PushUnbounded(std::move(frame), tag);
   return true;
 }
 
-void OutboundQueue::PushUnbounded(std::string frame) {
+void OutboundQueue::PushUnbounded(std::string frame, FrameTag tag) {
   pending_bytes_ += frame.size();
-  frames_.push_back(std::move(frame));
-}
-
-void OutboundQueue::CompleteWrite() {
-  for (; in_flight_ > 0; --in_flight_) {
-    pending_bytes_ -= frames_.front().size();
-    frames_.pop_front();
-  }
+  frames_.push_back({std::move(frame), tag});
 }
 
 void OutboundQueue::DropUnsent() {
   while (frames_.size() > in_flight_) {
-    pending_bytes_ -= frames_.back().size();
+    pending_bytes_ -= frames_.back().bytes.size();
     frames_.pop_back();
   }
 }

@@ -1,11 +1,19 @@
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <string>
 
 namespace tickwire::delivery {
+
+// What the owner wants to know about a frame once it has been written (for metrics):
+// DATA_BATCH frames carry when their records were ready and how many there are.
+struct FrameTag {
+  std::chrono::steady_clock::time_point ready{};
+  std::uint32_t records = 0;  // 0 for control frames
+};
 
 // A connection's output: whole frames waiting to be written, with at most one write in flight
 // covering a prefix of them. Bounded by max_pending_bytes; Push reports a breach and the
@@ -15,9 +23,9 @@ class OutboundQueue {
   explicit OutboundQueue(std::uint64_t max_pending_bytes) : max_pending_bytes_(max_pending_bytes) {}
 
   // Queues a frame. Returns false (and does not queue) if it would exceed the limit.
-  bool Push(std::string frame);
+  bool Push(std::string frame, FrameTag tag = {});
   // Queues a frame regardless of the limit (the final ERROR frame before a close).
-  void PushUnbounded(std::string frame);
+  void PushUnbounded(std::string frame, FrameTag tag = {});
 
   bool write_in_flight() const { return in_flight_ > 0; }
   bool has_unsent() const { return frames_.size() > in_flight_; }
@@ -27,8 +35,12 @@ class OutboundQueue {
   // each, in order. Returns how many were marked.
   template <typename Fn>
   std::size_t BeginWrite(std::size_t max_frames, Fn&& fn);
-  // The in-flight write finished: drops those frames.
-  void CompleteWrite();
+  // The in-flight write finished: drops those frames, calling `fn(const FrameTag&)` for each.
+  template <typename Fn>
+  void CompleteWrite(Fn&& fn);
+  void CompleteWrite() {
+    CompleteWrite([](const FrameTag&) {});
+  }
   // Discards every frame not yet in flight (before a slow consumer's final ERROR).
   void DropUnsent();
   std::size_t frame_count() const { return frames_.size(); }
@@ -37,15 +49,30 @@ class OutboundQueue {
   std::uint64_t max_pending_bytes_;
   std::uint64_t pending_bytes_ = 0;
   std::size_t in_flight_ = 0;
-  std::deque<std::string> frames_;
+  struct Entry {
+    std::string bytes;
+    FrameTag tag;
+  };
+  std::deque<Entry> frames_;
 };
 
 template <typename Fn>
 std::size_t OutboundQueue::BeginWrite(std::size_t max_frames, Fn&& fn) {
   std::size_t n = 0;
-  for (std::size_t i = in_flight_; i < frames_.size() && n < max_frames; ++i, ++n) fn(frames_[i]);
+  for (std::size_t i = in_flight_; i < frames_.size() && n < max_frames; ++i, ++n) {
+    fn(frames_[i].bytes);
+  }
   in_flight_ += n;
   return n;
+}
+
+template <typename Fn>
+void OutboundQueue::CompleteWrite(Fn&& fn) {
+  for (; in_flight_ > 0; --in_flight_) {
+    fn(static_cast<const FrameTag&>(frames_.front().tag));
+    pending_bytes_ -= frames_.front().bytes.size();
+    frames_.pop_front();
+  }
 }
 
 }  // namespace tickwire::delivery

@@ -204,7 +204,7 @@ std::uint64_t Shard::LastKey(const TopicState& st, Mode mode) const {
   return 0;
 }
 
-HistoryReply Shard::History(const HistoryRequest& req) const {
+HistoryReply Shard::History(const HistoryRequest& req) {
   HistoryReply reply;
   std::vector<const TopicState*> targets;
   if (req.wildcard) {
@@ -253,6 +253,7 @@ HistoryReply Shard::History(const HistoryRequest& req) const {
   std::size_t limit = largest;
   if (total > options_.max_backfill_records) {
     reply.truncated = true;
+    ++stats_.backfills_truncated;
     std::size_t lo = 0;
     std::size_t hi = largest;
     while (lo < hi) {

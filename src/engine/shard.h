@@ -84,7 +84,7 @@ class Shard {
   std::size_t AdvanceWatermark(std::int64_t watermark_ns, RecordBlock& out);
 
   // Retained records for a subscriber that starts with backfill or since_ms.
-  HistoryReply History(const HistoryRequest& request) const;
+  HistoryReply History(const HistoryRequest& request);
 
   // Worker `worker` gained (first subscriber) or lost (last subscriber) interest in a topic.
   void SetInterest(std::string_view topic, Mode mode, unsigned worker, bool interested);

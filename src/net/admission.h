@@ -15,19 +15,20 @@ class Admission {
     max_unauthenticated_ = max_unauthenticated;
   }
 
-  // Listener thread: admits a new connection, or returns false (the caller closes it at once).
-  bool TryAdmit() {
+  // Listener thread: admits a new connection (returns -1), or says which budget is full: 0 for
+  // MAX_CONNECTIONS, 1 for MAX_UNAUTH_CONNECTIONS (the caller closes it at once).
+  int TryAdmit() {
     if (open_.load(std::memory_order_relaxed) >= max_open_) {
       rejected_full_.fetch_add(1, std::memory_order_relaxed);
-      return false;
+      return 0;
     }
     if (unauthenticated_.load(std::memory_order_relaxed) >= max_unauthenticated_) {
       rejected_unauthenticated_.fetch_add(1, std::memory_order_relaxed);
-      return false;
+      return 1;
     }
     open_.fetch_add(1, std::memory_order_relaxed);
     unauthenticated_.fetch_add(1, std::memory_order_relaxed);
-    return true;
+    return -1;
   }
   // A connection authenticated (once per connection).
   void Authenticated() { unauthenticated_.fetch_sub(1, std::memory_order_relaxed); }

@@ -99,11 +99,12 @@ void Connection::OnReadable() {
   }
   bytes_in_ += n;
   const auto now = Clock::now();
-  const auto decode_ec =
-      decoder_.Feed(std::span<const std::uint8_t>(worker_.read_scratch(), n),
-                    [this, now](std::uint8_t type, std::span<const std::uint8_t> payload) {
-                      return session_.OnFrame(type, payload, now);
-                    });
+  const auto decode_ec = decoder_.Feed(
+      std::span<const std::uint8_t>(worker_.read_scratch(), n),
+      [this, now](std::uint8_t type, std::span<const std::uint8_t> payload) {
+        worker_.metrics().OnFrameReceived(type, protocol::kHeaderSize + payload.size());
+        return session_.OnFrame(type, payload, now);
+      });
   if (decode_ec) session_.OnDecodeError(decode_ec);
   if (!closing_) ArmRead();
 }
@@ -128,19 +129,19 @@ void Connection::DeliverRecord(const engine::RecordBlock& block,
 }
 
 void Connection::Append(std::string_view entry) {
-  const bool opened = batcher_.Add(entry, [this](std::string frame) {
-    if (Enqueue(std::move(frame))) StartWrite();
-  });
+  // A frame cut full before its window ended: its records are ready now.
+  const bool opened = batcher_.Add(
+      entry, [this](std::string frame) { EnqueueBatch(std::move(frame), Clock::now()); });
   if (closing_) return;  // the cut frame overflowed the queue
   if (!opened) return;
   const auto window = worker_.context().config.batch_window_ms;
+  batch_opened_ = Clock::now();
   if (window == 0) {
     if (!dirty_marked_) {
       dirty_marked_ = true;
       worker_.MarkDirty(shared_from_this());
     }
   } else {
-    batch_opened_ = Clock::now();
     worker_.ScheduleBatchFlush(shared_from_this(),
                                batch_opened_ + std::chrono::milliseconds(window));
   }
@@ -267,16 +268,19 @@ void Connection::DropCatchUp(std::size_t index, std::uint64_t removed_subscripti
 void Connection::FlushBatch(Clock::time_point now, bool force) {
   dirty_marked_ = false;
   if (closing_ || batcher_.empty()) return;
-  if (!force) {
-    const auto window = std::chrono::milliseconds(worker_.context().config.batch_window_ms);
-    if (now < batch_opened_ + window) return;  // a newer frame; its own deadline is queued
-  }
-  if (Enqueue(batcher_.Finish())) StartWrite();
+  const auto window = std::chrono::milliseconds(worker_.context().config.batch_window_ms);
+  if (!force && now < batch_opened_ + window) return;  // a newer frame; its deadline is queued
+  // Records are ready for delivery when their window ends (a forced flush: now).
+  EnqueueBatch(batcher_.Finish(), std::min(now, batch_opened_ + window));
 }
 
-bool Connection::Enqueue(std::string frame) {
+void Connection::EnqueueBatch(std::string frame, Clock::time_point ready) {
+  if (Enqueue(std::move(frame), {ready, batcher_.finished_records()})) StartWrite();
+}
+
+bool Connection::Enqueue(std::string frame, delivery::FrameTag tag) {
   if (closing_) return false;
-  if (!queue_.Push(std::move(frame))) {
+  if (!queue_.Push(std::move(frame), tag)) {
     SlowConsumer("pending output over MAX_PENDING_BYTES");
     return false;
   }
@@ -304,12 +308,16 @@ void Connection::StartWrite() {
       socket_, write_buffers_,
       [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
         self->bytes_out_ += n;
+        self->worker_.metrics().bytes_sent += n;
         self->OnWriteDone(ec);
       });
 }
 
 void Connection::OnWriteDone(const boost::system::error_code& ec) {
-  queue_.CompleteWrite();
+  const auto now = Clock::now();
+  queue_.CompleteWrite([&](const delivery::FrameTag& t) {
+    if (!ec && t.records != 0) worker_.metrics().OnBatchWritten(now - t.ready, t.records);
+  });
   if (closed_) return;
   if (ec) {
     Close(session::CloseReason::kIoError);
@@ -325,12 +333,14 @@ void Connection::OnWriteDone(const boost::system::error_code& ec) {
 
 void Connection::SlowConsumer(std::string_view why) {
   if (closing_) return;
-  obs::Log(obs::Level::kWarn, "slow_consumer", "dropping slow consumer",
-           {{"conn_id", id_},
-            {"remote", remote_},
-            {"user", session_.user()},
-            {"reason", why},
-            {"pending_bytes", queue_.pending_bytes()}});
+  worker_.metrics().OnSlowConsumer(SlowConsumerCause::kPendingBytes);
+  obs::LogNoisy(obs::Noisy::kSlowConsumer, obs::Level::kWarn, "slow_consumer",
+                "dropping slow consumer",
+                {{"conn_id", id_},
+                 {"remote", remote_},
+                 {"user", session_.user()},
+                 {"reason", why},
+                 {"pending_bytes", queue_.pending_bytes()}});
   // Best effort: nothing more is queued behind what is already in flight except the ERROR.
   queue_.DropUnsent();
   session_.Fail(tickwire::v1::SLOW_CONSUMER, why, session::CloseReason::kSlowConsumer);
@@ -340,13 +350,6 @@ void Connection::CloseAfterError(session::CloseReason reason) {
   if (closing_) return;
   closing_ = true;
   close_reason_ = reason;
-  if (reason != session::CloseReason::kSlowConsumer) {
-    obs::Log(obs::Level::kInfo, "protocol_error", "closing connection after a fatal ERROR",
-             {{"conn_id", id_},
-              {"remote", remote_},
-              {"user", session_.user()},
-              {"reason", session::CloseReasonName(reason)}});
-  }
   // Records still in the open batch are not sent: nothing follows a fatal ERROR.
   // The pending read wait is left alone (cancelling would abort the write too); its handler
   // sees closing_ and stops reading.
@@ -368,12 +371,16 @@ void Connection::CheckTimers(Clock::time_point now) {
   if (closed_) return;
   const auto deadline = worker_.context().config.write_deadline;
   if (queue_.write_in_flight() && now - write_started_ > deadline) {
-    // The peer is not reading: nothing can be queued behind a stuck write, so close now.
-    obs::Log(obs::Level::kWarn, "slow_consumer", "write deadline missed",
-             {{"conn_id", id_},
-              {"remote", remote_},
-              {"user", session_.user()},
-              {"pending_bytes", queue_.pending_bytes()}});
+    // The peer is not reading: nothing can be queued behind a stuck write, so close now. A
+    // connection already closing (e.g. dropped for pending bytes) was counted when it began to.
+    if (!closing_) worker_.metrics().OnSlowConsumer(SlowConsumerCause::kWriteDeadline);
+    if (close_detail_.empty()) close_detail_ = "write deadline missed";
+    obs::LogNoisy(obs::Noisy::kSlowConsumer, obs::Level::kWarn, "slow_consumer",
+                  "write deadline missed",
+                  {{"conn_id", id_},
+                   {"remote", remote_},
+                   {"user", session_.user()},
+                   {"pending_bytes", queue_.pending_bytes()}});
     Close(session::CloseReason::kSlowConsumer);
     return;
   }
@@ -401,16 +408,10 @@ void Connection::Cleanup() {
     worker_.fanout().Remove(this, sub.mode, sub.topics, sub.wildcard, changes);
   }
   worker_.PublishInterest(changes);
-  const auto lifetime =
-      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - opened_at_);
-  obs::Log(obs::Level::kInfo, "conn_close", "connection closed",
-           {{"conn_id", id_},
-            {"remote", remote_},
-            {"user", session_.user()},
-            {"reason", session::CloseReasonName(close_reason_)},
-            {"duration_ms", lifetime.count()},
-            {"bytes_in", bytes_in_},
-            {"bytes_out", bytes_out_}});
+  for (const auto& [id, sub] : session_.subscriptions())
+    worker_.metrics().OnSubscriptions(sub.mode, -1);
+  worker_.metrics().OnClosed(close_reason_);
+  LogClose();
   worker_.Forget(id_);
 }
 
@@ -421,6 +422,7 @@ void Connection::AddSubscription(std::uint64_t id, const session::Subscription& 
   // this topic's live records for this worker, so the two overlap instead of leaving a gap.
   worker_.PublishInterest(changes);
   if (sub.backfill > 0 || sub.since_ms > 0) StartCatchUp(id, sub);
+  worker_.metrics().OnSubscriptions(sub.mode, 1);
 }
 
 void Connection::RemoveSubscription(std::uint64_t id, const session::Subscription& sub) {
@@ -433,11 +435,13 @@ void Connection::RemoveSubscription(std::uint64_t id, const session::Subscriptio
   std::vector<delivery::FanoutTable::InterestChange> changes;
   worker_.fanout().Remove(this, sub.mode, sub.topics, sub.wildcard, changes);
   worker_.PublishInterest(changes);
+  worker_.metrics().OnSubscriptions(sub.mode, -1);
 }
 
 void Connection::Publish(std::uint32_t request_id, bool ack,
                          std::vector<engine::IngestTick> ticks) {
   publisher_ = true;
+  worker_.metrics().records_published += ticks.size();
   worker_.Ingest(shared_from_this(), request_id, ack, std::move(ticks));
 }
 
@@ -463,6 +467,88 @@ void Connection::OnAuthenticated(const std::string& user, const std::string& cli
   worker_.admission().Authenticated();
   obs::Log(obs::Level::kInfo, "auth_ok", "client authenticated",
            {{"conn_id", id_}, {"remote", remote_}, {"user", user}, {"client_name", client_name}});
+}
+
+void Connection::OnErrorSent(int code, bool fatal, std::string_view message,
+                             std::string_view subject) {
+  worker_.metrics().OnErrorSent(code);
+  if (fatal) {
+    close_detail_ = message;  // reported once, on the close line
+    return;
+  }
+  // Subjects are client-supplied and may be long: the line keeps their first 128 bytes.
+  const std::string& code_name = tickwire::v1::ErrorCode_Name(code);
+  obs::LogNoisy(obs::Noisy::kProtocol, obs::Level::kInfo, "request_rejected", message,
+                {{"conn_id", id_},
+                 {"remote", remote_},
+                 {"user", session_.user()},
+                 {"code", code_name},
+                 {"topic", subject.substr(0, 128)}});
+}
+
+void Connection::LogClose() {
+  using session::CloseReason;
+  const auto duration =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - opened_at_);
+  const std::initializer_list<obs::Field> fields = {
+      {"conn_id", id_},
+      {"remote", remote_},
+      {"user", session_.user()},
+      {"client_name", session_.client_name()},
+      {"reason", session::CloseReasonName(close_reason_)},
+      {"detail", close_detail_},
+      {"duration_ms", duration.count()},
+      {"bytes_in", bytes_in_},
+      {"bytes_out", bytes_out_}};
+  // Closes a client can cause at will go through the noisy-event budgets.
+  switch (close_reason_) {
+    case CloseReason::kAuthRequired:
+    case CloseReason::kAuthFailed:
+    case CloseReason::kAuthTimeout:
+      obs::LogNoisy(obs::Noisy::kAuth, obs::Level::kInfo, "conn_close", "connection closed",
+                    fields);
+      return;
+    case CloseReason::kMalformedFrame:
+    case CloseReason::kFrameTooLarge:
+    case CloseReason::kUnknownFrameType:
+    case CloseReason::kInvalidRequest:
+      obs::LogNoisy(obs::Noisy::kProtocol, obs::Level::kInfo, "conn_close", "connection closed",
+                    fields);
+      return;
+    case CloseReason::kSlowConsumer:
+      obs::LogNoisy(obs::Noisy::kSlowConsumer, obs::Level::kWarn, "conn_close", "connection closed",
+                    fields);
+      return;
+    case CloseReason::kHeartbeatTimeout:
+      obs::Log(obs::Level::kWarn, "conn_close", "connection closed", fields);
+      return;
+    default:
+      obs::Log(obs::Level::kInfo, "conn_close", "connection closed", fields);
+      return;
+  }
+}
+
+ConnectionInfo Connection::Info(Clock::time_point now, bool subs) const {
+  ConnectionInfo info;
+  info.id = id_;
+  info.worker = worker_.index();
+  info.remote = remote_;
+  info.user = session_.user();
+  info.client_name = session_.client_name();
+  info.state = closing_                                                  ? "closing"
+               : session_.state() == session::Session::State::kAwaitAuth ? "awaiting_auth"
+                                                                         : "ready";
+  info.age_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - opened_at_).count();
+  info.subscriptions = session_.subscriptions().size();
+  info.pending_bytes = queue_.pending_bytes();
+  info.bytes_in = bytes_in_;
+  info.bytes_out = bytes_out_;
+  if (subs) {
+    for (const auto& [id, sub] : session_.subscriptions()) {
+      info.subs.push_back({id, sub.mode, sub.wildcard, sub.topics});
+    }
+  }
+  return info;
 }
 
 }  // namespace tickwire::net

@@ -45,6 +45,8 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void ResumeReading();
   // Completion of an acked PUBLISH (on this connection's worker).
   void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted);
+  // A copy of what the connection listing shows (on this connection's worker).
+  ConnectionInfo Info(Clock::time_point now, bool subs) const;
 
   // An owner shard's answer to one of this connection's history requests.
   void OnHistory(std::uint64_t catchup_id, std::shared_ptr<const engine::HistoryReply> reply);
@@ -61,19 +63,24 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void Publish(std::uint32_t request_id, bool ack, std::vector<engine::IngestTick> ticks) override;
   std::int64_t WallClockNs() override;
   void OnAuthenticated(const std::string& user, const std::string& client_name) override;
+  void OnErrorSent(int code, bool fatal, std::string_view message,
+                   std::string_view subject) override;
 
  private:
   void ArmRead();
   void OnReadable();
   // Queues a frame within the pending-output limit; on a breach drops the connection as a
   // slow consumer and returns false.
-  bool Enqueue(std::string frame);
+  bool Enqueue(std::string frame, delivery::FrameTag tag = {});
+  // Queues the frame the batcher just finished; its records were ready at `ready`.
+  void EnqueueBatch(std::string frame, Clock::time_point ready);
   void StartWrite();
   void OnWriteDone(const boost::system::error_code& ec);
   void SlowConsumer(std::string_view why);
   // Ends the connection now: stops I/O and schedules deregistration.
   void Close(session::CloseReason reason);
   void Cleanup();
+  void LogClose();
 
   // A subscription with backfill or since_ms that is not live yet (PROTOCOL rule 7). From the
   // moment it is added, live records of its (topics, mode) are held here; once every owner
@@ -147,6 +154,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   std::uint64_t next_catchup_ = 1;
   std::uint64_t held_bytes_ = 0;  // held live records, counted against MAX_PENDING_BYTES
   bool pumping_ = false;
+  std::string close_detail_;  // the fatal ERROR's message, for the close log line
 };
 
 }  // namespace tickwire::net

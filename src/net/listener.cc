@@ -54,7 +54,8 @@ void Listener::Accept() {
       });
       return;
     }
-    if (!home_.admission().TryAdmit()) {
+    if (const int refused = home_.admission().TryAdmit(); refused >= 0) {
+      ++home_.metrics().connections_rejected[static_cast<std::size_t>(refused)];
       // Over MAX_CONNECTIONS or MAX_UNAUTH_CONNECTIONS: accepted and closed at once, so a flood
       // costs neither file descriptors nor memory. Logged at most once a second.
       boost::system::error_code ignored;

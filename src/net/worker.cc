@@ -109,10 +109,16 @@ void Worker::Adopt(asio::ip::tcp::socket socket) {
   auto conn =
       std::make_shared<Connection>(*this, std::move(socket), id, HexId(rng_()), Clock::now());
   connections_.emplace(id, conn);
+  metrics_.OnAccepted();
   conn->Start();
 }
 
 void Worker::Forget(std::uint64_t connection_id) { connections_.erase(connection_id); }
+
+void Worker::CollectConnections(Clock::time_point now, bool subs,
+                                std::vector<ConnectionInfo>& out) const {
+  for (const auto& [id, c] : connections_) out.push_back(c->Info(now, subs));
+}
 
 void Worker::CloseAll() {
   // Safe to iterate: closing defers deregistration to a posted Cleanup.
@@ -415,6 +421,16 @@ void Worker::ArmSweep() {
 void Worker::Sweep() {
   const auto now = Clock::now();
   for (auto& [id, c] : connections_) c->CheckTimers(now);
+  metrics_.active_topics.Set(static_cast<std::int64_t>(shard_.topic_count()));
+  // The shard counts on the same thread; publish the increments since the last sweep.
+  const auto& st = shard_.stats();
+  auto sync = [](obs::Counter& c, std::uint64_t v) { c.Add(v - c.Get()); };
+  sync(metrics_.late_ticks[0], st.late_second);
+  sync(metrics_.late_ticks[1], st.late_minute);
+  sync(metrics_.bars_closed[0], st.bars_second);
+  sync(metrics_.bars_closed[1], st.bars_minute);
+  sync(metrics_.topics_evicted, st.topics_evicted);
+  sync(metrics_.backfills_truncated, st.backfills_truncated);
 }
 
 }  // namespace tickwire::net

@@ -20,6 +20,8 @@
 #include "engine/record_block.h"
 #include "engine/shard.h"
 #include "net/admission.h"
+#include "net/connz.h"
+#include "net/metrics.h"
 
 namespace tickwire::net {
 
@@ -107,6 +109,11 @@ class Worker {
   const engine::Shard& shard() const { return shard_; }
 
   delivery::FanoutTable& fanout() { return fanout_; }
+  // This worker's counters: written here only, read by the metrics endpoint from its thread.
+  WorkerMetrics& metrics() { return metrics_; }
+  const WorkerMetrics& metrics() const { return metrics_; }
+  // Appends a description of every connection of this worker (for the connection listing).
+  void CollectConnections(Clock::time_point now, bool subs, std::vector<ConnectionInfo>& out) const;
 
   // Ingest back-pressure: ticks posted to a worker and not yet applied. When any worker is
   // over the high-water mark, producers stop being read until every worker is below half of it
@@ -188,6 +195,7 @@ class Worker {
   std::vector<std::weak_ptr<Connection>> paused_;
   asio::steady_timer resume_timer_;
   bool resume_timer_armed_ = false;
+  WorkerMetrics metrics_;
 };
 
 }  // namespace tickwire::net

@@ -121,8 +121,10 @@ void AppendJsonString(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-std::string FormatLogLine(Level level, std::string_view event, std::string_view msg,
-                          std::initializer_list<Field> fields) {
+namespace {
+
+std::string FormatLine(Level level, std::string_view event, std::string_view msg,
+                       std::initializer_list<Field> fields, const Field* extra) {
   std::string line;
   line.reserve(160);
   line += "{\"ts\":\"";
@@ -133,7 +135,7 @@ std::string FormatLogLine(Level level, std::string_view event, std::string_view 
   AppendJsonString(line, event);
   line += ",\"msg\":";
   AppendJsonString(line, msg);
-  for (const Field& f : fields) {
+  auto append = [&line](const Field& f) {
     line.push_back(',');
     AppendJsonString(line, f.key);
     line.push_back(':');
@@ -157,20 +159,108 @@ std::string FormatLogLine(Level level, std::string_view event, std::string_view 
           }
         },
         f.value);
-  }
+  };
+  for (const Field& f : fields) append(f);
+  if (extra != nullptr) append(*extra);
   line += "}\n";
   return line;
 }
 
-void Log(Level level, std::string_view event, std::string_view msg,
-         std::initializer_list<Field> fields) {
-  if (!LogEnabled(level)) return;
-  const std::string line = FormatLogLine(level, event, msg, fields);
+void WriteLine(const std::string& line) {
   std::size_t off = 0;
   while (off < line.size()) {
     const ssize_t n = ::write(STDOUT_FILENO, line.data() + off, line.size() - off);
     if (n <= 0) break;  // stdout gone: logging must never take the server down
     off += static_cast<std::size_t>(n);
+  }
+}
+
+constexpr std::uint32_t kDefaultNoisyLimit = 20;
+
+LogLimiter& Limiter(Noisy kind) {
+  static LogLimiter limiters[static_cast<int>(Noisy::kCount)] = {LogLimiter(kDefaultNoisyLimit),
+                                                                 LogLimiter(kDefaultNoisyLimit),
+                                                                 LogLimiter(kDefaultNoisyLimit)};
+  return limiters[static_cast<int>(kind)];
+}
+
+std::int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+std::string FormatLogLine(Level level, std::string_view event, std::string_view msg,
+                          std::initializer_list<Field> fields) {
+  return FormatLine(level, event, msg, fields, nullptr);
+}
+
+void Log(Level level, std::string_view event, std::string_view msg,
+         std::initializer_list<Field> fields) {
+  if (!LogEnabled(level)) return;
+  WriteLine(FormatLine(level, event, msg, fields, nullptr));
+}
+
+std::string_view NoisyName(Noisy kind) {
+  switch (kind) {
+    case Noisy::kAuth:
+      return "auth";
+    case Noisy::kProtocol:
+      return "protocol";
+    case Noisy::kSlowConsumer:
+      return "slow_consumer";
+    case Noisy::kCount:
+      break;
+  }
+  return "unknown";
+}
+
+bool LogLimiter::Admit(std::int64_t now_ms, std::uint64_t& report) {
+  const std::uint32_t limit = limit_.load(std::memory_order_relaxed);
+  if (limit != 0) {
+    const std::int64_t window = now_ms / 1000;
+    std::int64_t seen = window_.load(std::memory_order_relaxed);
+    // The first caller of a new window resets the budget. A racing caller may still count
+    // against the old window; the budget is approximate, the accounting is exact.
+    if (seen != window && window_.compare_exchange_strong(seen, window)) used_.store(0);
+    if (used_.fetch_add(1, std::memory_order_relaxed) >= limit) {
+      suppressed_.fetch_add(1);
+      return false;
+    }
+  }
+  report = suppressed_.exchange(0);
+  return true;
+}
+
+void SetNoisyLogLimit(std::uint32_t lines_per_second) {
+  for (int k = 0; k < static_cast<int>(Noisy::kCount); ++k) {
+    Limiter(static_cast<Noisy>(k)).set_limit(lines_per_second);
+  }
+}
+
+void LogNoisy(Noisy kind, Level level, std::string_view event, std::string_view msg,
+              std::initializer_list<Field> fields) {
+  if (!LogEnabled(level)) return;
+  std::uint64_t suppressed = 0;
+  if (!Limiter(kind).Admit(NowMs(), suppressed)) return;
+  if (suppressed == 0) {
+    WriteLine(FormatLine(level, event, msg, fields, nullptr));
+  } else {
+    const Field extra("suppressed", suppressed);
+    WriteLine(FormatLine(level, event, msg, fields, &extra));
+  }
+}
+
+void FlushSuppressedLogs() {
+  for (int k = 0; k < static_cast<int>(Noisy::kCount); ++k) {
+    const auto kind = static_cast<Noisy>(k);
+    const std::uint64_t n = Limiter(kind).TakeSuppressed();
+    if (n == 0 || !LogEnabled(Level::kWarn)) continue;
+    WriteLine(FormatLine(Level::kWarn, "log_suppressed",
+                         "similar lines were suppressed by the log rate limit",
+                         {{"kind", NoisyName(kind)}, {"suppressed", n}}, nullptr));
   }
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -44,5 +45,41 @@ void AppendJsonString(std::string& out, std::string_view s);
 // Renders a log line without writing it (used by Log and by tests).
 std::string FormatLogLine(Level level, std::string_view event, std::string_view msg,
                           std::initializer_list<Field> fields);
+
+// Events that a hostile or broken client can cause at will. Each kind has its own budget of
+// lines per second, so a flood of them cannot flood the log.
+enum class Noisy : int { kAuth = 0, kProtocol, kSlowConsumer, kCount };
+std::string_view NoisyName(Noisy kind);
+
+// A budget of `limit` lines per one-second window (0 = unlimited). Lock-free and callable from
+// any thread; every event is either admitted or counted as suppressed, and each suppressed
+// event is reported exactly once (by a later admitted line or by TakeSuppressed).
+class LogLimiter {
+ public:
+  explicit LogLimiter(std::uint32_t limit = 0) : limit_(limit) {}
+  void set_limit(std::uint32_t limit) { limit_.store(limit, std::memory_order_relaxed); }
+
+  // True when a line may be written at `now_ms`; then `report` is the number of lines
+  // suppressed since the last report, for the admitted line to carry.
+  bool Admit(std::int64_t now_ms, std::uint64_t& report);
+  // Suppressed lines not yet reported; resets the count.
+  std::uint64_t TakeSuppressed() { return suppressed_.exchange(0); }
+
+ private:
+  std::atomic<std::uint32_t> limit_;
+  std::atomic<std::int64_t> window_{-1};  // current one-second window (now_ms / 1000)
+  std::atomic<std::uint32_t> used_{0};    // lines admitted in the current window
+  std::atomic<std::uint64_t> suppressed_{0};
+};
+
+// Lines per second allowed for each Noisy kind (0 = unlimited; default 20).
+void SetNoisyLogLimit(std::uint32_t lines_per_second);
+// Log() through the budget of `kind`. A line that follows suppressed ones carries
+// "suppressed": N.
+void LogNoisy(Noisy kind, Level level, std::string_view event, std::string_view msg,
+              std::initializer_list<Field> fields = {});
+// Writes one "log_suppressed" line for each kind that has suppressed lines not yet reported
+// (so a flood that stops is still accounted for). The server calls it about once a second.
+void FlushSuppressedLogs();
 
 }  // namespace tickwire::obs

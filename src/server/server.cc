@@ -27,14 +27,35 @@ Server::Server(config::Config config) {
 }
 
 Server::~Server() {
+  if (admin_) admin_->Stop();
   for (auto& w : workers_) w->Stop();
   for (auto& w : workers_) w->Join();
 }
 
 std::string Server::Open() {
   listener_ = std::make_unique<net::Listener>(*workers_[0], ctx_.workers);
-  return listener_->Open(ctx_.config.listen_host, ctx_.config.listen_port);
+  if (auto err = listener_->Open(ctx_.config.listen_host, ctx_.config.listen_port); !err.empty()) {
+    return err;
+  }
+  if (ctx_.config.metrics_host.empty()) return {};
+  admin_ = std::make_unique<AdminEndpoints>(ctx_, readiness_, *workers_[0]);
+  return admin_->Open(ctx_.config.metrics_host, ctx_.config.metrics_port);
 }
+
+namespace {
+
+// Written to a temporary name and renamed, so a reader never sees a partial port.
+void WritePortFile(const std::string& path, std::uint16_t port) {
+  if (path.empty()) return;
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << port << "\n";
+  }
+  std::rename(tmp.c_str(), path.c_str());
+}
+
+}  // namespace
 
 void Server::Shutdown() { stop_requested_.store(true); }
 
@@ -49,27 +70,25 @@ int Server::Run() {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   for (auto& w : workers_) w->Start();
+  if (admin_) admin_->Start();
   listener_->Start();
-  if (!c.port_file.empty()) {
-    // Written to a temporary name and renamed, so a reader never sees a partial port.
-    const std::string tmp = c.port_file + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << listener_->port() << "\n";
-    }
-    std::rename(tmp.c_str(), c.port_file.c_str());
-  }
+  readiness_.SetAccepting(true);
+  // The metrics port first: whoever waits for PORT_FILE finds both.
+  WritePortFile(c.metrics_port_file, metrics_port());
+  WritePortFile(c.port_file, listener_->port());
   obs::Log(obs::Level::kInfo, "server_start", "listening",
            {{"listen", c.listen_host + ":" + std::to_string(listener_->port())},
+            {"metrics", admin_ ? c.metrics_host + ":" + std::to_string(metrics_port()) : "off"},
             {"workers", static_cast<unsigned>(workers_.size())},
             {"batch_window_ms", c.batch_window_ms},
             {"max_msg_size", c.max_msg_size},
             {"heartbeat_timeout_ms", c.heartbeat_timeout.count()},
             {"version", TICKWIRE_VERSION}});
 
-  while (!stop_requested_.load()) {
+  for (int ticks = 1; !stop_requested_.load(); ++ticks) {
     const timespec tick{0, 100'000'000};  // also notices Shutdown() within 100 ms
     const int sig = sigtimedwait(&stop_signals, nullptr, &tick);
+    if (ticks % 10 == 0) obs::FlushSuppressedLogs();
     if (sig > 0) {
       obs::Log(obs::Level::kInfo, "server_stop", "signal received, shutting down",
                {{"signal", sig}});
@@ -78,6 +97,7 @@ int Server::Run() {
   }
 
   // Stop accepting, tell every client, give queued output a moment to leave, then stop.
+  readiness_.SetAccepting(false);
   listener_->Stop();
   for (auto& w : workers_) {
     net::Worker* worker = w.get();
@@ -95,8 +115,10 @@ int Server::Run() {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
+  if (admin_) admin_->Stop();
   for (auto& w : workers_) w->Stop();
   for (auto& w : workers_) w->Join();
+  obs::FlushSuppressedLogs();
   obs::Log(obs::Level::kInfo, "server_exit", "stopped");
   return 0;
 }

@@ -51,15 +51,18 @@ void Session::Fail(int code, std::string_view message, CloseReason reason,
   err.set_request_id(request_id);
   state_ = State::kClosed;
   host_.SendFrame(protocol::EncodeFrame(FrameType::kError, err));
+  host_.OnErrorSent(code, true, message, {});
   host_.CloseAfterError(reason);
 }
 
-void Session::Reject(int code, std::string_view message, std::uint32_t request_id) {
+void Session::Reject(int code, std::string_view message, std::uint32_t request_id,
+                     std::string_view subject) {
   pb::Error err;
   err.set_code(static_cast<pb::ErrorCode>(code));
   err.set_message(std::string(message));
   err.set_request_id(request_id);
   host_.SendFrame(protocol::EncodeFrame(FrameType::kError, err));
+  host_.OnErrorSent(code, false, message, subject);
 }
 
 bool Session::Malformed(std::uint8_t type) {
@@ -194,7 +197,7 @@ bool Session::HandleSubscribe(std::span<const std::uint8_t> payload) {
     } else {
       Reject(pb::INVALID_REQUEST,
              "topics[" + std::to_string(i) + "]: must be 1-128 bytes of [A-Za-z0-9._:-] or '*'",
-             rid);
+             rid, topic);
       return true;
     }
   }
@@ -242,7 +245,7 @@ bool Session::HandlePublish(std::span<const std::uint8_t> payload) {
     if (!problem.empty()) {
       Reject(pb::INVALID_REQUEST,
              "ticks[" + std::to_string(i) + "]: " + problem + "; nothing of this frame applied",
-             req.request_id());
+             req.request_id(), req.ticks(i).topic());
       return true;
     }
   }

@@ -61,6 +61,10 @@ class SessionHost {
   virtual std::int64_t WallClockNs() = 0;
   // AUTH succeeded (for logs and monitoring).
   virtual void OnAuthenticated(const std::string& user, const std::string& client_name) = 0;
+  // An ERROR frame was just queued (for logs and metrics). `subject` is the client-supplied
+  // value it is about (a topic), or empty.
+  virtual void OnErrorSent(int /*code*/, bool /*fatal*/, std::string_view /*message*/,
+                           std::string_view /*subject*/) {}
 };
 
 // The protocol state machine of one connection: AUTH first, heartbeats, SUBSCRIBE /
@@ -96,7 +100,8 @@ class Session {
   bool HandleUnsubscribe(std::span<const std::uint8_t> payload);
   bool HandlePublish(std::span<const std::uint8_t> payload);
   // Non-fatal ERROR answering a request.
-  void Reject(int code, std::string_view message, std::uint32_t request_id);
+  void Reject(int code, std::string_view message, std::uint32_t request_id,
+              std::string_view subject = {});
   bool Malformed(std::uint8_t type);
 
   SessionParams params_;

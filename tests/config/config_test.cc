@@ -291,3 +291,28 @@ TEST(ConfigMisc, ProcessEnvReadsTheRealEnvironment) {
 
 }  // namespace
 }  // namespace tickwire::config
+
+namespace tickwire::config {
+namespace {
+
+TEST(ConfigMetrics, AddressPortFileAndLogRateLimit) {
+  const Config d = MustParse(WithCredentials());
+  EXPECT_EQ(d.metrics_host, "127.0.0.1");
+  EXPECT_EQ(d.metrics_port, 9878);
+  EXPECT_EQ(d.log_rate_limit, 20U);
+  const Config c = MustParse(WithCredentials(
+      {{"METRICS_ADDR", "[::1]:0"}, {"METRICS_PORT_FILE", "/tmp/mport"}, {"LOG_RATE_LIMIT", "0"}}));
+  EXPECT_EQ(c.metrics_host, "::1");
+  EXPECT_EQ(c.metrics_port, 0);
+  EXPECT_EQ(c.metrics_port_file, "/tmp/mport");
+  EXPECT_EQ(c.log_rate_limit, 0U);
+  EXPECT_TRUE(MustParse(WithCredentials({{"METRICS_ADDR", ""}})).metrics_host.empty());
+  EXPECT_EQ(MustParse(WithCredentials(), {"--metrics-addr", "0.0.0.0:9100"}).metrics_port, 9100);
+  EXPECT_THAT(MustFail(WithCredentials({{"METRICS_ADDR", "9100"}})),
+              HasSubstr("METRICS_ADDR (--metrics-addr)"));
+  EXPECT_THAT(MustFail(WithCredentials({{"METRICS_ADDR", "h:70000"}})), HasSubstr("METRICS_ADDR"));
+  EXPECT_THAT(MustFail(WithCredentials({{"LOG_RATE_LIMIT", "-1"}})), HasSubstr("LOG_RATE_LIMIT"));
+}
+
+}  // namespace
+}  // namespace tickwire::config

@@ -4,6 +4,7 @@
 #include <iostream>
 #include <iterator>
 
+#include "support/json.h"
 #include "support/wait.h"
 
 namespace tickwire::testing {
@@ -112,6 +113,9 @@ void IntegrationTest::TearDown() {
   }
   const int code = server_->Stop();
   EXPECT_EQ(code, 0) << "tickwire-server did not exit 0 on SIGTERM\n" << server_->Describe();
+  // Every line the server logged, whatever the test sent it, is a JSON object.
+  const LogCheck logs = CheckJsonLogLines(server_->Logs());
+  EXPECT_TRUE(logs.error.empty()) << logs.error;
 }
 
 }  // namespace tickwire::testing

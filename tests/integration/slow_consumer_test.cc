@@ -55,6 +55,12 @@ TEST_F(SlowConsumerTest, StalledReaderIsDroppedOthersUnaffected) {
       closed = true;
       break;
     }
+    if (r.status == ReadStatus::kError && r.detail.find("inside a frame") != std::string::npos) {
+      // The write deadline closes a socket whose write is stuck: what was in flight is cut
+      // off mid-frame, which is the close too.
+      closed = true;
+      break;
+    }
     ASSERT_TRUE(r.ok()) << ReadStatusName(r.status) << " " << r.detail;
     ASSERT_FALSE(saw_error) << "a frame after the fatal ERROR: " << DescribeFrame(r.frame);
     if (r.frame.frame_type() == FrameType::kError) {

@@ -94,8 +94,13 @@ bool ServerProcess::Spawn() {
   }
 
   std::map<std::string, std::string> env = {
-      {"STREAM_USER", kUser},           {"STREAM_PASS", kPass}, {"LISTEN_ADDR", "127.0.0.1:0"},
-      {"PORT_FILE", dir_.File("port")}, {"WORKERS", "2"},
+      {"STREAM_USER", kUser},
+      {"STREAM_PASS", kPass},
+      {"LISTEN_ADDR", "127.0.0.1:0"},
+      {"PORT_FILE", dir_.File("port")},
+      {"WORKERS", "2"},
+      {"METRICS_ADDR", "127.0.0.1:0"},
+      {"METRICS_PORT_FILE", dir_.File("metrics_port")},
   };
   for (const char* name : kPassThrough) {
     if (const char* v = std::getenv(name); v != nullptr) env[name] = v;
@@ -177,7 +182,14 @@ bool ServerProcess::Start(milliseconds timeout) {
         return false;
       },
       timeout, milliseconds(5));
-  if (port_ != 0 && !exit_code_) return true;
+  if (port_ != 0 && !exit_code_) {
+    // The server writes METRICS_PORT_FILE before PORT_FILE.
+    const auto it = overrides_.find("METRICS_PORT_FILE");
+    const std::string metrics_file =
+        it != overrides_.end() ? it->second.value_or("") : dir_.File("metrics_port");
+    if (auto p = ParsePort(ReadFileOrEmpty(metrics_file))) metrics_port_ = *p;
+    return true;
+  }
   std::ostringstream why;
   if (exit_code_) {
     why << "tickwire-server exited with code " << *exit_code_ << " before writing PORT_FILE";

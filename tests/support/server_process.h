@@ -18,7 +18,8 @@ using EnvOverrides = std::map<std::string, std::optional<std::string>>;
 
 // One real `tickwire-server` process for a test. The child gets a clean environment: the test
 // defaults (STREAM_USER=test, STREAM_PASS=secret, LISTEN_ADDR=127.0.0.1:0, PORT_FILE in a
-// private temp dir, WORKERS=2) with the overrides merged on top, plus sanitizer options passed
+// private temp dir, WORKERS=2, METRICS_ADDR=127.0.0.1:0 with METRICS_PORT_FILE in the temp dir)
+// with the overrides merged on top, plus sanitizer options passed
 // through from the test's own environment. stdout and stderr go to files in the temp dir.
 //
 // Only this object's own child PID is ever signalled, and never after it has been reaped. The
@@ -43,6 +44,9 @@ class ServerProcess {
 
   // Bound TCP port, valid after Start() returned true.
   std::uint16_t port() const { return port_; }
+  // Bound metrics (HTTP) port, valid after Start() returned true; 0 when the server was
+  // started without the metrics endpoint.
+  std::uint16_t metrics_port() const { return metrics_port_; }
   pid_t pid() const { return pid_; }
 
   // SIGTERM, then wait up to `grace`; SIGKILL after that. Returns the exit code (see
@@ -75,6 +79,7 @@ class ServerProcess {
   pid_t pid_ = -1;
   std::optional<int> exit_code_;
   std::uint16_t port_ = 0;
+  std::uint16_t metrics_port_ = 0;
   std::string error_;
 };
 

@@ -1,0 +1,191 @@
+#include "net/connz.h"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <ctime>
+
+#include "observability/log.h"
+
+namespace tickwire::net {
+namespace {
+
+struct SortName {
+  const char* name;
+  ConnzQuery::Sort sort;
+};
+constexpr SortName kSorts[] = {
+    {"id", ConnzQuery::Sort::kId},
+    {"age", ConnzQuery::Sort::kAge},
+    {"bytes_in", ConnzQuery::Sort::kBytesIn},
+    {"bytes_out", ConnzQuery::Sort::kBytesOut},
+    {"pending", ConnzQuery::Sort::kPending},
+    {"subs", ConnzQuery::Sort::kSubscriptions},
+};
+
+std::string_view SortLabel(ConnzQuery::Sort s) {
+  for (const auto& n : kSorts) {
+    if (n.sort == s) return n.name;
+  }
+  return "id";
+}
+
+std::string_view ModeName(engine::Mode m) {
+  switch (m) {
+    case engine::Mode::kSecond:
+      return "second";
+    case engine::Mode::kMinute:
+      return "minute";
+    case engine::Mode::kTick:
+      return "tick";
+  }
+  return "unknown";
+}
+
+bool ParseSize(const std::string& text, std::size_t& out) {
+  std::size_t v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || ptr != text.data() + text.size() || text.empty()) return false;
+  out = v;
+  return true;
+}
+
+// Sort key: larger first for everything but the id.
+std::uint64_t Key(const ConnectionInfo& c, ConnzQuery::Sort s) {
+  switch (s) {
+    case ConnzQuery::Sort::kId:
+      return c.id;
+    case ConnzQuery::Sort::kAge:
+      return static_cast<std::uint64_t>(std::max<std::int64_t>(c.age_ms, 0));
+    case ConnzQuery::Sort::kBytesIn:
+      return c.bytes_in;
+    case ConnzQuery::Sort::kBytesOut:
+      return c.bytes_out;
+    case ConnzQuery::Sort::kPending:
+      return c.pending_bytes;
+    case ConnzQuery::Sort::kSubscriptions:
+      return c.subscriptions;
+  }
+  return c.id;
+}
+
+void Num(std::string& out, std::string_view key, std::uint64_t v) {
+  out += ",\"";
+  out += key;
+  out += "\":";
+  out += std::to_string(v);
+}
+
+void Str(std::string& out, std::string_view key, std::string_view v) {
+  out += ",\"";
+  out += key;
+  out += "\":";
+  obs::AppendJsonString(out, v);
+}
+
+void AppendNowUtc(std::string& out) {
+  const auto now = std::chrono::system_clock::now();
+  const auto secs = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  const auto n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  out.append(buf, n);
+}
+
+}  // namespace
+
+std::string ParseConnzQuery(const std::map<std::string, std::string>& params, ConnzQuery& out) {
+  for (const auto& [key, value] : params) {
+    if (key == "sort") {
+      const auto* it = std::find_if(std::begin(kSorts), std::end(kSorts),
+                                    [&](const SortName& n) { return value == n.name; });
+      if (it == std::end(kSorts)) {
+        return "sort must be one of id, age, bytes_in, bytes_out, pending, subs";
+      }
+      out.sort = it->sort;
+    } else if (key == "limit") {
+      if (!ParseSize(value, out.limit) || out.limit == 0 || out.limit > kConnzMaxLimit) {
+        return "limit must be a whole number from 1 to " + std::to_string(kConnzMaxLimit);
+      }
+    } else if (key == "offset") {
+      if (!ParseSize(value, out.offset)) return "offset must be a whole number";
+    } else if (key == "subs") {
+      if (value == "1" || value == "true") {
+        out.subs = true;
+      } else if (value == "0" || value == "false") {
+        out.subs = false;
+      } else {
+        return "subs must be 1 or 0";
+      }
+    } else {
+      return "unknown parameter (sort, limit, offset, subs)";
+    }
+  }
+  return {};
+}
+
+std::string RenderConnz(std::vector<ConnectionInfo> all, const ConnzQuery& query) {
+  const auto sort = query.sort;
+  std::sort(all.begin(), all.end(), [sort](const ConnectionInfo& a, const ConnectionInfo& b) {
+    const auto ka = Key(a, sort);
+    const auto kb = Key(b, sort);
+    if (ka != kb) return sort == ConnzQuery::Sort::kId ? ka < kb : ka > kb;
+    return a.id < b.id;
+  });
+  const std::size_t begin = std::min(query.offset, all.size());
+  const std::size_t end = std::min(all.size(), begin + query.limit);
+
+  std::string out = "{\"now\":\"";
+  AppendNowUtc(out);
+  out += "\"";
+  Num(out, "total", all.size());
+  Num(out, "offset", query.offset);
+  Num(out, "limit", query.limit);
+  Str(out, "sort", SortLabel(query.sort));
+  out += ",\"connections\":[";
+  for (std::size_t i = begin; i < end; ++i) {
+    const ConnectionInfo& c = all[i];
+    if (i != begin) out.push_back(',');
+    out += "{\"id\":";
+    out += std::to_string(c.id);
+    Num(out, "worker", c.worker);
+    Str(out, "remote", c.remote);
+    Str(out, "user", c.user);
+    Str(out, "client_name", c.client_name);
+    Str(out, "state", c.state);
+    Num(out, "age_ms", static_cast<std::uint64_t>(std::max<std::int64_t>(c.age_ms, 0)));
+    Num(out, "subscriptions", c.subscriptions);
+    Num(out, "pending_bytes", c.pending_bytes);
+    Num(out, "bytes_in", c.bytes_in);
+    Num(out, "bytes_out", c.bytes_out);
+    if (query.subs) {
+      out += ",\"subs\":[";
+      for (std::size_t s = 0; s < c.subs.size(); ++s) {
+        const auto& sub = c.subs[s];
+        if (s != 0) out.push_back(',');
+        out += "{\"id\":";
+        out += std::to_string(sub.id);
+        Str(out, "mode", ModeName(sub.mode));
+        out += ",\"topics\":[";
+        bool first = true;
+        if (sub.wildcard) {
+          out += "\"*\"";
+          first = false;
+        }
+        for (const auto& t : sub.topics) {
+          if (!first) out.push_back(',');
+          first = false;
+          obs::AppendJsonString(out, t);
+        }
+        out += "]}";
+      }
+      out += "]";
+    }
+    out += "}";
+  }
+  out += "]}\n";
+  return out;
+}
+
+}  // namespace tickwire::net

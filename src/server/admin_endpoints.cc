@@ -1,0 +1,148 @@
+#include "server/admin_endpoints.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "net/connz.h"
+#include "net/metrics.h"
+#include "observability/log.h"
+
+namespace tickwire::server {
+namespace {
+
+namespace asio = boost::asio;
+using std::chrono::milliseconds;
+
+constexpr milliseconds kReadyProbeTimeout{1000};
+constexpr milliseconds kConnzTimeout{5000};
+
+// Runs `collect(worker)` on each worker's own thread, then `done(results)` on `home`'s thread,
+// or `timed_out()` there if some worker has not answered within `timeout`. Exactly one of the
+// two runs.
+template <typename T>
+void GatherFromWorkers(const std::vector<net::Worker*>& workers, asio::io_context& home,
+                       milliseconds timeout, std::function<T(net::Worker&)> collect,
+                       std::function<void(std::vector<T>)> done, std::function<void()> timed_out) {
+  struct State {
+    explicit State(asio::io_context& io, std::size_t n) : timer(io), results(n), remaining(n) {}
+    asio::steady_timer timer;
+    std::vector<T> results;              // slot i written by worker i only
+    std::atomic<std::size_t> remaining;  // the last worker to finish hands over to home
+    bool finished = false;               // home's thread only
+    std::function<void(std::vector<T>)> done;
+    std::function<void()> timed_out;
+  };
+  auto state = std::make_shared<State>(home, workers.size());
+  state->done = std::move(done);
+  state->timed_out = std::move(timed_out);
+  state->timer.expires_after(timeout);
+  state->timer.async_wait([state](const boost::system::error_code& ec) {
+    if (ec || state->finished) return;
+    state->finished = true;
+    state->timed_out();
+  });
+  for (std::size_t i = 0; i < workers.size(); ++i) {
+    net::Worker* w = workers[i];
+    asio::post(w->io(), [state, i, w, collect, &home]() mutable {
+      state->results[i] = collect(*w);
+      if (state->remaining.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+      asio::post(home, [state = std::move(state)] {
+        if (state->finished) return;
+        state->finished = true;
+        state->timer.cancel();
+        state->done(std::move(state->results));
+      });
+    });
+  }
+}
+
+obs::HttpResponse Text(unsigned status, std::string body) {
+  return {status, "text/plain; charset=utf-8", std::move(body)};
+}
+
+obs::HttpResponse JsonError(unsigned status, const std::string& message) {
+  std::string body = "{\"error\":";
+  obs::AppendJsonString(body, message);
+  body += "}\n";
+  return {status, "application/json", std::move(body)};
+}
+
+}  // namespace
+
+std::string Readiness::NotReadyReason() const {
+  if (draining_.load()) return "draining";
+  if (!accepting_.load()) return "not accepting connections";
+  if (!backplane_.load()) return "cluster backplane not connected";
+  return {};
+}
+
+AdminEndpoints::AdminEndpoints(const net::ServerContext& ctx, const Readiness& readiness,
+                               net::Worker& accept_worker)
+    : ctx_(ctx), readiness_(readiness), accept_worker_(accept_worker) {
+  http_.Handle("/metrics",
+               [this](const obs::HttpRequest&, obs::HttpRespond respond) { Metrics(respond); });
+  http_.Handle("/healthz", [](const obs::HttpRequest&, obs::HttpRespond respond) {
+    respond(Text(200, "ok\n"));
+  });
+  http_.Handle("/readyz",
+               [this](const obs::HttpRequest&, obs::HttpRespond respond) { Ready(respond); });
+  http_.Handle("/connz", [this](const obs::HttpRequest& request, obs::HttpRespond respond) {
+    Connz(request, respond);
+  });
+}
+
+std::string AdminEndpoints::Open(const std::string& host, std::uint16_t port) {
+  return http_.Open(host, port, "METRICS_ADDR");
+}
+
+void AdminEndpoints::Metrics(obs::HttpRespond respond) const {
+  std::vector<const net::WorkerMetrics*> metrics;
+  for (const net::Worker* w : ctx_.workers) metrics.push_back(&w->metrics());
+  respond({200, "text/plain; version=0.0.4; charset=utf-8", net::RenderMetrics(metrics)});
+}
+
+void AdminEndpoints::Ready(obs::HttpRespond respond) {
+  if (auto why = readiness_.NotReadyReason(); !why.empty()) {
+    respond(Text(503, "not ready: " + why + "\n"));
+    return;
+  }
+  // The accept loop runs on this worker: it must answer promptly, not merely exist.
+  GatherFromWorkers<bool>(
+      {&accept_worker_}, http_.io(), kReadyProbeTimeout, [](net::Worker&) { return true; },
+      [this, respond](std::vector<bool>) {
+        auto why = readiness_.NotReadyReason();
+        respond(why.empty() ? Text(200, "ready\n") : Text(503, "not ready: " + why + "\n"));
+      },
+      [respond] { respond(Text(503, "not ready: accept loop not responding\n")); });
+}
+
+void AdminEndpoints::Connz(const obs::HttpRequest& request, obs::HttpRespond respond) {
+  net::ConnzQuery query;
+  if (auto err = net::ParseConnzQuery(request.query, query); !err.empty()) {
+    respond(JsonError(400, err));
+    return;
+  }
+  const auto now = net::Clock::now();
+  GatherFromWorkers<std::vector<net::ConnectionInfo>>(
+      ctx_.workers, http_.io(), kConnzTimeout,
+      [now, subs = query.subs](net::Worker& w) {
+        std::vector<net::ConnectionInfo> out;
+        w.CollectConnections(now, subs, out);
+        return out;
+      },
+      [respond, query](std::vector<std::vector<net::ConnectionInfo>> parts) {
+        std::vector<net::ConnectionInfo> all;
+        for (auto& p : parts) {
+          for (auto& c : p) all.push_back(std::move(c));
+        }
+        respond({200, "application/json", net::RenderConnz(std::move(all), query)});
+      },
+      [respond] { respond(JsonError(503, "a worker did not answer within 5 s")); });
+}
+
+}  // namespace tickwire::server
