@@ -3,9 +3,6 @@
 // and per-topic seq integrity. Consumers share a small io_context thread pool and read raw
 // DATA_BATCH payloads with protocol::ScanDataBatch (no protobuf objects).
 
-#include <sys/resource.h>
-#include <time.h>
-
 #include <atomic>
 #include <cstdio>
 #include <memory>
@@ -17,6 +14,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "bench_common.h"
 #include "commands.h"
 #include "common.h"
 #include "latency_histogram.h"
@@ -46,21 +44,6 @@ struct BenchFlags {
   // server's per-connection output limit (0 = no limit: overrun and count slow consumers).
   std::uint64_t max_inflight = 2000;
 };
-
-std::int64_t RealtimeNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
-double SelfCpuSeconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  auto secs = [](const timeval& tv) {
-    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
-  };
-  return secs(ru.ru_utime) + secs(ru.ru_stime);
-}
 
 // The measurement window in CLOCK_REALTIME ns. Set before the producer starts; read-only after.
 struct Window {
@@ -268,26 +251,9 @@ int RunFanout(const BenchFlags& f) {
   ConnectionFlags conn = f.conn;
   std::unique_ptr<SpawnedServer> server;
   if (!f.spawn.empty()) {
-    if (conn.user.empty()) conn.user = "bench";
-    if (conn.pass.empty()) conn.pass = "bench";
-    std::map<std::string, std::string> env = {{"STREAM_USER", conn.user},
-                                              {"STREAM_PASS", conn.pass}};
-    for (const auto& kv : f.server_env) {
-      const auto eq = kv.find('=');
-      if (eq == std::string::npos || eq == 0) {
-        PrintError("--server-env expects K=V, got '" + kv + "'");
-        return 2;
-      }
-      env[kv.substr(0, eq)] = kv.substr(eq + 1);
-    }
     // Before any thread exists: fork in a single-threaded process.
-    server = std::make_unique<SpawnedServer>();
-    std::string error;
-    if (!server->Start(f.spawn, env, std::chrono::seconds(10), error)) {
-      PrintError(error);
-      return 1;
-    }
-    conn.addr = "127.0.0.1:" + std::to_string(server->port());
+    int rc = 0;
+    if (!SpawnBenchServer(f.spawn, f.server_env, conn, server, rc)) return rc;
   }
   std::string error;
   auto base = MakeClientOptions(conn, "tickwire-bench", error);
@@ -566,6 +532,7 @@ void RegisterBench(CLI::App& app, int& exit_code) {
                    "With --rate 0: max ticks ahead of the slowest consumer (0 = unlimited)")
       ->capture_default_str();
   fanout->callback([flags, &exit_code] { exit_code = RunFanout(*flags); });
+  RegisterBenchBars(*bench, exit_code);
 }
 
 }  // namespace tickwire::cli

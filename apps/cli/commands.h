@@ -10,5 +10,7 @@ void RegisterSub(CLI::App& app, int& exit_code);
 void RegisterPub(CLI::App& app, int& exit_code);
 void RegisterBench(CLI::App& app, int& exit_code);
 void RegisterPasswd(CLI::App& app, int& exit_code);
+// `bench bars`, under the `bench` subcommand.
+void RegisterBenchBars(CLI::App& bench, int& exit_code);
 
 }  // namespace tickwire::cli

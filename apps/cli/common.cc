@@ -71,6 +71,21 @@ std::optional<client::ClientOptions> MakeClientOptions(const ConnectionFlags& fl
   return o;
 }
 
+void EnableReconnect(client::ClientOptions& options, const std::string& what) {
+  options.reconnect.enabled = true;
+  options.on_connection = [what](const client::ConnectionEvent& e) {
+    using Type = client::ConnectionEvent::Type;
+    if (e.type == Type::kRetrying) {
+      PrintError(fmt::format("{}: {}; reconnecting in {:.1f} s (attempt {})", what,
+                             e.reason.ToString(), static_cast<double>(e.delay.count()) / 1000.0,
+                             e.attempt));
+    } else if (e.type == Type::kReconnected) {
+      PrintError(fmt::format("{}: reconnected; {} subscription{} resumed", what, e.resubscribed,
+                             e.resubscribed == 1 ? "" : "s"));
+    }
+  };
+}
+
 std::optional<std::chrono::milliseconds> ParseDurationFlag(const std::string& text) {
   return config::ParseDuration(text);
 }

@@ -36,6 +36,11 @@ std::optional<client::ClientOptions> MakeClientOptions(const ConnectionFlags& fl
                                                        const std::string& default_name,
                                                        std::string& error);
 
+// Turns on the client library's reconnect and prints its events to stderr as
+// "tickwire <what>: connection lost (...); reconnecting in 1.2 s (attempt 1)" and
+// "tickwire <what>: reconnected; 1 subscription resumed".
+void EnableReconnect(client::ClientOptions& options, const std::string& what);
+
 // CLI11 validator/transform for durations like "10s", "500ms".
 std::optional<std::chrono::milliseconds> ParseDurationFlag(const std::string& text);
 

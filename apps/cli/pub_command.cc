@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "demo_feed.h"
 
 namespace tickwire::cli {
 namespace {
@@ -21,6 +22,8 @@ struct PubFlags {
   bool ack = false;
   std::size_t batch = 100;
   std::vector<std::string> args;
+  bool demo = false;
+  DemoFlags demo_flags;
 };
 
 std::optional<double> ParseNumber(std::string_view s) {
@@ -125,6 +128,13 @@ class Publisher {
 };
 
 int RunPub(const PubFlags& f) {
+  if (f.demo) {
+    if (!f.args.empty()) {
+      PrintError("pub --demo takes no TOPIC PRICE SIZE");
+      return 2;
+    }
+    return RunDemoFeed(f.conn, f.demo_flags);
+  }
   if (!f.args.empty() && f.args.size() != 3) {
     PrintError("pub takes TOPIC PRICE SIZE, or no arguments to read lines from stdin");
     return 2;
@@ -209,6 +219,20 @@ void RegisterPub(CLI::App& app, int& exit_code) {
   cmd->add_flag("--ack", flags->ack, "Ask for PUBLISH_ACK on every frame");
   cmd->add_option("--batch", flags->batch, "Ticks per PUBLISH frame")->capture_default_str();
   cmd->add_option("args", flags->args, "TOPIC PRICE SIZE (omit to read stdin)");
+  auto* demo = cmd->add_flag("--demo", flags->demo,
+                             "Run a synthetic feed: random-walk prices for --symbols at --rate, "
+                             "until Ctrl-C (reconnects when the server goes away)");
+  auto demo_opt = [&](CLI::Option* o) { o->needs(demo)->group("Demo feed (--demo)"); };
+  demo_opt(cmd->add_option("--symbols", flags->demo_flags.symbols,
+                           "Comma-separated symbols (default: BTC-USD,ETH-USD,SOL-USD,AAPL,"
+                           "MSFT,NVDA,EURUSD,GBPUSD)"));
+  demo_opt(cmd->add_option("--rate", flags->demo_flags.rate, "Ticks/s over all symbols")
+               ->capture_default_str());
+  demo_opt(cmd->add_option("--rate-per-symbol", flags->demo_flags.rate_per_symbol,
+                           "Ticks/s per symbol (instead of --rate)"));
+  demo_opt(cmd->add_option("--duration", flags->demo_flags.duration,
+                           "Stop after this long (default: until Ctrl-C)"));
+  demo_opt(cmd->add_option("--seed", flags->demo_flags.seed, "Random seed (0 = random)"));
   cmd->callback([flags, &exit_code] { exit_code = RunPub(*flags); });
 }
 

@@ -74,6 +74,9 @@ bool SpawnedServer::Start(const std::string& binary, const std::map<std::string,
   for (const auto& [k, v] : env) merged[k] = v;
   merged["LISTEN_ADDR"] = "127.0.0.1:0";
   merged["PORT_FILE"] = port_file_;
+  // The metrics endpoint's default port is fixed; a bench server must not collide with another
+  // server on this host (or another bench), so it takes a free one unless --server-env says.
+  if (env.count("METRICS_ADDR") == 0) merged["METRICS_ADDR"] = "127.0.0.1:0";
   // A free metrics port unless the caller chose one, so spawned servers never collide.
   merged.try_emplace("METRICS_ADDR", "127.0.0.1:0");
   std::vector<std::string> env_strings;

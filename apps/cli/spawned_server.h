@@ -28,7 +28,8 @@ class SpawnedServer {
   SpawnedServer& operator=(const SpawnedServer&) = delete;
 
   // Forks and execs `binary` with the current environment plus `env` (LISTEN_ADDR and PORT_FILE
-  // are set here), then waits up to `timeout` for the port file. Call before starting threads.
+  // are set here, METRICS_ADDR to a free loopback port unless `env` has it), then waits up to
+  // `timeout` for the port file. Call before starting threads.
   bool Start(const std::string& binary, const std::map<std::string, std::string>& env,
              std::chrono::milliseconds timeout, std::string& error);
   // SIGTERM, wait up to `grace`, then SIGKILL. Returns the exit status text ("exit 0", ...).

@@ -1,5 +1,7 @@
-// tickwire sub: subscribe and print records, as text or JSON lines.
+// tickwire sub: subscribe and print records, as an aligned table or JSON lines. Reconnects and
+// resumes (through the client library) when the connection is lost, unless --no-reconnect.
 
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -9,6 +11,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "record_format.h"
 
 namespace tickwire::cli {
 namespace {
@@ -20,39 +23,17 @@ struct SubFlags {
   std::uint64_t count = 0;  // 0 = unlimited
   std::string duration;     // empty = unlimited
   std::uint32_t backfill = 0;
+  std::string since;
   std::int64_t since_ms = 0;
+  bool no_reconnect = false;
+  std::uint64_t header_every = 40;  // rows between repeated table headers; 0 = once
   std::vector<std::string> topics;
 };
 
-void AppendRecordText(std::string& out, const client::Record& r) {
-  if (const auto* t = std::get_if<client::Tick>(&r)) {
-    out += fmt::format("{} {} price={} size={} seq={}\n", FormatTimeNs(t->ts_ns), t->topic,
-                       t->price, t->size, t->seq);
-  } else {
-    const auto& b = std::get<client::Bar>(r);
-    out += fmt::format("{} {} O={} H={} L={} C={} volume={} count={} vwap={}\n",
-                       FormatTimeMs(b.start_ms), b.topic, b.open, b.high, b.low, b.close, b.volume,
-                       b.count, b.vwap);
-  }
-}
-
-void AppendRecordJson(std::string& out, const client::Record& r) {
-  if (const auto* t = std::get_if<client::Tick>(&r)) {
-    out += "{\"type\":\"tick\",\"topic\":";
-    AppendJson(out, t->topic);
-    out += fmt::format(",\"price\":{},\"size\":{},\"ts_ns\":{},\"seq\":{},\"prev_seq\":{}}}\n",
-                       t->price, t->size, t->ts_ns, t->seq, t->prev_seq);
-  } else {
-    const auto& b = std::get<client::Bar>(r);
-    out += "{\"type\":\"bar\",\"interval\":\"";
-    out += client::ModeName(b.interval);
-    out += "\",\"topic\":";
-    AppendJson(out, b.topic);
-    out += fmt::format(
-        ",\"start_ms\":{},\"open\":{},\"high\":{},\"low\":{},\"close\":{},\"volume\":{},"
-        "\"count\":{},\"vwap\":{}}}\n",
-        b.start_ms, b.open, b.high, b.low, b.close, b.volume, b.count, b.vwap);
-  }
+std::int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 int RunSub(const SubFlags& f) {
@@ -70,12 +51,27 @@ int RunSub(const SubFlags& f) {
       return 2;
     }
   }
+  std::int64_t since_ms = f.since_ms;
+  if (!f.since.empty()) {
+    const auto parsed = ParseSince(f.since, NowMs());
+    if (!parsed || *parsed <= 0) {
+      PrintError("invalid --since '" + f.since +
+                 "' (use ms since the epoch, 2024-05-01T12:00:00Z, or -5m)");
+      return 2;
+    }
+    since_ms = *parsed;
+  }
+  if (since_ms > 0 && f.backfill > 0) {
+    PrintError("--backfill and --since are exclusive");
+    return 2;
+  }
   std::string error;
   auto options = MakeClientOptions(f.conn, "tickwire-sub", error);
   if (!options) {
     PrintError(error);
     return 2;
   }
+  if (!f.no_reconnect) EnableReconnect(*options, "sub");
   InstallStopSignals();
   auto connected = client::Client::Connect(*options);
   if (!connected.ok()) {
@@ -83,7 +79,7 @@ int RunSub(const SubFlags& f) {
     return 1;
   }
   auto& c = *connected.value();
-  auto sub = c.Subscribe(mode, f.topics, f.backfill, f.since_ms);
+  auto sub = c.Subscribe(mode, f.topics, f.backfill, since_ms);
   if (!sub.ok()) {
     PrintError("subscribe: " + sub.error().ToString());
     return 1;
@@ -92,6 +88,12 @@ int RunSub(const SubFlags& f) {
   const auto start = std::chrono::steady_clock::now();
   std::uint64_t printed = 0;
   std::string out;
+  const std::string header = TableHeader(mode);
+  if (!f.json) {
+    std::fwrite(header.data(), 1, header.size(), stdout);
+    std::fflush(stdout);
+  }
+  std::uint64_t rows_since_header = 0;
   while (!StopRequested()) {
     if (f.count != 0 && printed >= f.count) break;
     auto wait = std::chrono::milliseconds(100);
@@ -108,16 +110,25 @@ int RunSub(const SubFlags& f) {
       for (const auto& r : batch->records) {
         if (f.count != 0 && printed >= f.count) break;
         if (f.json) {
-          AppendRecordJson(out, r);
+          AppendJsonLine(out, r);
         } else {
-          AppendRecordText(out, r);
+          if (f.header_every != 0 && rows_since_header >= f.header_every) {
+            out += header;
+            rows_since_header = 0;
+          }
+          AppendTableRow(out, r);
+          ++rows_since_header;
         }
         ++printed;
       }
       std::fwrite(out.data(), 1, out.size(), stdout);
       std::fflush(stdout);
     } else if (auto* err = std::get_if<client::Error>(&*ev)) {
-      if (!err->fatal) PrintError("warning: " + err->ToString());  // fatal ones end in Closed
+      // Fatal ones end in Closed; a lost connection that is being retried is announced by the
+      // reconnect messages.
+      if (!err->fatal && !err->message.ends_with("(reconnecting)")) {
+        PrintError("warning: " + err->ToString());
+      }
     } else {
       const auto& closed = std::get<client::Closed>(*ev);
       PrintError("connection closed: " +
@@ -135,14 +146,22 @@ void RegisterSub(CLI::App& app, int& exit_code) {
   auto flags = std::make_shared<SubFlags>();
   auto* cmd = app.add_subcommand("sub", "Subscribe to topics and print records");
   AddConnectionFlags(*cmd, flags->conn);
-  cmd->add_option("--mode", flags->mode, "tick, second or minute")
+  cmd->add_option("--mode", flags->mode, "tick, second (1 s bars) or minute (1 min bars)")
       ->check(CLI::IsMember({"tick", "second", "minute"}))
       ->capture_default_str();
-  cmd->add_flag("--json", flags->json, "One JSON object per line");
+  cmd->add_flag("--json", flags->json, "One JSON object per line instead of a table");
   cmd->add_option("--count", flags->count, "Exit after printing N records");
   cmd->add_option("--duration", flags->duration, "Exit after this long (e.g. 10s)");
-  cmd->add_option("--backfill", flags->backfill, "Retained records per topic to send first");
-  cmd->add_option("--since-ms", flags->since_ms, "Send retained records from this Unix ms on");
+  cmd->add_option("--backfill", flags->backfill, "First print up to N retained records per topic");
+  cmd->add_option("--since", flags->since,
+                  "First print retained records from this time on: ms since the epoch, "
+                  "2024-05-01T12:00:00Z, or relative like -5m");
+  cmd->add_option("--since-ms", flags->since_ms, "Same as --since with ms since the epoch");
+  cmd->add_flag("--no-reconnect", flags->no_reconnect,
+                "Exit when the connection is lost instead of reconnecting and resuming");
+  cmd->add_option("--header-every", flags->header_every,
+                  "Repeat the table header every N rows (0 = once)")
+      ->capture_default_str();
   cmd->add_option("topics", flags->topics, "Topics ('*' for all)")->required();
   cmd->callback([flags, &exit_code] { exit_code = RunSub(*flags); });
 }

@@ -7,7 +7,9 @@
 #include <deque>
 #include <exception>
 #include <future>
+#include <map>
 #include <mutex>
+#include <random>
 #include <unordered_map>
 #include <utility>
 #include <variant>
@@ -28,6 +30,7 @@
 #include "client/codec.h"
 #include "protocol/decoder.h"
 #include "protocol/frame.h"
+#include "protocol/wire.h"
 #include "tickwire/v1/tickwire.pb.h"
 
 namespace tickwire::client {
@@ -60,29 +63,39 @@ void Bump(std::atomic<T>& counter, T by = 1) {
 }  // namespace
 
 // All socket state lives on strand_. State shared with user threads (state_, the pull queue,
-// pending requests, outbound byte count) is guarded by mu_; state_ is written only on the strand
-// (under mu_), so strand code may read it without the lock.
+// pending requests, outbound byte count, epoch_) is guarded by mu_; state_ and epoch_ are
+// written only on the strand (under mu_), so strand code may read them without the lock.
 //
-// Reconnect (a later issue) fits here: a new socket + decoder per attempt, the same Impl, and
-// subscriptions_ replayed with since_ms.
+// Each TCP connection is a Conn; handlers capture the Conn they were started for and do
+// nothing once it is no longer conn_ (a reconnect replaced it), so a late completion of an old
+// socket's operation never touches the new one.
 class Client::Impl : public std::enable_shared_from_this<Impl> {
  public:
-  enum class State { kConnecting, kAuthenticating, kOpen, kClosed };
-  // What a pending request receives: subscription_id, accepted count, or an error.
+  // kConnecting/kAuthenticating/kResuming are passed through by every (re)connect attempt;
+  // kReconnecting is the wait before an attempt.
+  enum class State { kConnecting, kAuthenticating, kResuming, kOpen, kReconnecting, kClosed };
+  // What a pending request receives: subscription_id (or handle), accepted count, or an error.
   using Reply = std::variant<std::uint64_t, std::uint32_t, Error>;
+
+  // What a subscription is, as the caller asked for it.
+  struct SubscriptionSpec {
+    Mode mode = Mode::kTick;
+    std::vector<std::string> topics;
+    bool wildcard = false;
+    std::uint32_t backfill = 0;
+    std::int64_t since_ms = 0;
+  };
 
   Impl(ClientOptions options, asio::io_context& io)
       : options_(std::move(options)),
         strand_(asio::make_strand(io)),
         resolver_(strand_),
-        socket_(strand_),
         connect_timer_(strand_),
         heartbeat_timer_(strand_),
-        // The server never sends more than its max_msg_size; before AUTH_OK we do not know it,
-        // so accept up to the hard protocol maximum (still bounded).
-        decoder_(protocol::kMaxMaxMsgSize),
-        read_buf_(std::max<std::size_t>(options_.read_buffer_size, 4096)) {
+        reconnect_timer_(strand_),
+        rng_(std::random_device{}()) {
     pull_batches_ = !options_.on_batch && !options_.on_raw_batch;
+    reconnect_ = options_.reconnect.enabled;
   }
 
   // --- user threads -----------------------------------------------------------------------
@@ -113,34 +126,67 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     if (mode != Mode::kSecond && mode != Mode::kMinute && mode != Mode::kTick) {
       return MakeError(ErrorKind::kInvalidArgument, "invalid mode");
     }
-    const std::uint32_t id = NextRequestId();
-    auto reply = Request(codec::EncodeSubscribe(id, mode, topics, backfill, since_ms), id, true);
-    if (!reply.ok()) return reply.error();
-    if (auto* sub = std::get_if<std::uint64_t>(&reply.value())) return *sub;
-    if (auto* err = std::get_if<Error>(&reply.value())) return *err;
-    return MakeError(ErrorKind::kProtocol, "SUBSCRIBE answered by PUBLISH_ACK");
+    auto spec = std::make_shared<SubscriptionSpec>();
+    spec->mode = mode;
+    spec->topics = topics;
+    spec->wildcard = std::find(topics.begin(), topics.end(), "*") != topics.end();
+    spec->backfill = backfill;
+    spec->since_ms = since_ms;
+    const auto deadline = Clock::now() + options_.request_timeout;
+    while (true) {
+      const std::uint32_t id = NextRequestId();
+      auto reply = Request(codec::EncodeSubscribe(id, mode, topics, backfill, since_ms), id, true,
+                           deadline, reconnect_ ? spec : nullptr);
+      if (!reply.ok()) return reply.error();
+      if (auto* sub = std::get_if<std::uint64_t>(&reply.value())) return *sub;
+      if (auto* err = std::get_if<Error>(&reply.value())) {
+        // The connection broke before the answer: the new one starts without this
+        // subscription, so ask again once it is back (Request waits for that).
+        if (reconnect_ && err->kind == ErrorKind::kIo && !err->fatal && Clock::now() < deadline) {
+          continue;
+        }
+        return *err;
+      }
+      return MakeError(ErrorKind::kProtocol, "SUBSCRIBE answered by PUBLISH_ACK");
+    }
   }
 
   Result<void> Unsubscribe(std::uint64_t subscription_id) {
-    const std::uint32_t id = NextRequestId();
-    auto reply = Request(codec::EncodeUnsubscribe(id, subscription_id), id, false);
-    if (!reply.ok()) return reply.error();
-    return {};
+    if (!reconnect_) {
+      const std::uint32_t id = NextRequestId();
+      auto reply = Request(codec::EncodeUnsubscribe(id, subscription_id), id, false,
+                           Clock::now() + options_.request_timeout, nullptr);
+      if (!reply.ok()) return reply.error();
+      return {};
+    }
+    // Handles live on the strand: forget the subscription there (so no resume brings it back)
+    // and unsubscribe its current server id.
+    if (strand_.running_in_this_thread()) return DoUnsubscribe(subscription_id);
+    auto done = std::make_shared<std::promise<Result<void>>>();
+    auto fut = done->get_future();
+    asio::post(strand_, [self = shared_from_this(), subscription_id, done] {
+      done->set_value(self->DoUnsubscribe(subscription_id));
+    });
+    if (fut.wait_for(options_.request_timeout) == std::future_status::timeout) {
+      return MakeError(ErrorKind::kTimeout, "unsubscribe did not run (is the io_context run?)");
+    }
+    return fut.get();
   }
 
   Result<std::uint32_t> Publish(std::span<const Tick> ticks, bool ack) {
     if (ticks.empty()) return 0u;
     const std::uint32_t id = NextRequestId();
     std::string frame = codec::EncodePublish(id, ticks, ack);
-    const std::uint32_t limit =
-        auth_info_.max_msg_size != 0 ? auth_info_.max_msg_size : protocol::kDefaultMaxMsgSize;
+    const std::uint32_t server_limit = max_msg_size_.load(std::memory_order_relaxed);
+    const std::uint32_t limit = server_limit != 0 ? server_limit : protocol::kDefaultMaxMsgSize;
     if (frame.size() - protocol::kHeaderSize > limit) {
       return MakeError(ErrorKind::kInvalidArgument,
                        "PUBLISH of " + std::to_string(ticks.size()) + " ticks is " +
                            std::to_string(frame.size() - protocol::kHeaderSize) +
                            " bytes, over max_msg_size " + std::to_string(limit) + "; split it");
     }
-    auto reply = Request(std::move(frame), id, ack);
+    auto reply =
+        Request(std::move(frame), id, ack, Clock::now() + options_.request_timeout, nullptr);
     if (!reply.ok()) return reply.error();
     if (!ack) return static_cast<std::uint32_t>(ticks.size());
     if (auto* accepted = std::get_if<std::uint32_t>(&reply.value())) return *accepted;
@@ -156,9 +202,7 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
       events_.pop_front();
       if (read_paused_ && events_.size() <= options_.queue_capacity / 2) {
         read_paused_ = false;
-        asio::post(strand_, [self = shared_from_this()] {
-          if (self->state_ != State::kClosed) self->StartRead();
-        });
+        asio::post(strand_, [self = shared_from_this()] { self->ResumeRead(); });
       }
       return ev;
     }
@@ -187,6 +231,18 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     return state_ == State::kClosed;
   }
 
+  ConnectionState state() const {
+    std::lock_guard lock(mu_);
+    switch (state_) {
+      case State::kOpen:
+        return ConnectionState::kOpen;
+      case State::kClosed:
+        return ConnectionState::kClosed;
+      default:
+        return ever_open_ ? ConnectionState::kReconnecting : ConnectionState::kConnecting;
+    }
+  }
+
   std::optional<Error> close_reason() const {
     std::lock_guard lock(mu_);
     return close_reason_;
@@ -202,39 +258,96 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     s.read_pauses = read_pauses_.load(std::memory_order_relaxed);
     s.dropped_events = dropped_events_.load(std::memory_order_relaxed);
     s.heartbeats_sent = heartbeats_sent_.load(std::memory_order_relaxed);
+    s.disconnects = disconnects_.load(std::memory_order_relaxed);
+    s.reconnect_attempts = reconnect_attempts_.load(std::memory_order_relaxed);
+    s.reconnects = reconnects_.load(std::memory_order_relaxed);
+    s.resubscribe_failures = resubscribe_failures_.load(std::memory_order_relaxed);
+    s.duplicates_dropped = duplicates_dropped_.load(std::memory_order_relaxed);
+    s.tick_gaps = tick_gaps_.load(std::memory_order_relaxed);
     return s;
   }
 
  private:
+  // One TCP connection and everything that dies with it.
+  struct Conn {
+    Conn(asio::strand<asio::io_context::executor_type>& strand, std::size_t read_buffer_size)
+        : socket(strand),
+          // The server never sends more than its max_msg_size; before AUTH_OK we do not know
+          // it, so accept up to the hard protocol maximum (still bounded).
+          decoder(protocol::kMaxMaxMsgSize),
+          read_buf(std::max<std::size_t>(read_buffer_size, 4096)) {}
+
+    tcp::socket socket;
+    std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls;  // over `socket` with TLS on
+    protocol::FrameDecoder decoder;
+    std::vector<std::uint8_t> read_buf;
+    std::deque<std::string> out_queue;  // frames waiting for the write in flight
+    std::vector<std::string> writing;   // frames of the write in flight (kept alive for it)
+    std::vector<asio::const_buffer> buffers;
+    bool write_in_flight = false;
+    bool read_paused = false;            // stopped until Next() drains the pull queue
+    std::uint64_t last_batch_seq = 0;    // batch_seq starts at 1 on every connection
+    Clock::time_point last_rx{};         // last bytes from the server (idle detection)
+    Clock::time_point last_heartbeat{};  // last HEARTBEAT sent (or AUTH_OK)
+    std::chrono::milliseconds heartbeat_interval{0};
+    std::chrono::milliseconds idle_timeout{0};  // 0: not checked
+  };
+  using ConnPtr = std::shared_ptr<Conn>;
+
+  // A subscription the client resumes after a reconnect (reconnect enabled only).
+  struct Subscription {
+    std::shared_ptr<const SubscriptionSpec> spec;
+    std::uint64_t server_id = 0;  // on the current connection; 0 while not (re)established
+    std::int64_t anchor_ms = 0;   // complete from here: the caller's since_ms or first OK time
+  };
+
+  // A request waiting for its reply. `subscribe` is set for a SUBSCRIBE whose OK registers a
+  // resumable subscription (on the strand, so that no reconnect can slip in between).
+  struct Pending {
+    std::promise<Reply> promise;
+    std::shared_ptr<const SubscriptionSpec> subscribe;
+  };
+
   std::uint32_t NextRequestId() {
     std::uint32_t id = next_request_id_.fetch_add(1, std::memory_order_relaxed);
     if (id == 0) id = next_request_id_.fetch_add(1, std::memory_order_relaxed);  // 0 = "none"
     return id;
   }
 
-  // Queues `frame` for writing (waiting for outbound space up to request_timeout) and, with
-  // `wait_reply`, waits for the reply carrying `request_id`.
-  Result<Reply> Request(std::string frame, std::uint32_t request_id, bool wait_reply) {
-    const auto deadline = Clock::now() + options_.request_timeout;
-    std::promise<Reply> promise;
-    auto future = promise.get_future();
+  // Queues `frame` for writing (waiting, until `deadline`, for the connection to be open and for
+  // outbound space) and, with `wait_reply`, waits for the reply carrying `request_id`.
+  Result<Reply> Request(std::string frame, std::uint32_t request_id, bool wait_reply,
+                        Clock::time_point deadline,
+                        std::shared_ptr<const SubscriptionSpec> subscribe) {
+    Pending pending;
+    pending.subscribe = std::move(subscribe);
+    auto future = pending.promise.get_future();
+    std::uint64_t epoch = 0;
     {
       std::unique_lock lock(mu_);
       const bool ready = cv_.wait_until(lock, deadline, [&] {
-        return state_ != State::kOpen || out_bytes_ == 0 ||
-               out_bytes_ + frame.size() <= options_.max_outbound_bytes;
+        if (state_ == State::kClosed) return true;
+        if (state_ != State::kOpen) return false;  // reconnecting: wait for it
+        return out_bytes_ == 0 || out_bytes_ + frame.size() <= options_.max_outbound_bytes;
       });
-      if (state_ != State::kOpen) return ClosedError();
+      if (state_ == State::kClosed) return ClosedError();
+      if (!ready && state_ != State::kOpen) {
+        return MakeError(ErrorKind::kTimeout, "not connected for " +
+                                                  std::to_string(options_.request_timeout.count()) +
+                                                  " ms (reconnecting)");
+      }
       if (!ready) {
         return MakeError(ErrorKind::kTimeout, "outbound buffer full for " +
                                                   std::to_string(options_.request_timeout.count()) +
                                                   " ms (server not reading?)");
       }
       out_bytes_ += frame.size();
-      if (wait_reply) pending_.emplace(request_id, std::move(promise));
+      epoch = epoch_;
+      if (wait_reply) pending_.emplace(request_id, std::move(pending));
     }
-    asio::post(strand_, [self = shared_from_this(), f = std::move(frame)]() mutable {
-      self->EnqueueWrite(std::move(f));
+    asio::post(strand_, [self = shared_from_this(), f = std::move(frame), epoch]() mutable {
+      // A frame meant for a connection that is gone is dropped (its reply already failed).
+      if (epoch == self->epoch_ && self->conn_) self->EnqueueWrite(self->conn_, std::move(f));
     });
     if (!wait_reply) return Reply{};
     if (future.wait_until(deadline) == std::future_status::timeout) {
@@ -260,9 +373,13 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
   // --- strand -----------------------------------------------------------------------------
 
   void StartConnect() {
+    auto conn = std::make_shared<Conn>(strand_, options_.read_buffer_size);
+    conn_ = conn;
+    SetState(State::kConnecting);
     connect_timer_.expires_after(options_.connect_timeout);
-    connect_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      if (ec || self->state_ == State::kOpen || self->state_ == State::kClosed) return;
+    connect_timer_.async_wait([self = shared_from_this(), conn](boost::system::error_code ec) {
+      if (ec || conn != self->conn_) return;
+      if (self->state_ != State::kConnecting && self->state_ != State::kAuthenticating) return;
       self->Fail(MakeError(ErrorKind::kTimeout,
                            std::string(self->state_ == State::kConnecting ? "connect" : "AUTH") +
                                " to " + self->Endpoint() + " timed out after " +
@@ -270,57 +387,62 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     });
     resolver_.async_resolve(
         options_.host, std::to_string(options_.port),
-        [self = shared_from_this()](boost::system::error_code ec, tcp::resolver::results_type r) {
-          if (self->state_ == State::kClosed) return;
+        [self = shared_from_this(), conn](boost::system::error_code ec,
+                                          tcp::resolver::results_type r) {
+          if (conn != self->conn_) return;
           if (ec) {
             self->Fail(MakeError(ErrorKind::kConnect,
                                  "resolve " + self->options_.host + ": " + ec.message()));
             return;
           }
-          asio::async_connect(self->socket_, r,
-                              [self](boost::system::error_code cec, const tcp::endpoint&) {
-                                self->OnConnected(cec);
+          asio::async_connect(conn->socket, r,
+                              [self, conn](boost::system::error_code cec, const tcp::endpoint&) {
+                                self->OnConnected(conn, cec);
                               });
         });
   }
 
-  void OnConnected(boost::system::error_code ec) {
-    if (state_ == State::kClosed) return;
+  void OnConnected(const ConnPtr& conn, boost::system::error_code ec) {
+    if (conn != conn_) return;
     if (ec) {
       Fail(MakeError(ErrorKind::kConnect, Endpoint() + ": " + ec.message()));
       return;
     }
     boost::system::error_code ignored;
-    socket_.set_option(tcp::no_delay(true), ignored);
+    conn->socket.set_option(tcp::no_delay(true), ignored);
+    conn->last_rx = Clock::now();
     if (options_.tls.enabled) {
-      StartTls();
+      StartTls(conn);
       return;
     }
-    SendAuth();
+    SendAuth(conn);
   }
 
   // TLS: verify the server against the CA file (or the system's) and the host, then AUTH.
-  void StartTls() {
+  void StartTls(const ConnPtr& conn) {
     const auto& t = options_.tls;
-    tls_context_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
-    SSL_CTX_set_min_proto_version(tls_context_->native_handle(), TLS1_2_VERSION);
-    boost::system::error_code ec;
-    if (t.ca_file.empty()) {
-      tls_context_->set_default_verify_paths(ec);
-    } else {
-      tls_context_->load_verify_file(t.ca_file, ec);
+    if (!tls_context_) {
+      auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+      SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+      boost::system::error_code ec;
+      if (t.ca_file.empty()) {
+        ctx->set_default_verify_paths(ec);
+      } else {
+        ctx->load_verify_file(t.ca_file, ec);
+      }
+      if (!ec && !t.cert_file.empty()) ctx->use_certificate_chain_file(t.cert_file, ec);
+      if (!ec && !t.key_file.empty()) {
+        ctx->use_private_key_file(t.key_file, asio::ssl::context::pem, ec);
+      }
+      if (!ec) ctx->set_verify_mode(asio::ssl::verify_peer, ec);
+      if (ec) {
+        Fail(MakeError(ErrorKind::kConnect, "TLS setup: " + ec.message()));
+        return;
+      }
+      tls_context_ = std::move(ctx);
     }
-    if (!ec && !t.cert_file.empty()) tls_context_->use_certificate_chain_file(t.cert_file, ec);
-    if (!ec && !t.key_file.empty()) {
-      tls_context_->use_private_key_file(t.key_file, asio::ssl::context::pem, ec);
-    }
-    if (!ec) tls_context_->set_verify_mode(asio::ssl::verify_peer, ec);
-    if (ec) {
-      Fail(MakeError(ErrorKind::kConnect, "TLS setup: " + ec.message()));
-      return;
-    }
-    tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, *tls_context_);
-    SSL* ssl = tls_->native_handle();
+    conn->tls = std::make_unique<asio::ssl::stream<tcp::socket&>>(conn->socket, *tls_context_);
+    SSL* ssl = conn->tls->native_handle();
     boost::system::error_code not_ip;
     asio::ip::make_address(options_.host, not_ip);
     if (not_ip) {
@@ -331,23 +453,24 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     } else {
       X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), options_.host.c_str());
     }
-    tls_->async_handshake(
-        asio::ssl::stream_base::client, [self = shared_from_this()](boost::system::error_code hec) {
-          if (self->state_ == State::kClosed) return;
-          if (hec) {
-            self->Fail(MakeError(ErrorKind::kConnect,
-                                 "TLS handshake with " + self->Endpoint() + ": " + hec.message()));
-            return;
-          }
-          self->SendAuth();
-        });
+    conn->tls->async_handshake(asio::ssl::stream_base::client, [self = shared_from_this(), conn](
+                                                                   boost::system::error_code hec) {
+      if (conn != self->conn_ || self->state_ == State::kClosed) return;
+      if (hec) {
+        self->Fail(MakeError(ErrorKind::kConnect,
+                             "TLS handshake with " + self->Endpoint() + ": " + hec.message()));
+        return;
+      }
+      self->SendAuth(conn);
+    });
   }
 
-  void SendAuth() {
+  void SendAuth(const ConnPtr& conn) {
     SetState(State::kAuthenticating);
-    EnqueueWrite(codec::EncodeAuth(options_.username, options_.password, options_.client_name),
+    EnqueueWrite(conn,
+                 codec::EncodeAuth(options_.username, options_.password, options_.client_name),
                  /*counted=*/false);
-    StartRead();
+    StartRead(conn);
   }
 
   std::string Endpoint() const { return options_.host + ":" + std::to_string(options_.port); }
@@ -355,23 +478,36 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
   void SetState(State s) {
     std::lock_guard lock(mu_);
     state_ = s;
+    if (s == State::kOpen) ever_open_ = true;
     cv_.notify_all();
   }
 
-  void StartRead() {
-    if (tls_) {
-      tls_->async_read_some(asio::buffer(read_buf_),
-                            [self = shared_from_this()](boost::system::error_code ec,
-                                                        std::size_t n) { self->OnRead(ec, n); });
+  void StartRead(const ConnPtr& conn) {
+    if (conn->tls) {
+      conn->tls->async_read_some(
+          asio::buffer(conn->read_buf),
+          [self = shared_from_this(), conn](boost::system::error_code ec, std::size_t n) {
+            self->OnRead(conn, ec, n);
+          });
       return;
     }
-    socket_.async_read_some(asio::buffer(read_buf_),
-                            [self = shared_from_this()](boost::system::error_code ec,
-                                                        std::size_t n) { self->OnRead(ec, n); });
+    conn->socket.async_read_some(
+        asio::buffer(conn->read_buf),
+        [self = shared_from_this(), conn](boost::system::error_code ec, std::size_t n) {
+          self->OnRead(conn, ec, n);
+        });
   }
 
-  void OnRead(boost::system::error_code ec, std::size_t n) {
-    if (state_ == State::kClosed) return;
+  // Next() drained the pull queue: read again if this connection had paused.
+  void ResumeRead() {
+    if (state_ == State::kClosed || !conn_ || !conn_->read_paused) return;
+    conn_->read_paused = false;
+    conn_->last_rx = Clock::now();  // the pause was ours, not the server's silence
+    StartRead(conn_);
+  }
+
+  void OnRead(const ConnPtr& conn, boost::system::error_code ec, std::size_t n) {
+    if (conn != conn_ || state_ == State::kClosed) return;
     if (ec) {
       if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
         Fail(MakeError(ErrorKind::kIo, "server closed the connection", true));
@@ -381,13 +517,14 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
       return;
     }
     Bump(bytes_received_, std::uint64_t{n});
+    conn->last_rx = Clock::now();
     const auto err =
-        decoder_.Feed(std::span<const std::uint8_t>(read_buf_.data(), n),
-                      [this](std::uint8_t type, std::span<const std::uint8_t> payload) {
-                        Bump(frames_received_);
-                        return OnFrame(type, payload);
-                      });
-    if (state_ == State::kClosed) return;
+        conn->decoder.Feed(std::span<const std::uint8_t>(conn->read_buf.data(), n),
+                           [this, &conn](std::uint8_t type, std::span<const std::uint8_t> payload) {
+                             Bump(frames_received_);
+                             return OnFrame(conn, type, payload);
+                           });
+    if (conn != conn_ || state_ == State::kClosed) return;
     if (err) {
       Fail(MakeError(ErrorKind::kProtocol, "bad frame header from server: " + err.message(), true));
       return;
@@ -398,32 +535,36 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
         // Backpressure: stop reading until Next() drains the queue; the server's output to us
         // then backs up (and it may close us as a slow consumer, which is the contract).
         read_paused_ = true;
+        conn->read_paused = true;
         Bump(read_pauses_);
         return;
       }
     }
-    StartRead();
+    StartRead(conn);
   }
 
-  // Returns false to stop decoding (the client closed).
-  bool OnFrame(std::uint8_t type, std::span<const std::uint8_t> payload) {
+  // Returns false to stop decoding (the connection is gone or the client closed).
+  bool OnFrame(const ConnPtr& conn, std::uint8_t type, std::span<const std::uint8_t> payload) {
     const auto ft = static_cast<protocol::FrameType>(type);
     if (state_ == State::kAuthenticating && ft != protocol::FrameType::kAuthOk &&
         ft != protocol::FrameType::kError) {
       return ProtocolError("expected AUTH_OK, got " + std::string(protocol::FrameTypeName(type)));
     }
+    bool go_on = true;
     switch (ft) {
       case protocol::FrameType::kAuthOk:
-        return OnAuthOk(payload);
+        go_on = OnAuthOk(conn, payload);
+        break;
       case protocol::FrameType::kError:
-        return OnError(payload);
+        go_on = OnError(payload);
+        break;
       case protocol::FrameType::kSubscribeOk: {
         tickwire::v1::SubscribeOk m;
         if (!m.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
           return ProtocolError("unparsable SUBSCRIBE_OK");
         }
-        CompleteRequest(m.request_id(), Reply(std::in_place_index<0>, m.subscription_id()));
-        return true;
+        OnSubscribeOk(m.request_id(), m.subscription_id());
+        break;
       }
       case protocol::FrameType::kPublishAck: {
         tickwire::v1::PublishAck m;
@@ -431,21 +572,23 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
           return ProtocolError("unparsable PUBLISH_ACK");
         }
         CompleteRequest(m.request_id(), Reply(std::in_place_index<1>, m.accepted()));
-        return true;
+        break;
       }
       case protocol::FrameType::kDataBatch:
-        return OnDataBatch(payload);
+        go_on = OnDataBatch(conn, payload);
+        break;
       case protocol::FrameType::kHeartbeat: {
         tickwire::v1::Heartbeat m;
         if (!m.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
           return ProtocolError("unparsable HEARTBEAT");
         }
-        return true;  // the echo; liveness is the server's business in v1
+        break;  // the echo; it keeps last_rx fresh
       }
       default:
         return ProtocolError("unexpected frame type " + std::to_string(type) + " (" +
                              std::string(protocol::FrameTypeName(type)) + ") from server");
     }
+    return go_on && conn == conn_ && state_ != State::kClosed;
   }
 
   bool ProtocolError(std::string message) {
@@ -453,12 +596,27 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     return false;
   }
 
-  bool OnAuthOk(std::span<const std::uint8_t> payload) {
+  bool OnAuthOk(const ConnPtr& conn, std::span<const std::uint8_t> payload) {
     if (state_ != State::kAuthenticating) return ProtocolError("unexpected AUTH_OK");
     tickwire::v1::AuthOk m;
     if (!m.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
       return ProtocolError("unparsable AUTH_OK");
     }
+    connect_timer_.cancel();
+    max_msg_size_.store(m.max_msg_size(), std::memory_order_relaxed);
+    conn->heartbeat_interval =
+        options_.heartbeat_interval.count() > 0
+            ? options_.heartbeat_interval
+            : std::chrono::milliseconds(m.heartbeat_interval_ms() != 0 ? m.heartbeat_interval_ms()
+                                                                       : 15000);
+    if (reconnect_) {
+      conn->idle_timeout = options_.reconnect.idle_timeout.count() > 0
+                               ? options_.reconnect.idle_timeout
+                               : std::chrono::milliseconds(m.heartbeat_timeout_ms());
+    }
+    conn->last_heartbeat = Clock::now();
+    ScheduleHeartbeat(conn);
+    if (connect_done_) return Resume(conn);
     // Written before connect_result_ is set; user threads read it only after Connect returns.
     auth_info_.session_id = m.session_id();
     auth_info_.heartbeat_interval_ms = m.heartbeat_interval_ms();
@@ -467,17 +625,60 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     auth_info_.batch_window_ms = m.batch_window_ms();
     auth_info_.server_version = m.server_version();
     auth_info_.protocol_version = m.protocol_version();
-    connect_timer_.cancel();
     SetState(State::kOpen);
-    heartbeat_interval_ =
-        options_.heartbeat_interval.count() > 0
-            ? options_.heartbeat_interval
-            : std::chrono::milliseconds(m.heartbeat_interval_ms() != 0 ? m.heartbeat_interval_ms()
-                                                                       : 15000);
-    ScheduleHeartbeat();
     connect_result_.set_value(std::nullopt);
     connect_done_ = true;
     return true;
+  }
+
+  // After a reconnect's AUTH_OK: re-SUBSCRIBE everything with since_ms from what was received.
+  // User requests wait (state kResuming) until every SUBSCRIBE is answered.
+  bool Resume(const ConnPtr& conn) {
+    SetState(State::kResuming);
+    resume_pending_.clear();
+    resumed_ = 0;
+    for (auto& [handle, sub] : subs_) {
+      sub.server_id = 0;
+      const auto& spec = *sub.spec;
+      const std::int64_t since =
+          ResumeSinceMs(spec.since_ms, sub.anchor_ms,
+                        delivered_.NewestPoint(spec.mode, spec.wildcard, spec.topics),
+                        options_.reconnect.resume_lookback);
+      const std::uint32_t id = NextRequestId();
+      resume_pending_.emplace(id, handle);
+      EnqueueWrite(conn, codec::EncodeSubscribe(id, spec.mode, spec.topics, 0, since),
+                   /*counted=*/false);
+    }
+    if (resume_pending_.empty()) FinishResume();
+    return state_ != State::kClosed;
+  }
+
+  void FinishResume() {
+    SetState(State::kOpen);
+    Bump(reconnects_);
+    ConnectionEvent ev;
+    ev.type = ConnectionEvent::Type::kReconnected;
+    ev.attempt = attempt_;
+    ev.resubscribed = resumed_;
+    attempt_ = 0;
+    EmitConnectionEvent(ev);
+  }
+
+  void OnSubscribeOk(std::uint32_t request_id, std::uint64_t server_id) {
+    if (auto it = resume_pending_.find(request_id); it != resume_pending_.end()) {
+      const std::uint64_t handle = it->second;
+      resume_pending_.erase(it);
+      if (auto sub = subs_.find(handle); sub != subs_.end()) {
+        sub->second.server_id = server_id;
+        ++resumed_;
+      } else if (conn_) {
+        // Unsubscribed while its resume was in flight.
+        EnqueueWrite(conn_, codec::EncodeUnsubscribe(NextRequestId(), server_id), false);
+      }
+      if (resume_pending_.empty() && state_ == State::kResuming) FinishResume();
+      return;
+    }
+    CompleteRequest(request_id, Reply(std::in_place_index<0>, server_id));
   }
 
   bool OnError(std::span<const std::uint8_t> payload) {
@@ -485,15 +686,38 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     if (!decoded) return ProtocolError("unparsable ERROR");
     Error e = std::move(*decoded);
     if (state_ == State::kAuthenticating) {
-      // Connect() returns this error; AUTH errors are all fatal, but close either way.
+      // Connect() returns this error (or the reconnect retries or gives up); AUTH errors are
+      // all fatal, but treat it so either way.
       e.fatal = true;
       Fail(std::move(e));
       return false;
     }
+    if (e.request_id != 0) {
+      if (auto it = resume_pending_.find(e.request_id); it != resume_pending_.end()) {
+        // The server refuses a subscription it accepted before (permissions changed, ...):
+        // it is dropped, and the caller hears why.
+        const std::uint64_t handle = it->second;
+        resume_pending_.erase(it);
+        subs_.erase(handle);
+        Bump(resubscribe_failures_);
+        Error r = e;
+        r.request_id = 0;
+        r.fatal = false;
+        r.message = "resuming subscription " + std::to_string(handle) + " failed: " + r.message;
+        if (!e.fatal) {
+          Report(std::move(r));
+          if (state_ == State::kClosed) return false;
+          if (resume_pending_.empty() && state_ == State::kResuming) FinishResume();
+          return state_ != State::kClosed;
+        }
+        Report(std::move(r));
+        if (state_ == State::kClosed) return false;
+      }
+    }
     bool answered = false;
     if (e.request_id != 0) answered = CompleteRequest(e.request_id, Reply(e));
     if (e.fatal) {
-      Fail(std::move(e));  // reported as the close reason, and as an event
+      Fail(std::move(e));  // reported as the close (or disconnect) reason, and as an event
       return false;
     }
     if (!answered) Report(std::move(e));
@@ -502,7 +726,7 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
 
   // Hands a reply to the waiting request; false when nobody waits for that id any more.
   bool CompleteRequest(std::uint32_t request_id, Reply reply) {
-    std::promise<Reply> p;
+    Pending p;
     {
       std::lock_guard lock(mu_);
       auto it = pending_.find(request_id);
@@ -510,35 +734,107 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
       p = std::move(it->second);
       pending_.erase(it);
     }
-    p.set_value(std::move(reply));
+    if (p.subscribe) {
+      if (auto* server_id = std::get_if<std::uint64_t>(&reply)) {
+        // Registered here, on the strand, before anything else can happen to the connection.
+        const std::uint64_t handle = next_handle_++;
+        Subscription sub;
+        sub.spec = p.subscribe;
+        sub.server_id = *server_id;
+        sub.anchor_ms = p.subscribe->since_ms > 0 ? p.subscribe->since_ms : NowUnixMs();
+        subs_.emplace(handle, std::move(sub));
+        reply = Reply(std::in_place_index<0>, handle);
+      }
+    }
+    p.promise.set_value(std::move(reply));
     return true;
   }
 
-  bool OnDataBatch(std::span<const std::uint8_t> payload) {
+  Result<void> DoUnsubscribe(std::uint64_t handle) {
+    if (state_ == State::kClosed) {
+      std::lock_guard lock(mu_);
+      return ClosedError();
+    }
+    auto it = subs_.find(handle);
+    if (it == subs_.end()) {
+      return MakeError(ErrorKind::kInvalidArgument,
+                       "no subscription " + std::to_string(handle) + " on this client");
+    }
+    const std::uint64_t server_id = it->second.server_id;
+    subs_.erase(it);
+    if (server_id != 0 && conn_ && (state_ == State::kOpen || state_ == State::kResuming)) {
+      EnqueueWrite(conn_, codec::EncodeUnsubscribe(NextRequestId(), server_id), false);
+    }
+    return {};
+  }
+
+  bool OnDataBatch(const ConnPtr& conn, std::span<const std::uint8_t> payload) {
     const auto seq = codec::PeekBatchSeq(payload);
     if (!seq) return ProtocolError("malformed DATA_BATCH");
     Bump(batches_);
-    if (*seq != last_batch_seq_ + 1) {
+    if (*seq != conn->last_batch_seq + 1) {
       Bump(batch_gaps_);
-      Error e = MakeError(ErrorKind::kBatchGap, "DATA_BATCH batch_seq " + std::to_string(*seq) +
-                                                    " after " + std::to_string(last_batch_seq_) +
-                                                    " (expected " +
-                                                    std::to_string(last_batch_seq_ + 1) + ")");
+      Error e = MakeError(ErrorKind::kBatchGap,
+                          "DATA_BATCH batch_seq " + std::to_string(*seq) + " after " +
+                              std::to_string(conn->last_batch_seq) + " (expected " +
+                              std::to_string(conn->last_batch_seq + 1) + ")");
       Report(std::move(e));
       if (state_ == State::kClosed) return false;
     }
-    last_batch_seq_ = *seq;
+    conn->last_batch_seq = *seq;
     if (options_.on_raw_batch) {
+      // Raw payloads go out as they came (no filtering), but what they hold still decides where
+      // a resume starts.
+      if (reconnect_ && !TrackRaw(payload)) return ProtocolError("unparsable DATA_BATCH");
       return InvokeCallback([&] { options_.on_raw_batch(*seq, payload); });
     }
     Batch batch;
     if (!codec::DecodeBatch(payload, batch)) return ProtocolError("unparsable DATA_BATCH");
+    if (reconnect_) {
+      const std::uint64_t dups_before = delivered_.duplicates();
+      const std::uint64_t gaps_before = delivered_.tick_gaps();
+      std::erase_if(batch.records, [this](const Record& r) {
+        if (const auto* t = std::get_if<Tick>(&r)) {
+          return !delivered_.AcceptTick(t->topic, t->seq, t->prev_seq, t->ts_ns);
+        }
+        const auto& b = std::get<Bar>(r);
+        return !delivered_.AcceptBar(b.interval, b.topic, b.start_ms);
+      });
+      Bump(duplicates_dropped_, delivered_.duplicates() - dups_before);
+      Bump(tick_gaps_, delivered_.tick_gaps() - gaps_before);
+      if (batch.records.empty()) return true;  // only duplicates
+    }
     Bump(records_, std::uint64_t{batch.records.size()});
     if (options_.on_batch) return InvokeCallback([&] { options_.on_batch(batch); });
     std::lock_guard lock(mu_);
     events_.emplace_back(std::move(batch));
     cv_.notify_all();
     return true;
+  }
+
+  // Records what a raw batch delivers (for resume); false when a record does not parse.
+  bool TrackRaw(std::span<const std::uint8_t> payload) {
+    bool ok = true;
+    const std::uint64_t gaps_before = delivered_.tick_gaps();
+    const auto seq = protocol::ScanDataBatch(payload, [&](protocol::RecordKind kind, auto inner) {
+      if (kind == protocol::RecordKind::kTick) {
+        const auto t = protocol::ParseTickFields(inner);
+        if (!t) {
+          ok = false;
+          return;
+        }
+        delivered_.AcceptTick(t->topic, t->seq, t->prev_seq, t->ts_ns);
+      } else if (kind == protocol::RecordKind::kBar) {
+        const auto b = protocol::ParseBarFields(inner);
+        if (!b) {
+          ok = false;
+          return;
+        }
+        delivered_.AcceptBar(static_cast<Mode>(b->interval), b->topic, b->start_ms);
+      }
+    });
+    Bump(tick_gaps_, delivered_.tick_gaps() - gaps_before);
+    return ok && seq.has_value();
   }
 
   // Runs a user callback; a throwing callback closes the client instead of escaping the thread.
@@ -573,55 +869,80 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     cv_.notify_all();
   }
 
-  void ScheduleHeartbeat() {
-    if (heartbeat_interval_.count() <= 0) return;
-    heartbeat_timer_.expires_after(heartbeat_interval_);
-    heartbeat_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      if (ec || self->state_ != State::kOpen) return;
-      Bump(self->heartbeats_sent_);  // before the write, so a peer that saw it sees the count
-      self->EnqueueWrite(codec::EncodeHeartbeat(NowUnixMs()), /*counted=*/false);
-      self->ScheduleHeartbeat();
+  void EmitConnectionEvent(const ConnectionEvent& ev) {
+    if (options_.on_connection) InvokeCallback([&] { options_.on_connection(ev); });
+  }
+
+  void ScheduleHeartbeat(const ConnPtr& conn) {
+    if (conn->heartbeat_interval.count() <= 0) return;
+    // Wake when the next HEARTBEAT is due, and with idle detection often enough to check it.
+    auto wake = conn->last_heartbeat + conn->heartbeat_interval;
+    if (conn->idle_timeout.count() > 0) {
+      wake = std::min(
+          wake, Clock::now() + std::max(conn->idle_timeout / 4, std::chrono::milliseconds(1)));
+    }
+    heartbeat_timer_.expires_at(wake);
+    heartbeat_timer_.async_wait([self = shared_from_this(), conn](boost::system::error_code ec) {
+      if (ec || conn != self->conn_) return;
+      if (self->state_ != State::kOpen && self->state_ != State::kResuming) return;
+      const auto now = Clock::now();
+      if (conn->idle_timeout.count() > 0 && !conn->read_paused &&
+          now - conn->last_rx > conn->idle_timeout) {
+        self->Fail(MakeError(
+            ErrorKind::kTimeout,
+            "nothing from the server for " + std::to_string(conn->idle_timeout.count()) + " ms",
+            true));
+        return;
+      }
+      if (now - conn->last_heartbeat >= conn->heartbeat_interval) {
+        conn->last_heartbeat = now;
+        Bump(self->heartbeats_sent_);  // before the write, so a peer that saw it sees the count
+        self->EnqueueWrite(conn, codec::EncodeHeartbeat(NowUnixMs()), /*counted=*/false);
+      }
+      self->ScheduleHeartbeat(conn);
     });
   }
 
   // `counted`: the caller already added the frame to out_bytes_ (user requests do, so that
   // they wait for space before queueing).
-  void EnqueueWrite(std::string frame, bool counted = true) {
-    if (state_ == State::kClosed) return;
+  void EnqueueWrite(const ConnPtr& conn, std::string frame, bool counted = true) {
+    if (state_ == State::kClosed || conn != conn_) return;
     if (!counted) {
       std::lock_guard lock(mu_);
       out_bytes_ += frame.size();
     }
-    out_queue_.push_back(std::move(frame));
-    if (!write_in_flight_) StartWrite();
+    conn->out_queue.push_back(std::move(frame));
+    if (!conn->write_in_flight) StartWrite(conn);
   }
 
   // Exactly one write in flight; everything queued behind it goes out in the next gather write.
-  void StartWrite() {
-    writing_.clear();
-    buffers_.clear();
-    while (!out_queue_.empty()) {
-      writing_.push_back(std::move(out_queue_.front()));
-      out_queue_.pop_front();
+  void StartWrite(const ConnPtr& conn) {
+    conn->writing.clear();
+    conn->buffers.clear();
+    while (!conn->out_queue.empty()) {
+      conn->writing.push_back(std::move(conn->out_queue.front()));
+      conn->out_queue.pop_front();
     }
-    for (const auto& f : writing_) buffers_.emplace_back(f.data(), f.size());
-    write_in_flight_ = true;
-    if (tls_) {
-      asio::async_write(*tls_, buffers_,
-                        [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-                          self->OnWrite(ec, n);
-                        });
+    for (const auto& f : conn->writing) conn->buffers.emplace_back(f.data(), f.size());
+    conn->write_in_flight = true;
+    if (conn->tls) {
+      asio::async_write(
+          *conn->tls, conn->buffers,
+          [self = shared_from_this(), conn](boost::system::error_code ec, std::size_t n) {
+            self->OnWrite(conn, ec, n);
+          });
       return;
     }
-    asio::async_write(socket_, buffers_,
-                      [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-                        self->OnWrite(ec, n);
-                      });
+    asio::async_write(
+        conn->socket, conn->buffers,
+        [self = shared_from_this(), conn](boost::system::error_code ec, std::size_t n) {
+          self->OnWrite(conn, ec, n);
+        });
   }
 
-  void OnWrite(boost::system::error_code ec, std::size_t n) {
-    write_in_flight_ = false;
-    if (state_ == State::kClosed) return;
+  void OnWrite(const ConnPtr& conn, boost::system::error_code ec, std::size_t n) {
+    conn->write_in_flight = false;
+    if (conn != conn_ || state_ == State::kClosed) return;
     if (ec) {
       Fail(MakeError(ErrorKind::kIo, "write: " + ec.message(), true));
       return;
@@ -631,22 +952,129 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
       out_bytes_ -= std::min(out_bytes_, n);
       cv_.notify_all();
     }
-    if (!out_queue_.empty()) StartWrite();
+    if (!conn->out_queue.empty()) StartWrite(conn);
   }
 
-  // Closes because of `reason`: it becomes the close reason and, once connected, an event.
+  // Errors a new connection may fix.
+  static bool Retryable(const Error& e) {
+    switch (e.kind) {
+      case ErrorKind::kIo:
+      case ErrorKind::kConnect:
+      case ErrorKind::kTimeout:
+        return true;
+      case ErrorKind::kServer:
+        switch (e.code) {
+          case ErrorCode::kServerDraining:
+          case ErrorCode::kHeartbeatTimeout:
+          case ErrorCode::kSlowConsumer:
+          case ErrorCode::kInternal:
+          case ErrorCode::kAuthTimeout:
+          case ErrorCode::kAuthRateLimited:
+            return true;
+          default:
+            return false;
+        }
+      default:
+        return false;
+    }
+  }
+
+  // The connection (or a connect attempt) failed because of `reason`: reconnect when enabled
+  // and worth it, else close with `reason` as the close reason.
   void Fail(Error reason) {
     reason.fatal = true;
+    if (reconnect_ && connect_done_ && !closing_ && state_ != State::kClosed && Retryable(reason)) {
+      Disconnect(std::move(reason));
+      return;
+    }
     DoClose(std::move(reason));
+  }
+
+  // Drops the current connection and schedules the next attempt.
+  void Disconnect(Error reason) {
+    const bool was_live = state_ == State::kOpen || state_ == State::kResuming;
+    DropConnection(reason);
+    if (was_live) {
+      Bump(disconnects_);
+      Error e = reason;
+      e.fatal = false;  // the client stays usable
+      e.message += " (reconnecting)";
+      Report(e);
+      if (state_ == State::kClosed) return;
+      ConnectionEvent ev;
+      ev.type = ConnectionEvent::Type::kDisconnected;
+      ev.reason = reason;
+      EmitConnectionEvent(ev);
+      if (state_ == State::kClosed) return;
+    }
+    ++attempt_;
+    const auto& ro = options_.reconnect;
+    if (ro.max_attempts != 0 && attempt_ > ro.max_attempts) {
+      Error e = reason;
+      e.message = "gave up reconnecting after " + std::to_string(ro.max_attempts) +
+                  " attempts; last error: " + reason.ToString();
+      DoClose(std::move(e));
+      return;
+    }
+    const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+    const auto delay = reason.kind == ErrorKind::kServer && reason.retry_after_ms != 0
+                           ? RetryAfterDelay(ro, reason.retry_after_ms, u)
+                           : BackoffDelay(ro, attempt_, u);
+    ConnectionEvent ev;
+    ev.type = ConnectionEvent::Type::kRetrying;
+    ev.reason = std::move(reason);
+    ev.attempt = attempt_;
+    ev.delay = delay;
+    EmitConnectionEvent(ev);
+    if (state_ == State::kClosed) return;
+    reconnect_timer_.expires_after(delay);
+    reconnect_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec || self->state_ != State::kReconnecting) return;
+      Bump(self->reconnect_attempts_);
+      self->StartConnect();
+    });
+  }
+
+  // Closes the socket and fails what waited on it; subscriptions and delivered_ stay.
+  void DropConnection(const Error& reason) {
+    std::unordered_map<std::uint32_t, Pending> pending;
+    {
+      std::lock_guard lock(mu_);
+      state_ = State::kReconnecting;
+      ++epoch_;
+      pending.swap(pending_);
+      out_bytes_ = 0;
+      read_paused_ = false;
+      cv_.notify_all();
+    }
+    for (auto& [id, p] : pending) {
+      Error e =
+          MakeError(ErrorKind::kIo, "connection lost before the reply (" + reason.ToString() + ")");
+      e.request_id = id;
+      p.promise.set_value(Reply(std::move(e)));
+    }
+    resume_pending_.clear();
+    for (auto& [handle, sub] : subs_) sub.server_id = 0;
+    boost::system::error_code ignored;
+    resolver_.cancel();
+    connect_timer_.cancel();
+    heartbeat_timer_.cancel();
+    if (conn_) {
+      conn_->socket.shutdown(tcp::socket::shutdown_both, ignored);
+      conn_->socket.close(ignored);
+      conn_->out_queue.clear();
+      conn_.reset();
+    }
   }
 
   void DoClose(std::optional<Error> reason) {
     // closing_ also stops re-entry from callbacks run below (on_error calling Close or throwing).
     if (state_ == State::kClosed || closing_) return;
     closing_ = true;
-    const bool was_open = state_ == State::kOpen;
-    if (reason && was_open) Report(*reason);  // before the gate closes, so on_error sees it
-    std::unordered_map<std::uint32_t, std::promise<Reply>> pending;
+    // Once connected, the close reason is also an event (before the gate closes, so that
+    // on_error sees it); before, Connect() returns it.
+    if (reason && connect_done_) Report(*reason);
+    std::unordered_map<std::uint32_t, Pending> pending;
     Error closed_error;
     {
       std::lock_guard lock(mu_);
@@ -661,15 +1089,19 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
       // A fatal server ERROR for a request answered it already; the rest learn why we closed.
       Error e = closed_error;
       e.request_id = id;
-      p.set_value(Reply(std::move(e)));
+      p.promise.set_value(Reply(std::move(e)));
     }
     boost::system::error_code ignored;
     resolver_.cancel();
     connect_timer_.cancel();
     heartbeat_timer_.cancel();
-    socket_.shutdown(tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
-    out_queue_.clear();
+    reconnect_timer_.cancel();
+    if (conn_) {
+      conn_->socket.shutdown(tcp::socket::shutdown_both, ignored);
+      conn_->socket.close(ignored);
+      conn_->out_queue.clear();
+      conn_.reset();
+    }
     if (!connect_done_) {
       connect_done_ = true;
       connect_result_.set_value(reason ? *reason
@@ -680,40 +1112,44 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
   // Immutable after construction.
   const ClientOptions options_;
   bool pull_batches_ = true;  // batches go to the pull queue (no batch callback)
+  bool reconnect_ = false;    // options_.reconnect.enabled
 
   // Strand only.
   asio::strand<asio::io_context::executor_type> strand_;
   tcp::resolver resolver_;
-  tcp::socket socket_;
-  std::unique_ptr<asio::ssl::context> tls_context_;  // with options_.tls.enabled
-  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
+  std::unique_ptr<asio::ssl::context> tls_context_;  // with options_.tls.enabled, made once
   asio::steady_timer connect_timer_;
   asio::steady_timer heartbeat_timer_;
-  std::chrono::milliseconds heartbeat_interval_{0};
-  protocol::FrameDecoder decoder_;
-  std::vector<std::uint8_t> read_buf_;
-  std::deque<std::string> out_queue_;  // frames waiting for the write in flight
-  std::vector<std::string> writing_;   // frames of the write in flight (kept alive for it)
-  std::vector<asio::const_buffer> buffers_;
-  bool write_in_flight_ = false;
-  std::uint64_t last_batch_seq_ = 0;  // batch_seq starts at 1 on every connection
+  asio::steady_timer reconnect_timer_;
+  ConnPtr conn_;  // the current connection; null while waiting to reconnect and once closed
   std::promise<std::optional<Error>> connect_result_;
   std::future<std::optional<Error>> connect_future_;  // user thread, in Connect only
-  bool connect_done_ = false;
-  bool closing_ = false;  // DoClose is running
-  AuthInfo auth_info_;    // written on the strand before Connect returns; read-only after
+  bool connect_done_ = false;  // Connect() has its answer; later connections are reconnects
+  bool closing_ = false;       // DoClose is running
+  AuthInfo auth_info_;         // written on the strand before Connect returns; read-only after
+  std::uint32_t attempt_ = 0;  // consecutive reconnect attempts since the last success
+  std::mt19937_64 rng_;        // backoff jitter
+  std::map<std::uint64_t, Subscription> subs_;  // by handle, in subscription order
+  std::uint64_t next_handle_ = 1;
+  std::unordered_map<std::uint32_t, std::uint64_t> resume_pending_;  // request_id -> handle
+  std::size_t resumed_ = 0;  // subscriptions re-established by the current resume
+  DeliveredState delivered_;
 
   // Shared with user threads.
   mutable std::mutex mu_;
   std::condition_variable cv_;  // state_, events_, out_bytes_ changes
   State state_ = State::kConnecting;
+  bool ever_open_ = false;
+  std::uint64_t epoch_ = 0;  // bumped when a connection is dropped; frames carry the one they
+                             // were queued for
   std::optional<Error> close_reason_;
   std::deque<Event> events_;  // the pull queue
   bool read_paused_ = false;  // reading stopped until Next() drains events_
   std::size_t out_bytes_ = 0;
-  std::unordered_map<std::uint32_t, std::promise<Reply>> pending_;
+  std::unordered_map<std::uint32_t, Pending> pending_;
 
   std::atomic<std::uint32_t> next_request_id_{1};
+  std::atomic<std::uint32_t> max_msg_size_{0};  // the current connection's AUTH_OK value
   std::atomic<std::uint64_t> frames_received_{0};
   std::atomic<std::uint64_t> bytes_received_{0};
   std::atomic<std::uint64_t> batches_{0};
@@ -722,7 +1158,27 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
   std::atomic<std::uint64_t> read_pauses_{0};
   std::atomic<std::uint64_t> dropped_events_{0};
   std::atomic<std::uint64_t> heartbeats_sent_{0};
+  std::atomic<std::uint64_t> disconnects_{0};
+  std::atomic<std::uint64_t> reconnect_attempts_{0};
+  std::atomic<std::uint64_t> reconnects_{0};
+  std::atomic<std::uint64_t> resubscribe_failures_{0};
+  std::atomic<std::uint64_t> duplicates_dropped_{0};
+  std::atomic<std::uint64_t> tick_gaps_{0};
 };
+
+std::string_view ConnectionStateName(ConnectionState state) {
+  switch (state) {
+    case ConnectionState::kConnecting:
+      return "connecting";
+    case ConnectionState::kOpen:
+      return "open";
+    case ConnectionState::kReconnecting:
+      return "reconnecting";
+    case ConnectionState::kClosed:
+      return "closed";
+  }
+  return "unknown";
+}
 
 Result<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
   std::unique_ptr<asio::io_context> owned;
@@ -789,6 +1245,7 @@ std::optional<Event> Client::Next(std::chrono::milliseconds timeout) {
 
 void Client::Close() { impl_->Close(); }
 bool Client::closed() const { return impl_->closed(); }
+ConnectionState Client::state() const { return impl_->state(); }
 std::optional<Error> Client::close_reason() const { return impl_->close_reason(); }
 ClientStats Client::stats() const { return impl_->stats(); }
 

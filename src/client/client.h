@@ -12,6 +12,7 @@
 
 #include "client/error.h"
 #include "client/records.h"
+#include "client/resume.h"
 
 namespace boost::asio {
 class io_context;
@@ -37,6 +38,30 @@ struct TlsOptions {
   std::string cert_file;  // client certificate and key, for servers that require mTLS
   std::string key_file;
 };
+
+// Where the client's connection stands.
+enum class ConnectionState : std::uint8_t {
+  kConnecting = 0,    // Connect() has not returned yet
+  kOpen = 1,          // connected, authenticated, every subscription (re)established
+  kReconnecting = 2,  // lost; waiting to retry, connecting, authenticating or resubscribing
+  kClosed = 3,        // for good: Close(), a fatal error, or reconnect gave up
+};
+std::string_view ConnectionStateName(ConnectionState state);  // "open", ...
+
+// A change of connection while reconnect is enabled (ClientOptions::on_connection).
+struct ConnectionEvent {
+  enum class Type : std::uint8_t {
+    kDisconnected = 0,  // the connection was lost; `reason` says why
+    kRetrying = 1,      // attempt `attempt` starts after `delay`; `reason`: the last failure
+    kReconnected = 2,   // attempt `attempt` succeeded; `resubscribed` subscriptions resumed
+  };
+  Type type = Type::kDisconnected;
+  Error reason;
+  std::uint32_t attempt = 0;
+  std::chrono::milliseconds delay{0};
+  std::size_t resubscribed = 0;
+};
+using ConnectionCallback = std::function<void(const ConnectionEvent& event)>;
 
 struct ClientOptions {
   std::string host = "127.0.0.1";
@@ -65,6 +90,19 @@ struct ClientOptions {
   BatchCallback on_batch;
   RawBatchCallback on_raw_batch;  // wins over on_batch when both are set
   ErrorCallback on_error;
+  // Reconnect events (io thread, same rules as the callbacks above). Optional: the same facts are
+  // in stats() and state(), and each lost connection is also reported as a non-fatal Error.
+  ConnectionCallback on_connection;
+
+  // Automatic reconnect (off by default). When on, a lost connection (I/O error, EOF, idle
+  // timeout, or a fatal server ERROR that invites a retry: SERVER_DRAINING, HEARTBEAT_TIMEOUT,
+  // SLOW_CONSUMER, INTERNAL, AUTH_TIMEOUT, AUTH_RATE_LIMITED) is retried with backoff, honouring
+  // retry_after_ms. The client re-AUTHs, then re-SUBSCRIBEs every subscription with since_ms
+  // derived from the last record it received (backfill only applies to the first SUBSCRIBE),
+  // and drops the duplicates the resume brings (per topic: tick seq, bar start_ms). Requests
+  // made meanwhile wait for the connection up to request_timeout. Errors that retrying cannot
+  // fix (AUTH_FAILED, protocol violations, a throwing callback) still close the client.
+  ReconnectOptions reconnect;
 
   // Run on this io_context instead of a thread of the client's own (e.g. many clients on a few
   // threads in a load generator). The caller runs it (with a work guard: a paused read leaves no
@@ -93,12 +131,20 @@ struct ClientStats {
   std::uint64_t read_pauses = 0;     // times reading stopped because the pull queue was full
   std::uint64_t dropped_events = 0;  // errors dropped because nobody took them
   std::uint64_t heartbeats_sent = 0;
+  // Reconnect and resume (zero unless ClientOptions::reconnect is enabled).
+  std::uint64_t disconnects = 0;           // established connections lost
+  std::uint64_t reconnect_attempts = 0;    // connection attempts after a loss
+  std::uint64_t reconnects = 0;            // attempts that ended with every subscription resumed
+  std::uint64_t resubscribe_failures = 0;  // subscriptions the server refused on resume (dropped)
+  std::uint64_t duplicates_dropped = 0;    // records already delivered, filtered out
+  std::uint64_t tick_gaps = 0;             // ticks whose prev_seq was not the last seq seen
 };
 
 // A connection to a tickwire server (PROTOCOL.md v1). Methods may be called from any user thread
-// (typically one); frames are read, heartbeats sent and callbacks run on the io thread. There is
-// no reconnect yet: once closed (by Close, a fatal ERROR, an I/O or protocol error), every
-// request fails with ErrorKind::kClosed and Next() returns Closed.
+// (typically one); frames are read, heartbeats sent and callbacks run on the io thread. Once
+// closed (by Close, a fatal ERROR, an I/O or protocol error, or, with reconnect enabled, an error
+// retrying cannot fix or max_attempts failed attempts), every request fails with
+// ErrorKind::kClosed and Next() returns Closed.
 class Client {
  public:
   // Connects, sends AUTH and waits for AUTH_OK (or the server's ERROR, or connect_timeout).
@@ -108,17 +154,25 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
+  // The first connection's AUTH_OK (reconnects do not change it).
   const AuthInfo& auth_info() const;
 
-  // Sends SUBSCRIBE and waits for SUBSCRIBE_OK (returns subscription_id) or the ERROR carrying
-  // its request_id. Pass backfill or since_ms (0 = none) for retained records first.
+  // Sends SUBSCRIBE and waits for SUBSCRIBE_OK or the ERROR carrying its request_id. Pass
+  // backfill or since_ms (0 = none) for retained records first. Returns the server's
+  // subscription_id; with reconnect enabled, a client-side handle instead (1, 2, ...), stable
+  // across reconnects while the server's ids change. A connection lost before the reply is
+  // retried after the reconnect, within request_timeout.
   Result<std::uint64_t> Subscribe(Mode mode, const std::vector<std::string>& topics,
                                   std::uint32_t backfill = 0, std::int64_t since_ms = 0);
-  // Sends UNSUBSCRIBE. The contract has no reply; records already queued may still arrive.
+  // Sends UNSUBSCRIBE for what Subscribe returned. The contract has no reply; records already
+  // queued may still arrive. With reconnect enabled the subscription is also not resumed any
+  // more (kInvalidArgument for an unknown handle).
   Result<void> Unsubscribe(std::uint64_t subscription_id);
   // Sends one PUBLISH frame. With ack, waits for PUBLISH_ACK and returns `accepted`, or the
   // ERROR naming the bad tick; without, returns ticks.size() once the frame is queued. The
-  // frame must fit in the server's max_msg_size (kInvalidArgument otherwise).
+  // frame must fit in the server's max_msg_size (kInvalidArgument otherwise). Publishing is
+  // at most once: a frame queued when the connection breaks is not resent (an acked one fails
+  // with a non-fatal kIo error, and the caller decides).
   Result<std::uint32_t> Publish(std::span<const Tick> ticks, bool ack = false);
 
   // Pull API: the next batch or error, or Closed once closed and drained; nullopt on timeout.
@@ -128,6 +182,7 @@ class Client {
   // callback runs any more. Safe to call from a callback.
   void Close();
   bool closed() const;
+  ConnectionState state() const;
   // The error that closed the client, if it was not Close().
   std::optional<Error> close_reason() const;
   ClientStats stats() const;

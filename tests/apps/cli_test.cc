@@ -98,6 +98,11 @@ class Child {
                      ReadFileOrEmpty(dir_.File("stderr"))};
   }
   std::string Stdout() const { return ReadFileOrEmpty(dir_.File("stdout")); }
+  std::string Stderr() const { return ReadFileOrEmpty(dir_.File("stderr")); }
+  // Sends `sig` to this child only (nothing once it has been reaped).
+  void Signal(int sig) {
+    if (pid_ > 0 && !status_) ::kill(pid_, sig);
+  }
 
  private:
   TempDir dir_;
@@ -235,6 +240,95 @@ TEST(CliTest, BenchFanoutRunsCleanAndStopsByItself) {
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("\"gaps\":0"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"delivered_per_s\""), std::string::npos) << r.out;
+}
+
+TEST(CliTest, BenchBarsDeliversEveryBarOnce) {
+  const RunResult r =
+      RunToEnd({TICKWIRE_CLI_BIN, "bench", "bars", "--spawn", TICKWIRE_SERVER_BIN_PATH, "--topics",
+                "50", "--rate-per-topic", "20", "--subscribers", "3", "--duration", "3s", "--json"},
+               {{"STREAM_USER", "bench"}, {"STREAM_PASS", "bench"}});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("\"missing\":0,\"duplicates\":0,\"count_mismatches\":0"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("\"covered_seconds\":0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"per_second\":[{"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("delivered"), std::string::npos) << r.err;  // the progress line
+}
+
+TEST(CliTest, DemoFeedShowsUpInTheSubTable) {
+  ServerProcess server;
+  ASSERT_TRUE(server.Start()) << server.error();
+  const auto env = ClientEnv(server);
+  Child feed(
+      {TICKWIRE_CLI_BIN, "pub", "--demo", "--symbols", "AAA,BBB", "--rate", "200", "--seed", "3"},
+      env);
+  const RunResult sub =
+      RunToEnd({TICKWIRE_CLI_BIN, "sub", "--mode", "tick", "--count", "6", "*"}, env);
+  EXPECT_EQ(sub.exit_code, 0) << sub.err;
+  EXPECT_EQ(sub.out.rfind("time (UTC)", 0), 0u) << sub.out;  // the header comes first
+  EXPECT_EQ(CountLines(sub.out, "\n"), 7) << sub.out;
+  EXPECT_NE(sub.out.find("AAA"), std::string::npos) << sub.out;
+  EXPECT_NE(sub.out.find("BBB"), std::string::npos) << sub.out;
+  feed.Signal(SIGTERM);  // runs until stopped; stops cleanly on SIGTERM
+  ASSERT_TRUE(feed.Wait(10s));
+  const RunResult f = feed.Result();
+  EXPECT_EQ(f.exit_code, 0) << f.err;
+  EXPECT_NE(f.err.find("published"), std::string::npos) << f.err;
+}
+
+TEST(CliTest, DemoFeedStopsAfterItsDuration) {
+  ServerProcess server;
+  ASSERT_TRUE(server.Start()) << server.error();
+  const RunResult f =
+      RunToEnd({TICKWIRE_CLI_BIN, "pub", "--demo", "--rate-per-symbol", "20", "--duration", "1s"},
+               ClientEnv(server));
+  EXPECT_EQ(f.exit_code, 0) << f.err;
+  EXPECT_NE(f.err.find("8 symbols"), std::string::npos) << f.err;  // the default set
+  EXPECT_NE(f.err.find("160 ticks/s"), std::string::npos) << f.err;
+}
+
+// The server goes away under a running `sub` and comes back on the same port: sub reconnects,
+// resumes and keeps printing.
+TEST(CliTest, SubReconnectsWhenTheServerRestarts) {
+  auto server = std::make_unique<ServerProcess>();
+  ASSERT_TRUE(server->Start()) << server->error();
+  const std::uint16_t port = server->port();
+  const auto env = ClientEnv(*server);
+  Child sub({TICKWIRE_CLI_BIN, "sub", "--mode", "tick", "--json", "--count", "2", "restart.t"},
+            env);
+  // Publish until the subscriber has printed the first tick (it may not be subscribed yet).
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (CountLines(sub.Stdout(), "\n") < 1 && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_EQ(RunToEnd({TICKWIRE_CLI_BIN, "pub", "restart.t", "1", "1"}, env).exit_code, 0);
+    sub.Wait(100ms);
+  }
+  ASSERT_EQ(CountLines(sub.Stdout(), "\n"), 1) << sub.Stdout();
+  ASSERT_EQ(server->Stop(), 0);
+  server = std::make_unique<ServerProcess>(
+      EnvOverrides{{"LISTEN_ADDR", "127.0.0.1:" + std::to_string(port)}});
+  ASSERT_TRUE(server->Start()) << server->error();
+  while (sub.Stderr().find("reconnected") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline && !sub.Wait(50ms)) {
+  }
+  ASSERT_NE(sub.Stderr().find("reconnected"), std::string::npos) << sub.Stderr();
+  ASSERT_EQ(RunToEnd({TICKWIRE_CLI_BIN, "pub", "restart.t", "2", "1"}, env).exit_code, 0);
+  ASSERT_TRUE(sub.Wait(10s)) << sub.Stderr();
+  const RunResult r = sub.Result();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(CountLines(r.out, "\n"), 2) << r.out;
+  EXPECT_NE(r.out.find("\"price\":2"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("SERVER_DRAINING"), std::string::npos) << r.err;
+}
+
+TEST(CliTest, SubRejectsAnUnreadableSince) {
+  const RunResult r = RunToEnd({TICKWIRE_CLI_BIN, "sub", "--since", "yesterday", "*"},
+                               {{"TICKWIRE_ADDR", "127.0.0.1:9"}});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--since"), std::string::npos) << r.err;
+  const RunResult both =
+      RunToEnd({TICKWIRE_CLI_BIN, "sub", "--since", "-5m", "--backfill", "3", "*"},
+               {{"TICKWIRE_ADDR", "127.0.0.1:9"}});
+  EXPECT_EQ(both.exit_code, 2);
 }
 
 }  // namespace

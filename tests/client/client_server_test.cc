@@ -5,6 +5,9 @@
 
 #include <chrono>
 #include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "client/client.h"
 #include "support/server_process.h"
@@ -141,6 +144,254 @@ TEST_F(ClientServerTest, DrainingServerReportsFatalError) {
   // SERVER_DRAINING per the contract; a plain close if the server skipped it.
   EXPECT_TRUE(reason->code == ErrorCode::kServerDraining || reason->kind == ErrorKind::kIo)
       << reason->ToString();
+}
+
+// Reconnect through a real server restart on the same port: the old server drains
+// (SERVER_DRAINING, retry_after_ms), the client waits, re-AUTHs, resumes its subscription, and
+// ticks of the new server (numbered from 1 again) reach it with nothing dropped.
+TEST_F(ClientServerTest, ReconnectsAcrossAServerRestartAndResumes) {
+  std::mutex mu;
+  std::vector<ConnectionEvent> events;
+  auto o = Options("resume");
+  o.reconnect.enabled = true;
+  o.reconnect.initial_backoff = milliseconds(20);
+  o.reconnect.max_backoff = milliseconds(200);
+  o.on_connection = [&](const ConnectionEvent& e) {
+    std::lock_guard lock(mu);
+    events.push_back(e);
+  };
+  auto r = Client::Connect(o);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  auto sub = std::move(r).value();
+  auto handle = sub->Subscribe(Mode::kTick, {"resume.a"});
+  ASSERT_TRUE(handle.ok()) << handle.error().ToString();
+
+  auto publish = [&](double price) {
+    auto pub = Connect("pub");
+    ASSERT_TRUE(pub);
+    std::vector<Tick> ticks = {{"resume.a", price, 1, 0, 0, 0},
+                               {"resume.a", price + 1, 1, 0, 0, 0}};
+    auto acc = pub->Publish(ticks, true);
+    ASSERT_TRUE(acc.ok()) << acc.error().ToString();
+  };
+  auto receive = [&](std::size_t n) {
+    std::vector<Tick> got;
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (got.size() < n && std::chrono::steady_clock::now() < deadline) {
+      auto ev = sub->Next(tickwire::testing::Remaining(deadline));
+      if (!ev) break;
+      if (auto* b = std::get_if<Batch>(&*ev)) {
+        for (auto& rec : b->records) got.push_back(std::get<Tick>(rec));
+      }
+    }
+    return got;
+  };
+  publish(10);
+  auto before = receive(2);
+  ASSERT_EQ(before.size(), 2u);
+  EXPECT_EQ(before[1].seq, 2u);
+
+  const std::uint16_t port = server_->port();
+  EXPECT_EQ(server_->Stop(), 0);
+  server_ = std::make_unique<ServerProcess>(
+      tickwire::testing::EnvOverrides{{"HEARTBEAT_INTERVAL", "100ms"},
+                                      {"HEARTBEAT_TIMEOUT", "2s"},
+                                      {"BATCH_WINDOW_MS", "1"},
+                                      {"LISTEN_ADDR", "127.0.0.1:" + std::to_string(port)}});
+  ASSERT_TRUE(server_->Start()) << server_->error();
+  // retry_after_ms is under 1 s: allow for it, the jitter on top, and the resume.
+  ASSERT_TRUE(tickwire::testing::WaitUntil(
+      [&] { return sub->stats().reconnects == 1 && sub->state() == ConnectionState::kOpen; },
+      milliseconds(8000)))
+      << "state " << ConnectionStateName(sub->state()) << "\n"
+      << server_->Describe();
+  publish(20);
+  auto after = receive(2);
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(after[0].price, 20);
+  EXPECT_EQ(after[0].seq, 1u);  // the new server numbers the topic afresh
+  EXPECT_EQ(after[1].price, 21);
+  EXPECT_FALSE(sub->closed());
+  const auto stats = sub->stats();
+  EXPECT_EQ(stats.disconnects, 1u);
+  EXPECT_EQ(stats.duplicates_dropped, 0u);
+  EXPECT_EQ(stats.tick_gaps, 0u);
+  std::lock_guard lock(mu);
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events.front().type, ConnectionEvent::Type::kDisconnected);
+  EXPECT_EQ(events.front().reason.code, ErrorCode::kServerDraining)
+      << events.front().reason.ToString();
+  EXPECT_EQ(events[1].type, ConnectionEvent::Type::kRetrying);
+  // The server's retry_after_ms (spread over 100-999 ms by the drain) is honoured.
+  EXPECT_GT(events.front().reason.retry_after_ms, 0u);
+  EXPECT_GE(events[1].delay, milliseconds(events.front().reason.retry_after_ms));
+  EXPECT_EQ(events.back().type, ConnectionEvent::Type::kReconnected);
+  EXPECT_EQ(events.back().resubscribed, 1u);
+}
+
+// Resume against retained history: the server keeps running but drops the subscriber again and
+// again (it never sends a HEARTBEAT, so HEARTBEAT_TIMEOUT closes it), while a producer keeps
+// publishing. Through every reconnect the subscriber must see each record exactly once.
+class ResumeTest : public ::testing::Test {
+ protected:
+  static constexpr int kTopics = 3;
+  static constexpr auto kPublishFor = milliseconds(4000);
+
+  void SetUp() override {
+    if (ServerProcess::BinaryPath().empty()) GTEST_SKIP() << "no tickwire-server in this build";
+    server_ = std::make_unique<ServerProcess>(tickwire::testing::EnvOverrides{
+        {"HEARTBEAT_INTERVAL", "100ms"}, {"HEARTBEAT_TIMEOUT", "600ms"}, {"BATCH_WINDOW_MS", "1"}});
+    ASSERT_TRUE(server_->Start()) << server_->error();
+  }
+
+  ClientOptions Options(const std::string& name) const {
+    ClientOptions o;
+    o.port = server_->port();
+    o.username = ServerProcess::kUser;
+    o.password = ServerProcess::kPass;
+    o.client_name = name;
+    o.connect_timeout = kWait;
+    o.request_timeout = kWait;
+    return o;
+  }
+
+  // A subscriber that never heartbeats: the server drops it every HEARTBEAT_TIMEOUT, and it
+  // stays away for `outage` each time.
+  std::unique_ptr<Client> DroppedSubscriber(Mode mode, milliseconds outage) {
+    auto o = Options("dropped");
+    o.heartbeat_interval = milliseconds(60'000);
+    o.reconnect.enabled = true;
+    o.reconnect.initial_backoff = outage;
+    o.reconnect.max_backoff = outage;
+    o.reconnect.jitter = 0;
+    auto r = Client::Connect(o);
+    if (!r.ok()) {
+      ADD_FAILURE() << r.error().ToString();
+      return nullptr;
+    }
+    auto c = std::move(r).value();
+    auto sub = c->Subscribe(mode, {"*"});
+    if (!sub.ok()) {
+      ADD_FAILURE() << sub.error().ToString();
+      return nullptr;
+    }
+    return c;
+  }
+
+  static std::string Topic(int i) { return "resume.t" + std::to_string(i); }
+
+  // Publishes one tick per topic every 10 ms for kPublishFor; returns ticks per topic.
+  std::uint64_t Publish() {
+    auto r = Client::Connect(Options("producer"));
+    if (!r.ok()) {
+      ADD_FAILURE() << r.error().ToString();
+      return 0;
+    }
+    auto pub = std::move(r).value();
+    std::uint64_t n = 0;
+    const auto end = std::chrono::steady_clock::now() + kPublishFor;
+    while (std::chrono::steady_clock::now() < end) {
+      std::vector<Tick> ticks;
+      for (int i = 0; i < kTopics; ++i) {
+        ticks.push_back({Topic(i), 100.0 + static_cast<double>(n % 50), 1, 0, 0, 0});
+      }
+      auto acc = pub->Publish(ticks, true);
+      if (!acc.ok()) {
+        ADD_FAILURE() << acc.error().ToString();
+        return n;
+      }
+      ++n;
+      // Pacing the producer, not waiting for a result.
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    return n;
+  }
+
+  std::unique_ptr<ServerProcess> server_;
+};
+
+TEST_F(ResumeTest, TicksArriveExactlyOnceAcrossRepeatedDrops) {
+  // Ticks go out every 10 ms: any outage misses some unless the resume brings them back.
+  auto sub = DroppedSubscriber(Mode::kTick, milliseconds(20));
+  ASSERT_TRUE(sub);
+  const std::uint64_t published = Publish();
+  ASSERT_GT(published, 0u);
+  std::map<std::string, std::vector<std::uint64_t>> seqs;
+  auto total = [&] {
+    std::size_t n = 0;
+    for (const auto& [t, v] : seqs) n += v.size();
+    return n;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + milliseconds(10'000);
+  while (total() < published * kTopics && std::chrono::steady_clock::now() < deadline) {
+    auto ev = sub->Next(tickwire::testing::Remaining(deadline));
+    if (!ev) break;
+    if (auto* b = std::get_if<Batch>(&*ev)) {
+      for (const auto& rec : b->records) {
+        const auto& t = std::get<Tick>(rec);
+        seqs[t.topic].push_back(t.seq);
+      }
+    }
+    ASSERT_FALSE(std::holds_alternative<Closed>(*ev));
+  }
+  ASSERT_EQ(seqs.size(), static_cast<std::size_t>(kTopics));
+  for (const auto& [topic, v] : seqs) {
+    ASSERT_EQ(v.size(), published) << topic;
+    for (std::size_t i = 0; i < v.size(); ++i) ASSERT_EQ(v[i], i + 1) << topic;  // 1, 2, 3, ...
+  }
+  const auto stats = sub->stats();
+  EXPECT_GE(stats.disconnects, 3u) << "the server should have dropped it several times";
+  EXPECT_GE(stats.reconnects, 3u);
+  EXPECT_EQ(stats.tick_gaps, 0u);
+  EXPECT_FALSE(sub->closed());
+}
+
+TEST_F(ResumeTest, SecondBarsArriveExactlyOnceAcrossRepeatedDrops) {
+  // A bar goes out once a second: outages of a full second each miss at least one, unless the
+  // resume brings it back.
+  auto sub = DroppedSubscriber(Mode::kSecond, milliseconds(1000));
+  ASSERT_TRUE(sub);
+  const std::uint64_t published = Publish();
+  ASSERT_GT(published, 0u);
+  std::map<std::string, std::vector<Bar>> bars;
+  auto counted = [&] {
+    std::uint64_t n = 0;
+    for (const auto& [t, v] : bars) {
+      for (const auto& b : v) n += b.count;
+    }
+    return n;
+  };
+  // The last second closes up to 1 s + BAR_CLOSE_DELAY_MS after publishing stops.
+  const auto deadline = std::chrono::steady_clock::now() + milliseconds(10'000);
+  while (counted() < published * kTopics && std::chrono::steady_clock::now() < deadline) {
+    auto ev = sub->Next(tickwire::testing::Remaining(deadline));
+    if (!ev) break;
+    if (auto* b = std::get_if<Batch>(&*ev)) {
+      for (const auto& rec : b->records) {
+        const auto& bar = std::get<Bar>(rec);
+        bars[bar.topic].push_back(bar);
+      }
+    }
+    ASSERT_FALSE(std::holds_alternative<Closed>(*ev));
+  }
+  ASSERT_EQ(bars.size(), static_cast<std::size_t>(kTopics));
+  for (const auto& [topic, v] : bars) {
+    std::uint64_t ticks = 0;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      ticks += v[i].count;
+      EXPECT_EQ(v[i].interval, Mode::kSecond);
+      // The producer ticks every 10 ms: every second in between has a bar, once, in order.
+      if (i > 0) {
+        EXPECT_EQ(v[i].start_ms, v[i - 1].start_ms + 1000) << topic << " bar " << i;
+      }
+    }
+    EXPECT_EQ(ticks, published) << topic;
+    EXPECT_GE(v.size(), 3u) << topic;
+  }
+  const auto stats = sub->stats();
+  EXPECT_GE(stats.disconnects, 2u) << "the server should have dropped it several times";
+  EXPECT_GE(stats.reconnects, 2u);
+  EXPECT_FALSE(sub->closed());
 }
 
 }  // namespace

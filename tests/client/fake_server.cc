@@ -18,6 +18,7 @@ FakeServer::FakeServer()
 FakeServer::~FakeServer() {
   boost::system::error_code ignored;
   socket_.close(ignored);
+  for (auto& s : held_) s.close(ignored);
   acceptor_.close(ignored);
 }
 
@@ -134,6 +135,11 @@ bool FakeServer::Handshake(const tickwire::v1::AuthOk& ok, tickwire::v1::Auth* a
   if (!ReadMessage(protocol::FrameType::kAuth, &a)) return false;
   if (auth != nullptr) *auth = a;
   return Send(protocol::FrameType::kAuthOk, ok);
+}
+
+void FakeServer::HoldConnection() {
+  held_.push_back(std::move(socket_));
+  socket_ = tcp::socket(io_);
 }
 
 void FakeServer::CloseConnection() {

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -56,6 +57,9 @@ class FakeServer {
   static tickwire::v1::AuthOk DefaultAuthOk();
 
   void CloseConnection();
+  // Keeps the current connection open but unattended (never read, never closed until the
+  // server is destroyed), so that the next Accept takes a new one: a half-open peer.
+  void HoldConnection();
 
  private:
   // Runs the io_context until `done` or the deadline; cancels pending operations on timeout.
@@ -66,6 +70,7 @@ class FakeServer {
   boost::asio::io_context io_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::ip::tcp::socket socket_;
+  std::vector<boost::asio::ip::tcp::socket> held_;
   std::uint16_t port_ = 0;
 };
 
