@@ -120,7 +120,7 @@ std::uint64_t RssBoundKb() {
   if (const char* env = std::getenv("TICKWIRE_SOAK_RSS_MB"); env != nullptr && *env != '\0') {
     return static_cast<std::uint64_t>(std::atoll(env)) * 1024;
   }
-  return (kSanitized ? 1024 : 256) * 1024ull;
+  return (kSanitized ? 1024 : 64) * 1024ull;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1203,6 +1203,9 @@ struct LogSummary {
   std::map<std::string, std::uint64_t> levels;
   std::map<std::string, std::uint64_t> close_reasons;  // conn_close lines by "reason"
   std::vector<std::string> errors;                     // level "error" lines
+  // Slow consumers by conn_id: over MAX_PENDING_BYTES (ERROR queued), write deadline missed.
+  std::set<std::uint64_t> over_pending;
+  std::set<std::uint64_t> missed_deadline;
 };
 
 std::string StringMember(const boost::json::object& o, const char* key) {
@@ -1230,6 +1233,18 @@ LogSummary ParseLog(const std::string& text) {
     ++s.levels[level];
     if (event == "conn_close") ++s.close_reasons[StringMember(o, "reason")];
     if (level == "error" && s.errors.size() < 10) s.errors.push_back(line);
+    if (event == "slow_consumer") {
+      const auto* id = o.if_contains("conn_id");
+      const std::uint64_t conn = id != nullptr && id->is_uint64() ? id->as_uint64()
+                                 : id != nullptr && id->is_int64()
+                                     ? static_cast<std::uint64_t>(id->as_int64())
+                                     : 0;
+      if (StringMember(o, "msg") == "write deadline missed") {
+        s.missed_deadline.insert(conn);
+      } else {
+        s.over_pending.insert(conn);
+      }
+    }
   }
   return s;
 }
@@ -1495,6 +1510,20 @@ TEST(FaultSoakTest, HealthyClientsLoseNothingWhileMisbehavingClientsAreDropped) 
   }
   out << "  (client_closed caused = vanishing clients + healthy clients closing at the end;\n"
          "   the server may log a vanished client as io_error)\n";
+  std::uint64_t error_written = 0;
+  for (const auto id : log.over_pending)
+    if (!log.missed_deadline.contains(id)) ++error_written;
+  std::uint64_t error_seen = 0;
+  for (const auto& m : misbehavers) {
+    if (m->expect() != "slow_consumer") continue;
+    for (const auto& [outcome, n] : m->outcomes()) {
+      if (outcome.ends_with("ERROR")) error_seen += n;
+    }
+  }
+  out << "\nslow consumers  " << log.over_pending.size() << " over MAX_PENDING_BYTES, "
+      << log.missed_deadline.size() << " write deadline missed; ERROR{SLOW_CONSUMER} written "
+      << error_written << " times (the write in flight completed), seen by the client "
+      << error_seen << " times\n";
   out << "\nserver log      " << log.lines << " lines, " << Count(log.events, "slow_consumer")
       << " slow_consumer warnings, " << Count(log.events, "protocol_error") << " protocol_error\n";
   out << "peak RSS        " << Mb(peak_rss_kb) << " (bound " << Mb(RssBoundKb()) << ")\n";
