@@ -15,7 +15,6 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <cinttypes>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
@@ -962,8 +961,9 @@ Outcome NoHeartbeat(Soak& soak, std::mt19937_64& rng, std::uint64_t i) {
     }
     break;
   }
-  // The server counts from AUTH, which it processed before this client saw AUTH_OK.
-  if (steady_clock::now() - authed < kHeartbeatTimeout - milliseconds(100)) {
+  // The server counts from AUTH, which it processed before this client saw AUTH_OK; the margin
+  // covers this thread being descheduled in between, and still tells 3 s from the 1 s interval.
+  if (steady_clock::now() - authed < kHeartbeatTimeout - milliseconds(500)) {
     return Broken(reason, "HEARTBEAT_TIMEOUT before HEARTBEAT_TIMEOUT");
   }
   if (auto closed = c.ExpectClosed(kReplyDeadline); !closed) {
@@ -1286,8 +1286,6 @@ TEST(FaultSoakTest, HealthyClientsLoseNothingWhileMisbehavingClientsAreDropped) 
       WaitUntil([&] { return (fd_baseline = CountFds(pid)).has_value(); }, milliseconds(2000)));
   Monitor monitor(pid);
 
-  std::vector<std::string> all_topics;
-  for (int t = 0; t < kTopicCount; ++t) all_topics.push_back(TopicName(t));
   std::vector<std::string> exact_topics;
   for (int t : kExactTopics) exact_topics.push_back(TopicName(t));
 
