@@ -13,7 +13,9 @@
 #   --stage NAME     run only this stage (release, asan, tsan, fuzz); repeatable
 #   --fuzz-time S    seconds per fuzz target (default 60, or $TICKWIRE_FUZZ_TIME)
 #   --no-setup       skip scripts/setup.sh
-# Environment: TICKWIRE_JOBS (build parallelism, default: number of CPUs).
+# Environment: TICKWIRE_JOBS (build parallelism, default: number of CPUs);
+#   TICKWIRE_SOAK_SECONDS (length of the fault soak, tests/soak/: default 150 in the release
+#   stage, 30 under the sanitizers).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -82,13 +84,14 @@ on_exit() {
 }
 trap on_exit EXIT
 
-# configure + build + ctest for one preset.
+# configure + build + ctest for one preset; $3: fault soak seconds unless TICKWIRE_SOAK_SECONDS.
 ctest_stage() {
   local preset="$1"
   begin_stage "${preset}" "$2"
   cmake --preset "${preset}"
   cmake --build --preset "${preset}" --parallel "${JOBS}"
-  ctest --preset "${preset}" -j2 --output-on-failure --timeout 300
+  TICKWIRE_SOAK_SECONDS="${TICKWIRE_SOAK_SECONDS:-$3}" \
+    ctest --preset "${preset}" -j2 --output-on-failure --timeout 300
   end_stage
 }
 
@@ -135,9 +138,9 @@ fi
 
 for stage in "${STAGES[@]}"; do
   case "${stage}" in
-    release) ctest_stage release "unit + integration tests (RelWithDebInfo)" ;;
-    asan) ctest_stage asan "unit + integration tests under ASan + UBSan" ;;
-    tsan) ctest_stage tsan "unit + integration tests under TSan" ;;
+    release) ctest_stage release "unit + integration tests (RelWithDebInfo)" 150 ;;
+    asan) ctest_stage asan "unit + integration tests under ASan + UBSan" 30 ;;
+    tsan) ctest_stage tsan "unit + integration tests under TSan" 30 ;;
     fuzz) fuzz_stage ;;
   esac
 done

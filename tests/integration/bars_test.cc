@@ -2,16 +2,15 @@
 // the server accepted, late ticks, and history (backfill, since_ms) under concurrent publishing.
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <map>
 #include <random>
-#include <set>
 #include <string>
 #include <thread>
 #include <tuple>
 #include <vector>
 
 #include "integration/integration_test.h"
+#include "support/bar_fold.h"
 
 namespace tickwire::testing {
 namespace {
@@ -66,73 +65,6 @@ template <typename Until>
     for (auto& t : batch->ticks) got.ticks.push_back(std::move(t));
     for (auto& b : batch->bars) got.bars.push_back(std::move(b));
   }
-}
-
-using BarKey = std::tuple<std::string, std::int64_t>;  // topic, start_ms
-
-// The plain reference: SECOND bars folded from ticks in the order the server accepted them
-// (per topic, seq order).
-std::map<BarKey, v1::Bar> ReferenceSecondBars(std::vector<v1::Tick> ticks) {
-  std::stable_sort(ticks.begin(), ticks.end(), [](const v1::Tick& a, const v1::Tick& b) {
-    return a.topic() != b.topic() ? a.topic() < b.topic() : a.seq() < b.seq();
-  });
-  std::map<BarKey, v1::Bar> bars;
-  std::map<BarKey, std::pair<std::int64_t, std::int64_t>> open_close_ts;
-  for (const auto& t : ticks) {
-    const std::int64_t start = t.ts_ns() / 1'000'000'000 * 1000;
-    const BarKey key{t.topic(), start};
-    v1::Bar& b = bars[key];
-    auto& [open_ts, close_ts] = open_close_ts[key];
-    if (b.count() == 0) {
-      b.set_topic(t.topic());
-      b.set_interval(v1::MODE_SECOND);
-      b.set_start_ms(start);
-      b.set_open(t.price());
-      b.set_high(t.price());
-      b.set_low(t.price());
-      b.set_close(t.price());
-      open_ts = close_ts = t.ts_ns();
-    } else {
-      if (t.ts_ns() < open_ts) b.set_open(t.price()), open_ts = t.ts_ns();
-      if (t.ts_ns() >= close_ts) b.set_close(t.price()), close_ts = t.ts_ns();
-      b.set_high(std::max(b.high(), t.price()));
-      b.set_low(std::min(b.low(), t.price()));
-    }
-    b.set_volume(b.volume() + t.size());
-    b.set_vwap(b.vwap() + t.price() * t.size());  // pv for now
-    b.set_count(b.count() + 1);
-  }
-  for (auto& [key, b] : bars) b.set_vwap(b.volume() != 0 ? b.vwap() / b.volume() : 0);
-  return bars;
-}
-
-::testing::AssertionResult SameBars(const std::vector<v1::Bar>& got,
-                                    const std::map<BarKey, v1::Bar>& want) {
-  std::set<BarKey> seen;
-  for (const auto& b : got) {
-    const BarKey key{b.topic(), b.start_ms()};
-    if (!seen.insert(key).second) {
-      return ::testing::AssertionFailure() << "duplicate bar " << b.topic() << " " << b.start_ms();
-    }
-    auto it = want.find(key);
-    if (it == want.end()) {
-      return ::testing::AssertionFailure() << "extra bar " << b.topic() << " " << b.start_ms();
-    }
-    const v1::Bar& w = it->second;
-    const double tol = 1e-9 * std::max(1.0, std::abs(w.volume()));
-    if (b.interval() != v1::MODE_SECOND || b.open() != w.open() || b.high() != w.high() ||
-        b.low() != w.low() || b.close() != w.close() || b.count() != w.count() ||
-        std::abs(b.volume() - w.volume()) > tol ||
-        std::abs(b.vwap() - w.vwap()) > 1e-9 * std::max(1.0, std::abs(w.vwap()))) {
-      return ::testing::AssertionFailure()
-             << "bar " << b.topic() << " " << b.start_ms() << " differs:\n got  "
-             << b.ShortDebugString() << "\n want " << w.ShortDebugString();
-    }
-  }
-  if (seen.size() != want.size()) {
-    return ::testing::AssertionFailure() << "got " << seen.size() << " bars, want " << want.size();
-  }
-  return ::testing::AssertionSuccess();
 }
 
 class BarsTest : public IntegrationTest {};
