@@ -38,6 +38,7 @@
 
 #include "protocol/frame.h"
 #include "support/bar_fold.h"
+#include "support/http_client.h"
 #include "support/raw_client.h"
 #include "support/server_process.h"
 #include "support/wait.h"
@@ -85,6 +86,9 @@ EnvOverrides SoakServerEnv() {
       // after 64 KiB instead of after whatever the kernel's autotuning allows.
       {"SO_SNDBUF", "65536"},
       {"LOG_LEVEL", "info"},
+      // Every close line is kept (the default rate limit would suppress most of the floods'),
+      // so the log can be checked against what the test caused.
+      {"LOG_RATE_LIMIT", "0"},
       // The failed-AUTH loop comes from one address: a server with the AUTH rate limiter must
       // still check every attempt (AUTH_FAILED, not AUTH_RATE_LIMITED). Servers without it
       // ignore these variables.
@@ -1447,6 +1451,13 @@ TEST(FaultSoakTest, HealthyClientsLoseNothingWhileMisbehavingClientsAreDropped) 
     } else {
       EXPECT_GE(logged(reason), n) << reason;
     }
+  }
+  // The metrics count every close by the same reasons as the log.
+  const auto metrics = ParseMetrics(HttpGet(server.metrics_port(), "/metrics").body);
+  for (const auto& [reason, n] : log.close_reasons) {
+    EXPECT_EQ(MetricValue(metrics, "connection_drops_total{reason=\"" + reason + "\"}"),
+              static_cast<double>(n))
+        << reason;
   }
 
   // Still running, and a clean exit.
