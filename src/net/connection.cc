@@ -248,6 +248,10 @@ void Connection::ArmRead() {
   socket_.async_wait(asio::ip::tcp::socket::wait_read,
                      [self = shared_from_this()](const boost::system::error_code& ec) {
                        self->reading_ = false;
+                       if (self->lingering_ && !self->closed_) {
+                         self->DiscardInput();
+                         return;
+                       }
                        if (self->closing_) return;
                        if (ec) {
                          self->Close(session::CloseReason::kIoError);
@@ -531,8 +535,55 @@ void Connection::OnWriteDone(const boost::system::error_code& ec) {
   if (queue_.has_unsent()) {
     StartWrite();
   } else if (closing_) {
-    Close(close_reason_);
+    Linger();
   }
+}
+
+void Connection::Linger() {
+  // Everything up to the fatal ERROR is written. close() now would reset the connection if
+  // the client had sent anything we have not read (a HEARTBEAT, a PUBLISH), and a reset
+  // destroys the ERROR still in flight. So: half-close (the client reads the ERROR, then EOF),
+  // read and discard what it still sends until it closes, for at most kLingerTime and
+  // kLingerBytes, then close. TLS connections close at once (their shutdown is not lingered).
+  if (closed_ || tls_ || lingering_) {
+    if (!lingering_) Close(close_reason_);
+    return;
+  }
+  lingering_ = true;
+  linger_until_ = Clock::now() + kLingerTime;
+  boost::system::error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  DiscardInput();
+}
+
+void Connection::DiscardInput() {
+  for (;;) {
+    boost::system::error_code ec;
+    const std::size_t n =
+        socket_.read_some(asio::buffer(worker_.read_scratch(), worker_.read_scratch_size()), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+    if (ec || n == 0) {  // EOF: the client has read the ERROR and closed
+      Close(close_reason_);
+      return;
+    }
+    lingered_bytes_ += n;
+    if (lingered_bytes_ > kLingerBytes) {
+      Close(close_reason_);
+      return;
+    }
+  }
+  if (reading_) return;  // the read wait already armed hands over to DiscardInput
+  reading_ = true;
+  socket_.async_wait(asio::ip::tcp::socket::wait_read,
+                     [self = shared_from_this()](const boost::system::error_code& ec) {
+                       self->reading_ = false;
+                       if (self->closed_) return;
+                       if (ec) {
+                         self->Close(self->close_reason_);
+                         return;
+                       }
+                       self->DiscardInput();
+                     });
 }
 
 void Connection::SlowConsumer(std::string_view why) {
@@ -561,7 +612,7 @@ void Connection::CloseAfterError(session::CloseReason reason) {
   if (queue_.has_unsent()) {
     StartWrite();
   } else {
-    Close(reason);
+    Linger();
   }
 }
 
@@ -580,6 +631,10 @@ void Connection::Drain(std::uint32_t retry_after_ms) {
 
 void Connection::CheckTimers(Clock::time_point now) {
   if (closed_) return;
+  if (lingering_) {
+    if (now >= linger_until_) Close(close_reason_);
+    return;
+  }
   if (phase_ != Phase::kSession) {
     const auto& c = worker_.context().config;
     const bool proxy = phase_ == Phase::kProxyHeader;

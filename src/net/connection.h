@@ -98,6 +98,12 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void SlowConsumer(std::string_view why);
   // Ends the connection now: stops I/O and schedules deregistration.
   void Close(session::CloseReason reason);
+  // After a fatal ERROR has been written: half-close and discard input until the client closes
+  // (bounded), so the ERROR is not destroyed by a reset.
+  void Linger();
+  void DiscardInput();
+  static constexpr auto kLingerTime = std::chrono::seconds(1);
+  static constexpr std::uint64_t kLingerBytes = 256 * 1024;
   void Cleanup();
   void LogClose();
 
@@ -168,6 +174,9 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   Clock::time_point write_started_{};
   Clock::time_point batch_deadline_{};  // the open DATA_BATCH's flush time
   bool reading_ = false;
+  bool lingering_ = false;  // fatal ERROR written; discarding input until the client closes
+  Clock::time_point linger_until_{};
+  std::uint64_t lingered_bytes_ = 0;
   bool closing_ = false;       // no more reads or records; waiting for the last write
   bool closed_ = false;        // socket closed; cleanup scheduled
   bool dirty_marked_ = false;  // in the worker's end-of-turn flush list
