@@ -13,11 +13,16 @@
 #include <fmt/core.h>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
 
 #include "bench_common.h"
+#include "client/codec.h"
 #include "commands.h"
 #include "common.h"
 #include "latency_histogram.h"
+#include "protocol/frame.h"
 #include "protocol/wire.h"
 #include "spawned_server.h"
 
@@ -43,6 +48,63 @@ struct BenchFlags {
   // consumer, so "as fast as possible" measures sustained fan-out instead of overrunning the
   // server's per-connection output limit (0 = no limit: overrun and count slow consumers).
   std::uint64_t max_inflight = 2000;
+  // Extra consumers that subscribe like the others and then never read (slow-consumer test):
+  // the server must drop them without slowing anyone else down.
+  int stalled = 0;
+};
+
+// A consumer that subscribes and then never reads again, on a plain blocking socket with a small
+// receive buffer: it stands for a client that hangs. Its socket is only read at the end, to see
+// whether the server dropped it.
+class StalledConsumer {
+ public:
+  // Connects, authenticates and subscribes; returns an error line on failure.
+  std::string Open(boost::asio::io_context& io, const client::ClientOptions& o,
+                   const std::string& topic) {
+    namespace asio = boost::asio;
+    boost::system::error_code ec;
+    socket_ = std::make_unique<asio::ip::tcp::socket>(io);
+    socket_->open(asio::ip::tcp::v4(), ec);
+    if (!ec) socket_->set_option(asio::socket_base::receive_buffer_size(4096), ec);
+    const auto addr = asio::ip::make_address(o.host, ec);
+    if (!ec) socket_->connect({addr, o.port}, ec);
+    if (ec) return "connect: " + ec.message();
+    const std::string hello =
+        client::codec::EncodeAuth(o.username, o.password, o.client_name + "-stalled") +
+        client::codec::EncodeSubscribe(1, client::Mode::kTick, {topic}, 0, 0);
+    asio::write(*socket_, asio::buffer(hello), ec);
+    if (ec) return "send: " + ec.message();
+    // AUTH_OK, then SUBSCRIBE_OK: read exactly those two frames and nothing more.
+    for (int i = 0; i < 2; ++i) {
+      std::uint8_t header[protocol::kHeaderSize];
+      asio::read(*socket_, asio::buffer(header), ec);
+      if (ec) return "read: " + ec.message();
+      std::string payload(protocol::DecodeLength(header) - 1, '\0');
+      asio::read(*socket_, asio::buffer(payload), ec);
+      if (ec) return "read: " + ec.message();
+      const auto want = i == 0 ? protocol::FrameType::kAuthOk : protocol::FrameType::kSubscribeOk;
+      if (header[4] != static_cast<std::uint8_t>(want)) return "unexpected reply to AUTH/SUBSCRIBE";
+    }
+    return {};
+  }
+  // Reads what is left; true when the server has closed the connection.
+  bool DroppedByServer() {
+    boost::system::error_code ec;
+    socket_->non_blocking(true, ec);
+    std::vector<std::uint8_t> buf(65536);
+    for (int spins = 0; spins < 2000; ++spins) {
+      socket_->read_some(boost::asio::buffer(buf), ec);
+      if (ec == boost::asio::error::would_block) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        continue;
+      }
+      if (ec) return true;  // EOF or reset: closed by the server
+    }
+    return false;
+  }
+
+ private:
+  std::unique_ptr<boost::asio::ip::tcp::socket> socket_;
 };
 
 // The measurement window in CLOCK_REALTIME ns. Set before the producer starts; read-only after.
@@ -174,6 +236,8 @@ struct Results {
   std::optional<double> server_cpu;
   std::optional<std::uint64_t> server_peak_rss_kb;
   std::string first_error;
+  int stalled = 0;          // consumers that never read
+  int stalled_dropped = 0;  // ... that the server had closed by the end of the run
 };
 
 double PerSec(std::uint64_t n, double secs) { return secs > 0 ? static_cast<double>(n) / secs : 0; }
@@ -205,6 +269,9 @@ void PrintTable(const Results& r) {
       r.server_peak_rss_kb
           ? fmt::format("{:.1f}", static_cast<double>(*r.server_peak_rss_kb) / 1024.0)
           : "n/a (not spawned)");
+  if (r.stalled > 0) {
+    row("stalled consumers dropped", fmt::format("{} of {}", r.stalled_dropped, r.stalled));
+  }
   if (!r.first_error.empty()) row("first error", r.first_error);
   std::fputs(out.c_str(), stdout);
 }
@@ -224,6 +291,9 @@ void PrintJson(const Results& r) {
       r.errors, r.bench_cpu);
   if (r.server_cpu) out += fmt::format(",\"server_cpu_s\":{:.3f}", *r.server_cpu);
   if (r.server_peak_rss_kb) out += fmt::format(",\"server_peak_rss_kb\":{}", *r.server_peak_rss_kb);
+  if (r.stalled > 0) {
+    out += fmt::format(",\"stalled\":{},\"stalled_dropped\":{}", r.stalled, r.stalled_dropped);
+  }
   if (!r.first_error.empty()) {
     out += ",\"first_error\":";
     AppendJson(out, r.first_error);
@@ -301,6 +371,15 @@ int RunFanout(const BenchFlags& f) {
       return 1;
     }
     consumers.push_back(std::move(c));
+  }
+  std::vector<StalledConsumer> stalled(static_cast<std::size_t>(std::max(0, f.stalled)));
+  for (std::size_t i = 0; i < stalled.size(); ++i) {
+    if (auto err = stalled[i].Open(io, *base, f.topic); !err.empty()) {
+      PrintError(fmt::format("stalled consumer {}: {}", i, err));
+      consumers.clear();
+      stop_threads();
+      return 1;
+    }
   }
   auto popts = *base;
   popts.client_name = base->client_name + "-pub";
@@ -455,6 +534,8 @@ int RunFanout(const BenchFlags& f) {
   r.published_total = published_total.load();
   r.lost = expected > received ? expected - received : 0;
   r.bench_cpu = bench_cpu;
+  r.stalled = static_cast<int>(stalled.size());
+  for (auto& st : stalled) r.stalled_dropped += st.DroppedByServer() ? 1 : 0;
   LatencyHistogram merged;
   for (const auto& c : consumers) {
     merged.Merge(c->latency());
@@ -521,6 +602,10 @@ void RegisterBench(CLI::App& app, int& exit_code) {
   fanout->add_option("--warmup", flags->warmup, "Unmeasured time first")->capture_default_str();
   fanout->add_option("--topic", flags->topic, "Topic")->capture_default_str();
   fanout->add_flag("--json", flags->json, "Print one JSON object instead of a table");
+  fanout
+      ->add_option("--stalled", flags->stalled,
+                   "Extra consumers that subscribe and never read (the server must drop them)")
+      ->capture_default_str();
   fanout->add_option("--spawn", flags->spawn,
                      "Start this tickwire-server binary on 127.0.0.1 (free port) for the run");
   fanout->add_option("--server-env", flags->server_env, "Extra K=V for the spawned server");
