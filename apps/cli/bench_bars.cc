@@ -289,19 +289,10 @@ int RunBars(const BarsFlags& f) {
     PrintError("--topics, --subscribers, --batch and --rate-per-topic must be above 0");
     return 2;
   }
-  ConnectionFlags conn = f.conn;
   std::unique_ptr<SpawnedServer> server;
-  if (!f.spawn.empty()) {
-    int rc = 0;
-    if (!SpawnBenchServer(f.spawn, f.server_env, conn, server, rc)) return rc;
-  }
-  std::string error;
-  auto base = MakeClientOptions(conn, "tickwire-bench-bars", error);
-  if (!base) {
-    PrintError(error);
-    return 2;
-  }
-  InstallStopSignals();
+  int rc = 0;
+  const auto base = StartBench(f.spawn, f.server_env, f.conn, "tickwire-bench-bars", server, rc);
+  if (!base) return rc;
 
   // The run's seconds: from now (the producer starts right after the consumers are ready, so
   // allow for their setup) to the end of publishing, plus slack either side.

@@ -318,20 +318,10 @@ int RunFanout(const BenchFlags& f) {
     PrintError("--subscribers and --batch must be >= 1, --rate >= 0");
     return 2;
   }
-  ConnectionFlags conn = f.conn;
   std::unique_ptr<SpawnedServer> server;
-  if (!f.spawn.empty()) {
-    // Before any thread exists: fork in a single-threaded process.
-    int rc = 0;
-    if (!SpawnBenchServer(f.spawn, f.server_env, conn, server, rc)) return rc;
-  }
-  std::string error;
-  auto base = MakeClientOptions(conn, "tickwire-bench", error);
-  if (!base) {
-    PrintError(error);
-    return 2;
-  }
-  InstallStopSignals();
+  int rc = 0;
+  const auto base = StartBench(f.spawn, f.server_env, f.conn, "tickwire-bench", server, rc);
+  if (!base) return rc;
 
   const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
   const unsigned io_threads = f.io_threads != 0 ? f.io_threads : std::max(1u, hw / 2);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,26 @@ inline bool SpawnBenchServer(const std::string& binary, const std::vector<std::s
   }
   conn.addr = "127.0.0.1:" + std::to_string(server->port());
   return true;
+}
+
+// How every bench starts: with a non-empty `spawn`, a server of its own (SpawnBenchServer);
+// then the client options for `conn` named `client_name`, and Ctrl-C handling. Returns nullopt
+// with the message printed and `exit_code` set. Call before any thread starts (it may fork).
+inline std::optional<client::ClientOptions> StartBench(
+    const std::string& spawn, const std::vector<std::string>& server_env, ConnectionFlags conn,
+    const std::string& client_name, std::unique_ptr<SpawnedServer>& server, int& exit_code) {
+  if (!spawn.empty() && !SpawnBenchServer(spawn, server_env, conn, server, exit_code)) {
+    return std::nullopt;
+  }
+  std::string error;
+  auto options = MakeClientOptions(conn, client_name, error);
+  if (!options) {
+    PrintError(error);
+    exit_code = 2;
+    return std::nullopt;
+  }
+  InstallStopSignals();
+  return options;
 }
 
 }  // namespace tickwire::cli

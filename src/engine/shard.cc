@@ -45,6 +45,11 @@ const Shard::TopicState* Shard::Find(std::string_view topic) const {
   return it == topics_.end() ? nullptr : &it->second;
 }
 
+Shard::TopicState* Shard::Find(std::string_view topic) {
+  auto it = topics_.find(topic);
+  return it == topics_.end() ? nullptr : &it->second;
+}
+
 void Shard::LruUnlink(TopicState& st) {
   if (!st.in_lru) return;
   (st.lru_prev ? st.lru_prev->lru_next : lru_head_) = st.lru_next;
@@ -83,18 +88,16 @@ void Shard::EvictOverCap(std::size_t room) {
 
 std::size_t Shard::Apply(std::span<const IngestTick> ticks, RecordBlock& out) {
   for (const IngestTick& t : ticks) {
-    auto it = topics_.find(t.topic);
-    if (it == topics_.end()) {
+    TopicState* found = Find(t.topic);
+    if (found == nullptr) {
       EvictOverCap(1);
-      TopicState& created = Lookup(t.topic);
-      LruPushFront(created);
-      it = topics_.find(t.topic);
+      found = &Lookup(t.topic);
+      LruPushFront(*found);
+    } else if (found->in_lru && lru_head_ != found) {
+      LruUnlink(*found);
+      LruPushFront(*found);
     }
-    TopicState& st = it->second;
-    if (st.in_lru && lru_head_ != &st) {
-      LruUnlink(st);
-      LruPushFront(st);
-    }
+    TopicState& st = *found;
     const std::uint64_t prev = st.last_seq;
     st.last_seq = prev + 1;
     ++stats_.ticks;

@@ -144,6 +144,7 @@ class Shard {
 
   TopicState& Lookup(std::string_view topic);
   const TopicState* Find(std::string_view topic) const;
+  TopicState* Find(std::string_view topic);
   void Fold(TopicState& st, Mode interval, const IngestTick& t);
   void EmitBar(TopicState& st, Mode interval, const Bar& bar, RecordBlock& out);
   void LruUnlink(TopicState& st);

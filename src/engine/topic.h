@@ -12,6 +12,19 @@ inline constexpr std::string_view kWildcard = "*";
 enum class Mode : std::uint8_t { kSecond = 1, kMinute = 2, kTick = 3 };
 inline constexpr int kModeSlots = 4;  // index by the enum value; slot 0 unused
 
+// Lower-case name of a mode ("second", "minute", "tick"), as logs and metric labels use it.
+inline constexpr std::string_view ModeName(Mode m) {
+  switch (m) {
+    case Mode::kSecond:
+      return "second";
+    case Mode::kMinute:
+      return "minute";
+    case Mode::kTick:
+      return "tick";
+  }
+  return "unknown";
+}
+
 // A topic name is 1-128 bytes of [A-Za-z0-9._:-]. "*" is not a topic name (it is only a
 // subscription wildcard).
 bool IsValidTopic(std::string_view topic);

@@ -30,18 +30,6 @@ std::string_view SortLabel(ConnzQuery::Sort s) {
   return "id";
 }
 
-std::string_view ModeName(engine::Mode m) {
-  switch (m) {
-    case engine::Mode::kSecond:
-      return "second";
-    case engine::Mode::kMinute:
-      return "minute";
-    case engine::Mode::kTick:
-      return "tick";
-  }
-  return "unknown";
-}
-
 bool ParseSize(const std::string& text, std::size_t& out) {
   std::size_t v = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
@@ -166,7 +154,7 @@ std::string RenderConnz(std::vector<ConnectionInfo> all, const ConnzQuery& query
         if (s != 0) out.push_back(',');
         out += "{\"id\":";
         out += std::to_string(sub.id);
-        Str(out, "mode", ModeName(sub.mode));
+        Str(out, "mode", engine::ModeName(sub.mode));
         out += ",\"topics\":[";
         bool first = true;
         if (sub.wildcard) {

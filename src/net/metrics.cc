@@ -11,18 +11,6 @@ namespace {
 
 using session::CloseReason;
 
-std::string_view ModeLabel(std::size_t mode) {
-  switch (static_cast<engine::Mode>(mode)) {
-    case engine::Mode::kSecond:
-      return "second";
-    case engine::Mode::kMinute:
-      return "minute";
-    case engine::Mode::kTick:
-      return "tick";
-  }
-  return "unknown";
-}
-
 // Client frame types by name; anything else a client sends (server-only or unknown types) is
 // "other".
 std::string_view FrameTypeLabel(std::size_t slot) {
@@ -173,7 +161,7 @@ std::string RenderMetrics(std::span<const WorkerMetrics* const> workers) {
   e.GaugeFamily("active_subscriptions", "Open subscriptions, by mode.");
   for (std::size_t mode = 1; mode < engine::kModeSlots; ++mode) {
     e.Sample(Sum(workers, [mode](const M& m) { return m.active_subscriptions[mode].Get(); }),
-             {{"mode", std::string(ModeLabel(mode))}});
+             {{"mode", std::string(engine::ModeName(static_cast<engine::Mode>(mode)))}});
   }
 
   obs::HistogramSnapshot latency;
