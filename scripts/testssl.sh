@@ -9,6 +9,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SERVER="${1:-${ROOT}/build/release/apps/server/tickwire-server}"
 [[ -x "${SERVER}" ]] || { echo "testssl: no server binary at ${SERVER}" >&2; exit 2; }
+SERVER="$(realpath "${SERVER}")"  # the scan runs from a scratch directory
 command -v testssl >/dev/null || { echo "testssl: testssl.sh is not installed (scripts/setup.sh)" >&2; exit 2; }
 
 WORK="$(mktemp -d)"
