@@ -10,6 +10,7 @@ static_assert(static_cast<int>(ErrorCode::kAuthFailed) == tickwire::v1::AUTH_FAI
 static_assert(static_cast<int>(ErrorCode::kInvalidRequest) == tickwire::v1::INVALID_REQUEST);
 static_assert(static_cast<int>(ErrorCode::kSlowConsumer) == tickwire::v1::SLOW_CONSUMER);
 static_assert(static_cast<int>(ErrorCode::kInternal) == tickwire::v1::INTERNAL);
+static_assert(static_cast<int>(ErrorCode::kUnavailable) == tickwire::v1::UNAVAILABLE);
 static_assert(static_cast<int>(Mode::kSecond) == tickwire::v1::MODE_SECOND);
 static_assert(static_cast<int>(Mode::kMinute) == tickwire::v1::MODE_MINUTE);
 static_assert(static_cast<int>(Mode::kTick) == tickwire::v1::MODE_TICK);
@@ -44,6 +45,8 @@ std::string_view ErrorCodeName(ErrorCode code) {
       return "SERVER_DRAINING";
     case ErrorCode::kInternal:
       return "INTERNAL";
+    case ErrorCode::kUnavailable:
+      return "UNAVAILABLE";
   }
   return "UNKNOWN_ERROR_CODE";
 }

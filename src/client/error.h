@@ -25,6 +25,7 @@ enum class ErrorCode : std::uint32_t {
   kSlowConsumer = 11,
   kServerDraining = 12,
   kInternal = 13,
+  kUnavailable = 14,
 };
 
 // Where an error comes from. Only kServer errors carry a wire ErrorCode.

@@ -380,6 +380,51 @@ std::vector<Setting> Settings() {
          c.config_file = v;
          return std::string{};
        }},
+      {"NATS_URL", "--nats-url",
+       "multi-instance mode: NATS server(s) with JetStream, comma-separated (empty: one process)",
+       "",
+       [](Config& c, const std::string& v) {
+         c.nats_url = v;
+         return std::string{};
+       }},
+      {"NATS_STREAM", "--nats-stream", "JetStream stream that carries the accepted ticks",
+       d.nats_stream,
+       [](Config& c, const std::string& v) {
+         c.nats_stream = v;
+         return std::string{};
+       }},
+      {"NATS_SUBJECT", "--nats-subject", "subject the instances publish accepted ticks on",
+       d.nats_subject,
+       [](Config& c, const std::string& v) {
+         c.nats_subject = v;
+         return std::string{};
+       }},
+      {"NATS_MAX_AGE", "--nats-max-age",
+       "stream retention by age: what a starting instance can replay (0 = unlimited)",
+       FormatDuration(d.nats_max_age),
+       [](Config& c, const std::string& v) { return ParseDurationSetting(v, c.nats_max_age); }},
+      {"NATS_MAX_BYTES", "--nats-max-bytes", "stream retention by size, oldest dropped first",
+       std::to_string(d.nats_max_bytes),
+       [](Config& c, const std::string& v) {
+         return ParseUint<std::uint64_t>(v, 1 << 20, std::uint64_t{1} << 50, c.nats_max_bytes);
+       }},
+      {"NATS_REPLICAS", "--nats-replicas", "copies of the stream in the NATS cluster (1..5)",
+       std::to_string(d.nats_replicas),
+       [](Config& c, const std::string& v) {
+         return ParseUint<std::uint32_t>(v, 1, 5, c.nats_replicas);
+       }},
+      {"NATS_PUBLISH_TIMEOUT", "--nats-publish-timeout",
+       "a PUBLISH the stream has not confirmed by then gets ERROR UNAVAILABLE",
+       FormatDuration(d.nats_publish_timeout),
+       [](Config& c, const std::string& v) {
+         return ParseDurationSetting(v, c.nats_publish_timeout);
+       }},
+      {"INSTANCE_ID", "--instance-id", "this instance's name in logs and on the stream",
+       "host name",
+       [](Config& c, const std::string& v) {
+         c.instance_id = v;
+         return std::string{};
+       }},
   };
 }
 
@@ -460,6 +505,25 @@ std::optional<std::string> Validate(const Config& c) {
            "(the load balancers' networks)";
   }
   if (c.proxy_header_timeout.count() <= 0) return "PROXY_HEADER_TIMEOUT: must be greater than 0";
+  if (c.clustered()) {
+    const auto token_ok = [](std::string_view v, bool dots) {
+      if (v.empty() || v.size() > 200) return false;
+      for (char ch : v) {
+        const bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                           (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
+        if (!alnum && !(dots && ch == '.')) return false;
+      }
+      return v.front() != '.' && v.back() != '.' && v.find("..") == std::string_view::npos;
+    };
+    if (!token_ok(c.nats_stream, false)) {
+      return "NATS_STREAM (--nats-stream): letters, digits, '_' and '-' only";
+    }
+    if (!token_ok(c.nats_subject, true)) {
+      return "NATS_SUBJECT (--nats-subject): dot-separated tokens of letters, digits, '_' and '-' "
+             "(no wildcards)";
+    }
+    if (c.nats_publish_timeout.count() <= 0) return "NATS_PUBLISH_TIMEOUT: must be greater than 0";
+  }
   if (c.drain_deadline <= c.drain_period) {
     return "DRAIN_DEADLINE (--drain-deadline): must be longer than DRAIN_PERIOD (" +
            FormatDuration(c.drain_deadline) + " <= " + FormatDuration(c.drain_period) + ")";

@@ -71,10 +71,20 @@ struct Config {
   std::chrono::milliseconds drain_period{5'000};            // DRAIN_PERIOD
   std::chrono::milliseconds drain_deadline{20'000};         // DRAIN_DEADLINE
   std::string config_file;                                  // CONFIG_FILE
+  // Multi-instance mode (docs/CLUSTER.md): empty NATS_URL = the embedded single process.
+  std::string nats_url;                                   // NATS_URL
+  std::string nats_stream = "TICKWIRE";                   // NATS_STREAM
+  std::string nats_subject = "tickwire.ticks";            // NATS_SUBJECT
+  std::chrono::milliseconds nats_max_age{3'600'000};      // NATS_MAX_AGE (stream retention)
+  std::uint64_t nats_max_bytes = std::uint64_t{1} << 30;  // NATS_MAX_BYTES (stream retention)
+  std::uint32_t nats_replicas = 1;                        // NATS_REPLICAS
+  std::chrono::milliseconds nats_publish_timeout{2'000};  // NATS_PUBLISH_TIMEOUT
+  std::string instance_id;                                // INSTANCE_ID (default: host name)
   // Each setting's text as given (env name -> value), to tell what a reload changed.
   std::map<std::string, std::string> given;
 
   bool tls_enabled() const { return !tls_cert_path.empty(); }
+  bool clustered() const { return !nats_url.empty(); }
 
   // Workers after resolving 0 to the hardware thread count.
   unsigned EffectiveWorkers() const;

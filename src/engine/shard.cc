@@ -99,7 +99,7 @@ std::size_t Shard::Apply(std::span<const IngestTick> ticks, RecordBlock& out) {
     }
     TopicState& st = *found;
     const std::uint64_t prev = st.last_seq;
-    st.last_seq = prev + 1;
+    st.last_seq = t.seq > prev ? t.seq : prev + 1;
     ++stats_.ticks;
     st.ticks.Push(TickRecord{t.price, t.size, t.ts_ns, st.last_seq, prev});
     Fold(st, Mode::kSecond, t);

@@ -22,6 +22,9 @@ struct IngestTick {
   double size = 0;
   std::int64_t ts_ns = 0;        // event time, already stamped (never 0 here)
   std::int64_t accepted_ns = 0;  // server wall clock when the PUBLISH was accepted
+  // 0: the shard numbers the tick (last seq + 1). Multi-instance mode: the number the shared
+  // log gives it, above every earlier one (PROTOCOL S7: numbers may skip).
+  std::uint64_t seq = 0;
 };
 
 // Sizes and delays of one shard, from the server configuration.

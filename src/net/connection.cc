@@ -740,6 +740,12 @@ void Connection::OnPublishApplied(std::uint32_t request_id, std::uint32_t accept
   session_.OnPublishApplied(request_id, accepted);
 }
 
+void Connection::OnPublishFailed(std::uint32_t request_id, std::string_view message,
+                                 std::uint32_t retry_after_ms) {
+  if (closing_) return;
+  session_.OnPublishFailed(request_id, message, retry_after_ms);
+}
+
 std::int64_t Connection::WallClockNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::system_clock::now().time_since_epoch())

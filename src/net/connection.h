@@ -52,6 +52,9 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void ResumeReading();
   // Completion of an acked PUBLISH (on this connection's worker).
   void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted);
+  // Multi-instance mode: the backplane did not take a PUBLISH (ERROR UNAVAILABLE, non-fatal).
+  void OnPublishFailed(std::uint32_t request_id, std::string_view message,
+                       std::uint32_t retry_after_ms);
   // A copy of what the connection listing shows (on this connection's worker).
   ConnectionInfo Info(Clock::time_point now, bool subs) const;
 

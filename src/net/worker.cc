@@ -173,6 +173,10 @@ void Worker::DrainDue() {
 
 void Worker::Ingest(const ConnectionPtr& from, std::uint32_t request_id, bool ack,
                     std::vector<engine::IngestTick> ticks) {
+  if (ctx_.backplane != nullptr) {
+    ctx_.backplane->Publish(from, index_, request_id, ack, std::move(ticks));
+    return;
+  }
   const auto shards = static_cast<unsigned>(ctx_.workers.size());
   std::shared_ptr<PublishAckTracker> tracker;
   if (ack) {
@@ -205,6 +209,17 @@ void Worker::Ingest(const ConnectionPtr& from, std::uint32_t request_id, bool ac
     }
   }
   if (tracker) ReleaseAck(std::move(tracker));
+  ScheduleEndOfTurn();
+}
+
+void Worker::ApplyReplicated(IngestBatch batch, std::int64_t log_clock_ns) {
+  const auto n = static_cast<std::int64_t>(batch.ticks.size());
+  if (n > 0) {
+    ApplyIngest(batch);
+    ingest_backlog_.fetch_sub(n, std::memory_order_relaxed);
+  }
+  log_clock_ns_ = std::max(log_clock_ns_, log_clock_ns);
+  AdvanceBars();
   ScheduleEndOfTurn();
 }
 
@@ -302,6 +317,10 @@ void Worker::HandleInbox(unsigned from, std::int64_t mark, std::vector<IngestBat
 }
 
 void Worker::AdvanceBars() {
+  if (ctx_.backplane != nullptr) {
+    if (shard_.AdvanceWatermark(log_clock_ns_, current_block_) > 0) ScheduleEndOfTurn();
+    return;
+  }
   std::int64_t watermark = WallNs();
   for (unsigned w = 0; w < marks_.size(); ++w) {
     if (w != index_) watermark = std::min(watermark, marks_[w]);
@@ -392,6 +411,7 @@ void Worker::EndOfTurn() {
 }
 
 bool Worker::IngestCongested() const {
+  if (ctx_.backplane != nullptr && ctx_.backplane->Congested()) return true;
   for (const Worker* w : ctx_.workers) {
     if (w->ingest_backlog_.load(std::memory_order_relaxed) > kIngestHighWater) return true;
   }
@@ -406,7 +426,7 @@ void Worker::PauseUntilUncongested(const ConnectionPtr& c) {
   resume_timer_.async_wait([this](const boost::system::error_code& ec) {
     resume_timer_armed_ = false;
     if (ec) return;
-    bool clear = true;
+    bool clear = ctx_.backplane == nullptr || !ctx_.backplane->Congested();
     for (const Worker* w : ctx_.workers) {
       if (w->ingest_backlog_.load(std::memory_order_relaxed) > kIngestHighWater / 2) clear = false;
     }

@@ -21,6 +21,7 @@
 #include "engine/record_block.h"
 #include "engine/shard.h"
 #include "net/admission.h"
+#include "net/backplane.h"
 #include "net/connz.h"
 #include "net/metrics.h"
 #include "net/tls_context.h"
@@ -55,6 +56,9 @@ struct ServerContext {
   mutable auth::AuthRateLimiter rate_limiter;
   mutable SecurityCounters counters;
   std::atomic<bool> draining{false};  // SIGTERM received: not ready, no new connections
+  // Multi-instance mode (NATS_URL set): accepted ticks go through it; null in the embedded mode.
+  // Set before the workers start, outlives them.
+  Backplane* backplane = nullptr;
 
   std::uint32_t batch_window() const { return batch_window_ms.load(std::memory_order_relaxed); }
 };
@@ -120,6 +124,16 @@ class Worker {
   // Routes validated ticks of one PUBLISH to their owner shards (in order per topic).
   void Ingest(const ConnectionPtr& from, std::uint32_t request_id, bool ack,
               std::vector<engine::IngestTick> ticks);
+  // Multi-instance mode: applies one frame of the shared log to this worker's shard (posted
+  // here by the backplane, in log order), then closes the bar buckets that `log_clock_ns` (the
+  // newest accept time in the log so far) has passed. The log, not this host's clock, decides
+  // which ticks are late and when a bucket closes, so every instance decides the same.
+  void ApplyReplicated(IngestBatch batch, std::int64_t log_clock_ns);
+  // Ticks posted here and not yet applied (any thread; the backplane adds before posting).
+  void AddIngestBacklog(std::int64_t ticks) {
+    ingest_backlog_.fetch_add(ticks, std::memory_order_relaxed);
+  }
+  std::int64_t ingest_backlog() const { return ingest_backlog_.load(std::memory_order_relaxed); }
   // This worker's interest in (topic or wildcard, mode) changed; tells the owner shard(s).
   void PublishInterest(const std::vector<delivery::FanoutTable::InterestChange>& changes);
   // Asks `owner`'s shard for retained records; the reply reaches `c`'s OnHistory on this
@@ -202,6 +216,7 @@ class Worker {
   // clock sends one to every worker (force_marks_) after each bucket boundary + close delay.
   std::vector<std::int64_t> marks_;
   bool force_marks_ = false;
+  std::int64_t log_clock_ns_ = 0;  // multi-instance mode: replaces the marks (ApplyReplicated)
   asio::steady_timer bar_timer_;
 
   std::vector<std::weak_ptr<Connection>> dirty_;

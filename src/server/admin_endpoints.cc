@@ -78,7 +78,8 @@ obs::HttpResponse JsonError(unsigned status, const std::string& message) {
 std::string Readiness::NotReadyReason() const {
   if (draining_.load()) return "draining";
   if (!accepting_.load()) return "not accepting connections";
-  if (!backplane_.load()) return "cluster backplane not connected";
+  if (!backplane_.load())
+    return "backplane not ready (NATS connection, stream subscription or replay)";
   return {};
 }
 
@@ -118,6 +119,7 @@ void AdminEndpoints::Metrics(obs::HttpRespond respond) const {
   e.Sample(static_cast<double>(ctx_.counters.proxy_local.load()));
   e.CounterFamily("tls_handshake_failures_total", "TLS handshakes that failed or timed out.");
   e.Sample(static_cast<double>(ctx_.counters.tls_handshake_failed.load()));
+  if (ctx_.backplane != nullptr) ctx_.backplane->AppendMetrics(e);
   respond(
       {200, "text/plain; version=0.0.4; charset=utf-8", net::RenderMetrics(metrics) + e.Render()});
 }

@@ -57,10 +57,17 @@ Server::Server(config::Config config, ConfigSource reload_source)
     workers_.push_back(std::make_unique<net::Worker>(i, ctx_));
     ctx_.workers.push_back(workers_.back().get());
   }
+  if (ctx_.config.clustered()) {
+    readiness_.SetBackplaneConnected(false);
+    backplane_ = std::make_unique<cluster::NatsBackplane>(
+        ctx_.config, ctx_.workers, [this](bool ready) { readiness_.SetBackplaneConnected(ready); });
+    ctx_.backplane = backplane_.get();
+  }
 }
 
 Server::~Server() {
   if (admin_) admin_->Stop();
+  if (backplane_) backplane_->Stop();
   for (auto& w : workers_) w->Stop();
   for (auto& w : workers_) w->Join();
 }
@@ -99,6 +106,9 @@ std::string Server::Open() {
   listener_ = std::make_unique<net::Listener>(*workers_[0], ctx_.workers);
   if (auto err = listener_->Open(ctx_.config.listen_host, ctx_.config.listen_port); !err.empty()) {
     return err;
+  }
+  if (backplane_) {
+    if (auto err = backplane_->Start(); !err.empty()) return err;
   }
   if (ctx_.config.metrics_host.empty()) return {};
   admin_ = std::make_unique<AdminEndpoints>(ctx_, readiness_, *workers_[0]);
@@ -249,6 +259,7 @@ int Server::Run() {
             {"tls", c.tls_enabled()},
             {"mtls", !c.tls_client_ca_path.empty()},
             {"proxy_protocol", c.proxy_protocol == config::ProxyMode::kRequired},
+            {"mode", c.clustered() ? "multi-instance" : "embedded"},
             {"version", TICKWIRE_VERSION}});
 
   for (int ticks = 1; !stop_requested_.load(); ++ticks) {
@@ -272,6 +283,7 @@ int Server::Run() {
   readiness_.SetDraining(true);
   readiness_.SetAccepting(false);
   Drain(signals);
+  if (backplane_) backplane_->Stop();
   if (admin_) admin_->Stop();
   for (auto& w : workers_) w->Stop();
   for (auto& w : workers_) w->Join();

@@ -330,6 +330,18 @@ void Session::OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted)
   host_.SendFrame(protocol::EncodeFrame(FrameType::kPublishAck, ack));
 }
 
+void Session::OnPublishFailed(std::uint32_t request_id, std::string_view message,
+                              std::uint32_t retry_after_ms) {
+  if (state_ != State::kReady) return;
+  pb::Error err;
+  err.set_code(pb::UNAVAILABLE);
+  err.set_message(std::string(message));
+  err.set_request_id(request_id);
+  err.set_retry_after_ms(retry_after_ms);
+  host_.SendFrame(protocol::EncodeFrame(FrameType::kError, err));
+  host_.OnErrorSent(pb::UNAVAILABLE, false, message, {});
+}
+
 bool Session::CheckTimers(Clock::time_point now) {
   if (closed()) return false;
   if (state_ == State::kAwaitAuth) {

@@ -97,6 +97,10 @@ class Session {
   bool CheckTimers(Clock::time_point now);
   // The ticks of an acked PUBLISH have been applied.
   void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted);
+  // Multi-instance mode: the backplane did not take a PUBLISH (non-fatal ERROR UNAVAILABLE with
+  // the request's id; the client may retry after `retry_after_ms`).
+  void OnPublishFailed(std::uint32_t request_id, std::string_view message,
+                       std::uint32_t retry_after_ms);
   // Sends a fatal ERROR and closes (also used by the host: slow consumer, shutdown).
   void Fail(int code, std::string_view message, CloseReason reason,
             std::uint32_t retry_after_ms = 0, std::uint32_t request_id = 0);
