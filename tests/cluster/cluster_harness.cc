@@ -1,0 +1,284 @@
+#include "cluster/cluster_harness.h"
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "support/http_client.h"
+#include "support/wait.h"
+
+namespace tickwire::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// One command on haproxy's stats socket; the answer, or empty on failure.
+std::string StatsCommand(const std::string& socket_path, const std::string& command) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  if (fd < 0) return {};
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", socket_path.c_str());
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    const std::string line = command + "\n";
+    if (::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size())) {
+      char buf[4096];
+      for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof(buf));
+        if (n <= 0) break;
+        out.append(buf, static_cast<std::size_t>(n));
+      }
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+}  // namespace
+
+std::uint16_t PickFreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  std::uint16_t port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    socklen_t len = sizeof(addr);
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      port = ntohs(addr.sin_port);
+    }
+  }
+  ::close(fd);
+  return port;
+}
+
+Cluster::Cluster(int instances, EnvOverrides extra_env) : extra_env_(std::move(extra_env)) {
+  nats_port_ = PickFreePort();
+  lb_port_ = PickFreePort();
+  for (int i = 0; i < instances; ++i) {
+    listen_ports_.push_back(PickFreePort());
+    metrics_ports_.push_back(PickFreePort());
+    lb_instance_ports_.push_back(PickFreePort());
+    instances_.push_back(nullptr);
+  }
+  stats_socket_ = dir_.File("haproxy.sock");
+}
+
+Cluster::~Cluster() {
+  if (haproxy_) haproxy_->Stop(2s);
+  for (auto& s : instances_) {
+    if (s) s->Stop(std::chrono::seconds(3));
+  }
+  StopNats();
+}
+
+bool Cluster::StartNats() {
+  nats_ = std::make_unique<ChildProcess>(std::vector<std::string>{
+      "nats-server", "-js", "-sd", dir_.File("jetstream"), "-a", "127.0.0.1", "-p",
+      std::to_string(nats_port_), "--name", "tickwire-test"});
+  if (!nats_->Start()) return false;
+  // Ready once it accepts TCP (its INFO line comes first).
+  return WaitUntil(
+      [&] {
+        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        addr.sin_port = htons(nats_port_);
+        const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+        ::close(fd);
+        return ok;
+      },
+      10s, 20ms);
+}
+
+void Cluster::StopNats() {
+  if (nats_) nats_->Stop(std::chrono::seconds(5));
+  nats_.reset();
+}
+
+bool Cluster::StartInstance(int i) {
+  const auto idx = static_cast<std::size_t>(i);
+  EnvOverrides env = {
+      {"NATS_URL", "nats://127.0.0.1:" + std::to_string(nats_port_)},
+      {"INSTANCE_ID", "i" + std::to_string(i)},
+      {"LISTEN_ADDR", "127.0.0.1:" + std::to_string(listen_ports_[idx])},
+      {"METRICS_ADDR", "127.0.0.1:" + std::to_string(metrics_ports_[idx])},
+      {"PROXY_PROTOCOL", "required"},
+      {"PROXY_TRUSTED_CIDRS", "127.0.0.1/32"},
+      {"DRAIN_PERIOD", "300ms"},
+      {"DRAIN_DEADLINE", "3s"},
+  };
+  for (const auto& [k, v] : extra_env_) env[k] = v;
+  if (instances_[idx]) instances_[idx]->Stop(std::chrono::seconds(1));
+  instances_[idx] = std::make_unique<ServerProcess>(env);
+  return instances_[idx]->Start(std::chrono::seconds(15));
+}
+
+void Cluster::KillInstance(int i) {
+  auto& s = instances_[static_cast<std::size_t>(i)];
+  if (s && s->Running()) ::kill(s->pid(), SIGKILL);
+  if (s) s->WaitForExit(5s);
+}
+
+int Cluster::StopInstance(int i) {
+  return instances_[static_cast<std::size_t>(i)]->Stop(std::chrono::seconds(10));
+}
+
+bool Cluster::Ready(int i) {
+  return HttpGet(metrics_ports_[static_cast<std::size_t>(i)], "/readyz", 1s).status == 200;
+}
+
+bool Cluster::WaitReady(int i, bool ready, std::chrono::milliseconds timeout) {
+  return WaitUntil([&] { return Ready(i) == ready; }, timeout, 20ms);
+}
+
+bool Cluster::BalancerRoutesTo(int i) {
+  // CSV: pxname,svname,...; "status" is the 18th column.
+  std::istringstream in(StatsCommand(stats_socket_, "show stat"));
+  const std::string name = "i" + std::to_string(i);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("tickwire,", 0) != 0) continue;
+    std::vector<std::string> cols;
+    std::stringstream ls(line);
+    for (std::string c; std::getline(ls, c, ',');) cols.push_back(c);
+    if (cols.size() > 17 && cols[1] == name) return cols[17] == "UP";
+  }
+  return false;
+}
+
+std::string Cluster::WriteBalancerConfig() {
+  // The shipped configuration for these instances, plus a frontend per instance for tests.
+  std::vector<std::string> args = {std::string(TICKWIRE_SOURCE_DIR) + "/deploy/haproxy/render.sh",
+                                   "--bind",
+                                   "127.0.0.1:" + std::to_string(lb_port_),
+                                   "--stats-socket",
+                                   stats_socket_,
+                                   "--check-inter",
+                                   "200ms",
+                                   "--maxconn",
+                                   "4096"};
+  for (std::size_t i = 0; i < instances_.size(); ++i) {
+    args.push_back("i" + std::to_string(i) + "=127.0.0.1:" + std::to_string(listen_ports_[i]) +
+                   ":" + std::to_string(metrics_ports_[i]));
+  }
+  const CommandResult rendered = RunCommand(args, {}, 10s);
+  if (rendered.exit_code != 0) return {};
+  std::string cfg = rendered.output;
+  for (std::size_t i = 0; i < instances_.size(); ++i) {
+    const std::string n = "i" + std::to_string(i);
+    cfg += "\nfrontend only_" + n + "\n  bind 127.0.0.1:" + std::to_string(lb_instance_ports_[i]) +
+           "\n  default_backend only_" + n + "\n\nbackend only_" + n +
+           "\n  option httpchk GET /readyz\n  server " + n +
+           " 127.0.0.1:" + std::to_string(listen_ports_[i]) + " send-proxy-v2 check port " +
+           std::to_string(metrics_ports_[i]) + " inter 200ms fall 1 rise 1\n";
+  }
+  const std::string path = dir_.File("haproxy.cfg");
+  std::ofstream(path) << cfg;
+  return path;
+}
+
+std::string Cluster::Start() {
+  if (!StartNats()) return "nats-server did not start: " + (nats_ ? nats_->Output() : "");
+  for (int i = 0; i < size(); ++i) {
+    if (!StartInstance(i)) return "instance " + std::to_string(i) + ": " + instance(i).Describe();
+  }
+  for (int i = 0; i < size(); ++i) {
+    if (!WaitReady(i, true, 15s)) {
+      return "instance " + std::to_string(i) + " not ready: " + instance(i).Describe();
+    }
+  }
+  const std::string cfg = WriteBalancerConfig();
+  if (cfg.empty()) return "deploy/haproxy/render.sh failed";
+  const CommandResult check = RunCommand({"haproxy", "-c", "-f", cfg}, {}, 10s);
+  if (check.exit_code != 0) return "haproxy -c rejected the configuration:\n" + check.output;
+  haproxy_ = std::make_unique<ChildProcess>(std::vector<std::string>{"haproxy", "-db", "-f", cfg});
+  if (!haproxy_->Start()) return "haproxy did not start: " + haproxy_->error();
+  for (int i = 0; i < size(); ++i) {
+    if (!WaitUntil([&] { return BalancerRoutesTo(i); }, 10s, 20ms)) {
+      return "haproxy does not route to instance " + std::to_string(i) + ":\n" + haproxy_->Output();
+    }
+  }
+  return {};
+}
+
+std::string Cluster::Describe() {
+  std::string out;
+  for (int i = 0; i < size(); ++i) {
+    if (instances_[static_cast<std::size_t>(i)]) {
+      out += "--- instance " + std::to_string(i) + ": " + instance(i).Describe() + "\n";
+    }
+  }
+  if (nats_) out += "--- nats-server:\n" + nats_->Output().substr(0, 4000) + "\n";
+  if (haproxy_) out += "--- haproxy:\n" + haproxy_->Output().substr(0, 4000) + "\n";
+  return out;
+}
+
+client::ClientOptions ClusterClientOptions(std::uint16_t port, const std::string& name,
+                                           bool reconnect) {
+  client::ClientOptions o;
+  o.host = "127.0.0.1";
+  o.port = port;
+  o.username = "test";
+  o.password = "secret";
+  o.client_name = name;
+  o.queue_capacity = 1 << 20;
+  o.reconnect.enabled = reconnect;
+  o.reconnect.initial_backoff = std::chrono::milliseconds(50);
+  o.reconnect.max_backoff = std::chrono::milliseconds(500);
+  return o;
+}
+
+void RecordLog::Add(const client::Batch& batch) {
+  std::lock_guard lock(mu_);
+  for (const auto& r : batch.records) {
+    if (const auto* t = std::get_if<client::Tick>(&r)) {
+      ticks_.push_back(*t);
+    } else {
+      bars_.push_back(std::get<client::Bar>(r));
+    }
+  }
+}
+
+std::vector<client::Tick> RecordLog::Ticks() const {
+  std::lock_guard lock(mu_);
+  return ticks_;
+}
+
+std::vector<client::Bar> RecordLog::Bars() const {
+  std::lock_guard lock(mu_);
+  return bars_;
+}
+
+std::size_t RecordLog::tick_count() const {
+  std::lock_guard lock(mu_);
+  return ticks_.size();
+}
+
+Consumer Subscribe(std::uint16_t port, const std::string& name, client::Mode mode,
+                   const std::vector<std::string>& topics, bool reconnect, std::string& error,
+                   std::int64_t since_ms) {
+  Consumer c;
+  auto options = ClusterClientOptions(port, name, reconnect);
+  options.on_batch = [log = c.log](const client::Batch& b) { log->Add(b); };
+  options.on_error = [](const client::Error&) {};
+  auto connected = client::Client::Connect(std::move(options));
+  if (!connected.ok()) {
+    error = connected.error().ToString();
+    return c;
+  }
+  c.client = std::move(connected.value());
+  auto sub = c.client->Subscribe(mode, topics, 0, since_ms);
+  if (!sub.ok()) error = sub.error().ToString();
+  return c;
+}
+
+}  // namespace tickwire::testing

@@ -1,0 +1,326 @@
+// Multi-instance mode end to end: nats-server (JetStream) + three tickwire instances + haproxy,
+// all real processes on loopback. Producers and consumers connect through the balancer.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "cluster/cluster_harness.h"
+#include "support/http_client.h"
+#include "support/wait.h"
+
+namespace tickwire::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using client::Mode;
+
+bool ToolsPresent() { return InPath("nats-server") && InPath("haproxy"); }
+
+// Publishes `count` ticks on each of `topics`, `per_frame` per acked frame, price = running
+// index (unique per producer via `base`); returns the prices the server acknowledged.
+std::vector<double> PublishAcked(client::Client& c, const std::vector<std::string>& topics,
+                                 int count, int per_frame, double base,
+                                 std::chrono::milliseconds pause = 0ms) {
+  std::vector<double> acked;
+  int n = 0;
+  while (n < count) {
+    std::vector<client::Tick> frame;
+    for (int k = 0; k < per_frame && n < count; ++k, ++n) {
+      client::Tick t;
+      t.topic = topics[static_cast<std::size_t>(n) % topics.size()];
+      t.price = base + n;
+      t.size = 1;
+      frame.push_back(t);
+    }
+    auto r = c.Publish(frame, true);
+    if (r.ok()) {
+      for (const auto& t : frame) acked.push_back(t.price);
+    }
+    if (pause.count() > 0) std::this_thread::sleep_for(pause);
+  }
+  return acked;
+}
+
+// Per topic: the ticks in arrival order must chain (prev_seq = the previous tick's seq) with
+// strictly rising seq. Returns a description of the first break, or empty.
+std::string CheckChains(const std::vector<client::Tick>& ticks) {
+  std::map<std::string, std::uint64_t> last;
+  for (const auto& t : ticks) {
+    auto it = last.find(t.topic);
+    if (it != last.end()) {
+      if (t.seq <= it->second) {
+        return t.topic + ": seq " + std::to_string(t.seq) + " after " + std::to_string(it->second);
+      }
+      if (t.prev_seq != it->second) {
+        return t.topic + ": prev_seq " + std::to_string(t.prev_seq) + " but last seq " +
+               std::to_string(it->second);
+      }
+    }
+    last[t.topic] = t.seq;
+  }
+  return {};
+}
+
+// Ticks and bars as comparable keys.
+using TickKey = std::tuple<std::string, std::uint64_t, std::uint64_t, double, std::int64_t>;
+std::vector<TickKey> Keys(const std::vector<client::Tick>& ticks) {
+  std::vector<TickKey> out;
+  for (const auto& t : ticks) out.emplace_back(t.topic, t.seq, t.prev_seq, t.price, t.ts_ns);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+using BarKey =
+    std::tuple<std::string, std::int64_t, double, double, double, double, double, std::uint64_t>;
+std::vector<BarKey> Keys(const std::vector<client::Bar>& bars) {
+  std::vector<BarKey> out;
+  for (const auto& b : bars) {
+    out.emplace_back(b.topic, b.start_ms, b.open, b.high, b.low, b.close, b.volume, b.count);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(ClusterTest, EveryInstanceDeliversTheSameTicksAndBars) {
+  if (!ToolsPresent()) GTEST_SKIP() << "nats-server or haproxy missing (scripts/setup.sh)";
+  Cluster cluster(3);
+  const std::string started = cluster.Start();
+  ASSERT_TRUE(started.empty()) << started << cluster.Describe();
+
+  // On every instance (through its own balancer frontend): ticks and SECOND bars of everything.
+  std::vector<Consumer> ticks, bars;
+  for (int i = 0; i < 3; ++i) {
+    std::string err;
+    ticks.push_back(Subscribe(cluster.instance_frontend_port(i), "ticks-" + std::to_string(i),
+                              Mode::kTick, {"*"}, false, err));
+    ASSERT_TRUE(err.empty()) << err;
+    bars.push_back(Subscribe(cluster.instance_frontend_port(i), "bars-" + std::to_string(i),
+                             Mode::kSecond, {"*"}, false, err));
+    ASSERT_TRUE(err.empty()) << err;
+  }
+
+  // Three producers, one entering through each instance, on shared and own topics at once.
+  constexpr int kPerProducer = 1500;
+  std::vector<std::thread> producers;
+  std::atomic<int> acked{0};
+  for (int p = 0; p < 3; ++p) {
+    producers.emplace_back([&, p] {
+      auto c = client::Client::Connect(
+          ClusterClientOptions(cluster.instance_frontend_port(p), "producer", false));
+      if (!c.ok()) return;
+      const std::vector<std::string> topics = {"shared.a", "shared.b", "own" + std::to_string(p)};
+      auto got = PublishAcked(*c.value(), topics, kPerProducer, 50, p * 1e6, 20ms);
+      acked += static_cast<int>(got.size());
+    });
+  }
+  for (auto& t : producers) t.join();
+  ASSERT_EQ(acked.load(), 3 * kPerProducer) << cluster.Describe();
+
+  // Every tick reaches every instance's consumer; bars close once the log clock passes.
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_TRUE(WaitUntil([&] { return ticks[i].log->tick_count() == 3 * kPerProducer; }, 15s))
+        << "instance " << i << " delivered " << ticks[i].log->tick_count();
+  }
+  const auto bar_ticks = [](const Consumer& c) {
+    std::uint64_t n = 0;
+    for (const auto& b : c.log->Bars()) n += b.count;
+    return n;
+  };
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_TRUE(WaitUntil([&] { return bar_ticks(bars[i]) == 3 * kPerProducer; }, 10s))
+        << "instance " << i << " bars hold " << bar_ticks(bars[i]) << " ticks";
+  }
+  const auto ref_ticks = ticks[0].log->Ticks();
+  EXPECT_EQ(CheckChains(ref_ticks), "");
+  for (std::size_t i = 1; i < 3; ++i) {
+    const auto got = ticks[i].log->Ticks();
+    EXPECT_EQ(CheckChains(got), "") << "instance " << i;
+    EXPECT_TRUE(Keys(got) == Keys(ref_ticks)) << "instance " << i << " ticks differ";
+    EXPECT_TRUE(Keys(bars[i].log->Bars()) == Keys(bars[0].log->Bars()))
+        << "instance " << i << " bars differ";
+  }
+  // Each topic's ticks are unique by seq (no duplicate) and the chain has no gap.
+  std::set<std::pair<std::string, std::uint64_t>> seqs;
+  for (const auto& t : ref_ticks) seqs.emplace(t.topic, t.seq);
+  EXPECT_EQ(seqs.size(), ref_ticks.size());
+}
+
+TEST(ClusterTest, KilledInstanceConsumersResumeThroughTheBalancer) {
+  if (!ToolsPresent()) GTEST_SKIP() << "nats-server or haproxy missing (scripts/setup.sh)";
+  Cluster cluster(3);
+  const std::string started = cluster.Start();
+  ASSERT_TRUE(started.empty()) << started << cluster.Describe();
+
+  // A consumer that reconnects (through the same balancer) when its instance goes away.
+  std::string err;
+  Consumer via_lb =
+      Subscribe(cluster.balancer_port(), "via-lb", Mode::kTick, {"fail.a", "fail.b"}, true, err);
+  ASSERT_TRUE(err.empty()) << err;
+  int target = -1;
+  for (int i = 0; i < 3 && target < 0; ++i) {
+    const auto connz = HttpGet(cluster.metrics_port(i), "/connz", 2s);
+    if (connz.body.find("\"via-lb\"") != std::string::npos) target = i;
+  }
+  ASSERT_GE(target, 0) << "via-lb not found in any /connz";
+
+  // The producer enters through another instance and keeps publishing while `target` dies.
+  auto producer = client::Client::Connect(
+      ClusterClientOptions(cluster.instance_frontend_port((target + 1) % 3), "producer", false));
+  ASSERT_TRUE(producer.ok()) << producer.error().ToString();
+  std::vector<double> acked;
+  std::thread pub([&] {
+    acked = PublishAcked(*producer.value(), {"fail.a", "fail.b"}, 2000, 20, 0, 5ms);
+  });
+  ASSERT_TRUE(WaitUntil([&] { return via_lb.log->tick_count() > 300; }, 10s));
+  cluster.KillInstance(target);  // kill -9, mid-stream
+  pub.join();
+  ASSERT_EQ(acked.size(), 2000U) << cluster.Describe();
+
+  // Nothing acked is missing after the resume (the client drops what it already had).
+  auto has_all = [&](const Consumer& c) {
+    std::set<double> prices;
+    for (const auto& t : c.log->Ticks()) prices.insert(t.price);
+    return prices.size() == acked.size();
+  };
+  EXPECT_TRUE(WaitUntil([&] { return has_all(via_lb); }, 20s))
+      << "via-lb has " << via_lb.log->tick_count() << " of " << acked.size() << "\n"
+      << cluster.Describe();
+  const auto got = via_lb.log->Ticks();
+  EXPECT_EQ(CheckChains(got), "");
+  std::set<std::pair<std::string, std::uint64_t>> seqs;
+  for (const auto& t : got) seqs.emplace(t.topic, t.seq);
+  EXPECT_EQ(seqs.size(), got.size()) << "duplicates delivered";
+  EXPECT_EQ(via_lb.client->stats().tick_gaps, 0U);
+  EXPECT_GE(via_lb.client->stats().reconnects, 1U);
+}
+
+TEST(ClusterTest, RollingRestartWithDrainLosesNothing) {
+  if (!ToolsPresent()) GTEST_SKIP() << "nats-server or haproxy missing (scripts/setup.sh)";
+  Cluster cluster(3);
+  const std::string started = cluster.Start();
+  ASSERT_TRUE(started.empty()) << started << cluster.Describe();
+
+  std::string err;
+  std::vector<Consumer> consumers;
+  for (int k = 0; k < 3; ++k) {
+    consumers.push_back(Subscribe(cluster.balancer_port(), "roll-" + std::to_string(k), Mode::kTick,
+                                  {"roll"}, true, err));
+    ASSERT_TRUE(err.empty()) << err;
+  }
+  // A producer through the balancer that retries a frame the server refused or did not ack.
+  std::atomic<bool> stop{false};
+  std::vector<double> acked;
+  std::thread pub([&] {
+    auto c =
+        client::Client::Connect(ClusterClientOptions(cluster.balancer_port(), "roll-pub", true));
+    if (!c.ok()) return;
+    for (int n = 0; !stop; ++n) {
+      client::Tick t;
+      t.topic = "roll";
+      t.price = n;
+      t.size = 1;
+      for (int attempt = 0; attempt < 200 && !stop; ++attempt) {
+        if (c.value()->Publish(std::span<const client::Tick>(&t, 1), true).ok()) {
+          acked.push_back(t.price);
+          break;
+        }
+        std::this_thread::sleep_for(20ms);
+      }
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  for (int i = 0; i < 3; ++i) {
+    std::this_thread::sleep_for(500ms);
+    EXPECT_EQ(cluster.StopInstance(i), 0) << cluster.Describe();
+    ASSERT_TRUE(cluster.StartInstance(i)) << cluster.Describe();
+    ASSERT_TRUE(cluster.WaitReady(i, true, 15s)) << cluster.Describe();
+    ASSERT_TRUE(WaitUntil([&] { return cluster.BalancerRoutesTo(i); }, 10s));
+  }
+  std::this_thread::sleep_for(500ms);
+  stop = true;
+  pub.join();
+  ASSERT_GT(acked.size(), 100U);
+
+  for (auto& c : consumers) {
+    auto has_all = [&] {
+      std::set<double> prices;
+      for (const auto& t : c.log->Ticks()) prices.insert(t.price);
+      return std::all_of(acked.begin(), acked.end(), [&](double p) { return prices.count(p); });
+    };
+    EXPECT_TRUE(WaitUntil(has_all, 20s)) << "a consumer misses acked ticks";
+    const auto got = c.log->Ticks();
+    EXPECT_EQ(CheckChains(got), "");
+    EXPECT_EQ(c.client->stats().tick_gaps, 0U);
+    EXPECT_GE(c.client->stats().reconnects, 1U);
+  }
+  // Every restarted instance rebuilt its history from the log: the same retained ticks, with the
+  // same numbers, on each of them.
+  std::vector<Consumer> history;
+  for (int i = 0; i < 3; ++i) {
+    history.push_back(Subscribe(cluster.instance_frontend_port(i), "history", Mode::kTick, {"roll"},
+                                false, err, /*since_ms=*/1));
+    ASSERT_TRUE(err.empty()) << err;
+  }
+  const std::size_t retained = std::min<std::size_t>(consumers[0].log->Ticks().size(), 1024);
+  for (auto& h : history) {
+    EXPECT_TRUE(WaitUntil([&] { return h.log->tick_count() == retained; }, 10s))
+        << h.log->tick_count() << " of " << retained;
+  }
+  EXPECT_TRUE(Keys(history[1].log->Ticks()) == Keys(history[0].log->Ticks()));
+  EXPECT_TRUE(Keys(history[2].log->Ticks()) == Keys(history[0].log->Ticks()));
+}
+
+TEST(ClusterTest, BackplaneOutageTurnsInstancesNotReadyAndPublishesFail) {
+  if (!ToolsPresent()) GTEST_SKIP() << "nats-server or haproxy missing (scripts/setup.sh)";
+  Cluster cluster(3);
+  const std::string started = cluster.Start();
+  ASSERT_TRUE(started.empty()) << started << cluster.Describe();
+
+  std::string err;
+  Consumer consumer =
+      Subscribe(cluster.instance_frontend_port(1), "outage-sub", Mode::kTick, {"out"}, false, err);
+  ASSERT_TRUE(err.empty()) << err;
+  auto producer = client::Client::Connect(
+      ClusterClientOptions(cluster.instance_frontend_port(0), "outage-pub", false));
+  ASSERT_TRUE(producer.ok());
+  client::Tick t;
+  t.topic = "out";
+  t.price = 1;
+  t.size = 1;
+  ASSERT_TRUE(producer.value()->Publish(std::span<const client::Tick>(&t, 1), true).ok());
+
+  cluster.StopNats();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(cluster.WaitReady(i, false, 10s)) << "instance " << i << " still ready";
+  }
+  // While it is down, a PUBLISH gets ERROR UNAVAILABLE (non-fatal), never silence.
+  t.price = 2;
+  auto refused = producer.value()->Publish(std::span<const client::Tick>(&t, 1), true);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, client::ErrorCode::kUnavailable) << refused.error().ToString();
+  EXPECT_FALSE(refused.error().fatal);
+  const auto metrics = ParseMetrics(HttpGet(cluster.metrics_port(0), "/metrics").body);
+  EXPECT_EQ(MetricValue(metrics, "backplane_connected"), 0);
+  EXPECT_GE(MetricValue(metrics, "backplane_publish_failures_total{reason=\"unavailable\"}"), 1);
+
+  ASSERT_TRUE(cluster.StartNats());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(cluster.WaitReady(i, true, 20s)) << "instance " << i << " did not recover\n"
+                                                 << cluster.Describe();
+  }
+  t.price = 3;
+  auto again = producer.value()->Publish(std::span<const client::Tick>(&t, 1), true);
+  ASSERT_TRUE(again.ok()) << again.error().ToString();
+  ASSERT_TRUE(WaitUntil([&] { return consumer.log->tick_count() == 2; }, 10s));
+  const auto got = consumer.log->Ticks();
+  EXPECT_EQ(got[0].price, 1);
+  EXPECT_EQ(got[1].price, 3);
+  EXPECT_EQ(got[1].prev_seq, got[0].seq);
+}
+
+}  // namespace
+}  // namespace tickwire::testing
