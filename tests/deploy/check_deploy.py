@@ -38,9 +38,18 @@ def server_settings(server):
     """{ENV_NAME: default text or None} from tickwire-server --help."""
     out = subprocess.run([server, "--help"], capture_output=True, text=True, timeout=30,
                          check=True).stdout
+    # One option per entry; CLI11 puts a long option's help on the next, indented line.
+    entries = []
+    for line in out.splitlines():
+        if line.startswith("  -"):
+            entries.append(line.strip())
+        elif entries and line.startswith("    "):
+            entries[-1] += " " + line.strip()
     settings = {}
-    for m in re.finditer(r"\[([A-Z][A-Z0-9_]*)\](?: \(default ([^)\n]*)\))?", out):
-        settings[m.group(1)] = m.group(2)
+    for entry in entries:
+        m = re.match(r"--[a-z0-9-]+ .*\[([A-Z][A-Z0-9_]*)\](?: \(default ([^)]*)\))?$", entry)
+        if m:
+            settings[m.group(1)] = m.group(2)
     if len(settings) < 10:
         sys.exit(f"check_deploy.py: only {len(settings)} settings in {server} --help:\n{out}")
     return settings
