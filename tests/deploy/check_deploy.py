@@ -211,19 +211,16 @@ def check_deployment(path, dep, settings, configmaps, secrets):
 
     # The settings this container gets: ConfigMap, Secret and env entries, server defaults.
     env = {}
+    sources = {"configMapRef": ("ConfigMap", configmaps), "secretRef": ("Secret", secrets)}
     for src in c.get("envFrom", []):
-        if "configMapRef" in src:
-            cm = configmaps.get(src["configMapRef"]["name"])
-            if cm is None:
-                problem(f"{where}: envFrom ConfigMap {src['configMapRef']['name']} is missing")
+        for ref, (kind, objects) in sources.items():
+            if ref not in src:
+                continue
+            obj = objects.get(src[ref]["name"])
+            if obj is None:
+                problem(f"{where}: envFrom {kind} {src[ref]['name']} is missing")
             else:
-                env.update(cm.get("data", {}))
-        if "secretRef" in src:
-            sec = secrets.get(src["secretRef"]["name"])
-            if sec is None:
-                problem(f"{where}: envFrom Secret {src['secretRef']['name']} is missing")
-            else:
-                env.update(sec.get("stringData", {}))
+                env.update(obj.get("data", {}) if kind == "ConfigMap" else obj.get("stringData", {}))
     for e in c.get("env", []):
         if e["name"] not in settings:
             problem(f"{where}: env {e['name']} is not a tickwire setting")
