@@ -18,6 +18,9 @@ PACKAGES=(
   prometheus prometheus-alertmanager
   # Tools used by scripts and benchmarks (gnuplot-nox: gnuplot without the Qt/X11 front ends).
   gnuplot-nox openssl procps python3
+  # Deployment checks: tests/deploy/check_deploy.py reads the Kubernetes manifests (python3-yaml),
+  # shellcheck checks the scripts in deploy/.
+  python3-yaml shellcheck
   # TLS scanner run by .ci/run against a TLS listener (scripts/testssl.sh).
   testssl.sh
 )

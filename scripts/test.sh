@@ -2,7 +2,9 @@
 # THE test command. Installs dependencies (scripts/setup.sh), then for each stage configures,
 # builds and tests one CMake preset:
 #   release  all unit + integration tests, RelWithDebInfo, and the deploy/ checks (promtool
-#            check/test rules, amtool check-config, the Grafana dashboard, a real Prometheus)
+#            check/test rules, amtool check-config, the Grafana dashboard, a real Prometheus,
+#            HAProxy in front of two servers, the image's runtime files run from a chroot, the
+#            Kubernetes manifests, the Dockerfile and the runbook's settings table)
 #   asan     the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   tsan     the same suite under ThreadSanitizer (the threaded core: workers, fan-out)
 #   fuzz     every libFuzzer target for a fixed time, starting from fuzz/corpus/<target>/

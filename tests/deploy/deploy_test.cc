@@ -3,9 +3,6 @@
 // in Prometheus, and Prometheus loaded with the project's alert rules sees the heartbeat
 // timeout alert go pending and then firing when a test causes heartbeat timeouts.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cctype>
 #include <cmath>
@@ -17,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "deploy/deploy_support.h"
 #include "support/child_process.h"
 #include "support/http_client.h"
 #include "support/json.h"
@@ -31,13 +29,7 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-const std::string kDeploy = TICKWIRE_DEPLOY_DIR;
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << "cannot read " << path;
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+const std::string& kDeploy = DeployDir();
 
 // Names of the metric families and series in a scrape (histogram _bucket/_sum/_count included).
 std::set<std::string> ScrapedNames(const std::string& text) {
@@ -121,22 +113,6 @@ std::string UrlEncode(const std::string& s) {
     }
   }
   return out;
-}
-
-std::uint16_t FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  std::uint16_t port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
 }
 
 TEST(DashboardTest, EveryQueriedMetricIsExportedAndTheRunbookPanelsExist) {

@@ -39,6 +39,8 @@ class ChildProcess {
   // SIGTERM, then SIGKILL after `grace`. Returns the exit code.
   int Stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
   bool Running();
+  // The child's PID while it runs (-1 before Start()).
+  pid_t pid() const { return pid_; }
   std::string Output() const;
   const std::string& error() const { return error_; }
 
