@@ -3,7 +3,6 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -17,29 +16,6 @@ namespace tickwire::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-// One command on haproxy's stats socket; the answer, or empty on failure.
-std::string StatsCommand(const std::string& socket_path, const std::string& command) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-  if (fd < 0) return {};
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", socket_path.c_str());
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    const std::string line = command + "\n";
-    if (::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size())) {
-      char buf[4096];
-      for (;;) {
-        const ssize_t n = ::read(fd, buf, sizeof(buf));
-        if (n <= 0) break;
-        out.append(buf, static_cast<std::size_t>(n));
-      }
-    }
-  }
-  ::close(fd);
-  return out;
-}
 
 }  // namespace
 
@@ -69,7 +45,7 @@ Cluster::Cluster(int instances, EnvOverrides extra_env) : extra_env_(std::move(e
     lb_instance_ports_.push_back(PickFreePort());
     instances_.push_back(nullptr);
   }
-  stats_socket_ = dir_.File("haproxy.sock");
+  stats_port_ = PickFreePort();
 }
 
 Cluster::~Cluster() {
@@ -142,9 +118,9 @@ bool Cluster::WaitReady(int i, bool ready, std::chrono::milliseconds timeout) {
 }
 
 bool Cluster::BalancerRoutesTo(int i) {
-  // CSV: pxname,svname,...; "status" is the 18th column.
-  std::istringstream in(StatsCommand(stats_socket_, "show stat"));
-  const std::string name = "i" + std::to_string(i);
+  // The stats page as CSV: pxname,svname,...; "status" is the 18th column.
+  std::istringstream in(HttpGet(stats_port_, "/stats;csv", 1s).body);
+  const std::string name = "tickwire-" + std::to_string(i + 1);
   for (std::string line; std::getline(in, line);) {
     if (line.rfind("tickwire,", 0) != 0) continue;
     std::vector<std::string> cols;
@@ -160,19 +136,23 @@ std::string Cluster::WriteBalancerConfig() {
   std::vector<std::string> args = {std::string(TICKWIRE_SOURCE_DIR) + "/deploy/haproxy/render.sh",
                                    "--bind",
                                    "127.0.0.1:" + std::to_string(lb_port_),
-                                   "--stats-socket",
-                                   stats_socket_,
+                                   "--stats",
+                                   "127.0.0.1:" + std::to_string(stats_port_),
                                    "--check-inter",
                                    "200ms",
                                    "--maxconn",
+                                   "4096",
+                                   "--server-maxconn",
                                    "4096"};
   for (std::size_t i = 0; i < instances_.size(); ++i) {
-    args.push_back("i" + std::to_string(i) + "=127.0.0.1:" + std::to_string(listen_ports_[i]) +
-                   ":" + std::to_string(metrics_ports_[i]));
+    args.push_back("127.0.0.1:" + std::to_string(listen_ports_[i]) + ":" +
+                   std::to_string(metrics_ports_[i]));
   }
-  const CommandResult rendered = RunCommand(args, {}, 10s);
-  if (rendered.exit_code != 0) return {};
-  std::string cfg = rendered.output;
+  const std::string path = dir_.File("haproxy.cfg");
+  args.push_back("-o");
+  args.push_back(path);
+  if (RunCommand(args, {}, 10s).exit_code != 0) return {};
+  std::string cfg;
   for (std::size_t i = 0; i < instances_.size(); ++i) {
     const std::string n = "i" + std::to_string(i);
     cfg += "\nfrontend only_" + n + "\n  bind 127.0.0.1:" + std::to_string(lb_instance_ports_[i]) +
@@ -181,8 +161,7 @@ std::string Cluster::WriteBalancerConfig() {
            " 127.0.0.1:" + std::to_string(listen_ports_[i]) + " send-proxy-v2 check port " +
            std::to_string(metrics_ports_[i]) + " inter 200ms fall 1 rise 1\n";
   }
-  const std::string path = dir_.File("haproxy.cfg");
-  std::ofstream(path) << cfg;
+  std::ofstream(path, std::ios::app) << cfg;
   return path;
 }
 

@@ -38,7 +38,7 @@ class Cluster {
   int StopInstance(int i);   // SIGTERM: graceful drain; returns the exit code
   bool Ready(int i);         // GET /readyz answered 200
   bool WaitReady(int i, bool ready, std::chrono::milliseconds timeout);
-  // haproxy's view: true while it considers instance i up (its stats socket).
+  // haproxy's view: true while it considers instance i up (its stats page).
   bool BalancerRoutesTo(int i);
 
   std::uint16_t balancer_port() const { return lb_port_; }
@@ -61,7 +61,7 @@ class Cluster {
   std::vector<std::uint16_t> metrics_ports_;
   std::vector<std::uint16_t> lb_instance_ports_;
   std::uint16_t lb_port_ = 0;
-  std::string stats_socket_;
+  std::uint16_t stats_port_ = 0;  // haproxy's stats page
   std::vector<std::unique_ptr<ServerProcess>> instances_;
   std::unique_ptr<ChildProcess> haproxy_;
 };
