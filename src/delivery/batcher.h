@@ -26,6 +26,16 @@ class Batcher {
     return opened;
   }
 
+  // Bytes of entries that still fit into the open frame (or a new one).
+  std::size_t room() const { return builder_.Room(); }
+  // Appends `records` consecutive entries that fit (room()); returns true when they opened a
+  // new frame.
+  bool AppendRun(std::string_view entries, std::size_t records) {
+    const bool opened = builder_.empty();
+    builder_.AppendRun(entries, records, next_batch_seq_);
+    return opened;
+  }
+
   bool empty() const { return builder_.empty(); }
   std::size_t records() const { return builder_.records(); }
   std::size_t payload_size() const { return builder_.payload_size(); }

@@ -6,6 +6,8 @@
 #include <deque>
 #include <string>
 
+#include "protocol/frame_pool.h"
+
 namespace tickwire::delivery {
 
 // What the owner wants to know about a frame once it has been written (for metrics):
@@ -71,6 +73,7 @@ void OutboundQueue::CompleteWrite(Fn&& fn) {
   for (; in_flight_ > 0; --in_flight_) {
     fn(static_cast<const FrameTag&>(frames_.front().tag));
     pending_bytes_ -= frames_.front().bytes.size();
+    protocol::RecycleFrameBuffer(std::move(frames_.front().bytes));
     frames_.pop_front();
   }
 }

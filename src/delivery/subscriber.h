@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 #include "engine/record_block.h"
@@ -18,6 +19,13 @@ class Subscriber {
   // DataBatch.records entry). Runs on the owning worker only.
   virtual void DeliverRecord(const engine::RecordBlock& block,
                              const engine::RecordBlock::Entry& e) = 0;
+  // Consecutive records of one topic and mode whose bytes lie end to end in `block` (what one
+  // PUBLISH usually produces). The default delivers them one by one; a connection copies them
+  // into its frame in one go.
+  virtual void DeliverRun(const engine::RecordBlock& block,
+                          std::span<const engine::RecordBlock::Entry> run) {
+    for (const auto& e : run) DeliverRecord(block, e);
+  }
 
  private:
   friend class FanoutTable;

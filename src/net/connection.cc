@@ -329,7 +329,37 @@ void Connection::Append(std::string_view entry) {
   const bool opened = batcher_.Add(
       entry, [this](std::string frame) { EnqueueBatch(std::move(frame), Clock::now()); });
   if (closing_) return;  // the cut frame overflowed the queue
-  if (!opened) return;
+  if (opened) OnFrameOpened();
+}
+
+void Connection::DeliverRun(const engine::RecordBlock& block,
+                            std::span<const engine::RecordBlock::Entry> run) {
+  if (closing_) return;
+  if (!catchups_.empty()) {
+    for (const auto& e : run) DeliverRecord(block, e);
+    return;
+  }
+  std::size_t i = 0;
+  while (i < run.size()) {
+    // As many of the run's entries as the open frame takes, copied in one go.
+    const std::size_t room = batcher_.room();
+    std::size_t bytes = 0;
+    std::size_t j = i;
+    while (j < run.size() && bytes + run[j].length <= room) bytes += run[j++].length;
+    if (j == i) {
+      // The open frame is full: cut it; its records are ready now.
+      EnqueueBatch(batcher_.Finish(), Clock::now());
+      if (closing_) return;  // the cut frame overflowed the queue
+      continue;
+    }
+    const bool opened =
+        batcher_.AppendRun(std::string_view(block.bytes.data() + run[i].offset, bytes), j - i);
+    if (opened) OnFrameOpened();
+    i = j;
+  }
+}
+
+void Connection::OnFrameOpened() {
   const auto window = worker_.context().batch_window();  // may change on SIGHUP
   if (window == 0) {
     if (!dirty_marked_) {

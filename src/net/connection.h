@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <span>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -64,6 +65,8 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   // delivery::Subscriber
   void DeliverRecord(const engine::RecordBlock& block,
                      const engine::RecordBlock::Entry& e) override;
+  void DeliverRun(const engine::RecordBlock& block,
+                  std::span<const engine::RecordBlock::Entry> run) override;
 
   // session::SessionHost
   void SendFrame(std::string frame) override;
@@ -147,6 +150,8 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   };
   // Appends an encoded record to the open DATA_BATCH (arming its window).
   void Append(std::string_view entry);
+  // A record opened a new frame: arm its batch window (or mark it for the end of the turn).
+  void OnFrameOpened();
   // Starts a catch-up for a new subscription when it asks for history; returns its owner
   // shards' requests (none when there is nothing new to catch up on).
   void StartCatchUp(std::uint64_t subscription_id, const session::Subscription& sub);

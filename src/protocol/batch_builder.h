@@ -20,9 +20,14 @@ class BatchBuilder {
   std::size_t payload_size() const;
   // Whether `entry_size` more bytes fit without the payload exceeding max_msg_size.
   bool Fits(std::size_t entry_size) const;
+  // Bytes of entries that still fit into the frame (into a new one when none is open).
+  std::size_t Room() const;
   // Appends one encoded entry, opening a frame numbered `batch_seq` if none is open. The caller
   // checks Fits() first and finishes the frame when it does not fit.
-  void Append(std::string_view entry, std::uint64_t batch_seq);
+  void Append(std::string_view entry, std::uint64_t batch_seq) { AppendRun(entry, 1, batch_seq); }
+  // Appends `records` consecutive encoded entries at once (`entries` is their bytes, end to
+  // end): one copy for the lot. The caller checks Room() first.
+  void AppendRun(std::string_view entries, std::size_t records, std::uint64_t batch_seq);
   // Returns the complete frame (header + payload) and resets the builder.
   std::string Finish();
   void set_max_msg_size(std::uint32_t v) { max_msg_size_ = v; }

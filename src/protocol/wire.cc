@@ -1,5 +1,6 @@
 #include "protocol/wire.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
@@ -84,40 +85,71 @@ void AppendVarint(std::string& out, std::uint64_t v) {
   out.append(b, n);
 }
 
+namespace {
+
+// Writes into memory the caller has already sized: no capacity check per byte.
+char* PutVarint(char* p, std::uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>((v & 0x7F) | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+char* PutFixed64(char* p, std::uint64_t v) {
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(p, &v, 8);
+  } else {
+    for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(v >> (8 * i));
+  }
+  return p + 8;
+}
+
+}  // namespace
+
 std::size_t AppendTickRecordEntry(std::string& out, const TickFields& t) {
+  // The hot encoder (once per published tick): size everything first, grow `out` once, then
+  // write through a pointer.
   const std::size_t body = TickBodySize(t);
   const std::size_t record = 1 + VarintSize(body) + body;
-  out.reserve(out.size() + 1 + VarintSize(record) + record);
-  out.push_back(static_cast<char>(kTagBatchRecords));
-  AppendVarint(out, record);
-  out.push_back(static_cast<char>(kTagRecordTick));
-  AppendVarint(out, body);
-  std::size_t topic_offset = out.size();
+  const std::size_t total = 1 + VarintSize(record) + record;
+  const std::size_t start = out.size();
+  if (out.capacity() < start + total) out.reserve(std::max(start + total, 2 * out.capacity()));
+  out.resize(start + total);
+  char* const base = out.data();
+  char* p = base + start;
+  *p++ = static_cast<char>(kTagBatchRecords);
+  p = PutVarint(p, record);
+  *p++ = static_cast<char>(kTagRecordTick);
+  p = PutVarint(p, body);
+  std::size_t topic_offset = static_cast<std::size_t>(p - base);
   if (!t.topic.empty()) {
-    out.push_back(static_cast<char>(kTagTopic));
-    AppendVarint(out, t.topic.size());
-    topic_offset = out.size();
-    out.append(t.topic);
+    *p++ = static_cast<char>(kTagTopic);
+    p = PutVarint(p, t.topic.size());
+    topic_offset = static_cast<std::size_t>(p - base);
+    std::memcpy(p, t.topic.data(), t.topic.size());
+    p += t.topic.size();
   }
   if (DoublePresent(t.price)) {
-    out.push_back(static_cast<char>(kTagPrice));
-    AppendFixed64(out, std::bit_cast<std::uint64_t>(t.price));
+    *p++ = static_cast<char>(kTagPrice);
+    p = PutFixed64(p, std::bit_cast<std::uint64_t>(t.price));
   }
   if (DoublePresent(t.size)) {
-    out.push_back(static_cast<char>(kTagSize));
-    AppendFixed64(out, std::bit_cast<std::uint64_t>(t.size));
+    *p++ = static_cast<char>(kTagSize);
+    p = PutFixed64(p, std::bit_cast<std::uint64_t>(t.size));
   }
   if (t.ts_ns != 0) {
-    out.push_back(static_cast<char>(kTagTsNs));
-    AppendVarint(out, static_cast<std::uint64_t>(t.ts_ns));
+    *p++ = static_cast<char>(kTagTsNs);
+    p = PutVarint(p, static_cast<std::uint64_t>(t.ts_ns));
   }
   if (t.seq != 0) {
-    out.push_back(static_cast<char>(kTagSeq));
-    AppendVarint(out, t.seq);
+    *p++ = static_cast<char>(kTagSeq);
+    p = PutVarint(p, t.seq);
   }
   if (t.prev_seq != 0) {
-    out.push_back(static_cast<char>(kTagPrevSeq));
-    AppendVarint(out, t.prev_seq);
+    *p++ = static_cast<char>(kTagPrevSeq);
+    p = PutVarint(p, t.prev_seq);
   }
   return topic_offset;
 }
