@@ -36,6 +36,14 @@ class Batcher {
     return opened;
   }
 
+  // Numbers a frame whose `records` entries (`records_bytes`) are sent from shared memory
+  // after the returned head (protocol::EncodeDataBatchHead). The open frame, if any, must have
+  // been finished first so that batch_seq stays in write order.
+  std::string SharedFrameHead(std::size_t records_bytes, std::size_t records) {
+    finished_records_ = static_cast<std::uint32_t>(records);
+    return protocol::EncodeDataBatchHead(next_batch_seq_++, records_bytes);
+  }
+
   bool empty() const { return builder_.empty(); }
   std::size_t records() const { return builder_.records(); }
   std::size_t payload_size() const { return builder_.payload_size(); }

@@ -58,39 +58,45 @@ void FanoutTable::Remove(Subscriber* s, engine::Mode mode, std::span<const std::
   }
 }
 
-std::size_t FanoutTable::Deliver(const engine::RecordBlock& block, unsigned worker) const {
+std::size_t FanoutTable::Deliver(const engine::RecordBlockPtr& block_ptr, unsigned worker) const {
+  const engine::RecordBlock& block = *block_ptr;
   const engine::WorkerMask me = engine::WorkerBit(worker);
   std::size_t deliveries = 0;
   const auto& entries = block.entries;
+  using Run = std::span<const engine::RecordBlock::Entry>;
   for (std::size_t i = 0; i < entries.size();) {
-    const auto& e = entries[i];
-    // The run: following entries of the same topic and mode, bytes end to end. One lookup and
-    // one call per subscriber for all of them.
+    // A run: following entries of the same mode and destination workers, bytes end to end.
+    const auto& first = entries[i];
     std::size_t j = i + 1;
-    const std::string_view topic = block.Topic(e);
-    while (j < entries.size()) {
-      const auto& prev = entries[j - 1];
-      const auto& next = entries[j];
-      if (next.mode != e.mode || next.workers != e.workers ||
-          next.offset != prev.offset + prev.length || block.Topic(next) != topic) {
-        break;
-      }
+    while (j < entries.size() && entries[j].mode == first.mode &&
+           entries[j].workers == first.workers &&
+           entries[j].offset == entries[j - 1].offset + entries[j - 1].length) {
       ++j;
     }
-    const std::span<const engine::RecordBlock::Entry> run(entries.data() + i, j - i);
+    const std::size_t begin = i;
     i = j;
-    if ((e.workers & me) == 0) continue;
-    const auto slot = static_cast<std::size_t>(e.mode);
+    if ((first.workers & me) == 0) continue;
+    const auto slot = static_cast<std::size_t>(first.mode);
+    // "*" subscribers take the whole run, whatever its topics.
     for (const auto& [sub, refs] : wildcard_[slot]) {
-      sub->DeliverRun(block, run);
-      deliveries += run.size();
+      sub->DeliverRun(block_ptr, Run(entries.data() + begin, j - begin));
+      deliveries += j - begin;
     }
-    auto it = topics_.find(topic);
-    if (it == topics_.end()) continue;
-    for (const auto& [sub, refs] : it->second[slot]) {
-      if (sub->wildcard_refs_[slot] > 0) continue;  // already served through the wildcard list
-      sub->DeliverRun(block, run);
-      deliveries += run.size();
+    if (topics_.empty()) continue;
+    // Exact-topic subscribers: one lookup per stretch of one topic.
+    for (std::size_t k = begin; k < j;) {
+      const std::string_view topic = block.Topic(entries[k]);
+      std::size_t m = k + 1;
+      while (m < j && block.Topic(entries[m]) == topic) ++m;
+      const Run run(entries.data() + k, m - k);
+      k = m;
+      auto it = topics_.find(topic);
+      if (it == topics_.end()) continue;
+      for (const auto& [sub, refs] : it->second[slot]) {
+        if (sub->wildcard_refs_[slot] > 0) continue;  // already served through the wildcard list
+        sub->DeliverRun(block_ptr, run);
+        deliveries += run.size();
+      }
     }
   }
   return deliveries;

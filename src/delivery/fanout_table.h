@@ -36,7 +36,7 @@ class FanoutTable {
 
   // Hands every entry of `block` addressed to `worker` to its local subscribers. Returns the
   // number of (record, subscriber) deliveries made.
-  std::size_t Deliver(const engine::RecordBlock& block, unsigned worker) const;
+  std::size_t Deliver(const engine::RecordBlockPtr& block, unsigned worker) const;
 
   std::size_t topic_count() const { return topics_.size(); }
 

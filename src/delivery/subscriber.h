@@ -19,12 +19,13 @@ class Subscriber {
   // DataBatch.records entry). Runs on the owning worker only.
   virtual void DeliverRecord(const engine::RecordBlock& block,
                              const engine::RecordBlock::Entry& e) = 0;
-  // Consecutive records of one topic and mode whose bytes lie end to end in `block` (what one
-  // PUBLISH usually produces). The default delivers them one by one; a connection copies them
-  // into its frame in one go.
-  virtual void DeliverRun(const engine::RecordBlock& block,
+  // Consecutive records of one mode whose bytes lie end to end in `block` (one topic's ticks
+  // from a PUBLISH; for a "*" subscriber also runs across topics, such as a second's bars).
+  // The default delivers them one by one; a connection copies a short run into its frame in
+  // one go and sends a long one straight from the block.
+  virtual void DeliverRun(const engine::RecordBlockPtr& block,
                           std::span<const engine::RecordBlock::Entry> run) {
-    for (const auto& e : run) DeliverRecord(block, e);
+    for (const auto& e : run) DeliverRecord(*block, e);
   }
 
  private:

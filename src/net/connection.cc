@@ -18,6 +18,9 @@ namespace {
 // Frames handed to one writev; Linux IOV_MAX is 1024, and a few dozen frames already fill
 // the socket buffer.
 constexpr std::size_t kMaxFramesPerWrite = 64;
+// Runs of at least this many bytes go out from the shared record block (gather write) instead
+// of being copied into the connection's frame.
+constexpr std::size_t kShareRunBytes = 4096;
 // A TLS connection's read buffer: one full TLS record.
 constexpr std::size_t kTlsReadBufferSize = 16 * 1024 + 256;
 
@@ -332,11 +335,38 @@ void Connection::Append(std::string_view entry) {
   if (opened) OnFrameOpened();
 }
 
-void Connection::DeliverRun(const engine::RecordBlock& block,
+void Connection::DeliverRun(const engine::RecordBlockPtr& block,
                             std::span<const engine::RecordBlock::Entry> run) {
   if (closing_) return;
   if (!catchups_.empty()) {
-    for (const auto& e : run) DeliverRecord(block, e);
+    for (const auto& e : run) DeliverRecord(*block, e);
+    return;
+  }
+  const std::size_t run_bytes = run.back().offset + run.back().length - run.front().offset;
+  if (run_bytes >= kShareRunBytes) {
+    // A long run (a burst from one producer, a second's bars for "*"): frames that point into
+    // the shared block, written with a gather write; nothing copied per subscriber. What is
+    // open goes first, so batch_seq and record order stay as written.
+    if (!batcher_.empty()) {
+      EnqueueBatch(batcher_.Finish(), Clock::now());
+      if (closing_) return;
+    }
+    const auto now = Clock::now();
+    const std::size_t max = worker_.context().config.max_msg_size - protocol::kMaxBatchSeqField;
+    for (std::size_t i = 0; i < run.size();) {
+      std::size_t bytes = run[i].length;
+      std::size_t j = i + 1;
+      while (j < run.size() && bytes + run[j].length <= max) bytes += run[j++].length;
+      const std::string_view tail(block->bytes.data() + run[i].offset, bytes);
+      std::string head = batcher_.SharedFrameHead(bytes, j - i);
+      if (!queue_.PushShared(std::move(head), block, tail,
+                             {now, static_cast<std::uint32_t>(j - i)})) {
+        SlowConsumer("pending output over MAX_PENDING_BYTES");
+        return;
+      }
+      i = j;
+    }
+    StartWrite();
     return;
   }
   std::size_t i = 0;
@@ -353,7 +383,7 @@ void Connection::DeliverRun(const engine::RecordBlock& block,
       continue;
     }
     const bool opened =
-        batcher_.AppendRun(std::string_view(block.bytes.data() + run[i].offset, bytes), j - i);
+        batcher_.AppendRun(std::string_view(block->bytes.data() + run[i].offset, bytes), j - i);
     if (opened) OnFrameOpened();
     i = j;
   }
@@ -524,7 +554,7 @@ void Connection::SendFrame(std::string frame) {
 void Connection::StartWrite() {
   if (closed_ || queue_.write_in_flight() || !queue_.has_unsent()) return;
   write_buffers_.clear();
-  queue_.BeginWrite(kMaxFramesPerWrite, [this](const std::string& f) {
+  queue_.BeginWrite(kMaxFramesPerWrite, [this](std::string_view f) {
     write_buffers_.emplace_back(f.data(), f.size());
   });
   write_started_ = Clock::now();

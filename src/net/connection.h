@@ -65,7 +65,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   // delivery::Subscriber
   void DeliverRecord(const engine::RecordBlock& block,
                      const engine::RecordBlock::Entry& e) override;
-  void DeliverRun(const engine::RecordBlock& block,
+  void DeliverRun(const engine::RecordBlockPtr& block,
                   std::span<const engine::RecordBlock::Entry> run) override;
 
   // session::SessionHost

@@ -308,7 +308,7 @@ void Worker::HandleInbox(unsigned from, std::int64_t mark, std::vector<IngestBat
     ApplyIngest(batch);
   }
   if (applied > 0) ingest_backlog_.fetch_sub(applied, std::memory_order_relaxed);
-  for (const auto& block : blocks) fanout_.Deliver(*block, index_);
+  for (const auto& block : blocks) fanout_.Deliver(block, index_);
   DeliverHistory(replies);
   // Every tick `from` accepted before `mark` was in this post or an earlier one.
   marks_[from] = std::max(marks_[from], mark);
@@ -362,7 +362,7 @@ void Worker::EndOfTurn() {
     for (unsigned w = 0; w < ctx_.workers.size(); ++w) {
       if ((dest & engine::WorkerBit(w)) == 0) continue;
       if (w == index_) {
-        fanout_.Deliver(*block, index_);
+        fanout_.Deliver(block, index_);
       } else {
         outbox_blocks_[w].push_back(block);
       }

@@ -9,9 +9,19 @@
 
 namespace tickwire::protocol {
 namespace {
-// Worst-case size of the batch_seq field: tag byte + 10-byte varint.
-constexpr std::size_t kMaxSeqField = 11;
+constexpr std::size_t kMaxSeqField = kMaxBatchSeqField;
 }  // namespace
+
+std::string EncodeDataBatchHead(std::uint64_t batch_seq, std::size_t records_bytes) {
+  std::string head(kHeaderSize, '\0');
+  if (batch_seq != 0) {
+    head.push_back(static_cast<char>((1 << 3) | 0));  // DataBatch.batch_seq
+    AppendVarint(head, batch_seq);
+  }
+  EncodeHeader(FrameType::kDataBatch, head.size() - kHeaderSize + records_bytes,
+               reinterpret_cast<std::uint8_t*>(head.data()));
+  return head;
+}
 
 std::size_t BatchBuilder::payload_size() const {
   return frame_.empty() ? 0 : frame_.size() - kHeaderSize;

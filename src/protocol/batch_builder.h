@@ -10,6 +10,14 @@ namespace tickwire::protocol {
 // Assembles DATA_BATCH frames from pre-encoded `DataBatch.records` entries (see
 // AppendTickRecordEntry). Entries are copied once into the frame being built; nothing is
 // re-encoded per subscriber. A frame's payload never exceeds max_msg_size.
+// The start of a DATA_BATCH frame whose `records_bytes` of encoded records entries follow
+// separately (written from shared memory with a gather write): the 5-byte header and the
+// batch_seq field.
+std::string EncodeDataBatchHead(std::uint64_t batch_seq, std::size_t records_bytes);
+// Worst-case size of the batch_seq field (tag + 10-byte varint): a frame's records may take
+// max_msg_size minus this.
+inline constexpr std::size_t kMaxBatchSeqField = 11;
+
 class BatchBuilder {
  public:
   explicit BatchBuilder(std::uint32_t max_msg_size) : max_msg_size_(max_msg_size) {}

@@ -20,7 +20,7 @@ struct Recorder : Subscriber {
   }
 };
 
-engine::RecordBlock Block(const std::vector<std::string>& topics, engine::WorkerMask workers) {
+engine::RecordBlockPtr Block(const std::vector<std::string>& topics, engine::WorkerMask workers) {
   engine::Shard shard(0);
   for (const auto& t : topics) shard.SetInterest(t, Mode::kTick, 0, true);
   std::vector<engine::IngestTick> ticks;
@@ -28,7 +28,7 @@ engine::RecordBlock Block(const std::vector<std::string>& topics, engine::Worker
   engine::RecordBlock block;
   shard.Apply(ticks, block);
   for (auto& e : block.entries) e.workers = workers;
-  return block;
+  return std::make_shared<const engine::RecordBlock>(std::move(block));
 }
 
 TEST(FanoutTableTest, ReportsFirstAndLastInterestOnly) {
