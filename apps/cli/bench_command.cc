@@ -74,74 +74,26 @@ int RunFanout(const FanoutFlags& f) {
   auto producer = std::move(pconn).value();
 
   Measurement m(session.times().warmup, session.times().duration, session.server_pid());
-  const Window& window = session.window = m.window();
-  std::atomic<std::uint64_t> published_total{0};
-  std::atomic<std::uint64_t> published_window{0};
-  std::atomic<bool> producer_stop{false};
-  std::string producer_error;
-  std::thread producer_thread([&] {
-    std::vector<client::Tick> ticks(f.batch, client::Tick{f.topic, 100.0, 1.0, 0, 0, 0});
-    Pacer pacer(
-        f.rate, f.batch, f.max_inflight, [&] { return SlowestReceived(consumers); }, m.end());
-    std::uint64_t sent = 0;
-    while (!producer_stop.load(std::memory_order_relaxed) && BenchClock::now() < m.end()) {
-      const std::size_t n = pacer.Next(sent);
-      if (n == 0) continue;
-      const std::int64_t ts = RealtimeNs();
-      for (std::size_t i = 0; i < n; ++i) {
-        ticks[i].ts_ns = ts;
-        ticks[i].price = 100.0 + static_cast<double>((sent + i) % 1000) * 0.01;
-      }
-      auto r = producer->Publish(std::span<const client::Tick>(ticks.data(), n), false);
-      if (!r.ok()) {
-        producer_error = r.error().ToString();
-        break;
-      }
-      sent += n;
-      published_total.fetch_add(n, std::memory_order_relaxed);
-      if (window.Contains(ts)) published_window.fetch_add(n, std::memory_order_relaxed);
-    }
-  });
-
-  std::uint64_t last_pub = 0, last_recv = 0;
-  const bool finished = m.Run([&] {
-    const auto pub = published_total.load(std::memory_order_relaxed);
-    const auto recv = TotalReceived(consumers);
-    std::string line =
-        fmt::format("published {}/s, delivered {}/s", pub - last_pub, recv - last_recv);
-    last_pub = pub;
-    last_recv = recv;
-    return line;
-  });
-  producer_stop = true;
-  producer_thread.join();
-
-  // Drain: everything published should reach every consumer; wait at most 3 s for it.
-  const std::uint64_t expected = published_total.load() * consumers.size();
-  const auto drain_deadline = BenchClock::now() + std::chrono::seconds(3);
-  while (TotalReceived(consumers) < expected && BenchClock::now() < drain_deadline &&
-         !StopRequested()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  const std::uint64_t received = TotalReceived(consumers);
+  session.window = m.window();
+  std::vector<client::Tick> ticks(f.batch, client::Tick{f.topic, 100.0, 1.0, 0, 0, 0});
+  const PublishOutcome o = RunPublisher(
+      m, f.rate, f.batch, f.max_inflight, consumers,
+      [&](std::uint64_t sent, std::size_t n, std::int64_t ts) -> std::string {
+        for (std::size_t i = 0; i < n; ++i) {
+          ticks[i].ts_ns = ts;
+          ticks[i].price = 100.0 + static_cast<double>((sent + i) % 1000) * 0.01;
+        }
+        auto r = producer->Publish(std::span<const client::Tick>(ticks.data(), n), false);
+        return r.ok() ? std::string() : r.error().ToString();
+      });
   producer->Close();
   for (auto& c : consumers) c->client->Close();  // after this no consumer handler runs
 
   BenchReport r;
   r.scenario = f.scenario;
   r.subscribers = f.subscribers;
-  r.producers = 1;
   r.rate = f.rate;
-  m.Fill(r);
-  r.published = published_window.load();
-  LatencyHistogram latency;
-  for (const auto& c : consumers) c->counters.AddTo(r, latency, true);
-  r.latency = LatencySummary::From(latency);
-  r.integrity.lost = expected > received ? expected - received : 0;
-  if (!producer_error.empty()) {
-    ++r.integrity.errors;
-    r.first_error = "producer: " + producer_error;
-  }
+  FillFanoutReport(r, m, o, consumers, true);
   if (!stalled.empty()) {
     int dropped = 0;
     for (auto& st : stalled) dropped += st.DroppedByServer() ? 1 : 0;
@@ -151,7 +103,7 @@ int RunFanout(const FanoutFlags& f) {
   producer.reset();
   stalled.clear();
   session.Close();
-  return FinishBench(r, f.run.json, !finished);
+  return FinishBench(r, f.run.json, !o.finished);
 }
 
 void AddFanoutCommand(CLI::App& bench, int& exit_code, const std::string& name,

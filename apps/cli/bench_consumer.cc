@@ -1,5 +1,7 @@
 #include "bench_consumer.h"
 
+#include <thread>
+
 #include <fmt/core.h>
 
 namespace tickwire::cli {
@@ -30,6 +32,56 @@ int BenchSession::Fail(const std::string& message) {
   PrintError(message);
   Close();
   return 1;
+}
+
+PublishOutcome RunPublisherWith(Measurement& m, double rate, std::size_t batch,
+                                std::uint64_t max_inflight, std::size_t consumers,
+                                const std::function<std::optional<std::uint64_t>()>& slowest,
+                                const std::function<std::uint64_t()>& received,
+                                const PublishFn& publish) {
+  PublishOutcome o;
+  std::atomic<std::uint64_t> published_total{0};
+  std::atomic<std::uint64_t> published_window{0};
+  std::atomic<bool> stop{false};
+  std::thread publisher([&] {
+    Pacer pacer(rate, batch, max_inflight, slowest, m.end());
+    std::uint64_t sent = 0;
+    while (!stop.load(std::memory_order_relaxed) && BenchClock::now() < m.end()) {
+      const std::size_t n = pacer.Next(sent);
+      if (n == 0) continue;
+      const std::int64_t ts = RealtimeNs();
+      if (auto err = publish(sent, n, ts); !err.empty()) {
+        o.error = err;
+        break;
+      }
+      sent += n;
+      published_total.fetch_add(n, std::memory_order_relaxed);
+      if (m.window().Contains(ts)) published_window.fetch_add(n, std::memory_order_relaxed);
+    }
+  });
+  std::uint64_t last_pub = 0, last_recv = 0;
+  o.finished = m.Run([&] {
+    const auto pub = published_total.load(std::memory_order_relaxed);
+    const auto recv = received();
+    std::string line =
+        fmt::format("published {}/s, delivered {}/s", pub - last_pub, recv - last_recv);
+    last_pub = pub;
+    last_recv = recv;
+    return line;
+  });
+  stop = true;
+  publisher.join();
+  // Drain: everything published should reach every consumer; wait at most 3 s for it.
+  const std::uint64_t expected = published_total.load() * consumers;
+  const auto drain_deadline = BenchClock::now() + std::chrono::seconds(3);
+  while (received() < expected && BenchClock::now() < drain_deadline && !StopRequested()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const std::uint64_t got = received();
+  o.lost = expected > got ? expected - got : 0;
+  o.published = published_window.load();
+  o.published_total = published_total.load();
+  return o;
 }
 
 std::string ConnectTickConsumers(const client::ClientOptions& base, boost::asio::io_context& io,

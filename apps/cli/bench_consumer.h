@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -116,6 +117,53 @@ std::uint64_t TotalReceived(const ConsumerPtrs& consumers) {
   std::uint64_t n = 0;
   for (const auto& c : consumers) n += c->counters.records();
   return n;
+}
+
+// What RunPublisher saw.
+struct PublishOutcome {
+  bool finished = false;        // false: a stop signal cut the run short
+  std::uint64_t published = 0;  // messages published in the measured window
+  std::uint64_t published_total = 0;
+  std::uint64_t lost = 0;  // expected - received after the drain, all consumers
+  std::string error;       // the publisher's, when it failed
+};
+// `publish(sent, n, ts_ns)` sends the n messages after the first `sent`, stamped `ts_ns`;
+// returns an error line, empty on success.
+using PublishFn = std::function<std::string(std::uint64_t sent, std::size_t n, std::int64_t ts)>;
+
+// The fan-out run shared by tickwire and the peers: one publisher thread paced by
+// Pacer(rate, batch, max_inflight) through `m`'s timeline, a progress line once a second, then
+// up to 3 s for the `consumers` to receive everything published (each receives every message).
+template <typename ConsumerPtrs>
+PublishOutcome RunPublisher(Measurement& m, double rate, std::size_t batch,
+                            std::uint64_t max_inflight, const ConsumerPtrs& consumers,
+                            const PublishFn& publish) {
+  return RunPublisherWith(
+      m, rate, batch, max_inflight, consumers.size(), [&] { return SlowestReceived(consumers); },
+      [&] { return TotalReceived(consumers); }, publish);
+}
+PublishOutcome RunPublisherWith(Measurement& m, double rate, std::size_t batch,
+                                std::uint64_t max_inflight, std::size_t consumers,
+                                const std::function<std::optional<std::uint64_t>()>& slowest,
+                                const std::function<std::uint64_t()>& received,
+                                const PublishFn& publish);
+
+// Fills `r` with the window, the publisher's and the consumers' figures of a fan-out run (the
+// consumers closed: their handlers are done). `frames`: count DATA_BATCH frames too.
+template <typename ConsumerPtrs>
+void FillFanoutReport(BenchReport& r, const Measurement& m, const PublishOutcome& o,
+                      const ConsumerPtrs& consumers, bool frames) {
+  r.producers = 1;
+  m.Fill(r);
+  r.published = o.published;
+  LatencyHistogram latency;
+  for (const auto& c : consumers) c->counters.AddTo(r, latency, frames);
+  r.latency = LatencySummary::From(latency);
+  r.integrity.lost = o.lost;
+  if (!o.error.empty()) {
+    ++r.integrity.errors;
+    r.first_error = "publisher: " + o.error;
+  }
 }
 
 // A tickwire TICK consumer on the client library (raw DATA_BATCH payloads, scanned without
