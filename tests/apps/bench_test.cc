@@ -53,55 +53,67 @@ void ExpectClean(const boost::json::object& r, const std::string& output) {
   EXPECT_TRUE(passed != nullptr && passed->is_bool() && passed->as_bool()) << output;
 }
 
-CommandResult RunBench(std::vector<std::string> args) {
+// Runs `argv` (a bench with --json); expects exit 0 and a clean report, which it returns (an
+// empty object when there is none). `output` gets what the run printed, for messages.
+boost::json::object CleanRun(const std::vector<std::string>& argv, std::string& output) {
+  const auto run = RunCommand(argv, {}, 60s);
+  output = run.output;
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  const auto r = Report(run.output);
+  EXPECT_TRUE(r) << run.output;
+  if (!r) return {};
+  ExpectClean(*r, run.output);
+  return *r;
+}
+
+// `tickwire bench <args> --spawn <server> --json`, through CleanRun.
+boost::json::object RunBench(std::vector<std::string> args, std::string& output) {
   std::vector<std::string> argv = {TICKWIRE_CLI_BIN, "bench"};
   argv.insert(argv.end(), args.begin(), args.end());
   argv.insert(argv.end(), {"--spawn", TICKWIRE_SERVER_BIN_PATH, "--json"});
-  return RunCommand(argv, {}, 60s);
+  return CleanRun(argv, output);
+}
+
+// The object member `key` of `o` (empty when missing).
+boost::json::object Member(const boost::json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  return v != nullptr && v->is_object() ? v->as_object() : boost::json::object();
 }
 
 TEST(BenchTest, LatencyDeliversEveryTickOnceInOrder) {
-  const auto run = RunBench(
-      {"latency", "--subscribers", "3", "--rate", "5000", "--duration", "1s", "--warmup", "200ms"});
-  ASSERT_EQ(run.exit_code, 0) << run.output;
-  const auto r = Report(run.output);
-  ASSERT_TRUE(r) << run.output;
-  ExpectClean(*r, run.output);
-  EXPECT_EQ(StringField(*r, "scenario"), "latency");
-  EXPECT_GT(Int(*r, "delivered"), 0) << run.output;
-  ASSERT_TRUE(r->contains("latency_us")) << run.output;
-  EXPECT_GT(Int(r->at("latency_us").as_object(), "samples"), 0) << run.output;
+  std::string out;
+  const auto r = RunBench(
+      {"latency", "--subscribers", "3", "--rate", "5000", "--duration", "1s", "--warmup", "200ms"},
+      out);
+  EXPECT_EQ(StringField(r, "scenario"), "latency");
+  EXPECT_GT(Int(r, "delivered"), 0) << out;
+  EXPECT_GT(Int(Member(r, "latency_us"), "samples"), 0) << out;
 }
 
 TEST(BenchTest, IngestGetsEveryFrameAckedAndEveryTickDelivered) {
-  const auto run = RunBench({"ingest", "--producers", "2", "--topics", "50", "--check",
-                             "--duration", "1s", "--warmup", "200ms"});
-  ASSERT_EQ(run.exit_code, 0) << run.output;
-  const auto r = Report(run.output);
-  ASSERT_TRUE(r) << run.output;
-  ExpectClean(*r, run.output);
-  EXPECT_GT(Int(*r, "frames_sent"), 0) << run.output;
-  EXPECT_EQ(Int(*r, "acks"), Int(*r, "frames_sent")) << run.output;
-  EXPECT_GT(Int(*r, "accepted"), 0) << run.output;
-  EXPECT_GT(Int(*r, "delivered"), 0) << run.output;
+  std::string out;
+  const auto r = RunBench({"ingest", "--producers", "2", "--topics", "50", "--check", "--duration",
+                           "1s", "--warmup", "200ms"},
+                          out);
+  EXPECT_GT(Int(r, "frames_sent"), 0) << out;
+  EXPECT_EQ(Int(r, "acks"), Int(r, "frames_sent")) << out;
+  EXPECT_GT(Int(r, "accepted"), 0) << out;
+  EXPECT_GT(Int(r, "delivered"), 0) << out;
 }
 
 TEST(BenchTest, ConnsKeepsEveryConnectionAliveThroughHeartbeats) {
   // Heartbeats every 300 ms against a 1 s timeout, held for 2 s: a connection that missed its
   // heartbeats would be closed by the server well within the run.
-  const auto run = RunBench({"conns", "--connections", "300", "--heartbeat", "300ms", "--duration",
-                             "2s", "--server-env", "HEARTBEAT_INTERVAL=300ms", "--server-env",
-                             "HEARTBEAT_TIMEOUT=1s"});
-  ASSERT_EQ(run.exit_code, 0) << run.output;
-  const auto r = Report(run.output);
-  ASSERT_TRUE(r) << run.output;
-  ExpectClean(*r, run.output);
-  ASSERT_TRUE(r->contains("conns")) << run.output;
-  const auto& c = r->at("conns").as_object();
-  EXPECT_EQ(Int(c, "ready"), 300) << run.output;
-  EXPECT_EQ(Int(c, "alive"), 300) << run.output;
-  EXPECT_GE(Int(c, "keepalives"), 300 * 5) << run.output;
-  EXPECT_GT(Int(c, "rss_after_kb"), 0) << run.output;
+  std::string out;
+  const auto c = Member(
+      RunBench({"conns", "--connections", "300", "--heartbeat", "300ms", "--duration", "2s",
+                "--server-env", "HEARTBEAT_INTERVAL=300ms", "--server-env", "HEARTBEAT_TIMEOUT=1s"},
+               out),
+      "conns");
+  EXPECT_EQ(Int(c, "ready"), 300) << out;
+  EXPECT_EQ(Int(c, "alive"), 300) << out;
+  EXPECT_GE(Int(c, "keepalives"), 300 * 5) << out;
+  EXPECT_GT(Int(c, "rss_after_kb"), 0) << out;
 }
 
 // A free TCP port on 127.0.0.1 (bound and released; the server binds it right after).
@@ -154,24 +166,16 @@ void RunPeer(const std::string& generator, const std::string& server_binary,
   ASSERT_TRUE(WaitForListener(port, 10s)) << server.Output();
   const std::string addr = "127.0.0.1:" + std::to_string(port);
 
-  const auto fanout = RunCommand({generator, "fanout", "--addr", addr, "--subscribers", "3",
-                                  "--duration", "1s", "--warmup", "200ms", "--json"},
-                                 {}, 60s);
-  ASSERT_EQ(fanout.exit_code, 0) << fanout.output;
-  const auto f = Report(fanout.output);
-  ASSERT_TRUE(f) << fanout.output;
-  ExpectClean(*f, fanout.output);
-  EXPECT_GT(Int(*f, "delivered"), 0) << fanout.output;
-  EXPECT_EQ(Int(*f, "payload_bytes"), 64) << fanout.output;
-
-  const auto conns = RunCommand({generator, "conns", "--addr", addr, "--connections", "200",
-                                 "--heartbeat", "300ms", "--duration", "1s", "--json"},
-                                {}, 60s);
-  ASSERT_EQ(conns.exit_code, 0) << conns.output;
-  const auto c = Report(conns.output);
-  ASSERT_TRUE(c) << conns.output;
-  ExpectClean(*c, conns.output);
-  EXPECT_EQ(Int(c->at("conns").as_object(), "alive"), 200) << conns.output;
+  std::string out;
+  const auto f = CleanRun({generator, "fanout", "--addr", addr, "--subscribers", "3", "--duration",
+                           "1s", "--warmup", "200ms", "--json"},
+                          out);
+  EXPECT_GT(Int(f, "delivered"), 0) << out;
+  EXPECT_EQ(Int(f, "payload_bytes"), 64) << out;
+  const auto c = CleanRun({generator, "conns", "--addr", addr, "--connections", "200",
+                           "--heartbeat", "300ms", "--duration", "1s", "--json"},
+                          out);
+  EXPECT_EQ(Int(Member(c, "conns"), "alive"), 200) << out;
   server.Stop();
 }
 
