@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tables and plots for scripts/bench-compare.sh.
 
-Reads results.jsonl (one bench report per line, tagged with "label"), prints the side-by-side
+Reads --results (one bench report per line, tagged with "label"), prints the side-by-side
 table (tickwire, nats, redis, and tickwire / the better peer), and writes into --out:
 bench-compare.md (the tables), bench-compare.json (every report plus the machine line),
 fanout.png (delivered msgs/s against subscribers) and latency.png (latency percentiles at

@@ -8,9 +8,10 @@
 #            BATCH_WINDOW_MS=0)
 #   conns    idle authenticated connections with keepalives: server RSS per connection
 # Each server runs on 127.0.0.1 on a free port, pinned to core 0 (taskset), the load generator to
-# core 1; the conns scenario gets a freshly started server. Writes results.jsonl (one report per
-# run), bench-compare.md (the tables) and two gnuplot PNGs (delivered rate vs subscribers,
-# latency percentiles) to the output directory. Stops only the servers it started, by PID.
+# core 1; the conns scenario gets a freshly started server. Writes bench-compare.json (every
+# run's report), bench-compare.md (the tables) and two gnuplot PNGs (delivered rate vs
+# subscribers, latency percentiles) to the output directory. Stops only the servers it started,
+# by PID; every run is bounded by `timeout`. Exits 1 when a run's checks failed.
 #
 # Usage: scripts/bench-compare.sh [--quick] [--duration D] [--out DIR] [--build DIR]
 #   --quick          3 s per run, 2,000 connections held 5 s (a smoke run, about 2 minutes)
@@ -68,7 +69,7 @@ fi
 ulimit -n "$(ulimit -Hn)"  # thousands of sockets, inherited by servers and generators
 mkdir -p "${OUT}"
 WORK="$(mktemp -d /tmp/bench-compare-XXXXXX)"
-RESULTS="${OUT}/results.jsonl"
+RESULTS="${WORK}/results.jsonl"
 : >"${RESULTS}"
 SERVER_PID=""
 
@@ -132,7 +133,7 @@ start_server() {
 }
 
 # run LABEL SYSTEM SCENARIO [ARGS...]: one bench run against the running server; its JSON report,
-# tagged with LABEL, is appended to results.jsonl. Bounded by `timeout`.
+# tagged with LABEL, is appended to ${RESULTS}. Bounded by `timeout`.
 run() {
   local label="$1" system="$2" scenario="$3"
   shift 3
