@@ -12,5 +12,8 @@ void RegisterBench(CLI::App& app, int& exit_code);
 void RegisterPasswd(CLI::App& app, int& exit_code);
 // `bench bars`, under the `bench` subcommand.
 void RegisterBenchBars(CLI::App& bench, int& exit_code);
+// `bench ingest` and `bench conns`, under the `bench` subcommand.
+void RegisterBenchIngest(CLI::App& bench, int& exit_code);
+void RegisterBenchConns(CLI::App& bench, int& exit_code);
 
 }  // namespace tickwire::cli

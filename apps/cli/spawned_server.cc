@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,6 +45,7 @@ std::optional<ProcStats> ReadProcStats(pid_t pid) {
   std::string line;
   while (std::getline(status, line)) {
     if (line.rfind("VmHWM:", 0) == 0) s.peak_rss_kb = std::strtoull(line.c_str() + 6, nullptr, 10);
+    if (line.rfind("VmRSS:", 0) == 0) s.rss_kb = std::strtoull(line.c_str() + 6, nullptr, 10);
   }
   return s;
 }
@@ -77,8 +79,6 @@ bool SpawnedServer::Start(const std::string& binary, const std::map<std::string,
   // The metrics endpoint's default port is fixed; a bench server must not collide with another
   // server on this host (or another bench), so it takes a free one unless --server-env says.
   if (env.count("METRICS_ADDR") == 0) merged["METRICS_ADDR"] = "127.0.0.1:0";
-  // A free metrics port unless the caller chose one, so spawned servers never collide.
-  merged.try_emplace("METRICS_ADDR", "127.0.0.1:0");
   std::vector<std::string> env_strings;
   for (const auto& [k, v] : merged) env_strings.push_back(k + "=" + v);
   std::vector<char*> envp;
@@ -103,6 +103,12 @@ bool SpawnedServer::Start(const std::string& binary, const std::map<std::string,
     // Child: only async-signal-safe calls until exec.
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent) _exit(127);
+    // As many sockets as the hard limit allows (the conns bench holds thousands).
+    rlimit fds{};
+    if (getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur < fds.rlim_max) {
+      fds.rlim_cur = fds.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &fds);
+    }
     dup2(log_fd, 1);
     dup2(log_fd, 2);
     execve(argv[0], argv, envp.data());

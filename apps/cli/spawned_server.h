@@ -14,6 +14,7 @@ namespace tickwire::cli {
 struct ProcStats {
   double cpu_seconds = 0;         // utime + stime
   std::uint64_t peak_rss_kb = 0;  // VmHWM
+  std::uint64_t rss_kb = 0;       // VmRSS
 };
 std::optional<ProcStats> ReadProcStats(pid_t pid);
 
@@ -28,8 +29,9 @@ class SpawnedServer {
   SpawnedServer& operator=(const SpawnedServer&) = delete;
 
   // Forks and execs `binary` with the current environment plus `env` (LISTEN_ADDR and PORT_FILE
-  // are set here, METRICS_ADDR to a free loopback port unless `env` has it), then waits up to
-  // `timeout` for the port file. Call before starting threads.
+  // are set here, METRICS_ADDR to a free loopback port unless `env` has it) and its open-file
+  // limit raised to the hard limit, then waits up to `timeout` for the port file. Call before
+  // starting threads.
   bool Start(const std::string& binary, const std::map<std::string, std::string>& env,
              std::chrono::milliseconds timeout, std::string& error);
   // SIGTERM, wait up to `grace`, then SIGKILL. Returns the exit status text ("exit 0", ...).

@@ -1,0 +1,44 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "client/client.h"
+#include "protocol/frame.h"
+
+namespace tickwire::cli {
+
+// A tickwire connection on a plain blocking socket, for the benches that need what the client
+// library does not do: a consumer that never reads, or a producer that keeps a window of acked
+// PUBLISH frames in flight. Used from one thread at a time.
+class RawConnection {
+ public:
+  // Connects to `o`'s address (with a receive buffer of `rcvbuf` bytes when non-zero), sends
+  // AUTH as `o.client_name` and waits for AUTH_OK. Returns an error line, empty on success.
+  std::string Open(boost::asio::io_context& io, const client::ClientOptions& o, int rcvbuf = 0);
+  // Makes every later read fail after `ms` without data (default: wait for ever).
+  void SetReadTimeout(int ms) { read_timeout_ms_ = ms; }
+  // Writes all of `bytes`. Returns an error line.
+  std::string Send(std::string_view bytes);
+  // Reads one whole frame. Returns an error line (an ERROR frame is returned as a frame).
+  std::string ReadFrame(std::uint8_t& type, std::string& payload);
+  // Reads one frame and checks that it is of `type` (an ERROR is described).
+  std::string Expect(protocol::FrameType type);
+  // Whether bytes are waiting to be read (without blocking).
+  bool Readable();
+  // Reads what is left, for at most about 2 s; true when the server has closed the connection.
+  bool DroppedByServer();
+
+ private:
+  std::string ReadExact(void* data, std::size_t size);
+
+  int read_timeout_ms_ = -1;
+  std::unique_ptr<boost::asio::ip::tcp::socket> socket_;
+};
+
+}  // namespace tickwire::cli
