@@ -36,7 +36,7 @@ struct IngestFlags {
   int producers = 1;
   std::size_t batch = 100;       // ticks per PUBLISH frame
   std::uint32_t topics = 1000;   // topics ticked round-robin
-  std::uint32_t in_flight = 16;  // acked frames outstanding per producer
+  std::uint32_t in_flight = 64;  // acked frames outstanding per producer (6,400 ticks)
   bool check = false;
   std::uint64_t max_inflight = 20000;  // with --check: ticks ahead of the consumer
   std::string prefix = "ingest.";

@@ -26,6 +26,14 @@ class HistoryRing {
     head_ = head_ + 1 == capacity_ ? 0 : head_ + 1;
   }
 
+  // Asks the CPU to fetch the slot the next Push writes: with thousands of topics their rings
+  // are not in cache, and Shard::Apply prefetches a batch's slots before it writes any.
+  void PrefetchNext() const {
+    if (capacity_ == 0 || buf_.empty()) return;
+    const T* slot = buf_.size() < capacity_ ? buf_.data() + buf_.size() : buf_.data() + head_;
+    if (buf_.size() < buf_.capacity() || buf_.size() == capacity_) __builtin_prefetch(slot, 1);
+  }
+
   std::size_t size() const { return buf_.size(); }
   bool empty() const { return buf_.empty(); }
   std::size_t capacity() const { return capacity_; }

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,5 +39,46 @@ struct RecordBlock {
 };
 
 using RecordBlockPtr = std::shared_ptr<const RecordBlock>;
+
+// Record blocks that come back for reuse: a worker fills one per loop turn, shares it, and
+// once the last worker and connection holding it let go, the block (with the capacity of its
+// buffers, already touched) returns here instead of being freed. The pool is shared by the
+// blocks' deleters, so it outlives every block; any thread may release a block.
+class RecordBlockPool : public std::enable_shared_from_this<RecordBlockPool> {
+ public:
+  static constexpr std::size_t kMaxFree = 32;
+  static constexpr std::size_t kMaxKeptBytes = 4 << 20;
+
+  // An empty block, recycled when one is free.
+  std::unique_ptr<RecordBlock> Take() {
+    {
+      std::lock_guard lock(mu_);
+      if (!free_.empty()) {
+        auto b = std::move(free_.back());
+        free_.pop_back();
+        b->bytes.clear();
+        b->entries.clear();
+        return b;
+      }
+    }
+    return std::make_unique<RecordBlock>();
+  }
+  // Shares `block`; it comes back here when the last holder releases it.
+  RecordBlockPtr Share(std::unique_ptr<RecordBlock> block) {
+    return RecordBlockPtr(block.release(), [pool = shared_from_this()](const RecordBlock* b) {
+      pool->Give(std::unique_ptr<RecordBlock>(const_cast<RecordBlock*>(b)));
+    });
+  }
+
+ private:
+  void Give(std::unique_ptr<RecordBlock> b) {
+    if (b->bytes.capacity() > kMaxKeptBytes) return;  // a rare huge burst: give it back
+    std::lock_guard lock(mu_);
+    if (free_.size() < kMaxFree) free_.push_back(std::move(b));
+  }
+
+  std::mutex mu_;
+  std::vector<std::unique_ptr<RecordBlock>> free_;
+};
 
 }  // namespace tickwire::engine

@@ -87,31 +87,54 @@ void Shard::EvictOverCap(std::size_t room) {
 }
 
 std::size_t Shard::Apply(std::span<const IngestTick> ticks, RecordBlock& out) {
-  for (const IngestTick& t : ticks) {
-    TopicState* found = Find(t.topic);
-    if (found == nullptr) {
-      EvictOverCap(1);
-      found = &Lookup(t.topic);
-      LruPushFront(*found);
-    } else if (found->in_lru && lru_head_ != found) {
-      LruUnlink(*found);
-      LruPushFront(*found);
+  // Two passes per chunk: look every topic up and prefetch what applying its tick will write
+  // (its tick ring slot, its open bars), then apply. With thousands of topics those lines are
+  // cold; fetching a chunk's worth at once overlaps the misses instead of taking them in turn.
+  constexpr std::size_t kChunk = 64;
+  std::array<TopicState*, kChunk> looked_up{};
+  for (std::size_t base = 0; base < ticks.size(); base += kChunk) {
+    const std::size_t n = std::min(kChunk, ticks.size() - base);
+    for (std::size_t i = 0; i < n; ++i) {
+      TopicState* st = Find(ticks[base + i].topic);
+      looked_up[i] = st;
+      if (st == nullptr) continue;
+      st->ticks.PrefetchNext();
+      if (!st->open_seconds.empty()) __builtin_prefetch(&st->open_seconds.back(), 1);
+      if (!st->open_minutes.empty()) __builtin_prefetch(&st->open_minutes.back(), 1);
     }
-    TopicState& st = *found;
-    const std::uint64_t prev = st.last_seq;
-    st.last_seq = t.seq > prev ? t.seq : prev + 1;
-    ++stats_.ticks;
-    st.ticks.Push(TickRecord{t.price, t.size, t.ts_ns, st.last_seq, prev});
-    Fold(st, Mode::kSecond, t);
-    Fold(st, Mode::kMinute, t);
-    const WorkerMask dest = st.interest[kTickSlot] | wildcard_[kTickSlot];
-    if (dest == 0) continue;  // nobody listens: nothing to encode
-    const auto offset = out.bytes.size();
-    const std::size_t topic_offset = protocol::AppendTickRecordEntry(
-        out.bytes, protocol::TickFields{t.topic, t.price, t.size, t.ts_ns, st.last_seq, prev});
-    AppendEntry(out, offset, topic_offset, t.topic.size(), Mode::kTick, dest, st.last_seq);
+    const std::uint64_t evicted = stats_.topics_evicted;
+    for (std::size_t i = 0; i < n; ++i) {
+      // A topic created meanwhile was not found above; an eviction may have freed a looked-up
+      // state: look again in both cases.
+      TopicState* st = stats_.topics_evicted == evicted ? looked_up[i] : nullptr;
+      ApplyOne(ticks[base + i], st != nullptr ? st : Find(ticks[base + i].topic), out);
+    }
   }
   return ticks.size();
+}
+
+void Shard::ApplyOne(const IngestTick& t, TopicState* found, RecordBlock& out) {
+  if (found == nullptr) {
+    EvictOverCap(1);
+    found = &Lookup(t.topic);
+    LruPushFront(*found);
+  } else if (found->in_lru && lru_head_ != found) {
+    LruUnlink(*found);
+    LruPushFront(*found);
+  }
+  TopicState& st = *found;
+  const std::uint64_t prev = st.last_seq;
+  st.last_seq = t.seq > prev ? t.seq : prev + 1;
+  ++stats_.ticks;
+  st.ticks.Push(TickRecord{t.price, t.size, t.ts_ns, st.last_seq, prev});
+  Fold(st, Mode::kSecond, t);
+  Fold(st, Mode::kMinute, t);
+  const WorkerMask dest = st.interest[kTickSlot] | wildcard_[kTickSlot];
+  if (dest == 0) return;  // nobody listens: nothing to encode
+  const auto offset = out.bytes.size();
+  const std::size_t topic_offset = protocol::AppendTickRecordEntry(
+      out.bytes, protocol::TickFields{t.topic, t.price, t.size, t.ts_ns, st.last_seq, prev});
+  AppendEntry(out, offset, topic_offset, t.topic.size(), Mode::kTick, dest, st.last_seq);
 }
 
 void Shard::Fold(TopicState& st, Mode interval, const IngestTick& t) {

@@ -145,6 +145,8 @@ class Shard {
   };
   using TopicMap = std::unordered_map<std::string, TopicState, Hash, std::equal_to<>>;
 
+  // Applies one tick to its topic's state (`found`, or null: create it).
+  void ApplyOne(const IngestTick& t, TopicState* found, RecordBlock& out);
   TopicState& Lookup(std::string_view topic);
   const TopicState* Find(std::string_view topic) const;
   TopicState* Find(std::string_view topic);

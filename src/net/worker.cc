@@ -356,9 +356,10 @@ void Worker::EndOfTurn() {
   if (!current_block_.empty()) {
     engine::WorkerMask dest = 0;
     for (const auto& e : current_block_.entries) dest |= e.workers;
-    auto block = std::make_shared<engine::RecordBlock>(std::move(current_block_));
-    current_block_ = engine::RecordBlock{};
-    current_block_.bytes.reserve(block->bytes.capacity());
+    // The turn's records go out in this block; the next turn writes into a recycled one.
+    auto filled = block_pool_->Take();
+    std::swap(*filled, current_block_);
+    const engine::RecordBlockPtr block = block_pool_->Share(std::move(filled));
     for (unsigned w = 0; w < ctx_.workers.size(); ++w) {
       if ((dest & engine::WorkerBit(w)) == 0) continue;
       if (w == index_) {

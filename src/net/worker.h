@@ -205,6 +205,8 @@ class Worker {
   engine::Shard shard_;
   delivery::FanoutTable fanout_;
   engine::RecordBlock current_block_;  // records this shard produced during this turn
+  std::shared_ptr<engine::RecordBlockPool> block_pool_ =
+      std::make_shared<engine::RecordBlockPool>();
 
   // Outboxes to other workers, posted once per destination per turn.
   std::vector<std::vector<IngestBatch>> outbox_ingest_;

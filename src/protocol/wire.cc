@@ -114,11 +114,17 @@ std::size_t AppendTickRecordEntry(std::string& out, const TickFields& t) {
   const std::size_t body = TickBodySize(t);
   const std::size_t record = 1 + VarintSize(body) + body;
   const std::size_t total = 1 + VarintSize(record) + record;
-  const std::size_t start = out.size();
-  if (out.capacity() < start + total) out.reserve(std::max(start + total, 2 * out.capacity()));
-  out.resize(start + total);
-  char* const base = out.data();
-  char* p = base + start;
+  // Written into a stack buffer and appended in one copy (resizing `out` first would zero the
+  // bytes only to overwrite them). Topics are at most 128 bytes, so this always fits in
+  // practice; a longer one goes through a heap buffer.
+  char local[256];
+  std::string heap;
+  char* base = local;
+  if (total > sizeof(local)) {
+    heap.resize(total);
+    base = heap.data();
+  }
+  char* p = base;
   *p++ = static_cast<char>(kTagBatchRecords);
   p = PutVarint(p, record);
   *p++ = static_cast<char>(kTagRecordTick);
@@ -151,7 +157,9 @@ std::size_t AppendTickRecordEntry(std::string& out, const TickFields& t) {
     *p++ = static_cast<char>(kTagPrevSeq);
     p = PutVarint(p, t.prev_seq);
   }
-  return topic_offset;
+  const std::size_t start = out.size();
+  out.append(base, static_cast<std::size_t>(p - base));
+  return start + topic_offset;
 }
 
 std::size_t AppendBarRecordEntry(std::string& out, const BarFields& b) {
