@@ -1,5 +1,7 @@
 #include "config/config.h"
 
+#include <sched.h>
+
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
@@ -186,7 +188,7 @@ std::vector<Setting> Settings() {
        [](Config& c, const std::string& v) {
          return ParseUint<std::uint64_t>(v, 1, std::uint64_t{1} << 40, c.max_pending_bytes);
        }},
-      {"WORKERS", "--workers", "worker threads, each with its own event loop (0 = one per core)",
+      {"WORKERS", "--workers", "worker threads, each with its own event loop (0 = one per CPU it may run on)",
        std::to_string(d.workers),
        [](Config& c, const std::string& v) { return ParseUint<unsigned>(v, 0, 64, c.workers); }},
       {"TCP_NODELAY", "--tcp-nodelay", "disable Nagle's algorithm on client sockets", "true",
@@ -432,8 +434,14 @@ std::vector<Setting> Settings() {
 
 unsigned Config::EffectiveWorkers() const {
   if (workers != 0) return workers;
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : std::min(hw, 64U);
+  // The CPUs this process may run on (taskset, a container's cpuset), not every core of the
+  // host: more workers than CPUs only adds context switches.
+  unsigned n = 0;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) n = static_cast<unsigned>(CPU_COUNT(&set));
+  if (n == 0) n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : std::min(n, 64U);
 }
 
 EnvLookup ProcessEnv() {

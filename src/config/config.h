@@ -32,7 +32,7 @@ struct Config {
   std::uint32_t max_msg_size = 65536;                    // MAX_MSG_SIZE
   std::chrono::milliseconds write_deadline{5'000};       // WRITE_DEADLINE_MS
   std::uint64_t max_pending_bytes = 4 * 1024 * 1024;     // MAX_PENDING_BYTES per connection
-  unsigned workers = 0;                                  // WORKERS (0 = one per hardware thread)
+  unsigned workers = 0;                                  // WORKERS (0 = one per CPU it may run on)
   bool tcp_nodelay = true;                               // TCP_NODELAY
   std::uint32_t so_sndbuf = 0;                           // SO_SNDBUF (0 = kernel default)
   std::uint32_t so_rcvbuf = 0;                           // SO_RCVBUF (0 = kernel default)
@@ -86,7 +86,7 @@ struct Config {
   bool tls_enabled() const { return !tls_cert_path.empty(); }
   bool clustered() const { return !nats_url.empty(); }
 
-  // Workers after resolving 0 to the hardware thread count.
+  // Workers after resolving 0 to the number of CPUs in the process's affinity mask.
   unsigned EffectiveWorkers() const;
 };
 
