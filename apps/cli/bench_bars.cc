@@ -36,6 +36,7 @@ using std::chrono::milliseconds;
 
 struct BarsFlags {
   ConnectionFlags conn;
+  std::string pub_addr;  // the producer's server when not --addr (multi-instance runs)
   std::uint32_t topics = 10000;
   double rate_per_topic = 10;
   int subscribers = 100;
@@ -339,9 +340,13 @@ int RunBars(const BarsFlags& f) {
     }
     consumers.push_back(std::move(c));
   }
-  auto popts = *base;
-  popts.client_name = base->client_name + "-pub";
-  auto pconn = client::Client::Connect(popts);
+  const auto popts = ProducerOptions(*base, f.pub_addr);
+  if (!popts) {
+    PrintError("--pub-addr: expected host:port, got '" + f.pub_addr + "'");
+    stop_threads();
+    return 2;
+  }
+  auto pconn = client::Client::Connect(*popts);
   if (!pconn.ok()) {
     PrintError("producer connect: " + pconn.error().ToString());
     stop_threads();
@@ -588,6 +593,8 @@ void RegisterBenchBars(CLI::App& bench, int& exit_code) {
   cmd->add_option("--topics", flags->topics, "Topics the producer ticks")->capture_default_str();
   cmd->add_option("--rate-per-topic", flags->rate_per_topic, "Ticks/s per topic")
       ->capture_default_str();
+  cmd->add_option("--pub-addr", flags->pub_addr,
+                  "Publish through this server (host:port) instead of --addr");
   cmd->add_option("--subscribers", flags->subscribers, "Consumer connections")
       ->capture_default_str();
   cmd->add_option("--duration", flags->duration, "How long the producer publishes")

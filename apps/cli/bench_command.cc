@@ -30,6 +30,7 @@ struct FanoutFlags {
   int subscribers = 10;
   double rate = 0;  // ticks/s; 0 = as fast as the server takes them
   std::string topic = "bench";
+  std::string pub_addr;     // the producer's server when not --addr (multi-instance runs)
   std::size_t batch = 100;  // max ticks per PUBLISH frame
   // With --rate 0: the producer stays at most this many ticks ahead of the slowest live
   // consumer, so "as fast as possible" measures sustained fan-out instead of overrunning the
@@ -67,9 +68,9 @@ int RunFanout(const FanoutFlags& f) {
     if (err.empty()) err = stalled[i].Expect(protocol::FrameType::kSubscribeOk);
     if (!err.empty()) return session.Fail(fmt::format("stalled consumer {}: {}", i, err));
   }
-  auto popts = base;
-  popts.client_name = base.client_name + "-pub";
-  auto pconn = client::Client::Connect(popts);
+  const auto popts = ProducerOptions(base, f.pub_addr);
+  if (!popts) return session.Fail("--pub-addr: expected host:port, got '" + f.pub_addr + "'");
+  auto pconn = client::Client::Connect(*popts);
   if (!pconn.ok()) return session.Fail("producer connect: " + pconn.error().ToString());
   auto producer = std::move(pconn).value();
 
@@ -118,6 +119,9 @@ void AddFanoutCommand(CLI::App& bench, int& exit_code, const std::string& name,
   cmd->add_option("--rate", flags->rate, "Ticks/s to publish (0 = as fast as possible)")
       ->capture_default_str();
   cmd->add_option("--topic", flags->topic, "Topic")->capture_default_str();
+  cmd->add_option("--pub-addr", flags->pub_addr,
+                  "Publish through this server (host:port) instead of --addr: consumers on one "
+                  "instance, the producer on another");
   cmd->add_option("--stalled", flags->stalled,
                   "Extra consumers that subscribe and never read (the server must drop them)")
       ->capture_default_str();

@@ -136,4 +136,16 @@ void PrintError(std::string_view message) {
   std::fprintf(stderr, "tickwire: %.*s\n", static_cast<int>(message.size()), message.data());
 }
 
+std::optional<client::ClientOptions> ProducerOptions(const client::ClientOptions& base,
+                                                     const std::string& pub_addr) {
+  auto o = base;
+  o.client_name = base.client_name + "-pub";
+  if (pub_addr.empty()) return o;
+  auto hp = ParseHostPort(pub_addr);
+  if (!hp) return std::nullopt;
+  o.host = hp->host;
+  o.port = hp->port;
+  return o;
+}
+
 }  // namespace tickwire::cli

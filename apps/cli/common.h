@@ -31,6 +31,12 @@ struct HostPort {
 };
 std::optional<HostPort> ParseHostPort(std::string_view addr);
 
+// A load generator's producer connection: `base` with `pub_addr` (host:port) when that is not
+// empty, so a multi-instance run can publish through one instance and consume from another.
+// nullopt on a malformed address.
+std::optional<client::ClientOptions> ProducerOptions(const client::ClientOptions& base,
+                                                     const std::string& pub_addr);
+
 // Client options from the flags; on a bad --addr, returns nullopt with `error` set.
 std::optional<client::ClientOptions> MakeClientOptions(const ConnectionFlags& flags,
                                                        const std::string& default_name,
