@@ -88,11 +88,12 @@ def build_tables(runs, order, machine, settings):
         lines.append(f"| {title} | {figure} | {fmt_num(t)} | {fmt_num(peers[0])} | "
                      f"{fmt_num(peers[1])} | {ratio} |")
     extra = []
-    r4 = runs.get(("ingest-4p", "tickwire"))
-    if r4:
-        extra.append(f"tickwire ingest with 4 producers and no subscriber: "
-                     f"{fmt_num(r4.get('accepted_per_s'))} ticks/s accepted "
-                     f"(check {'passed' if r4.get('passed') else 'FAILED'}).")
+    for label, what in (("ingest-1p", "1 producer"), ("ingest-4p", "4 producers")):
+        r = runs.get((label, "tickwire"))
+        if r:
+            extra.append(f"tickwire ingest with {what} and no subscriber: "
+                         f"{fmt_num(r.get('accepted_per_s'))} ticks/s accepted "
+                         f"(check {'passed' if r.get('passed') else 'FAILED'}).")
     w0 = runs.get(("latency-w0", "tickwire"))
     if w0 and "latency_us" in w0:
         l = w0["latency_us"]
