@@ -188,7 +188,8 @@ std::vector<Setting> Settings() {
        [](Config& c, const std::string& v) {
          return ParseUint<std::uint64_t>(v, 1, std::uint64_t{1} << 40, c.max_pending_bytes);
        }},
-      {"WORKERS", "--workers", "worker threads, each with its own event loop (0 = one per CPU it may run on)",
+      {"WORKERS", "--workers",
+       "worker threads, each with its own event loop (0 = one per CPU it may run on)",
        std::to_string(d.workers),
        [](Config& c, const std::string& v) { return ParseUint<unsigned>(v, 0, 64, c.workers); }},
       {"TCP_NODELAY", "--tcp-nodelay", "disable Nagle's algorithm on client sockets", "true",

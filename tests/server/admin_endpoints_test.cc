@@ -49,7 +49,8 @@ TEST_F(AdminEndpointsTest, ReadyOnlyWhileAcceptingNotDrainingAndBackplaneUp) {
   readiness_.SetBackplaneConnected(false);
   r = HttpGet(port, "/readyz");
   EXPECT_EQ(r.status, 503u);
-  EXPECT_EQ(r.body, "not ready: backplane not ready (NATS connection, stream subscription or replay)\n");
+  EXPECT_EQ(r.body,
+            "not ready: backplane not ready (NATS connection, stream subscription or replay)\n");
   readiness_.SetBackplaneConnected(true);
   readiness_.SetDraining(true);
   r = HttpGet(port, "/readyz");
