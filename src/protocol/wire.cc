@@ -209,7 +209,7 @@ std::string EncodeFrame(FrameType type, const google::protobuf::MessageLite& mes
 
 namespace wire_detail {
 
-std::uint64_t Reader::Varint() {
+std::uint64_t Reader::VarintSlow() {
   std::uint64_t v = 0;
   for (int shift = 0; shift < 64; shift += 7) {
     if (p >= end) {
@@ -222,28 +222,6 @@ std::uint64_t Reader::Varint() {
   }
   ok = false;  // more than 10 bytes
   return 0;
-}
-
-std::uint64_t Reader::Fixed64() {
-  if (end - p < 8) {
-    ok = false;
-    return 0;
-  }
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= std::uint64_t{p[i]} << (8 * i);
-  p += 8;
-  return v;
-}
-
-std::span<const std::uint8_t> Reader::Bytes() {
-  const std::uint64_t len = Varint();
-  if (!ok || len > static_cast<std::uint64_t>(end - p)) {
-    ok = false;
-    return {};
-  }
-  std::span<const std::uint8_t> s(p, static_cast<std::size_t>(len));
-  p += len;
-  return s;
 }
 
 bool Reader::Skip(std::uint32_t wire_type) {

@@ -87,9 +87,33 @@ struct Reader {
   bool ok = true;
 
   bool AtEnd() const { return p >= end; }
-  std::uint64_t Varint();
-  std::uint64_t Fixed64();
-  std::span<const std::uint8_t> Bytes();
+  // Inline fast paths (one-byte varints: every tag and most lengths; a whole fixed64); the
+  // general case is out of line. On malformed input each sets ok = false and returns 0/empty.
+  std::uint64_t Varint() {
+    if (p < end && *p < 0x80) return *p++;
+    return VarintSlow();
+  }
+  std::uint64_t VarintSlow();
+  std::uint64_t Fixed64() {
+    if (end - p < 8) {
+      ok = false;
+      return 0;
+    }
+    std::uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= std::uint64_t{p[i]} << (8 * i);  // one load when optimized
+    p += 8;
+    return v;
+  }
+  std::span<const std::uint8_t> Bytes() {
+    const std::uint64_t len = Varint();
+    if (!ok || len > static_cast<std::uint64_t>(end - p)) {
+      ok = false;
+      return {};
+    }
+    std::span<const std::uint8_t> s(p, static_cast<std::size_t>(len));
+    p += len;
+    return s;
+  }
   // Skips a field of `wire_type`; false on a malformed or unsupported wire type.
   bool Skip(std::uint32_t wire_type);
 };
