@@ -4,7 +4,8 @@
 #   release  all unit + integration tests, RelWithDebInfo, and the deploy/ checks (promtool
 #            check/test rules, amtool check-config, the Grafana dashboard, a real Prometheus,
 #            HAProxy in front of two servers, the image's runtime files run from a chroot, the
-#            Kubernetes manifests, the Dockerfile and the runbook's settings table)
+#            Kubernetes manifests, the Dockerfile and the runbook's settings table), and the
+#            multi-instance tests (tests/cluster/: nats-server, three servers, HAProxy)
 #   asan     the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   tsan     the same suite under ThreadSanitizer (the threaded core: workers, fan-out), without
 #            the load-generator runs (ctest label bench)
