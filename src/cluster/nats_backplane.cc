@@ -110,12 +110,7 @@ void NatsBackplane::Stop() {
   if (stopping_.exchange(true)) return;
   Wake();
   if (control_.joinable()) control_.join();
-  if (sub_ != nullptr) {
-    natsSubscription_Unsubscribe(sub_);
-    natsSubscription_Destroy(sub_);
-    sub_ = nullptr;
-  }
-  if (js_ != nullptr) {
+  if (js_ != nullptr && connected_) {
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MaxWait = 1000;
@@ -129,7 +124,11 @@ void NatsBackplane::Stop() {
   for (auto& [nonce, frame] : left) {
     Fail(std::move(frame), kUnavailable, "server stopping; the frame may or may not be applied");
   }
+  // Closed first: no libnats thread touches the subscription afterwards. The server drops
+  // the ephemeral consumer by itself.
   if (nc_ != nullptr) natsConnection_Close(nc_);
+  if (sub_ != nullptr) natsSubscription_Destroy(sub_);
+  sub_ = nullptr;
   if (js_ != nullptr) jsCtx_Destroy(js_);
   if (nc_ != nullptr) natsConnection_Destroy(nc_);
   js_ = nullptr;
@@ -147,7 +146,15 @@ void NatsBackplane::OnConnected(natsConnection*, void* self) {
   auto* b = static_cast<NatsBackplane*>(self);
   if (b->connected_.exchange(true)) return;
   obs::Log(obs::Level::kInfo, "backplane_connected", "connected to NATS");
-  b->need_setup_ = true;
+  // The first connection creates the stream and the subscription. After a reconnect the
+  // ordered consumer recreates itself from the last message it delivered (libnats does that on
+  // its own thread; tearing the subscription down meanwhile races with it), and the control
+  // thread only waits until this instance has caught up again.
+  if (b->has_subscription_) {
+    b->need_catchup_check_ = true;
+  } else {
+    b->need_setup_ = true;
+  }
   b->Wake();
 }
 
@@ -155,6 +162,7 @@ void NatsBackplane::OnDisconnected(natsConnection*, void* self) {
   auto* b = static_cast<NatsBackplane*>(self);
   if (!b->connected_.exchange(false)) return;
   b->disconnects_.fetch_add(1, std::memory_order_relaxed);
+  b->caught_up_ = false;  // others may publish meanwhile: catch up before taking clients again
   obs::Log(b->stopping_ ? obs::Level::kInfo : obs::Level::kWarn, "backplane_disconnected",
            "lost the NATS connection: not ready; PUBLISH gets ERROR UNAVAILABLE until it is back");
   b->UpdateReadiness();
@@ -176,11 +184,6 @@ void NatsBackplane::UpdateReadiness() {
 }
 
 bool NatsBackplane::SetUp() {
-  if (sub_ != nullptr) {
-    natsSubscription_Unsubscribe(sub_);
-    natsSubscription_Destroy(sub_);
-    sub_ = nullptr;
-  }
   subscribed_ = false;
   caught_up_ = false;
   UpdateReadiness();
@@ -252,8 +255,27 @@ bool NatsBackplane::SetUp() {
   natsSubscription_SetPendingLimits(sub_, 1 << 20, 1 << 30);
   if (last <= start) caught_up_ = true;
   subscribed_ = true;
+  has_subscription_ = true;
   obs::Log(obs::Level::kInfo, "backplane_subscribed", "consuming the stream",
            {{"stream", config_.nats_stream}, {"from_seq", start + 1}, {"stream_last_seq", last}});
+  UpdateReadiness();
+  return true;
+}
+
+bool NatsBackplane::CaughtUpWithStream() {
+  if (caught_up_) return true;
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (js_GetStreamInfo(&si, js_, config_.nats_stream.c_str(), nullptr, &jerr) != NATS_OK) {
+    return false;
+  }
+  const std::uint64_t last = si->State.LastSeq;
+  jsStreamInfo_Destroy(si);
+  {
+    std::lock_guard lock(apply_mu_);
+    if (applied_seq_ < last) return false;  // a delivery with nothing pending will say so
+  }
+  caught_up_ = true;
   UpdateReadiness();
   return true;
 }
@@ -267,6 +289,7 @@ void NatsBackplane::ControlLoop() {
   };
   std::int64_t mark_at = next_mark();
   auto retry_at = Clock::now();
+  auto check_at = Clock::now();
   auto backoff = std::chrono::milliseconds(100);
   while (!stopping_) {
     {
@@ -285,6 +308,10 @@ void NatsBackplane::ControlLoop() {
                    std::chrono::milliseconds(rng() % static_cast<unsigned>(backoff.count() + 1));
         backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
       }
+    }
+    if (connected_ && need_catchup_check_ && Clock::now() >= check_at) {
+      check_at = Clock::now() + std::chrono::milliseconds(200);
+      if (CaughtUpWithStream()) need_catchup_check_ = false;
     }
     ExpireOverdue();
     if (WallNs() >= mark_at) {

@@ -42,9 +42,9 @@ namespace tickwire::cluster {
 // after every second boundary + BAR_CLOSE_DELAY_MS, so buckets close on a quiet stream too.
 //
 // Threads: Publish runs on connection workers; the consumer callback on libnats' delivery
-// thread(s), serialized by apply_mu_; the control thread (re)creates the stream and the
-// subscription after every (re)connect, writes the clock marks and fails frames the stream did
-// not confirm in time. Workers must outlive Stop().
+// thread(s), serialized by apply_mu_; the control thread creates the stream and the
+// subscription once connected, checks that the instance has caught up after a reconnect, writes
+// the clock marks and fails frames the stream did not confirm in time. Workers must outlive Stop().
 class NatsBackplane final : public net::Backplane {
  public:
   // `on_ready` is called (from any thread) whenever readiness changes: connected, subscribed,
@@ -94,9 +94,13 @@ class NatsBackplane final : public net::Backplane {
 
   void Apply(natsMsg* msg);
   void ControlLoop();
-  // Creates or updates the stream, then subscribes from the first unapplied sequence.
+  // Creates or updates the stream, then subscribes from the first unapplied sequence (once:
+  // the ordered consumer survives reconnects).
   bool SetUp();
   void PublishClockMark();
+  // True once everything the stream holds has been applied (asks the stream for its last
+  // sequence); marks this instance caught up.
+  bool CaughtUpWithStream();
   void ExpireOverdue();
   void UpdateReadiness();
   // Answers a frame with ERROR UNAVAILABLE on its connection's worker.
@@ -117,7 +121,9 @@ class NatsBackplane final : public net::Backplane {
   std::atomic<bool> subscribed_{false};
   std::atomic<bool> caught_up_{false};
   std::atomic<bool> ready_{false};
-  std::atomic<bool> need_setup_{false};  // a (re)connect happened: stream + subscription again
+  std::atomic<bool> need_setup_{false};  // connected, no subscription yet: stream + subscription
+  std::atomic<bool> need_catchup_check_{false};  // reconnected: ready once caught up again
+  std::atomic<bool> has_subscription_{false};    // set once; libnats keeps it across reconnects
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint64_t> next_nonce_{0};
 
