@@ -3,21 +3,17 @@
 // tickwire-redis-bench) against a nats-server / redis-server started here on a free loopback
 // port. Only what the runs prove is asserted (every record once and in order, every PUBLISH
 // acked, every connection alive), never how fast they were.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "support/child_process.h"
 #include "support/json.h"
+#include "support/loopback.h"
 
 namespace tickwire::testing {
 namespace {
@@ -114,39 +110,6 @@ TEST(BenchTest, ConnsKeepsEveryConnectionAliveThroughHeartbeats) {
   EXPECT_EQ(Int(c, "alive"), 300) << out;
   EXPECT_GE(Int(c, "keepalives"), 300 * 5) << out;
   EXPECT_GT(Int(c, "rss_after_kb"), 0) << out;
-}
-
-// A free TCP port on 127.0.0.1 (bound and released; the server binds it right after).
-std::uint16_t FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  std::uint16_t port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
-
-// Polls until something accepts on 127.0.0.1:port, for at most `timeout`.
-bool WaitForListener(std::uint16_t port, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(port);
-    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-    ::close(fd);
-    if (ok) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return false;
 }
 
 // Runs one peer generator's fanout (3 subscribers, 1 s) and conns (200 connections) against a

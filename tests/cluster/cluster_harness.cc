@@ -1,15 +1,11 @@
 #include "cluster/cluster_harness.h"
 
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <fstream>
-#include <sstream>
-#include <thread>
 
 #include "support/http_client.h"
+#include "support/loopback.h"
 #include "support/wait.h"
 
 namespace tickwire::testing {
@@ -19,33 +15,16 @@ using namespace std::chrono_literals;
 
 }  // namespace
 
-std::uint16_t PickFreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  std::uint16_t port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    socklen_t len = sizeof(addr);
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      port = ntohs(addr.sin_port);
-    }
-  }
-  ::close(fd);
-  return port;
-}
-
 Cluster::Cluster(int instances, EnvOverrides extra_env) : extra_env_(std::move(extra_env)) {
-  nats_port_ = PickFreePort();
-  lb_port_ = PickFreePort();
+  nats_port_ = FreePort();
+  lb_port_ = FreePort();
   for (int i = 0; i < instances; ++i) {
-    listen_ports_.push_back(PickFreePort());
-    metrics_ports_.push_back(PickFreePort());
-    lb_instance_ports_.push_back(PickFreePort());
+    listen_ports_.push_back(FreePort());
+    metrics_ports_.push_back(FreePort());
+    lb_instance_ports_.push_back(FreePort());
     instances_.push_back(nullptr);
   }
-  stats_port_ = PickFreePort();
+  stats_port_ = FreePort();
 }
 
 Cluster::~Cluster() {
@@ -61,19 +40,7 @@ bool Cluster::StartNats() {
       "nats-server", "-js", "-sd", dir_.File("jetstream"), "-a", "127.0.0.1", "-p",
       std::to_string(nats_port_), "--name", "tickwire-test"});
   if (!nats_->Start()) return false;
-  // Ready once it accepts TCP (its INFO line comes first).
-  return WaitUntil(
-      [&] {
-        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        addr.sin_port = htons(nats_port_);
-        const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-        ::close(fd);
-        return ok;
-      },
-      10s, 20ms);
+  return WaitForListener(nats_port_, 10s);
 }
 
 void Cluster::StopNats() {
@@ -118,17 +85,8 @@ bool Cluster::WaitReady(int i, bool ready, std::chrono::milliseconds timeout) {
 }
 
 bool Cluster::BalancerRoutesTo(int i) {
-  // The stats page as CSV: pxname,svname,...; "status" is the 18th column.
-  std::istringstream in(HttpGet(stats_port_, "/stats;csv", 1s).body);
-  const std::string name = "tickwire-" + std::to_string(i + 1);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("tickwire,", 0) != 0) continue;
-    std::vector<std::string> cols;
-    std::stringstream ls(line);
-    for (std::string c; std::getline(ls, c, ',');) cols.push_back(c);
-    if (cols.size() > 17 && cols[1] == name) return cols[17] == "UP";
-  }
-  return false;
+  return HaproxyServers(stats_port_, "tickwire")["tickwire-" + std::to_string(i + 1)]["status"] ==
+         "UP";
 }
 
 std::string Cluster::WriteBalancerConfig() {

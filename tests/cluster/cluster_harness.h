@@ -66,9 +66,6 @@ class Cluster {
   std::unique_ptr<ChildProcess> haproxy_;
 };
 
-// A free TCP port on 127.0.0.1 (bound and released; the caller binds it right after).
-std::uint16_t PickFreePort();
-
 // Client options for the test user through `port` (a balancer frontend).
 client::ClientOptions ClusterClientOptions(std::uint16_t port, const std::string& name,
                                            bool reconnect);

@@ -14,9 +14,6 @@ const std::string& DeployDir();
 // Whole contents of `path`; a test failure when it cannot be read.
 std::string ReadAll(const std::string& path);
 
-// A loopback TCP port that was free a moment ago (the caller retries if it is taken since).
-std::uint16_t FreePort();
-
 // The local port of a connected socket (0 on error).
 std::uint16_t LocalPort(int fd);
 

@@ -18,6 +18,7 @@
 #include "support/child_process.h"
 #include "support/http_client.h"
 #include "support/json.h"
+#include "support/loopback.h"
 #include "support/raw_client.h"
 #include "support/server_process.h"
 #include "support/temp_dir.h"

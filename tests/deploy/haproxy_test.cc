@@ -19,6 +19,7 @@
 #include "deploy/deploy_support.h"
 #include "support/child_process.h"
 #include "support/http_client.h"
+#include "support/loopback.h"
 #include "support/raw_client.h"
 #include "support/server_process.h"
 #include "support/temp_dir.h"
@@ -37,15 +38,6 @@ constexpr std::size_t kInstances = 2;
 constexpr std::size_t kNowhere = kInstances;  // InstanceOf() for a client no instance lists
 
 // One row of HAProxy's CSV statistics, by column name.
-using StatsRow = std::map<std::string, std::string>;
-
-std::vector<std::string> SplitCsv(const std::string& line) {
-  std::vector<std::string> fields;
-  std::stringstream in(line);
-  for (std::string f; std::getline(in, f, ',');) fields.push_back(f);
-  return fields;
-}
-
 class HaproxyTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -120,24 +112,7 @@ class HaproxyTest : public ::testing::Test {
   }
 
   // The backend's servers from HAProxy's CSV statistics, by server name.
-  std::map<std::string, StatsRow> Stats() {
-    std::map<std::string, StatsRow> rows;
-    const HttpResult r = HttpGet(stats_port_, "/stats;csv", seconds(2));
-    if (r.status != 200) return rows;
-    std::stringstream in(r.body);
-    std::string line;
-    if (!std::getline(in, line) || line.rfind("# ", 0) != 0) return rows;
-    const auto columns = SplitCsv(line.substr(2));
-    while (std::getline(in, line)) {
-      const auto fields = SplitCsv(line);
-      StatsRow row;
-      for (std::size_t i = 0; i < columns.size() && i < fields.size(); ++i) {
-        row[columns[i]] = fields[i];
-      }
-      if (row["pxname"] == "tickwire" && row["svname"] != "BACKEND") rows[row["svname"]] = row;
-    }
-    return rows;
-  }
+  std::map<std::string, HaproxyStatsRow> Stats() { return HaproxyServers(stats_port_, "tickwire"); }
   std::string ServerStatus(const std::string& name) { return Stats()[name]["status"]; }
 
   // Connects through HAProxy from kClientAddress and authenticates.
