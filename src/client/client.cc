@@ -273,8 +273,9 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     Conn(asio::strand<asio::io_context::executor_type>& strand, std::size_t read_buffer_size)
         : socket(strand),
           // The server never sends more than its max_msg_size; before AUTH_OK we do not know
-          // it, so accept up to the hard protocol maximum (still bounded).
-          decoder(protocol::kMaxMaxMsgSize),
+          // it, so accept up to the hard protocol maximum (still bounded). Most reads of a busy
+          // stream end inside a frame: keep a default-sized frame's storage between them.
+          decoder(protocol::kMaxMaxMsgSize, protocol::kHeaderSize + protocol::kDefaultMaxMsgSize),
           read_buf(std::max<std::size_t>(read_buffer_size, 4096)) {}
 
     tcp::socket socket;

@@ -11,7 +11,7 @@ std::error_code FrameDecoder::CheckLength(std::uint32_t length, std::size_t& pay
 
 void FrameDecoder::ReleaseIfLarge() {
   // Idle connections should not keep a frame-sized buffer alive.
-  if (pending_.capacity() > 4096) std::vector<std::uint8_t>().swap(pending_);
+  if (pending_.capacity() > keep_bytes_) std::vector<std::uint8_t>().swap(pending_);
 }
 
 }  // namespace tickwire::protocol

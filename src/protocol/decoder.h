@@ -18,7 +18,12 @@ namespace tickwire::protocol {
 // (bounded by kHeaderSize + max_msg_size); complete frames inside a chunk are decoded in place.
 class FrameDecoder {
  public:
-  explicit FrameDecoder(std::uint32_t max_msg_size) : max_msg_size_(max_msg_size) {}
+  // `keep_bytes`: partial-frame storage up to this size is kept for the next frame rather than
+  // returned to the allocator. The server keeps little (an idle connection should hold no
+  // frame-sized buffer); a client reading a busy stream, where most reads end inside a frame,
+  // keeps a whole frame's worth and so allocates nothing per read.
+  explicit FrameDecoder(std::uint32_t max_msg_size, std::size_t keep_bytes = 4096)
+      : max_msg_size_(max_msg_size), keep_bytes_(keep_bytes) {}
 
   // Decodes all complete frames in `data`. `on_frame(std::uint8_t type,
   // std::span<const std::uint8_t> payload) -> bool` is called for each; the payload view is
@@ -41,6 +46,7 @@ class FrameDecoder {
   void ReleaseIfLarge();
 
   std::uint32_t max_msg_size_;
+  std::size_t keep_bytes_;
   std::vector<std::uint8_t> pending_;  // one incomplete frame, header included
 };
 

@@ -246,48 +246,6 @@ bool Reader::Skip(std::uint32_t wire_type) {
 
 }  // namespace wire_detail
 
-std::optional<TickFields> ParseTickFields(std::span<const std::uint8_t> bytes) {
-  wire_detail::Reader r{bytes.data(), bytes.data() + bytes.size()};
-  TickFields t;
-  while (r.ok && !r.AtEnd()) {
-    const std::uint64_t tag = r.Varint();
-    const auto wt = static_cast<std::uint32_t>(tag & 7);
-    switch (tag >> 3) {
-      case 1:
-        if (wt != 2) return std::nullopt;
-        {
-          const auto s = r.Bytes();
-          t.topic = std::string_view(reinterpret_cast<const char*>(s.data()), s.size());
-        }
-        break;
-      case 2:
-        if (wt != 1) return std::nullopt;
-        t.price = std::bit_cast<double>(r.Fixed64());
-        break;
-      case 3:
-        if (wt != 1) return std::nullopt;
-        t.size = std::bit_cast<double>(r.Fixed64());
-        break;
-      case 4:
-        if (wt != 0) return std::nullopt;
-        t.ts_ns = static_cast<std::int64_t>(r.Varint());
-        break;
-      case 5:
-        if (wt != 0) return std::nullopt;
-        t.seq = r.Varint();
-        break;
-      case 6:
-        if (wt != 0) return std::nullopt;
-        t.prev_seq = r.Varint();
-        break;
-      default:
-        if (!r.Skip(wt)) return std::nullopt;
-    }
-  }
-  if (!r.ok) return std::nullopt;
-  return t;
-}
-
 std::optional<BarFields> ParseBarFields(std::span<const std::uint8_t> bytes) {
   wire_detail::Reader r{bytes.data(), bytes.data() + bytes.size()};
   BarFields b;

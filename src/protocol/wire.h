@@ -1,7 +1,9 @@
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
@@ -73,7 +75,7 @@ std::optional<std::uint64_t> ScanDataBatch(std::span<const std::uint8_t> payload
                                            OnRecord&& on_record);
 
 // Decodes a Tick message's fields from its bytes; nullopt when malformed. The topic view
-// points into `bytes`.
+// points into `bytes`. Inline (below): every consumer-side scan calls it once per record.
 std::optional<TickFields> ParseTickFields(std::span<const std::uint8_t> bytes);
 
 // Decodes a Bar message's fields from its bytes; nullopt when malformed.
@@ -91,7 +93,53 @@ struct Reader {
   // general case is out of line. On malformed input each sets ok = false and returns 0/empty.
   std::uint64_t Varint() {
     if (p < end && *p < 0x80) return *p++;
+    if (end - p >= 10) return VarintUnchecked();
     return VarintSlow();
+  }
+  // At least 10 bytes remain, so no read can pass `end`. On little-endian hosts the first 8
+  // bytes are read as one word: the first clear high bit marks the varint's end, and the 7-bit
+  // groups are packed together in three shift-and-mask steps (no branch per byte).
+  std::uint64_t VarintUnchecked() {
+    if constexpr (std::endian::native == std::endian::little) {
+      std::uint64_t x;
+      std::memcpy(&x, p, sizeof x);
+      const std::uint64_t stops = ~x & 0x8080808080808080ULL;
+      if (stops != 0) {
+        const int bits = std::countr_zero(stops) + 1;  // 8 x the varint's length
+        if (bits < 64) x &= (std::uint64_t{1} << bits) - 1;
+        p += bits / 8;
+        return Pack7(x);
+      }
+      // 9 or 10 bytes: the first 8 give 56 bits.
+      const std::uint64_t low = Pack7(x);
+      const std::uint8_t b8 = p[8];
+      if (b8 < 0x80) {
+        p += 9;
+        return low | (std::uint64_t{b8} << 56);
+      }
+      const std::uint8_t b9 = p[9];
+      if (b9 >= 0x80) {
+        ok = false;  // more than 10 bytes
+        return 0;
+      }
+      p += 10;
+      return low | (std::uint64_t{b8 & 0x7Fu} << 56) | (std::uint64_t{b9} << 63);
+    } else {
+      std::uint64_t v = 0;
+      for (int shift = 0; shift < 70; shift += 7) {
+        const std::uint8_t b = *p++;
+        v |= std::uint64_t{b & 0x7Fu} << shift;
+        if ((b & 0x80) == 0) return v;
+      }
+      ok = false;  // more than 10 bytes
+      return 0;
+    }
+  }
+  // The low 7 bits of each of x's 8 bytes, packed into 56 bits (byte 0 lowest).
+  static std::uint64_t Pack7(std::uint64_t x) {
+    x = ((x & 0x7F007F007F007F00ULL) >> 1) | (x & 0x007F007F007F007FULL);
+    x = ((x & 0x3FFF00003FFF0000ULL) >> 2) | (x & 0x00003FFF00003FFFULL);
+    return ((x & 0x0FFFFFFF00000000ULL) >> 4) | (x & 0x000000000FFFFFFFULL);
   }
   std::uint64_t VarintSlow();
   std::uint64_t Fixed64() {
@@ -156,6 +204,79 @@ std::optional<std::uint64_t> ScanDataBatch(std::span<const std::uint8_t> payload
   }
   if (!r.ok) return std::nullopt;
   return batch_seq;
+}
+
+namespace wire_detail {
+// The layout AppendTickRecordEntry writes when every field is set: topic (1), price (2),
+// size (3), ts_ns (4), seq (5), prev_seq (6), each once and in that order. Read without a
+// dispatch per field; false for any other layout (`t` is then partly written), which the general
+// loop reads instead.
+inline bool ParseCanonicalTick(std::span<const std::uint8_t> bytes, TickFields& t) {
+  Reader r{bytes.data(), bytes.data() + bytes.size()};
+  auto tag = [&r](std::uint8_t expected) {
+    if (r.AtEnd() || *r.p != expected) return false;
+    ++r.p;
+    return true;
+  };
+  if (!tag(0x0A)) return false;  // 1, length-delimited
+  const auto topic = r.Bytes();
+  t.topic = std::string_view(reinterpret_cast<const char*>(topic.data()), topic.size());
+  if (!r.ok || !tag(0x11)) return false;  // 2, fixed64
+  t.price = std::bit_cast<double>(r.Fixed64());
+  if (!r.ok || !tag(0x19)) return false;  // 3, fixed64
+  t.size = std::bit_cast<double>(r.Fixed64());
+  if (!r.ok || !tag(0x20)) return false;  // 4, varint
+  t.ts_ns = static_cast<std::int64_t>(r.Varint());
+  if (!r.ok || !tag(0x28)) return false;  // 5, varint
+  t.seq = r.Varint();
+  if (!r.ok || !tag(0x30)) return false;  // 6, varint
+  t.prev_seq = r.Varint();
+  return r.ok && r.AtEnd();
+}
+}  // namespace wire_detail
+
+inline std::optional<TickFields> ParseTickFields(std::span<const std::uint8_t> bytes) {
+  TickFields t;
+  if (wire_detail::ParseCanonicalTick(bytes, t)) return t;
+  t = TickFields{};
+  wire_detail::Reader r{bytes.data(), bytes.data() + bytes.size()};
+  while (r.ok && !r.AtEnd()) {
+    const std::uint64_t tag = r.Varint();
+    const auto wt = static_cast<std::uint32_t>(tag & 7);
+    switch (tag >> 3) {
+      case 1:
+        if (wt != 2) return std::nullopt;
+        {
+          const auto s = r.Bytes();
+          t.topic = std::string_view(reinterpret_cast<const char*>(s.data()), s.size());
+        }
+        break;
+      case 2:
+        if (wt != 1) return std::nullopt;
+        t.price = std::bit_cast<double>(r.Fixed64());
+        break;
+      case 3:
+        if (wt != 1) return std::nullopt;
+        t.size = std::bit_cast<double>(r.Fixed64());
+        break;
+      case 4:
+        if (wt != 0) return std::nullopt;
+        t.ts_ns = static_cast<std::int64_t>(r.Varint());
+        break;
+      case 5:
+        if (wt != 0) return std::nullopt;
+        t.seq = r.Varint();
+        break;
+      case 6:
+        if (wt != 0) return std::nullopt;
+        t.prev_seq = r.Varint();
+        break;
+      default:
+        if (!r.Skip(wt)) return std::nullopt;
+    }
+  }
+  if (!r.ok) return std::nullopt;
+  return t;
 }
 
 }  // namespace tickwire::protocol

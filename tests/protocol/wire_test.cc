@@ -49,6 +49,52 @@ TEST(Varint, MatchesProtobufAtEveryBoundary) {
   EXPECT_EQ(VarintSize(0), 1U);
 }
 
+// Reader::Varint has three paths: one byte, the word-at-a-time decode when 10 or more bytes
+// remain, and the bounds-checked loop near the end of the input. All three give the same value
+// and length for every varint length, and reject an 11-byte varint.
+TEST(Varint, ReaderPathsAgreeAtEveryLength) {
+  std::vector<std::uint64_t> values{0, 1, std::numeric_limits<std::uint64_t>::max()};
+  for (int bits = 7; bits < 64; bits += 7) {
+    const std::uint64_t edge = std::uint64_t{1} << bits;
+    values.insert(values.end(), {edge - 1, edge, edge + 1, edge | (edge >> 1) | 0x55});
+  }
+  for (std::uint64_t v : values) {
+    std::string encoded;
+    AppendVarint(encoded, v);
+    for (std::size_t trailing : {0UL, 1UL, 9UL, 10UL, 16UL}) {
+      const std::string input = encoded + std::string(trailing, '\x81');
+      const auto bytes = Bytes(input);
+      wire_detail::Reader r{bytes.data(), bytes.data() + bytes.size()};
+      EXPECT_EQ(r.Varint(), v) << v << " trailing " << trailing;
+      EXPECT_TRUE(r.ok);
+      EXPECT_EQ(static_cast<std::size_t>(r.p - bytes.data()), encoded.size()) << v;
+    }
+  }
+  // A 10th byte keeps only its lowest bit, as protobuf's parser does.
+  {
+    const std::string input = std::string(9, '\xff') + "\x7f" + std::string(10, '\0');
+    const auto bytes = Bytes(input);
+    wire_detail::Reader r{bytes.data(), bytes.data() + bytes.size()};
+    EXPECT_EQ(r.Varint(), std::numeric_limits<std::uint64_t>::max());
+    EXPECT_EQ(r.p - bytes.data(), 10);
+  }
+  for (std::size_t trailing : {0UL, 10UL}) {
+    const std::string input = std::string(10, '\xff') + "\x01" + std::string(trailing, '\0');
+    const auto bytes = Bytes(input);
+    wire_detail::Reader r{bytes.data(), bytes.data() + bytes.size()};
+    r.Varint();
+    EXPECT_FALSE(r.ok) << "trailing " << trailing;
+  }
+  // Truncated: continuation bits up to the end of the input.
+  for (std::size_t len = 1; len <= 12; ++len) {
+    const std::string input(len, '\x80');
+    const auto bytes = Bytes(input);
+    wire_detail::Reader r{bytes.data(), bytes.data() + bytes.size()};
+    r.Varint();
+    EXPECT_FALSE(r.ok) << len;
+  }
+}
+
 // The entry for one tick is exactly what protobuf writes for a DataBatch holding only that
 // record and no batch_seq.
 std::string ProtoEntry(const TickFields& t) {
