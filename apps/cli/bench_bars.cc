@@ -13,6 +13,7 @@
 #include <charconv>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,6 +47,7 @@ struct BarsFlags {
   std::string spawn;
   std::vector<std::string> server_env;
   unsigned io_threads = 0;
+  std::size_t rcvbuf = 0;    // consumers' SO_RCVBUF (0 = kernel default)
   std::size_t batch = 1000;  // max ticks per PUBLISH frame
   std::string prefix = "bars.";
 };
@@ -96,6 +98,9 @@ class BarConsumer {
     const std::int64_t now = RealtimeNs();
     std::uint64_t n = 0;
     bool bad = false;
+    // Receipts per second are published once per run of bars of one second, not per bar.
+    std::size_t run_second = 0;
+    std::uint32_t run = 0;
     const auto seq = protocol::ScanDataBatch(payload, [&](protocol::RecordKind kind, auto inner) {
       if (kind != protocol::RecordKind::kBar) return;
       const auto b = protocol::ParseBarFields(inner);
@@ -104,8 +109,16 @@ class BarConsumer {
         return;
       }
       ++n;
-      OnBar(*b, now);
+      const auto s = OnBar(*b, now);
+      if (!s) return;
+      if (run != 0 && *s != run_second) {
+        bars_in_second_[run_second].fetch_add(run, std::memory_order_relaxed);
+        run = 0;
+      }
+      run_second = *s;
+      ++run;
     });
+    if (run != 0) bars_in_second_[run_second].fetch_add(run, std::memory_order_relaxed);
     if (!seq || bad) errors_.fetch_add(1, std::memory_order_relaxed);
     bars_.fetch_add(n, std::memory_order_relaxed);
   }
@@ -139,12 +152,13 @@ class BarConsumer {
   std::unique_ptr<client::Client> client;
 
  private:
-  void OnBar(const protocol::BarFields& b, std::int64_t now) {
+  // Checks and records one bar; returns its second's index, nullopt for a foreign bar.
+  std::optional<std::size_t> OnBar(const protocol::BarFields& b, std::int64_t now) {
     std::uint32_t topic = 0;
     const std::string_view name = b.topic;
     if (b.interval != 1 || name.substr(0, prefix_.size()) != prefix_) {
       ++foreign_;
-      return;
+      return std::nullopt;
     }
     const auto digits = name.substr(prefix_.size());
     const auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), topic);
@@ -152,17 +166,17 @@ class BarConsumer {
     if (ec != std::errc() || p != digits.data() + digits.size() || topic >= ledger_.topics() ||
         second < 0 || b.start_ms % 1000 != 0) {
       ++foreign_;
-      return;
+      return std::nullopt;
     }
     const auto s = static_cast<std::size_t>(second);
     auto& seen = seen_[s * ledger_.topics() + topic];
     if (seen < 255) ++seen;
     if (b.count != ledger_.Count(s, topic)) ++count_mismatches_;
-    bars_in_second_[s].fetch_add(1, std::memory_order_relaxed);
     const std::int64_t delay = now - (b.start_ms + 1000) * 1'000'000;
     auto& ps = per_second_[s];
     ps.delay.Record(delay);
     ps.max_delay_ns = std::max(ps.max_delay_ns, delay);
+    return s;
   }
 
   const Ledger& ledger_;
@@ -322,6 +336,7 @@ int RunBars(const BarsFlags& f) {
     auto o = *base;
     o.client_name = fmt::format("{}-sub-{}", base->client_name, i);
     o.io_context = &io;
+    o.socket_receive_buffer = f.rcvbuf;
     BarConsumer* raw = c.get();
     o.on_raw_batch = [raw](std::uint64_t, std::span<const std::uint8_t> p) { raw->OnBatch(p); };
     o.on_error = [raw](const client::Error& e) { raw->OnError(e); };
@@ -605,6 +620,9 @@ void RegisterBenchBars(CLI::App& bench, int& exit_code) {
   cmd->add_option("--spawn", flags->spawn,
                   "Start this tickwire-server binary on 127.0.0.1 (free port) for the run");
   cmd->add_option("--server-env", flags->server_env, "Extra K=V for the spawned server");
+  cmd->add_option("--rcvbuf", flags->rcvbuf,
+                  "Consumers' socket receive buffer, bytes (0 = kernel default)")
+      ->capture_default_str();
   cmd->add_option("--io-threads", flags->io_threads,
                   "Threads running the consumers (0 = half the hardware threads)");
   cmd->add_option("--batch", flags->batch, "Max ticks per PUBLISH frame")->capture_default_str();

@@ -246,38 +246,4 @@ bool Reader::Skip(std::uint32_t wire_type) {
 
 }  // namespace wire_detail
 
-std::optional<BarFields> ParseBarFields(std::span<const std::uint8_t> bytes) {
-  wire_detail::Reader r{bytes.data(), bytes.data() + bytes.size()};
-  BarFields b;
-  while (r.ok && !r.AtEnd()) {
-    const std::uint64_t tag = r.Varint();
-    const auto wt = static_cast<std::uint32_t>(tag & 7);
-    const auto field = tag >> 3;
-    if (field == 1) {
-      if (wt != 2) return std::nullopt;
-      const auto s = r.Bytes();
-      b.topic = std::string_view(reinterpret_cast<const char*>(s.data()), s.size());
-    } else if (field == 2 || field == 3 || field == 9) {
-      if (wt != 0) return std::nullopt;
-      const std::uint64_t v = r.Varint();
-      if (field == 2) b.interval = static_cast<std::uint32_t>(v);
-      if (field == 3) b.start_ms = static_cast<std::int64_t>(v);
-      if (field == 9) b.count = v;
-    } else if ((field >= 4 && field <= 8) || field == 10) {
-      if (wt != 1) return std::nullopt;
-      const double v = std::bit_cast<double>(r.Fixed64());
-      double* slots[] = {&b.open, &b.high, &b.low, &b.close, &b.volume};
-      if (field == 10) {
-        b.vwap = v;
-      } else {
-        *slots[field - 4] = v;
-      }
-    } else if (!r.Skip(wt)) {
-      return std::nullopt;
-    }
-  }
-  if (!r.ok) return std::nullopt;
-  return b;
-}
-
 }  // namespace tickwire::protocol

@@ -78,7 +78,7 @@ std::optional<std::uint64_t> ScanDataBatch(std::span<const std::uint8_t> payload
 // points into `bytes`. Inline (below): every consumer-side scan calls it once per record.
 std::optional<TickFields> ParseTickFields(std::span<const std::uint8_t> bytes);
 
-// Decodes a Bar message's fields from its bytes; nullopt when malformed.
+// Decodes a Bar message's fields from its bytes; nullopt when malformed. Inline (below).
 std::optional<BarFields> ParseBarFields(std::span<const std::uint8_t> bytes);
 
 namespace wire_detail {
@@ -277,6 +277,79 @@ inline std::optional<TickFields> ParseTickFields(std::span<const std::uint8_t> b
   }
   if (!r.ok) return std::nullopt;
   return t;
+}
+
+namespace wire_detail {
+// The layout AppendBarRecordEntry writes when every field is set: topic (1), interval (2),
+// start_ms (3), open .. volume (4-8), count (9), vwap (10), each once and in that order; like
+// ParseCanonicalTick, false for any other layout.
+inline bool ParseCanonicalBar(std::span<const std::uint8_t> bytes, BarFields& b) {
+  Reader r{bytes.data(), bytes.data() + bytes.size()};
+  auto tag = [&r](std::uint8_t expected) {
+    if (!r.ok || r.AtEnd() || *r.p != expected) return false;
+    ++r.p;
+    return true;
+  };
+  auto f64 = [&r] { return std::bit_cast<double>(r.Fixed64()); };
+  if (!tag(0x0A)) return false;  // 1, length-delimited
+  const auto topic = r.Bytes();
+  b.topic = std::string_view(reinterpret_cast<const char*>(topic.data()), topic.size());
+  if (!tag(0x10)) return false;  // 2, varint
+  b.interval = static_cast<std::uint32_t>(r.Varint());
+  if (!tag(0x18)) return false;  // 3, varint
+  b.start_ms = static_cast<std::int64_t>(r.Varint());
+  if (!tag(0x21)) return false;  // 4-8, fixed64
+  b.open = f64();
+  if (!tag(0x29)) return false;
+  b.high = f64();
+  if (!tag(0x31)) return false;
+  b.low = f64();
+  if (!tag(0x39)) return false;
+  b.close = f64();
+  if (!tag(0x41)) return false;
+  b.volume = f64();
+  if (!tag(0x48)) return false;  // 9, varint
+  b.count = r.Varint();
+  if (!tag(0x51)) return false;  // 10, fixed64
+  b.vwap = f64();
+  return r.ok && r.AtEnd();
+}
+}  // namespace wire_detail
+
+inline std::optional<BarFields> ParseBarFields(std::span<const std::uint8_t> bytes) {
+  BarFields b;
+  if (wire_detail::ParseCanonicalBar(bytes, b)) return b;
+  b = BarFields{};
+  wire_detail::Reader r{bytes.data(), bytes.data() + bytes.size()};
+  while (r.ok && !r.AtEnd()) {
+    const std::uint64_t tag = r.Varint();
+    const auto wt = static_cast<std::uint32_t>(tag & 7);
+    const auto field = tag >> 3;
+    if (field == 1) {
+      if (wt != 2) return std::nullopt;
+      const auto s = r.Bytes();
+      b.topic = std::string_view(reinterpret_cast<const char*>(s.data()), s.size());
+    } else if (field == 2 || field == 3 || field == 9) {
+      if (wt != 0) return std::nullopt;
+      const std::uint64_t v = r.Varint();
+      if (field == 2) b.interval = static_cast<std::uint32_t>(v);
+      if (field == 3) b.start_ms = static_cast<std::int64_t>(v);
+      if (field == 9) b.count = v;
+    } else if ((field >= 4 && field <= 8) || field == 10) {
+      if (wt != 1) return std::nullopt;
+      const double v = std::bit_cast<double>(r.Fixed64());
+      double* slots[] = {&b.open, &b.high, &b.low, &b.close, &b.volume};
+      if (field == 10) {
+        b.vwap = v;
+      } else {
+        *slots[field - 4] = v;
+      }
+    } else if (!r.Skip(wt)) {
+      return std::nullopt;
+    }
+  }
+  if (!r.ok) return std::nullopt;
+  return b;
 }
 
 }  // namespace tickwire::protocol

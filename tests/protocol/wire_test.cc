@@ -378,17 +378,22 @@ TEST(AppendBarRecordEntry, ByteIdenticalToProtobufForRandomBars) {
   }
 }
 
+// A MINUTE bar with every field set (low is -0.0: present on the wire, sign kept).
+BarFields SampleBar() {
+  return BarFields{.topic = "ETH-USD",
+                   .interval = 2,
+                   .start_ms = 1'700'000'040'000,
+                   .open = 1.5,
+                   .high = 2.5,
+                   .low = -0.0,
+                   .close = 2,
+                   .volume = 10,
+                   .count = 4,
+                   .vwap = 1.75};
+}
+
 TEST(ParseBarFields, RoundTripsAndRejectsTruncation) {
-  const BarFields b{.topic = "ETH-USD",
-                    .interval = 2,
-                    .start_ms = 1'700'000'040'000,
-                    .open = 1.5,
-                    .high = 2.5,
-                    .low = -0.0,
-                    .close = 2,
-                    .volume = 10,
-                    .count = 4,
-                    .vwap = 1.75};
+  const BarFields b = SampleBar();
   const std::string bytes = ToProtoBar(b).SerializeAsString();
   const auto span = Bytes(bytes);
   const auto parsed = ParseBarFields(span);
@@ -407,6 +412,45 @@ TEST(ParseBarFields, RoundTripsAndRejectsTruncation) {
     v1::Bar check;
     const bool proto_ok = check.ParseFromArray(bytes.data(), static_cast<int>(n));
     EXPECT_EQ(ParseBarFields(span.first(n)).has_value(), proto_ok) << "prefix " << n;
+  }
+}
+
+// The parsers read the layout tickwire writes without a dispatch per field, and anything else
+// (a field repeated, fields in another order) through the general loop, with protobuf's rule
+// that the last occurrence of a field wins.
+TEST(ParseTickFields, OtherLayoutsReadLikeProtobuf) {
+  TickGenerator gen(29);
+  for (int i = 0; i < 2000; ++i) {
+    v1::Tick tick;
+    ToProto(gen.Tick().Fields(), tick);
+    std::string bytes = tick.SerializeAsString();
+    if (i % 2 == 0) {
+      bytes += std::string("\x28") + static_cast<char>(i % 100 + 1);  // seq again
+    } else {
+      bytes = std::string("\x30\x05") + bytes;  // prev_seq first, then the rest
+    }
+    v1::Tick expected;
+    ASSERT_TRUE(expected.ParseFromString(bytes));
+    const auto parsed = ParseTickFields(Bytes(bytes));
+    ASSERT_TRUE(parsed.has_value());
+    ASSERT_TRUE(SameTick(*parsed, expected)) << expected.ShortDebugString();
+  }
+}
+
+TEST(ParseBarFields, OtherLayoutsReadLikeProtobuf) {
+  const std::string canonical = ToProtoBar(SampleBar()).SerializeAsString();
+  for (const std::string& bytes :
+       {canonical + std::string("\x48\x09"), std::string("\x48\x09") + canonical,
+        canonical.substr(0, canonical.size() - 9)}) {
+    v1::Bar expected;
+    ASSERT_TRUE(expected.ParseFromString(bytes));
+    const auto parsed = ParseBarFields(Bytes(bytes));
+    ASSERT_TRUE(parsed.has_value());
+    EXPECT_EQ(parsed->topic, expected.topic());
+    EXPECT_EQ(parsed->start_ms, expected.start_ms());
+    EXPECT_EQ(parsed->close, expected.close());
+    EXPECT_EQ(parsed->count, expected.count());
+    EXPECT_EQ(parsed->vwap, expected.vwap());
   }
 }
 
