@@ -336,7 +336,6 @@ int RunBars(const BarsFlags& f) {
     auto o = *base;
     o.client_name = fmt::format("{}-sub-{}", base->client_name, i);
     o.io_context = &io;
-    o.socket_receive_buffer = f.rcvbuf;
     BarConsumer* raw = c.get();
     o.on_raw_batch = [raw](std::uint64_t, std::span<const std::uint8_t> p) { raw->OnBatch(p); };
     o.on_error = [raw](const client::Error& e) { raw->OnError(e); };
@@ -620,9 +619,6 @@ void RegisterBenchBars(CLI::App& bench, int& exit_code) {
   cmd->add_option("--spawn", flags->spawn,
                   "Start this tickwire-server binary on 127.0.0.1 (free port) for the run");
   cmd->add_option("--server-env", flags->server_env, "Extra K=V for the spawned server");
-  cmd->add_option("--rcvbuf", flags->rcvbuf,
-                  "Consumers' socket receive buffer, bytes (0 = kernel default)")
-      ->capture_default_str();
   cmd->add_option("--io-threads", flags->io_threads,
                   "Threads running the consumers (0 = half the hardware threads)");
   cmd->add_option("--batch", flags->batch, "Max ticks per PUBLISH frame")->capture_default_str();

@@ -411,11 +411,6 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     }
     boost::system::error_code ignored;
     conn->socket.set_option(tcp::no_delay(true), ignored);
-    if (options_.socket_receive_buffer > 0) {
-      conn->socket.set_option(asio::socket_base::receive_buffer_size(static_cast<int>(
-                                  std::min<std::size_t>(options_.socket_receive_buffer, 1U << 30))),
-                              ignored);
-    }
     conn->last_rx = Clock::now();
     if (options_.tls.enabled) {
       StartTls(conn);

@@ -81,10 +81,6 @@ struct ClientOptions {
   // socket read (read_buffer_size bytes).
   std::size_t queue_capacity = 1024;
   std::size_t read_buffer_size = 64 * 1024;
-  // SO_RCVBUF for the socket (0 = the kernel's default, which grows with the stream). A consumer
-  // that receives bursts (a second's bars for '*') sets it to about a burst, so the server can
-  // hand over the whole burst at once and the consumer reads it at its own pace.
-  std::size_t socket_receive_buffer = 0;
   // Outbound bytes (queued + being written) above which Publish/Subscribe wait for space.
   std::size_t max_outbound_bytes = 4 * 1024 * 1024;
 
