@@ -28,12 +28,6 @@ constexpr std::uint8_t DoubleTag(int field) { return static_cast<std::uint8_t>((
 // proto3 omits a double whose bit pattern is zero (so -0.0 is still written).
 bool DoublePresent(double v) { return std::bit_cast<std::uint64_t>(v) != 0; }
 
-void AppendFixed64(std::string& out, std::uint64_t v) {
-  char b[8];
-  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
-  out.append(b, 8);
-}
-
 std::size_t TickBodySize(const TickFields& t) {
   std::size_t n = 0;
   if (!t.topic.empty()) n += 1 + VarintSize(t.topic.size()) + t.topic.size();
@@ -55,12 +49,6 @@ std::size_t BarBodySize(const BarFields& b) {
   }
   if (b.count != 0) n += 1 + VarintSize(b.count);
   return n;
-}
-
-void AppendDoubleField(std::string& out, int field, double v) {
-  if (!DoublePresent(v)) return;
-  out.push_back(static_cast<char>(DoubleTag(field)));
-  AppendFixed64(out, std::bit_cast<std::uint64_t>(v));
 }
 
 }  // namespace
@@ -163,39 +151,58 @@ std::size_t AppendTickRecordEntry(std::string& out, const TickFields& t) {
 }
 
 std::size_t AppendBarRecordEntry(std::string& out, const BarFields& b) {
+  // Like AppendTickRecordEntry: sized first, written through a pointer into a stack buffer
+  // (a heap one for a topic too long for it), appended in one copy. Every second's close
+  // encodes one of these per topic.
   const std::size_t body = BarBodySize(b);
   const std::size_t record = 1 + VarintSize(body) + body;
-  out.reserve(out.size() + 1 + VarintSize(record) + record);
-  out.push_back(static_cast<char>(kTagBatchRecords));
-  AppendVarint(out, record);
-  out.push_back(static_cast<char>(kTagRecordBar));
-  AppendVarint(out, body);
-  std::size_t topic_offset = out.size();
+  const std::size_t total = 1 + VarintSize(record) + record;
+  char local[256];
+  std::string heap;
+  char* base = local;
+  if (total > sizeof(local)) {
+    heap.resize(total);
+    base = heap.data();
+  }
+  char* p = base;
+  *p++ = static_cast<char>(kTagBatchRecords);
+  p = PutVarint(p, record);
+  *p++ = static_cast<char>(kTagRecordBar);
+  p = PutVarint(p, body);
+  std::size_t topic_offset = static_cast<std::size_t>(p - base);
   if (!b.topic.empty()) {
-    out.push_back(static_cast<char>(kTagTopic));
-    AppendVarint(out, b.topic.size());
-    topic_offset = out.size();
-    out.append(b.topic);
+    *p++ = static_cast<char>(kTagTopic);
+    p = PutVarint(p, b.topic.size());
+    topic_offset = static_cast<std::size_t>(p - base);
+    std::memcpy(p, b.topic.data(), b.topic.size());
+    p += b.topic.size();
   }
   if (b.interval != 0) {
-    out.push_back(static_cast<char>(kTagBarInterval));
-    AppendVarint(out, b.interval);
+    *p++ = static_cast<char>(kTagBarInterval);
+    p = PutVarint(p, b.interval);
   }
   if (b.start_ms != 0) {
-    out.push_back(static_cast<char>(kTagBarStart));
-    AppendVarint(out, static_cast<std::uint64_t>(b.start_ms));
+    *p++ = static_cast<char>(kTagBarStart);
+    p = PutVarint(p, static_cast<std::uint64_t>(b.start_ms));
   }
-  AppendDoubleField(out, 4, b.open);
-  AppendDoubleField(out, 5, b.high);
-  AppendDoubleField(out, 6, b.low);
-  AppendDoubleField(out, 7, b.close);
-  AppendDoubleField(out, 8, b.volume);
+  auto put_double = [&p](int field, double v) {
+    if (!DoublePresent(v)) return;
+    *p++ = static_cast<char>(DoubleTag(field));
+    p = PutFixed64(p, std::bit_cast<std::uint64_t>(v));
+  };
+  put_double(4, b.open);
+  put_double(5, b.high);
+  put_double(6, b.low);
+  put_double(7, b.close);
+  put_double(8, b.volume);
   if (b.count != 0) {
-    out.push_back(static_cast<char>(kTagBarCount));
-    AppendVarint(out, b.count);
+    *p++ = static_cast<char>(kTagBarCount);
+    p = PutVarint(p, b.count);
   }
-  AppendDoubleField(out, 10, b.vwap);
-  return topic_offset;
+  put_double(10, b.vwap);
+  const std::size_t start = out.size();
+  out.append(base, static_cast<std::size_t>(p - base));
+  return start + topic_offset;
 }
 
 std::string EncodeFrame(FrameType type, const google::protobuf::MessageLite& message) {
