@@ -56,6 +56,23 @@ void BM_AppendTickRecordEntry(benchmark::State& state) {
 }
 BENCHMARK(BM_AppendTickRecordEntry);
 
+// A SECOND bar with every field set: what a second's close encodes once per topic.
+void BM_AppendBarRecordEntry(benchmark::State& state) {
+  std::string out;
+  std::int64_t start_ms = 1'700'000'000'000;
+  for (auto _ : state) {
+    out.clear();
+    const double o = 187.25 + static_cast<double>(start_ms % 100) * 0.01;
+    tickwire::protocol::AppendBarRecordEntry(
+        out, tickwire::protocol::BarFields{"bench.AAPL", 1, start_ms, o, o + 0.5, o - 0.25, o + 0.1,
+                                           42, 10, o + 0.05});
+    start_ms += 1000;
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_AppendBarRecordEntry);
+
 void BM_BatchBuilder(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
   std::vector<std::string> entries(n);

@@ -96,15 +96,31 @@ char* PutFixed64(char* p, std::uint64_t v) {
 
 }  // namespace
 
-std::size_t AppendTickRecordEntry(std::string& out, const TickFields& t) {
-  // The hot encoder (once per published tick): size everything first, grow `out` once, then
-  // write through a pointer.
-  const std::size_t body = TickBodySize(t);
+namespace {
+
+char* PutVarintField(char* p, std::uint8_t tag, std::uint64_t v) {
+  if (v == 0) return p;  // proto3 omits zero
+  *p++ = static_cast<char>(tag);
+  return PutVarint(p, v);
+}
+
+char* PutDoubleField(char* p, std::uint8_t tag, double v) {
+  if (!DoublePresent(v)) return p;
+  *p++ = static_cast<char>(tag);
+  return PutFixed64(p, std::bit_cast<std::uint64_t>(v));
+}
+
+// Appends one DataBatch.records entry (Record{tick} or Record{bar}) whose message body is `body`
+// bytes. The tags, lengths and topic are written through a pointer into a stack buffer (no
+// capacity check per byte, no zeroing); `fields(char* p) -> char*` writes the other fields after
+// them; then the entry goes into `out` in one copy. Returns the topic bytes' offset in `out`.
+// Topics are at most 128 bytes, so the stack buffer always fits in practice; a longer one goes
+// through a heap buffer.
+template <typename Fields>
+std::size_t AppendEntry(std::string& out, std::uint8_t record_tag, std::size_t body,
+                        std::string_view topic, Fields&& fields) {
   const std::size_t record = 1 + VarintSize(body) + body;
   const std::size_t total = 1 + VarintSize(record) + record;
-  // Written into a stack buffer and appended in one copy (resizing `out` first would zero the
-  // bytes only to overwrite them). Topics are at most 128 bytes, so this always fits in
-  // practice; a longer one goes through a heap buffer.
   char local[256];
   std::string heap;
   char* base = local;
@@ -115,94 +131,48 @@ std::size_t AppendTickRecordEntry(std::string& out, const TickFields& t) {
   char* p = base;
   *p++ = static_cast<char>(kTagBatchRecords);
   p = PutVarint(p, record);
-  *p++ = static_cast<char>(kTagRecordTick);
+  *p++ = static_cast<char>(record_tag);
   p = PutVarint(p, body);
   std::size_t topic_offset = static_cast<std::size_t>(p - base);
-  if (!t.topic.empty()) {
+  if (!topic.empty()) {
     *p++ = static_cast<char>(kTagTopic);
-    p = PutVarint(p, t.topic.size());
+    p = PutVarint(p, topic.size());
     topic_offset = static_cast<std::size_t>(p - base);
-    std::memcpy(p, t.topic.data(), t.topic.size());
-    p += t.topic.size();
+    std::memcpy(p, topic.data(), topic.size());
+    p += topic.size();
   }
-  if (DoublePresent(t.price)) {
-    *p++ = static_cast<char>(kTagPrice);
-    p = PutFixed64(p, std::bit_cast<std::uint64_t>(t.price));
-  }
-  if (DoublePresent(t.size)) {
-    *p++ = static_cast<char>(kTagSize);
-    p = PutFixed64(p, std::bit_cast<std::uint64_t>(t.size));
-  }
-  if (t.ts_ns != 0) {
-    *p++ = static_cast<char>(kTagTsNs);
-    p = PutVarint(p, static_cast<std::uint64_t>(t.ts_ns));
-  }
-  if (t.seq != 0) {
-    *p++ = static_cast<char>(kTagSeq);
-    p = PutVarint(p, t.seq);
-  }
-  if (t.prev_seq != 0) {
-    *p++ = static_cast<char>(kTagPrevSeq);
-    p = PutVarint(p, t.prev_seq);
-  }
+  p = fields(p);
   const std::size_t start = out.size();
   out.append(base, static_cast<std::size_t>(p - base));
   return start + topic_offset;
 }
 
+}  // namespace
+
+std::size_t AppendTickRecordEntry(std::string& out, const TickFields& t) {
+  // The hot encoder: once per published tick.
+  return AppendEntry(out, kTagRecordTick, TickBodySize(t), t.topic, [&t](char* p) {
+    p = PutDoubleField(p, kTagPrice, t.price);
+    p = PutDoubleField(p, kTagSize, t.size);
+    p = PutVarintField(p, kTagTsNs, static_cast<std::uint64_t>(t.ts_ns));
+    p = PutVarintField(p, kTagSeq, t.seq);
+    return PutVarintField(p, kTagPrevSeq, t.prev_seq);
+  });
+}
+
 std::size_t AppendBarRecordEntry(std::string& out, const BarFields& b) {
-  // Like AppendTickRecordEntry: sized first, written through a pointer into a stack buffer
-  // (a heap one for a topic too long for it), appended in one copy. Every second's close
-  // encodes one of these per topic.
-  const std::size_t body = BarBodySize(b);
-  const std::size_t record = 1 + VarintSize(body) + body;
-  const std::size_t total = 1 + VarintSize(record) + record;
-  char local[256];
-  std::string heap;
-  char* base = local;
-  if (total > sizeof(local)) {
-    heap.resize(total);
-    base = heap.data();
-  }
-  char* p = base;
-  *p++ = static_cast<char>(kTagBatchRecords);
-  p = PutVarint(p, record);
-  *p++ = static_cast<char>(kTagRecordBar);
-  p = PutVarint(p, body);
-  std::size_t topic_offset = static_cast<std::size_t>(p - base);
-  if (!b.topic.empty()) {
-    *p++ = static_cast<char>(kTagTopic);
-    p = PutVarint(p, b.topic.size());
-    topic_offset = static_cast<std::size_t>(p - base);
-    std::memcpy(p, b.topic.data(), b.topic.size());
-    p += b.topic.size();
-  }
-  if (b.interval != 0) {
-    *p++ = static_cast<char>(kTagBarInterval);
-    p = PutVarint(p, b.interval);
-  }
-  if (b.start_ms != 0) {
-    *p++ = static_cast<char>(kTagBarStart);
-    p = PutVarint(p, static_cast<std::uint64_t>(b.start_ms));
-  }
-  auto put_double = [&p](int field, double v) {
-    if (!DoublePresent(v)) return;
-    *p++ = static_cast<char>(DoubleTag(field));
-    p = PutFixed64(p, std::bit_cast<std::uint64_t>(v));
-  };
-  put_double(4, b.open);
-  put_double(5, b.high);
-  put_double(6, b.low);
-  put_double(7, b.close);
-  put_double(8, b.volume);
-  if (b.count != 0) {
-    *p++ = static_cast<char>(kTagBarCount);
-    p = PutVarint(p, b.count);
-  }
-  put_double(10, b.vwap);
-  const std::size_t start = out.size();
-  out.append(base, static_cast<std::size_t>(p - base));
-  return start + topic_offset;
+  // Once per topic at every second's close.
+  return AppendEntry(out, kTagRecordBar, BarBodySize(b), b.topic, [&b](char* p) {
+    p = PutVarintField(p, kTagBarInterval, b.interval);
+    p = PutVarintField(p, kTagBarStart, static_cast<std::uint64_t>(b.start_ms));
+    p = PutDoubleField(p, DoubleTag(4), b.open);
+    p = PutDoubleField(p, DoubleTag(5), b.high);
+    p = PutDoubleField(p, DoubleTag(6), b.low);
+    p = PutDoubleField(p, DoubleTag(7), b.close);
+    p = PutDoubleField(p, DoubleTag(8), b.volume);
+    p = PutVarintField(p, kTagBarCount, b.count);
+    return PutDoubleField(p, DoubleTag(10), b.vwap);
+  });
 }
 
 std::string EncodeFrame(FrameType type, const google::protobuf::MessageLite& message) {
