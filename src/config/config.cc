@@ -541,12 +541,15 @@ std::optional<std::string> Validate(const Config& c) {
 }
 
 bool ReloadsOnSighup(std::string_view env_name) {
+  // Keep in step with Server::Reload (what it applies) and the "applies" column of the
+  // settings table in docs/RUNBOOK.md (a test compares them).
   static const std::set<std::string_view> kReloadable = {
       "BATCH_WINDOW_MS",       "LOG_LEVEL",          "USERS_FILE",
       "STREAM_USER",           "STREAM_PASS",        "TLS_CERT_PATH",
       "TLS_KEY_PATH",          "TLS_CLIENT_CA_PATH", "AUTH_FAIL_BUDGET_ADDR",
       "AUTH_FAIL_BUDGET_USER", "AUTH_BACKOFF_MIN",   "AUTH_BACKOFF_MAX",
-      "DRAIN_PERIOD",          "DRAIN_DEADLINE",     "CONFIG_FILE",
+      "AUTH_RATE_TABLE_SIZE",  "DRAIN_PERIOD",       "DRAIN_DEADLINE",
+      "CONFIG_FILE",
   };
   return kReloadable.contains(env_name);
 }

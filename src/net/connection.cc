@@ -564,24 +564,20 @@ void Connection::StartWrite() {
     for (const auto& b : write_buffers_) {
       tls_write_buffer_.append(static_cast<const char*>(b.data()), b.size());
     }
-    asio::async_write(
-        *tls_, asio::buffer(tls_write_buffer_),
-        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
-          self->bytes_out_ += n;
-          self->OnWriteDone(ec);
-        });
+    asio::async_write(*tls_, asio::buffer(tls_write_buffer_),
+                      [self = shared_from_this()](const boost::system::error_code& ec,
+                                                  std::size_t n) { self->OnWriteDone(ec, n); });
     return;
   }
-  asio::async_write(
-      socket_, write_buffers_,
-      [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
-        self->bytes_out_ += n;
-        self->worker_.metrics().bytes_sent += n;
-        self->OnWriteDone(ec);
-      });
+  asio::async_write(socket_, write_buffers_,
+                    [self = shared_from_this()](const boost::system::error_code& ec,
+                                                std::size_t n) { self->OnWriteDone(ec, n); });
 }
 
-void Connection::OnWriteDone(const boost::system::error_code& ec) {
+void Connection::OnWriteDone(const boost::system::error_code& ec, std::size_t written) {
+  // Counted here for TLS and plaintext alike: bytes_sent_total is what reached the socket.
+  bytes_out_ += written;
+  worker_.metrics().bytes_sent += written;
   const auto now = Clock::now();
   queue_.CompleteWrite([&](const delivery::FrameTag& t) {
     if (!ec && t.records != 0) worker_.metrics().OnBatchWritten(now - t.ready, t.records);
@@ -699,7 +695,9 @@ void Connection::CheckTimers(Clock::time_point now) {
     const auto& c = worker_.context().config;
     const bool proxy = phase_ == Phase::kProxyHeader;
     if (now - phase_started_ >= (proxy ? c.proxy_header_timeout : c.tls_handshake_timeout)) {
-      if (proxy) worker_.context().counters.proxy_rejected.fetch_add(1, std::memory_order_relaxed);
+      auto& counters = worker_.context().counters;
+      (proxy ? counters.proxy_rejected : counters.tls_handshake_failed)
+          .fetch_add(1, std::memory_order_relaxed);
       obs::Log(obs::Level::kInfo, proxy ? "proxy_header_timeout" : "tls_handshake_timeout",
                proxy ? "closing: no complete PROXY header in time"
                      : "closing: TLS handshake not done in time",

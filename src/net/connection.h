@@ -100,7 +100,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   // Queues the frame the batcher just finished; its records were ready at `ready`.
   void EnqueueBatch(std::string frame, Clock::time_point ready);
   void StartWrite();
-  void OnWriteDone(const boost::system::error_code& ec);
+  void OnWriteDone(const boost::system::error_code& ec, std::size_t written);
   void SlowConsumer(std::string_view why);
   // Ends the connection now: stops I/O and schedules deregistration.
   void Close(session::CloseReason reason);

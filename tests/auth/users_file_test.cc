@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <fstream>
+#include <string>
 
 #include "auth/authenticator.h"
 
@@ -57,6 +59,42 @@ TEST(UsersFile, ErrorsNameTheLine) {
     EXPECT_NE(std::get<std::string>(result).find(want), std::string::npos)
         << std::get<std::string>(result);
   }
+}
+
+TEST(UsersFile, AtMostMaxUsers) {
+  const std::string h = Hash("pw");
+  std::string text;
+  text.reserve((kMaxUsers + 1) * (h.size() + 10));
+  for (std::size_t i = 0; i < kMaxUsers; ++i) text += "u" + std::to_string(i) + " " + h + "\n";
+  auto at_limit = ParseUsersFile(text);
+  ASSERT_TRUE(std::holds_alternative<std::vector<UserEntry>>(at_limit))
+      << std::get<std::string>(at_limit);
+  EXPECT_EQ(std::get<std::vector<UserEntry>>(at_limit).size(), kMaxUsers);
+  text += "one-more " + h + "\n";
+  auto over = ParseUsersFile(text);
+  ASSERT_TRUE(std::holds_alternative<std::string>(over));
+  EXPECT_EQ(std::get<std::string>(over),
+            "line " + std::to_string(kMaxUsers + 1) + ": more than 100000 users");
+}
+
+TEST(UsersFile, AtMostMaxBytes) {
+  // One user, padded with a comment to exactly the limit: loads. One byte more: refused before
+  // parsing.
+  const std::string path = ::testing::TempDir() + "tickwire-users-size";
+  const std::string user = "alice " + Hash("pw") + "\n";
+  std::string text = user + "#" + std::string(kMaxUsersFileBytes - user.size() - 2, 'x') + "\n";
+  ASSERT_EQ(text.size(), kMaxUsersFileBytes);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+  auto at_limit = LoadUsersFile(path);
+  ASSERT_TRUE(std::holds_alternative<std::vector<UserEntry>>(at_limit))
+      << std::get<std::string>(at_limit);
+  EXPECT_EQ(std::get<std::vector<UserEntry>>(at_limit).size(), 1u);
+  std::ofstream(path, std::ios::binary | std::ios::app) << "\n";
+  auto over = LoadUsersFile(path);
+  ASSERT_TRUE(std::holds_alternative<std::string>(over));
+  EXPECT_NE(std::get<std::string>(over).find("is larger than 4194304 bytes"), std::string::npos)
+      << std::get<std::string>(over);
+  std::remove(path.c_str());
 }
 
 TEST(UsersFile, MissingFileIsAnError) {

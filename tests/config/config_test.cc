@@ -315,8 +315,35 @@ TEST(ConfigReload, ChangedSettingsAndWhichReload) {
   EXPECT_TRUE(ReloadsOnSighup("LOG_LEVEL"));
   EXPECT_TRUE(ReloadsOnSighup("USERS_FILE"));
   EXPECT_TRUE(ReloadsOnSighup("TLS_CERT_PATH"));
+  EXPECT_TRUE(ReloadsOnSighup("AUTH_RATE_TABLE_SIZE"));
   EXPECT_FALSE(ReloadsOnSighup("WORKERS"));
   EXPECT_FALSE(ReloadsOnSighup("LISTEN_ADDR"));
+}
+
+// The settings table of docs/RUNBOOK.md says for each setting whether it applies on SIGHUP or
+// needs a restart; a reload warns (reload_needs_restart) about exactly the restart-only ones.
+TEST(ConfigReload, RunbookTableAgreesWithWhatReloads) {
+  std::ifstream in(std::string(TICKWIRE_SOURCE_DIR) + "/docs/RUNBOOK.md");
+  ASSERT_TRUE(in) << "docs/RUNBOOK.md not found";
+  std::size_t rows = 0;
+  for (std::string line; std::getline(in, line);) {
+    // | `NAME` | `--flag` | default | applies | meaning |
+    if (!line.starts_with("| `") || line.find("| `--") == std::string::npos) continue;
+    std::vector<std::string> cells;
+    std::istringstream fields(line.substr(1));
+    for (std::string cell; std::getline(fields, cell, '|');) {
+      const auto b = cell.find_first_not_of(' ');
+      const auto e = cell.find_last_not_of(' ');
+      cells.push_back(b == std::string::npos ? "" : cell.substr(b, e - b + 1));
+    }
+    ASSERT_GE(cells.size(), 4u) << line;
+    const std::string name = cells[0].substr(1, cells[0].size() - 2);
+    const std::string& applies = cells[3];
+    ASSERT_TRUE(applies == "restart" || applies.starts_with("SIGHUP")) << line;
+    EXPECT_EQ(ReloadsOnSighup(name), applies.starts_with("SIGHUP")) << name << ": " << applies;
+    ++rows;
+  }
+  EXPECT_GT(rows, 40u) << "the settings table was not found";
 }
 
 TEST(ConfigErrors, BadFlagValueNamesTheSettingToo) {

@@ -1,9 +1,11 @@
 // AUTH rate limiting, users file permissions (every allowed and forbidden combination) and
-// runtime reload (SIGHUP) of credentials, permissions, BATCH_WINDOW_MS and LOG_LEVEL.
+// runtime reload (SIGHUP) of credentials, permissions, AUTH rate limits, BATCH_WINDOW_MS and
+// LOG_LEVEL.
 #include <signal.h>
 
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "auth/password_hash.h"
 #include "integration/integration_test.h"
@@ -110,6 +112,12 @@ TEST_F(AccessTest, BruteForceIsThrottledWhileOthersAuthenticateAtOnce) {
   EXPECT_GT(e.retry_after_ms(), 300u);
   EXPECT_LE(e.retry_after_ms(), 600u);
   EXPECT_NE(server_->Logs().find("auth_rate_limited"), std::string::npos);
+  // 21 refusals without a password check, 4 wrong passwords checked.
+  EXPECT_TRUE(Reaches("connection_drops_total{reason=\"auth_rate_limited\"}", 21));
+  const Metrics m = Scrape();
+  EXPECT_EQ(Get(m, "auth_rate_limited_total"), 21);
+  EXPECT_EQ(Get(m, "protocol_errors_total{code=\"AUTH_RATE_LIMITED\"}"), 21);
+  EXPECT_EQ(Get(m, "auth_failures_total{reason=\"auth_failed\"}"), 4);
 }
 
 TEST_F(AccessTest, EveryPermissionCombination) {
@@ -257,6 +265,67 @@ TEST_F(AccessTest, SighupReloadsUsersPermissionsAndSettings) {
   ASSERT_TRUE(Connect(last));
   ASSERT_TRUE(last.Authenticate("alice", "new-pw", &last_ok));
   EXPECT_EQ(last_ok.batch_window_ms(), 250u);
+}
+
+TEST_F(AccessTest, SighupReloadsAuthRateLimits) {
+  const std::string conf = dir_.File("tickwire.conf");
+  WriteFile(conf, "AUTH_FAIL_BUDGET_ADDR=1\nAUTH_BACKOFF_MIN=5s\nAUTH_BACKOFF_MAX=10s\n");
+  ASSERT_TRUE(Start({{"LISTEN_ADDR", "0.0.0.0:0"}, {"CONFIG_FILE", conf}}));
+  v1::Error e;
+  EXPECT_EQ(Attempt("127.0.0.2", ServerProcess::kUser, "guess"), v1::AUTH_FAILED);
+  EXPECT_EQ(Attempt("127.0.0.2", ServerProcess::kUser, "guess", &e), v1::AUTH_RATE_LIMITED);
+  EXPECT_GT(e.retry_after_ms(), 4000u);
+
+  // A larger budget, a shorter back-off and its cap, a smaller table: all apply without a restart.
+  WriteFile(conf,
+            "AUTH_FAIL_BUDGET_ADDR=3\nAUTH_FAIL_BUDGET_USER=100\nAUTH_BACKOFF_MIN=100ms\n"
+            "AUTH_BACKOFF_MAX=300ms\nAUTH_RATE_TABLE_SIZE=64\n");
+  ASSERT_TRUE(Reload(1));
+  EXPECT_EQ(server_->Logs().find("reload_needs_restart"), std::string::npos) << server_->Logs();
+  const std::string source = "127.0.0.3";
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Attempt(source, ServerProcess::kUser, "guess"), v1::AUTH_FAILED) << i;
+  }
+  EXPECT_EQ(Attempt(source, ServerProcess::kUser, "guess", &e), v1::AUTH_RATE_LIMITED);
+  EXPECT_GT(e.retry_after_ms(), 0u);
+  EXPECT_LE(e.retry_after_ms(), 100u);
+  // Each failure after a wait (shorter than AUTH_BACKOFF_MAX, which would start the key over)
+  // doubles the wait: 200 ms, then 400 ms cut to the cap of 300 ms.
+  for (const auto& [low, high] : {std::pair{100u, 200u}, std::pair{200u, 300u}}) {
+    std::this_thread::sleep_for(milliseconds(e.retry_after_ms() + 20));
+    EXPECT_EQ(Attempt(source, ServerProcess::kUser, "guess"), v1::AUTH_FAILED);
+    EXPECT_EQ(Attempt(source, ServerProcess::kUser, "guess", &e), v1::AUTH_RATE_LIMITED);
+    EXPECT_GT(e.retry_after_ms(), low);
+    EXPECT_LE(e.retry_after_ms(), high);
+  }
+}
+
+TEST_F(AccessTest, SighupReloadsStreamUserAndPassFromConfigFile) {
+  const std::string conf = dir_.File("tickwire.conf");
+  WriteFile(conf, "STREAM_USER=carol\nSTREAM_PASS=old-pw\n");
+  ASSERT_TRUE(
+      Start({{"CONFIG_FILE", conf}, {"STREAM_USER", std::nullopt}, {"STREAM_PASS", std::nullopt}}));
+  RawClient before;
+  ASSERT_TRUE(AuthAs(before, "carol", "old-pw"));
+
+  WriteFile(conf, "STREAM_USER=carol\nSTREAM_PASS=new-pw\n");
+  ASSERT_TRUE(Reload(1));
+  EXPECT_EQ(server_->Logs().find("reload_needs_restart"), std::string::npos) << server_->Logs();
+  RawClient old_pw;
+  ASSERT_TRUE(Connect(old_pw));
+  EXPECT_FALSE(old_pw.Authenticate("carol", "old-pw"));
+  RawClient new_pw;
+  EXPECT_TRUE(AuthAs(new_pw, "carol", "new-pw"));
+  EXPECT_TRUE(before.HeartbeatRoundTrip(1)) << "the session from before the reload stays";
+
+  // A new user name replaces the old one.
+  WriteFile(conf, "STREAM_USER=dave\nSTREAM_PASS=dave-pw\n");
+  ASSERT_TRUE(Reload(2));
+  RawClient dave;
+  EXPECT_TRUE(AuthAs(dave, "dave", "dave-pw"));
+  RawClient carol;
+  ASSERT_TRUE(Connect(carol));
+  EXPECT_FALSE(carol.Authenticate("carol", "new-pw"));
 }
 
 TEST_F(AccessTest, BadUsersFileStopsStartup) {

@@ -1,9 +1,11 @@
-// Graceful drain on SIGTERM: SERVER_DRAINING spread over DRAIN_PERIOD, queued records flushed
-// first, no new connections, exit 0 within DRAIN_DEADLINE even when a client does not read.
+// Graceful drain on SIGTERM: not ready at once, SERVER_DRAINING spread over DRAIN_PERIOD, queued
+// records flushed first, no new connections, exit 0 within DRAIN_DEADLINE even when a client
+// does not read; DRAIN_PERIOD and DRAIN_DEADLINE reload on SIGHUP.
 #include <signal.h>
 
 #include <algorithm>
 #include <atomic>
+#include <fstream>
 #include <mutex>
 #include <set>
 #include <string>
@@ -11,6 +13,9 @@
 #include <vector>
 
 #include "integration/integration_test.h"
+#include "support/http_client.h"
+#include "support/json.h"
+#include "support/temp_dir.h"
 #include "support/wait.h"
 
 namespace tickwire::testing {
@@ -78,6 +83,7 @@ TEST_F(DrainTest, SigtermDrainsSpreadOverThePeriodFlushesAndExitsZero) {
   // consumer's open DATA_BATCH, and those drained first (before their window ends) show that
   // the drain flushes it.
   std::this_thread::sleep_for(milliseconds(100));
+  ASSERT_EQ(HttpGet(server_->metrics_port(), "/readyz").status, 200u);
   const auto sigterm = steady_clock::now();
   ASSERT_EQ(kill(server_->pid(), SIGTERM), 0);
 
@@ -91,8 +97,12 @@ TEST_F(DrainTest, SigtermDrainsSpreadOverThePeriodFlushesAndExitsZero) {
   threads.emplace_back([&] { Consume(pre_auth, results[kConsumers]); });
   threads.emplace_back([&] { Consume(pub, results[kConsumers + 1]); });
 
-  // Not accepting any more (give the signal a moment to be taken).
+  // Not ready (a load balancer takes it out of rotation) and not accepting any more (give the
+  // signal a moment to be taken). The operations endpoint answers until the drain ends.
   std::this_thread::sleep_for(milliseconds(200));
+  const HttpResult ready = HttpGet(server_->metrics_port(), "/readyz");
+  EXPECT_EQ(ready.status, 503u) << ready.error;
+  EXPECT_TRUE(ready.body.starts_with("not ready")) << ready.body;
   RawClient late;
   if (late.Connect(server_->port())) {
     EXPECT_TRUE(late.ExpectClosed(milliseconds(3000))) << "a connection after SIGTERM is refused";
@@ -242,6 +252,42 @@ TEST_F(DrainTest, DeadlineBoundsExitWhenAClientDoesNotRead) {
   // The deadline plus stopping the workers (generous: sanitizer builds on a loaded machine).
   EXPECT_LT(took, milliseconds(6000));
   EXPECT_NE(server_->Logs().find("drain deadline reached"), std::string::npos);
+}
+
+TEST_F(DrainTest, SighupReloadsDrainPeriodAndDeadline) {
+  TempDir dir;
+  const std::string conf = dir.File("tickwire.conf");
+  { std::ofstream(conf) << "DRAIN_PERIOD=10s\nDRAIN_DEADLINE=30s\n"; }
+  ASSERT_TRUE(Start({{"CONFIG_FILE", conf}, {"DRAIN_PERIOD", std::nullopt}}));
+  std::vector<RawClient> clients(4);
+  for (auto& c : clients) ASSERT_TRUE(ConnectAuthed(c));
+  { std::ofstream(conf, std::ios::trunc) << "DRAIN_PERIOD=300ms\nDRAIN_DEADLINE=5s\n"; }
+  ASSERT_EQ(kill(server_->pid(), SIGHUP), 0);
+  ASSERT_TRUE(
+      WaitUntil([&] { return server_->Logs().find("\"event\":\"reload\"") != std::string::npos; },
+                milliseconds(5000)));
+  EXPECT_EQ(server_->Logs().find("reload_needs_restart"), std::string::npos);
+
+  // The old period would spread the clients over 10 s; the new one tells them all within 300 ms.
+  const auto t0 = steady_clock::now();
+  ASSERT_EQ(kill(server_->pid(), SIGTERM), 0);
+  for (auto& c : clients) {
+    EXPECT_TRUE(c.ExpectFatal(v1::SERVER_DRAINING, nullptr, milliseconds(3000)));
+  }
+  const auto code = server_->WaitForExit(milliseconds(5000));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+  EXPECT_LT(steady_clock::now() - t0, milliseconds(3000));
+  const LogCheck check = CheckJsonLogLines(server_->Logs());
+  ASSERT_TRUE(check.error.empty()) << check.error;
+  bool drain_line = false;
+  for (const auto& line : check.lines) {
+    if (StringField(line, "event") != "server_drain") continue;
+    drain_line = true;
+    EXPECT_EQ(line.at("drain_period_ms").to_number<std::int64_t>(), 300);
+    EXPECT_EQ(line.at("drain_deadline_ms").to_number<std::int64_t>(), 5000);
+  }
+  EXPECT_TRUE(drain_line) << server_->Logs();
 }
 
 TEST_F(DrainTest, SecondSignalHurries) {

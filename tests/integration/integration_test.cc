@@ -1,10 +1,11 @@
 #include "integration/integration_test.h"
 
 #include <algorithm>
+#include <cmath>
 #include <iostream>
 #include <iterator>
 
-#include "support/json.h"
+#include "support/http_client.h"
 #include "support/wait.h"
 
 namespace tickwire::testing {
@@ -102,6 +103,31 @@ std::string IntegrationTest::Topic(const std::string& suffix) const {
   return name;
 }
 
+IntegrationTest::Metrics IntegrationTest::Scrape() {
+  const HttpResult r = HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_EQ(r.status, 200u) << r.error;
+  return ParseMetrics(r.body);
+}
+
+::testing::AssertionResult IntegrationTest::Reaches(const std::string& series, double want,
+                                                    milliseconds timeout) {
+  double last = NAN;
+  const bool ok = WaitUntil(
+      [&] {
+        last = MetricValue(Scrape(), series);
+        return last == want;
+      },
+      timeout, milliseconds(20));
+  if (ok) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << series << " is " << last << ", expected " << want;
+}
+
+double IntegrationTest::Get(const Metrics& m, const std::string& series) {
+  const double v = MetricValue(m, series);
+  EXPECT_FALSE(std::isnan(v)) << "no series " << series;
+  return v;
+}
+
 void IntegrationTest::TearDown() {
   if (!server_) return;
   // A test that failed shows what the server said; a server that crashed fails the test.
@@ -111,11 +137,10 @@ void IntegrationTest::TearDown() {
   if (auto code = server_->ExitCode(); code && *code != 0) {
     ADD_FAILURE() << "tickwire-server died during the test: " << server_->Describe();
   }
+  // Stop() also checks that every line the server logged, whatever the test sent it, is a JSON
+  // object (so does every other ServerProcess a test starts, when it stops).
   const int code = server_->Stop();
   EXPECT_EQ(code, 0) << "tickwire-server did not exit 0 on SIGTERM\n" << server_->Describe();
-  // Every line the server logged, whatever the test sent it, is a JSON object.
-  const LogCheck logs = CheckJsonLogLines(server_->Logs());
-  EXPECT_TRUE(logs.error.empty()) << logs.error;
 }
 
 }  // namespace tickwire::testing

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,6 +57,16 @@ class IntegrationTest : public ::testing::Test {
 
   // A topic name unique to the running test ("Suite.Name.suffix" with '/' replaced).
   std::string Topic(const std::string& suffix = "t") const;
+
+  // One scrape of the server's /metrics: "name{labels}" -> value.
+  using Metrics = std::map<std::string, double>;
+  Metrics Scrape();
+  // Counters that move when a connection closes are updated by its cleanup, a moment after
+  // the client sees the close: waits until `series` equals `want`.
+  ::testing::AssertionResult Reaches(const std::string& series, double want,
+                                     milliseconds timeout = milliseconds(3000));
+  // The value of `series` in `m`; fails the test when the series is missing.
+  static double Get(const Metrics& m, const std::string& series);
 
   void TearDown() override;
 

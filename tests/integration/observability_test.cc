@@ -1,9 +1,14 @@
 // Observability: /metrics counters move by exactly what a scripted workload causes, promtool
 // accepts a live scrape, /healthz and /readyz answer, /connz lists connections (hostile names
-// included), and the JSON logs stay valid JSON, never carry passwords, and rate-limit noisy
-// events while accounting for every suppressed line.
+// included), the JSON logs stay valid JSON, never carry passwords, and rate-limit noisy
+// events while accounting for every suppressed line; docs/METRICS.md matches what is exported
+// and logged.
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <map>
+#include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -18,41 +23,78 @@ namespace tickwire::testing {
 namespace {
 
 using protocol::FrameType;
-using Metrics = std::map<std::string, double>;
 
 // Client-supplied text that a careless log or JSON writer would break on.
 const std::string kHostileName = "he said \"hi\" \\ back\nslash\t\x01\x1f\x7f \xe2\x9c\x93 end";
 const std::string kHostileTopic = "bad\"topic\\\n\x02{}";
 
-class ObservabilityTest : public IntegrationTest {
- protected:
-  Metrics Scrape() {
-    const HttpResult r = HttpGet(server_->metrics_port(), "/metrics");
-    EXPECT_EQ(r.status, 200u) << r.error;
-    return ParseMetrics(r.body);
-  }
+class ObservabilityTest : public IntegrationTest {};
 
-  // Counters that move when a connection closes are updated by its cleanup, a moment after
-  // the client sees the close: wait for the value, then hold it.
-  ::testing::AssertionResult Reaches(const std::string& series, double want,
-                                     milliseconds timeout = milliseconds(3000)) {
-    double last = NAN;
-    const bool ok = WaitUntil(
-        [&] {
-          last = MetricValue(Scrape(), series);
-          return last == want;
-        },
-        timeout, milliseconds(20));
-    if (ok) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << series << " is " << last << ", expected " << want;
-  }
+std::string ReadSourceFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
 
-  static double Get(const Metrics& m, const std::string& series) {
-    const double v = MetricValue(m, series);
-    EXPECT_FALSE(std::isnan(v)) << "no series " << series;
-    return v;
+// Names in backquotes (`like_this`) in `text`.
+std::set<std::string> QuotedNames(const std::string& text) {
+  static const std::regex kQuoted("`([a-z_]+)`");
+  std::set<std::string> out;
+  for (std::sregex_iterator it(text.begin(), text.end(), kQuoted), end; it != end; ++it) {
+    out.insert((*it)[1].str());
   }
-};
+  return out;
+}
+
+// The arguments of a call, split at top-level commas; `pos` is just after its '('.
+std::vector<std::string> CallArguments(const std::string& text, std::size_t pos) {
+  std::vector<std::string> args;
+  int depth = 0;
+  std::size_t start = pos;
+  for (std::size_t i = pos; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '"') {
+      for (++i; i < text.size() && text[i] != '"'; ++i) {
+        if (text[i] == '\\') ++i;
+      }
+    } else if (c == '(' || c == '{' || c == '[') {
+      ++depth;
+    } else if ((c == ')' || c == '}' || c == ']') && depth-- == 0) {
+      args.push_back(text.substr(start, i - start));
+      break;
+    } else if (c == ',' && depth == 0) {
+      args.push_back(text.substr(start, i - start));
+      start = i + 1;
+    }
+  }
+  return args;
+}
+
+// Every event name the server's code writes: the string literals in the event argument of
+// each obs::Log, obs::LogNoisy and FormatLine call under src/.
+std::set<std::string> LogEventsInCode() {
+  static const std::regex kCall(R"(\b(Log|LogNoisy|FormatLine)\()");
+  static const std::regex kLiteral(R"xx("([a-z_]+)")xx");
+  std::set<std::string> events;
+  const std::filesystem::path src = std::filesystem::path(TICKWIRE_SOURCE_DIR) / "src";
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(src)) {
+    const auto ext = entry.path().extension();
+    if (ext != ".cc" && ext != ".h") continue;
+    const std::string text = ReadSourceFile(entry.path());
+    for (std::sregex_iterator it(text.begin(), text.end(), kCall), end; it != end; ++it) {
+      const std::size_t event_arg = (*it)[1] == "LogNoisy" ? 2 : 1;
+      const auto args =
+          CallArguments(text, static_cast<std::size_t>(it->position() + it->length()));
+      if (args.size() <= event_arg) continue;
+      const std::string& arg = args[event_arg];
+      for (std::sregex_iterator l(arg.begin(), arg.end(), kLiteral), lend; l != lend; ++l) {
+        events.insert((*l)[1].str());
+      }
+    }
+  }
+  return events;
+}
 
 TEST_F(ObservabilityTest, HeartbeatTimeoutsRiseByExactlyTheNumberCaused) {
   ASSERT_TRUE(Start({{"HEARTBEAT_INTERVAL", "200ms"}, {"HEARTBEAT_TIMEOUT", "600ms"}}));
@@ -288,6 +330,47 @@ TEST_F(ObservabilityTest, HealthReadinessAndHttpBasics) {
   EXPECT_GT(std::stoul(r.headers["content-length"]), 1000u);
   EXPECT_EQ(HttpRequestTo(port, "POST", "/metrics").status, 405u);
   EXPECT_EQ(HttpGet(port, "/nope").status, 404u);
+  // build_info: one series, value 1, the protocol version as a label.
+  int build_info = 0;
+  for (const auto& [series, value] : Scrape()) {
+    if (!series.starts_with("build_info{")) continue;
+    ++build_info;
+    EXPECT_EQ(value, 1) << series;
+    EXPECT_NE(series.find("protocol=\"1\""), std::string::npos) << series;
+    EXPECT_NE(series.find("version=\""), std::string::npos) << series;
+  }
+  EXPECT_EQ(build_info, 1);
+}
+
+TEST_F(ObservabilityTest, TopicEvictionsAndTruncatedBackfillsAreCounted) {
+  // One worker, so one shard holds every topic and the whole backfill budget.
+  ASSERT_TRUE(Start({{"WORKERS", "1"}, {"MAX_TOPICS", "3"}, {"MAX_BACKFILL_RECORDS", "5"}}));
+  RawClient producer;
+  ASSERT_TRUE(ConnectAuthed(producer));
+  constexpr int kTopics = 10;
+  for (int i = 0; i < kTopics; ++i) {
+    ASSERT_TRUE(producer.PublishAcked(static_cast<std::uint32_t>(i + 1),
+                                      {MakeTick(Topic(std::to_string(i)), 1, 1)}));
+  }
+  // Each topic past the third evicts the least recently published one.
+  EXPECT_TRUE(Reaches("topics_evicted_total", kTopics - 3));
+  EXPECT_TRUE(Reaches("active_topics", 3));
+  EXPECT_EQ(Get(Scrape(), "backfills_truncated_total"), 0);
+
+  std::vector<v1::Tick> ticks;
+  for (int i = 0; i < 20; ++i) ticks.push_back(MakeTick(Topic("history"), 100 + i, 1));
+  ASSERT_TRUE(producer.PublishAcked(100, ticks));
+  RawClient consumer;
+  ASSERT_TRUE(ConnectAuthed(consumer));
+  v1::Subscribe sub;
+  sub.set_request_id(1);
+  sub.set_mode(v1::MODE_TICK);
+  sub.add_topics(Topic("history"));
+  sub.set_backfill(20);
+  ASSERT_TRUE(consumer.SendFrame(FrameType::kSubscribe, sub));
+  // 20 records asked for, MAX_BACKFILL_RECORDS=5: the request is cut once.
+  EXPECT_TRUE(Reaches("backfills_truncated_total", 1));
+  EXPECT_EQ(Get(Scrape(), "topics_evicted_total"), kTopics - 2);
 }
 
 TEST_F(ObservabilityTest, MetricsEndpointCanBeTurnedOff) {
@@ -495,6 +578,67 @@ TEST_F(ObservabilityTest, RejectedConnectionsAreCountedByLimit) {
       milliseconds(5000)));
   EXPECT_GE(Get(Scrape(), "connections_rejected_total{limit=\"max_unauth_connections\"}"), 1);
   EXPECT_EQ(Get(Scrape(), "connections_rejected_total{limit=\"max_connections\"}"), 0);
+}
+
+// docs/METRICS.md documents every metric family the server exports, and lists exactly the
+// close reasons that connection_drops_total is exported with.
+TEST_F(ObservabilityTest, MetricsDocMatchesTheExport) {
+  const std::string doc =
+      ReadSourceFile(std::filesystem::path(TICKWIRE_SOURCE_DIR) / "docs/METRICS.md");
+  ASSERT_FALSE(doc.empty());
+  ASSERT_TRUE(Start());
+  const HttpResult r = HttpGet(server_->metrics_port(), "/metrics");
+  ASSERT_EQ(r.status, 200u) << r.error;
+  std::istringstream lines(r.body);
+  std::size_t families = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.starts_with("# TYPE ")) continue;
+    const std::string family = line.substr(7, line.find(' ', 7) - 7);
+    ++families;
+    EXPECT_NE(doc.find("`" + family + "`"), std::string::npos)
+        << family << " is not in docs/METRICS.md";
+  }
+  EXPECT_GT(families, 20u);
+
+  std::set<std::string> exported;
+  const std::string prefix = "connection_drops_total{reason=\"";
+  for (const auto& [series, value] : ParseMetrics(r.body)) {
+    if (series.starts_with(prefix)) {
+      exported.insert(series.substr(prefix.size(), series.size() - prefix.size() - 2));
+    }
+  }
+  const auto row = doc.find("| `connection_drops_total` |");
+  ASSERT_NE(row, std::string::npos);
+  const std::string row_text = doc.substr(row, doc.find('\n', row) - row);
+  const auto list = row_text.find("by close reason:");
+  ASSERT_NE(list, std::string::npos) << row_text;
+  EXPECT_EQ(QuotedNames(row_text.substr(list)), exported) << row_text;
+  EXPECT_EQ(exported.size(), 15u);
+}
+
+// The log events table of docs/METRICS.md lists exactly the events the server's code writes.
+TEST_F(ObservabilityTest, LogEventsTableListsEveryEventTheCodeWrites) {
+  const std::string doc =
+      ReadSourceFile(std::filesystem::path(TICKWIRE_SOURCE_DIR) / "docs/METRICS.md");
+  const auto table = doc.find("| event | level | when | fields |");
+  ASSERT_NE(table, std::string::npos);
+  std::set<std::string> documented;
+  std::istringstream rows(doc.substr(table, doc.find("\n\n", table) - table));
+  for (std::string row; std::getline(rows, row);) {
+    const auto first = row.find('|', 1);
+    if (first == std::string::npos) continue;
+    for (const auto& name : QuotedNames(row.substr(0, first))) documented.insert(name);
+  }
+  const std::set<std::string> in_code = LogEventsInCode();
+  EXPECT_GT(in_code.size(), 30u) << "the scan of src/ found too few events";
+  for (const auto& event : in_code) {
+    EXPECT_TRUE(documented.contains(event)) << event << " is written by the server but not in "
+                                            << "the log events table of docs/METRICS.md";
+  }
+  for (const auto& event : documented) {
+    EXPECT_TRUE(in_code.contains(event)) << event << " is in the log events table but the "
+                                         << "server's code does not write it";
+  }
 }
 
 }  // namespace

@@ -1,9 +1,14 @@
-// PROXY protocol v1/v2 on the stream port: the real client address reaches logs and the AUTH
-// rate limiter; LOCAL (health checks), TLVs, malformed, truncated and untrusted headers.
+// PROXY protocol v1/v2 on the stream port: the real client address reaches logs, the AUTH
+// rate limiter and /connz; LOCAL (health checks), TLVs, malformed, truncated and untrusted
+// headers, each counted in /metrics.
+#include <map>
 #include <string>
+#include <vector>
 
 #include "integration/integration_test.h"
 #include "protocol/proxy_header.h"
+#include "support/http_client.h"
+#include "support/json.h"
 #include "support/tls.h"
 #include "support/wait.h"
 
@@ -115,6 +120,9 @@ TEST_F(ProxyProtocolTest, V2WithTlvsTcp6AndLocal) {
   ASSERT_TRUE(Connect(after));
   ASSERT_TRUE(after.SendBytes("PROXY UNKNOWN\r\n"));
   EXPECT_TRUE(after.Authenticate(ServerProcess::kUser, ServerProcess::kPass));
+  // Two v2 LOCAL headers and one v1 UNKNOWN.
+  EXPECT_TRUE(Reaches("proxy_local_total", 3));
+  EXPECT_EQ(Get(Scrape(), "proxy_header_rejections_total{reason=\"malformed\"}"), 0);
 }
 
 TEST_F(ProxyProtocolTest, MalformedTruncatedAndMissingHeadersClose) {
@@ -140,6 +148,10 @@ TEST_F(ProxyProtocolTest, MalformedTruncatedAndMissingHeadersClose) {
   EXPECT_TRUE(ClosedAfter("", milliseconds(8000)));
   EXPECT_TRUE(LogHas("proxy_header_invalid"));
   EXPECT_TRUE(LogHas("proxy_header_timeout"));
+  // Six malformed headers, one missing, three incomplete at the timeout.
+  EXPECT_TRUE(Reaches("proxy_header_rejections_total{reason=\"malformed\"}", 10));
+  EXPECT_TRUE(Reaches("connection_drops_total{reason=\"proxy_header\"}", 10));
+  EXPECT_EQ(Get(Scrape(), "proxy_header_rejections_total{reason=\"untrusted\"}"), 0);
   EXPECT_TRUE(AuthThrough(V2Tcp4(3))) << "the server keeps serving";
 }
 
@@ -151,7 +163,10 @@ TEST_F(ProxyProtocolTest, UntrustedSourcesAreRefused) {
   c.SendBytes("PROXY TCP4 203.0.113.7 10.0.0.1 51234 7878\r\n");
   EXPECT_TRUE(c.ExpectClosed());
   EXPECT_TRUE(WaitUntil([&] { return LogHas("proxy_untrusted"); }, milliseconds(2000)));
+  EXPECT_TRUE(Reaches("proxy_header_rejections_total{reason=\"untrusted\"}", 1));
+  EXPECT_TRUE(Reaches("connection_drops_total{reason=\"proxy_header\"}", 1));
   EXPECT_TRUE(AuthThrough("PROXY TCP4 203.0.113.8 10.0.0.1 1 7878\r\n")) << "trusted still works";
+  EXPECT_EQ(Get(Scrape(), "proxy_header_rejections_total{reason=\"malformed\"}"), 0);
 }
 
 TEST_F(ProxyProtocolTest, RateLimiterSeesTheRealAddress) {
@@ -177,15 +192,49 @@ TEST_F(ProxyProtocolTest, RateLimiterSeesTheRealAddress) {
   v1::Error e;
   EXPECT_TRUE(c.ExpectFatal(v1::AUTH_RATE_LIMITED, &e));
   EXPECT_GT(e.retry_after_ms(), 4000u);
+  EXPECT_TRUE(Reaches("connection_drops_total{reason=\"auth_rate_limited\"}", 1));
+  EXPECT_EQ(Get(Scrape(), "auth_rate_limited_total"), 1);
   // Every connection comes from 127.0.0.1, yet another real client is not held back.
   EXPECT_TRUE(AuthThrough("PROXY TCP4 203.0.113.67 10.0.0.1 40001 7878\r\n"));
 }
 
+TEST_F(ProxyProtocolTest, ConnzShowsTheProxiedAddress) {
+  ASSERT_TRUE(StartProxied());
+  RawClient proxied;
+  ASSERT_TRUE(Connect(proxied));
+  ASSERT_TRUE(proxied.SendBytes(V2Tcp4(42)));
+  ASSERT_TRUE(proxied.Authenticate(ServerProcess::kUser, ServerProcess::kPass));
+  RawClient health;  // LOCAL: listed with the socket's own address
+  ASSERT_TRUE(Connect(health));
+  ASSERT_TRUE(health.SendBytes(V2(0x20, 0x00, "")));
+  ASSERT_TRUE(health.Authenticate(ServerProcess::kUser, ServerProcess::kPass));
+  HttpResult r;
+  std::vector<std::string> remotes;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        r = HttpGet(server_->metrics_port(), "/connz?sort=id");
+        const auto v = ParseJson(r.body);
+        if (!v) return false;
+        remotes.clear();
+        for (const auto& c : v->as_object().at("connections").as_array()) {
+          remotes.push_back(StringField(c.as_object(), "remote"));
+        }
+        return remotes.size() == 2;
+      },
+      milliseconds(3000)))
+      << r.body;
+  EXPECT_EQ(remotes[0], "198.51.100.42:4000") << r.body;
+  EXPECT_TRUE(remotes[1].starts_with("127.0.0.1:")) << r.body;
+}
+
+// A PROXY header in front of a TLS ClientHello; the connection's debug lines (conn_open,
+// proxy_header, tls_established) are JSON with the documented fields.
 TEST_F(ProxyProtocolTest, HeaderBeforeTls) {
   TestPki pki;
   ASSERT_TRUE(pki.ok()) << pki.error();
-  ASSERT_TRUE(
-      StartProxied({{"TLS_CERT_PATH", pki.Cert("server")}, {"TLS_KEY_PATH", pki.Key("server")}}));
+  ASSERT_TRUE(StartProxied({{"TLS_CERT_PATH", pki.Cert("server")},
+                            {"TLS_KEY_PATH", pki.Key("server")},
+                            {"LOG_LEVEL", "debug"}}));
   TlsOptions o;
   o.ca_file = pki.Cert("ca");
   o.before_tls = V2Tcp4(77);
@@ -194,6 +243,24 @@ TEST_F(ProxyProtocolTest, HeaderBeforeTls) {
   EXPECT_TRUE(c.Authenticate(ServerProcess::kUser, ServerProcess::kPass));
   EXPECT_TRUE(
       WaitUntil([&] { return LogHas("\"remote\":\"198.51.100.77:4000\""); }, milliseconds(2000)));
+  c.Close();
+  EXPECT_TRUE(Reaches("connection_drops_total{reason=\"client_closed\"}", 1));
+  ASSERT_EQ(server_->Stop(), 0);
+  const LogCheck check = CheckJsonLogLines(server_->Logs());
+  ASSERT_TRUE(check.error.empty()) << check.error;
+  std::map<std::string, boost::json::object> debug;
+  for (const auto& line : check.lines) {
+    if (StringField(line, "level") == "debug") debug[StringField(line, "event")] = line;
+  }
+  ASSERT_TRUE(debug.contains("conn_open")) << server_->Logs();
+  EXPECT_TRUE(StringField(debug["conn_open"], "remote").starts_with("127.0.0.1:"));
+  ASSERT_TRUE(debug.contains("proxy_header")) << server_->Logs();
+  EXPECT_EQ(StringField(debug["proxy_header"], "remote"), "198.51.100.77:4000");
+  EXPECT_TRUE(StringField(debug["proxy_header"], "proxy").starts_with("127.0.0.1:"));
+  ASSERT_TRUE(debug.contains("tls_established")) << server_->Logs();
+  EXPECT_EQ(StringField(debug["tls_established"], "remote"), "198.51.100.77:4000");
+  EXPECT_TRUE(StringField(debug["tls_established"], "version").starts_with("TLSv1."));
+  EXPECT_FALSE(StringField(debug["tls_established"], "cipher").empty());
 }
 
 }  // namespace

@@ -196,12 +196,22 @@ TEST_F(TlsTest, PlaintextOnTlsPortAndTlsOnPlainPortFailCleanly) {
   EXPECT_TRUE(
       WaitUntil([&] { return server_->Logs().find("tls_handshake_failed") != std::string::npos; },
                 milliseconds(3000)));
+  EXPECT_TRUE(Reaches("tls_handshake_failures_total", 1));
+  EXPECT_TRUE(Reaches("connection_drops_total{reason=\"tls_handshake\"}", 1));
 
   IntegrationTest::TearDown();
   server_.reset();
   ASSERT_TRUE(Start());  // plain
   TlsClient tls;
   EXPECT_FALSE(tls.Connect(server_->port(), Verified())) << "TLS to a plain port";
+  // The ClientHello's first bytes (record type 0x16, version 0x0301, ...) read as a frame header
+  // declare a length far over MAX_MSG_SIZE: ERROR{FRAME_TOO_LARGE}, then the close.
+  EXPECT_TRUE(Reaches("connection_drops_total{reason=\"frame_too_large\"}", 1));
+  EXPECT_EQ(Get(Scrape(), "protocol_errors_total{code=\"FRAME_TOO_LARGE\"}"), 1);
+  RawClient hello;
+  ASSERT_TRUE(Connect(hello));
+  ASSERT_TRUE(hello.SendBytes(std::string("\x16\x03\x01\x02\x00\x01", 6)));
+  EXPECT_TRUE(hello.ExpectFatal(v1::FRAME_TOO_LARGE));
   RawClient after;
   ASSERT_TRUE(ConnectAuthed(after)) << "the plain server keeps serving";
 }
@@ -212,6 +222,32 @@ TEST_F(TlsTest, HandshakeTimeoutClosesSilentClients) {
   ASSERT_TRUE(Connect(silent));
   EXPECT_TRUE(silent.ExpectClosed(milliseconds(3000)));
   EXPECT_NE(server_->Logs().find("tls_handshake_timeout"), std::string::npos);
+  EXPECT_TRUE(Reaches("tls_handshake_failures_total", 1));
+  EXPECT_TRUE(Reaches("connection_drops_total{reason=\"tls_handshake\"}", 1));
+}
+
+// bytes_sent_total counts TLS connections as it counts plaintext ones: the frames' bytes.
+TEST_F(TlsTest, BytesSentCountsTlsConnectionsExactly) {
+  ASSERT_TRUE(Start(TlsEnv()));
+  EXPECT_EQ(Get(Scrape(), "bytes_sent_total"), 0);
+  TlsClient c;
+  ASSERT_TRUE(c.Connect(server_->port(), Verified())) << c.last_error();
+  v1::Auth auth;
+  auth.set_username(ServerProcess::kUser);
+  auth.set_password(ServerProcess::kPass);
+  auth.set_client_name("bytes-over-tls");
+  ASSERT_TRUE(c.SendFrame(FrameType::kAuth, auth));
+  const ReadResult ok = c.ReadFrame();
+  ASSERT_TRUE(ok.ok()) << ReadStatusName(ok.status);
+  ASSERT_EQ(ok.frame.frame_type(), FrameType::kAuthOk) << DescribeFrame(ok.frame);
+  double sent = static_cast<double>(protocol::kHeaderSize + ok.frame.payload.size());
+  for (std::int64_t ts : std::initializer_list<std::int64_t>{1, 1000, 1'700'000'000'000}) {
+    ASSERT_TRUE(c.HeartbeatRoundTrip(ts));
+    v1::Heartbeat hb;
+    hb.set_ts_ms(ts);
+    sent += static_cast<double>(protocol::kHeaderSize + hb.ByteSizeLong());
+  }
+  EXPECT_TRUE(Reaches("bytes_sent_total", sent));
 }
 
 TEST_F(TlsTest, MutualTlsRequiresAClientCertificateFromTheCa) {
@@ -287,6 +323,38 @@ TEST_F(TlsTest, SighupReloadsCertificatesAndKeepsConnections) {
   EXPECT_TRUE(after.Authenticate(ServerProcess::kUser, ServerProcess::kPass));
   EXPECT_TRUE(old_client.HeartbeatRoundTrip(8));
   EXPECT_TRUE(new_client.HeartbeatRoundTrip(9));
+}
+
+TEST_F(TlsTest, SighupReloadsTheClientCaFile) {
+  // Start trusting only the rogue CA; then put the real CA in the same file and reload.
+  const std::string ca_file = pki_.dir().File("client-ca.pem");
+  const auto copy = [&](const std::string& from) {
+    std::ifstream in(from);
+    std::ofstream(ca_file, std::ios::trunc) << in.rdbuf();
+  };
+  copy(pki_.Cert("rogue-ca"));
+  ASSERT_TRUE(Start(TlsEnv({{"TLS_CLIENT_CA_PATH", ca_file}})));
+  TlsOptions good = Verified();
+  good.cert_file = pki_.Cert("client");
+  good.key_file = pki_.Key("client");
+  TlsOptions rogue = Verified();
+  rogue.cert_file = pki_.Cert("rogue-client");
+  rogue.key_file = pki_.Key("rogue-client");
+  EXPECT_TRUE(Refused(good)) << "signed by a CA the server does not trust yet";
+  TlsClient old_session;
+  ASSERT_TRUE(old_session.Connect(server_->port(), rogue)) << old_session.last_error();
+  ASSERT_TRUE(old_session.Authenticate(ServerProcess::kUser, ServerProcess::kPass));
+
+  copy(pki_.Cert("ca"));
+  ASSERT_EQ(kill(server_->pid(), SIGHUP), 0);
+  ASSERT_TRUE(WaitUntil([&] { return server_->Logs().find("\"reload\"") != std::string::npos; },
+                        milliseconds(5000)));
+  TlsClient c;
+  ASSERT_TRUE(c.Connect(server_->port(), good)) << c.last_error();
+  EXPECT_TRUE(c.Authenticate(ServerProcess::kUser, ServerProcess::kPass));
+  EXPECT_TRUE(Refused(rogue)) << "the old CA is no longer trusted";
+  EXPECT_TRUE(old_session.HeartbeatRoundTrip(3)) << "the established connection survives";
+  EXPECT_EQ(server_->Logs().find("reload_needs_restart"), std::string::npos);
 }
 
 TEST_F(TlsTest, BadCertificateStopsStartupWithOneLine) {

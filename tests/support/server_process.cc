@@ -1,6 +1,7 @@
 #include "support/server_process.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -14,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/json.h"
 #include "support/wait.h"
 
 namespace tickwire::testing {
@@ -229,16 +231,29 @@ std::optional<int> ServerProcess::WaitForExit(milliseconds timeout) {
 
 int ServerProcess::Stop(milliseconds grace) {
   if (pid_ <= 0) return -1;
-  if (Reap()) return *exit_code_;
-  // Our own child, not yet reaped: the PID cannot have been reused.
-  kill(pid_, SIGTERM);
-  if (WaitForExit(grace)) return *exit_code_;
-  kill(pid_, SIGKILL);
-  int status = 0;
-  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  if (!Reap()) {
+    // Our own child, not yet reaped: the PID cannot have been reused.
+    kill(pid_, SIGTERM);
+    if (!WaitForExit(grace)) {
+      kill(pid_, SIGKILL);
+      int status = 0;
+      while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+      }
+      exit_code_ = DecodeStatus(status);
+    }
   }
-  exit_code_ = DecodeStatus(status);
+  CheckLogsOnce();
   return *exit_code_;
+}
+
+void ServerProcess::CheckLogsOnce() {
+  if (logs_checked_) return;
+  logs_checked_ = true;
+  const LogCheck check = CheckJsonLogLines(Logs());
+  if (!check.error.empty()) {
+    ADD_FAILURE() << "tickwire-server pid " << pid_ << " wrote a bad log line: stdout "
+                  << check.error;
+  }
 }
 
 std::string ServerProcess::Logs() const { return ReadFileOrEmpty(dir_.File("stdout.log")); }

@@ -51,6 +51,8 @@ class ServerProcess {
 
   // SIGTERM, then wait up to `grace`; SIGKILL after that. Returns the exit code (see
   // ExitCode()). Does nothing but return the recorded code when the process already ended.
+  // The first Stop() after the process ended (the destructor's included) also checks its log:
+  // every stdout line must be a JSON object (CheckJsonLogLines), else the running test fails.
   int Stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
   // Waits up to `timeout` for the process to end by itself; returns its exit code or nullopt.
   std::optional<int> WaitForExit(std::chrono::milliseconds timeout);
@@ -73,6 +75,9 @@ class ServerProcess {
  private:
   // Reaps the child without blocking; records its status. True when it has ended.
   bool Reap();
+  // Once per process, after it ended: fails the running test when a stdout line is not a JSON
+  // log line.
+  void CheckLogsOnce();
 
   TempDir dir_;
   EnvOverrides overrides_;
@@ -81,6 +86,7 @@ class ServerProcess {
   std::uint16_t port_ = 0;
   std::uint16_t metrics_port_ = 0;
   std::string error_;
+  bool logs_checked_ = false;
 };
 
 }  // namespace tickwire::testing
