@@ -7,7 +7,7 @@
 //    can parse never is;
 //  - only AUTH and protocol_version problems are fatal; after any other answer the connection
 //    still echoes the HEARTBEAT;
-//  - a PUBLISH publishes all of its ticks or none (rule 4);
+//  - a PUBLISH publishes all of its ticks or none (PROTOCOL S6);
 //  - a SUBSCRIBE either gets SUBSCRIBE_OK and adds one subscription, or a non-fatal ERROR
 //    carrying its request_id and adds none.
 #include <cstddef>

@@ -5,7 +5,7 @@
 namespace tickwire::auth {
 namespace {
 
-// Topic name characters (PROTOCOL.md rule 3).
+// Topic name characters (PROTOCOL.md S4).
 bool IsTopicChar(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
          c == '_' || c == ':' || c == '-';

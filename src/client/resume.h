@@ -48,7 +48,7 @@ std::chrono::milliseconds BackoffDelay(const ReconnectOptions& options, std::uin
 std::chrono::milliseconds RetryAfterDelay(const ReconnectOptions& options,
                                           std::uint32_t retry_after_ms, double u);
 
-// The resume point of a record: for a tick floor(ts_ns / 1e6), for a bar its start_ms. Rule 7
+// Resume point of a record: for a tick floor(ts_ns / 1e6), for a bar its start_ms. PROTOCOL S8b
 // sends every retained record whose point is >= since_ms.
 std::int64_t TickPointMs(std::int64_t ts_ns);
 

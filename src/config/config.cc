@@ -234,7 +234,8 @@ std::vector<Setting> Settings() {
          return ParseUint<std::uint32_t>(v, 1, 100'000'000, c.max_topics);
        }},
       {"MAX_BACKFILL_RECORDS", "--max-backfill-records",
-       "most history records one subscription receives (the newest of each topic are kept)",
+       "history records one subscription receives, split over the workers: each sends at most "
+       "ceil(MAX_BACKFILL_RECORDS / WORKERS) for the topics it owns (each topic's newest kept)",
        std::to_string(d.max_backfill_records),
        [](Config& c, const std::string& v) {
          return ParseUint<std::uint32_t>(v, 1, 100'000'000, c.max_backfill_records);

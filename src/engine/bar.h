@@ -18,7 +18,7 @@ inline constexpr std::int64_t FloorDiv(std::int64_t a, std::int64_t b) {
   return a / b - ((a % b != 0) && ((a < 0) != (b < 0)) ? 1 : 0);
 }
 
-// Start (ms since the epoch) of the bucket of `interval` that holds `ts_ns` (PROTOCOL rule 5:
+// Start (ms since the epoch) of the bucket of `interval` that holds `ts_ns` (PROTOCOL S8a:
 // start_ms*1e6 <= ts_ns < (start_ms + length)*1e6).
 inline constexpr std::int64_t BucketStartMs(std::int64_t ts_ns, Mode interval) {
   const std::int64_t len = IntervalMs(interval);

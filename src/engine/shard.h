@@ -49,7 +49,7 @@ struct ShardStats {
   std::uint64_t backfills_truncated = 0;
 };
 
-// What a subscriber asks an owner shard for before it goes live (PROTOCOL rule 7).
+// What a subscriber asks an owner shard for before it goes live (PROTOCOL S8b).
 struct HistoryRequest {
   Mode mode = Mode::kTick;
   bool wildcard = false;

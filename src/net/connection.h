@@ -113,7 +113,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void Cleanup();
   void LogClose();
 
-  // A subscription with backfill or since_ms that is not live yet (PROTOCOL rule 7). From the
+  // A subscription with backfill or since_ms that is not live yet (PROTOCOL S8b). From the
   // moment it is added, live records of its (topics, mode) are held here; once every owner
   // shard has answered, its history is sent (paced by the output queue), then the held records
   // newer than what the history covered, and only then does it go live. Catch-ups of one

@@ -141,7 +141,7 @@ bool Session::HandleAuth(std::span<const std::uint8_t> payload, Clock::time_poin
          CloseReason::kInvalidRequest);
     return false;
   }
-  // Over budget: refused without looking at the password (PROTOCOL.md rule 1).
+  // Over budget: refused without looking at the password (PROTOCOL.md S1).
   if (params_.rate_limiter != nullptr) {
     const std::uint32_t retry =
         params_.rate_limiter->Check(transport_.peer_address, auth.username(), now);

@@ -21,7 +21,7 @@ using Clock = std::chrono::steady_clock;
 // Limits that keep one connection's state bounded.
 inline constexpr std::size_t kMaxSubscriptionsPerConnection = 1024;
 inline constexpr std::size_t kMaxTopicRefsPerConnection = 65536;
-// Ticks may carry event times at most this far ahead of the server clock (rule 4).
+// Ticks may carry event times at most this far ahead of the server clock (PROTOCOL S6).
 inline constexpr std::int64_t kMaxFutureSkewNs = 5'000'000'000;
 
 // What a session needs to know, fixed for its lifetime.
@@ -52,7 +52,7 @@ struct Subscription {
   bool wildcard = false;
   std::vector<std::string> topics;  // exact topics (without "*"), deduplicated
   std::uint32_t backfill = 0;       // history first: the N most recent per topic, or
-  std::int64_t since_ms = 0;        // everything retained from this time on (rule 7)
+  std::int64_t since_ms = 0;        // everything retained from this time on (PROTOCOL S8b)
 };
 
 // The side effects of a session, implemented by the connection (or a test double).

@@ -7,14 +7,18 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <ctime>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "support/raw_client.h"
 #include "support/server_process.h"
 #include "support/temp_dir.h"
+#include "support/wait.h"
 
 extern char** environ;
 
@@ -318,6 +322,92 @@ TEST(CliTest, SubReconnectsWhenTheServerRestarts) {
   EXPECT_EQ(CountLines(r.out, "\n"), 2) << r.out;
   EXPECT_NE(r.out.find("\"price\":2"), std::string::npos) << r.out;
   EXPECT_NE(r.err.find("SERVER_DRAINING"), std::string::npos) << r.err;
+}
+
+// "2024-05-01 12:00:01", the table's time column for a SECOND bar.
+std::string SecondTime(std::int64_t start_ms) {
+  const std::time_t t = static_cast<std::time_t>(start_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+// `sub --mode second` against a server: live bars as JSON lines, and history through
+// --backfill (table) and --since (JSON, absolute and relative). Two known SECOND bars are made
+// from producer-stamped ticks in the next two seconds.
+TEST(CliTest, SubPrintsSecondBarsLiveAndFromBackfillAndSince) {
+  ServerProcess server(EnvOverrides{{"BAR_CLOSE_DELAY_MS", "0"}});
+  ASSERT_TRUE(server.Start()) << server.error();
+  const auto env = ClientEnv(server);
+  const std::string topic = "cli.bars";
+  RawClient producer;
+  ASSERT_TRUE(producer.Connect(server.port())) << producer.last_error();
+  ASSERT_TRUE(producer.Authenticate(ServerProcess::kUser, ServerProcess::kPass));
+  // Two seconds ahead, so the ticks are on time even if the PUBLISH is slow to arrive, and
+  // within the 5 s a producer may stamp ahead.
+  const std::int64_t a_ms = NowMs() / 1000 * 1000 + 2000;
+  const std::int64_t b_ms = a_ms + 1000;
+  const std::int64_t a_ns = a_ms * 1'000'000;
+  const std::int64_t b_ns = b_ms * 1'000'000;
+  ASSERT_TRUE(producer.PublishAcked(
+      1, {MakeTick(topic, 12, 2, a_ns + 2), MakeTick(topic, 10, 1, a_ns + 1),
+          MakeTick(topic, 9, 3, a_ns + 3), MakeTick(topic, 11, 4, a_ns + 999'999'999),
+          MakeTick(topic, 20, 1, b_ns + 500'000'000), MakeTick(topic, 21, 1, b_ns + 600'000'000)}));
+  // --since the first bar's start: history first, then live, so it gets both bars whether it
+  // subscribes before or after they close.
+  Child live({TICKWIRE_CLI_BIN, "sub", "--mode", "second", "--json", "--since",
+              std::to_string(a_ms), "--count", "2", topic},
+             env);
+  const std::string bar_a = "\"start_ms\":" + std::to_string(a_ms) +
+                            ",\"open\":10,\"high\":12,\"low\":9,\"close\":11,\"volume\":10,"
+                            "\"count\":4,\"vwap\":10.5}";
+  const std::string bar_b = "\"start_ms\":" + std::to_string(b_ms) +
+                            ",\"open\":20,\"high\":21,\"low\":20,\"close\":21,\"volume\":2,"
+                            "\"count\":2,\"vwap\":20.5}";
+
+  ASSERT_TRUE(live.Wait(15s)) << live.Stderr();  // both bars close by b_ms + 1 s
+  const RunResult l = live.Result();
+  EXPECT_EQ(l.exit_code, 0) << l.err;
+  std::istringstream lines(l.out);
+  std::string first, second;
+  ASSERT_TRUE(std::getline(lines, first) && std::getline(lines, second)) << l.out;
+  EXPECT_EQ(first.rfind("{\"type\":\"bar\",\"interval\":\"second\",\"topic\":\"cli.bars\"", 0), 0u)
+      << first;
+  EXPECT_NE(first.find(bar_a), std::string::npos) << first;
+  EXPECT_NE(second.find(bar_b), std::string::npos) << second;
+
+  // --backfill 1: the newest retained bar, as a table row.
+  const RunResult table = RunToEnd(
+      {TICKWIRE_CLI_BIN, "sub", "--mode", "second", "--backfill", "1", "--count", "1", topic}, env);
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  std::istringstream rows(table.out);
+  std::string header, row;
+  ASSERT_TRUE(std::getline(rows, header) && std::getline(rows, row)) << table.out;
+  EXPECT_EQ(header.rfind("time (UTC)", 0), 0u) << header;
+  std::istringstream cols(row);
+  std::vector<std::string> cells;
+  for (std::string c; cols >> c;) cells.push_back(c);
+  const std::vector<std::string> want_cells = {"",   "",   topic, "20", "21",
+                                               "20", "21", "2",   "2",  "20.5"};
+  ASSERT_EQ(cells.size(), want_cells.size()) << row;
+  EXPECT_EQ(cells[0] + " " + cells[1], SecondTime(b_ms)) << row;
+  for (std::size_t i = 2; i < cells.size(); ++i) EXPECT_EQ(cells[i], want_cells[i]) << row;
+
+  // --since at the second bar's start leaves the first out; a relative --since covers both.
+  const RunResult since_b = RunToEnd({TICKWIRE_CLI_BIN, "sub", "--mode", "second", "--json",
+                                      "--since", std::to_string(b_ms), "--count", "1", topic},
+                                     env);
+  EXPECT_EQ(since_b.exit_code, 0) << since_b.err;
+  EXPECT_EQ(CountLines(since_b.out, "\n"), 1) << since_b.out;
+  EXPECT_NE(since_b.out.find(bar_b), std::string::npos) << since_b.out;
+  const RunResult since_rel = RunToEnd({TICKWIRE_CLI_BIN, "sub", "--mode", "second", "--json",
+                                        "--since", "-1m", "--count", "2", "*"},
+                                       env);
+  EXPECT_EQ(since_rel.exit_code, 0) << since_rel.err;
+  EXPECT_EQ(CountLines(since_rel.out, "\n"), 2) << since_rel.out;
+  EXPECT_LT(since_rel.out.find(bar_a), since_rel.out.find(bar_b)) << since_rel.out;
 }
 
 TEST(CliTest, SubRejectsAnUnreadableSince) {

@@ -1,4 +1,4 @@
-// Bars (PROTOCOL rule 5) computed by the shard, checked against a plain reference fold.
+// Bars (PROTOCOL S8a) computed by the shard, checked against a plain reference fold.
 #include <gtest/gtest.h>
 
 #include <algorithm>

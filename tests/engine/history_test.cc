@@ -1,4 +1,4 @@
-// History rings, the topic cap and history requests (PROTOCOL rule 7).
+// History rings, the topic cap and history requests (PROTOCOL S8b).
 #include <gtest/gtest.h>
 
 #include <map>

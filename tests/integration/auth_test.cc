@@ -1,4 +1,4 @@
-// Session rule 1 (AUTH first) and the first-frame rules, against the real server.
+// PROTOCOL S1 (AUTH first) and the first-frame rules, against the real server.
 #include <string>
 
 #include "integration/integration_test.h"

@@ -1,4 +1,4 @@
-// PROTOCOL rules 5 and 7 through the real server: bars against a reference fold of the ticks
+// PROTOCOL S8a and S8b through the real server: bars against a reference fold of the ticks
 // the server accepted, late ticks, and history (backfill, since_ms) under concurrent publishing.
 #include <algorithm>
 #include <atomic>
@@ -9,63 +9,15 @@
 #include <tuple>
 #include <vector>
 
+#include "integration/bars_support.h"
 #include "integration/integration_test.h"
 #include "support/bar_fold.h"
+#include "support/http_client.h"
 
 namespace tickwire::testing {
 namespace {
 
 using protocol::FrameType;
-
-// Everything one connection received, decoded, with batch_seq continuity checked.
-struct Received {
-  std::vector<v1::Tick> ticks;
-  std::vector<v1::Bar> bars;
-  std::uint64_t next_batch_seq = 1;
-};
-
-// Reads DATA_BATCH frames until `until` returns true or `timeout` passes.
-template <typename Until>
-::testing::AssertionResult ReadUntil(RawClient& c, Received& got, milliseconds timeout,
-                                     Until until) {
-  const auto deadline = steady_clock::now() + timeout;
-  while (!until()) {
-    const ReadResult r = c.ReadFrame(Remaining(deadline));
-    if (!r.ok()) {
-      return ::testing::AssertionFailure()
-             << "after " << got.ticks.size() << " ticks and " << got.bars.size()
-             << " bars: " << ReadStatusName(r.status) << " " << r.detail;
-    }
-    if (r.frame.frame_type() != FrameType::kDataBatch) {
-      return ::testing::AssertionFailure() << "unexpected " << DescribeFrame(r.frame);
-    }
-    auto batch = DecodeBatch(r.frame);
-    if (!batch) return ::testing::AssertionFailure() << "DATA_BATCH does not parse";
-    if (batch->batch_seq != got.next_batch_seq++) {
-      return ::testing::AssertionFailure() << "batch_seq gap at " << batch->batch_seq;
-    }
-    for (auto& t : batch->ticks) got.ticks.push_back(std::move(t));
-    for (auto& b : batch->bars) got.bars.push_back(std::move(b));
-  }
-  return ::testing::AssertionSuccess();
-}
-
-// Reads whatever arrives for `quiet` (nothing more expected after it).
-::testing::AssertionResult Drain(RawClient& c, Received& got, milliseconds quiet) {
-  for (;;) {
-    const ReadResult r = c.ReadFrame(quiet);
-    if (r.status == ReadStatus::kTimeout) return ::testing::AssertionSuccess();
-    if (!r.ok() || r.frame.frame_type() != FrameType::kDataBatch) {
-      return ::testing::AssertionFailure() << "while draining: " << ReadStatusName(r.status);
-    }
-    auto batch = DecodeBatch(r.frame);
-    if (!batch || batch->batch_seq != got.next_batch_seq++) {
-      return ::testing::AssertionFailure() << "bad DATA_BATCH while draining";
-    }
-    for (auto& t : batch->ticks) got.ticks.push_back(std::move(t));
-    for (auto& b : batch->bars) got.bars.push_back(std::move(b));
-  }
-}
 
 class BarsTest : public IntegrationTest {};
 
@@ -84,45 +36,11 @@ TEST_F(BarsTest, RandomStreamsFromSeveralProducersMatchTheReferenceFold) {
   ASSERT_TRUE(bars_all.Subscribe(1, v1::MODE_SECOND, {"*"}));
   ASSERT_TRUE(bars_some.Subscribe(1, v1::MODE_SECOND, {topics[0], topics[3]}));
 
-  constexpr int kProducers = 3;
-  std::vector<std::thread> producers;
-  std::atomic<bool> failed{false};
-  std::atomic<std::int64_t> newest_ts_ns{0};
-  for (int p = 0; p < kProducers; ++p) {
-    producers.emplace_back([&, p] {
-      RawClient c;
-      if (!Connect(c) || !c.Authenticate(ServerProcess::kUser, ServerProcess::kPass)) {
-        failed = true;
-        return;
-      }
-      std::mt19937_64 rng(static_cast<std::uint64_t>(p) + 1);
-      const auto end = steady_clock::now() + milliseconds(2500);
-      std::uint32_t rid = 0;
-      while (steady_clock::now() < end) {
-        std::vector<v1::Tick> frame;
-        for (int i = 0; i < 5; ++i) {
-          // Producer-stamped, out of order: from 100 ms behind to 1.5 s ahead; some server-stamped.
-          const std::int64_t skew =
-              static_cast<std::int64_t>(rng() % 1'600'000) * 1000 - 100'000'000;
-          const std::int64_t ts = rng() % 8 == 0 ? 0 : NowNs() + skew;
-          std::int64_t prev = newest_ts_ns.load();
-          while (ts > prev && !newest_ts_ns.compare_exchange_weak(prev, ts)) {
-          }
-          frame.push_back(MakeTick(topics[rng() % topics.size()],
-                                   100 + static_cast<double>(rng() % 1000) / 100.0,
-                                   static_cast<double>(rng() % 100) / 10.0, ts));
-        }
-        if (!c.PublishAcked(++rid, frame)) {
-          failed = true;
-          return;
-        }
-        std::this_thread::sleep_for(milliseconds(2));
-      }
-    });
-  }
-  for (auto& t : producers) t.join();
-  ASSERT_FALSE(failed);
-  const std::int64_t last_ts = std::max(newest_ts_ns.load(), NowNs());
+  // Producer-stamped, out of order: from 100 ms behind to 1.5 s ahead; some server-stamped.
+  const RandomTickRun run =
+      PublishRandomTicks(server_->port(), topics, 3, milliseconds(2500), 1, SkewedStamp(100, 1500));
+  ASSERT_TRUE(run.ok);
+  const std::int64_t last_ts = std::max(run.newest_ts_ns, NowNs());
 
   // Every tick the server accepted, with its final ts_ns and seq.
   Received ticks;
@@ -156,6 +74,53 @@ TEST_F(BarsTest, RandomStreamsFromSeveralProducersMatchTheReferenceFold) {
     EXPECT_GT(b.start_ms(), last_start[b.topic()]) << b.topic();
     last_start[b.topic()] = b.start_ms();
   }
+}
+
+// PROTOCOL S8a: ticks the server stamps are never late, even with no close delay and several
+// workers, where a bucket closes on the cross-worker watermark alone.
+TEST_F(BarsTest, ServerStampedTicksAreNeverLateWithoutACloseDelay) {
+  ASSERT_TRUE(Start({{"WORKERS", "2"}, {"BAR_CLOSE_DELAY_MS", "0"}}));
+  const std::vector<std::string> topics = {Topic("a"), Topic("b"), Topic("c"),
+                                           Topic("d"), Topic("e"), Topic("f")};
+  RawClient ticks_all, bars_all;
+  ASSERT_TRUE(ConnectAuthed(ticks_all));
+  ASSERT_TRUE(ConnectAuthed(bars_all));
+  ASSERT_TRUE(ticks_all.Subscribe(1, v1::MODE_TICK, {"*"}));
+  ASSERT_TRUE(bars_all.Subscribe(1, v1::MODE_SECOND, {"*"}));
+
+  // Four producers (so both workers ingest) publish server-stamped ticks across at least two
+  // second boundaries.
+  ASSERT_TRUE(PublishRandomTicks(server_->port(), topics, 4, milliseconds(2200), 11,
+                                 [](std::mt19937_64&) -> std::int64_t { return 0; })
+                  .ok);
+
+  Received ticks;
+  ASSERT_TRUE(Drain(ticks_all, ticks, milliseconds(500)));
+  const auto want = ReferenceSecondBars(ticks.ticks);
+  ASSERT_GE(want.size(), 2 * topics.size());
+  Received bars;
+  ASSERT_TRUE(ReadUntil(bars_all, bars, milliseconds(5000),
+                        [&] { return bars.bars.size() >= want.size(); }));
+  ASSERT_TRUE(Drain(bars_all, bars, milliseconds(300)));
+  EXPECT_TRUE(SameBars(bars.bars, want));  // every tick is in its SECOND bar
+  std::uint64_t folded = 0;
+  for (const auto& b : bars.bars) folded += b.count();
+  EXPECT_EQ(folded, ticks.ticks.size());
+
+  // The counters are up to date once they account for every published tick and closed bar.
+  std::map<std::string, double> m;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        const HttpResult r = HttpGet(server_->metrics_port(), "/metrics");
+        m = ParseMetrics(r.body);
+        return MetricValue(m, "records_published_total") ==
+                   static_cast<double>(ticks.ticks.size()) &&
+               MetricValue(m, "bars_closed_total{interval=\"second\"}") >=
+                   static_cast<double>(want.size());
+      },
+      milliseconds(3000), milliseconds(50)));
+  EXPECT_EQ(MetricValue(m, "late_ticks_total{interval=\"second\"}"), 0);
+  EXPECT_EQ(MetricValue(m, "late_ticks_total{interval=\"minute\"}"), 0);
 }
 
 TEST_F(BarsTest, LateTickReachesTickSubscribersButNoBar) {
@@ -223,6 +188,8 @@ class Producer {
     return sent_;
   }
   bool failed() const { return failed_; }
+  // Frames acked so far (each carries one tick per topic).
+  std::uint64_t sent() const { return sent_; }
 
  private:
   std::vector<std::string> topics_;
@@ -261,14 +228,23 @@ TEST_F(HistoryTest, SinceAndBackfillUnderConcurrentPublishingHaveNoGapOrDuplicat
   ASSERT_TRUE(ConnectAuthed(since));
   ASSERT_TRUE(ConnectAuthed(backfill));
   ASSERT_TRUE(SubscribeWithHistory(since, 1, v1::MODE_TICK, {"*"}, 0, start_ms));
+  // Every tick acked before the SUBSCRIBE is in the history snapshot. The snapshots are taken
+  // before the first history record is sent, and at most one frame is unacked at any time, so
+  // each topic's newest seq at its snapshot lies in [acked_before, acked_after + 1].
+  const std::uint64_t acked_before = producer.sent();
   ASSERT_TRUE(SubscribeWithHistory(backfill, 2, v1::MODE_TICK, topics, 50, 0));
+  std::map<RawClient*, Received> received;
+  ASSERT_TRUE(ReadUntil(backfill, received[&backfill], milliseconds(3000),
+                        [&] { return !received[&backfill].ticks.empty(); }));
+  const std::uint64_t acked_after = producer.sent();
+  ASSERT_GT(acked_before, 50u);
   std::this_thread::sleep_for(milliseconds(300));
   const std::uint64_t per_topic = producer.Stop();
   ASSERT_FALSE(producer.failed());
   ASSERT_GT(per_topic, 100u);
 
   for (RawClient* c : {&since, &backfill}) {
-    Received got;
+    Received& got = received[c];
     std::map<std::string, std::vector<v1::Tick>> by_topic;
     auto complete = [&] {
       for (const auto& t : got.ticks) by_topic[t.topic()].push_back(t);
@@ -287,8 +263,9 @@ TEST_F(HistoryTest, SinceAndBackfillUnderConcurrentPublishingHaveNoGapOrDuplicat
       EXPECT_TRUE(CheckSequence(list, first)) << topic;  // no gap, no duplicate
       EXPECT_EQ(list.back().seq(), per_topic);
       if (c == &backfill) {
-        // History started at most 50 behind the live edge at subscribe time.
-        EXPECT_GE(first + 50, per_topic > 50 ? first + 50 : 51);
+        // Exactly the 50 newest at the snapshot: the first is the snapshot's newest seq - 49.
+        EXPECT_GE(first + 49, acked_before) << topic;
+        EXPECT_LE(first + 49, acked_after + 1) << topic;
       }
     }
   }
@@ -311,6 +288,33 @@ TEST_F(HistoryTest, BackfillSendsTheNewestThenLive) {
   ASSERT_TRUE(Drain(sub, got, milliseconds(200)));
   EXPECT_TRUE(CheckSequence(got.ticks, 7));
   EXPECT_EQ(got.ticks.size(), 6u);
+}
+
+// MAX_BACKFILL_RECORDS is split over the workers: each owner answers with at most
+// ceil(MAX_BACKFILL_RECORDS / WORKERS) records, so one topic gets 4 of 10 with three workers.
+TEST_F(HistoryTest, BackfillLimitIsSplitOverTheWorkers) {
+  ASSERT_TRUE(Start({{"WORKERS", "3"}, {"MAX_BACKFILL_RECORDS", "10"}}));
+  const std::string topic = Topic();
+  RawClient producer, sub;
+  ASSERT_TRUE(ConnectAuthed(producer));
+  ASSERT_TRUE(ConnectAuthed(sub));
+  std::vector<v1::Tick> twenty;
+  for (int i = 1; i <= 20; ++i) twenty.push_back(MakeTick(topic, i, 1));
+  ASSERT_TRUE(producer.PublishAcked(1, twenty));
+  ASSERT_TRUE(SubscribeWithHistory(sub, 3, v1::MODE_TICK, {topic}, 20, 0));
+  Received got;
+  ASSERT_TRUE(ReadUntil(sub, got, milliseconds(3000), [&] { return got.ticks.size() >= 4; }));
+  ASSERT_TRUE(producer.PublishAcked(2, {MakeTick(topic, 21, 1)}));
+  ASSERT_TRUE(ReadUntil(sub, got, milliseconds(3000), [&] { return got.ticks.size() >= 5; }));
+  ASSERT_TRUE(Drain(sub, got, milliseconds(300)));
+  EXPECT_EQ(got.ticks.size(), 5u);
+  EXPECT_TRUE(CheckSequence(got.ticks, 17));  // the 4 newest, then live with no gap
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        const HttpResult r = HttpGet(server_->metrics_port(), "/metrics");
+        return MetricValue(ParseMetrics(r.body), "backfills_truncated_total") == 1;
+      },
+      milliseconds(3000), milliseconds(50)));
 }
 
 TEST_F(HistoryTest, TopicAlreadyLiveOnTheConnectionGetsNoHistoryAndNoDuplicates) {

@@ -1,4 +1,4 @@
-// Session rule 8: DATA_BATCH window, batch_seq, and the MAX_MSG_SIZE cut.
+// PROTOCOL S8: DATA_BATCH window, batch_seq, and the MAX_MSG_SIZE cut.
 #include <algorithm>
 #include <string>
 #include <vector>

@@ -1,4 +1,4 @@
-// Session rule 2: heartbeat echo, HEARTBEAT_TIMEOUT, and which frames reset the timer.
+// PROTOCOL S2: heartbeat echo, HEARTBEAT_TIMEOUT, and which frames reset the timer.
 #include "integration/integration_test.h"
 
 namespace tickwire::testing {

@@ -1,4 +1,4 @@
-// Session rules 4 and 6: PUBLISH validation and ack, delivery to TICK subscribers, sequence
+// PROTOCOL S6 to S8: PUBLISH validation and ack, delivery to TICK subscribers, sequence
 // numbers, wildcard subscriptions.
 #include <cmath>
 #include <limits>
@@ -214,7 +214,7 @@ TEST_F(PublishTest, PublisherSubscribedToItsOwnTopicReceivesAfterAck) {
   }
 }
 
-// SECOND/MINUTE subscriptions never carry ticks (bars come in a later version).
+// SECOND/MINUTE subscriptions never carry ticks (they carry bars: PROTOCOL S8a).
 TEST_F(PublishTest, BarSubscriptionsReceiveNoTicks) {
   ASSERT_TRUE(Start());
   RawClient sub;

@@ -1,4 +1,4 @@
-// Session rule 9: a consumer that stops reading is dropped (ERROR{SLOW_CONSUMER}, best effort,
+// PROTOCOL S9: a consumer that stops reading is dropped (ERROR{SLOW_CONSUMER}, best effort,
 // then close); other consumers are unaffected.
 #include <string>
 #include <vector>

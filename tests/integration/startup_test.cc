@@ -87,7 +87,7 @@ TEST(StartupSignalTest, SigtermRightAfterPortFileExitsZero) {
   }
 }
 
-// Contract rule 10: on shutdown every client gets ERROR{SERVER_DRAINING} (fatal) and a close.
+// PROTOCOL S10: on shutdown every client gets ERROR{SERVER_DRAINING} (fatal) and a close.
 TEST_F(StartupTest, SigtermSendsServerDrainingToClients) {
   ASSERT_TRUE(Start());
   RawClient c;

@@ -1,4 +1,4 @@
-// Session rule 3: SUBSCRIBE validation and replies, UNSUBSCRIBE.
+// PROTOCOL S4 and S5: SUBSCRIBE validation and replies, UNSUBSCRIBE.
 #include <ostream>
 #include <set>
 #include <string>

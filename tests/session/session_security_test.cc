@@ -1,5 +1,5 @@
-// Session security rules: AUTH rate limiting (rule 1), per-user permissions (FORBIDDEN, rule 3),
-// credential reloads, and client-certificate identities.
+// Session security rules: AUTH rate limiting (PROTOCOL S1), per-user permissions (FORBIDDEN, S4 and
+// S6), credential reloads, and client-certificate identities.
 #include <gtest/gtest.h>
 
 #include <memory>

@@ -1,7 +1,8 @@
 #pragma once
 
-// The reference SECOND-bar fold (PROTOCOL rule 5) that tests compare the server's bars with,
-// and the comparison itself. Header-only; shared by the bars integration test and the soak.
+// The reference SECOND- and MINUTE-bar fold (PROTOCOL S8a) that tests compare the server's bars
+// with, and the comparison itself. Header-only; shared by the bars integration tests and the
+// soak.
 
 #include <gtest/gtest.h>
 
@@ -21,12 +22,17 @@ namespace tickwire::testing {
 
 using BarKey = std::tuple<std::string, std::int64_t>;  // topic, start_ms
 
-// SECOND bars folded tick by tick. Ticks of one topic must be added in the order the server
-// accepted them (seq order); topics may interleave. Late ticks must not be added.
+// Bars of one interval folded tick by tick. Ticks of one topic must be added in the order the
+// server accepted them (seq order); topics may interleave. Late ticks must not be added.
 class ReferenceBarFold {
  public:
+  explicit ReferenceBarFold(tickwire::v1::Mode interval = tickwire::v1::MODE_SECOND)
+      : interval_(interval) {}
+
   void Add(const tickwire::v1::Tick& t) {
-    const std::int64_t start = t.ts_ns() / 1'000'000'000 * 1000;
+    const std::int64_t bucket_ns =
+        interval_ == tickwire::v1::MODE_MINUTE ? 60'000'000'000 : 1'000'000'000;
+    const std::int64_t start = t.ts_ns() / bucket_ns * (bucket_ns / 1'000'000);
     Bucket& b = buckets_[BarKey{t.topic(), start}];
     if (b.count == 0) {
       b.open = b.high = b.low = b.close = t.price();
@@ -50,7 +56,7 @@ class ReferenceBarFold {
     for (const auto& [key, b] : buckets_) {
       tickwire::v1::Bar& bar = bars[key];
       bar.set_topic(std::get<0>(key));
-      bar.set_interval(tickwire::v1::MODE_SECOND);
+      bar.set_interval(interval_);
       bar.set_start_ms(std::get<1>(key));
       bar.set_open(b.open);
       bar.set_high(b.high);
@@ -69,24 +75,61 @@ class ReferenceBarFold {
     std::int64_t open_ts = 0, close_ts = 0;
     std::uint64_t count = 0;
   };
+  tickwire::v1::Mode interval_;
   std::map<BarKey, Bucket> buckets_;
 };
 
-// The plain reference: SECOND bars folded from ticks in the order the server accepted them
-// (per topic, seq order), whatever order `ticks` arrived in.
-inline std::map<BarKey, tickwire::v1::Bar> ReferenceSecondBars(
-    std::vector<tickwire::v1::Tick> ticks) {
+// The plain reference: bars of `interval` folded from ticks in the order the server accepted
+// them (per topic, seq order), whatever order `ticks` arrived in.
+inline std::map<BarKey, tickwire::v1::Bar> ReferenceBars(std::vector<tickwire::v1::Tick> ticks,
+                                                         tickwire::v1::Mode interval) {
   std::stable_sort(ticks.begin(), ticks.end(),
                    [](const tickwire::v1::Tick& a, const tickwire::v1::Tick& b) {
                      return a.topic() != b.topic() ? a.topic() < b.topic() : a.seq() < b.seq();
                    });
-  ReferenceBarFold fold;
+  ReferenceBarFold fold(interval);
   for (const auto& t : ticks) fold.Add(t);
   return fold.Bars();
 }
 
-// `got` holds exactly the bars of `want`, once each: OHLC and count exact, volume and vwap
-// within 1e-9 relative.
+inline std::map<BarKey, tickwire::v1::Bar> ReferenceSecondBars(
+    std::vector<tickwire::v1::Tick> ticks) {
+  return ReferenceBars(std::move(ticks), tickwire::v1::MODE_SECOND);
+}
+
+// MINUTE bars folded from closed SECOND bars: open of the earliest second, close of the latest,
+// extremes, sums, and vwap from the seconds' vwap x volume.
+inline std::map<BarKey, tickwire::v1::Bar> MinuteBarsFromSeconds(
+    const std::vector<tickwire::v1::Bar>& seconds) {
+  std::map<BarKey, tickwire::v1::Bar> ordered;  // by topic, then start_ms
+  for (const auto& b : seconds) ordered[BarKey{b.topic(), b.start_ms()}] = b;
+  std::map<BarKey, tickwire::v1::Bar> minutes;
+  std::map<BarKey, double> pv;
+  for (const auto& [key, s] : ordered) {
+    const BarKey mkey{s.topic(), s.start_ms() / 60'000 * 60'000};
+    auto [it, fresh] = minutes.try_emplace(mkey);
+    tickwire::v1::Bar& m = it->second;
+    if (fresh) {
+      m.set_topic(s.topic());
+      m.set_interval(tickwire::v1::MODE_MINUTE);
+      m.set_start_ms(std::get<1>(mkey));
+      m.set_open(s.open());
+      m.set_high(s.high());
+      m.set_low(s.low());
+    }
+    m.set_high(std::max(m.high(), s.high()));
+    m.set_low(std::min(m.low(), s.low()));
+    m.set_close(s.close());
+    m.set_volume(m.volume() + s.volume());
+    m.set_count(m.count() + s.count());
+    pv[mkey] += s.vwap() * s.volume();
+  }
+  for (auto& [key, m] : minutes) m.set_vwap(m.volume() != 0 ? pv[key] / m.volume() : 0);
+  return minutes;
+}
+
+// `got` holds exactly the bars of `want`, once each: interval, OHLC and count exact, volume and
+// vwap within 1e-9 relative.
 inline ::testing::AssertionResult SameBars(const std::vector<tickwire::v1::Bar>& got,
                                            const std::map<BarKey, tickwire::v1::Bar>& want) {
   std::set<BarKey> seen;
@@ -101,7 +144,7 @@ inline ::testing::AssertionResult SameBars(const std::vector<tickwire::v1::Bar>&
     }
     const tickwire::v1::Bar& w = it->second;
     const double tol = 1e-9 * std::max(1.0, std::abs(w.volume()));
-    if (b.interval() != tickwire::v1::MODE_SECOND || b.open() != w.open() || b.high() != w.high() ||
+    if (b.interval() != w.interval() || b.open() != w.open() || b.high() != w.high() ||
         b.low() != w.low() || b.close() != w.close() || b.count() != w.count() ||
         std::abs(b.volume() - w.volume()) > tol ||
         std::abs(b.vwap() - w.vwap()) > 1e-9 * std::max(1.0, std::abs(w.vwap()))) {
