@@ -347,10 +347,14 @@ TEST_F(ObservabilityTest, TopicEvictionsAndTruncatedBackfillsAreCounted) {
   ASSERT_TRUE(Start({{"WORKERS", "1"}, {"MAX_TOPICS", "3"}, {"MAX_BACKFILL_RECORDS", "5"}}));
   RawClient producer;
   ASSERT_TRUE(ConnectAuthed(producer));
+  // A topic with an open bucket is not evicted (its MINUTE bar stays open up to a minute), so
+  // the ticks are stamped two minutes ago: late for both bars, they open none, and each topic
+  // past the third can be evicted as soon as it is created.
+  const std::int64_t stamped = NowNs() - std::int64_t{120} * 1'000'000'000;
   constexpr int kTopics = 10;
   for (int i = 0; i < kTopics; ++i) {
     ASSERT_TRUE(producer.PublishAcked(static_cast<std::uint32_t>(i + 1),
-                                      {MakeTick(Topic(std::to_string(i)), 1, 1)}));
+                                      {MakeTick(Topic(std::to_string(i)), 1, 1, stamped)}));
   }
   // Each topic past the third evicts the least recently published one.
   EXPECT_TRUE(Reaches("topics_evicted_total", kTopics - 3));
@@ -358,7 +362,7 @@ TEST_F(ObservabilityTest, TopicEvictionsAndTruncatedBackfillsAreCounted) {
   EXPECT_EQ(Get(Scrape(), "backfills_truncated_total"), 0);
 
   std::vector<v1::Tick> ticks;
-  for (int i = 0; i < 20; ++i) ticks.push_back(MakeTick(Topic("history"), 100 + i, 1));
+  for (int i = 0; i < 20; ++i) ticks.push_back(MakeTick(Topic("history"), 100 + i, 1, stamped));
   ASSERT_TRUE(producer.PublishAcked(100, ticks));
   RawClient consumer;
   ASSERT_TRUE(ConnectAuthed(consumer));
