@@ -760,7 +760,9 @@ void Connection::CheckTimers(Clock::time_point now) {
     // write, then cancel that write; its handler tries both without blocking and closes.
     SlowConsumer(SlowConsumerCause::kWriteDeadline, "write deadline missed");
     if (tls_) {
-      Close(session::CloseReason::kSlowConsumer);  // an aborted TLS write cannot be resumed
+      // An aborted TLS write cannot be resumed: close now.
+      close_detail_ += kErrorNotWritten;
+      Close(session::CloseReason::kSlowConsumer);
       return;
     }
     write_cancelled_ = true;
