@@ -13,6 +13,9 @@ if(TICKWIRE_SANITIZE)
   endif()
 endif()
 if(TICKWIRE_FUZZ)
-  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -g)
-  add_link_options(-fsanitize=address,undefined)
+  # UB aborts like an ASan report, so libFuzzer stops and saves the input: a UBSan finding
+  # fails the fuzz stage instead of scrolling past in its log.
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+                      -fno-omit-frame-pointer -g)
+  add_link_options(-fsanitize=address,undefined -fno-sanitize-recover=all)
 endif()

@@ -64,6 +64,7 @@ struct Host : SessionHost {
         Check(e.ParseFromArray(frame.data() + 5, static_cast<int>(frame.size() - 5)));
         errors.push_back(e);
         Check(e.code() != pb::ERROR_CODE_UNSPECIFIED);
+        Check(e.code() != pb::INTERNAL);  // only a handler that threw sends it: a bug
         Check(!fatal_seen);
         fatal_seen = e.fatal();
         break;
@@ -94,6 +95,7 @@ struct Host : SessionHost {
   }
   std::int64_t WallClockNs() override { return 1'700'000'000'000'000'000; }
   void OnAuthenticated(const std::string&, const std::string&) override {}
+  void OnInternalFault(std::string_view) override { Check(false); }
 };
 
 }  // namespace tickwire_fuzz

@@ -8,10 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "auth/password_hash.h"
 #include "protocol/batch_builder.h"
 #include "protocol/frame.h"
 #include "protocol/proxy_header.h"
 #include "protocol/wire.h"
+#include "tickwire/v1/backplane.pb.h"
 #include "tickwire/v1/tickwire.pb.h"
 
 namespace {
@@ -283,6 +285,72 @@ int main(int argc, char** argv) {
   Write(proxy, "v2_tcp4_tlvs", v2(0x21, 0x11, addr4 + tlvs) + after);
   Write(proxy, "v2_tcp6", v2(0x21, 0x21, std::string(36, '\x01')) + after);
   Write(proxy, "v2_local", v2(0x20, 0x00, "") + after);
+
+  // fuzz_users_file: users files (and a bare hash) with fixed, valid hashes.
+  {
+    tickwire::auth::PasswordHash h;
+    h.iterations = 1000;
+    h.salt.assign(16, 0x5a);
+    h.key.assign(32, 0xa5);
+    const std::string hash = tickwire::auth::FormatPasswordHash(h);
+    h.iterations = 120'000;
+    h.salt.assign(8, 0x01);
+    const std::string hash2 = tickwire::auth::FormatPasswordHash(h);
+    const fs::path users = root / "fuzz_users_file";
+    Write(users, "hash_only", hash);
+    Write(users, "two_users",
+          "# operators\nalice " + hash + " publish=AAPL,FX.* subscribe=*\n\n" + "feed-1@desk.b\t" +
+              hash2 + "\tpublish=-  # no subscribing\r\n");
+    Write(users, "bad_iterations", "bob pbkdf2-sha256$12$AAAAAAAAAAA=$AAAA\n");
+    Write(users, "duplicate", "carol " + hash + "\ncarol " + hash2 + "\n");
+  }
+  // fuzz_config_text: a selector byte (0 network, 1 duration, 2 CONFIG_FILE), then the text.
+  {
+    const fs::path cfg = root / "fuzz_config_text";
+    Write(cfg, "cidr_v4", std::string(1, '\0') + "10.1.2.3/8");
+    Write(cfg, "cidr_v6", std::string(1, '\0') + "2001:db8::1/32");
+    Write(cfg, "cidr_bare", std::string(1, '\0') + "192.0.2.1");
+    Write(cfg, "duration_ms",
+          "\x01"
+          "500ms");
+    Write(cfg, "duration_us",
+          "\x01"
+          "250us");
+    Write(cfg, "duration_h",
+          "\x01"
+          "2h");
+    Write(cfg, "config_file",
+          "\x02"
+          "# settings\nSTREAM_USER = demo\nSTREAM_PASS=demo-pass\r\n"
+          "HEARTBEAT_INTERVAL=15s\nHEARTBEAT_TIMEOUT=20s\nWRITE_DEADLINE_MS=5000\n"
+          "MAX_PENDING_BYTES=4194304\nLISTEN_ADDR=[::1]:7878\nTCP_NODELAY=off\n"
+          "PROXY_PROTOCOL=required\nPROXY_TRUSTED_CIDRS=10.0.0.0/8, 192.0.2.1\n"
+          "NATS_URL=nats://127.0.0.1:4222\nNATS_SUBJECT=tickwire.ticks\nLOG_LEVEL=debug\n");
+    Write(cfg, "config_file_bad",
+          "\x02"
+          "STREAM_USER\nNOT_A_SETTING=1\n");
+  }
+  // fuzz_backplane_frame: shard count, stream sequence (8 bytes, little endian), the message.
+  {
+    const fs::path bp = root / "fuzz_backplane_frame";
+    v1::BackplaneFrame bpf;
+    bpf.set_origin("tickwire-0/1a2b3c4d");
+    bpf.set_nonce(42);
+    bpf.set_accepted_ns(1'700'000'000'123'456'789);
+    for (const auto& f : SampleTicks()) {
+      v1::BackplaneTick* t = bpf.add_ticks();
+      t->set_topic(std::string(f.topic));
+      t->set_price(f.price);
+      t->set_size(f.size);
+      t->set_ts_ns(f.ts_ns == 0 ? bpf.accepted_ns() : f.ts_ns);
+    }
+    const std::string seq7("\x07\0\0\0\0\0\0\0", 8);
+    Write(bp, "four_shards", "\x03" + seq7 + bpf.SerializeAsString());
+    Write(bp, "one_shard", std::string(1, '\0') + seq7 + bpf.SerializeAsString());
+    bpf.clear_ticks();
+    bpf.set_nonce(0);
+    Write(bp, "clock_mark", "\x01" + seq7 + bpf.SerializeAsString());
+  }
 
   std::printf("seed corpus written under %s\n", root.c_str());
   return 0;

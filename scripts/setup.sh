@@ -16,8 +16,9 @@ PACKAGES=(
   # Observability tests: a real Prometheus (promtool, alert rules), amtool for the Alertmanager
   # example config.
   prometheus prometheus-alertmanager
-  # Tools used by scripts and benchmarks (gnuplot-nox: gnuplot without the Qt/X11 front ends).
-  gnuplot-nox openssl procps python3
+  # Tools used by scripts and benchmarks (gnuplot-nox: gnuplot without the Qt/X11 front ends;
+  # jq: scripts/bench-stalled.sh reads the JSON results).
+  gnuplot-nox openssl procps python3 jq
   # Deployment checks: tests/deploy/check_deploy.py reads the Kubernetes manifests (python3-yaml),
   # shellcheck checks the scripts in deploy/.
   python3-yaml shellcheck

@@ -122,7 +122,8 @@ fuzz_stage() {
     if [[ -d "${seeds}" ]]; then dirs+=("${seeds}"); else echo "fuzz: warning: no seed corpus ${seeds}"; fi
     echo "-- ${target}: ${FUZZ_TIME}s, seeds ${seeds#"${ROOT}"/}, log ${log#"${ROOT}"/}"
     local rc=0
-    "${build}/fuzz/${target}" -max_total_time="${FUZZ_TIME}" -timeout=10 -rss_limit_mb=2048 \
+    UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
+      "${build}/fuzz/${target}" -max_total_time="${FUZZ_TIME}" -timeout=10 -rss_limit_mb=2048 \
       -print_final_stats=1 -dict="${ROOT}/fuzz/tickwire.dict" \
       -artifact_prefix="${work}/artifacts/${target}-" "${dirs[@]}" >"${log}" 2>&1 || rc=$?
     if [[ ${rc} -ne 0 ]]; then

@@ -7,6 +7,7 @@
 #include <optional>
 #include <random>
 
+#include "cluster/backplane_frame.h"
 #include "engine/bar.h"
 #include "net/connection.h"
 #include "net/worker.h"
@@ -19,8 +20,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr const char* kNonceHeader = "Tickwire-Nonce";
 constexpr std::uint32_t kRetryAfterMs = 1000;
-// A tick's seq is its message's stream sequence times this plus its position in the frame.
-constexpr std::uint64_t kSeqPerMessage = 65536;
 
 std::int64_t WallNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -474,8 +473,12 @@ void NatsBackplane::Apply(natsMsg* msg) {
   std::lock_guard lock(apply_mu_);
   consumer_pending_.store(left, std::memory_order_relaxed);
   if (seq <= applied_seq_) return;  // seen before a resubscription
-  v1::BackplaneFrame frame;
-  if (!frame.ParseFromArray(natsMsg_GetData(msg), natsMsg_GetDataLength(msg))) {
+  const auto shards = static_cast<unsigned>(workers_.size());
+  auto frame = DecodeBackplaneFrame(
+      std::span(reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(msg)),
+                static_cast<std::size_t>(std::max(natsMsg_GetDataLength(msg), 0))),
+      seq, shards);
+  if (!frame) {
     std::uint64_t suppressed = 0;
     if (error_log_.Admit(WallNs() / 1'000'000, suppressed)) {
       obs::Log(obs::Level::kError, "backplane_bad_message",
@@ -485,29 +488,18 @@ void NatsBackplane::Apply(natsMsg* msg) {
     applied_seq_ = seq;
     return;
   }
-  const bool clock_moved = frame.accepted_ns() > log_clock_ns_;
-  log_clock_ns_ = std::max(log_clock_ns_, frame.accepted_ns());
+  const bool clock_moved = frame->accepted_ns > log_clock_ns_;
+  log_clock_ns_ = std::max(log_clock_ns_, frame->accepted_ns);
 
-  const auto shards = static_cast<unsigned>(workers_.size());
   std::vector<net::IngestBatch> batches(shards);
-  const int n = std::min(frame.ticks_size(), static_cast<int>(kSeqPerMessage - 1));
-  for (int i = 0; i < n; ++i) {
-    auto* t = frame.mutable_ticks(i);
-    engine::IngestTick tick{std::move(*t->mutable_topic()),
-                            t->price(),
-                            t->size(),
-                            t->ts_ns(),
-                            frame.accepted_ns(),
-                            seq * kSeqPerMessage + static_cast<std::uint64_t>(i)};
-    const unsigned s = shards == 1 ? 0 : engine::ShardOf(tick.topic, shards);
-    batches[s].ticks.push_back(std::move(tick));
-  }
+  for (unsigned s = 0; s < shards; ++s) batches[s].ticks = std::move(frame->by_shard[s]);
+  const std::size_t n = frame->ticks;
   // A frame this process accepted: its producer may be waiting for PUBLISH_ACK.
-  if (frame.nonce() != 0 && frame.origin() == origin_) {
+  if (frame->nonce != 0 && frame->origin == origin_) {
     std::optional<PendingFrame> mine;
     {
       std::lock_guard plock(pending_mu_);
-      if (auto it = pending_.find(frame.nonce()); it != pending_.end()) {
+      if (auto it = pending_.find(frame->nonce); it != pending_.end()) {
         mine = std::move(it->second);
         pending_.erase(it);
       }
@@ -553,7 +545,7 @@ void NatsBackplane::Apply(natsMsg* msg) {
   applied_seq_ = seq;
   applied_seq_metric_.store(seq, std::memory_order_relaxed);
   applied_frames_.fetch_add(1, std::memory_order_relaxed);
-  applied_ticks_.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+  applied_ticks_.fetch_add(n, std::memory_order_relaxed);
   if (left == 0 && !caught_up_) {
     caught_up_ = true;
     UpdateReadiness();

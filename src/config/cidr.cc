@@ -13,6 +13,7 @@ std::optional<Cidr> Cidr::Parse(std::string_view text) {
   c.text = std::string(text);
   const auto slash = text.find('/');
   const std::string addr(text.substr(0, slash));
+  if (addr.find('\0') != std::string::npos) return std::nullopt;  // inet_pton would stop there
   if (addr.find(':') != std::string::npos) {
     c.v6 = true;
     if (inet_pton(AF_INET6, addr.c_str(), c.bytes.data()) != 1) return std::nullopt;

@@ -108,29 +108,17 @@ std::string ParseCidrs(const std::string& text, std::vector<Cidr>& out) {
   return {};
 }
 
-// Reads NAME=value lines; '#' starts a comment line. Names must be settings' env names.
 std::string ReadConfigFile(const std::string& path, std::map<std::string, std::string>& out) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) return "cannot read '" + path + "'";
-  std::string line;
-  std::size_t line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line_no > 10'000) return "'" + path + "' has more than 10000 lines";
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    const auto first = line.find_first_not_of(" \t");
-    if (first == std::string::npos || line[first] == '#') continue;
-    const auto eq = line.find('=');
-    if (eq == std::string::npos) {
-      return path + ":" + std::to_string(line_no) + ": expected NAME=value";
-    }
-    std::string name = line.substr(first, eq - first);
-    name.erase(name.find_last_not_of(" \t") + 1);
-    std::string value = line.substr(eq + 1);
-    value.erase(0, value.find_first_not_of(" \t"));
-    value.erase(value.find_last_not_of(" \t") + 1);
-    out[name] = value;
+  std::string text;
+  text.resize(kMaxConfigFileBytes + 1);
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (text.size() > kMaxConfigFileBytes) {
+    return "'" + path + "' is larger than " + std::to_string(kMaxConfigFileBytes) + " bytes";
   }
+  if (auto err = ParseConfigFileText(text, out); !err.empty()) return path + ":" + err;
   return {};
 }
 
@@ -433,6 +421,33 @@ std::vector<Setting> Settings() {
 }
 
 }  // namespace
+
+std::string ParseConfigFileText(std::string_view text, std::map<std::string, std::string>& out) {
+  std::size_t line_no = 0;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    auto end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string line(text.substr(pos, end - pos));
+    pos = end + 1;
+    ++line_no;
+    if (line_no > kMaxConfigFileLines) {
+      return " more than " + std::to_string(kMaxConfigFileLines) + " lines";
+    }
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const auto first = line.find_first_not_of(" \t");
+    if (first == std::string::npos || line[first] == '#') continue;
+    const auto eq = line.find('=');
+    if (eq == std::string::npos) return std::to_string(line_no) + ": expected NAME=value";
+    std::string name = line.substr(first, eq - first);
+    name.erase(name.find_last_not_of(" \t") + 1);
+    std::string value = line.substr(eq + 1);
+    value.erase(0, value.find_first_not_of(" \t"));
+    value.erase(value.find_last_not_of(" \t") + 1);
+    out[name] = value;
+  }
+  return {};
+}
 
 unsigned Config::EffectiveWorkers() const {
   if (workers != 0) return workers;

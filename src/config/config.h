@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -109,6 +110,13 @@ using ParseResult = std::variant<Config, ParseExit, ParseError>;
 // given: NAME=value per line, '#' comments), then validates the whole config. Reloading (SIGHUP)
 // calls this again with the same arguments; the file is re-read.
 ParseResult ParseServerConfig(const std::vector<std::string>& args, const EnvLookup& env);
+
+// The CONFIG_FILE format: NAME=value per line, blanks around both trimmed, '#' starts a comment
+// line, CRLF accepted. Fills `out` (the last of repeated names wins); returns an error
+// ("<line>: why") or empty. Names are not checked here (ParseServerConfig does).
+inline constexpr std::size_t kMaxConfigFileLines = 10'000;
+inline constexpr std::size_t kMaxConfigFileBytes = 1024 * 1024;
+std::string ParseConfigFileText(std::string_view text, std::map<std::string, std::string>& out);
 
 // Validation alone (also used after reloads); returns the first problem found.
 std::optional<std::string> Validate(const Config& config);

@@ -23,6 +23,8 @@ constexpr std::size_t kMaxFramesPerWrite = 64;
 constexpr std::size_t kShareRunBytes = 4096;
 // A TLS connection's read buffer: one full TLS record.
 constexpr std::size_t kTlsReadBufferSize = 16 * 1024 + 256;
+// Ends the close line's detail when a stuck write kept the final ERROR from the client.
+constexpr std::string_view kErrorNotWritten = "; the ERROR was not written";
 
 session::SessionParams MakeParams(const ServerContext& ctx, std::string session_id) {
   const auto& c = ctx.config;
@@ -319,7 +321,7 @@ void Connection::DeliverRecord(const engine::RecordBlock& block,
                                   e.topic_length, e.key});
       held_bytes_ += e.length;
       if (held_bytes_ + queue_.pending_bytes() > worker_.context().config.max_pending_bytes) {
-        SlowConsumer("pending output over MAX_PENDING_BYTES");
+        SlowConsumer(SlowConsumerCause::kPendingBytes, "pending output over MAX_PENDING_BYTES");
       }
       return;
     }
@@ -361,7 +363,7 @@ void Connection::DeliverRun(const engine::RecordBlockPtr& block,
       std::string head = batcher_.SharedFrameHead(bytes, j - i);
       if (!queue_.PushShared(std::move(head), block, tail,
                              {now, static_cast<std::uint32_t>(j - i)})) {
-        SlowConsumer("pending output over MAX_PENDING_BYTES");
+        SlowConsumer(SlowConsumerCause::kPendingBytes, "pending output over MAX_PENDING_BYTES");
         return;
       }
       i = j;
@@ -535,7 +537,7 @@ void Connection::EnqueueBatch(std::string frame, Clock::time_point ready) {
 bool Connection::Enqueue(std::string frame, delivery::FrameTag tag) {
   if (closing_) return false;
   if (!queue_.Push(std::move(frame), tag)) {
-    SlowConsumer("pending output over MAX_PENDING_BYTES");
+    SlowConsumer(SlowConsumerCause::kPendingBytes, "pending output over MAX_PENDING_BYTES");
     return false;
   }
   return true;
@@ -578,6 +580,10 @@ void Connection::OnWriteDone(const boost::system::error_code& ec, std::size_t wr
   // Counted here for TLS and plaintext alike: bytes_sent_total is what reached the socket.
   bytes_out_ += written;
   worker_.metrics().bytes_sent += written;
+  if (write_cancelled_ && !closed_) {
+    FinishCancelledWrite(written);
+    return;
+  }
   const auto now = Clock::now();
   queue_.CompleteWrite([&](const delivery::FrameTag& t) {
     if (!ec && t.records != 0) worker_.metrics().OnBatchWritten(now - t.ready, t.records);
@@ -642,9 +648,39 @@ void Connection::DiscardInput() {
                      });
 }
 
-void Connection::SlowConsumer(std::string_view why) {
+void Connection::FinishCancelledWrite(std::size_t written) {
+  // Best effort, in one non-blocking writev: the rest of the cancelled write (it may end inside
+  // a frame), then the ERROR behind it. When the peer's window has room for all of it the ERROR
+  // arrives whole; otherwise the close cuts the stream where it stands.
+  std::vector<asio::const_buffer> rest;
+  std::size_t skip = written;
+  for (const auto& b : write_buffers_) {
+    if (skip >= b.size()) {
+      skip -= b.size();
+      continue;
+    }
+    rest.push_back(b + skip);
+    skip = 0;
+  }
+  queue_.BeginWrite(kMaxFramesPerWrite,
+                    [&rest](std::string_view f) { rest.emplace_back(f.data(), f.size()); });
+  const std::size_t want = asio::buffer_size(rest);
+  boost::system::error_code ec;
+  const std::size_t n = want == 0 ? 0 : socket_.write_some(rest, ec);
+  bytes_out_ += n;
+  worker_.metrics().bytes_sent += n;
+  queue_.CompleteWrite();
+  if (!ec && n == want) {
+    Linger();
+  } else {
+    close_detail_ += kErrorNotWritten;
+    Close(session::CloseReason::kSlowConsumer);
+  }
+}
+
+void Connection::SlowConsumer(SlowConsumerCause cause, std::string_view why) {
   if (closing_) return;
-  worker_.metrics().OnSlowConsumer(SlowConsumerCause::kPendingBytes);
+  worker_.metrics().OnSlowConsumer(cause);
   obs::LogNoisy(obs::Noisy::kSlowConsumer, obs::Level::kWarn, "slow_consumer",
                 "dropping slow consumer",
                 {{"conn_id", id_},
@@ -708,17 +744,28 @@ void Connection::CheckTimers(Clock::time_point now) {
   }
   const auto deadline = worker_.context().config.write_deadline;
   if (queue_.write_in_flight() && now - write_started_ > deadline) {
-    // The peer is not reading: nothing can be queued behind a stuck write, so close now. A
-    // connection already closing (e.g. dropped for pending bytes) was counted when it began to.
-    if (!closing_) worker_.metrics().OnSlowConsumer(SlowConsumerCause::kWriteDeadline);
-    if (close_detail_.empty()) close_detail_ = "write deadline missed";
-    obs::LogNoisy(obs::Noisy::kSlowConsumer, obs::Level::kWarn, "slow_consumer",
-                  "write deadline missed",
-                  {{"conn_id", id_},
-                   {"remote", remote_},
-                   {"user", session_.user()},
-                   {"pending_bytes", queue_.pending_bytes()}});
-    Close(session::CloseReason::kSlowConsumer);
+    if (write_cancelled_) return;  // its handler sends the ERROR best effort and closes
+    if (closing_) {
+      // Already dropped (for pending bytes: counted and logged then) or closing after another
+      // fatal ERROR the peer does not read: the stuck write only ends it now, and says so on
+      // the close line.
+      close_detail_ += close_detail_.empty() ? "write deadline missed" : "; write deadline missed";
+      close_detail_ += kErrorNotWritten;
+      Close(session::CloseReason::kSlowConsumer);
+      return;
+    }
+    // The peer is not reading: count, log once, queue ERROR{SLOW_CONSUMER} behind the stuck
+    // write, then cancel that write; its handler tries both without blocking and closes.
+    SlowConsumer(SlowConsumerCause::kWriteDeadline, "write deadline missed");
+    if (tls_) {
+      // An aborted TLS write cannot be resumed: close now.
+      close_detail_ += kErrorNotWritten;
+      Close(session::CloseReason::kSlowConsumer);
+      return;
+    }
+    write_cancelled_ = true;
+    boost::system::error_code ignored;
+    socket_.cancel(ignored);
     return;
   }
   if (!closing_) session_.CheckTimers(now);
@@ -832,6 +879,12 @@ void Connection::OnErrorSent(int code, bool fatal, std::string_view message,
                  {"user", session_.user()},
                  {"code", code_name},
                  {"topic", subject.substr(0, 128)}});
+}
+
+void Connection::OnInternalFault(std::string_view what) {
+  obs::Log(obs::Level::kError, "internal_fault",
+           "handling a frame threw; closing this connection with ERROR INTERNAL",
+           {{"conn_id", id_}, {"remote", remote_}, {"user", session_.user()}, {"what", what}});
 }
 
 void Connection::LogClose() {

@@ -78,6 +78,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void OnAuthenticated(const std::string& user, const std::string& client_name) override;
   void OnErrorSent(int code, bool fatal, std::string_view message,
                    std::string_view subject) override;
+  void OnInternalFault(std::string_view what) override;
 
  private:
   enum class Phase : std::uint8_t { kProxyHeader, kTlsHandshake, kSession };
@@ -101,7 +102,12 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void EnqueueBatch(std::string frame, Clock::time_point ready);
   void StartWrite();
   void OnWriteDone(const boost::system::error_code& ec, std::size_t written);
-  void SlowConsumer(std::string_view why);
+  // After a missed write deadline: the cancelled write's remainder and the queued ERROR, one
+  // non-blocking try, then linger (all written) or close.
+  void FinishCancelledWrite(std::size_t written);
+  // Drops the connection as a slow consumer: counts `cause`, logs once, queues
+  // ERROR{SLOW_CONSUMER} behind what is in flight. Nothing if it is already closing.
+  void SlowConsumer(SlowConsumerCause cause, std::string_view why);
   // Ends the connection now: stops I/O and schedules deregistration.
   void Close(session::CloseReason reason);
   // After a fatal ERROR has been written: half-close and discard input until the client closes
@@ -185,9 +191,10 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   bool lingering_ = false;  // fatal ERROR written; discarding input until the client closes
   Clock::time_point linger_until_{};
   std::uint64_t lingered_bytes_ = 0;
-  bool closing_ = false;       // no more reads or records; waiting for the last write
-  bool closed_ = false;        // socket closed; cleanup scheduled
-  bool dirty_marked_ = false;  // in the worker's end-of-turn flush list
+  bool closing_ = false;          // no more reads or records; waiting for the last write
+  bool write_cancelled_ = false;  // write deadline missed: the in-flight write was cancelled
+  bool closed_ = false;           // socket closed; cleanup scheduled
+  bool dirty_marked_ = false;     // in the worker's end-of-turn flush list
   bool authenticated_ = false;
   bool publisher_ = false;  // has published: paused while ingest is congested
   bool paused_ = false;     // counted as authenticated in the server's Admission

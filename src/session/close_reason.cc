@@ -36,6 +36,8 @@ std::string_view CloseReasonName(CloseReason reason) {
       return "proxy_header";
     case CloseReason::kTlsHandshake:
       return "tls_handshake";
+    case CloseReason::kInternal:
+      return "internal";
     case CloseReason::kCount:
       break;
   }

@@ -24,6 +24,7 @@ enum class CloseReason : std::uint8_t {
   kAuthRateLimited,   // failed-AUTH budget of the source address or user name used up
   kProxyHeader,       // PROXY header missing, malformed, late, or from an untrusted source
   kTlsHandshake,      // TLS handshake failed or did not complete in time
+  kInternal,          // a server fault while handling this connection's frame (ERROR INTERNAL)
   kCount
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 
 #include "protocol/errors.h"
 #include "protocol/frame.h"
@@ -92,6 +93,23 @@ void Session::OnDecodeError(std::error_code ec) {
 bool Session::OnFrame(std::uint8_t type, std::span<const std::uint8_t> payload,
                       Clock::time_point now) {
   if (closed()) return false;
+  try {
+    return Dispatch(type, payload, now);
+  } catch (const std::exception& e) {
+    // State this frame changed may be half done: the connection ends here (its cleanup undoes
+    // what the session recorded); the worker and every other connection carry on.
+    if (closed()) {
+      host_.CloseAfterError(CloseReason::kInternal);  // threw inside Fail: no second ERROR
+    } else {
+      Fail(pb::INTERNAL, "internal server error; reconnect", CloseReason::kInternal);
+    }
+    host_.OnInternalFault(e.what());
+    return false;
+  }
+}
+
+bool Session::Dispatch(std::uint8_t type, std::span<const std::uint8_t> payload,
+                       Clock::time_point now) {
   if (!protocol::IsKnownFrameType(type)) {
     Fail(pb::UNKNOWN_FRAME_TYPE, "unknown frame type " + std::to_string(type),
          CloseReason::kUnknownFrameType);

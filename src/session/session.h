@@ -77,6 +77,9 @@ class SessionHost {
   // value it is about (a topic), or empty.
   virtual void OnErrorSent(int /*code*/, bool /*fatal*/, std::string_view /*message*/,
                            std::string_view /*subject*/) {}
+  // Handling a frame threw (a server bug; `what` is the exception's text, for the log). The
+  // session has sent ERROR{INTERNAL} and closed.
+  virtual void OnInternalFault(std::string_view /*what*/) {}
 };
 
 // The protocol state machine of one connection: AUTH first, heartbeats, SUBSCRIBE /
@@ -89,7 +92,8 @@ class Session {
 
   // The transport (PROXY header, TLS handshake) is done: the AUTH deadline starts now.
   void OnTransportReady(Clock::time_point now, TransportInfo info);
-  // Handles one complete frame. Returns false once the session is closed.
+  // Handles one complete frame. Returns false once the session is closed. A handler that throws
+  // (a server bug: input never throws) ends only this session, with ERROR{INTERNAL}.
   bool OnFrame(std::uint8_t type, std::span<const std::uint8_t> payload, Clock::time_point now);
   // The decoder rejected the byte stream (zero length, frame too large): fatal ERROR.
   void OnDecodeError(std::error_code ec);
@@ -113,6 +117,7 @@ class Session {
   const std::unordered_map<std::uint64_t, Subscription>& subscriptions() const { return subs_; }
 
  private:
+  bool Dispatch(std::uint8_t type, std::span<const std::uint8_t> payload, Clock::time_point now);
   bool HandleAuth(std::span<const std::uint8_t> payload, Clock::time_point now);
   bool HandleHeartbeat(std::span<const std::uint8_t> payload, Clock::time_point now);
   bool HandleSubscribe(std::span<const std::uint8_t> payload);

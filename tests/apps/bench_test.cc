@@ -1,8 +1,9 @@
-// The bench scenarios in their short correctness mode: `tickwire bench latency|ingest|conns`
-// against a server they spawn, and the peers' load generators (tickwire-nats-bench,
-// tickwire-redis-bench) against a nats-server / redis-server started here on a free loopback
-// port. Only what the runs prove is asserted (every record once and in order, every PUBLISH
-// acked, every connection alive), never how fast they were.
+// The bench scenarios in their short correctness mode: `tickwire bench latency|fanout|ingest|
+// conns` against a server they spawn (fanout with stalled consumers the server must drop), and
+// the peers' load generators (tickwire-nats-bench, tickwire-redis-bench) against a nats-server /
+// redis-server started here on a free loopback port. Only what the runs prove is asserted (every
+// record once and in order, every PUBLISH acked, every connection alive, every stalled consumer
+// dropped), never how fast they were.
 
 #include <gtest/gtest.h>
 
@@ -84,6 +85,20 @@ TEST(BenchTest, LatencyDeliversEveryTickOnceInOrder) {
   EXPECT_EQ(StringField(r, "scenario"), "latency");
   EXPECT_GT(Int(r, "delivered"), 0) << out;
   EXPECT_GT(Int(Member(r, "latency_us"), "samples"), 0) << out;
+}
+
+TEST(BenchTest, FanoutDropsStalledConsumersAndServesTheRest) {
+  // Two extra consumers subscribe and never read; a 1 MB output limit and a 500 ms write
+  // deadline drop them well within the 1 s run, while the reading consumers get every tick.
+  std::string out;
+  const auto r = RunBench(
+      {"fanout", "--subscribers", "3", "--stalled", "2", "--duration", "1s", "--warmup", "200ms",
+       "--server-env", "MAX_PENDING_BYTES=1048576", "--server-env", "WRITE_DEADLINE_MS=500"},
+      out);
+  EXPECT_EQ(StringField(r, "scenario"), "fanout");
+  EXPECT_GT(Int(r, "delivered"), 0) << out;
+  EXPECT_EQ(Int(r, "stalled"), 2) << out;
+  EXPECT_EQ(Int(r, "stalled_dropped"), 2) << out;
 }
 
 TEST(BenchTest, IngestGetsEveryFrameAckedAndEveryTickDelivered) {

@@ -280,6 +280,8 @@ TEST(ConfigSecurity, CidrsMatchTheirNetworksOnly) {
   EXPECT_FALSE(Cidr::Parse("10.0.0.0/"));
   EXPECT_FALSE(Cidr::Parse("::1/129"));
   EXPECT_FALSE(Cidr::Parse("host/8"));
+  // inet_pton reads a C string: an embedded NUL must not hide what follows it.
+  EXPECT_FALSE(Cidr::Parse(std::string("10.0.0.1\0junk/8", 15)));
 }
 
 TEST(ConfigFile, SettingsComeFromTheFileBelowEnvAndFlags) {
@@ -304,6 +306,16 @@ TEST(ConfigFile, SettingsComeFromTheFileBelowEnvAndFlags) {
   }
   EXPECT_THAT(MustFail(WithCredentials({{"CONFIG_FILE", path}})), HasSubstr(":1:"));
   std::remove(path.c_str());
+}
+
+TEST(ConfigFile, TextIsTrimmedNameValueLinesWithTheLineOfTheFirstError) {
+  std::map<std::string, std::string> out;
+  EXPECT_EQ(ParseConfigFileText("# c\r\n  A = 1 \r\n\nB=x=y\nA=2", out), "");
+  EXPECT_EQ(out, (std::map<std::string, std::string>{{"A", "2"}, {"B", "x=y"}}));
+  EXPECT_EQ(ParseConfigFileText("A=1\nno equals\n", out), "2: expected NAME=value");
+  std::string many;
+  for (std::size_t i = 0; i <= kMaxConfigFileLines; ++i) many += "# line\n";
+  EXPECT_THAT(ParseConfigFileText(many, out), HasSubstr("more than 10000 lines"));
 }
 
 TEST(ConfigReload, ChangedSettingsAndWhichReload) {

@@ -127,6 +127,17 @@ TEST_F(AuthTest, FirstFramePublishIsFatalAuthRequired) {
   EXPECT_TRUE(c.ExpectFatal(v1::AUTH_REQUIRED));
 }
 
+TEST_F(AuthTest, FirstFrameUnsubscribeIsFatalAuthRequired) {
+  ASSERT_TRUE(Start());
+  RawClient c;
+  ASSERT_TRUE(Connect(c));
+  v1::Unsubscribe unsub;
+  unsub.set_request_id(1);
+  unsub.set_subscription_id(1);
+  ASSERT_TRUE(c.SendFrame(FrameType::kUnsubscribe, unsub));
+  EXPECT_TRUE(c.ExpectFatal(v1::AUTH_REQUIRED));
+}
+
 // Server-only frame types as the first frame: known types, so AUTH_REQUIRED.
 class AuthServerOnlyFirstFrameTest : public IntegrationTest,
                                      public ::testing::WithParamInterface<std::uint8_t> {};

@@ -185,6 +185,28 @@ TEST_F(SubscribeTest, ErrorsDoNotDisturbExistingSubscriptions) {
   EXPECT_EQ(d.ticks[0].topic(), Topic());
 }
 
+// Per-connection limits (1024 subscriptions): the one over is refused, non-fatally; freeing one
+// makes room again.
+TEST_F(SubscribeTest, SubscriptionOverTheLimitIsNonFatalInvalidRequest) {
+  ASSERT_TRUE(Start());
+  RawClient c;
+  ASSERT_TRUE(ConnectAuthed(c));
+  std::uint64_t first = 0;
+  for (std::uint32_t i = 1; i <= 1024; ++i) {
+    ASSERT_TRUE(c.Subscribe(i, v1::MODE_TICK, {Topic()}, i == 1 ? &first : nullptr)) << i;
+  }
+  v1::Error err;
+  ASSERT_TRUE(c.SendFrame(FrameType::kSubscribe, MakeSubscribe(2000, v1::MODE_TICK, {Topic()})));
+  ASSERT_TRUE(c.ExpectError(v1::INVALID_REQUEST, false, 2000u, &err));
+  EXPECT_NE(err.message().find("too many subscriptions"), std::string::npos) << err.message();
+  EXPECT_TRUE(c.HeartbeatRoundTrip(1));
+  v1::Unsubscribe unsub;
+  unsub.set_request_id(2001);
+  unsub.set_subscription_id(first);
+  ASSERT_TRUE(c.SendFrame(FrameType::kUnsubscribe, unsub));
+  EXPECT_TRUE(c.Subscribe(2002, v1::MODE_TICK, {Topic()}));
+}
+
 class UnsubscribeTest : public IntegrationTest {};
 
 TEST_F(UnsubscribeTest, UnknownSubscriptionIdIsNonFatalInvalidRequest) {

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -31,10 +32,13 @@ struct FakeHost : SessionHost {
     std::vector<engine::IngestTick> ticks;
   };
   std::vector<Pub> published;
+  bool throw_on_add = false;  // AddSubscription throws, like a bug in the host would
+  std::string fault;          // what OnInternalFault reported
 
   void SendFrame(std::string frame) override { frames.push_back(std::move(frame)); }
   void CloseAfterError(CloseReason reason) override { closed = reason; }
   void AddSubscription(std::uint64_t id, const Subscription& sub) override {
+    if (throw_on_add) throw std::runtime_error("fanout table broke");
     added.emplace_back(id, sub);
   }
   void RemoveSubscription(std::uint64_t id, const Subscription&) override { removed.push_back(id); }
@@ -43,6 +47,7 @@ struct FakeHost : SessionHost {
   }
   std::int64_t WallClockNs() override { return kNowNs; }
   void OnAuthenticated(const std::string&, const std::string&) override {}
+  void OnInternalFault(std::string_view what) override { fault = what; }
 
   std::uint8_t LastType() const { return static_cast<std::uint8_t>(frames.back()[4]); }
   template <typename M>
@@ -147,6 +152,17 @@ TEST_F(SessionTest, FirstFrameMustBeAuth) {
   const auto n = host_.frames.size();
   EXPECT_FALSE(Send(protocol::FrameType::kHeartbeat, hb));
   EXPECT_EQ(host_.frames.size(), n);
+}
+
+TEST_F(SessionTest, UnsubscribeFirstIsAuthRequired) {
+  pb::Unsubscribe unsub;
+  unsub.set_request_id(1);
+  unsub.set_subscription_id(1);
+  EXPECT_FALSE(Send(protocol::FrameType::kUnsubscribe, unsub));
+  EXPECT_EQ(host_.LastError().code(), pb::AUTH_REQUIRED);
+  EXPECT_TRUE(host_.LastError().fatal());
+  EXPECT_EQ(host_.closed, CloseReason::kAuthRequired);
+  EXPECT_TRUE(host_.removed.empty());
 }
 
 TEST_F(SessionTest, UnknownTypeBeatsAuthRequired) {
@@ -293,6 +309,103 @@ TEST_F(SessionTest, SubscribeAndUnsubscribe) {
   EXPECT_TRUE(Send(protocol::FrameType::kUnsubscribe, unsub));
   EXPECT_EQ(host_.frames.size(), frames);  // no reply on success
   EXPECT_EQ(host_.removed, (std::vector<std::uint64_t>{ok.subscription_id()}));
+}
+
+TEST_F(SessionTest, SubscriptionCountLimitIsNonFatal) {
+  Authenticate();
+  auto subscribe = [&](std::uint32_t rid) {
+    pb::Subscribe sub;
+    sub.set_request_id(rid);
+    sub.set_mode(pb::MODE_TICK);
+    sub.add_topics("A");
+    return Send(protocol::FrameType::kSubscribe, sub);
+  };
+  for (std::uint32_t i = 1; i <= kMaxSubscriptionsPerConnection; ++i) {
+    ASSERT_TRUE(subscribe(i));
+    ASSERT_EQ(host_.LastType(), 0x04) << i;
+  }
+  EXPECT_TRUE(subscribe(5000));
+  const auto err = host_.LastError();
+  EXPECT_EQ(err.code(), pb::INVALID_REQUEST);
+  EXPECT_FALSE(err.fatal());
+  EXPECT_EQ(err.request_id(), 5000u);
+  EXPECT_NE(err.message().find("too many subscriptions"), std::string::npos) << err.message();
+  EXPECT_EQ(host_.added.size(), kMaxSubscriptionsPerConnection);
+  EXPECT_FALSE(session_.closed());
+  // Freeing one makes room for one.
+  pb::Unsubscribe unsub;
+  unsub.set_subscription_id(host_.added.front().first);
+  EXPECT_TRUE(Send(protocol::FrameType::kUnsubscribe, unsub));
+  EXPECT_TRUE(subscribe(5001));
+  EXPECT_EQ(host_.LastType(), 0x04);
+}
+
+TEST_F(SessionTest, TopicReferenceLimitIsNonFatal) {
+  Authenticate();
+  // 64 subscriptions of 1024 distinct topics each reach the 65536 topic references exactly.
+  constexpr std::size_t kPerSub = 1024;
+  static_assert(kMaxTopicRefsPerConnection % kPerSub == 0);
+  auto subscribe = [&](std::uint32_t rid, std::size_t topics) {
+    pb::Subscribe sub;
+    sub.set_request_id(rid);
+    sub.set_mode(pb::MODE_SECOND);
+    for (std::size_t t = 0; t < topics; ++t) sub.add_topics("T" + std::to_string(t));
+    return Send(protocol::FrameType::kSubscribe, sub);
+  };
+  for (std::uint32_t i = 1; i <= kMaxTopicRefsPerConnection / kPerSub; ++i) {
+    ASSERT_TRUE(subscribe(i, kPerSub));
+    ASSERT_EQ(host_.LastType(), 0x04) << i;
+  }
+  EXPECT_TRUE(subscribe(900, 1));
+  const auto err = host_.LastError();
+  EXPECT_EQ(err.code(), pb::INVALID_REQUEST);
+  EXPECT_FALSE(err.fatal());
+  EXPECT_EQ(err.request_id(), 900u);
+  EXPECT_NE(err.message().find("too many subscriptions"), std::string::npos) << err.message();
+  EXPECT_FALSE(session_.closed());
+  // A single request over the limit on a fresh connection is refused the same way.
+  FakeHost host;
+  Session fresh(Params(), host, t0_);
+  pb::Auth auth;
+  auth.set_username("user");
+  auth.set_password("pass");
+  const std::string auth_bytes = auth.SerializeAsString();
+  ASSERT_TRUE(fresh.OnFrame(
+      0x01, std::span(reinterpret_cast<const std::uint8_t*>(auth_bytes.data()), auth_bytes.size()),
+      t0_));
+  pb::Subscribe big;
+  big.set_request_id(901);
+  big.set_mode(pb::MODE_TICK);
+  for (std::size_t t = 0; t <= kMaxTopicRefsPerConnection; ++t)
+    big.add_topics("T" + std::to_string(t));
+  const std::string big_bytes = big.SerializeAsString();
+  EXPECT_TRUE(fresh.OnFrame(
+      0x03, std::span(reinterpret_cast<const std::uint8_t*>(big_bytes.data()), big_bytes.size()),
+      t0_));
+  EXPECT_EQ(host.LastError().code(), pb::INVALID_REQUEST);
+  EXPECT_TRUE(host.added.empty());
+}
+
+TEST_F(SessionTest, AHandlerThatThrowsEndsOnlyThisSessionWithInternal) {
+  Authenticate();
+  host_.throw_on_add = true;
+  pb::Subscribe sub;
+  sub.set_request_id(3);
+  sub.set_mode(pb::MODE_TICK);
+  sub.add_topics("A");
+  EXPECT_FALSE(Send(protocol::FrameType::kSubscribe, sub));
+  const auto err = host_.LastError();
+  EXPECT_EQ(err.code(), pb::INTERNAL);
+  EXPECT_TRUE(err.fatal());
+  EXPECT_EQ(host_.closed, CloseReason::kInternal);
+  EXPECT_EQ(host_.fault, "fanout table broke");
+  EXPECT_TRUE(session_.closed());
+  // The half-added subscription stays recorded, so the connection's cleanup removes it.
+  EXPECT_EQ(session_.subscriptions().size(), 1u);
+  const auto n = host_.frames.size();
+  pb::Heartbeat hb;
+  EXPECT_FALSE(Send(protocol::FrameType::kHeartbeat, hb));
+  EXPECT_EQ(host_.frames.size(), n);
 }
 
 TEST_F(SessionTest, PublishValidatesTheWholeFrame) {
