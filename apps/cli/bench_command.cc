@@ -70,9 +70,15 @@ int RunFanout(const FanoutFlags& f) {
   }
   const auto popts = ProducerOptions(base, f.pub_addr);
   if (!popts) return session.Fail("--pub-addr: expected host:port, got '" + f.pub_addr + "'");
-  auto pconn = client::Client::Connect(*popts);
-  if (!pconn.ok()) return session.Fail("producer connect: " + pconn.error().ToString());
-  auto producer = std::move(pconn).value();
+  // The producer writes its PUBLISH frames (unacked) on a blocking socket from the publishing
+  // thread itself, as the peers' publishers do: no hand-off to an io thread between stamping a
+  // tick and writing it, so latency measures the server, not a thread wake-up on the load
+  // generator's core.
+  RawConnection producer;
+  if (auto err = producer.Open(session.io(), *popts); !err.empty()) {
+    return session.Fail("producer connect: " + err);
+  }
+  auto last_heartbeat = BenchClock::now();
 
   Measurement m(session.times().warmup, session.times().duration, session.server_pid());
   session.window = m.window();
@@ -84,10 +90,15 @@ int RunFanout(const FanoutFlags& f) {
           ticks[i].ts_ns = ts;
           ticks[i].price = 100.0 + static_cast<double>((sent + i) % 1000) * 0.01;
         }
-        auto r = producer->Publish(std::span<const client::Tick>(ticks.data(), n), false);
-        return r.ok() ? std::string() : r.error().ToString();
+        std::string frame =
+            client::codec::EncodePublish(0, std::span<const client::Tick>(ticks.data(), n), false);
+        // Only HEARTBEAT frames keep a connection alive (PROTOCOL S2): one every 10 s.
+        if (const auto now = BenchClock::now(); now - last_heartbeat > std::chrono::seconds(10)) {
+          frame += client::codec::EncodeHeartbeat(RealtimeNs() / 1'000'000);
+          last_heartbeat = now;
+        }
+        return producer.Send(frame);
       });
-  producer->Close();
   for (auto& c : consumers) c->client->Close();  // after this no consumer handler runs
 
   BenchReport r;
@@ -101,7 +112,6 @@ int RunFanout(const FanoutFlags& f) {
     r.extras.push_back({"stalled", "stalled consumers", std::to_string(stalled.size())});
     r.extras.push_back({"stalled_dropped", "stalled consumers dropped", std::to_string(dropped)});
   }
-  producer.reset();
   stalled.clear();
   session.Close();
   return FinishBench(r, f.run.json, !o.finished);

@@ -20,12 +20,15 @@ namespace asio = boost::asio;
 
 std::string RawConnection::Open(asio::io_context& io, const client::ClientOptions& o, int rcvbuf) {
   boost::system::error_code ec;
+  asio::ip::tcp::resolver resolver(io);
+  const auto endpoints = resolver.resolve(o.host, std::to_string(o.port), ec);
+  if (ec || endpoints.empty()) return "resolve " + o.host + ": " + ec.message();
+  const asio::ip::tcp::endpoint endpoint = *endpoints.begin();
   socket_ = std::make_unique<asio::ip::tcp::socket>(io);
-  socket_->open(asio::ip::tcp::v4(), ec);
+  socket_->open(endpoint.protocol(), ec);
   if (!ec && rcvbuf > 0) socket_->set_option(asio::socket_base::receive_buffer_size(rcvbuf), ec);
   if (!ec) socket_->set_option(asio::ip::tcp::no_delay(true), ec);
-  const auto addr = asio::ip::make_address(o.host, ec);
-  if (!ec) socket_->connect({addr, o.port}, ec);
+  if (!ec) socket_->connect(endpoint, ec);
   if (ec) return "connect: " + ec.message();
   if (auto err = Send(client::codec::EncodeAuth(o.username, o.password, o.client_name));
       !err.empty()) {

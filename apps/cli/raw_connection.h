@@ -14,8 +14,9 @@
 namespace tickwire::cli {
 
 // A tickwire connection on a plain blocking socket, for the benches that need what the client
-// library does not do: a consumer that never reads, or a producer that keeps a window of acked
-// PUBLISH frames in flight. Used from one thread at a time.
+// library does not do: a consumer that never reads, a producer that keeps a window of acked
+// PUBLISH frames in flight, or one that writes from its own thread with no hand-off to an io
+// thread. Used from one thread at a time.
 class RawConnection {
  public:
   // Connects to `o`'s address (with a receive buffer of `rcvbuf` bytes when non-zero), sends
