@@ -3,6 +3,7 @@
 # operations endpoint off (METRICS_ADDR empty; the counters are still kept) and on while being
 # scraped every SCRAPE_INTERVAL seconds, alternating the two ROUNDS times so that both see the
 # same machine. Optionally also a BASELINE server binary built without any metrics code.
+# Prints one line per run, then the medians of each variant.
 #
 # Usage: scripts/bench-metrics.sh [ROUNDS] [SUBSCRIBERS] [DURATION]
 # Environment: BASELINE=/path/to/tickwire-server (optional), SCRAPE_INTERVAL (default 1).
@@ -24,7 +25,10 @@ run() {  # label server-binary extra-args...
   local out
   out=$("${B}/cli/tickwire" bench fanout --spawn "${server}" --subscribers "${SUBS}" \
     --duration "${DURATION}" --json "$@")
-  printf '%s %s\n' "${label}" "$(jq -c '{delivered_per_s, p50_us: .latency_us.p50, p99_us: .latency_us.p99, server_cpu_s, server_cpu_ns_per_record: ((.server_cpu_s * 1e9 / .delivered) | floor)}' <<<"${out}" 2>/dev/null || echo "${out}")"
+  local line
+  line="$(jq -c --arg v "${label}" '{variant: $v, delivered_per_s, p50_us: .latency_us.p50, p99_us: .latency_us.p99, server_cpu_s, server_cpu_ns_per_record: ((.server_cpu_s * 1e9 / .delivered) | floor)}' <<<"${out}" 2>/dev/null || echo "${out}")"
+  printf '%s %s\n' "${label}" "${line}"
+  if [[ "${line}" == "{"* ]]; then echo "${line}" >>"${work}/results"; fi
 }
 
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -41,4 +45,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
     --server-env "METRICS_PORT_FILE=${work}/mport"
   kill "${scraper}" 2>/dev/null || true
   wait "${scraper}" 2>/dev/null || true
+done
+echo "medians:"
+for v in baseline off on; do
+  jq -s -c --arg v "${v}" '[.[] | select(.variant == $v)] as $x | select($x | length > 0)
+    | def med(f): ($x | map(f) | sort | .[(length - 1) / 2 | floor]);
+    {variant: $v, runs: ($x | length), delivered_per_s: med(.delivered_per_s),
+     p50_us: med(.p50_us), p99_us: med(.p99_us),
+     server_cpu_ns_per_record: med(.server_cpu_ns_per_record)}' "${work}/results"
 done
