@@ -202,35 +202,18 @@ std::size_t Shard::AdvanceWatermark(std::int64_t watermark_ns, RecordBlock& out)
     open.erase(open.begin(), open.begin() + static_cast<std::ptrdiff_t>(n));
     closed += n;
   };
-  // Thousands of topics close at once and none of their state is in cache: fetch a topic's
-  // state some steps ahead, and its open bars and history slot a few steps ahead, so the misses
-  // overlap. The list is compacted in order, so "ahead" is simply a later index.
-  constexpr std::size_t kStateAhead = 16;
-  constexpr std::size_t kPartsAhead = 8;
-  const std::size_t n_open = open_topics_.size();
-  std::size_t kept = 0;
-  for (std::size_t i = 0; i < n_open; ++i) {
-    if (i + kStateAhead < n_open) {
-      const auto* ahead = reinterpret_cast<const char*>(open_topics_[i + kStateAhead]);
-      for (std::size_t line = 0; line < sizeof(TopicState); line += 64) {
-        __builtin_prefetch(ahead + line);
-      }
-    }
-    if (i + kPartsAhead < n_open) {
-      const TopicState& ahead = *open_topics_[i + kPartsAhead];
-      if (!ahead.open_seconds.empty()) __builtin_prefetch(ahead.open_seconds.data());
-      ahead.seconds.PrefetchNext();
-    }
+  for (std::size_t i = 0; i < open_topics_.size();) {
     TopicState& st = *open_topics_[i];
     close_open(st, Mode::kSecond);
     close_open(st, Mode::kMinute);
     if (st.open_seconds.empty() && st.open_minutes.empty()) {
       st.in_open_list = false;
+      open_topics_[i] = open_topics_.back();
+      open_topics_.pop_back();
     } else {
-      open_topics_[kept++] = &st;
+      ++i;
     }
   }
-  open_topics_.resize(kept);
   EvictOverCap(0);
   return closed;
 }

@@ -89,6 +89,12 @@ struct Reader {
   bool ok = true;
 
   bool AtEnd() const { return p >= end; }
+  // Consumes the one-byte tag `expected` if it comes next (and nothing failed so far).
+  bool Expect(std::uint8_t expected) {
+    if (!ok || AtEnd() || *p != expected) return false;
+    ++p;
+    return true;
+  }
   // Inline fast paths (one-byte varints: every tag and most lengths; a whole fixed64); the
   // general case is out of line. On malformed input each sets ok = false and returns 0/empty.
   std::uint64_t Varint() {
@@ -213,23 +219,18 @@ namespace wire_detail {
 // loop reads instead.
 inline bool ParseCanonicalTick(std::span<const std::uint8_t> bytes, TickFields& t) {
   Reader r{bytes.data(), bytes.data() + bytes.size()};
-  auto tag = [&r](std::uint8_t expected) {
-    if (r.AtEnd() || *r.p != expected) return false;
-    ++r.p;
-    return true;
-  };
-  if (!tag(0x0A)) return false;  // 1, length-delimited
+  if (!r.Expect(0x0A)) return false;  // 1, length-delimited
   const auto topic = r.Bytes();
   t.topic = std::string_view(reinterpret_cast<const char*>(topic.data()), topic.size());
-  if (!r.ok || !tag(0x11)) return false;  // 2, fixed64
+  if (!r.Expect(0x11)) return false;  // 2, fixed64
   t.price = std::bit_cast<double>(r.Fixed64());
-  if (!r.ok || !tag(0x19)) return false;  // 3, fixed64
+  if (!r.Expect(0x19)) return false;  // 3, fixed64
   t.size = std::bit_cast<double>(r.Fixed64());
-  if (!r.ok || !tag(0x20)) return false;  // 4, varint
+  if (!r.Expect(0x20)) return false;  // 4, varint
   t.ts_ns = static_cast<std::int64_t>(r.Varint());
-  if (!r.ok || !tag(0x28)) return false;  // 5, varint
+  if (!r.Expect(0x28)) return false;  // 5, varint
   t.seq = r.Varint();
-  if (!r.ok || !tag(0x30)) return false;  // 6, varint
+  if (!r.Expect(0x30)) return false;  // 6, varint
   t.prev_seq = r.Varint();
   return r.ok && r.AtEnd();
 }
@@ -285,32 +286,27 @@ namespace wire_detail {
 // ParseCanonicalTick, false for any other layout.
 inline bool ParseCanonicalBar(std::span<const std::uint8_t> bytes, BarFields& b) {
   Reader r{bytes.data(), bytes.data() + bytes.size()};
-  auto tag = [&r](std::uint8_t expected) {
-    if (!r.ok || r.AtEnd() || *r.p != expected) return false;
-    ++r.p;
-    return true;
-  };
   auto f64 = [&r] { return std::bit_cast<double>(r.Fixed64()); };
-  if (!tag(0x0A)) return false;  // 1, length-delimited
+  if (!r.Expect(0x0A)) return false;  // 1, length-delimited
   const auto topic = r.Bytes();
   b.topic = std::string_view(reinterpret_cast<const char*>(topic.data()), topic.size());
-  if (!tag(0x10)) return false;  // 2, varint
+  if (!r.Expect(0x10)) return false;  // 2, varint
   b.interval = static_cast<std::uint32_t>(r.Varint());
-  if (!tag(0x18)) return false;  // 3, varint
+  if (!r.Expect(0x18)) return false;  // 3, varint
   b.start_ms = static_cast<std::int64_t>(r.Varint());
-  if (!tag(0x21)) return false;  // 4-8, fixed64
+  if (!r.Expect(0x21)) return false;  // 4-8, fixed64
   b.open = f64();
-  if (!tag(0x29)) return false;
+  if (!r.Expect(0x29)) return false;
   b.high = f64();
-  if (!tag(0x31)) return false;
+  if (!r.Expect(0x31)) return false;
   b.low = f64();
-  if (!tag(0x39)) return false;
+  if (!r.Expect(0x39)) return false;
   b.close = f64();
-  if (!tag(0x41)) return false;
+  if (!r.Expect(0x41)) return false;
   b.volume = f64();
-  if (!tag(0x48)) return false;  // 9, varint
+  if (!r.Expect(0x48)) return false;  // 9, varint
   b.count = r.Varint();
-  if (!tag(0x51)) return false;  // 10, fixed64
+  if (!r.Expect(0x51)) return false;  // 10, fixed64
   b.vwap = f64();
   return r.ok && r.AtEnd();
 }

@@ -18,6 +18,7 @@
 #include "support/raw_client.h"
 #include "support/server_process.h"
 #include "support/temp_dir.h"
+#include "support/utc_time.h"
 #include "support/wait.h"
 
 extern char** environ;
@@ -325,14 +326,7 @@ TEST(CliTest, SubReconnectsWhenTheServerRestarts) {
 }
 
 // "2024-05-01 12:00:01", the table's time column for a SECOND bar.
-std::string SecondTime(std::int64_t start_ms) {
-  const std::time_t t = static_cast<std::time_t>(start_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
+std::string SecondTime(std::int64_t start_ms) { return UtcTime(start_ms, "%Y-%m-%d %H:%M:%S"); }
 
 // `sub --mode second` against a server: live bars as JSON lines, and history through
 // --backfill (table) and --since (JSON, absolute and relative). Two known SECOND bars are made

@@ -17,6 +17,7 @@
 #include "support/bar_fold.h"
 #include "support/child_process.h"
 #include "support/json.h"
+#include "support/utc_time.h"
 
 namespace tickwire::testing {
 namespace {
@@ -33,14 +34,7 @@ std::vector<std::string> SubCommand(std::uint16_t port, std::vector<std::string>
 }
 
 // "2024-05-01 12:01", the table's time column for a MINUTE bar.
-std::string MinuteTime(std::int64_t start_ms) {
-  const std::time_t t = static_cast<std::time_t>(start_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M", &tm);
-  return buf;
-}
+std::string MinuteTime(std::int64_t start_ms) { return UtcTime(start_ms, "%Y-%m-%d %H:%M"); }
 
 // `printed` equals `want` to the 8 significant digits the table prints.
 bool Near(double printed, double want) {
