@@ -21,8 +21,17 @@ struct FrameTag {
 // A connection's output: whole frames waiting to be written, with at most one write in flight
 // covering a prefix of them. Bounded by max_pending_bytes; Push reports a breach and the
 // owner drops the connection as a slow consumer. Runs on the owning worker only.
+//
+// The bound is on memory, not wire bytes: each frame is charged what it occupies. That is its
+// buffer's capacity (a DATA_BATCH buffer is reused and can be larger than its frame; a frame
+// short enough for the string's inline storage has no buffer) plus kFrameOverhead for the queue
+// entry and allocator bookkeeping; a frame that points into a shared record block is charged
+// the whole block the first time the block appears in a row (the queue keeps it alive) and its
+// own part after that.
 class OutboundQueue {
  public:
+  static constexpr std::size_t kFrameOverhead = 128;
+
   explicit OutboundQueue(std::uint64_t max_pending_bytes) : max_pending_bytes_(max_pending_bytes) {}
 
   // Queues a frame. Returns false (and does not queue) if it would exceed the limit.
@@ -34,10 +43,17 @@ class OutboundQueue {
   // never copied here. Same limit as Push.
   bool PushShared(std::string head, engine::RecordBlockPtr block, std::string_view tail,
                   FrameTag tag);
+  // Queues a frame of which at most one may wait unsent (a HEARTBEAT echo): if the last one
+  // queued this way has not started to be written, `frame` replaces it in place; otherwise it
+  // is queued like Push. Same limit as Push.
+  bool PushCoalesced(std::string frame);
 
   bool write_in_flight() const { return in_flight_ > 0; }
   bool has_unsent() const { return frames_.size() > in_flight_; }
+  // Wire bytes of the queued frames (for the connection listing and logs).
   std::uint64_t pending_bytes() const { return pending_bytes_; }
+  // What the queued frames cost against max_pending_bytes (see above).
+  std::uint64_t charged_bytes() const { return charged_bytes_; }
 
   // Marks up to `max_frames` unsent frames as in flight and calls `fn(std::string_view)` for
   // each of their parts (one, or two for a shared frame), in order. Returns how many were
@@ -55,17 +71,34 @@ class OutboundQueue {
   std::size_t frame_count() const { return frames_.size(); }
 
  private:
-  std::uint64_t max_pending_bytes_;
-  std::uint64_t pending_bytes_ = 0;
-  std::size_t in_flight_ = 0;
   struct Entry {
     std::string bytes;
     FrameTag tag;
     engine::RecordBlockPtr shared;  // keeps `tail` alive
     std::string_view tail;
+    std::uint64_t charge;  // counted in charged_bytes_
     std::size_t size() const { return bytes.size() + tail.size(); }
   };
+  // What an owned frame buffer costs.
+  static std::uint64_t Charge(const std::string& bytes);
+  void Add(Entry entry);
+  void PopFront();
+  // A frame's number is its position counted from the first frame ever queued.
+  bool Queued(std::uint64_t number) const {
+    return number != kNone && number >= popped_ && number < popped_ + frames_.size();
+  }
+
+  std::uint64_t max_pending_bytes_;
+  std::uint64_t pending_bytes_ = 0;
+  std::uint64_t charged_bytes_ = 0;
+  std::size_t in_flight_ = 0;
   std::deque<Entry> frames_;
+  std::uint64_t popped_ = 0;  // frames removed from the front so far: frames_[0]'s number
+  static constexpr std::uint64_t kNone = ~std::uint64_t{0};
+  std::uint64_t coalesced_ = kNone;    // number of the frame PushCoalesced may replace
+  std::uint64_t last_shared_ = kNone;  // number of the newest shared frame
+  // The block of the newest shared frame, while it is queued.
+  const engine::RecordBlock* NewestSharedBlock() const;
 };
 
 template <typename Fn>
@@ -83,9 +116,7 @@ template <typename Fn>
 void OutboundQueue::CompleteWrite(Fn&& fn) {
   for (; in_flight_ > 0; --in_flight_) {
     fn(static_cast<const FrameTag&>(frames_.front().tag));
-    pending_bytes_ -= frames_.front().size();
-    protocol::RecycleFrameBuffer(std::move(frames_.front().bytes));
-    frames_.pop_front();
+    PopFront();
   }
 }
 

@@ -37,6 +37,8 @@ Shard::TopicState& Shard::Lookup(std::string_view topic) {
   if (it != topics_.end()) return it->second;
   it = topics_.emplace(std::string(topic), TopicState(options_)).first;
   it->second.name = &it->first;
+  it->second.serial = next_serial_++;
+  by_name_.emplace(it->first, &it->second);
   return it->second;
 }
 
@@ -72,6 +74,7 @@ void Shard::Erase(TopicState& st) {
   if (st.in_open_list) {
     open_topics_.erase(std::find(open_topics_.begin(), open_topics_.end(), &st));
   }
+  by_name_.erase(*st.name);
   topics_.erase(topics_.find(*st.name));
 }
 
@@ -230,102 +233,192 @@ std::uint64_t Shard::LastKey(const TopicState& st, Mode mode) const {
   return 0;
 }
 
-HistoryReply Shard::History(const HistoryRequest& req) {
-  HistoryReply reply;
-  std::vector<const TopicState*> targets;
-  if (req.wildcard) {
-    targets.reserve(topics_.size());
-    for (const auto& [name, st] : topics_) targets.push_back(&st);
-  } else {
-    for (const auto& topic : req.topics) {
-      if (const TopicState* st = Find(topic)) targets.push_back(st);
-    }
-    std::sort(targets.begin(), targets.end());  // a topic named twice is answered once
-    targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
-  }
-  const bool ticks = req.mode == Mode::kTick;
-  const std::int64_t since_ns = req.since_ms * kNsPerMs;
-  // Which retained records a topic offers: a contiguous newest run for bars and backfill; for
-  // ticks since a time, the ticks stamped at or after it (event times need not be monotone).
-  auto selected = [&](const TopicState& st, std::size_t i) {
-    if (ticks) return st.ticks[i].ts_ns >= since_ns;
-    const auto& ring = req.mode == Mode::kSecond ? st.seconds : st.minutes;
-    return ring[i].start_ms >= req.since_ms;
+struct Shard::SliceState {
+  const HistoryRequest& req;
+  HistoryCursor& cursor;
+  RecordBlock& out;
+  SliceLimits limits;
+  std::int64_t since_ns;
+  std::size_t steps = 0;
+
+  bool Full() const { return out.bytes.size() >= limits.max_bytes || steps >= limits.max_steps; }
+};
+
+bool Shard::ReplayTopic(const TopicState& st, bool resume, SliceState& s) {
+  const Mode mode = s.req.mode;
+  const bool ticks = mode == Mode::kTick;
+  const auto& bars = mode == Mode::kSecond ? st.seconds : st.minutes;
+  const std::size_t n = ticks ? st.ticks.size() : bars.size();
+  HistoryCursor& c = s.cursor;
+  // Keys ascend in ring order (ticks by seq, bars by start), so positions are found by binary
+  // search, whatever the ring's size.
+  auto key_at = [&](std::size_t i) {
+    return ticks ? st.ticks[i].seq : static_cast<std::uint64_t>(bars[i].start_ms);
   };
-  auto ring_size = [&](const TopicState& st) {
-    return ticks ? st.ticks.size()
-                 : (req.mode == Mode::kSecond ? st.seconds.size() : st.minutes.size());
-  };
-  std::vector<std::size_t> counts(targets.size());
-  std::size_t total = 0;
-  std::size_t largest = 0;
-  for (std::size_t k = 0; k < targets.size(); ++k) {
-    const TopicState& st = *targets[k];
-    if (const std::uint64_t key = LastKey(st, req.mode); key != 0) {
-      reply.last_keys.emplace(*st.name, key);
-    }
-    const std::size_t n = ring_size(st);
-    std::size_t c = 0;
-    if (req.backfill > 0) {
-      c = std::min<std::size_t>(n, req.backfill);
-    } else {
-      for (std::size_t i = 0; i < n; ++i) c += selected(st, i) ? 1U : 0U;
-    }
-    counts[k] = c;
-    total += c;
-    largest = std::max(largest, c);
-  }
-  // Over budget: the largest per-topic limit whose total fits, newest records kept.
-  std::size_t limit = largest;
-  if (total > options_.max_backfill_records) {
-    reply.truncated = true;
-    ++stats_.backfills_truncated;
+  auto first_above = [&](std::uint64_t key) {
     std::size_t lo = 0;
-    std::size_t hi = largest;
+    std::size_t hi = n;
     while (lo < hi) {
-      const std::size_t mid = lo + (hi - lo + 1) / 2;
-      std::size_t sum = 0;
-      for (std::size_t c : counts) sum += std::min(c, mid);
-      if (sum <= options_.max_backfill_records) {
-        lo = mid;
+      const std::size_t mid = lo + (hi - lo) / 2;
+      if (key_at(mid) <= key) {
+        lo = mid + 1;
       } else {
-        hi = mid - 1;
+        hi = mid;
       }
     }
-    limit = lo;
-  }
-  RecordBlock& out = reply.records;
-  for (std::size_t k = 0; k < targets.size(); ++k) {
-    const TopicState& st = *targets[k];
-    const std::size_t take = std::min(counts[k], limit);
-    if (take == 0) continue;
-    std::size_t skip = counts[k] - take;  // oldest selected records left out
-    const std::size_t n = ring_size(st);
-    const std::size_t first = req.backfill > 0 ? n - counts[k] : 0;
-    for (std::size_t i = first; i < n; ++i) {
-      if (req.backfill == 0 && !selected(st, i)) continue;
-      if (skip > 0) {
-        --skip;
-        continue;
+    return lo;
+  };
+  // A backfill and a bar since take a contiguous newest run; ticks since are those stamped at
+  // or after it, in seq order (event times need not be monotone).
+  const bool filtered = ticks && s.req.backfill == 0;
+  auto selected = [&](std::size_t i) { return !filtered || st.ticks[i].ts_ns >= s.since_ns; };
+
+  std::size_t i = 0;
+  std::uint64_t cap = 0;
+  std::uint64_t quota = 0;
+  if (resume) {
+    i = first_above(c.partial_key);
+    cap = c.partial_cap;
+    quota = c.partial_quota;
+  } else {
+    ++s.steps;
+    const std::uint64_t topics = std::max<std::uint64_t>(c.topics_left, 1);
+    if (c.topics_left > 0) --c.topics_left;
+    if (n == 0) return true;
+    const std::uint64_t share = (c.budget + topics - 1) / topics;
+    cap = LastKey(st, mode);
+    if (!filtered) {
+      std::size_t first = 0;  // the oldest selected
+      if (s.req.backfill > 0) {
+        first = n - std::min<std::size_t>(n, s.req.backfill);
+      } else if (s.req.since_ms > 0) {
+        first = first_above(static_cast<std::uint64_t>(s.req.since_ms) - 1);
       }
-      const auto offset = out.bytes.size();
+      const std::size_t wanted = n - first;
+      quota = std::min<std::uint64_t>(wanted, share);
+      if (quota < wanted) c.truncated = true;
+      i = n - static_cast<std::size_t>(quota);
+    } else if (n <= share) {
+      quota = n;  // every selected tick fits
+    } else {
+      // The newest `share` selected ticks: walk back to where they start.
+      i = n;
+      while (i > 0 && quota < share) {
+        --i;
+        ++s.steps;
+        if (selected(i)) ++quota;
+      }
+      for (std::size_t j = i; j > 0 && !c.truncated; --j) {
+        ++s.steps;
+        if (selected(j - 1)) c.truncated = true;
+      }
+    }
+  }
+  for (; i < n && quota > 0; ++i) {
+    const std::uint64_t key = key_at(i);
+    if (key > cap) break;
+    ++s.steps;
+    c.partial_key = key;
+    if (selected(i)) {
+      const auto offset = s.out.bytes.size();
       if (ticks) {
         const TickRecord& r = st.ticks[i];
         const std::size_t topic_offset = protocol::AppendTickRecordEntry(
-            out.bytes, protocol::TickFields{*st.name, r.price, r.size, r.ts_ns, r.seq, r.prev_seq});
-        AppendEntry(out, offset, topic_offset, st.name->size(), Mode::kTick, 0, r.seq);
+            s.out.bytes,
+            protocol::TickFields{*st.name, r.price, r.size, r.ts_ns, r.seq, r.prev_seq});
+        AppendEntry(s.out, offset, topic_offset, st.name->size(), Mode::kTick, 0, r.seq);
       } else {
-        const Bar& b = (req.mode == Mode::kSecond ? st.seconds : st.minutes)[i];
+        const Bar& b = bars[i];
         const std::size_t topic_offset = protocol::AppendBarRecordEntry(
-            out.bytes,
-            protocol::BarFields{*st.name, static_cast<std::uint32_t>(req.mode), b.start_ms, b.open,
+            s.out.bytes,
+            protocol::BarFields{*st.name, static_cast<std::uint32_t>(mode), b.start_ms, b.open,
                                 b.high, b.low, b.close, b.volume, b.count, b.vwap()});
-        AppendEntry(out, offset, topic_offset, st.name->size(), req.mode, 0,
-                    static_cast<std::uint64_t>(b.start_ms));
+        AppendEntry(s.out, offset, topic_offset, st.name->size(), mode, 0, key);
       }
+      --quota;
+      --c.budget;
+    }
+    if (s.Full() && i + 1 < n && quota > 0 && key_at(i + 1) <= cap) {
+      c.partial_cap = cap;
+      c.partial_quota = quota;
+      return false;
     }
   }
-  return reply;
+  return true;
+}
+
+HistorySlice Shard::NextHistorySlice(const HistoryRequest& req, HistoryCursor cursor,
+                                     SliceLimits limits) {
+  HistorySlice slice;
+  slice.cursor = std::move(cursor);
+  HistoryCursor& c = slice.cursor;
+  if (c.finished) return slice;
+  if (!c.started) {
+    c.started = true;
+    c.budget = options_.max_backfill_records;
+    c.topics_left = req.wildcard ? topics_.size() : (req.topics ? req.topics->size() : 0);
+  }
+  limits.max_bytes = std::max<std::size_t>(limits.max_bytes, 1);
+  limits.max_steps = std::max<std::size_t>(limits.max_steps, 1);
+  const std::int64_t since_ns = req.since_ms > std::numeric_limits<std::int64_t>::max() / kNsPerMs
+                                    ? std::numeric_limits<std::int64_t>::max()
+                                    : req.since_ms * kNsPerMs;
+  SliceState s{req, c, slice.records, limits, since_ns};
+  const bool was_truncated = c.truncated;
+  static const std::vector<std::string> kNone;
+  const std::vector<std::string>& list = req.topics ? *req.topics : kNone;
+  while (!s.Full()) {
+    // The next topic in name order. While one is in progress it comes next: topics named
+    // between it and `after` were created after it began, so all their records reach the
+    // subscriber live.
+    std::string_view name;
+    const TopicState* st = nullptr;
+    if (req.wildcard) {
+      const auto it =
+          c.partial.empty() ? by_name_.upper_bound(c.after) : by_name_.lower_bound(c.partial);
+      if (it == by_name_.end()) {
+        c.finished = true;
+        break;
+      }
+      name = it->first;
+      st = it->second;
+    } else {
+      const auto it = c.partial.empty() ? std::upper_bound(list.begin(), list.end(), c.after)
+                                        : std::lower_bound(list.begin(), list.end(), c.partial);
+      if (it == list.end()) {
+        c.finished = true;
+        break;
+      }
+      name = *it;
+      st = Find(name);
+    }
+    const bool resume =
+        st != nullptr && !c.partial.empty() && name == c.partial && st->serial == c.partial_serial;
+    c.partial.clear();
+    if (st == nullptr) {  // named, but nothing retained
+      ++s.steps;
+      c.after = name;
+      continue;
+    }
+    if (!resume && c.budget == 0) {
+      const std::size_t retained = req.mode == Mode::kTick     ? st->ticks.size()
+                                   : req.mode == Mode::kSecond ? st->seconds.size()
+                                                               : st->minutes.size();
+      if (retained > 0) {
+        c.truncated = true;  // the share is spent and this topic has history left out
+        c.finished = true;
+        break;
+      }
+    }
+    if (!ReplayTopic(*st, resume, s)) {
+      c.partial = name;
+      c.partial_serial = st->serial;
+      break;
+    }
+    c.after = name;
+  }
+  if (c.truncated && !was_truncated) ++stats_.backfills_truncated;
+  return slice;
 }
 
 void Shard::SetInterest(std::string_view topic, Mode mode, unsigned worker, bool interested) {

@@ -2,6 +2,8 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -49,22 +51,53 @@ struct ShardStats {
   std::uint64_t backfills_truncated = 0;
 };
 
-// What a subscriber asks an owner shard for before it goes live (PROTOCOL S8b).
+// What a subscriber asks an owner shard for before it goes live (PROTOCOL S8b). The same
+// request is sent for every slice of one replay; only the cursor changes.
 struct HistoryRequest {
   Mode mode = Mode::kTick;
   bool wildcard = false;
-  std::vector<std::string> topics;  // the exact topics this shard owns (ignored for wildcard)
-  std::uint32_t backfill = 0;       // the N most recent per topic, or
-  std::int64_t since_ms = 0;        // everything from this time on
+  // The exact topics this shard owns, sorted by name (unused for wildcard). Shared: the
+  // subscriber sends it with every slice request and never copies it.
+  std::shared_ptr<const std::vector<std::string>> topics;
+  std::uint32_t backfill = 0;  // the N most recent per topic, or
+  std::int64_t since_ms = 0;   // everything from this time on
 };
 
-// Retained records answering a HistoryRequest, oldest first per topic, and for every topic
-// the key of the newest record of that mode it had produced when the request was served (the
-// subscriber drops live records at or below it: they are either in `records` or older).
-struct HistoryReply {
+// Where a sliced replay stands on one shard. The subscriber keeps it between slices and sends
+// it back with the next request; the shard keeps no state of its own for a replay, so a
+// cancelled or abandoned replay costs it nothing.
+//
+// Topics are replayed in name order (for `*`: the shard's topics at the time each slice is
+// read). `after` divides them: every topic named at or before it is complete. The topic being
+// replayed when a slice filled up is `partial`; its next slice continues after the last key
+// examined, up to `partial_cap`, the topic's newest key when its replay began (newer records
+// reach the subscriber live).
+struct HistoryCursor {
+  bool started = false;
+  bool finished = false;             // nothing more to send from this shard
+  bool truncated = false;            // the share of MAX_BACKFILL_RECORDS cut something
+  std::string after;                 // "" before the first topic (topic names are never empty)
+  std::string partial;               // empty: no topic in progress
+  std::uint64_t partial_serial = 0;  // its incarnation: an evicted topic created again differs
+  std::uint64_t partial_key = 0;     // last key examined
+  std::uint64_t partial_cap = 0;
+  std::uint64_t partial_quota = 0;  // records it may still send
+  std::uint64_t budget = 0;         // records the replay may still send from this shard
+  std::uint64_t topics_left = 0;    // topics not yet begun (for the fair share of `budget`)
+};
+
+// One slice of a replay: records oldest first per topic, topics in name order, and the cursor
+// after it. The topics named in (previous cursor's `after`, this cursor's `after`] are
+// complete (all of them once `finished`); `partial` is not.
+struct HistorySlice {
   RecordBlock records;
-  std::unordered_map<std::string, std::uint64_t> last_keys;
-  bool truncated = false;  // max_backfill_records cut it (newest kept per topic)
+  HistoryCursor cursor;
+};
+
+// Bounds on the work of one slice.
+struct SliceLimits {
+  std::size_t max_bytes = 64 * 1024;  // encoded records (the slice ends after the one past it)
+  std::size_t max_steps = 4096;       // topics visited plus retained records examined
 };
 
 // The state of the topics one worker owns: sequence numbers, open bars, history rings and
@@ -86,8 +119,12 @@ class Shard {
   // record for each bar some worker subscribes to. Returns the number of bars closed.
   std::size_t AdvanceWatermark(std::int64_t watermark_ns, RecordBlock& out);
 
-  // Retained records for a subscriber that starts with backfill or since_ms.
-  HistoryReply History(const HistoryRequest& request);
+  // The next slice of a replay for a subscriber that starts with backfill or since_ms: what
+  // `cursor` has not covered yet, within `limits`. Each topic sends its newest selected records
+  // up to a fair share of the replay's budget (this shard's share of MAX_BACKFILL_RECORDS):
+  // a topic begun with B records left and T topics to go may send ceil(B / T).
+  HistorySlice NextHistorySlice(const HistoryRequest& request, HistoryCursor cursor,
+                                SliceLimits limits = {});
 
   // Worker `worker` gained (first subscriber) or lost (last subscriber) interest in a topic.
   void SetInterest(std::string_view topic, Mode mode, unsigned worker, bool interested);
@@ -116,6 +153,7 @@ class Shard {
     explicit TopicState(const ShardOptions& o)
         : seconds(o.second_bars), minutes(o.minute_bars), ticks(o.ticks) {}
     const std::string* name = nullptr;  // the map key
+    std::uint64_t serial = 0;           // creation order in this shard: tells incarnations apart
     std::uint64_t last_seq = 0;
     std::array<WorkerMask, kModeSlots> interest{};
     // Open buckets, ascending start (several only while ticks straddle a boundary).
@@ -159,11 +197,17 @@ class Shard {
   void EvictOverCap(std::size_t room);
   void Erase(TopicState& st);
   std::uint64_t LastKey(const TopicState& st, Mode mode) const;
+  // Replays what it may of one topic into `out`; true when the topic is complete.
+  struct SliceState;
+  bool ReplayTopic(const TopicState& st, bool resume, SliceState& s);
 
   unsigned index_;
   ShardOptions options_;
   ShardStats stats_;
   TopicMap topics_;
+  // The same topics in name order, for history replays that resume where they stopped.
+  std::map<std::string_view, TopicState*> by_name_;
+  std::uint64_t next_serial_ = 1;
   std::array<WorkerMask, kModeSlots> wildcard_{};
   std::vector<TopicState*> open_topics_;  // topics with at least one open bucket
   TopicState* lru_head_ = nullptr;        // most recently published

@@ -316,11 +316,11 @@ void Connection::DeliverRecord(const engine::RecordBlock& block,
   if (!catchups_.empty()) {
     const std::string_view topic = block.Topic(e);
     for (auto& c : catchups_) {
-      if (!c.Covers(topic, e.mode)) continue;
-      c.held.push_back(HeldRecord{std::string(block.EntryBytes(e)), e.topic_offset - e.offset,
-                                  e.topic_length, e.key});
-      held_bytes_ += e.length;
-      if (held_bytes_ + queue_.pending_bytes() > worker_.context().config.max_pending_bytes) {
+      if (!c->Covers(topic, e.mode)) continue;
+      WithCatchUp(*c, [&](delivery::CatchUp& cu, const delivery::CatchUp::Emit& emit) {
+        cu.OnLive(topic, e.key, block.EntryBytes(e), emit);
+      });
+      if (held_bytes_ + queue_.charged_bytes() > worker_.context().config.max_pending_bytes) {
         SlowConsumer(SlowConsumerCause::kPendingBytes, "pending output over MAX_PENDING_BYTES");
       }
       return;
@@ -404,15 +404,6 @@ void Connection::OnFrameOpened() {
   }
 }
 
-std::uint64_t Connection::CatchUp::LastKey(std::string_view topic) const {
-  for (const auto& r : replies) {
-    if (auto it = r->last_keys.find(std::string(topic)); it != r->last_keys.end()) {
-      return it->second;
-    }
-  }
-  return 0;
-}
-
 bool Connection::Covered(std::string_view topic, engine::Mode mode, std::uint64_t except) const {
   for (const auto& [id, sub] : session_.subscriptions()) {
     if (id == except || sub.mode != mode) continue;
@@ -423,103 +414,108 @@ bool Connection::Covered(std::string_view topic, engine::Mode mode, std::uint64_
   return false;
 }
 
+template <typename Fn>
+void Connection::WithCatchUp(delivery::CatchUp& c, Fn&& fn) {
+  const std::uint64_t before = c.held_bytes();
+  const delivery::CatchUp::Emit emit = [this](std::string_view entry) { Append(entry); };
+  fn(c, emit);
+  held_bytes_ = held_bytes_ - before + c.held_bytes();
+}
+
 void Connection::StartCatchUp(std::uint64_t subscription_id, const session::Subscription& sub) {
-  CatchUp c{next_catchup_++, subscription_id, sub.mode, sub.wildcard, {}, 0, {}, 0, 0, {}};
-  const unsigned shards = static_cast<unsigned>(worker_.context().workers.size());
-  std::vector<engine::HistoryRequest> requests(shards);
+  const auto& config = worker_.context().config;
+  const std::size_t retained = sub.mode == engine::Mode::kTick     ? config.history_ticks
+                               : sub.mode == engine::Mode::kSecond ? config.history_second_bars
+                                                                   : config.history_minute_bars;
+  if (retained == 0) return;  // nothing is retained in this mode: live at once
+  delivery::CatchUp::TopicSet topics;
   if (sub.wildcard) {
     // Topics other subscriptions already deliver stay live; everything else catches up.
     for (const auto& [id, other] : session_.subscriptions()) {
       if (id == subscription_id || other.mode != sub.mode) continue;
       if (other.wildcard) return;  // "*" in this mode is live already: nothing to catch up
-      c.topics.insert(other.topics.begin(), other.topics.end());
+      topics.insert(other.topics.begin(), other.topics.end());
     }
-    for (auto& r : requests) r.wildcard = true;
   } else {
     for (const auto& t : sub.topics) {
-      if (Covered(t, sub.mode, subscription_id)) continue;
-      c.topics.insert(t);
-      requests[engine::ShardOf(t, shards)].topics.push_back(t);
+      if (!Covered(t, sub.mode, subscription_id)) topics.insert(t);
     }
-    if (c.topics.empty()) return;
+    if (topics.empty()) return;
   }
-  for (auto& r : requests) {
-    if (!r.wildcard && r.topics.empty()) continue;
-    r.mode = sub.mode;
-    r.backfill = sub.backfill;
-    r.since_ms = sub.since_ms;
-    ++c.awaiting;
-  }
-  const std::uint64_t id = c.id;
-  catchups_.push_back(std::move(c));
-  for (unsigned s = 0; s < shards; ++s) {
-    if (!requests[s].wildcard && requests[s].topics.empty()) continue;
-    worker_.RequestHistory(s, std::move(requests[s]), shared_from_this(), id);
-  }
+  catchups_.push_back(std::make_unique<delivery::CatchUp>(
+      next_catchup_++, subscription_id, sub.mode, sub.wildcard, std::move(topics), sub.backfill,
+      sub.since_ms, static_cast<unsigned>(worker_.context().workers.size())));
+  PumpCatchUps();
 }
 
-void Connection::OnHistory(std::uint64_t catchup_id,
-                           std::shared_ptr<const engine::HistoryReply> reply) {
-  if (closing_) return;
-  for (auto& c : catchups_) {
-    if (c.id != catchup_id) continue;
-    c.replies.push_back(std::move(reply));
-    if (--c.awaiting == 0) PumpCatchUps();
-    return;
-  }
+std::uint64_t Connection::CatchUpThreshold() const {
+  // Keep the queue short so history never trips the pending-output limit on its own.
+  return std::min<std::uint64_t>(256 * 1024, worker_.context().config.max_pending_bytes / 4);
+}
+
+std::size_t Connection::SliceBytes() const {
+  return static_cast<std::size_t>(
+      std::clamp<std::uint64_t>(CatchUpThreshold() / kMaxSlicesInFlight, 1024, 64 * 1024));
 }
 
 void Connection::PumpCatchUps() {
-  if (pumping_) return;
-  pumping_ = true;
-  // Keep the queue short so history never trips the pending-output limit on its own.
-  const std::uint64_t threshold =
-      std::min<std::uint64_t>(256 * 1024, worker_.context().config.max_pending_bytes / 4);
-  for (std::size_t i = 0; i < catchups_.size() && !closing_;) {
-    CatchUp& c = catchups_[i];
-    if (c.awaiting > 0) {
-      ++i;
-      continue;
+  if (closing_) return;
+  const std::uint64_t threshold = CatchUpThreshold();
+  const std::size_t slice_bytes = SliceBytes();
+  // Oldest catch-up first; within one, its owner shards in turn.
+  for (auto& c : catchups_) {
+    for (;;) {
+      if (slices_in_flight_ >= kMaxSlicesInFlight) return;
+      // Room for what is queued and every slice on its way (one request always, when the queue
+      // is below the threshold, so a small MAX_PENDING_BYTES still makes progress).
+      if (queue_.charged_bytes() + std::uint64_t{slices_in_flight_ + 1} * slice_bytes > threshold &&
+          (slices_in_flight_ > 0 || queue_.charged_bytes() >= threshold)) {
+        return;
+      }
+      delivery::CatchUp::SliceRequest next;
+      if (!c->NextRequest(next)) break;
+      ++slices_in_flight_;
+      worker_.RequestHistorySlice(
+          next.shard,
+          HistorySliceRequest{std::move(next.request), std::move(next.cursor),
+                              engine::SliceLimits{slice_bytes, kSliceSteps}, c->cancel(),
+                              shared_from_this(), c->id(), worker_.index()});
     }
-    bool done = false;
-    while (!closing_ && queue_.pending_bytes() < threshold) {
-      if (c.reply_index < c.replies.size()) {
-        const engine::RecordBlock& block = c.replies[c.reply_index]->records;
-        if (c.entry_index >= block.entries.size()) {
-          ++c.reply_index;
-          c.entry_index = 0;
-          continue;
-        }
-        const auto& e = block.entries[c.entry_index++];
-        if (c.wildcard && c.topics.contains(block.Topic(e))) continue;  // live elsewhere
-        Append(block.EntryBytes(e));
-        continue;
-      }
-      if (!c.held.empty()) {
-        HeldRecord h = std::move(c.held.front());
-        c.held.pop_front();
-        held_bytes_ -= h.bytes.size();
-        if (h.key > c.LastKey(h.topic())) Append(h.bytes);  // older ones came as history
-        continue;
-      }
-      done = true;
+  }
+}
+
+void Connection::OnHistorySlice(std::uint64_t catchup_id, unsigned owner,
+                                std::shared_ptr<const engine::HistorySlice> slice) {
+  if (slices_in_flight_ > 0) --slices_in_flight_;
+  if (closing_) return;
+  if (slice != nullptr) {
+    for (std::size_t i = 0; i < catchups_.size(); ++i) {
+      delivery::CatchUp& c = *catchups_[i];
+      if (c.id() != catchup_id) continue;
+      bool complete = false;
+      WithCatchUp(c, [&](delivery::CatchUp& cu, const delivery::CatchUp::Emit& emit) {
+        complete = cu.OnSlice(owner, *slice, emit);
+      });
+      if (complete) catchups_.erase(catchups_.begin() + static_cast<std::ptrdiff_t>(i));
       break;
     }
-    if (!done) break;  // the queue is full: OnWriteDone pumps again
-    catchups_.erase(catchups_.begin() + static_cast<std::ptrdiff_t>(i));
   }
-  pumping_ = false;
+  PumpCatchUps();
 }
 
 void Connection::DropCatchUp(std::size_t index, std::uint64_t removed_subscription) {
-  CatchUp c = std::move(catchups_[index]);
+  std::unique_ptr<delivery::CatchUp> c = std::move(catchups_[index]);
   catchups_.erase(catchups_.begin() + static_cast<std::ptrdiff_t>(index));
   // Held records of topics another subscription still delivers go out now; the rest (and the
   // unsent history) belonged to the subscription being removed.
-  for (auto& h : c.held) {
-    held_bytes_ -= h.bytes.size();
-    if (!closing_ && Covered(h.topic(), c.mode, removed_subscription)) Append(h.bytes);
-  }
+  const engine::Mode mode = c->mode();
+  WithCatchUp(*c, [&](delivery::CatchUp& cu, const delivery::CatchUp::Emit& emit) {
+    cu.Abandon(
+        [&](std::string_view topic) {
+          return !closing_ && Covered(topic, mode, removed_subscription);
+        },
+        emit);
+  });
 }
 
 void Connection::FlushBatch(Clock::time_point now, bool force) {
@@ -551,6 +547,17 @@ void Connection::SendFrame(std::string frame) {
     return;
   }
   if (Enqueue(std::move(frame))) StartWrite();
+}
+
+void Connection::SendHeartbeatEcho(std::string frame) {
+  if (closing_) return;
+  // At most one echo waits unsent, carrying the newest ts_ms: a client that heartbeats faster
+  // than it reads cannot grow the queue with them.
+  if (!queue_.PushCoalesced(std::move(frame))) {
+    SlowConsumer(SlowConsumerCause::kPendingBytes, "pending output over MAX_PENDING_BYTES");
+    return;
+  }
+  StartWrite();
 }
 
 void Connection::StartWrite() {
@@ -785,6 +792,7 @@ void Connection::Close(session::CloseReason reason) {
 
 void Connection::Cleanup() {
   worker_.admission().Released(authenticated_);
+  for (auto& c : catchups_) c->cancel()->cancelled.store(true, std::memory_order_relaxed);
   catchups_.clear();
   held_bytes_ = 0;
   std::vector<delivery::FanoutTable::InterestChange> changes;
@@ -811,7 +819,7 @@ void Connection::AddSubscription(std::uint64_t id, const session::Subscription& 
 
 void Connection::RemoveSubscription(std::uint64_t id, const session::Subscription& sub) {
   for (std::size_t i = 0; i < catchups_.size(); ++i) {
-    if (catchups_[i].subscription_id == id) {
+    if (catchups_[i]->subscription_id() == id) {
       DropCatchUp(i, id);
       break;
     }

@@ -9,10 +9,10 @@
 #include <memory>
 #include <span>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 #include "delivery/batcher.h"
+#include "delivery/catch_up.h"
 #include "delivery/outbound_queue.h"
 #include "delivery/subscriber.h"
 #include "net/worker.h"
@@ -59,8 +59,10 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   // A copy of what the connection listing shows (on this connection's worker).
   ConnectionInfo Info(Clock::time_point now, bool subs) const;
 
-  // An owner shard's answer to one of this connection's history requests.
-  void OnHistory(std::uint64_t catchup_id, std::shared_ptr<const engine::HistoryReply> reply);
+  // An owner shard's answer to one of this connection's slice requests (null: skipped, its
+  // replay was cancelled).
+  void OnHistorySlice(std::uint64_t catchup_id, unsigned owner,
+                      std::shared_ptr<const engine::HistorySlice> slice);
 
   // delivery::Subscriber
   void DeliverRecord(const engine::RecordBlock& block,
@@ -70,6 +72,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
 
   // session::SessionHost
   void SendFrame(std::string frame) override;
+  void SendHeartbeatEcho(std::string frame) override;
   void CloseAfterError(session::CloseReason reason) override;
   void AddSubscription(std::uint64_t id, const session::Subscription& sub) override;
   void RemoveSubscription(std::uint64_t id, const session::Subscription& sub) override;
@@ -119,53 +122,28 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void Cleanup();
   void LogClose();
 
-  // A subscription with backfill or since_ms that is not live yet (PROTOCOL S8b). From the
-  // moment it is added, live records of its (topics, mode) are held here; once every owner
-  // shard has answered, its history is sent (paced by the output queue), then the held records
-  // newer than what the history covered, and only then does it go live. Catch-ups of one
-  // connection never overlap: topics another subscription already delivers get no history.
-  struct HeldRecord {
-    std::string bytes;
-    std::uint32_t topic_offset;
-    std::uint16_t topic_length;
-    std::uint64_t key;
-    std::string_view topic() const {
-      return std::string_view(bytes).substr(topic_offset, topic_length);
-    }
-  };
-  struct TopicHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return engine::TopicHash(s); }
-  };
-  using TopicSet = std::unordered_set<std::string, TopicHash, std::equal_to<>>;
-  struct CatchUp {
-    std::uint64_t id;
-    std::uint64_t subscription_id;
-    engine::Mode mode;
-    bool wildcard;
-    TopicSet topics;    // exact: the topics it covers; wildcard: the ones it does not
-    unsigned awaiting;  // owner shards yet to answer
-    std::vector<std::shared_ptr<const engine::HistoryReply>> replies;
-    std::size_t reply_index = 0;  // history cursor
-    std::size_t entry_index = 0;
-    std::deque<HeldRecord> held;
-    bool Covers(std::string_view topic, engine::Mode m) const {
-      return m == mode && (wildcard ? !topics.contains(topic) : topics.contains(topic));
-    }
-    std::uint64_t LastKey(std::string_view topic) const;
-  };
   // Appends an encoded record to the open DATA_BATCH (arming its window).
   void Append(std::string_view entry);
   // A record opened a new frame: arm its batch window (or mark it for the end of the turn).
   void OnFrameOpened();
-  // Starts a catch-up for a new subscription when it asks for history; returns its owner
-  // shards' requests (none when there is nothing new to catch up on).
+  // Starts a catch-up (delivery::CatchUp) for a new subscription that asks for history,
+  // unless there is nothing new to catch up on.
   void StartCatchUp(std::uint64_t subscription_id, const session::Subscription& sub);
   // Whether another subscription (not `except`) already delivers `topic` in `mode`.
   bool Covered(std::string_view topic, engine::Mode mode, std::uint64_t except) const;
-  // Feeds answered catch-ups into the output while the queue is short.
+  // Asks owner shards for the next history slices while the output has room for them: at most
+  // kMaxSlicesInFlight requests out, and never more than the catch-up threshold of output
+  // queued or on its way.
   void PumpCatchUps();
   void DropCatchUp(std::size_t index, std::uint64_t removed_subscription);
+  // Runs `fn(catch_up)` and keeps held_bytes_ in step with what it holds.
+  template <typename Fn>
+  void WithCatchUp(delivery::CatchUp& c, Fn&& fn);
+  // Output queued below which history slices are requested, and the size of one slice.
+  std::uint64_t CatchUpThreshold() const;
+  std::size_t SliceBytes() const;
+  static constexpr unsigned kMaxSlicesInFlight = 4;
+  static constexpr std::size_t kSliceSteps = 4096;  // topics visited + records examined
 
   Worker& worker_;
   asio::ip::tcp::socket socket_;
@@ -201,11 +179,11 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   session::CloseReason close_reason_ = session::CloseReason::kNone;
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;
-  std::vector<CatchUp> catchups_;
+  std::vector<std::unique_ptr<delivery::CatchUp>> catchups_;  // oldest first
   std::uint64_t next_catchup_ = 1;
-  std::uint64_t held_bytes_ = 0;  // held live records, counted against MAX_PENDING_BYTES
-  bool pumping_ = false;
-  std::string close_detail_;  // the fatal ERROR's message, for the close log line
+  std::uint64_t held_bytes_ = 0;   // held live records, counted against MAX_PENDING_BYTES
+  unsigned slices_in_flight_ = 0;  // slice requests out (cancelled ones included)
+  std::string close_detail_;       // the fatal ERROR's message, for the close log line
 };
 
 }  // namespace tickwire::net

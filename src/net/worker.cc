@@ -2,7 +2,10 @@
 
 #include <boost/asio/post.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdlib>
 
 #include "net/connection.h"
 #include "observability/log.h"
@@ -71,8 +74,7 @@ Worker::~Worker() { Join(); }
 
 void Worker::Start() {
   outbox_ingest_.resize(ctx_.workers.size());
-  outbox_blocks_.resize(ctx_.workers.size());
-  outbox_replies_.resize(ctx_.workers.size());
+  outbox_output_.resize(ctx_.workers.size());
   marks_.assign(ctx_.workers.size(), 0);
   thread_ = std::thread([this] { Run(); });
 }
@@ -80,15 +82,33 @@ void Worker::Start() {
 void Worker::Run() {
   ArmSweep();
   ArmBarClock();
-  for (;;) {
-    try {
-      io_.run();
-      return;
-    } catch (const std::exception& e) {
-      // A bug, not bad input (input errors never throw); keep the worker alive and say so.
-      obs::Log(obs::Level::kError, "worker_exception", e.what(), {{"worker", index_}});
+  try {
+    io_.run();
+  } catch (const std::exception& e) {
+    Fatal(index_, e.what());
+  } catch (...) {
+    Fatal(index_, "an exception of unknown type");
+  }
+}
+
+void Worker::Fatal(unsigned worker, std::string_view what) noexcept {
+  // A bug, not bad input (input errors never throw, and a frame handler that throws ends only
+  // its connection, see Session::OnFrame). The handler that threw may have been applying ticks
+  // another worker posted here, delivering records or history, or reporting an ack: carrying on
+  // would lose them without a trace. So: one line, written now (not queued), then abort.
+  const std::string line = obs::FormatLogLine(
+      obs::Level::kError, "worker_fault",
+      "an exception escaped a worker's event loop; aborting so that nothing is lost silently",
+      {{"worker", worker}, {"what", what}});
+  for (int fd : {STDOUT_FILENO, STDERR_FILENO}) {
+    std::size_t off = 0;
+    while (off < line.size()) {
+      const ssize_t n = ::write(fd, line.data() + off, line.size() - off);
+      if (n <= 0) break;
+      off += static_cast<std::size_t>(n);
     }
   }
+  std::abort();
 }
 
 void Worker::Stop() {
@@ -270,46 +290,74 @@ void Worker::PublishInterest(const std::vector<delivery::FanoutTable::InterestCh
   }
 }
 
-void Worker::RequestHistory(unsigned owner, engine::HistoryRequest request, const ConnectionPtr& c,
-                            std::uint64_t catchup_id) {
+void Worker::RequestHistorySlice(unsigned owner, HistorySliceRequest request) {
   Worker* w = ctx_.workers[owner];
+  auto queue = [w](HistorySliceRequest& r) {
+    w->history_queue_.push_back(std::move(r));
+    if (w->history_scheduled_) return;
+    w->history_scheduled_ = true;
+    asio::post(w->io(), [w] { w->ServeHistorySlices(); });
+  };
   if (w == this) {
-    ServeHistory(index_, request, c, catchup_id);
+    queue(request);
     return;
   }
-  asio::post(w->io(), [w, from = index_, request = std::move(request),
-                       weak = std::weak_ptr<Connection>(c), catchup_id]() mutable {
-    w->ServeHistory(from, request, std::move(weak), catchup_id);
-  });
+  asio::post(w->io(), [queue, request = std::move(request)]() mutable { queue(request); });
 }
 
-void Worker::ServeHistory(unsigned from, const engine::HistoryRequest& request,
-                          std::weak_ptr<Connection> c, std::uint64_t catchup_id) {
-  // Queued like a record block: it reaches `from` after every record this shard produced
-  // before it (including this turn's, still in current_block_).
-  outbox_replies_[from].push_back(
-      HistoryDelivery{std::move(c), catchup_id,
-                      std::make_shared<const engine::HistoryReply>(shard_.History(request))});
+void Worker::ServeHistorySlices() {
+  history_scheduled_ = false;
+  std::size_t served = 0;
+  std::size_t skipped = 0;
+  while (!history_queue_.empty() && served < kSlicesPerPass && skipped < kSkipsPerPass) {
+    HistorySliceRequest r = std::move(history_queue_.front());
+    history_queue_.pop_front();
+    std::shared_ptr<const engine::HistorySlice> slice;
+    if (r.connection.expired()) {
+      ++skipped;  // nobody to answer
+      continue;
+    }
+    if (r.cancel->cancelled.load(std::memory_order_relaxed)) {
+      ++skipped;  // answered empty, so the subscriber can count its requests out and back
+    } else {
+      // What this turn produced so far goes out first: the slice reaches the subscriber after
+      // every record produced before it was read and before every record produced after.
+      ShareCurrentBlock();
+      slice = std::make_shared<const engine::HistorySlice>(
+          shard_.NextHistorySlice(r.request, std::move(r.cursor), r.limits));
+      ++served;
+    }
+    outbox_output_[r.from].emplace_back(
+        HistoryDelivery{std::move(r.connection), r.catchup_id, index_, std::move(slice)});
+  }
+  if (!history_queue_.empty()) {
+    // The rest waits for a later pass: whatever else is queued on this loop runs first.
+    history_scheduled_ = true;
+    asio::post(io_, [this] { ServeHistorySlices(); });
+  }
   ScheduleEndOfTurn();
 }
 
-void Worker::DeliverHistory(std::vector<HistoryDelivery>& replies) {
-  for (auto& d : replies) {
-    if (auto c = d.connection.lock()) c->OnHistory(d.catchup_id, std::move(d.reply));
+void Worker::DeliverOwnerOutput(std::vector<OwnerOutput>& output) {
+  for (auto& item : output) {
+    if (auto* block = std::get_if<engine::RecordBlockPtr>(&item)) {
+      fanout_.Deliver(*block, index_);
+      continue;
+    }
+    auto& d = std::get<HistoryDelivery>(item);
+    if (auto c = d.connection.lock()) c->OnHistorySlice(d.catchup_id, d.owner, std::move(d.slice));
   }
 }
 
 void Worker::HandleInbox(unsigned from, std::int64_t mark, std::vector<IngestBatch>& ingest,
-                         std::vector<engine::RecordBlockPtr>& blocks,
-                         std::vector<HistoryDelivery>& replies) {
+                         std::vector<OwnerOutput>& output) {
   std::int64_t applied = 0;
   for (auto& batch : ingest) {
     applied += static_cast<std::int64_t>(batch.ticks.size());
     ApplyIngest(batch);
   }
   if (applied > 0) ingest_backlog_.fetch_sub(applied, std::memory_order_relaxed);
-  for (const auto& block : blocks) fanout_.Deliver(block, index_);
-  DeliverHistory(replies);
+  DeliverOwnerOutput(output);
   // Every tick `from` accepted before `mark` was in this post or an earlier one.
   marks_[from] = std::max(marks_[from], mark);
   AdvanceBars();
@@ -350,30 +398,29 @@ void Worker::ScheduleEndOfTurn() {
   asio::post(io_, [this] { EndOfTurn(); });
 }
 
+void Worker::ShareCurrentBlock() {
+  if (current_block_.empty()) return;
+  engine::WorkerMask dest = 0;
+  for (const auto& e : current_block_.entries) dest |= e.workers;
+  // These records go out in this block; the shard writes on into a recycled one.
+  auto filled = block_pool_->Take();
+  std::swap(*filled, current_block_);
+  const engine::RecordBlockPtr block = block_pool_->Share(std::move(filled));
+  for (unsigned w = 0; w < ctx_.workers.size(); ++w) {
+    if ((dest & engine::WorkerBit(w)) != 0) outbox_output_[w].emplace_back(block);
+  }
+}
+
 void Worker::EndOfTurn() {
   end_of_turn_scheduled_ = false;
-  // 1. Records this shard produced this turn: encode once, share with every interested worker.
-  if (!current_block_.empty()) {
-    engine::WorkerMask dest = 0;
-    for (const auto& e : current_block_.entries) dest |= e.workers;
-    // The turn's records go out in this block; the next turn writes into a recycled one.
-    auto filled = block_pool_->Take();
-    std::swap(*filled, current_block_);
-    const engine::RecordBlockPtr block = block_pool_->Share(std::move(filled));
-    for (unsigned w = 0; w < ctx_.workers.size(); ++w) {
-      if ((dest & engine::WorkerBit(w)) == 0) continue;
-      if (w == index_) {
-        fanout_.Deliver(block, index_);
-      } else {
-        outbox_blocks_[w].push_back(block);
-      }
-    }
-  }
-  // 2. History this shard served to its own connections, behind the records above.
-  if (!outbox_replies_[index_].empty()) {
-    auto replies = std::move(outbox_replies_[index_]);
-    outbox_replies_[index_].clear();
-    DeliverHistory(replies);
+  // 1. Records this shard produced this turn: encoded once, shared with every interested worker.
+  ShareCurrentBlock();
+  // 2. This worker's own share of them, and the history slices served to its own connections,
+  // in the order they were produced.
+  if (!outbox_output_[index_].empty()) {
+    auto output = std::move(outbox_output_[index_]);
+    outbox_output_[index_].clear();
+    DeliverOwnerOutput(output);
   }
   // 3. BATCH_WINDOW_MS=0: flush what this turn added.
   if (!dirty_.empty()) {
@@ -391,23 +438,18 @@ void Worker::EndOfTurn() {
   force_marks_ = false;
   for (unsigned w = 0; w < ctx_.workers.size(); ++w) {
     if (w == index_) continue;
-    if (!force && outbox_ingest_[w].empty() && outbox_blocks_[w].empty() &&
-        outbox_replies_[w].empty()) {
-      continue;
-    }
+    if (!force && outbox_ingest_[w].empty() && outbox_output_[w].empty()) continue;
     Worker* dest = ctx_.workers[w];
     std::int64_t ticks = 0;
     for (const auto& batch : outbox_ingest_[w])
       ticks += static_cast<std::int64_t>(batch.ticks.size());
     if (ticks > 0) dest->ingest_backlog_.fetch_add(ticks, std::memory_order_relaxed);
     asio::post(dest->io(), [dest, from = index_, mark, ingest = std::move(outbox_ingest_[w]),
-                            blocks = std::move(outbox_blocks_[w]),
-                            replies = std::move(outbox_replies_[w])]() mutable {
-      dest->HandleInbox(from, mark, ingest, blocks, replies);
+                            output = std::move(outbox_output_[w])]() mutable {
+      dest->HandleInbox(from, mark, ingest, output);
     });
     outbox_ingest_[w].clear();
-    outbox_blocks_[w].clear();
-    outbox_replies_[w].clear();
+    outbox_output_[w].clear();
   }
 }
 

@@ -12,11 +12,13 @@
 #include <random>
 #include <thread>
 #include <unordered_map>
+#include <variant>
 #include <vector>
 
 #include "auth/authenticator.h"
 #include "auth/rate_limiter.h"
 #include "config/config.h"
+#include "delivery/catch_up.h"
 #include "delivery/fanout_table.h"
 #include "engine/record_block.h"
 #include "engine/shard.h"
@@ -79,14 +81,31 @@ struct IngestBatch {
   std::shared_ptr<PublishAckTracker> ack;  // null unless the PUBLISH asked for an ack
 };
 
-// An owner shard's answer to a subscriber's history request, on its way to the subscriber's
-// worker. It travels in the same ordered post as the owner's record blocks, behind every
-// record the owner produced before it.
+// A subscriber's request for the next slice of one of its history replays, on its way to
+// (and queued at) the owner shard's worker.
+struct HistorySliceRequest {
+  engine::HistoryRequest request;
+  engine::HistoryCursor cursor;
+  engine::SliceLimits limits;
+  std::shared_ptr<const delivery::ReplayCancel> cancel;  // set: skip it
+  std::weak_ptr<Connection> connection;
+  std::uint64_t catchup_id = 0;
+  unsigned from = 0;  // the subscriber's worker
+};
+
+// An owner shard's answer to a slice request, on its way to the subscriber's worker. It travels
+// in the same ordered post as the owner's record blocks, behind every record the owner produced
+// before it. A null slice says the request was skipped (its replay was cancelled).
 struct HistoryDelivery {
   std::weak_ptr<Connection> connection;
   std::uint64_t catchup_id;
-  std::shared_ptr<const engine::HistoryReply> reply;
+  unsigned owner;
+  std::shared_ptr<const engine::HistorySlice> slice;
 };
+
+// What an owner shard sends a worker, in the order it produced it: its record blocks and its
+// answers to history slice requests.
+using OwnerOutput = std::variant<engine::RecordBlockPtr, HistoryDelivery>;
 
 // One event loop on one thread. It owns its connections, the topics of its shard, and a
 // fan-out table of its connections' subscriptions. Other threads reach it only by posting to
@@ -136,12 +155,19 @@ class Worker {
   std::int64_t ingest_backlog() const { return ingest_backlog_.load(std::memory_order_relaxed); }
   // This worker's interest in (topic or wildcard, mode) changed; tells the owner shard(s).
   void PublishInterest(const std::vector<delivery::FanoutTable::InterestChange>& changes);
-  // Asks `owner`'s shard for retained records; the reply reaches `c`'s OnHistory on this
-  // worker. Call after PublishInterest for the same subscription (the owner sees both in order).
-  void RequestHistory(unsigned owner, engine::HistoryRequest request, const ConnectionPtr& c,
-                      std::uint64_t catchup_id);
+  // Asks `owner`'s shard for the next slice of a replay; the answer reaches the connection's
+  // OnHistorySlice on this worker. The first request of a replay follows PublishInterest for
+  // its subscription (the owner sees both in order).
+  void RequestHistorySlice(unsigned owner, HistorySliceRequest request);
+  // Bounds on the history one owner serves per pass of its event loop, so that replays never
+  // stall its other work: slices served, and cancelled requests skipped.
+  static constexpr std::size_t kSlicesPerPass = 4;
+  static constexpr std::size_t kSkipsPerPass = 1024;
   // Wall clock in ns since the Unix epoch.
   static std::int64_t WallNs();
+  // An exception escaped a handler on worker `worker`'s loop: writes one `worker_fault` error
+  // line (to stdout and stderr, at once) and aborts the process (docs/RELIABILITY.md).
+  [[noreturn]] static void Fatal(unsigned worker, std::string_view what) noexcept;
   const engine::Shard& shard() const { return shard_; }
 
   delivery::FanoutTable& fanout() { return fanout_; }
@@ -177,11 +203,14 @@ class Worker {
   template <typename Fn>
   void OnShard(Worker* owner, Fn fn);
   void HandleInbox(unsigned from, std::int64_t mark, std::vector<IngestBatch>& ingest,
-                   std::vector<engine::RecordBlockPtr>& blocks,
-                   std::vector<HistoryDelivery>& replies);
-  void ServeHistory(unsigned from, const engine::HistoryRequest& request,
-                    std::weak_ptr<Connection> c, std::uint64_t catchup_id);
-  void DeliverHistory(std::vector<HistoryDelivery>& replies);
+                   std::vector<OwnerOutput>& output);
+  // Hands the records this shard produced so far this turn to the workers interested in them
+  // (queued in their outboxes, behind what is queued already).
+  void ShareCurrentBlock();
+  void DeliverOwnerOutput(std::vector<OwnerOutput>& output);
+  // Serves queued slice requests in order, within kSlicesPerPass and kSkipsPerPass; posts
+  // itself again when some are left.
+  void ServeHistorySlices();
   // Closes the bar buckets that every worker's mark has passed (see docs/ARCHITECTURE.md).
   void AdvanceBars();
   void ArmBarClock();
@@ -210,8 +239,12 @@ class Worker {
 
   // Outboxes to other workers, posted once per destination per turn.
   std::vector<std::vector<IngestBatch>> outbox_ingest_;
-  std::vector<std::vector<engine::RecordBlockPtr>> outbox_blocks_;
-  std::vector<std::vector<HistoryDelivery>> outbox_replies_;  // [index_]: this worker's own
+  // Record blocks and slices for each worker, in the order they were produced, so that a slice
+  // arrives after every record produced before it was read and before every record produced
+  // after ([index_]: this worker's own, delivered at the end of the turn).
+  std::vector<std::vector<OwnerOutput>> outbox_output_;
+  std::deque<HistorySliceRequest> history_queue_;  // slice requests for this shard, in order
+  bool history_scheduled_ = false;                 // a ServeHistorySlices pass is posted
   bool end_of_turn_scheduled_ = false;
   // The bar clock: marks_[w] is the newest wall-clock mark received from worker w; every tick w
   // accepted before it has been applied here. Each post carries the sender's mark, and the bar

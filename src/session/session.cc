@@ -216,7 +216,7 @@ bool Session::HandleHeartbeat(std::span<const std::uint8_t> payload, Clock::time
   pb::Heartbeat hb;
   if (!Parse(hb, payload)) return Malformed(static_cast<std::uint8_t>(FrameType::kHeartbeat));
   last_heartbeat_ = now;
-  host_.SendFrame(protocol::EncodeFrame(FrameType::kHeartbeat, hb));
+  host_.SendHeartbeatEcho(protocol::EncodeFrame(FrameType::kHeartbeat, hb));
   return true;
 }
 

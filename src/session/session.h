@@ -59,8 +59,11 @@ struct Subscription {
 class SessionHost {
  public:
   virtual ~SessionHost() = default;
-  // Queues a complete control frame (AUTH_OK, SUBSCRIBE_OK, PUBLISH_ACK, HEARTBEAT, ERROR).
+  // Queues a complete control frame (AUTH_OK, SUBSCRIBE_OK, PUBLISH_ACK, ERROR).
   virtual void SendFrame(std::string frame) = 0;
+  // Queues the echo of a client HEARTBEAT. An echo still waiting unsent may be replaced by this
+  // newer one instead of queuing both (PROTOCOL S2).
+  virtual void SendHeartbeatEcho(std::string frame) { SendFrame(std::move(frame)); }
   // A fatal ERROR has been queued: flush it and close. The session is closed from now on.
   virtual void CloseAfterError(CloseReason reason) = 0;
   virtual void AddSubscription(std::uint64_t id, const Subscription& sub) = 0;

@@ -1,7 +1,9 @@
 // History rings, the topic cap and history requests (PROTOCOL S8b).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,39 @@ namespace {
 constexpr std::int64_t kMs = kNsPerMs;
 constexpr std::int64_t kSec = 1000 * kMs;
 constexpr std::int64_t kT0 = 1'699'999'980'000 * kMs;  // a whole UTC minute
+
+// Every slice of one replay, joined: what a subscriber is sent besides live records.
+struct Replayed {
+  RecordBlock records;
+  std::size_t slices = 0;
+  bool truncated = false;
+};
+Replayed Replay(Shard& shard, const HistoryRequest& req, SliceLimits limits = {}) {
+  Replayed r;
+  HistoryCursor cursor;
+  while (!cursor.finished) {
+    HistorySlice slice = shard.NextHistorySlice(req, cursor, limits);
+    ++r.slices;
+    for (auto e : slice.records.entries) {
+      const auto bytes = slice.records.EntryBytes(e);
+      const auto topic_delta = e.topic_offset - e.offset;
+      e.offset = static_cast<std::uint32_t>(r.records.bytes.size());
+      e.topic_offset = e.offset + topic_delta;
+      r.records.bytes.append(bytes);
+      r.records.entries.push_back(e);
+    }
+    cursor = std::move(slice.cursor);
+    EXPECT_LT(r.slices, 100'000u);
+    if (r.slices >= 100'000u) break;
+  }
+  r.truncated = cursor.truncated;
+  return r;
+}
+
+std::shared_ptr<const std::vector<std::string>> Topics(std::vector<std::string> names) {
+  std::sort(names.begin(), names.end());
+  return std::make_shared<const std::vector<std::string>>(std::move(names));
+}
 
 std::vector<v1::Record> Records(const RecordBlock& block) {
   std::vector<v1::Record> out;
@@ -84,7 +119,7 @@ TEST(ShardHistory, RingsAreBoundedPerTopic) {
   EXPECT_LE(shard.HistoryBytes(), (5 + 2) * sizeof(Bar) + 10 * 40 + 8 * sizeof(BarAccumulator));
 }
 
-TEST(ShardHistory, BackfillReturnsTheNewestNOldestFirstWithLastKeys) {
+TEST(ShardHistory, BackfillReturnsTheNewestNOldestFirst) {
   Shard shard(0, Small());
   RecordBlock block;
   std::vector<IngestTick> ticks;
@@ -92,19 +127,18 @@ TEST(ShardHistory, BackfillReturnsTheNewestNOldestFirstWithLastKeys) {
   shard.Apply(ticks, block);
   HistoryRequest req;
   req.mode = Mode::kTick;
-  req.topics = {"K", "missing"};
+  req.topics = Topics({"K", "missing"});
   req.backfill = 4;
-  const HistoryReply reply = shard.History(req);
+  const Replayed reply = Replay(shard, req);
   const auto recs = Records(reply.records);
   ASSERT_EQ(recs.size(), 4u);
   for (int i = 0; i < 4; ++i)
     EXPECT_EQ(recs[static_cast<std::size_t>(i)].tick().seq(), 22u + static_cast<unsigned>(i));
   EXPECT_EQ(reply.records.entries[0].key, 22u);
-  EXPECT_EQ(reply.last_keys.at("K"), 25u);
-  EXPECT_FALSE(reply.last_keys.contains("missing"));
+  EXPECT_FALSE(reply.truncated);
   // More than the ring holds: what is retained.
   req.backfill = 1000;
-  EXPECT_EQ(Records(shard.History(req).records).size(), 10u);
+  EXPECT_EQ(Records(Replay(shard, req).records).size(), 10u);
 }
 
 TEST(ShardHistory, SinceSelectsByEventTimeForTicksAndStartForBars) {
@@ -121,21 +155,21 @@ TEST(ShardHistory, SinceSelectsByEventTimeForTicksAndStartForBars) {
   req.mode = Mode::kTick;
   req.wildcard = true;
   req.since_ms = (kT0 + 2 * kSec) / kMs;
-  auto recs = Records(shard.History(req).records);
+  auto recs = Records(Replay(shard, req).records);
   ASSERT_EQ(recs.size(), 3u);  // seq order, ts >= since
   EXPECT_EQ(recs[0].tick().seq(), 1u);
   EXPECT_EQ(recs[1].tick().seq(), 3u);
   EXPECT_EQ(recs[2].tick().seq(), 4u);
   req.mode = Mode::kSecond;
-  const HistoryReply bars = shard.History(req);
-  recs = Records(bars.records);
+  recs = Records(Replay(shard, req).records);
   ASSERT_EQ(recs.size(), 3u);
   EXPECT_EQ(recs[0].bar().start_ms(), (kT0 + 2 * kSec) / kMs);
   EXPECT_EQ(recs[2].bar().start_ms(), (kT0 + 4 * kSec) / kMs);
-  EXPECT_EQ(bars.last_keys.at("S"), static_cast<std::uint64_t>((kT0 + 4 * kSec) / kMs));
 }
 
-TEST(ShardHistory, OverBudgetKeepsTheNewestOfEveryTopic) {
+// Over the budget, topics replay in name order and each keeps its newest records up to a fair
+// share of what is left: ceil(left / topics still to begin).
+TEST(ShardHistory, OverBudgetKeepsTheNewestOfEveryTopicUpToAFairShare) {
   ShardOptions o = Small();
   o.max_backfill_records = 12;
   Shard shard(0, o);
@@ -144,6 +178,7 @@ TEST(ShardHistory, OverBudgetKeepsTheNewestOfEveryTopic) {
   for (int i = 0; i < 10; ++i) {
     ticks.push_back({"A", 1, 1, kT0 + i, kT0});
     ticks.push_back({"B", 1, 1, kT0 + i, kT0});
+    ticks.push_back({"D", 1, 1, kT0 + i, kT0});
   }
   ticks.push_back({"C", 1, 1, kT0, kT0});
   shard.Apply(ticks, block);
@@ -151,13 +186,168 @@ TEST(ShardHistory, OverBudgetKeepsTheNewestOfEveryTopic) {
   req.mode = Mode::kTick;
   req.wildcard = true;
   req.backfill = 100;
-  const HistoryReply reply = shard.History(req);
+  const Replayed reply = Replay(shard, req);
   EXPECT_TRUE(reply.truncated);
+  EXPECT_EQ(shard.stats().backfills_truncated, 1u);
   std::map<std::string, std::vector<std::uint64_t>> by_topic;
   for (const auto& r : Records(reply.records)) by_topic[r.tick().topic()].push_back(r.tick().seq());
-  EXPECT_EQ(by_topic["C"], std::vector<std::uint64_t>{1});
-  EXPECT_EQ(by_topic["A"], (std::vector<std::uint64_t>{6, 7, 8, 9, 10}));  // 5 + 5 + 1 <= 12
-  EXPECT_EQ(by_topic["B"].size(), 5u);
+  EXPECT_EQ(by_topic["A"], (std::vector<std::uint64_t>{8, 9, 10}));        // ceil(12 / 4)
+  EXPECT_EQ(by_topic["B"], (std::vector<std::uint64_t>{8, 9, 10}));        // ceil(9 / 3)
+  EXPECT_EQ(by_topic["C"], std::vector<std::uint64_t>{1});                 // ceil(6 / 2), has 1
+  EXPECT_EQ(by_topic["D"], (std::vector<std::uint64_t>{6, 7, 8, 9, 10}));  // the 5 left
+  // Exactly the budget, never more.
+  EXPECT_EQ(reply.records.entries.size(), 12u);
+  // Ticks since a time are cut the same way (newest first), and so are bars.
+  req.backfill = 0;
+  req.since_ms = 1;
+  const Replayed since = Replay(shard, req);
+  EXPECT_TRUE(since.truncated);
+  EXPECT_EQ(since.records.entries.size(), 12u);
+  EXPECT_EQ(since.records.entries.front().key, 8u);
+}
+
+TEST(ShardHistory, SlicesStayWithinTheirLimitsAndJoinToTheWholeReplay) {
+  ShardOptions o = Small();
+  o.ticks = 1000;
+  Shard shard(0, o);
+  RecordBlock block;
+  std::vector<IngestTick> ticks;
+  for (int t = 0; t < 30; ++t) {
+    for (int i = 0; i < 40; ++i) {
+      ticks.push_back({"T" + std::to_string(100 + t), 1.0 + i, 1, kT0 + i * kMs, kT0});
+    }
+  }
+  shard.Apply(ticks, block);
+  for (int t = 0; t < 200; ++t) {  // topics with nothing in TICK history beyond one tick
+    std::vector<IngestTick> one = {{"E" + std::to_string(t), 1, 1, kT0, kT0}};
+    shard.Apply(one, block);
+  }
+  HistoryRequest req;
+  req.mode = Mode::kTick;
+  req.wildcard = true;
+  req.since_ms = 1;
+  const Replayed whole = Replay(shard, req, SliceLimits{1 << 20, 1 << 20});
+  ASSERT_EQ(whole.slices, 1u);
+  ASSERT_EQ(whole.records.entries.size(), 30u * 40 + 200);
+  // Small slices: the same records in the same order, each slice within its byte limit (plus
+  // the one record that crossed it) and its step limit.
+  HistoryCursor cursor;
+  RecordBlock joined;
+  std::size_t slices = 0;
+  while (!cursor.finished) {
+    HistorySlice slice = shard.NextHistorySlice(req, cursor, SliceLimits{500, 64});
+    ASSERT_LT(++slices, 10'000u);
+    EXPECT_LT(slice.records.bytes.size(), 500u + 100);
+    EXPECT_LE(slice.records.entries.size(), 64u);
+    for (const auto& e : slice.records.entries) {
+      joined.entries.push_back(e);
+      joined.entries.back().offset = static_cast<std::uint32_t>(joined.bytes.size());
+      joined.entries.back().topic_offset =
+          joined.entries.back().offset + (e.topic_offset - e.offset);
+      joined.bytes.append(slice.records.EntryBytes(e));
+    }
+    // Every topic up to `after` is complete: the one in progress is beyond it.
+    if (!slice.cursor.partial.empty()) {
+      EXPECT_GT(slice.cursor.partial, slice.cursor.after);
+    }
+    cursor = std::move(slice.cursor);
+  }
+  EXPECT_GT(slices, 20u);
+  EXPECT_EQ(joined.bytes, whole.records.bytes);
+}
+
+TEST(ShardHistory, ATopicInProgressResumesAfterItsLastKeyAndStopsAtItsNewestWhenBegun) {
+  ShardOptions o = Small();
+  o.ticks = 100;
+  Shard shard(0, o);
+  RecordBlock block;
+  auto publish = [&](const std::string& topic, int n) {
+    std::vector<IngestTick> ticks;
+    for (int i = 0; i < n; ++i) ticks.push_back({topic, 1, 1, kT0, kT0});
+    shard.Apply(ticks, block);
+  };
+  publish("P", 60);
+  HistoryRequest req;
+  req.mode = Mode::kTick;
+  req.topics = Topics({"P"});
+  req.since_ms = 1;
+  HistorySlice first = shard.NextHistorySlice(req, {}, SliceLimits{1, 1000});
+  ASSERT_EQ(first.records.entries.size(), 1u);
+  EXPECT_EQ(first.records.entries[0].key, 1u);
+  ASSERT_EQ(first.cursor.partial, "P");
+  // 70 more: the ring (100) drops seq 1..30; 61..130 are newer than the replay's start and
+  // reach the subscriber live, not in the replay.
+  publish("P", 70);
+  HistorySlice rest = shard.NextHistorySlice(req, first.cursor, SliceLimits{1 << 20, 1000});
+  EXPECT_TRUE(rest.cursor.finished);
+  ASSERT_EQ(rest.records.entries.size(), 30u);  // 31..60: what is still retained
+  EXPECT_EQ(rest.records.entries.front().key, 31u);
+  EXPECT_EQ(rest.records.entries.back().key, 60u);
+}
+
+TEST(ShardHistory, AnEvictedTopicInProgressIsReplayedAgainFromItsNewIncarnation) {
+  ShardOptions o = Small();
+  o.max_topics = 2;
+  Shard shard(0, o);
+  RecordBlock block;
+  auto publish = [&](const std::string& topic, int n, std::int64_t at) {
+    std::vector<IngestTick> ticks;
+    for (int i = 0; i < n; ++i) ticks.push_back({topic, 1, 1, at, at});
+    shard.Apply(ticks, block);
+  };
+  publish("P", 5, kT0);
+  HistoryRequest req;
+  req.mode = Mode::kTick;
+  req.wildcard = true;
+  req.backfill = 100;
+  HistorySlice first = shard.NextHistorySlice(req, {}, SliceLimits{1, 1000});
+  ASSERT_EQ(first.cursor.partial, "P");
+  shard.AdvanceWatermark(kT0 + 70 * kSec, block);  // no open bars: P may go
+  publish("Q", 1, kT0 + 70 * kSec);
+  publish("R", 1, kT0 + 70 * kSec);  // evicts P
+  ASSERT_EQ(shard.LastSeq("P"), 0u);
+  publish("P", 3, kT0 + 70 * kSec);  // P again, seq 1..3
+  const Replayed rest = [&] {
+    Replayed r;
+    HistoryCursor c = first.cursor;
+    while (!c.finished) {
+      HistorySlice s = shard.NextHistorySlice(req, c);
+      for (const auto& rec : Records(s.records)) {
+        r.records.entries.push_back({0, 0, 0, 0, Mode::kTick, 0, rec.tick().seq()});
+        r.records.bytes += rec.tick().topic();
+      }
+      c = std::move(s.cursor);
+    }
+    return r;
+  }();
+  // P from its new first tick, then the topics after it.
+  ASSERT_EQ(rest.records.entries.size(), 5u);
+  EXPECT_EQ(rest.records.bytes, "PPPQR");
+  EXPECT_EQ(rest.records.entries[0].key, 1u);
+}
+
+TEST(ShardHistory, TopicsCreatedBehindTheCursorAreSkippedAndAheadOfItReplayed) {
+  Shard shard(0, Small());
+  RecordBlock block;
+  auto publish = [&](const std::string& topic) {
+    std::vector<IngestTick> t = {{topic, 1, 1, kT0, kT0}};
+    shard.Apply(t, block);
+  };
+  publish("B");
+  publish("D");
+  HistoryRequest req;
+  req.mode = Mode::kTick;
+  req.wildcard = true;
+  req.backfill = 10;
+  HistorySlice first = shard.NextHistorySlice(req, {}, SliceLimits{1, 1000});  // B only
+  ASSERT_EQ(first.cursor.after, "B");
+  publish("A");  // behind the cursor: live for this subscriber
+  publish("C");  // ahead of it: replayed
+  HistorySlice rest = shard.NextHistorySlice(req, first.cursor);
+  EXPECT_TRUE(rest.cursor.finished);
+  std::string order;
+  for (const auto& r : Records(rest.records)) order += r.tick().topic();
+  EXPECT_EQ(order, "CD");
 }
 
 TEST(ShardTopicCap, EvictsTheLeastRecentlyPublishedTopic) {

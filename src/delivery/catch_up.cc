@@ -1,0 +1,150 @@
+#include "delivery/catch_up.h"
+
+#include <algorithm>
+
+namespace tickwire::delivery {
+
+CatchUp::CatchUp(std::uint64_t id, std::uint64_t subscription_id, engine::Mode mode, bool wildcard,
+                 TopicSet topics, std::uint32_t backfill, std::int64_t since_ms, unsigned shards)
+    : id_(id),
+      subscription_id_(subscription_id),
+      mode_(mode),
+      wildcard_(wildcard),
+      topics_(std::move(topics)),
+      shards_(shards),
+      owners_(shards) {
+  std::vector<std::vector<std::string>> lists(wildcard ? 0 : shards);
+  if (!wildcard) {
+    for (const auto& t : topics_) lists[engine::ShardOf(t, shards)].push_back(t);
+  }
+  for (unsigned s = 0; s < shards; ++s) {
+    Owner& o = owners_[s];
+    o.request.mode = mode;
+    o.request.wildcard = wildcard;
+    o.request.backfill = backfill;
+    o.request.since_ms = since_ms;
+    if (!wildcard) {
+      if (lists[s].empty()) continue;
+      std::sort(lists[s].begin(), lists[s].end());
+      o.request.topics = std::make_shared<const std::vector<std::string>>(std::move(lists[s]));
+    }
+    o.active = true;
+    ++unfinished_;
+  }
+}
+
+bool CatchUp::NextRequest(SliceRequest& out) {
+  for (unsigned k = 0; k < shards_; ++k) {
+    const unsigned s = (next_owner_ + k) % shards_;
+    Owner& o = owners_[s];
+    if (!o.active || o.in_flight || o.cursor.finished) continue;
+    o.in_flight = true;
+    next_owner_ = s + 1;
+    out.shard = s;
+    out.request = o.request;
+    out.cursor = o.cursor;
+    return true;
+  }
+  return false;
+}
+
+void CatchUp::Release(const std::string& topic, const HeldList& list) {
+  for (const auto& h : list) held_bytes_ -= h.bytes.size() + kHeldRecordOverhead;
+  held_bytes_ -= topic.size() + kHeldTopicOverhead;
+}
+
+void CatchUp::Flush(HeldList& list, std::size_t from, const Emit& emit) {
+  for (std::size_t i = from; i < list.size(); ++i) emit(list[i].bytes);
+}
+
+void CatchUp::OnLive(std::string_view topic, std::uint64_t key, std::string_view entry,
+                     const Emit& emit) {
+  Owner& o = owners_[engine::ShardOf(topic, shards_)];
+  if (o.cursor.finished || topic <= o.cursor.after) {
+    emit(entry);  // its replay is complete (or it was created behind the cursor)
+    return;
+  }
+  auto it = o.held.find(topic);
+  if (it == o.held.end()) {
+    it = o.held.emplace(std::string(topic), HeldList{}).first;
+    held_bytes_ += topic.size() + kHeldTopicOverhead;
+  }
+  HeldList& list = it->second;
+  if (!list.empty() && key <= list.back().key) {
+    // Ticks restarted: the topic was evicted and created again. What is held is older than
+    // anything a replay can still bring, which will be of the new incarnation.
+    Flush(list, 0, emit);
+    for (const auto& h : list) held_bytes_ -= h.bytes.size() + kHeldRecordOverhead;
+    list.clear();
+  }
+  list.push_back(Held{std::string(entry), key});
+  held_bytes_ += entry.size() + kHeldRecordOverhead;
+}
+
+bool CatchUp::OnSlice(unsigned shard, const engine::HistorySlice& slice, const Emit& emit) {
+  Owner& o = owners_[shard];
+  o.in_flight = false;
+  const engine::HistoryCursor& next = slice.cursor;
+  auto completes = [&](std::string_view topic) { return next.finished || topic <= next.after; };
+  const engine::RecordBlock& block = slice.records;
+  const auto& entries = block.entries;
+  for (std::size_t i = 0; i < entries.size();) {
+    const std::string_view topic = block.Topic(entries[i]);
+    std::size_t end = i + 1;
+    while (end < entries.size() && block.Topic(entries[end]) == topic) ++end;
+    if (wildcard_ && topics_.contains(topic)) {  // another subscription delivers it live
+      i = end;
+      continue;
+    }
+    auto held = o.held.find(topic);
+    HeldList* list = held == o.held.end() ? nullptr : &held->second;
+    std::size_t q = 0;  // held records emitted or dropped so far
+    for (; i < end; ++i) {
+      const std::uint64_t key = entries[i].key;
+      if (list != nullptr) {
+        while (q < list->size() && (*list)[q].key < key) emit((*list)[q++].bytes);
+        if (q < list->size() && (*list)[q].key == key) ++q;  // the same record, live
+      }
+      emit(block.EntryBytes(entries[i]));
+    }
+    if (list == nullptr) continue;
+    if (completes(topic)) {
+      Flush(*list, q, emit);
+      Release(held->first, *list);
+      o.held.erase(held);
+    } else {
+      for (std::size_t k = 0; k < q; ++k)
+        held_bytes_ -= (*list)[k].bytes.size() + kHeldRecordOverhead;
+      list->erase(list->begin(), list->begin() + static_cast<std::ptrdiff_t>(q));
+    }
+  }
+  // Topics completed by this slice without a record in it: what is held of them is all live.
+  for (auto it = o.held.upper_bound(o.cursor.after); it != o.held.end() && completes(it->first);) {
+    Flush(it->second, 0, emit);
+    Release(it->first, it->second);
+    it = o.held.erase(it);
+  }
+  o.cursor = next;
+  if (next.finished && o.active) {
+    o.active = false;
+    --unfinished_;
+  }
+  return complete();
+}
+
+void CatchUp::Abandon(const std::function<bool(std::string_view topic)>& keep, const Emit& emit) {
+  cancel_->cancelled.store(true, std::memory_order_relaxed);
+  for (auto& o : owners_) {
+    for (auto& [topic, list] : o.held) {
+      if (keep(topic)) Flush(list, 0, emit);
+      Release(topic, list);
+    }
+    o.held.clear();
+    if (o.active) {
+      o.active = false;
+      --unfinished_;
+    }
+  }
+}
+
+}  // namespace tickwire::delivery

@@ -1,0 +1,132 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "engine/record_block.h"
+#include "engine/shard.h"
+#include "engine/topic.h"
+
+namespace tickwire::delivery {
+
+// Set when a replay is abandoned (UNSUBSCRIBE, the connection closing). Owner shards read it on
+// their own threads and skip the replay's slice requests instead of serving them.
+struct ReplayCancel {
+  std::atomic<bool> cancelled{false};
+};
+
+// One subscription with backfill or since_ms that is not fully live yet (PROTOCOL S8b), on the
+// subscriber's side. Runs on the subscriber's worker only; no locks, no I/O: what it sends
+// goes to an `Emit` callback (the connection's open DATA_BATCH).
+//
+// Its history comes from every owner shard in slices, one request per shard at a time
+// (engine::Shard::NextHistorySlice); the caller asks for the next slice only when it has room
+// for it, so the consumer's reading paces the replay. Meanwhile live records of the covered
+// topics arrive from the fan-out table. The two are joined per topic, in key order:
+//
+//   - Interest was registered before the first slice request, and an owner's slice travels
+//     behind every record it produced before reading it. So when a topic's replay is read,
+//     every live record of that topic produced before that moment has already arrived here.
+//   - Until a topic's replay is complete, its live records are held (in key order). Each slice
+//     is merged with them: held records older than a replayed one go first, a held record equal
+//     to a replayed one is a duplicate and is dropped, the rest wait. When the topic completes,
+//     what is still held follows its last replayed record, and from then on its live records
+//     are passed straight through.
+//   - So the subscriber gets, per topic and in key order, the union of the replay and every
+//     live record since the subscription, each once: no gap at the seam, no duplicate.
+//
+// A topic is complete once its owner's cursor has passed its name (topics replay in name
+// order); a topic created behind the cursor had nothing before the subscription, so all of it
+// arrives live. Ticks of a topic that was evicted and created again restart at seq 1: what is
+// held of the older incarnation is sent at once (no replay of it can still come; the new one
+// is replayed from its beginning).
+class CatchUp {
+ public:
+  using Emit = std::function<void(std::string_view entry)>;
+  struct TopicHasher {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return engine::TopicHash(s); }
+  };
+  using TopicSet = std::unordered_set<std::string, TopicHasher, std::equal_to<>>;
+
+  // A request for the next slice of this replay from one owner shard.
+  struct SliceRequest {
+    unsigned shard = 0;
+    engine::HistoryRequest request;
+    engine::HistoryCursor cursor;
+  };
+
+  // Accounting for held records: payload plus this much per record and per held topic
+  // (allocations and bookkeeping), so the charge is what the memory costs.
+  static constexpr std::size_t kHeldRecordOverhead = 72;
+  static constexpr std::size_t kHeldTopicOverhead = 128;
+
+  // `topics`: for an exact subscription the topics it replays; for `*` the topics it does not
+  // (other subscriptions of the connection already deliver them live).
+  CatchUp(std::uint64_t id, std::uint64_t subscription_id, engine::Mode mode, bool wildcard,
+          TopicSet topics, std::uint32_t backfill, std::int64_t since_ms, unsigned shards);
+  CatchUp(const CatchUp&) = delete;
+  CatchUp& operator=(const CatchUp&) = delete;
+
+  std::uint64_t id() const { return id_; }
+  std::uint64_t subscription_id() const { return subscription_id_; }
+  engine::Mode mode() const { return mode_; }
+  const std::shared_ptr<ReplayCancel>& cancel() const { return cancel_; }
+  // Whether a live record of (topic, mode) belongs to this replay.
+  bool Covers(std::string_view topic, engine::Mode mode) const {
+    return mode == mode_ && (wildcard_ ? !topics_.contains(topic) : topics_.contains(topic));
+  }
+  // Every owner shard has finished and nothing is held: the subscription is live.
+  bool complete() const { return unfinished_ == 0; }
+  // Bytes charged for held records (see the overheads above).
+  std::uint64_t held_bytes() const { return held_bytes_; }
+
+  // The next slice request to send, if a shard has no request out and is not finished.
+  bool NextRequest(SliceRequest& out);
+  // A live record of a covered topic: passed to `emit` now, or held until its topic's replay
+  // is complete.
+  void OnLive(std::string_view topic, std::uint64_t key, std::string_view entry, const Emit& emit);
+  // `shard`'s answer to the request NextRequest made for it: emits the replayed records merged
+  // with the held ones. Returns complete().
+  bool OnSlice(unsigned shard, const engine::HistorySlice& slice, const Emit& emit);
+  // The replay is abandoned: cancels it, emits the held records of topics for which `keep`
+  // holds (another subscription delivers them) and drops the rest.
+  void Abandon(const std::function<bool(std::string_view topic)>& keep, const Emit& emit);
+
+ private:
+  struct Held {
+    std::string bytes;
+    std::uint64_t key;
+  };
+  using HeldList = std::vector<Held>;
+  struct Owner {
+    bool active = false;  // has topics to replay
+    bool in_flight = false;
+    engine::HistoryRequest request;
+    engine::HistoryCursor cursor;
+    std::map<std::string, HeldList, std::less<>> held;  // topics not yet complete, by name
+  };
+  void Flush(HeldList& list, std::size_t from, const Emit& emit);
+  void Release(const std::string& topic, const HeldList& list);
+
+  std::uint64_t id_;
+  std::uint64_t subscription_id_;
+  engine::Mode mode_;
+  bool wildcard_;
+  TopicSet topics_;
+  unsigned shards_;
+  std::vector<Owner> owners_;  // index = shard
+  unsigned unfinished_ = 0;
+  unsigned next_owner_ = 0;  // round robin over owners for requests
+  std::uint64_t held_bytes_ = 0;
+  std::shared_ptr<ReplayCancel> cancel_ = std::make_shared<ReplayCancel>();
+};
+
+}  // namespace tickwire::delivery
