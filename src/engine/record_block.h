@@ -36,6 +36,16 @@ struct RecordBlock {
     return std::string_view(bytes).substr(e.topic_offset, e.topic_length);
   }
   bool empty() const { return entries.empty(); }
+  // Appends copies of `other`'s entries (joining the slices of a history replay, in tests).
+  void Append(const RecordBlock& other) {
+    for (Entry e : other.entries) {
+      const std::uint32_t topic_delta = e.topic_offset - e.offset;
+      bytes.append(other.EntryBytes(e));
+      e.offset = static_cast<std::uint32_t>(bytes.size() - e.length);
+      e.topic_offset = e.offset + topic_delta;
+      entries.push_back(e);
+    }
+  }
 };
 
 using RecordBlockPtr = std::shared_ptr<const RecordBlock>;

@@ -783,6 +783,12 @@ void Connection::Close(session::CloseReason reason) {
   closed_ = true;
   closing_ = true;
   if (close_reason_ == session::CloseReason::kNone) close_reason_ = reason;
+  if (tls_ && phase_ == Phase::kSession) {
+    // No close_notify is exchanged (TLS connections close at once). Without this, OpenSSL
+    // takes the closed connection's session for a broken one and drops it from the session
+    // cache, and a TLS 1.2 client could not resume it.
+    SSL_set_shutdown(tls_->native_handle(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+  }
   boost::system::error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);

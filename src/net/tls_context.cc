@@ -20,6 +20,12 @@ constexpr const char* kTls12Ciphers =
 constexpr const char* kTls13Suites =
     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 constexpr const char* kGroups = "X25519:prime256v1:secp384r1";
+// Names the sessions this server's contexts make. OpenSSL refuses to resume a session on a
+// context that verifies client certificates unless one is set ("session id context
+// uninitialized": the handshake fails), because a session could otherwise cross from a context
+// with other verification settings. Each context (a reload makes a new one) has its own session
+// cache and ticket keys, so sessions never cross between them anyway.
+constexpr unsigned char kSessionIdContext[] = "tickwire-stream";
 
 std::string OpenSslError(const boost::system::error_code& ec) {
   std::string out = ec.message();
@@ -49,7 +55,9 @@ std::variant<TlsContextPtr, std::string> MakeServerTlsContext(const config::Conf
       SSL_CTX_set_max_proto_version(native, TLS1_3_VERSION) != 1 ||
       SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1 ||
       SSL_CTX_set_ciphersuites(native, kTls13Suites) != 1 ||
-      SSL_CTX_set1_groups_list(native, kGroups) != 1 || SSL_CTX_set_dh_auto(native, 1) != 1) {
+      SSL_CTX_set1_groups_list(native, kGroups) != 1 || SSL_CTX_set_dh_auto(native, 1) != 1 ||
+      SSL_CTX_set_session_id_context(native, kSessionIdContext, sizeof(kSessionIdContext) - 1) !=
+          1) {
     ERR_clear_error();
     return std::string("TLS: cannot apply the protocol and cipher settings");
   }

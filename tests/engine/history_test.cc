@@ -30,14 +30,7 @@ Replayed Replay(Shard& shard, const HistoryRequest& req, SliceLimits limits = {}
   while (!cursor.finished) {
     HistorySlice slice = shard.NextHistorySlice(req, cursor, limits);
     ++r.slices;
-    for (auto e : slice.records.entries) {
-      const auto bytes = slice.records.EntryBytes(e);
-      const auto topic_delta = e.topic_offset - e.offset;
-      e.offset = static_cast<std::uint32_t>(r.records.bytes.size());
-      e.topic_offset = e.offset + topic_delta;
-      r.records.bytes.append(bytes);
-      r.records.entries.push_back(e);
-    }
+    r.records.Append(slice.records);
     cursor = std::move(slice.cursor);
     EXPECT_LT(r.slices, 100'000u);
     if (r.slices >= 100'000u) break;
@@ -239,13 +232,7 @@ TEST(ShardHistory, SlicesStayWithinTheirLimitsAndJoinToTheWholeReplay) {
     ASSERT_LT(++slices, 10'000u);
     EXPECT_LT(slice.records.bytes.size(), 500u + 100);
     EXPECT_LE(slice.records.entries.size(), 64u);
-    for (const auto& e : slice.records.entries) {
-      joined.entries.push_back(e);
-      joined.entries.back().offset = static_cast<std::uint32_t>(joined.bytes.size());
-      joined.entries.back().topic_offset =
-          joined.entries.back().offset + (e.topic_offset - e.offset);
-      joined.bytes.append(slice.records.EntryBytes(e));
-    }
+    joined.Append(slice.records);
     // Every topic up to `after` is complete: the one in progress is beyond it.
     if (!slice.cursor.partial.empty()) {
       EXPECT_GT(slice.cursor.partial, slice.cursor.after);

@@ -1,9 +1,13 @@
 // PROTOCOL S9: a consumer that stops reading is dropped (ERROR{SLOW_CONSUMER}, best effort,
 // then close); other consumers are unaffected.
+#include <algorithm>
+#include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "integration/integration_test.h"
+#include "protocol/frame.h"
 
 namespace tickwire::testing {
 namespace {
@@ -83,6 +87,64 @@ TEST_F(SlowConsumerTest, StalledReaderIsDroppedOthersUnaffected) {
   EXPECT_TRUE(CheckSequence(slow_delivery.ticks)) << "what did arrive must be in order";
   // The publisher is still served.
   EXPECT_TRUE(pub.HeartbeatRoundTrip(1));
+}
+
+// A client that never reads and sends HEARTBEATs and small requests as fast as it can: the
+// replies it makes the server queue are charged what they occupy (a queued frame costs far more
+// than its few wire bytes), and the echoes of its heartbeats wait as one. The server's memory
+// grows by about MAX_PENDING_BYTES before it drops the client as a slow consumer (counting only
+// wire bytes, this flood took about 9 times the limit).
+TEST_F(SlowConsumerTest, NonReaderFloodingRequestsIsDroppedNearMaxPendingBytes) {
+  constexpr std::uint64_t kLimit = 2 << 20;
+  ASSERT_TRUE(Start({{"WORKERS", "1"},
+                     {"MAX_PENDING_BYTES", std::to_string(kLimit)},
+                     {"SO_SNDBUF", "65536"},
+                     {"LOG_LEVEL", "warn"}}));
+  const auto rss_before = ProcStatusKb(server_->pid(), "VmRSS");
+  const auto peak_before = ProcStatusKb(server_->pid(), "VmHWM");
+  ASSERT_TRUE(rss_before && peak_before);
+  RawClient flood;
+  flood.SetReceiveBuffer(4096);
+  ASSERT_TRUE(ConnectAuthed(flood));
+  // 400 HEARTBEATs and 20 UNSUBSCRIBEs of unknown ids (each answered with a non-fatal ERROR)
+  // per write; never a read.
+  auto frame = [](FrameType type, const google::protobuf::MessageLite& m) {
+    const std::string payload = m.SerializeAsString();
+    std::string f(protocol::kHeaderSize, '\0');
+    const auto length = static_cast<std::uint32_t>(payload.size() + 1);
+    for (int b = 0; b < 4; ++b)
+      f[static_cast<std::size_t>(b)] = static_cast<char>(length >> (24 - 8 * b));
+    f[4] = static_cast<char>(type);
+    return f + payload;
+  };
+  std::string burst;
+  for (int i = 0; i < 400; ++i) {
+    v1::Heartbeat hb;
+    hb.set_ts_ms(i + 1);
+    burst += frame(FrameType::kHeartbeat, hb);
+    if (i % 20 != 0) continue;
+    v1::Unsubscribe u;
+    u.set_request_id(static_cast<std::uint32_t>(i + 1));
+    u.set_subscription_id(1'000'000 + static_cast<std::uint64_t>(i));
+    burst += frame(FrameType::kUnsubscribe, u);
+  }
+  const auto deadline = steady_clock::now() + milliseconds(30'000);
+  std::uint64_t bursts = 0;
+  while (steady_clock::now() < deadline && flood.SendBytes(burst)) ++bursts;
+  EXPECT_LT(steady_clock::now(), deadline) << "still not dropped after " << bursts << " bursts";
+  EXPECT_TRUE(Reaches("slow_consumer_disconnects_total{reason=\"pending_bytes\"}", 1));
+  const auto peak_after = ProcStatusKb(server_->pid(), "VmHWM");
+  ASSERT_TRUE(peak_after);
+  const std::uint64_t base = std::max(*rss_before, *peak_before);
+  const std::uint64_t growth_kb = *peak_after > base ? *peak_after - base : 0;
+  std::printf("[ request flood ] %llu bursts sent; peak RSS grew by %llu kB (limit %llu kB)\n",
+              static_cast<unsigned long long>(bursts), static_cast<unsigned long long>(growth_kb),
+              static_cast<unsigned long long>(kLimit / 1024));
+  EXPECT_LT(growth_kb * 1024, 3 * kLimit) << "peak RSS grew by " << growth_kb << " kB";
+  // Everybody else is still served.
+  RawClient other;
+  ASSERT_TRUE(ConnectAuthed(other));
+  EXPECT_TRUE(other.HeartbeatRoundTrip(1));
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <signal.h>
 
 #include <fstream>
+#include <memory>
+#include <ostream>
 #include <string>
 
 #include "client/client.h"
@@ -289,6 +291,84 @@ TEST_F(TlsTest, CertificateSubjectMapsToUser) {
   TlsClient d;
   ASSERT_TRUE(d.Connect(server_->port(), v)) << d.last_error();
   EXPECT_FALSE(d.Authenticate(ServerProcess::kUser, ServerProcess::kPass));
+}
+
+// TLS session resumption, with and without mutual TLS: a second connection resumes the first
+// one's session (TLS 1.2 by session id from the server's cache or by ticket, TLS 1.3 by ticket)
+// and then works like any other. With mutual TLS the server needs a session id context, or
+// OpenSSL refuses to resume ("session id context uninitialized") and the handshake fails.
+struct ResumeCase {
+  const char* name;
+  int version;
+  bool no_tickets;
+  bool mtls;
+};
+
+void PrintTo(const ResumeCase& c, std::ostream* os) { *os << c.name; }
+
+class TlsResumeTest : public TlsTest, public ::testing::WithParamInterface<ResumeCase> {};
+
+TEST_P(TlsResumeTest, ASecondConnectionResumesTheFirstOnesSession) {
+  const ResumeCase& p = GetParam();
+  ASSERT_TRUE(Start(
+      TlsEnv(p.mtls ? EnvOverrides{{"TLS_CLIENT_CA_PATH", pki_.Cert("ca")}} : EnvOverrides{})));
+  TlsOptions o = Verified();
+  o.min_version = o.max_version = p.version;
+  o.no_tickets = p.no_tickets;
+  if (p.mtls) {
+    o.cert_file = pki_.Cert("client");
+    o.key_file = pki_.Key("client");
+  }
+  std::shared_ptr<SSL_SESSION> session;
+  {
+    TlsClient first;
+    ASSERT_TRUE(first.Connect(server_->port(), o)) << first.last_error();
+    EXPECT_FALSE(first.Resumed());
+    // AUTH_OK is read after the TLS 1.3 tickets the server sends once the handshake is done.
+    ASSERT_TRUE(first.Authenticate(ServerProcess::kUser, ServerProcess::kPass));
+    session = first.Session();
+    ASSERT_TRUE(session) << "no resumable session";
+  }
+  o.resume = session;
+  TlsClient second;
+  ASSERT_TRUE(second.Connect(server_->port(), o)) << second.last_error();
+  EXPECT_TRUE(second.Resumed());
+  EXPECT_TRUE(second.Authenticate(ServerProcess::kUser, ServerProcess::kPass));
+  EXPECT_TRUE(second.HeartbeatRoundTrip(5));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Sessions, TlsResumeTest,
+    ::testing::Values(ResumeCase{"Tls12SessionId", TLS1_2_VERSION, true, false},
+                      ResumeCase{"Tls12Ticket", TLS1_2_VERSION, false, false},
+                      ResumeCase{"Tls13Ticket", TLS1_3_VERSION, false, false},
+                      ResumeCase{"Tls12SessionIdMutual", TLS1_2_VERSION, true, true},
+                      ResumeCase{"Tls12TicketMutual", TLS1_2_VERSION, false, true},
+                      ResumeCase{"Tls13TicketMutual", TLS1_3_VERSION, false, true}),
+    [](const auto& p) { return std::string(p.param.name); });
+
+// A resumed session keeps the client certificate it was made with: TLS_CLIENT_CN_USER still
+// knows the user.
+TEST_F(TlsTest, AResumedSessionKeepsTheCertificateUser) {
+  ASSERT_TRUE(pki_.MakeClientCert("test-user", ServerProcess::kUser));
+  ASSERT_TRUE(
+      Start(TlsEnv({{"TLS_CLIENT_CA_PATH", pki_.Cert("ca")}, {"TLS_CLIENT_CN_USER", "true"}})));
+  TlsOptions o = Verified();
+  o.cert_file = pki_.Cert("test-user");
+  o.key_file = pki_.Key("test-user");
+  std::shared_ptr<SSL_SESSION> session;
+  {
+    TlsClient first;
+    ASSERT_TRUE(first.Connect(server_->port(), o)) << first.last_error();
+    ASSERT_TRUE(first.Authenticate(ServerProcess::kUser, ""));
+    session = first.Session();
+    ASSERT_TRUE(session);
+  }
+  o.resume = session;
+  TlsClient second;
+  ASSERT_TRUE(second.Connect(server_->port(), o)) << second.last_error();
+  EXPECT_TRUE(second.Resumed());
+  EXPECT_TRUE(second.Authenticate(ServerProcess::kUser, "")) << "the certificate is the credential";
 }
 
 TEST_F(TlsTest, SighupReloadsCertificatesAndKeepsConnections) {

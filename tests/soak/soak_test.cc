@@ -1138,18 +1138,6 @@ std::optional<std::uint64_t> CountFds(pid_t pid) {
   return n;
 }
 
-// A "VmRSS:"-style field of /proc/<pid>/status, in kB.
-std::optional<std::uint64_t> StatusKb(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(in, line);) {
-    if (line.compare(0, field.size(), field) == 0 && line.size() > field.size() &&
-        line[field.size()] == ':') {
-      return std::strtoull(line.c_str() + field.size() + 1, nullptr, 10);
-    }
-  }
-  return std::nullopt;
-}
-
 // Samples the server's RSS and fd count every 250 ms.
 class Monitor {
  public:
@@ -1177,10 +1165,10 @@ class Monitor {
 
  private:
   void Sample() {
-    if (auto rss = StatusKb(pid_, "VmHWM")) {
+    if (auto rss = ProcStatusKb(pid_, "VmHWM")) {
       peak_rss_kb_ = std::max(peak_rss_kb_.load(), *rss);
     }
-    if (auto rss = StatusKb(pid_, "VmRSS")) {
+    if (auto rss = ProcStatusKb(pid_, "VmRSS")) {
       peak_rss_kb_ = std::max(peak_rss_kb_.load(), *rss);
     }
     if (auto fds = CountFds(pid_)) peak_fds_ = std::max(peak_fds_.load(), *fds);

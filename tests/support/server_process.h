@@ -12,6 +12,10 @@
 
 namespace tickwire::testing {
 
+// A "VmRSS:"-style field of /proc/<pid>/status, in kB (nullopt when the process or the field is
+// not there).
+std::optional<std::uint64_t> ProcStatusKb(pid_t pid, const std::string& field);
+
 // Environment overrides for the server. A value of std::nullopt removes the variable from the
 // defaults (e.g. {"STREAM_USER", std::nullopt} to test a missing required setting).
 using EnvOverrides = std::map<std::string, std::optional<std::string>>;

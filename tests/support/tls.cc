@@ -92,7 +92,12 @@ bool TestPki::MakeClientCert(const std::string& name, const std::string& cn) {
 TlsClient::~TlsClient() { Close(); }
 
 void TlsClient::Close() {
-  if (ssl_ != nullptr) SSL_free(ssl_);
+  if (ssl_ != nullptr) {
+    // A clean close (close_notify, best effort): OpenSSL marks the session of a connection
+    // freed without one as not resumable.
+    if (SSL_is_init_finished(ssl_) == 1) SSL_shutdown(ssl_);
+    SSL_free(ssl_);
+  }
   if (ctx_ != nullptr) SSL_CTX_free(ctx_);
   if (fd_ >= 0) ::close(fd_);
   ssl_ = nullptr;
@@ -123,6 +128,7 @@ bool TlsClient::Connect(std::uint16_t port, const TlsOptions& o) {
     }
     SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
   }
+  if (o.no_tickets) SSL_CTX_set_options(ctx_, SSL_OP_NO_TICKET);
   if (!o.cert_file.empty() &&
       (SSL_CTX_use_certificate_chain_file(ctx_, o.cert_file.c_str()) != 1 ||
        SSL_CTX_use_PrivateKey_file(ctx_, o.key_file.c_str(), SSL_FILETYPE_PEM) != 1)) {
@@ -150,6 +156,10 @@ bool TlsClient::Connect(std::uint16_t port, const TlsOptions& o) {
   }
   ssl_ = SSL_new(ctx_);
   SSL_set_fd(ssl_, fd_);
+  if (o.resume && SSL_set_session(ssl_, o.resume.get()) != 1) {
+    last_error_ = "resume: " + OpenSslErrors();
+    return false;
+  }
   if (!o.ca_file.empty()) SSL_set1_host(ssl_, "127.0.0.1");
   if (SSL_connect(ssl_) != 1) {
     last_error_ = "handshake: " + OpenSslErrors();
@@ -169,6 +179,19 @@ std::string TlsClient::PeerCommonName() const {
   X509_free(cert);
   return cn;
 }
+
+std::shared_ptr<SSL_SESSION> TlsClient::Session() const {
+  if (ssl_ == nullptr) return nullptr;
+  SSL_SESSION* s = SSL_get1_session(ssl_);
+  if (s == nullptr) return nullptr;
+  if (SSL_SESSION_is_resumable(s) != 1) {
+    SSL_SESSION_free(s);
+    return nullptr;
+  }
+  return std::shared_ptr<SSL_SESSION>(s, SSL_SESSION_free);
+}
+
+bool TlsClient::Resumed() const { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }
 
 std::string TlsClient::Version() const { return ssl_ == nullptr ? "" : SSL_get_version(ssl_); }
 

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "support/raw_client.h"
@@ -51,6 +52,9 @@ struct TlsOptions {
   int max_version = 0;
   std::string ciphers;     // TLS 1.2 cipher list; empty = default
   std::string before_tls;  // bytes sent in clear before the handshake (a PROXY header)
+  // Resume this session (from TlsClient::Session of an earlier connection).
+  std::shared_ptr<SSL_SESSION> resume;
+  bool no_tickets = false;  // TLS 1.2: resume by session id (the server's cache), not a ticket
 };
 
 // A blocking TLS client speaking raw frames, with a deadline on every operation.
@@ -66,6 +70,11 @@ class TlsClient {
   void Close();
   // Subject CN of the server's certificate.
   std::string PeerCommonName() const;
+  // The session, for resuming it on a later connection (TLS 1.3 tickets arrive after the
+  // handshake: read something first). Null when there is none.
+  std::shared_ptr<SSL_SESSION> Session() const;
+  // Whether the handshake resumed TlsOptions::resume.
+  bool Resumed() const;
   std::string Version() const;
 
   bool SendFrame(protocol::FrameType type, const google::protobuf::MessageLite& message);
