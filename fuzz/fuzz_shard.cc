@@ -9,11 +9,11 @@
 //  - history replays (joined from slices of random small limits) are in ascending key order per
 //    topic, never more than the ring holds, than `backfill` asks for or than the budget allows,
 //    and encode parseable records.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <algorithm>
 #include <map>
 #include <memory>
 #include <string>

@@ -265,6 +265,38 @@ int main(int argc, char** argv) {
     }
     Write(root / "fuzz_shard", "mixed", script);
   }
+  // fuzz_catch_up: option bytes, the subscription, slice limits, then a script of ticks, clock
+  // advances, turn ends, deliveries, slice requests and the SUBSCRIBE (catch_up_script.h).
+  {
+    // ticks on every topic, a clock advance now and then, turns sealed and delivered
+    auto traffic = [](int n, int salt) {
+      std::string out;
+      for (int i = 0; i < n; ++i) {
+        out += {static_cast<char>(8 * ((i + salt) % 6)), static_cast<char>(100 + i % 50)};
+        if (i % 9 == 0) out += {2, 20};
+        if (i % 4 == 0) out += {3, 4};
+      }
+      return out;
+    };
+    auto replay = [&](int rounds) {  // slice requests between more traffic
+      std::string out;
+      for (int r = 0; r < rounds; ++r) out += std::string{5, 3} + traffic(5, r) + std::string{4, 4};
+      return out;
+    };
+    // Ticks since a time on `*`, one topic already live; small slices.
+    std::string since = {1, 5, 2, 10, 3, 60, 0x06, 30, 0x02, 4, 3};
+    since += traffic(120, 0) + std::string{6} + replay(40);
+    Write(root / "fuzz_catch_up", "since_wildcard_ticks", since);
+    // SECOND bars, backfill, three exact topics, topics evicted by a cap of 2.
+    std::string backfill = {0, 4, 2, 6, 0, 20, 0x08, 3, 10, 0x0B, 2, 5};
+    backfill += traffic(200, 1) + std::string{6} + replay(30) + traffic(60, 3);
+    Write(root / "fuzz_catch_up", "backfill_exact_seconds", backfill);
+    // MINUTE bars since on `*`, budget 3 (the replay is cut), an UNSUBSCRIBE at the end.
+    std::string cut = {2, 2, 3, 4, 3, 2, 0x05, 0, 0, 1, 1};
+    cut += traffic(150, 2) + std::string{2, static_cast<char>(250)} + std::string{6} + replay(20) +
+           std::string{static_cast<char>(0xF7)};
+    Write(root / "fuzz_catch_up", "minutes_cut_then_unsubscribe", cut);
+  }
   // fuzz_proxy_header: PROXY protocol headers, each followed by the start of a session.
   const fs::path proxy = root / "fuzz_proxy_header";
   const std::string after = MakeFrame(FrameType::kHeartbeat, "");
