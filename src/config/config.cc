@@ -171,7 +171,8 @@ std::vector<Setting> Settings() {
          return ParseMillis(v, 1, 600'000, c.write_deadline);
        }},
       {"MAX_PENDING_BYTES", "--max-pending-bytes",
-       "output bytes a connection may have queued before it is dropped as a slow consumer",
+       "memory a connection's waiting output may take (queued frames with their bookkeeping, "
+       "live records held during a history replay) before it is dropped as a slow consumer",
        std::to_string(d.max_pending_bytes),
        [](Config& c, const std::string& v) {
          return ParseUint<std::uint64_t>(v, 1, std::uint64_t{1} << 40, c.max_pending_bytes);
@@ -223,7 +224,8 @@ std::vector<Setting> Settings() {
        }},
       {"MAX_BACKFILL_RECORDS", "--max-backfill-records",
        "history records one subscription receives, split over the workers: each sends at most "
-       "ceil(MAX_BACKFILL_RECORDS / WORKERS) for the topics it owns (each topic's newest kept)",
+       "ceil(MAX_BACKFILL_RECORDS / WORKERS) for the topics it owns (each topic's newest, up to "
+       "a fair share of what is left)",
        std::to_string(d.max_backfill_records),
        [](Config& c, const std::string& v) {
          return ParseUint<std::uint32_t>(v, 1, 100'000'000, c.max_backfill_records);

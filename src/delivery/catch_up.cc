@@ -11,36 +11,44 @@ CatchUp::CatchUp(std::uint64_t id, std::uint64_t subscription_id, engine::Mode m
       mode_(mode),
       wildcard_(wildcard),
       topics_(std::move(topics)),
-      shards_(shards),
-      owners_(shards) {
-  std::vector<std::vector<std::string>> lists(wildcard ? 0 : shards);
+      shards_(shards) {
+  std::vector<std::vector<std::string>> lists(shards);
   if (!wildcard) {
     for (const auto& t : topics_) lists[engine::ShardOf(t, shards)].push_back(t);
   }
   for (unsigned s = 0; s < shards; ++s) {
-    Owner& o = owners_[s];
+    if (!wildcard && lists[s].empty()) continue;
+    Owner& o = owners_.emplace_back();
+    o.shard = s;
     o.request.mode = mode;
     o.request.wildcard = wildcard;
     o.request.backfill = backfill;
     o.request.since_ms = since_ms;
     if (!wildcard) {
-      if (lists[s].empty()) continue;
       std::sort(lists[s].begin(), lists[s].end());
       o.request.topics = std::make_shared<const std::vector<std::string>>(std::move(lists[s]));
     }
-    o.active = true;
-    ++unfinished_;
   }
+  unfinished_ = static_cast<unsigned>(owners_.size());
+}
+
+CatchUp::Owner& CatchUp::OwnerOf(unsigned shard) {
+  if (wildcard_) return owners_[shard];
+  for (auto& o : owners_) {
+    if (o.shard == shard) return o;
+  }
+  return owners_.front();  // unreachable: a covered topic's shard has an owner entry
 }
 
 bool CatchUp::NextRequest(SliceRequest& out) {
-  for (unsigned k = 0; k < shards_; ++k) {
-    const unsigned s = (next_owner_ + k) % shards_;
-    Owner& o = owners_[s];
-    if (!o.active || o.in_flight || o.cursor.finished) continue;
+  const auto n = static_cast<unsigned>(owners_.size());
+  for (unsigned k = 0; k < n; ++k) {
+    const unsigned i = (next_owner_ + k) % n;
+    Owner& o = owners_[i];
+    if (!o.active || o.in_flight) continue;
     o.in_flight = true;
-    next_owner_ = s + 1;
-    out.shard = s;
+    next_owner_ = i + 1;
+    out.shard = o.shard;
     out.request = o.request;
     out.cursor = o.cursor;
     return true;
@@ -59,7 +67,7 @@ void CatchUp::Flush(HeldList& list, std::size_t from, const Emit& emit) {
 
 void CatchUp::OnLive(std::string_view topic, std::uint64_t key, std::string_view entry,
                      const Emit& emit) {
-  Owner& o = owners_[engine::ShardOf(topic, shards_)];
+  Owner& o = OwnerOf(engine::ShardOf(topic, shards_));
   if (o.cursor.finished || topic <= o.cursor.after) {
     emit(entry);  // its replay is complete (or it was created behind the cursor)
     return;
@@ -82,7 +90,7 @@ void CatchUp::OnLive(std::string_view topic, std::uint64_t key, std::string_view
 }
 
 bool CatchUp::OnSlice(unsigned shard, const engine::HistorySlice& slice, const Emit& emit) {
-  Owner& o = owners_[shard];
+  Owner& o = OwnerOf(shard);
   o.in_flight = false;
   const engine::HistoryCursor& next = slice.cursor;
   auto completes = [&](std::string_view topic) { return next.finished || topic <= next.after; };

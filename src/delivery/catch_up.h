@@ -107,7 +107,8 @@ class CatchUp {
   };
   using HeldList = std::vector<Held>;
   struct Owner {
-    bool active = false;  // has topics to replay
+    unsigned shard = 0;
+    bool active = true;  // not finished
     bool in_flight = false;
     engine::HistoryRequest request;
     engine::HistoryCursor cursor;
@@ -122,7 +123,10 @@ class CatchUp {
   bool wildcard_;
   TopicSet topics_;
   unsigned shards_;
-  std::vector<Owner> owners_;  // index = shard
+  // The owner shards with topics to replay: every shard for `*` (index = shard), only those of
+  // its topics for an exact subscription.
+  std::vector<Owner> owners_;
+  Owner& OwnerOf(unsigned shard);
   unsigned unfinished_ = 0;
   unsigned next_owner_ = 0;  // round robin over owners for requests
   std::uint64_t held_bytes_ = 0;

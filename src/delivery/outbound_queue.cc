@@ -1,5 +1,7 @@
 #include "delivery/outbound_queue.h"
 
+#include <algorithm>
+
 namespace tickwire::delivery {
 namespace {
 
@@ -10,6 +12,25 @@ const std::size_t kInlineCapacity = std::string().capacity();
 
 std::uint64_t OutboundQueue::Charge(const std::string& bytes) {
   return kFrameOverhead + (bytes.capacity() > kInlineCapacity ? bytes.capacity() : 0);
+}
+
+void OutboundQueue::Compact(std::string& frame) {
+  // A short frame in a large reused buffer (a DATA_BATCH cut by its window in a buffer grown by
+  // earlier full frames): copying it costs less than the memory it would hold while it waits,
+  // and the buffer goes back to the pool for the next frame.
+  const std::size_t slack = frame.capacity() - frame.size();
+  if (frame.capacity() <= kInlineCapacity || slack <= std::max<std::size_t>(frame.size(), 4096)) {
+    return;
+  }
+  std::string compact(frame);
+  protocol::RecycleFrameBuffer(std::move(frame));
+  frame = std::move(compact);
+}
+
+bool OutboundQueue::Fits(std::uint64_t charge) const {
+  // One frame always fits into an empty queue: the limit bounds a backlog, and may be as small
+  // as one frame's wire bytes.
+  return frames_.empty() || charged_bytes_ + charge <= max_pending_bytes_;
 }
 
 void OutboundQueue::Add(Entry entry) {
@@ -28,12 +49,14 @@ void OutboundQueue::PopFront() {
 }
 
 bool OutboundQueue::Push(std::string frame, FrameTag tag) {
-  if (charged_bytes_ + Charge(frame) > max_pending_bytes_) return false;
+  Compact(frame);
+  if (!Fits(Charge(frame))) return false;
   PushUnbounded(std::move(frame), tag);
   return true;
 }
 
 void OutboundQueue::PushUnbounded(std::string frame, FrameTag tag) {
+  Compact(frame);
   const std::uint64_t charge = Charge(frame);
   Add(Entry{std::move(frame), tag, nullptr, {}, charge});
 }
@@ -43,7 +66,7 @@ bool OutboundQueue::PushShared(std::string head, engine::RecordBlockPtr block,
   const std::uint64_t pinned =
       block.get() == NewestSharedBlock() ? tail.size() : std::max(block->bytes.size(), tail.size());
   const std::uint64_t charge = Charge(head) + pinned;
-  if (charged_bytes_ + charge > max_pending_bytes_) return false;
+  if (!Fits(charge)) return false;
   Add(Entry{std::move(head), tag, std::move(block), tail, charge});
   last_shared_ = popped_ + frames_.size() - 1;
   return true;
@@ -54,7 +77,7 @@ bool OutboundQueue::PushCoalesced(std::string frame) {
     // The previous one is still waiting: it carries the newer contents instead.
     Entry& e = frames_[static_cast<std::size_t>(coalesced_ - popped_)];
     const std::uint64_t charge = Charge(frame);
-    if (charged_bytes_ - e.charge + charge > max_pending_bytes_) return false;
+    if (charge > e.charge && !Fits(charge - e.charge)) return false;
     pending_bytes_ = pending_bytes_ - e.bytes.size() + frame.size();
     charged_bytes_ = charged_bytes_ - e.charge + charge;
     e.bytes = std::move(frame);

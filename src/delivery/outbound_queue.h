@@ -23,11 +23,11 @@ struct FrameTag {
 // owner drops the connection as a slow consumer. Runs on the owning worker only.
 //
 // The bound is on memory, not wire bytes: each frame is charged what it occupies. That is its
-// buffer's capacity (a DATA_BATCH buffer is reused and can be larger than its frame; a frame
-// short enough for the string's inline storage has no buffer) plus kFrameOverhead for the queue
-// entry and allocator bookkeeping; a frame that points into a shared record block is charged
-// the whole block the first time the block appears in a row (the queue keeps it alive) and its
-// own part after that.
+// buffer's capacity (a frame short enough for the string's inline storage has no buffer; a short
+// frame in a much larger reused buffer is first copied out of it) plus kFrameOverhead for the
+// queue entry and allocator bookkeeping; a frame that points into a shared record block is
+// charged the whole block the first time the block appears in a row (the queue keeps it alive)
+// and its own part after that. One frame always fits into an empty queue.
 class OutboundQueue {
  public:
   static constexpr std::size_t kFrameOverhead = 128;
@@ -81,6 +81,10 @@ class OutboundQueue {
   };
   // What an owned frame buffer costs.
   static std::uint64_t Charge(const std::string& bytes);
+  // Moves a short frame out of a much larger buffer (which goes back to the frame pool).
+  static void Compact(std::string& frame);
+  // Whether `charge` more stays within the limit.
+  bool Fits(std::uint64_t charge) const;
   void Add(Entry entry);
   void PopFront();
   // A frame's number is its position counted from the first frame ever queued.

@@ -146,7 +146,7 @@ std::string RenderMetrics(std::span<const WorkerMetrics* const> workers) {
                   "Topics forgotten (with their history) to stay within MAX_TOPICS.");
   e.Sample(Sum(workers, [](const M& m) { return m.topics_evicted.Get(); }));
   e.CounterFamily("backfills_truncated_total",
-                  "History requests cut to MAX_BACKFILL_RECORDS (each topic's newest kept).");
+                  "History replays cut to MAX_BACKFILL_RECORDS (each topic's newest kept).");
   e.Sample(Sum(workers, [](const M& m) { return m.backfills_truncated.Get(); }));
   e.CounterFamily("connections_rejected_total",
                   "New connections closed at once because a connection budget was full.");

@@ -91,7 +91,7 @@ std::vector<std::string> CallArguments(const std::string& text, std::size_t pos)
 // Every event name the server's code writes: the string literals in the event argument of
 // each obs::Log, obs::LogNoisy and FormatLine call under src/.
 std::set<std::string> LogEventsInCode() {
-  static const std::regex kCall(R"(\b(Log|LogNoisy|FormatLine)\()");
+  static const std::regex kCall(R"(\b(Log|LogNoisy|FormatLine|FormatLogLine)\()");
   static const std::regex kLiteral(R"xx("([a-z_]+)")xx");
   std::set<std::string> events;
   const std::filesystem::path src = std::filesystem::path(TICKWIRE_SOURCE_DIR) / "src";
