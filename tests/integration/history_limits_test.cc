@@ -22,13 +22,60 @@ using protocol::FrameType;
 class HistoryLimitsTest : public IntegrationTest {};
 
 std::string Encoded(FrameType type, const google::protobuf::MessageLite& m) {
-  const std::string payload = m.SerializeAsString();
-  std::string frame(protocol::kHeaderSize, '\0');
-  const auto length = static_cast<std::uint32_t>(payload.size() + 1);
-  for (int i = 0; i < 4; ++i)
-    frame[static_cast<std::size_t>(i)] = static_cast<char>(length >> (24 - 8 * i));
-  frame[4] = static_cast<char>(type);
-  return frame + payload;
+  return protocol::MakeFrame(type, m.SerializeAsString());
+}
+
+v1::Subscribe AllSince1(std::uint32_t request_id) {
+  v1::Subscribe s;
+  s.set_request_id(request_id);
+  s.set_mode(v1::MODE_TICK);
+  s.add_topics("*");
+  s.set_since_ms(1);
+  return s;
+}
+
+// Publishes `ticks_per_topic` ticks on each topic, acked, in frames of about 400 ticks.
+::testing::AssertionResult PublishHistory(RawClient& producer,
+                                          const std::vector<std::string>& topics,
+                                          int ticks_per_topic) {
+  std::vector<v1::Tick> frame;
+  std::uint32_t rid = 0;
+  for (int n = 0; n < ticks_per_topic; ++n) {
+    for (const auto& t : topics) frame.push_back(MakeTick(t, 100.0 + n, 1));
+    if (frame.size() >= 400 || n + 1 == ticks_per_topic) {
+      if (auto ok = producer.PublishAcked(++rid, frame); !ok) return ok;
+      frame.clear();
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Reads a replay of every topic until `total` ticks; then each topic must hold its ticks from
+// seq 1 on, once each and in order.
+::testing::AssertionResult ReadWholeReplay(RawClient& reader, std::size_t topics,
+                                           std::size_t per_topic) {
+  Received got;
+  std::map<std::string, std::vector<v1::Tick>> by_topic;
+  std::size_t total = 0;
+  auto ok = ReadUntil(reader, got, milliseconds(60'000), [&] {
+    for (auto& t : got.ticks) by_topic[t.topic()].push_back(std::move(t));
+    total += got.ticks.size();
+    got.ticks.clear();
+    return total >= topics * per_topic;
+  });
+  if (!ok) return ok;
+  if (auto drained = Drain(reader, got, milliseconds(200)); !drained) return drained;
+  if (!got.ticks.empty()) return ::testing::AssertionFailure() << "more records than published";
+  if (by_topic.size() != topics) {
+    return ::testing::AssertionFailure() << by_topic.size() << " topics replayed";
+  }
+  for (const auto& [topic, list] : by_topic) {
+    if (list.size() != per_topic) {
+      return ::testing::AssertionFailure() << topic << ": " << list.size() << " ticks";
+    }
+    if (auto seq = CheckSequence(list, 1); !seq) return seq << " (" << topic << ")";
+  }
+  return ::testing::AssertionSuccess();
 }
 
 // Heartbeat round trips on two connections (one per worker: connections alternate between
@@ -92,15 +139,7 @@ TEST_F(HistoryLimitsTest, SubscribeUnsubscribeFloodKeepsMemoryBoundedAndHeartbea
   {
     RawClient producer;
     ASSERT_TRUE(ConnectAuthed(producer));
-    std::vector<v1::Tick> frame;
-    std::uint32_t rid = 0;
-    for (int n = 0; n < kTicksPerTopic; ++n) {
-      for (const auto& t : topics) frame.push_back(MakeTick(t, 100.0 + n, 1));
-      if (frame.size() >= 400 || n + 1 == kTicksPerTopic) {
-        ASSERT_TRUE(producer.PublishAcked(++rid, frame));
-        frame.clear();
-      }
-    }
+    ASSERT_TRUE(PublishHistory(producer, topics, kTicksPerTopic));
   }
   const pid_t pid = server_->pid();
   const auto rss_before = ProcStatusKb(pid, "VmRSS");
@@ -114,12 +153,7 @@ TEST_F(HistoryLimitsTest, SubscribeUnsubscribeFloodKeepsMemoryBoundedAndHeartbea
   // A real replay of everything, read as fast as it comes, during the attack.
   RawClient reader;
   ASSERT_TRUE(ConnectAuthed(reader));
-  v1::Subscribe all;
-  all.set_request_id(1);
-  all.set_mode(v1::MODE_TICK);
-  all.add_topics("*");
-  all.set_since_ms(1);
-  ASSERT_TRUE(reader.SendFrame(FrameType::kSubscribe, all));
+  ASSERT_TRUE(reader.SendFrame(FrameType::kSubscribe, AllSince1(1)));
   ASSERT_TRUE(reader.ReadMessage(FrameType::kSubscribeOk, static_cast<v1::SubscribeOk*>(nullptr)));
 
   // Four attackers, three rounds each of 100 pipelined pairs (about 2.6 KB per round),
@@ -133,8 +167,7 @@ TEST_F(HistoryLimitsTest, SubscribeUnsubscribeFloodKeepsMemoryBoundedAndHeartbea
   for (int round = 0; round < kRounds; ++round) {
     std::string burst;
     for (int i = 0; i < kPairs; ++i, ++next_id) {
-      v1::Subscribe s = all;
-      s.set_request_id(static_cast<std::uint32_t>(next_id));
+      const v1::Subscribe s = AllSince1(static_cast<std::uint32_t>(next_id));
       v1::Unsubscribe u;
       u.set_request_id(static_cast<std::uint32_t>(next_id));
       u.set_subscription_id(next_id);
@@ -158,22 +191,7 @@ TEST_F(HistoryLimitsTest, SubscribeUnsubscribeFloodKeepsMemoryBoundedAndHeartbea
   }
 
   // The replay: every retained tick of every topic once, in seq order.
-  Received got;
-  std::map<std::string, std::vector<v1::Tick>> by_topic;
-  std::size_t total = 0;
-  ASSERT_TRUE(ReadUntil(reader, got, milliseconds(60'000), [&] {
-    for (auto& t : got.ticks) by_topic[t.topic()].push_back(std::move(t));
-    total += got.ticks.size();
-    got.ticks.clear();
-    return total >= static_cast<std::size_t>(kTopics) * kTicksPerTopic;
-  }));
-  ASSERT_TRUE(Drain(reader, got, milliseconds(200)));
-  EXPECT_TRUE(got.ticks.empty()) << "more records than were published";
-  ASSERT_EQ(by_topic.size(), static_cast<std::size_t>(kTopics));
-  for (const auto& [topic, list] : by_topic) {
-    ASSERT_EQ(list.size(), static_cast<std::size_t>(kTicksPerTopic)) << topic;
-    EXPECT_TRUE(CheckSequence(list, 1)) << topic;
-  }
+  ASSERT_TRUE(ReadWholeReplay(reader, kTopics, kTicksPerTopic));
   for (auto& a : attackers) EXPECT_TRUE(a.HeartbeatRoundTrip(7));
   watch.Stop();
   ASSERT_FALSE(watch.failed());
@@ -199,42 +217,23 @@ TEST_F(HistoryLimitsTest, AReplayIsPacedByItsReader) {
   ASSERT_TRUE(Start({{"WORKERS", "2"}, {"MAX_PENDING_BYTES", "1048576"}, {"SO_SNDBUF", "65536"}}));
   constexpr int kTopics = 50;
   constexpr int kTicksPerTopic = 1024;
+  std::vector<std::string> topics;
+  for (int i = 0; i < kTopics; ++i) topics.push_back("paced." + std::to_string(i));
   {
     RawClient producer;
     ASSERT_TRUE(ConnectAuthed(producer));
-    std::vector<v1::Tick> frame;
-    std::uint32_t rid = 0;
-    for (int n = 0; n < kTicksPerTopic; ++n) {
-      for (int t = 0; t < kTopics; ++t) {
-        frame.push_back(MakeTick("paced." + std::to_string(t), 1.0 + n, 1));
-      }
-      if (frame.size() >= 400 || n + 1 == kTicksPerTopic) {
-        ASSERT_TRUE(producer.PublishAcked(++rid, frame));
-        frame.clear();
-      }
-    }
+    ASSERT_TRUE(PublishHistory(producer, topics, kTicksPerTopic));
   }
   RawClient reader;
   reader.SetReceiveBuffer(4096);
   ASSERT_TRUE(ConnectAuthed(reader));
-  v1::Subscribe all;
-  all.set_request_id(1);
-  all.set_mode(v1::MODE_TICK);
-  all.add_topics("*");
-  all.set_since_ms(1);
-  ASSERT_TRUE(reader.SendFrame(FrameType::kSubscribe, all));
+  ASSERT_TRUE(reader.SendFrame(FrameType::kSubscribe, AllSince1(1)));
   ASSERT_TRUE(reader.ReadMessage(FrameType::kSubscribeOk, static_cast<v1::SubscribeOk*>(nullptr)));
   // Not reading for a while: the replay (about 4 MB, four times MAX_PENDING_BYTES) waits.
   std::this_thread::sleep_for(milliseconds(500));
   const Metrics m = Scrape();
   EXPECT_EQ(Get(m, "slow_consumer_disconnects_total{reason=\"pending_bytes\"}"), 0);
-  Received got;
-  ASSERT_TRUE(ReadUntil(reader, got, milliseconds(30'000), [&] {
-    return got.ticks.size() >= static_cast<std::size_t>(kTopics) * kTicksPerTopic;
-  }));
-  std::map<std::string, std::vector<v1::Tick>> by_topic;
-  for (const auto& t : got.ticks) by_topic[t.topic()].push_back(t);
-  for (const auto& [topic, list] : by_topic) EXPECT_TRUE(CheckSequence(list, 1)) << topic;
+  ASSERT_TRUE(ReadWholeReplay(reader, kTopics, kTicksPerTopic));
   EXPECT_TRUE(reader.HeartbeatRoundTrip(3));
 }
 

@@ -109,13 +109,7 @@ TEST_F(SlowConsumerTest, NonReaderFloodingRequestsIsDroppedNearMaxPendingBytes) 
   // 400 HEARTBEATs and 20 UNSUBSCRIBEs of unknown ids (each answered with a non-fatal ERROR)
   // per write; never a read.
   auto frame = [](FrameType type, const google::protobuf::MessageLite& m) {
-    const std::string payload = m.SerializeAsString();
-    std::string f(protocol::kHeaderSize, '\0');
-    const auto length = static_cast<std::uint32_t>(payload.size() + 1);
-    for (int b = 0; b < 4; ++b)
-      f[static_cast<std::size_t>(b)] = static_cast<char>(length >> (24 - 8 * b));
-    f[4] = static_cast<char>(type);
-    return f + payload;
+    return protocol::MakeFrame(type, m.SerializeAsString());
   };
   std::string burst;
   for (int i = 0; i < 400; ++i) {

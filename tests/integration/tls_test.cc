@@ -58,6 +58,18 @@ class TlsTest : public IntegrationTest {
            << "the server accepted the client: " << ReadStatusName(r.status);
   }
 
+  // Starts a server that takes a client certificate's CN for the user (TLS_CLIENT_CN_USER) and
+  // returns client options with a certificate for the test user.
+  ::testing::AssertionResult StartWithCertificateUser(TlsOptions& o) {
+    if (!pki_.MakeClientCert("test-user", ServerProcess::kUser)) {
+      return ::testing::AssertionFailure() << pki_.Log();
+    }
+    o = Verified();
+    o.cert_file = pki_.Cert("test-user");
+    o.key_file = pki_.Key("test-user");
+    return Start(TlsEnv({{"TLS_CLIENT_CA_PATH", pki_.Cert("ca")}, {"TLS_CLIENT_CN_USER", "true"}}));
+  }
+
   TestPki pki_;
 };
 
@@ -275,12 +287,8 @@ TEST_F(TlsTest, MutualTlsRequiresAClientCertificateFromTheCa) {
 }
 
 TEST_F(TlsTest, CertificateSubjectMapsToUser) {
-  ASSERT_TRUE(pki_.MakeClientCert("test-user", ServerProcess::kUser));
-  ASSERT_TRUE(
-      Start(TlsEnv({{"TLS_CLIENT_CA_PATH", pki_.Cert("ca")}, {"TLS_CLIENT_CN_USER", "true"}})));
-  TlsOptions o = Verified();
-  o.cert_file = pki_.Cert("test-user");
-  o.key_file = pki_.Key("test-user");
+  TlsOptions o;
+  ASSERT_TRUE(StartWithCertificateUser(o));
   TlsClient c;
   ASSERT_TRUE(c.Connect(server_->port(), o)) << c.last_error();
   EXPECT_TRUE(c.Authenticate(ServerProcess::kUser, "")) << "the certificate is the credential";
@@ -308,6 +316,19 @@ void PrintTo(const ResumeCase& c, std::ostream* os) { *os << c.name; }
 
 class TlsResumeTest : public TlsTest, public ::testing::WithParamInterface<ResumeCase> {};
 
+// Connects with `o`, authenticates (AUTH_OK is read after the TLS 1.3 tickets the server sends
+// once the handshake is done) and returns the session to resume, closing cleanly.
+std::shared_ptr<SSL_SESSION> FirstSession(std::uint16_t port, const TlsOptions& o,
+                                          const std::string& password) {
+  TlsClient first;
+  EXPECT_TRUE(first.Connect(port, o)) << first.last_error();
+  EXPECT_FALSE(first.Resumed());
+  EXPECT_TRUE(first.Authenticate(ServerProcess::kUser, password));
+  auto session = first.Session();
+  EXPECT_TRUE(session) << "no resumable session";
+  return session;
+}
+
 TEST_P(TlsResumeTest, ASecondConnectionResumesTheFirstOnesSession) {
   const ResumeCase& p = GetParam();
   ASSERT_TRUE(Start(
@@ -319,17 +340,8 @@ TEST_P(TlsResumeTest, ASecondConnectionResumesTheFirstOnesSession) {
     o.cert_file = pki_.Cert("client");
     o.key_file = pki_.Key("client");
   }
-  std::shared_ptr<SSL_SESSION> session;
-  {
-    TlsClient first;
-    ASSERT_TRUE(first.Connect(server_->port(), o)) << first.last_error();
-    EXPECT_FALSE(first.Resumed());
-    // AUTH_OK is read after the TLS 1.3 tickets the server sends once the handshake is done.
-    ASSERT_TRUE(first.Authenticate(ServerProcess::kUser, ServerProcess::kPass));
-    session = first.Session();
-    ASSERT_TRUE(session) << "no resumable session";
-  }
-  o.resume = session;
+  o.resume = FirstSession(server_->port(), o, ServerProcess::kPass);
+  ASSERT_TRUE(o.resume);
   TlsClient second;
   ASSERT_TRUE(second.Connect(server_->port(), o)) << second.last_error();
   EXPECT_TRUE(second.Resumed());
@@ -350,21 +362,10 @@ INSTANTIATE_TEST_SUITE_P(
 // A resumed session keeps the client certificate it was made with: TLS_CLIENT_CN_USER still
 // knows the user.
 TEST_F(TlsTest, AResumedSessionKeepsTheCertificateUser) {
-  ASSERT_TRUE(pki_.MakeClientCert("test-user", ServerProcess::kUser));
-  ASSERT_TRUE(
-      Start(TlsEnv({{"TLS_CLIENT_CA_PATH", pki_.Cert("ca")}, {"TLS_CLIENT_CN_USER", "true"}})));
-  TlsOptions o = Verified();
-  o.cert_file = pki_.Cert("test-user");
-  o.key_file = pki_.Key("test-user");
-  std::shared_ptr<SSL_SESSION> session;
-  {
-    TlsClient first;
-    ASSERT_TRUE(first.Connect(server_->port(), o)) << first.last_error();
-    ASSERT_TRUE(first.Authenticate(ServerProcess::kUser, ""));
-    session = first.Session();
-    ASSERT_TRUE(session);
-  }
-  o.resume = session;
+  TlsOptions o;
+  ASSERT_TRUE(StartWithCertificateUser(o));
+  o.resume = FirstSession(server_->port(), o, "");
+  ASSERT_TRUE(o.resume);
   TlsClient second;
   ASSERT_TRUE(second.Connect(server_->port(), o)) << second.last_error();
   EXPECT_TRUE(second.Resumed());
