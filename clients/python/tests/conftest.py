@@ -27,6 +27,16 @@ def run_async(fn):
     return wrapper
 
 
+def fresh_second_ns() -> int:
+    """The start of the current UTC second, in ns, with at least 300 ms of it left (ticks
+    stamped in it are taken into its bar: the bucket closes 100 ms after it ends)."""
+    now = time.time_ns()
+    if now % 1_000_000_000 > 700_000_000:
+        time.sleep(1 - (now % 1_000_000_000) / 1e9 + 0.01)
+        now = time.time_ns()
+    return now - now % 1_000_000_000
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """One server for the tests that do not change its settings or stop it."""

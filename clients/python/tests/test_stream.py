@@ -11,7 +11,7 @@ import pytest
 import tickwire
 from tickwire import ErrorCode, ErrorKind, Mode
 
-from conftest import run_async
+from conftest import fresh_second_ns, run_async
 from server import PASSWORD, USER
 
 
@@ -54,13 +54,7 @@ async def test_ticks_arrive_exactly_as_published(server, topic):
 async def test_second_bars_fold_the_ticks(server, topic):
     async with await open_client(server) as client:
         await client.subscribe("second", [topic])
-        # Ticks of the current second (the server accepts them until the bucket closes, 100 ms
-        # after it ends): start early enough in the second to be sure.
-        now = time.time_ns()
-        if now % 1_000_000_000 > 700_000_000:
-            await asyncio.sleep(1 - (now % 1_000_000_000) / 1e9 + 0.01)
-            now = time.time_ns()
-        bucket_ns = now - now % 1_000_000_000
+        bucket_ns = fresh_second_ns()
         prices = [(10.0, 1.0), (12.0, 2.0), (9.0, 1.0), (11.0, 4.0)]
         await client.publish([(topic, p, s, bucket_ns + i) for i, (p, s) in enumerate(prices)],
                              ack=True)

@@ -142,9 +142,15 @@ class Client:
         self.close()
 
     def __del__(self):
+        # A Client dropped without close(): stop its loop thread. Never wait on the loop from
+        # its own thread (a collection can run anywhere).
         loop = getattr(self, "_loop", None)
-        if loop is not None and not loop.is_closed() and hasattr(self, "_client"):
-            try:
-                self.close()
-            except Exception:
-                pass
+        if loop is None or loop.is_closed() or not hasattr(self, "_client"):
+            return
+        if threading.current_thread() is self._thread:
+            loop.create_task(self._client.close())
+            return
+        try:
+            self.close()
+        except Exception:
+            pass
