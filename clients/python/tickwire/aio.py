@@ -25,6 +25,7 @@ from . import _codec as codec
 from ._codec import FrameType, ProtocolViolation
 from .records import (
     AuthInfo,
+    Bar,
     Batch,
     ClientClosed,
     Closed,
@@ -38,6 +39,7 @@ from .records import (
     Reconnected,
     Reconnecting,
     Stats,
+    Tick,
     TickGap,
     TickwireError,
 )
@@ -750,13 +752,15 @@ class AsyncClient:
         delivered = self._delivered
         dups_before = delivered.duplicates
         for r in records:
-            if isinstance(r, codec.Tick):
+            if isinstance(r, Tick):
                 new, gap_after = delivered.accept_tick(r.topic, r.seq, r.prev_seq, r.ts_ns)
                 if gap_after:
                     self._stats.tick_gaps += 1
                     self._notify(TickGap(r.topic, r.seq, r.prev_seq, gap_after))
-            else:
+            elif isinstance(r, Bar):
                 new = delivered.accept_bar(r.interval, r.topic, r.start_ms)
+            else:
+                new = True  # a record kind without a resume position (e.g. a watermark)
             if new:
                 kept.append(r)
         self._stats.duplicates_dropped += delivered.duplicates - dups_before
