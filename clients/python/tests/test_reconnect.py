@@ -88,8 +88,10 @@ class Collector:
     async def wait(self, predicate, timeout=10.0, what="condition"):
         deadline = time.monotonic() + timeout
         while not predicate():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}: {self.events[-5:]}"
-            assert not self.task.done(), f"client closed: {self.events[-3:]}"
+            assert time.monotonic() < deadline, (
+                f"timed out waiting for {what}; {len(self.records)} records, last events: "
+                f"{repr(self.events[-3:])[:600]}")
+            assert not self.task.done(), f"client closed: {repr(self.events[-3:])[:600]}"
             await asyncio.sleep(0.01)
 
 
