@@ -40,6 +40,11 @@ def _flatten(items: Iterable, kind: type) -> list:
     return out
 
 
+def _utc_index(pd, values: list, unit: str, name: str):
+    """A UTC DatetimeIndex from integer times (exact: pandas keeps int64 nanoseconds)."""
+    return pd.DatetimeIndex(pd.to_datetime(values, unit=unit, utc=True), name=name)
+
+
 def bars_to_frame(bars: Iterable):
     """A DataFrame of bars (Bar objects, or Batches whose bars are taken), one row each, in the
     order given.
@@ -50,9 +55,7 @@ def bars_to_frame(bars: Iterable):
     """
     pd = _pandas()
     rows = _flatten(bars, Bar)
-    index = pd.DatetimeIndex(
-        pd.to_datetime([b.start_ms for b in rows], unit="ms", utc=True), name="start"
-    )
+    index = _utc_index(pd, [b.start_ms for b in rows], "ms", "start")
     data = {
         "topic": [b.topic for b in rows],
         "interval": [
@@ -79,9 +82,7 @@ def ticks_to_frame(ticks: Iterable):
     """
     pd = _pandas()
     rows = _flatten(ticks, Tick)
-    index = pd.DatetimeIndex(
-        pd.to_datetime([t.ts_ns for t in rows], unit="ns", utc=True), name="time"
-    )
+    index = _utc_index(pd, [t.ts_ns for t in rows], "ns", "time")
     data = {
         "topic": [t.topic for t in rows],
         "price": pd.array([t.price for t in rows], dtype="float64"),
