@@ -3,11 +3,12 @@ environment tests/support/server_process.cc gives the C++ tests), stopped by PID
 
 from __future__ import annotations
 
-import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -15,7 +16,6 @@ USER = "test"
 PASSWORD = "secret"
 
 _REPO = Path(__file__).resolve().parents[3]
-_PR_SET_PDEATHSIG = 1
 
 
 def server_binary() -> str:
@@ -31,10 +31,13 @@ def server_binary() -> str:
     return path
 
 
-def _die_with_parent() -> None:
-    # The server must not outlive a test run that is killed (ctest timeout, Ctrl-C).
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+def _die_with_parent() -> list:
+    """A command prefix that makes the server die with the thread that starts it, so that no
+    server outlives a test run that is killed (ctest timeout, Ctrl-C). setpriv (util-linux)
+    sets the signal and execs the server: subprocess's preexec_fn could do the same but runs
+    Python between fork and exec, which can deadlock when other threads exist."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.005) -> bool:
@@ -51,11 +54,13 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
 class ServerProcess:
     """One tickwire-server child. `env` overrides (a None value removes a variable)."""
 
-    def __init__(self, workdir: Path, env: Optional[dict] = None):
+    def __init__(self, workdir: Path, env: Optional[dict] = None, metrics: bool = False):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.overrides = dict(env or {})
+        self.metrics = metrics
         self.port = 0
+        self.metrics_port = 0
         self.proc: Optional[subprocess.Popen] = None
         self.starts = 0
 
@@ -67,7 +72,8 @@ class ServerProcess:
             "LISTEN_ADDR": listen,
             "PORT_FILE": str(self.workdir / "port"),
             "WORKERS": "2",
-            "METRICS_ADDR": "",
+            "METRICS_ADDR": "127.0.0.1:0" if self.metrics else "",
+            "METRICS_PORT_FILE": str(self.workdir / "metrics_port"),
             # Tests stop servers often: drain at once unless a test sets a period.
             "DRAIN_PERIOD": "0s",
         }
@@ -87,16 +93,16 @@ class ServerProcess:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         port_file = self.workdir / "port"
         port_file.unlink(missing_ok=True)
+        (self.workdir / "metrics_port").unlink(missing_ok=True)
         listen = f"127.0.0.1:{self.port}"
         self.starts += 1
         log = open(self.workdir / f"server-{self.starts}.log", "wb")
         self.proc = subprocess.Popen(
-            [server_binary()],
+            _die_with_parent() + [server_binary()],
             env=self._env(listen),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
         )
         log.close()
 
@@ -110,6 +116,23 @@ class ServerProcess:
         if self.proc.poll() is not None or not port_file.exists():
             raise RuntimeError(f"tickwire-server did not start: {self.log_tail()}")
         self.port = int(port_file.read_text().strip())
+        metrics_file = self.workdir / "metrics_port"
+        self.metrics_port = int(metrics_file.read_text().strip()) if metrics_file.exists() else 0
+        return self
+
+    def ready(self) -> bool:
+        """/readyz answers 200 (needs metrics=True: METRICS_ADDR on a port of its own)."""
+        assert self.metrics_port, "started without metrics"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/readyz",
+                                        timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def wait_ready(self, timeout: float = 15.0) -> "ServerProcess":
+        if not wait_until(self.ready, timeout, interval=0.02):
+            raise RuntimeError(f"tickwire-server not ready within {timeout} s: {self.log_tail()}")
         return self
 
     def log_tail(self, lines: int = 10) -> str:

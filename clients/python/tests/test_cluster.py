@@ -16,7 +16,7 @@ from tickwire import ErrorCode
 
 from conftest import run_async
 from server import PASSWORD, USER, ServerProcess, wait_until
-from test_reconnect import FAST_RETRY, Collector
+from test_reconnect import FAST_RETRY, Collector, Proxy
 
 
 def _free_port() -> int:
@@ -48,13 +48,13 @@ def nats(tmp_path):
     proc.wait(10)
 
 
-def _instance(tmp_path, name, nats_port, **env):
+def _instance(tmp_path, name, nats_port):
+    """A started instance, ready: connected to the stream and caught up with it."""
     return ServerProcess(tmp_path / name, {
         "NATS_URL": f"nats://127.0.0.1:{nats_port}",
         "INSTANCE_ID": name,
         "NATS_PUBLISH_TIMEOUT": "500ms",
-        **env,
-    }).start(timeout=15)
+    }, metrics=True).start(timeout=15).wait_ready()
 
 
 @run_async
@@ -63,30 +63,35 @@ async def test_resume_across_a_kill9_restart_loses_nothing(tmp_path, nats, topic
     a = await asyncio.to_thread(_instance, tmp_path, "a", nats_port)
     b = await asyncio.to_thread(_instance, tmp_path, "b", nats_port)
     try:
-        consumer = await tickwire.connect("127.0.0.1", a.port, USER, PASSWORD,
-                                          reconnect=FAST_RETRY)
-        producer = await tickwire.connect("127.0.0.1", b.port, USER, PASSWORD)
-        await consumer.subscribe("tick", [topic])
-        got = Collector(consumer)
-        rounds, per_round = 20, 10
-        for r in range(rounds):
-            await producer.publish([(topic, float(r * per_round + i), 1.0)
-                                    for i in range(per_round)], ack=True)
-            if r == 5:
-                await asyncio.to_thread(a.kill)  # ticks of round 5 may be in flight
-            if r == 12:
-                await asyncio.to_thread(a.start, 15)  # same port; rebuilds from the log
-            await asyncio.sleep(0.02)
-        n = rounds * per_round
-        await got.wait(lambda: len(got.records) >= n, timeout=15, what=f"{n} ticks")
-        ticks = got.records
-        assert [t.price for t in ticks] == [float(i) for i in range(n)]
-        for prev, t in zip(ticks, ticks[1:]):
-            assert t.prev_seq == prev.seq  # no gap in the shared numbering
-        assert consumer.stats.tick_gaps == 0
-        assert consumer.stats.reconnects >= 1
-        for c in (consumer, producer):
-            await c.close()
+        # The consumer reaches a through a proxy that, like a load balancer's health check, takes
+        # connections only while a is ready (a restarted instance replays the log first).
+        async with Proxy(a.port) as lb:
+            consumer = await tickwire.connect("127.0.0.1", lb.port, USER, PASSWORD,
+                                              reconnect=FAST_RETRY)
+            producer = await tickwire.connect("127.0.0.1", b.port, USER, PASSWORD)
+            await consumer.subscribe("tick", [topic])
+            got = Collector(consumer)
+            rounds, per_round = 20, 10
+            for r in range(rounds):
+                await producer.publish([(topic, float(r * per_round + i), 1.0)
+                                        for i in range(per_round)], ack=True)
+                if r == 5:
+                    lb.accepting = False
+                    await asyncio.to_thread(a.kill)  # ticks of round 5 may be in flight
+                if r == 12:
+                    await asyncio.to_thread(lambda: a.start(15).wait_ready())  # same port
+                    lb.accepting = True
+                await asyncio.sleep(0.02)
+            n = rounds * per_round
+            await got.wait(lambda: len(got.records) >= n, timeout=15, what=f"{n} ticks")
+            ticks = got.records
+            assert [t.price for t in ticks] == [float(i) for i in range(n)]
+            for prev, t in zip(ticks, ticks[1:]):
+                assert t.prev_seq == prev.seq  # no gap in the shared numbering
+            assert consumer.stats.tick_gaps == 0
+            assert consumer.stats.reconnects >= 1
+            for c in (consumer, producer):
+                await c.close()
     finally:
         await asyncio.to_thread(a.stop)
         await asyncio.to_thread(b.stop)

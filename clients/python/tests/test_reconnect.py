@@ -20,11 +20,12 @@ FAST_RETRY = tickwire.ReconnectOptions(initial_backoff=0.02, max_backoff=0.2)
 
 
 class Proxy:
-    """A TCP proxy on 127.0.0.1 in front of the server; cut() breaks every connection."""
+    """A TCP proxy on 127.0.0.1 in front of a server; cut() breaks every connection."""
 
     def __init__(self, target_port: int):
         self.target_port = target_port
         self.pairs: list = []
+        self.accepting = True  # False: new connections are closed at once
 
     async def __aenter__(self):
         self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -36,6 +37,9 @@ class Proxy:
         self.cut()
 
     async def _accept(self, client_r, client_w):
+        if not self.accepting:
+            client_w.transport.abort()
+            return
         try:
             server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:
@@ -118,6 +122,9 @@ async def test_resume_after_cut_connections_is_lossless_and_without_duplicates(m
             await producer.publish([(t, 100.0 + r, 1.0) for t in topics for _ in range(per_round)],
                                    ack=True)
             if r in (8, 16, 24):
+                # Back from the last cut first, so that each cut breaks an open connection.
+                await got.wait(lambda: consumer.state is tickwire.ConnectionState.OPEN,
+                               what="the reconnect")
                 proxy.cut()  # ticks and bars of this round and earlier ones are in flight
             await asyncio.sleep(0.03)
         n = rounds * per_round
