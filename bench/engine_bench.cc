@@ -1,5 +1,6 @@
-// Micro-benchmarks of a shard's per-second work: closing the SECOND bars of many topics (what a
-// second's boundary costs the topic owner before a single byte is written).
+// Micro-benchmarks of a shard's own work: closing the SECOND bars of many topics (what a
+// second's boundary costs the topic owner before a single byte is written), and reading one
+// slice of a history replay (what one slice request costs the owner's event loop).
 
 #include <benchmark/benchmark.h>
 
@@ -12,6 +13,8 @@
 
 namespace {
 
+using tickwire::engine::HistoryCursor;
+using tickwire::engine::HistoryRequest;
 using tickwire::engine::IngestTick;
 using tickwire::engine::kNsPerMs;
 using tickwire::engine::Mode;
@@ -53,5 +56,39 @@ void BM_ShardCloseSecond(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(bars));
 }
 BENCHMARK(BM_ShardCloseSecond)->Arg(1000)->Arg(10000)->Unit(benchmark::kMicrosecond);
+
+// A '*' TICK replay since the start of `topics` topics of 1,024 retained ticks each, one slice
+// (default limits: 64 KiB, 4,096 steps) per iteration, round after round.
+void BM_HistorySlice(benchmark::State& state) {
+  const auto topics = static_cast<std::size_t>(state.range(0));
+  Shard shard(0);
+  RecordBlock out;
+  std::vector<IngestTick> ticks;
+  for (int k = 0; k < 1024; ++k) {
+    ticks.clear();
+    for (std::size_t i = 0; i < topics; ++i) {
+      const std::int64_t ts = kStart + k * kNsPerMs;
+      ticks.push_back(IngestTick{"hist." + std::to_string(i), 100.0 + k, 1.0, ts, ts, 0});
+    }
+    shard.Apply(ticks, out);
+  }
+  HistoryRequest req;
+  req.mode = Mode::kTick;
+  req.wildcard = true;
+  req.since_ms = 1;
+  HistoryCursor cursor;
+  std::size_t records = 0;
+  std::size_t bytes = 0;
+  for (auto _ : state) {
+    auto slice = shard.NextHistorySlice(req, cursor);
+    records += slice.records.entries.size();
+    bytes += slice.records.bytes.size();
+    cursor = slice.cursor.finished ? HistoryCursor{} : std::move(slice.cursor);
+    benchmark::DoNotOptimize(slice);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(records));
+  state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
+}
+BENCHMARK(BM_HistorySlice)->Arg(100)->Arg(10000)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
