@@ -271,11 +271,11 @@ void Worker::ReleasePublish(std::shared_ptr<PublishTracker> tracker) {
   // Last reference: report on the publishing connection's worker. The acq_rel decrement makes
   // every shard's AddRefused visible here.
   if (!tracker->ack && tracker->refused == 0) return;  // nothing to say
-  if (tracker->worker == index_) {
+  const unsigned to = tracker->worker;
+  if (to == index_) {
     ReportPublish(*tracker);
   } else {
-    asio::post(ctx_.workers[tracker->worker]->io(),
-               [tracker = std::move(tracker)] { ReportPublish(*tracker); });
+    asio::post(ctx_.workers[to]->io(), [tracker = std::move(tracker)] { ReportPublish(*tracker); });
   }
 }
 
