@@ -8,24 +8,13 @@
 
 #include "auth/password_hash.h"
 #include "integration/integration_test.h"
+#include "support/sanitizers.h"
 #include "support/temp_dir.h"
 
 namespace tickwire::testing {
 namespace {
 
 using protocol::FrameType;
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
 
 // What the server answered to one PUBLISH.
 struct Outcome {
