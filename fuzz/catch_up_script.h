@@ -245,8 +245,9 @@ inline std::string RunCatchUpScript(const std::uint8_t* data, std::size_t size) 
         t.ts_ns = now + (static_cast<std::int64_t>(in.u8()) * 2 - 200) * 10 * kNsPerMs;
         t.accepted_ns = now;
         const std::size_t before = current.records.entries.size();
-        shard.Apply(std::span(&t, 1), current.records);
+        const ApplyResult applied = shard.Apply(std::span(&t, 1), current.records);
         note_evictions();
+        if (applied.applied == 0) break;  // refused: the topic cap had no room for a new topic
         auto& ring = retained_ticks[t.topic];
         ring.push_back({static_cast<std::uint64_t>(t.price), t.ts_ns});
         if (ring.size() > o.ticks) ring.pop_front();

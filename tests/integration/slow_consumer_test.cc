@@ -135,7 +135,7 @@ TEST_F(SlowConsumerTest, NonReaderFloodingRequestsIsDroppedNearMaxPendingBytes) 
   std::printf("[ request flood ] %llu bursts sent; peak RSS grew by %llu kB (limit %llu kB)\n",
               static_cast<unsigned long long>(bursts), static_cast<unsigned long long>(growth_kb),
               static_cast<unsigned long long>(kLimit / 1024));
-  if (!kSanitizedBuild) {  // shadow memory and quarantine make RSS meaningless
+  if (!kSanitized) {  // shadow memory and quarantine make RSS meaningless
     EXPECT_LT(growth_kb * 1024, 3 * kLimit) << "peak RSS grew by " << growth_kb << " kB";
   }
   // Everybody else is still served.

@@ -55,7 +55,7 @@ void DeliverABlockThatThrows() {
   subscribed.get_future().wait();
   boost::asio::post(w0.io(), [&] {
     const std::int64_t now = Worker::WallNs();
-    w0.Ingest(nullptr, 1, false, {engine::IngestTick{topic, 1.0, 1.0, now, now}});
+    w0.Ingest(nullptr, 0, "", 1, false, {engine::IngestTick{topic, 1.0, 1.0, now, now}});
   });
   // The process ends within this; returning would fail the death test.
   std::this_thread::sleep_for(std::chrono::seconds(20));

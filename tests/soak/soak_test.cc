@@ -104,8 +104,6 @@ int SoakSeconds() {
   return std::max(s, 5);
 }
 
-constexpr bool kSanitized = kSanitizedBuild;
-
 // Bound on the server's peak RSS (VmHWM). See docs/RELIABILITY.md for the measured figures the
 // bound was chosen from. Sanitizer runtimes add shadow memory and quarantine, so sanitized
 // builds get their own bound. TICKWIRE_SOAK_RSS_MB overrides both.
