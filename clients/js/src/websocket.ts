@@ -70,15 +70,17 @@ export function webSocketConnector(
         return;
       }
       signal.addEventListener("abort", onAbort, { once: true });
-      let failure = "";
-      socket.onerror = (ev) => {
-        failure = errorText(ev);
-      };
-      socket.onclose = (ev: { code?: number }) => {
+      const fail = (why: string): void => {
         signal.removeEventListener("abort", onAbort);
-        const why = failure || `closed during the handshake (code ${ev.code ?? "none"})`;
+        socket.onclose = socket.onopen = socket.onmessage = null;
+        socket.onerror = () => {};
+        safeClose(socket);
         reject(connectError(url, why));
       };
+      // An error before "open" fails the handshake. Not all implementations follow it with a
+      // close event (Node 20's experimental global WebSocket does not), so it ends the attempt.
+      socket.onerror = (ev) => fail(errorText(ev));
+      socket.onclose = (ev: { code?: number }) => fail(`closed during the handshake (code ${ev.code ?? "none"})`);
       socket.onopen = () => {
         signal.removeEventListener("abort", onAbort);
         transport = new WebSocketTransport(socket, events, maxPayload, url.startsWith("wss:") ? "wss" : "ws");
@@ -120,7 +122,9 @@ class WebSocketTransport implements Transport {
   ) {
     socket.onmessage = (ev: { data: unknown }) => this.onMessage(ev.data);
     socket.onerror = (ev) => {
-      this.error ??= new TickwireError({ kind: "io", message: `WebSocket: ${errorText(ev)}`, fatal: true });
+      this.error ??= new TickwireError({ kind: "io", message: `connection lost: ${errorText(ev)}`, fatal: true });
+      // A close event should follow, but not every implementation sends one: end here.
+      this.close();
     };
     socket.onclose = (ev: { code?: number; reason?: string }) => {
       const why = ev.reason ? `: ${ev.reason}` : "";

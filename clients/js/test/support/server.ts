@@ -2,8 +2,9 @@
 // environment tests/support/server_process.cc gives the C++ tests), stopped by PID.
 
 import { spawn, spawnSync } from "node:child_process";
+import { pbkdf2Sync, randomBytes } from "node:crypto";
 import type { ChildProcess } from "node:child_process";
-import { accessSync, closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -151,7 +152,14 @@ export class ServerProcess {
     if (proc === undefined) return null;
     if (this.running) {
       process.kill(proc.pid!, signal);
-      const exited = await Promise.race([this.exit!.then(() => true), sleep(timeoutMs).then(() => false)]);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const exited = await Promise.race([
+        this.exit!.then(() => true),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(false), timeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
       if (!exited) process.kill(proc.pid!, "SIGKILL");
     }
     await this.exit;
@@ -192,4 +200,15 @@ let topicCounter = 0;
 /** A topic no other test publishes to. */
 export function uniqueTopic(name: string): string {
   return `T.${name.replace(/[^A-Za-z0-9._:-]/g, "_").slice(0, 60)}.${process.pid}.${++topicCounter}`;
+}
+
+/** A USERS_FILE with PBKDF2 hashes (the server's format, docs/SECURITY.md). */
+export function writeUsersFile(path: string, users: Array<[string, string, string]>): string {
+  const lines = users.map(([user, password, perms]) => {
+    const salt = randomBytes(16);
+    const key = pbkdf2Sync(password, salt, 1000, 32, "sha256");
+    return `${user} pbkdf2-sha256$1000$${salt.toString("base64")}$${key.toString("base64")} ${perms}`;
+  });
+  writeFileSync(path, `${lines.join("\n")}\n`);
+  return path;
 }
