@@ -11,6 +11,7 @@ node -e 'const v = process.versions.node.split(".").map(Number);
 
 # --ignore-scripts: nothing to run at install (the build below is explicit).
 npm ci --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error
+npm run --silent clean # no output of a removed source file may linger
 npm run --silent build
 npm run --silent build:test
 node --test build/test/*.test.js

@@ -27,8 +27,7 @@ export function connect(options: ConnectOptions): Promise<Client> {
   if (!/^wss?:\/\//i.test(url ?? "")) {
     return Promise.reject(new TypeError(`url must start with ws:// or wss://, got ${JSON.stringify(url)}`));
   }
-  const impl =
-    webSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+  const impl = webSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   if (impl === undefined) {
     return Promise.reject(new TypeError("no global WebSocket: pass options.webSocket"));
   }

@@ -16,13 +16,7 @@ import {
 import type { ReconnectOptions } from "./resume.js";
 import type { Transport, TransportConnector, TransportEvents } from "./transport.js";
 import { toBigIntMs } from "./time.js";
-import {
-  ClientClosed,
-  ErrorCode,
-  TickwireError,
-  newStats,
-  parseMode,
-} from "./types.js";
+import { ClientClosed, ErrorCode, TickwireError, newStats, parseMode } from "./types.js";
 import type {
   AuthInfo,
   ConnectionState,
@@ -151,10 +145,13 @@ class Signal {
       };
       this.waiters.add(wake);
       if (timeoutMs !== undefined) {
-        timer = setTimeout(() => {
-          this.waiters.delete(wake);
-          resolve(false);
-        }, Math.max(0, timeoutMs));
+        timer = setTimeout(
+          () => {
+            this.waiters.delete(wake);
+            resolve(false);
+          },
+          Math.max(0, timeoutMs),
+        );
       }
     });
   }
@@ -579,17 +576,25 @@ export class Client implements AsyncIterable<TickwireEvent> {
         result.reject(err(kind, `connection lost during AUTH: ${why}`, { fatal: true }));
       },
     };
-    this.connector(events, MAX_MSG_SIZE_LIMIT, abort.signal).then(
-      (t) => {
-        transport = t;
-        if (result.settled) {
-          t.close(); // timed out meanwhile
-          return;
-        }
-        t.send(codec.authFrame(this.credentials.username, this.credentials.password, this.clientName));
-      },
-      (e: unknown) => result.reject(e),
-    );
+    // (A connector that throws instead of rejecting is treated alike.)
+    Promise.resolve()
+      .then(() => this.connector(events, MAX_MSG_SIZE_LIMIT, abort.signal))
+      .then(
+        (t) => {
+          transport = t;
+          if (result.settled) {
+            t.close(); // timed out meanwhile
+            return;
+          }
+          t.send(codec.authFrame(this.credentials.username, this.credentials.password, this.clientName));
+        },
+        (e: unknown) =>
+          result.reject(
+            e instanceof TickwireError
+              ? e
+              : err("connect", `connect to ${this.target}: ${String(e)}`, { fatal: true }),
+          ),
+      );
     return result.promise.finally(() => clearTimeout(timer));
   }
 
@@ -613,21 +618,24 @@ export class Client implements AsyncIterable<TickwireEvent> {
     const now = monotonicMs();
     let wake = lastSent + conn.heartbeatIntervalMs;
     if (conn.idleTimeoutMs > 0) wake = Math.min(wake, now + Math.max(conn.idleTimeoutMs / 4, 1));
-    conn.timer = setTimeout(() => {
-      if (conn.done) return;
-      const t = monotonicMs();
-      if (conn.idleTimeoutMs > 0 && !conn.readPaused && t - conn.lastRx > conn.idleTimeoutMs) {
-        conn.abort(err("timeout", `nothing from the server for ${conn.idleTimeoutMs} ms`, { fatal: true }));
-        return;
-      }
-      let sent = lastSent;
-      if (t - lastSent >= conn.heartbeatIntervalMs) {
-        sent = t;
-        this.stats_.heartbeatsSent++;
-        conn.transport.send(codec.heartbeatFrame(nowMs()));
-      }
-      this.scheduleHeartbeat(conn, sent);
-    }, Math.max(0, wake - now));
+    conn.timer = setTimeout(
+      () => {
+        if (conn.done) return;
+        const t = monotonicMs();
+        if (conn.idleTimeoutMs > 0 && !conn.readPaused && t - conn.lastRx > conn.idleTimeoutMs) {
+          conn.abort(err("timeout", `nothing from the server for ${conn.idleTimeoutMs} ms`, { fatal: true }));
+          return;
+        }
+        let sent = lastSent;
+        if (t - lastSent >= conn.heartbeatIntervalMs) {
+          sent = t;
+          this.stats_.heartbeatsSent++;
+          conn.transport.send(codec.heartbeatFrame(nowMs()));
+        }
+        this.scheduleHeartbeat(conn, sent);
+      },
+      Math.max(0, wake - now),
+    );
   }
 
   // ----------------------------------------------------------------------------- supervision
@@ -780,7 +788,9 @@ export class Client implements AsyncIterable<TickwireEvent> {
     conn.lastRx = monotonicMs();
     if (!conn.serving) {
       if (conn.early.length >= MAX_EARLY_FRAMES) {
-        conn.abort(err("protocol", `more than ${MAX_EARLY_FRAMES} frames before any request`, { fatal: true }));
+        conn.abort(
+          err("protocol", `more than ${MAX_EARLY_FRAMES} frames before any request`, { fatal: true }),
+        );
         return;
       }
       conn.early.push([type, payload]);
@@ -914,7 +924,13 @@ export class Client implements AsyncIterable<TickwireEvent> {
         fresh = verdict.fresh;
         if (verdict.gapAfter !== 0n) {
           this.stats_.tickGaps++;
-          this.notify({ type: "gap", topic: r.topic, seq: r.seq, prevSeq: r.prevSeq, lastSeq: verdict.gapAfter });
+          this.notify({
+            type: "gap",
+            topic: r.topic,
+            seq: r.seq,
+            prevSeq: r.prevSeq,
+            lastSeq: verdict.gapAfter,
+          });
         }
       } else {
         fresh = delivered.acceptBar(r.interval, r.topic, r.startMs);
@@ -940,9 +956,13 @@ export class Client implements AsyncIterable<TickwireEvent> {
     if (this.queuedBatches >= 2 * this.queueCapacity + OVERFLOW_SLACK) {
       this.stats_.queueOverflows++;
       conn.abort(
-        err("io", `event queue overflow: ${this.queuedBatches} batches unread (queueCapacity ${this.queueCapacity})`, {
-          fatal: true,
-        }),
+        err(
+          "io",
+          `event queue overflow: ${this.queuedBatches} batches unread (queueCapacity ${this.queueCapacity})`,
+          {
+            fatal: true,
+          },
+        ),
       );
     }
   }

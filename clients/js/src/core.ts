@@ -43,16 +43,7 @@ export type {
 } from "./types.js";
 export { DEFAULT_RECONNECT } from "./resume.js";
 export type { ReconnectOptions } from "./resume.js";
-export {
-  bigintReplacer,
-  dateToMs,
-  dateToNs,
-  msToDate,
-  nowNs,
-  nsToDate,
-  nsToIso,
-  toNumber,
-} from "./time.js";
+export { bigintReplacer, dateToMs, dateToNs, msToDate, nowNs, nsToDate, nsToIso, toNumber } from "./time.js";
 export { webSocketConnector } from "./websocket.js";
 export type { WebSocketConstructor, WebSocketLike, WebSocketTransportOptions } from "./websocket.js";
 export type { Transport, TransportConnector, TransportEvents } from "./transport.js";

@@ -61,9 +61,7 @@ export function payloadSize(bytes: Uint8Array, offset: number, maxPayload: numbe
     bytes[offset + 3]!;
   if (length === 0) throw new ProtocolViolation("frame with length 0");
   if (length - 1 > maxPayload) {
-    throw new ProtocolViolation(
-      `frame payload of ${length - 1} bytes exceeds MAX_MSG_SIZE ${maxPayload}`,
-    );
+    throw new ProtocolViolation(`frame payload of ${length - 1} bytes exceeds MAX_MSG_SIZE ${maxPayload}`);
   }
   return length - 1;
 }

@@ -73,7 +73,7 @@ export async function connect(options: ConnectOptions): Promise<Client> {
     p = parsed.port === "" ? 7878 : Number(parsed.port);
   }
   if (!Number.isInteger(p) || p < 1 || p > 65535) throw new TypeError(`port must be 1..65535, got ${p}`);
-  const tlsOptions = scheme === "tls" ? tlsSettings(tls) ?? {} : undefined;
+  const tlsOptions = scheme === "tls" ? (tlsSettings(tls) ?? {}) : undefined;
   const target = `${h.includes(":") ? `[${h}]` : h}:${p}`;
   return connectWith(tcpConnector(h, p, tlsOptions), target, rest);
 }
@@ -89,11 +89,7 @@ function tlsSettings(tls: boolean | TlsOptions | undefined): TlsConnectOptions |
   return out;
 }
 
-type WsPackageClass = new (
-  url: string,
-  protocols?: string | string[],
-  options?: object,
-) => WebSocketLike;
+type WsPackageClass = new (url: string, protocols?: string | string[], options?: object) => WebSocketLike;
 
 /**
  * The global WebSocket (Node 22+), else the `ws` package. TLS settings for wss:// need the

@@ -38,9 +38,7 @@ export const DEFAULT_RECONNECT: Readonly<ReconnectOptions> = Object.freeze({
 });
 
 /** The options for `reconnect: true | false | {...}`: the defaults with the caller's changes. */
-export function reconnectOptions(
-  value: boolean | Partial<ReconnectOptions> | undefined,
-): ReconnectOptions {
+export function reconnectOptions(value: boolean | Partial<ReconnectOptions> | undefined): ReconnectOptions {
   if (value === undefined || value === true) return { ...DEFAULT_RECONNECT };
   if (value === false) return { ...DEFAULT_RECONNECT, enabled: false };
   const o = { ...DEFAULT_RECONNECT, ...value };
@@ -102,8 +100,7 @@ export function resumeSinceMs(
   newestPointMs: bigint | undefined,
   lookbackMs: bigint,
 ): bigint {
-  const start =
-    newestPointMs === undefined || newestPointMs < anchorMs ? anchorMs : newestPointMs;
+  const start = newestPointMs === undefined || newestPointMs < anchorMs ? anchorMs : newestPointMs;
   let since = start - (lookbackMs > 0n ? lookbackMs : 0n);
   if (userSinceMs > 0n && since < userSinceMs) since = userSinceMs;
   return since < 1n ? 1n : since;

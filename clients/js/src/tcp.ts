@@ -144,8 +144,7 @@ class TcpTransport implements Transport {
     if (this.closed) return;
     this.closed = true;
     this.events.onClose(
-      this.error ??
-        new TickwireError({ kind: "io", message: "connection lost: end of stream", fatal: true }),
+      this.error ?? new TickwireError({ kind: "io", message: "connection lost: end of stream", fatal: true }),
     );
   }
 }

@@ -64,9 +64,7 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-const CODE_NAMES = new Map<number, string>(
-  Object.entries(ErrorCode).map(([name, code]) => [code, name]),
-);
+const CODE_NAMES = new Map<number, string>(Object.entries(ErrorCode).map(([name, code]) => [code, name]));
 
 /** `AUTH_FAILED` for 2, ...; `CODE_<n>` for a code this version does not know. */
 export function errorCodeName(code: number): string {
@@ -295,14 +293,7 @@ export interface Closed {
   readonly reason: TickwireError | undefined;
 }
 
-export type TickwireEvent =
-  | Batch
-  | ErrorEvent
-  | TickGap
-  | Disconnected
-  | Reconnecting
-  | Reconnected
-  | Closed;
+export type TickwireEvent = Batch | ErrorEvent | TickGap | Disconnected | Reconnecting | Reconnected | Closed;
 
 export type ConnectionState =
   /** connect() has not returned yet. */

@@ -80,7 +80,8 @@ export function webSocketConnector(
       // An error before "open" fails the handshake. Not all implementations follow it with a
       // close event (Node 20's experimental global WebSocket does not), so it ends the attempt.
       socket.onerror = (ev) => fail(errorText(ev));
-      socket.onclose = (ev: { code?: number }) => fail(`closed during the handshake (code ${ev.code ?? "none"})`);
+      socket.onclose = (ev: { code?: number }) =>
+        fail(`closed during the handshake (code ${ev.code ?? "none"})`);
       socket.onopen = () => {
         signal.removeEventListener("abort", onAbort);
         transport = new WebSocketTransport(socket, events, maxPayload, url.startsWith("wss:") ? "wss" : "ws");
@@ -122,7 +123,11 @@ class WebSocketTransport implements Transport {
   ) {
     socket.onmessage = (ev: { data: unknown }) => this.onMessage(ev.data);
     socket.onerror = (ev) => {
-      this.error ??= new TickwireError({ kind: "io", message: `connection lost: ${errorText(ev)}`, fatal: true });
+      this.error ??= new TickwireError({
+        kind: "io",
+        message: `connection lost: ${errorText(ev)}`,
+        fatal: true,
+      });
       // A close event should follow, but not every implementation sends one: end here.
       this.close();
     };
@@ -148,7 +153,11 @@ class WebSocketTransport implements Transport {
     try {
       this.socket.send(frame);
     } catch (e) {
-      this.error ??= new TickwireError({ kind: "io", message: `WebSocket send: ${(e as Error).message}`, fatal: true });
+      this.error ??= new TickwireError({
+        kind: "io",
+        message: `WebSocket send: ${(e as Error).message}`,
+        fatal: true,
+      });
       this.close();
     }
   }

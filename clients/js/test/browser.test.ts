@@ -96,12 +96,19 @@ test(
           return;
         }
         const rel = normalize(decodeURIComponent(url.pathname.replace(/^\/pkg\//, "")));
-        if (!url.pathname.startsWith("/pkg/") || !SERVED.some((p) => rel.startsWith(p)) || !existsSync(join(PACKAGE_DIR, rel))) {
+        if (
+          !url.pathname.startsWith("/pkg/") ||
+          !SERVED.some((p) => rel.startsWith(p)) ||
+          !existsSync(join(PACKAGE_DIR, rel))
+        ) {
           res.statusCode = 404;
           res.end();
           return;
         }
-        res.setHeader("Content-Type", extname(rel) === ".js" ? "text/javascript" : "application/octet-stream");
+        res.setHeader(
+          "Content-Type",
+          extname(rel) === ".js" ? "text/javascript" : "application/octet-stream",
+        );
         res.end(readFileSync(join(PACKAGE_DIR, rel)));
       });
       await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));

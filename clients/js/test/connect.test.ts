@@ -18,7 +18,12 @@ after(async () => {
 });
 
 test("AUTH succeeds: the server's AUTH_OK is available and the client is open", async () => {
-  const client = await connect({ port: server.port, username: USER, password: PASSWORD, clientName: "js-test" });
+  const client = await connect({
+    port: server.port,
+    username: USER,
+    password: PASSWORD,
+    clientName: "js-test",
+  });
   try {
     assert.equal(client.state, "open");
     const a = client.authInfo;
@@ -45,24 +50,23 @@ test("a url names the server too", async () => {
 
 test("wrong credentials reject connect with AUTH_FAILED, without retrying", async () => {
   const started = Date.now();
-  await assert.rejects(
-    connect({ port: server.port, username: USER, password: "wrong" }),
-    (e: unknown) => {
-      assert.ok(e instanceof ServerError);
-      assert.equal(e.code, ErrorCode.AUTH_FAILED);
-      assert.equal(e.codeName, "AUTH_FAILED");
-      assert.equal(e.fatal, true);
-      assert.ok(!e.message.includes("wrong"), "the message never repeats the password");
-      return true;
-    },
-  );
+  await assert.rejects(connect({ port: server.port, username: USER, password: "wrong" }), (e: unknown) => {
+    assert.ok(e instanceof ServerError);
+    assert.equal(e.code, ErrorCode.AUTH_FAILED);
+    assert.equal(e.codeName, "AUTH_FAILED");
+    assert.equal(e.fatal, true);
+    assert.ok(!e.message.includes("wrong"), "the message never repeats the password");
+    return true;
+  });
   assert.ok(Date.now() - started < 3000);
 });
 
 test("too many failed AUTHs: AUTH_RATE_LIMITED with retry_after_ms", async () => {
   const s = await new ServerProcess({ AUTH_FAIL_BUDGET_ADDR: "1", AUTH_BACKOFF_MIN: "2s" }).start();
   try {
-    await assert.rejects(connect({ port: s.port, username: USER, password: "bad" }), { code: ErrorCode.AUTH_FAILED });
+    await assert.rejects(connect({ port: s.port, username: USER, password: "bad" }), {
+      code: ErrorCode.AUTH_FAILED,
+    });
     await assert.rejects(connect({ port: s.port, username: USER, password: PASSWORD }), (e: unknown) => {
       assert.ok(e instanceof ServerError);
       assert.equal(e.code, ErrorCode.AUTH_RATE_LIMITED);
@@ -93,11 +97,14 @@ test("a server that never answers AUTH: a timeout after connectTimeoutMs", async
   const port = (silent.address() as net.AddressInfo).port;
   try {
     const started = Date.now();
-    await assert.rejects(connect({ port, username: USER, password: PASSWORD, connectTimeoutMs: 300 }), (e: unknown) => {
-      assert.ok(e instanceof TickwireError);
-      assert.equal(e.kind, "timeout");
-      return true;
-    });
+    await assert.rejects(
+      connect({ port, username: USER, password: PASSWORD, connectTimeoutMs: 300 }),
+      (e: unknown) => {
+        assert.ok(e instanceof TickwireError);
+        assert.equal(e.kind, "timeout");
+        return true;
+      },
+    );
     const took = Date.now() - started;
     assert.ok(took >= 290 && took < 2000, `took ${took} ms`);
   } finally {

@@ -144,7 +144,10 @@ async function withFake(fn: (fake: FakeServer) => Promise<void>): Promise<void> 
 }
 
 /** Connects to the fake server, which answers AUTH. */
-async function open(fake: FakeServer, options: Partial<Parameters<typeof connect>[0]> = {}): Promise<[Client, FakeConn]> {
+async function open(
+  fake: FakeServer,
+  options: Partial<Parameters<typeof connect>[0]> = {},
+): Promise<[Client, FakeConn]> {
   const connecting = connect({ port: fake.port, username: "u", password: "p", reconnect: false, ...options });
   const conn = await fake.conn();
   await conn.accept();
@@ -152,7 +155,9 @@ async function open(fake: FakeServer, options: Partial<Parameters<typeof connect
 }
 
 const tick = (topic: string, seq: bigint, prevSeq: bigint, tsNs: bigint): pb.Record =>
-  create(pb.RecordSchema, { kind: { case: "tick", value: create(pb.TickSchema, { topic, price: 1, size: 1, tsNs, seq, prevSeq }) } });
+  create(pb.RecordSchema, {
+    kind: { case: "tick", value: create(pb.TickSchema, { topic, price: 1, size: 1, tsNs, seq, prevSeq }) },
+  });
 
 async function events(client: Client, n: number): Promise<TickwireEvent[]> {
   const out: TickwireEvent[] = [];
@@ -176,7 +181,10 @@ test("seq and batch_seq above 2^53 arrive exactly; gaps and batch_seq skips are 
       conn.batch(3n, [tick("A", big + 5n, big + 4n, 3n)]); // batch 2 missing; seq big+2..big+4 missed
       const [b1, gapNotice, gap, b3] = await events(client, 4);
       assert.ok(b1?.type === "batch");
-      assert.deepEqual(b1.records.map((r) => (r.kind === "tick" ? r.seq : 0n)), [big, big + 1n]);
+      assert.deepEqual(
+        b1.records.map((r) => (r.kind === "tick" ? r.seq : 0n)),
+        [big, big + 1n],
+      );
       assert.ok(gapNotice?.type === "error" && gapNotice.error.kind === "batch_gap");
       assert.match(gapNotice.error.message, /batch_seq 3 after 1/);
       assert.deepEqual(gap, { type: "gap", topic: "A", seq: big + 5n, prevSeq: big + 4n, lastSeq: big + 1n });
@@ -199,7 +207,10 @@ test("a later server's additions are tolerated: record kinds, frame types, error
     const [client, conn] = await open(fake);
     try {
       // A Record of kind 7 (say, a watermark) between two ticks, and a Tick with a field 9.
-      const first = toBinary(pb.DataBatchSchema, create(pb.DataBatchSchema, { batchSeq: 1n, records: [tick("A", 1n, 0n, 1n)] }));
+      const first = toBinary(
+        pb.DataBatchSchema,
+        create(pb.DataBatchSchema, { batchSeq: 1n, records: [tick("A", 1n, 0n, 1n)] }),
+      );
       const extra = Uint8Array.from([0x12, 0x04, 0x3a, 0x02, 0x08, 0x05]);
       const withField = toBinary(pb.RecordSchema, tick("A", 2n, 1n, 2n));
       // Record.tick (field 1) gets an unknown field 9 (varint 1) appended to its Tick.
@@ -209,10 +220,17 @@ test("a later server's additions are tolerated: record kinds, frame types, error
       const payload = Uint8Array.from([...first, ...extra, 0x12, record.length, ...record]);
       conn.raw(encodeFrame(FrameType.DATA_BATCH, payload));
       conn.raw(encodeFrame(0x42, Uint8Array.from([1, 2, 3]))); // a frame type of the future
-      conn.send(FrameType.ERROR, pb.ErrorSchema, { code: 99 as pb.ErrorCode, message: "something new", fatal: false });
+      conn.send(FrameType.ERROR, pb.ErrorSchema, {
+        code: 99 as pb.ErrorCode,
+        message: "something new",
+        fatal: false,
+      });
       const [batch, notice] = await events(client, 2);
       assert.ok(batch?.type === "batch");
-      assert.deepEqual(batch.records.map((r) => (r.kind === "tick" ? r.seq : 0n)), [1n, 2n]);
+      assert.deepEqual(
+        batch.records.map((r) => (r.kind === "tick" ? r.seq : 0n)),
+        [1n, 2n],
+      );
       assert.ok(notice?.type === "error");
       assert.equal(notice.error.code, 99);
       assert.equal(notice.error.codeName, "CODE_99");
@@ -229,7 +247,11 @@ test("a later server's additions are tolerated: record kinds, frame types, error
         requestId: p.requestId,
         retryAfterMs: 500,
       });
-      await assert.rejects(publishing, { code: ErrorCode.UNAVAILABLE, retryAfterMs: 500, codeName: "UNAVAILABLE" });
+      await assert.rejects(publishing, {
+        code: ErrorCode.UNAVAILABLE,
+        retryAfterMs: 500,
+        codeName: "UNAVAILABLE",
+      });
     } finally {
       await client.close();
     }
@@ -238,7 +260,10 @@ test("a later server's additions are tolerated: record kinds, frame types, error
 
 test("an idle connection is dropped after idleTimeoutMs, and subscriptions resume from what was delivered", async () => {
   await withFake(async (fake) => {
-    const [client, conn] = await open(fake, { idleTimeoutMs: 300, reconnect: { initialBackoffMs: 10, resumeLookbackMs: 1000 } });
+    const [client, conn] = await open(fake, {
+      idleTimeoutMs: 300,
+      reconnect: { initialBackoffMs: 10, resumeLookbackMs: 1000 },
+    });
     try {
       const subscribing = client.subscribe(Mode.SECOND, ["A", "B"]);
       const sub = await conn.subscribeOk(5n);
@@ -246,14 +271,20 @@ test("an idle connection is dropped after idleTimeoutMs, and subscriptions resum
       await subscribing;
       const bar = (topic: string, startMs: bigint): pb.Record =>
         create(pb.RecordSchema, {
-          kind: { case: "bar", value: create(pb.BarSchema, { topic, interval: pb.Mode.SECOND, startMs, count: 1n }) },
+          kind: {
+            case: "bar",
+            value: create(pb.BarSchema, { topic, interval: pb.Mode.SECOND, startMs, count: 1n }),
+          },
         });
       const t0 = 1_900_000_000_000n; // later than the subscription's start
       conn.batch(1n, [bar("A", t0), bar("B", t0 + 1000n)]);
       // Then silence: no heartbeat echo, nothing.
       const started = Date.now();
       const evs = await events(client, 4);
-      assert.deepEqual(evs.map((e) => e.type), ["batch", "error", "disconnected", "reconnecting"]);
+      assert.deepEqual(
+        evs.map((e) => e.type),
+        ["batch", "error", "disconnected", "reconnecting"],
+      );
       const lost = (evs[2] as Extract<TickwireEvent, { type: "disconnected" }>).reason;
       assert.equal(lost.kind, "timeout");
       assert.match(lost.message, /nothing from the server for 300 ms/);
@@ -271,10 +302,16 @@ test("an idle connection is dropped after idleTimeoutMs, and subscriptions resum
       again.batch(1n, [bar("B", t0 + 1000n), bar("A", t0 + 2000n)]);
       // (Records of a resumed subscription may come before the "reconnected" notice.)
       const rest = await events(client, 2);
-      assert.deepEqual(rest.find((e) => e.type === "reconnected"), { type: "reconnected", attempt: 1, resubscribed: 1 });
+      assert.deepEqual(
+        rest.find((e) => e.type === "reconnected"),
+        { type: "reconnected", attempt: 1, resubscribed: 1 },
+      );
       const batch = rest.find((e) => e.type === "batch");
       assert.ok(batch?.type === "batch");
-      assert.deepEqual(batch.records.map((r) => [r.topic, r.kind === "bar" ? r.startMs : 0n]), [["A", t0 + 2000n]]);
+      assert.deepEqual(
+        batch.records.map((r) => [r.topic, r.kind === "bar" ? r.startMs : 0n]),
+        [["A", t0 + 2000n]],
+      );
       assert.equal(client.stats.duplicatesDropped, 1);
     } finally {
       await client.close();
@@ -284,10 +321,22 @@ test("an idle connection is dropped after idleTimeoutMs, and subscriptions resum
 
 test("protocol violations close the client without retrying", async () => {
   const cases: Array<[string, (conn: FakeConn) => void, RegExp]> = [
-    ["a frame over MAX_MSG_SIZE", (c) => c.raw(Uint8Array.from([0, 0x01, 0x00, 0x02, FrameType.DATA_BATCH])), /exceeds MAX_MSG_SIZE 65536/],
+    [
+      "a frame over MAX_MSG_SIZE",
+      (c) => c.raw(Uint8Array.from([0, 0x01, 0x00, 0x02, FrameType.DATA_BATCH])),
+      /exceeds MAX_MSG_SIZE 65536/,
+    ],
     ["a length of 0", (c) => c.raw(Uint8Array.from([0, 0, 0, 0])), /length 0/],
-    ["a client-only frame type", (c) => c.raw(encodeFrame(FrameType.SUBSCRIBE, new Uint8Array(0))), /unexpected frame type 3/],
-    ["an unparsable DATA_BATCH", (c) => c.raw(encodeFrame(FrameType.DATA_BATCH, Uint8Array.from([0x12, 0x09]))), /unparsable DATA_BATCH/],
+    [
+      "a client-only frame type",
+      (c) => c.raw(encodeFrame(FrameType.SUBSCRIBE, new Uint8Array(0))),
+      /unexpected frame type 3/,
+    ],
+    [
+      "an unparsable DATA_BATCH",
+      (c) => c.raw(encodeFrame(FrameType.DATA_BATCH, Uint8Array.from([0x12, 0x09]))),
+      /unparsable DATA_BATCH/,
+    ],
   ];
   for (const [what, act, message] of cases) {
     await withFake(async (fake) => {

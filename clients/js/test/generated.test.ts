@@ -25,7 +25,10 @@ test("src/gen matches the schema (regenerated with protoc and protoc-gen-es)", (
     ],
     { encoding: "utf8" },
   );
-  assert.ok(!r.error, `protoc did not run (${r.error?.message}): scripts/setup.sh installs protobuf-compiler`);
+  assert.ok(
+    !r.error,
+    `protoc did not run (${r.error?.message}): scripts/setup.sh installs protobuf-compiler`,
+  );
   assert.equal(r.status, 0, r.stderr);
   const fresh = readFileSync(join(out, GENERATED), "utf8");
   const committed = readFileSync(join(PACKAGE_DIR, "src/gen", GENERATED), "utf8");

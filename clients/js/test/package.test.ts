@@ -15,7 +15,8 @@ function importGraph(entry: string): { files: string[]; bare: Set<string> } {
   const bare = new Set<string>();
   const queue = [entry];
   const seen = new Set<string>();
-  const specifiers = /(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|import\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)/g;
+  const specifiers =
+    /(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|import\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)/g;
   while (queue.length > 0) {
     const file = queue.pop()!;
     if (seen.has(file)) continue;
@@ -69,7 +70,10 @@ test("exports: Node gets TCP and WebSocket, the browser condition gets WebSocket
   assert.equal(runModule(probe), "connect"); // Node: TCP tried (and refused)
   assert.match(runModule(probe, ["--conditions=browser"]), /url must start with ws:\/\/ or wss:\/\//);
   for (const sub of ["node", "browser"]) {
-    assert.equal(runModule(`const m = await import("@tickwire/client/${sub}"); console.log(typeof m.connect);`), "function");
+    assert.equal(
+      runModule(`const m = await import("@tickwire/client/${sub}"); console.log(typeof m.connect);`),
+      "function",
+    );
   }
   const pkg = JSON.parse(readFileSync(join(PACKAGE_DIR, "package.json"), "utf8"));
   for (const target of [pkg.exports["."].browser, pkg.exports["."].node, pkg.exports["."].default]) {

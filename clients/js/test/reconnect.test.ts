@@ -30,7 +30,12 @@ test("resume after cut connections is lossless and without duplicates (ticks and
     const proxy = await new Proxy(s.port).start();
     const base = uniqueTopic("cut");
     const topics = [`${base}.A`, `${base}.B`];
-    const consumer = await connect({ port: proxy.port, username: USER, password: PASSWORD, reconnect: FAST_RETRY });
+    const consumer = await connect({
+      port: proxy.port,
+      username: USER,
+      password: PASSWORD,
+      reconnect: FAST_RETRY,
+    });
     const reference = await connect({ port: s.port, username: USER, password: PASSWORD });
     const producer = await connect({ port: s.port, username: USER, password: PASSWORD });
     try {
@@ -43,7 +48,9 @@ test("resume after cut connections is lossless and without duplicates (ticks and
       const rounds = 30;
       const perRound = 10;
       for (let r = 0; r < rounds; r++) {
-        const ticks = topics.flatMap((t) => Array.from({ length: perRound }, () => [t, 100 + r, 1] as [string, number, number]));
+        const ticks = topics.flatMap((t) =>
+          Array.from({ length: perRound }, () => [t, 100 + r, 1] as [string, number, number]),
+        );
         await producer.publish(ticks, { ack: true });
         if (r === 8 || r === 16 || r === 24) {
           // Back from the last cut first, so that each cut breaks an open connection.
@@ -56,7 +63,9 @@ test("resume after cut connections is lossless and without duplicates (ticks and
       const complete = (c: Collector): boolean =>
         topics.every((t) => {
           const ts = c.ticks(t);
-          return ts.length > 0 && ts.at(-1)!.seq === n && c.bars(t).reduce((sum, b) => sum + b.count, 0n) === n;
+          return (
+            ts.length > 0 && ts.at(-1)!.seq === n && c.bars(t).reduce((sum, b) => sum + b.count, 0n) === n
+          );
         });
       await ref.wait(() => complete(ref), "the reference's bars");
       await got.wait(() => complete(got), "every tick and bar through the proxy");
@@ -86,12 +95,25 @@ for (const how of ["drain", "kill9"] as const) {
   test(`a server restart (${how}): reconnect, resume, and the new numbering taken without duplicates`, async () => {
     const s = await new ServerProcess().start();
     const topic = uniqueTopic(`restart-${how}`);
-    const consumer = await connect({ port: s.port, username: USER, password: PASSWORD, reconnect: FAST_RETRY });
-    const producer = await connect({ port: s.port, username: USER, password: PASSWORD, reconnect: FAST_RETRY });
+    const consumer = await connect({
+      port: s.port,
+      username: USER,
+      password: PASSWORD,
+      reconnect: FAST_RETRY,
+    });
+    const producer = await connect({
+      port: s.port,
+      username: USER,
+      password: PASSWORD,
+      reconnect: FAST_RETRY,
+    });
     try {
       await consumer.subscribe("tick", [topic]);
       const got = new Collector(consumer);
-      await producer.publish([0, 1, 2, 3, 4].map((i) => [topic, i, 1] as [string, number, number]), { ack: true });
+      await producer.publish(
+        [0, 1, 2, 3, 4].map((i) => [topic, i, 1] as [string, number, number]),
+        { ack: true },
+      );
       await got.wait(() => got.records.length === 5, "5 ticks");
 
       if (how === "drain") assert.equal(await s.stop("SIGTERM"), 0);
@@ -114,12 +136,21 @@ for (const how of ["drain", "kill9"] as const) {
       assert.equal(got.of("reconnected")[0]!.resubscribed, 1);
 
       // The producer's publish waits for its own reconnect.
-      await producer.publish([5, 6, 7].map((i) => [topic, i, 1] as [string, number, number]), { ack: true });
+      await producer.publish(
+        [5, 6, 7].map((i) => [topic, i, 1] as [string, number, number]),
+        { ack: true },
+      );
       await got.wait(() => got.records.length === 8, "3 more ticks");
       const ticks = got.ticks(topic);
-      assert.deepEqual(ticks.map((t) => t.price), [0, 1, 2, 3, 4, 5, 6, 7]);
+      assert.deepEqual(
+        ticks.map((t) => t.price),
+        [0, 1, 2, 3, 4, 5, 6, 7],
+      );
       // The new server numbers from 1 again: a fresh numbering, not duplicates.
-      assert.deepEqual(ticks.map((t) => t.seq), [1n, 2n, 3n, 4n, 5n, 1n, 2n, 3n]);
+      assert.deepEqual(
+        ticks.map((t) => t.seq),
+        [1n, 2n, 3n, 4n, 5n, 1n, 2n, 3n],
+      );
       assert.equal(consumer.stats.duplicatesDropped, 0);
       assert.equal(consumer.state, "open");
     } finally {
@@ -170,7 +201,11 @@ test("requests made while reconnecting wait for the connection", async () => {
 test("a subscription the server refuses on resume is dropped and reported", async () => {
   const users = join(tempDir("users"), "users");
   writeUsersFile(users, [["viewer", "pw", "publish=* subscribe=*"]]);
-  const s = await new ServerProcess({ USERS_FILE: users, STREAM_USER: undefined, STREAM_PASS: undefined }).start();
+  const s = await new ServerProcess({
+    USERS_FILE: users,
+    STREAM_USER: undefined,
+    STREAM_PASS: undefined,
+  }).start();
   const client = await connect({ port: s.port, username: "viewer", password: "pw", reconnect: FAST_RETRY });
   try {
     await client.subscribe("tick", ["EQ.AAPL"]);
@@ -218,9 +253,17 @@ test("reconnecting gives up after maxAttempts", async () => {
   await s.kill();
   const events: TickwireEvent[] = [];
   for await (const ev of client) events.push(ev);
-  const retries = events.filter((e): e is Extract<TickwireEvent, { type: "reconnecting" }> => e.type === "reconnecting");
-  assert.deepEqual(retries.map((e) => e.attempt), [1, 2, 3]);
-  assert.deepEqual(retries.slice(1).map((e) => e.reason.kind), ["connect", "connect"]);
+  const retries = events.filter(
+    (e): e is Extract<TickwireEvent, { type: "reconnecting" }> => e.type === "reconnecting",
+  );
+  assert.deepEqual(
+    retries.map((e) => e.attempt),
+    [1, 2, 3],
+  );
+  assert.deepEqual(
+    retries.slice(1).map((e) => e.reason.kind),
+    ["connect", "connect"],
+  );
   assert.match(client.closeReason!.message, /gave up reconnecting after 3 attempts/);
   const last = events.at(-1);
   assert.ok(last?.type === "error" && last.error.fatal);
@@ -239,7 +282,12 @@ test("without reconnect, a lost connection closes the client", async () => {
 test("an acked publish in flight when the connection breaks fails (at most once)", async () => {
   await withServer({}, async (s) => {
     const proxy = await new Proxy(s.port).start();
-    const client = await connect({ port: proxy.port, username: USER, password: PASSWORD, reconnect: FAST_RETRY });
+    const client = await connect({
+      port: proxy.port,
+      username: USER,
+      password: PASSWORD,
+      reconnect: FAST_RETRY,
+    });
     try {
       // Nothing gets through: the proxy's upstream is cut right after the frame is written.
       proxy.accepting = false;

@@ -17,7 +17,16 @@ import {
 } from "@tickwire/client";
 import type { Bar, Client, DataRecord, Tick, TickwireEvent } from "@tickwire/client";
 
-import { PASSWORD, ServerProcess, USER, freshSecondNs, tempDir, uniqueTopic, writeUsersFile } from "./support/server.js";
+import { takeRecords } from "./support/net.js";
+import {
+  PASSWORD,
+  ServerProcess,
+  USER,
+  freshSecondNs,
+  tempDir,
+  uniqueTopic,
+  writeUsersFile,
+} from "./support/server.js";
 
 let server: ServerProcess;
 before(async () => {
@@ -31,19 +40,8 @@ function open(extra: Partial<Parameters<typeof connect>[0]> = {}, s = server): P
   return connect({ port: s.port, username: USER, password: PASSWORD, reconnect: false, ...extra });
 }
 
-/** The next `n` records (other events must not come), within `timeoutMs`. */
-async function take(client: Client, n: number, timeoutMs = 5000): Promise<DataRecord[]> {
-  const out: DataRecord[] = [];
-  const deadline = Date.now() + timeoutMs;
-  while (out.length < n) {
-    const ev = await client.nextEvent(Math.max(1, deadline - Date.now()));
-    assert.ok(ev !== undefined, `timed out after ${out.length} of ${n} records`);
-    assert.equal(ev.type, "batch", `unexpected event ${ev.type}`);
-    if (ev.type === "batch") out.push(...ev.records);
-  }
-  assert.equal(out.length, n, "more records than expected");
-  return out;
-}
+const take = (client: Client, n: number, timeoutMs = 5000): Promise<DataRecord[]> =>
+  takeRecords(client, n, timeoutMs);
 
 const ticks = (rs: DataRecord[]): Tick[] => rs.filter((r): r is Tick => r.kind === "tick");
 
@@ -58,11 +56,7 @@ test("subscribe, publish with ack, receive ticks with seq, prev_seq and exact ts
     // A ts_ns with all nine digits significant (far above 2^53), and one the server stamps.
     const ts = nowNs() - 1_000_000_000n + 123_456_789n - (nowNs() % 1_000_000_000n);
     const accepted = await producer.publish(
-      [
-        { topic, price: 187.25, size: 100, tsNs: ts },
-        [topic, 187.5, 50],
-        [topic, 188, 0.001, ts + 1n],
-      ],
+      [{ topic, price: 187.25, size: 100, tsNs: ts }, [topic, 187.5, 50], [topic, 188, 0.001, ts + 1n]],
       { ack: true },
     );
     assert.equal(accepted, 3);
@@ -128,12 +122,21 @@ test("backfill: the N most recent retained ticks first, then live ones, no gap o
   const producer = await open();
   const consumer = await open();
   try {
-    await producer.publish([1, 2, 3, 4, 5].map((i) => [topic, i, 1] as [string, number, number]), { ack: true });
+    await producer.publish(
+      [1, 2, 3, 4, 5].map((i) => [topic, i, 1] as [string, number, number]),
+      { ack: true },
+    );
     await consumer.subscribe("tick", topic, { backfill: 3 });
     await producer.publish([[topic, 6, 1]], { ack: true });
     const got = ticks(await take(consumer, 4));
-    assert.deepEqual(got.map((t) => t.seq), [3n, 4n, 5n, 6n]);
-    assert.deepEqual(got.map((t) => t.price), [3, 4, 5, 6]);
+    assert.deepEqual(
+      got.map((t) => t.seq),
+      [3n, 4n, 5n, 6n],
+    );
+    assert.deepEqual(
+      got.map((t) => t.price),
+      [3, 4, 5, 6],
+    );
   } finally {
     await consumer.close();
     await producer.close();
@@ -160,7 +163,10 @@ test("sinceMs: every retained record from that time on (ms, bigint or Date)", as
       const consumer = await open();
       try {
         await consumer.subscribe("tick", [topic], { sinceMs: since });
-        assert.deepEqual(ticks(await take(consumer, 2)).map((t) => t.price), [3, 4]);
+        assert.deepEqual(
+          ticks(await take(consumer, 2)).map((t) => t.price),
+          [3, 4],
+        );
         assert.equal(await consumer.nextEvent(100), undefined, "nothing older");
       } finally {
         await consumer.close();
@@ -212,7 +218,13 @@ test("unsubscribe stops delivery; records() yields records only", async () => {
     await consumer.unsubscribe(ha);
     assert.deepEqual(consumer.subscriptions, [hb]);
     await assert.rejects(consumer.unsubscribe(ha), { kind: "invalid_argument" });
-    await producer.publish([[a, 1, 1], [b, 2, 1]], { ack: true });
+    await producer.publish(
+      [
+        [a, 1, 1],
+        [b, 2, 1],
+      ],
+      { ack: true },
+    );
     const it = consumer.records();
     const first = await it.next();
     assert.equal((first.value as Tick).topic, b);
@@ -244,7 +256,13 @@ test("ERROR paths: invalid SUBSCRIBE and PUBLISH are refused with INVALID_REQUES
     await assert.rejects(client.subscribe("tick", [topic], { sinceMs: 1.5 }), TypeError);
     // With ack: the call rejects, naming the bad tick; nothing of the frame is applied.
     await assert.rejects(
-      client.publish([[topic, 1, 1], [topic, 1, -1]], { ack: true }),
+      client.publish(
+        [
+          [topic, 1, 1],
+          [topic, 1, -1],
+        ],
+        { ack: true },
+      ),
       (e: unknown) => {
         assert.ok(e instanceof ServerError);
         assert.equal(e.code, ErrorCode.INVALID_REQUEST);
@@ -253,7 +271,9 @@ test("ERROR paths: invalid SUBSCRIBE and PUBLISH are refused with INVALID_REQUES
       },
     );
     await assert.rejects(client.publish([["*", 1, 1]], { ack: true }), { code: ErrorCode.INVALID_REQUEST });
-    await assert.rejects(client.publish([[topic, Number.NaN, 1]], { ack: true }), { code: ErrorCode.INVALID_REQUEST });
+    await assert.rejects(client.publish([[topic, Number.NaN, 1]], { ack: true }), {
+      code: ErrorCode.INVALID_REQUEST,
+    });
     await assert.rejects(client.publish([[topic, 1, 1, nowNs() + 60_000_000_000n]], { ack: true }), {
       code: ErrorCode.INVALID_REQUEST,
     });
@@ -266,7 +286,10 @@ test("ERROR paths: invalid SUBSCRIBE and PUBLISH are refused with INVALID_REQUES
     // The connection carries on, and the rejected frames advanced no seq.
     await client.subscribe("tick", [topic], { backfill: 10 });
     assert.equal(await client.publish([[topic, 2, 1]], { ack: true }), 1);
-    assert.deepEqual(ticks(await take(client, 1)).map((t) => t.seq), [1n]);
+    assert.deepEqual(
+      ticks(await take(client, 1)).map((t) => t.seq),
+      [1n],
+    );
     assert.equal(client.state, "open");
   } finally {
     await client.close();
@@ -274,14 +297,27 @@ test("ERROR paths: invalid SUBSCRIBE and PUBLISH are refused with INVALID_REQUES
 });
 
 test("FORBIDDEN outside the user's permissions, for SUBSCRIBE and PUBLISH", async () => {
-  const users = writeUsersFile(join(tempDir("users"), "users"), [["viewer", "pw", "publish=FX.* subscribe=FX.*"]]);
-  const s = await new ServerProcess({ USERS_FILE: users, STREAM_USER: undefined, STREAM_PASS: undefined }).start();
+  const users = writeUsersFile(join(tempDir("users"), "users"), [
+    ["viewer", "pw", "publish=FX.* subscribe=FX.*"],
+  ]);
+  const s = await new ServerProcess({
+    USERS_FILE: users,
+    STREAM_USER: undefined,
+    STREAM_PASS: undefined,
+  }).start();
   const client = await connect({ port: s.port, username: "viewer", password: "pw", reconnect: false });
   try {
     await assert.rejects(client.subscribe("tick", ["EQ.AAPL"]), { code: ErrorCode.FORBIDDEN });
     await assert.rejects(
-      client.publish([["FX.EURUSD", 1.1, 1], ["EQ.AAPL", 1, 1]], { ack: true }),
-      (e: unknown) => e instanceof ServerError && e.code === ErrorCode.FORBIDDEN && e.detail.startsWith("ticks[1]"),
+      client.publish(
+        [
+          ["FX.EURUSD", 1.1, 1],
+          ["EQ.AAPL", 1, 1],
+        ],
+        { ack: true },
+      ),
+      (e: unknown) =>
+        e instanceof ServerError && e.code === ErrorCode.FORBIDDEN && e.detail.startsWith("ticks[1]"),
     );
     await client.subscribe("tick", ["FX.EURUSD"]);
     assert.equal(await client.publish([["FX.EURUSD", 1.1, 1]], { ack: true }), 1);
@@ -309,7 +345,10 @@ test("a PUBLISH over MAX_MSG_SIZE is refused before sending; frames from the ser
     await client.subscribe("tick", [topic]);
     for (let i = 0; i < 4; i++) await client.publish(many.slice(i * 25, i * 25 + 25), { ack: true });
     const got = ticks(await take(client, 100));
-    assert.deepEqual(got.map((t) => t.seq), Array.from({ length: 100 }, (_, i) => BigInt(i + 1)));
+    assert.deepEqual(
+      got.map((t) => t.seq),
+      Array.from({ length: 100 }, (_, i) => BigInt(i + 1)),
+    );
     assert.ok(client.stats.batches >= 4);
     assert.equal(client.state, "open");
   } finally {
@@ -334,7 +373,10 @@ test("backpressure: a full queue stops reading, and nothing is lost when the rea
     assert.ok(consumer.stats.readPauses >= 1, "reading stopped");
     assert.ok(consumer.stats.batches < n, `only a few batches read: ${consumer.stats.batches}`);
     const got = ticks(await take(consumer, n));
-    assert.deepEqual(got.map((t) => t.price), Array.from({ length: n }, (_, i) => i + 1));
+    assert.deepEqual(
+      got.map((t) => t.price),
+      Array.from({ length: n }, (_, i) => i + 1),
+    );
     assert.equal(consumer.state, "open");
   } finally {
     await consumer.close();

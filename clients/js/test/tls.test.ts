@@ -49,8 +49,17 @@ test("TLS with mutual authentication: files or PEM text, and refusals", async ()
   };
   await withServer(env, async (s) => {
     const topic = uniqueTopic("tls");
-    const tls = { caFile: join(pki, "ca.crt"), certFile: join(pki, "client.crt"), keyFile: join(pki, "client.key") };
-    const client = await connect({ url: `tls://127.0.0.1:${s.port}`, username: USER, password: PASSWORD, tls });
+    const tls = {
+      caFile: join(pki, "ca.crt"),
+      certFile: join(pki, "client.crt"),
+      keyFile: join(pki, "client.key"),
+    };
+    const client = await connect({
+      url: `tls://127.0.0.1:${s.port}`,
+      username: USER,
+      password: PASSWORD,
+      tls,
+    });
     try {
       await client.subscribe("tick", [topic]);
       assert.equal(await client.publish([[topic, 1.25, 2]], { ack: true }), 1);
@@ -75,12 +84,23 @@ test("TLS with mutual authentication: files or PEM text, and refusals", async ()
 
     // The server requires a client certificate: without one the handshake or AUTH fails.
     await assert.rejects(
-      connect({ port: s.port, username: USER, password: PASSWORD, tls: { caFile: tls.caFile }, connectTimeoutMs: 3000 }),
+      connect({
+        port: s.port,
+        username: USER,
+        password: PASSWORD,
+        tls: { caFile: tls.caFile },
+        connectTimeoutMs: 3000,
+      }),
       (e: unknown) => e instanceof TickwireError && ["io", "connect"].includes(e.kind),
     );
     // A server certificate from a CA the client does not trust is refused.
     await assert.rejects(
-      connect({ port: s.port, username: USER, password: PASSWORD, tls: { ...tls, caFile: join(pki, "rogue.crt") } }),
+      connect({
+        port: s.port,
+        username: USER,
+        password: PASSWORD,
+        tls: { ...tls, caFile: join(pki, "rogue.crt") },
+      }),
       (e: unknown) => e instanceof TickwireError && e.kind === "connect" && /certificate/i.test(e.message),
     );
     // Plain TCP to a TLS port does not get through AUTH.

@@ -117,7 +117,14 @@ test("64-bit fields decode exactly as bigints, far above 2^53", () => {
     create(pb.RecordSchema, {
       kind: {
         case: "tick",
-        value: create(pb.TickSchema, { topic: "A", price: 1.5, size: 2, tsNs, seq: U64_MAX, prevSeq: ABOVE_2_53 }),
+        value: create(pb.TickSchema, {
+          topic: "A",
+          price: 1.5,
+          size: 2,
+          tsNs,
+          seq: U64_MAX,
+          prevSeq: ABOVE_2_53,
+        }),
       },
     }),
     create(pb.RecordSchema, {
@@ -154,7 +161,11 @@ test("64-bit fields decode exactly as bigints, far above 2^53", () => {
 
 test("publish encodes bigint ts_ns exactly and refuses numbers for it", () => {
   const tsNs = (1n << 62n) + 12345n;
-  const { payload, count } = codec.publishPayload(9, [{ topic: "A", price: 1, size: 2, tsNs }, ["B", 3, 4]], true);
+  const { payload, count } = codec.publishPayload(
+    9,
+    [{ topic: "A", price: 1, size: 2, tsNs }, ["B", 3, 4]],
+    true,
+  );
   assert.equal(count, 2);
   const m = codec.parse(pb.PublishSchema, payload, "PUBLISH");
   assert.equal(m.requestId, 9);
@@ -166,13 +177,18 @@ test("publish encodes bigint ts_ns exactly and refuses numbers for it", () => {
     () => codec.publishPayload(1, [{ topic: "A", price: 1, size: 1, tsNs: 5 as unknown as bigint }], false),
     /tsNs must be a bigint/,
   );
-  assert.throws(() => codec.publishPayload(1, [["A", 1] as unknown as [string, number, number]], false), /ticks\[0\]/);
+  assert.throws(
+    () => codec.publishPayload(1, [["A", 1] as unknown as [string, number, number]], false),
+    /ticks\[0\]/,
+  );
 });
 
 test("records of unknown kinds and unknown error codes are tolerated", () => {
   // A Record with field 7 (a kind a later server may add, e.g. a watermark) next to a tick.
   const tick = dataBatch(3n, [
-    create(pb.RecordSchema, { kind: { case: "tick", value: create(pb.TickSchema, { topic: "A", seq: 1n }) } }),
+    create(pb.RecordSchema, {
+      kind: { case: "tick", value: create(pb.TickSchema, { topic: "A", seq: 1n }) },
+    }),
   ]);
   // records (field 2, length-delimited) = Record{ field 7 (length-delimited) = {field 1 = 5} }
   const unknownRecord = Uint8Array.from([0x12, 0x04, 0x3a, 0x02, 0x08, 0x05]);
@@ -184,7 +200,10 @@ test("records of unknown kinds and unknown error codes are tolerated", () => {
   assert.equal(b.unknown, 1);
 
   const e = codec.decodeError(
-    toBinary(pb.ErrorSchema, create(pb.ErrorSchema, { code: 99 as pb.ErrorCode, message: "new", fatal: false })),
+    toBinary(
+      pb.ErrorSchema,
+      create(pb.ErrorSchema, { code: 99 as pb.ErrorCode, message: "new", fatal: false }),
+    ),
   );
   assert.equal(e.code, 99);
   assert.equal(e.codeName, "CODE_99");
@@ -193,7 +212,13 @@ test("records of unknown kinds and unknown error codes are tolerated", () => {
 });
 
 test("errors carry kind, code and retry_after_ms, and pick their class by kind", () => {
-  const e = TickwireError.of({ kind: "server", message: "draining", code: ErrorCode.SERVER_DRAINING, fatal: true, retryAfterMs: 250 });
+  const e = TickwireError.of({
+    kind: "server",
+    message: "draining",
+    code: ErrorCode.SERVER_DRAINING,
+    fatal: true,
+    retryAfterMs: 250,
+  });
   assert.equal(e.constructor.name, "ServerError");
   assert.equal(e.message, "SERVER_DRAINING: draining (retry after 250 ms)");
   const copy = e.with({ fatal: false, kind: "io" });

@@ -15,7 +15,7 @@ import * as browser from "@tickwire/client/browser";
 import { connect } from "@tickwire/client";
 import type { Client, DataRecord, Tick, WebSocketConstructor } from "@tickwire/client";
 
-import { Collector, WsRelay } from "./support/net.js";
+import { Collector, WsRelay, takeRecords } from "./support/net.js";
 import { PASSWORD, ServerProcess, USER, serverHelp, uniqueTopic, withServer } from "./support/server.js";
 
 const FAST_RETRY = { initialBackoffMs: 20, maxBackoffMs: 200 };
@@ -46,23 +46,17 @@ async function withRelay(
   });
 }
 
-async function take(client: Client, n: number, timeoutMs = 5000): Promise<DataRecord[]> {
-  const out: DataRecord[] = [];
-  const deadline = Date.now() + timeoutMs;
-  while (out.length < n) {
-    const ev = await client.nextEvent(Math.max(1, deadline - Date.now()));
-    assert.ok(ev !== undefined, `timed out after ${out.length} of ${n} records`);
-    if (ev.type === "batch") out.push(...ev.records);
-  }
-  return out;
-}
+const take = (client: Client, n: number): Promise<DataRecord[]> => takeRecords(client, n, 5000, false);
 
 /** Subscribe, publish (acked), receive: the basic exchange over any connected pair. */
 async function exchange(consumer: Client, producer: Client, name: string): Promise<void> {
   const topic = uniqueTopic(name);
   await consumer.subscribe("tick", [topic]);
   const tsNs = 1_714_564_800_123_456_789n;
-  assert.equal(await producer.publish([{ topic, price: 1.5, size: 2, tsNs }, [topic, 2.5, 1]], { ack: true }), 2);
+  assert.equal(
+    await producer.publish([{ topic, price: 1.5, size: 2, tsNs }, [topic, 2.5, 1]], { ack: true }),
+    2,
+  );
   const got = (await take(consumer, 2)) as Tick[];
   assert.deepEqual(
     got.map((t) => [t.topic, t.price, t.seq, t.prevSeq]),
@@ -86,16 +80,21 @@ test("Node entry point over ws:// (the ws package, or the global WebSocket of No
       await consumer.close();
       await producer.close();
     }
-    await assert.rejects(
-      connect({ url: relay.url, username: USER, password: "wrong" }),
-      { kind: "server", codeName: "AUTH_FAILED" },
-    );
+    await assert.rejects(connect({ url: relay.url, username: USER, password: "wrong" }), {
+      kind: "server",
+      codeName: "AUTH_FAILED",
+    });
   });
 });
 
 test("browser entry point with a standard-only WebSocket: subscribe, publish, receive", async () => {
   await withRelay(async (relay) => {
-    const client = await browser.connect({ url: relay.url, username: USER, password: PASSWORD, webSocket: StandardOnly });
+    const client = await browser.connect({
+      url: relay.url,
+      username: USER,
+      password: PASSWORD,
+      webSocket: StandardOnly,
+    });
     try {
       await exchange(client, client, "ws-browser");
       await assert.rejects(
@@ -111,7 +110,13 @@ test("browser entry point with a standard-only WebSocket: subscribe, publish, re
 test("over WebSocket, heartbeats keep a quiet connection alive", async () => {
   await withServer({ HEARTBEAT_INTERVAL: "200ms", HEARTBEAT_TIMEOUT: "600ms" }, async (s) => {
     const relay = await new WsRelay(s.port).start();
-    const client = await browser.connect({ url: relay.url, username: USER, password: PASSWORD, webSocket: StandardOnly, reconnect: false });
+    const client = await browser.connect({
+      url: relay.url,
+      username: USER,
+      password: PASSWORD,
+      webSocket: StandardOnly,
+      reconnect: false,
+    });
     try {
       assert.equal(await client.nextEvent(1500), undefined);
       assert.equal(client.state, "open");
@@ -126,14 +131,22 @@ test("over WebSocket, heartbeats keep a quiet connection alive", async () => {
 test("over WebSocket, cut connections are resumed without loss or duplicates", async () => {
   await withRelay(async (relay, s) => {
     const topic = uniqueTopic("ws-cut");
-    const consumer = await connect({ url: relay.url, username: USER, password: PASSWORD, reconnect: FAST_RETRY });
+    const consumer = await connect({
+      url: relay.url,
+      username: USER,
+      password: PASSWORD,
+      reconnect: FAST_RETRY,
+    });
     const producer = await connect({ port: s.port, username: USER, password: PASSWORD });
     try {
       await consumer.subscribe("tick", [topic]);
       const got = new Collector(consumer);
       const rounds = 20;
       for (let r = 0; r < rounds; r++) {
-        await producer.publish(Array.from({ length: 5 }, () => [topic, r, 1] as [string, number, number]), { ack: true });
+        await producer.publish(
+          Array.from({ length: 5 }, () => [topic, r, 1] as [string, number, number]),
+          { ack: true },
+        );
         if (r === 6 || r === 13) {
           await got.wait(() => consumer.state === "open", "the reconnect");
           relay.cut();
@@ -142,7 +155,10 @@ test("over WebSocket, cut connections are resumed without loss or duplicates", a
       }
       const n = rounds * 5;
       await got.wait(() => got.ticks(topic).length === n, `${n} ticks`);
-      assert.deepEqual(got.ticks(topic).map((t) => t.seq), Array.from({ length: n }, (_, i) => BigInt(i + 1)));
+      assert.deepEqual(
+        got.ticks(topic).map((t) => t.seq),
+        Array.from({ length: n }, (_, i) => BigInt(i + 1)),
+      );
       assert.equal(consumer.stats.reconnects, 2);
       assert.equal(consumer.stats.tickGaps, 0);
     } finally {
@@ -152,43 +168,49 @@ test("over WebSocket, cut connections are resumed without loss or duplicates", a
 });
 
 test("a WebSocket that cannot pause: a full queue drops the connection, resumed losslessly once read", async () => {
-  await withRelay(async (relay, s) => {
-    const topic = uniqueTopic("ws-overflow");
-    const consumer = await browser.connect({
-      url: relay.url,
-      username: USER,
-      password: PASSWORD,
-      webSocket: StandardOnly,
-      queueCapacity: 2,
-      reconnect: FAST_RETRY,
-    });
-    const producer = await connect({ port: s.port, username: USER, password: PASSWORD });
-    try {
-      await consumer.subscribe("tick", [topic]);
-      const n = 60;
-      for (let i = 1; i <= n; i++) {
-        await producer.publish([[topic, i, 1]], { ack: true });
-        await sleep(3); // one DATA_BATCH each (BATCH_WINDOW_MS=0)
+  await withRelay(
+    async (relay, s) => {
+      const topic = uniqueTopic("ws-overflow");
+      const consumer = await browser.connect({
+        url: relay.url,
+        username: USER,
+        password: PASSWORD,
+        webSocket: StandardOnly,
+        queueCapacity: 2,
+        reconnect: FAST_RETRY,
+      });
+      const producer = await connect({ port: s.port, username: USER, password: PASSWORD });
+      try {
+        await consumer.subscribe("tick", [topic]);
+        const n = 60;
+        for (let i = 1; i <= n; i++) {
+          await producer.publish([[topic, i, 1]], { ack: true });
+          await sleep(3); // one DATA_BATCH each (BATCH_WINDOW_MS=0)
+        }
+        await sleep(200);
+        const stats = consumer.stats;
+        assert.ok(stats.queueOverflows >= 1, JSON.stringify(stats));
+        assert.equal(stats.readPauses, 0);
+        // Reading catches up: the client reconnects and resumes from the server's history.
+        const records: Tick[] = [];
+        let reconnected = false;
+        const deadline = Date.now() + 10000;
+        while ((records.length < n || !reconnected) && Date.now() < deadline) {
+          const ev = await consumer.nextEvent(1000);
+          if (ev?.type === "batch") records.push(...(ev.records as Tick[]));
+          if (ev?.type === "reconnected") reconnected = true;
+        }
+        assert.ok(reconnected, JSON.stringify(consumer.stats));
+        assert.deepEqual(
+          records.map((t) => t.price),
+          Array.from({ length: n }, (_, i) => i + 1),
+        );
+      } finally {
+        await Promise.all([consumer.close(), producer.close()]);
       }
-      await sleep(200);
-      const stats = consumer.stats;
-      assert.ok(stats.queueOverflows >= 1, JSON.stringify(stats));
-      assert.equal(stats.readPauses, 0);
-      // Reading catches up: the client reconnects and resumes from the server's history.
-      const records: Tick[] = [];
-      let reconnected = false;
-      const deadline = Date.now() + 10000;
-      while ((records.length < n || !reconnected) && Date.now() < deadline) {
-        const ev = await consumer.nextEvent(1000);
-        if (ev?.type === "batch") records.push(...(ev.records as Tick[]));
-        if (ev?.type === "reconnected") reconnected = true;
-      }
-      assert.ok(reconnected, JSON.stringify(consumer.stats));
-      assert.deepEqual(records.map((t) => t.price), Array.from({ length: n }, (_, i) => i + 1));
-    } finally {
-      await Promise.all([consumer.close(), producer.close()]);
-    }
-  }, { BATCH_WINDOW_MS: "0" });
+    },
+    { BATCH_WINDOW_MS: "0" },
+  );
 });
 
 test("WebSocket protocol violations: a text message, two frames in one message", async () => {
@@ -203,7 +225,12 @@ test("WebSocket protocol violations: a text message, two frames in one message",
     for (const [what, mangle, message] of cases) {
       n = 0;
       const relay = await new WsRelay(s.port, (f) => (++n === 2 ? mangle(f) : f)).start();
-      const client = await browser.connect({ url: relay.url, username: USER, password: PASSWORD, webSocket: StandardOnly });
+      const client = await browser.connect({
+        url: relay.url,
+        username: USER,
+        password: PASSWORD,
+        webSocket: StandardOnly,
+      });
       try {
         await assert.rejects(client.subscribe("tick", ["A"]));
         await client.waitClosed();
@@ -237,10 +264,17 @@ test("a WebSocket endpoint that refuses the upgrade: a connect error", async () 
 const hasGlobalWebSocket = typeof (globalThis as { WebSocket?: unknown }).WebSocket === "function";
 test(
   "the global WebSocket (Node 22+, or --experimental-websocket) through the Node entry point",
-  { skip: hasGlobalWebSocket ? false : "this Node has no global WebSocket (the ws package is covered above)" },
+  {
+    skip: hasGlobalWebSocket ? false : "this Node has no global WebSocket (the ws package is covered above)",
+  },
   async () => {
     await withRelay(async (relay, s) => {
-      const consumer = await connect({ url: relay.url, username: USER, password: PASSWORD, reconnect: false });
+      const consumer = await connect({
+        url: relay.url,
+        username: USER,
+        password: PASSWORD,
+        reconnect: false,
+      });
       const producer = await connect({ port: s.port, username: USER, password: PASSWORD, reconnect: false });
       try {
         await exchange(consumer, producer, "ws-global");
@@ -262,7 +296,11 @@ const help = serverHelp();
 const serverSpeaksWebSocket = help.includes("WS_LISTEN_ADDR");
 test(
   "REAL SERVER WebSocket endpoint: AUTH, subscribe, publish, receive, resume after a restart",
-  { skip: serverSpeaksWebSocket ? false : "tickwire-server has no WebSocket endpoint yet (no WS_LISTEN_ADDR in --help)" },
+  {
+    skip: serverSpeaksWebSocket
+      ? false
+      : "tickwire-server has no WebSocket endpoint yet (no WS_LISTEN_ADDR in --help)",
+  },
   async () => {
     const probe = net.createServer();
     await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
@@ -280,7 +318,13 @@ test(
     const wsPort = help.includes("WS_PORT_FILE") ? Number(readFileSync(portFile, "utf8").trim()) : freePort;
     const url = `ws://127.0.0.1:${wsPort}${process.env.TICKWIRE_WS_PATH ?? "/"}`;
     const consumer = await connect({ url, username: USER, password: PASSWORD, reconnect: FAST_RETRY });
-    const producer = await browser.connect({ url, username: USER, password: PASSWORD, webSocket: StandardOnly, reconnect: FAST_RETRY });
+    const producer = await browser.connect({
+      url,
+      username: USER,
+      password: PASSWORD,
+      webSocket: StandardOnly,
+      reconnect: FAST_RETRY,
+    });
     try {
       await exchange(consumer, producer, "ws-real");
       const topic = uniqueTopic("ws-real-restart");

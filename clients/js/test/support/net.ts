@@ -2,6 +2,7 @@
 // in front of the real server's TCP port (one frame per binary message, as the WebSocket
 // transport specifies), and a collector that reads a client's events in the background.
 
+import assert from "node:assert/strict";
 import * as net from "node:net";
 import { WebSocketServer } from "ws";
 import type { WebSocket } from "ws";
@@ -180,12 +181,39 @@ export class Collector {
     const deadline = Date.now() + timeoutMs;
     while (!predicate()) {
       const tail = (): string =>
-        JSON.stringify(this.events.slice(-3), (_k, v) => (typeof v === "bigint" ? v.toString() : v)).slice(0, 600);
+        JSON.stringify(this.events.slice(-3), (_k, v) => (typeof v === "bigint" ? v.toString() : v)).slice(
+          0,
+          600,
+        );
       if (Date.now() >= deadline) {
-        throw new Error(`timed out waiting for ${what}; ${this.records.length} records, last events: ${tail()}`);
+        throw new Error(
+          `timed out waiting for ${what}; ${this.records.length} records, last events: ${tail()}`,
+        );
       }
       if (this.finished) throw new Error(`client closed while waiting for ${what}: ${tail()}`);
       await sleep(10);
     }
   }
+}
+
+/**
+ * The next `n` records, within `timeoutMs`. With `only`, any other event fails the test;
+ * without it, other events are skipped.
+ */
+export async function takeRecords(
+  client: Client,
+  n: number,
+  timeoutMs = 5000,
+  only = true,
+): Promise<DataRecord[]> {
+  const out: DataRecord[] = [];
+  const deadline = Date.now() + timeoutMs;
+  while (out.length < n) {
+    const ev = await client.nextEvent(Math.max(1, deadline - Date.now()));
+    assert.ok(ev !== undefined, `timed out after ${out.length} of ${n} records`);
+    if (ev.type === "batch") out.push(...ev.records);
+    else assert.ok(!only, `unexpected event ${ev.type}`);
+  }
+  assert.equal(out.length, n, "more records than expected");
+  return out;
 }

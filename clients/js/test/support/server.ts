@@ -4,7 +4,17 @@
 import { spawn, spawnSync } from "node:child_process";
 import { pbkdf2Sync, randomBytes } from "node:crypto";
 import type { ChildProcess } from "node:child_process";
-import { accessSync, closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  accessSync,
+  closeSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -39,7 +49,11 @@ export function serverHelp(): string {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `predicate` until it is true or `timeoutMs` passes; returns whether it became true. */
-export async function waitUntil(predicate: () => boolean, timeoutMs: number, intervalMs = 5): Promise<boolean> {
+export async function waitUntil(
+  predicate: () => boolean,
+  timeoutMs: number,
+  intervalMs = 5,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (predicate()) return true;
@@ -123,7 +137,10 @@ export class ServerProcess {
     this.proc = proc;
     this.exit = new Promise((resolve) => proc.once("exit", (code) => resolve(code)));
     const text = (): string => (existsSync(portFile) ? readFileSync(portFile, "utf8") : "");
-    await waitUntil(() => proc.exitCode !== null || proc.signalCode !== null || text().endsWith("\n"), timeoutMs);
+    await waitUntil(
+      () => proc.exitCode !== null || proc.signalCode !== null || text().endsWith("\n"),
+      timeoutMs,
+    );
     if (!text().endsWith("\n")) {
       await this.stop("SIGKILL");
       throw new Error(`tickwire-server did not start: ${this.logTail()}`);
@@ -143,7 +160,10 @@ export class ServerProcess {
   logTail(lines = 10): string {
     const path = join(this.workdir, `server-${this.starts}.log`);
     const text = existsSync(path) ? readFileSync(path, "utf8") : "";
-    return text.split("\n").slice(-lines - 1).join("\n");
+    return text
+      .split("\n")
+      .slice(-lines - 1)
+      .join("\n");
   }
 
   /** Sends `signal` and waits for the exit (SIGKILL after `timeoutMs`); the exit code. */
