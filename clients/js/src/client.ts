@@ -394,7 +394,9 @@ export class Client implements AsyncIterable<TickwireEvent> {
    * `[topic, price, size, tsNs?]` arrays; tsNs 0n (the default) lets the server stamp them.
    *
    * With `ack`, waits for PUBLISH_ACK and resolves to its `accepted` count; without, resolves
-   * to the number of ticks once the frame is written. Rejects with a ServerError
+   * to the number of ticks once the frame is written. When the server's topic cap refuses ticks
+   * for new topics, an "error" event with code TOPIC_LIMIT says so, and `accepted` counts only
+   * the ticks applied. Rejects with a ServerError
    * (INVALID_REQUEST naming the bad tick, FORBIDDEN, UNAVAILABLE) when the server rejects an
    * acked frame (without ack, the rejection arrives as an "error" event), and with kind
    * "invalid_argument" for a frame larger than the server's MAX_MSG_SIZE. At most once: a frame
@@ -872,7 +874,10 @@ export class Client implements AsyncIterable<TickwireEvent> {
   }
 
   private onError(e: TickwireError): TickwireError | undefined {
-    const p = e.requestId ? this.pending.get(e.requestId) : undefined;
+    // TOPIC_LIMIT reports refused ticks of a PUBLISH; its PUBLISH_ACK (if asked for) follows
+    // and answers the request.
+    const answers = e.requestId !== 0 && e.code !== ErrorCode.TOPIC_LIMIT;
+    const p = answers ? this.pending.get(e.requestId) : undefined;
     if (p !== undefined && !p.reply.settled) {
       this.pending.delete(e.requestId);
       if (p.resumeHandle !== undefined) {

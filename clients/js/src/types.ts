@@ -61,6 +61,8 @@ export const ErrorCode = {
   SERVER_DRAINING: 12,
   INTERNAL: 13,
   UNAVAILABLE: 14,
+  /** Ticks for new topics refused by the server's topic cap: a report, not an answer. */
+  TOPIC_LIMIT: 15,
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -296,6 +296,28 @@ test("ERROR paths: invalid SUBSCRIBE and PUBLISH are refused with INVALID_REQUES
   }
 });
 
+test("TOPIC_LIMIT reports refused ticks; the acked publish resolves to the ticks applied", async () => {
+  const s = await new ServerProcess({ MAX_TOPICS: "2", WORKERS: "1" }).start();
+  const client = await open({}, s);
+  try {
+    // Server-stamped ticks keep their bars open: two topics fill the cap, three are refused.
+    const ticks = [0, 1, 2, 3, 4].map((i) => [`cap.${i}`, 1, 1] as [string, number, number]);
+    assert.equal(await client.publish(ticks, { ack: true }), 2);
+    const ev = await client.nextEvent(5000);
+    assert.ok(ev?.type === "error", `got ${ev?.type}`);
+    assert.equal(ev.error.code, ErrorCode.TOPIC_LIMIT);
+    assert.equal(ev.error.codeName, "TOPIC_LIMIT");
+    assert.equal(ev.error.fatal, false);
+    assert.ok(ev.error.requestId !== 0);
+    assert.match(ev.error.message, /3 of 5 ticks/);
+    assert.equal(await client.publish([["cap.0", 2, 1]], { ack: true }), 1); // held topics flow
+    assert.equal(client.state, "open");
+  } finally {
+    await client.close();
+    await s.stop();
+  }
+});
+
 test("FORBIDDEN outside the user's permissions, for SUBSCRIBE and PUBLISH", async () => {
   const users = writeUsersFile(join(tempDir("users"), "users"), [
     ["viewer", "pw", "publish=FX.* subscribe=FX.*"],

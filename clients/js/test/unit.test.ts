@@ -208,6 +208,7 @@ test("records of unknown kinds and unknown error codes are tolerated", () => {
   assert.equal(e.code, 99);
   assert.equal(e.codeName, "CODE_99");
   assert.equal(errorCodeName(ErrorCode.UNAVAILABLE), "UNAVAILABLE");
+  assert.equal(errorCodeName(15), "TOPIC_LIMIT");
   assert.match(e.message, /^CODE_99: new$/);
 });
 
