@@ -51,9 +51,10 @@ struct alignas(64) WorkerMetrics {
   std::array<obs::Counter, 2> bars_closed;
   obs::Counter topics_evicted;
   obs::Counter backfills_truncated;
-  // New connections closed at once over MAX_CONNECTIONS (0) or MAX_UNAUTH_CONNECTIONS (1);
-  // written by the listener, which runs on worker 0.
-  std::array<obs::Counter, 2> connections_rejected;
+  // By Admission::Limit: new connections refused over MAX_CONNECTIONS, and waiting connections
+  // closed to make room under MAX_UNAUTH_CONNECTIONS and MAX_UNAUTH_PER_SOURCE. Written by the
+  // listener (on worker 0) and, for sources a PROXY header names, by the connection's worker.
+  std::array<obs::Counter, 3> connections_rejected;
   obs::Gauge active_topics;  // topics this worker's shard holds state for (set by the sweep)
   std::array<obs::Gauge, engine::kModeSlots> active_subscriptions;  // by engine::Mode value
   std::array<obs::Counter, kSlowConsumerCauses> slow_consumers;
