@@ -67,11 +67,15 @@ struct Conn {
   }
   // Sends AUTH and plays the host's part until it is decided: waits out a throttle delay, runs
   // the off-loop check (as a hashing thread would) and hands its result back.
-  bool Auth(const std::string& user, const std::string& pass, Clock::time_point now) {
+  // Sends AUTH and leaves it to be decided.
+  bool SendAuth(const std::string& user, const std::string& pass, Clock::time_point now) {
     pb::Auth a;
     a.set_username(user);
     a.set_password(pass);
-    if (!Send(FrameType::kAuth, a, now)) return false;
+    return Send(FrameType::kAuth, a, now);
+  }
+  bool Auth(const std::string& user, const std::string& pass, Clock::time_point now) {
+    if (!SendAuth(user, pass, now)) return false;
     for (std::size_t d = 0; session->auth_pending(); ++d) {
       if (d < host.delays.size()) {
         session->ResumeAuth(now += host.delays[d]);
@@ -127,11 +131,13 @@ class SessionSecurityTest : public ::testing::Test {
                         Line("nobody", "nobody-pw", ""))),
         limiter_(auth::RateLimitSettings{2, 4, 100ms, 400ms, 300ms, 64}) {}
 
-  std::unique_ptr<Conn> Open(const std::string& address, const std::string& tls_identity = "") {
+  std::unique_ptr<Conn> Open(const std::string& address, const std::string& tls_identity = "",
+                             std::chrono::milliseconds auth_timeout = 5000ms) {
     auto c = std::make_unique<Conn>();
     SessionParams p;
     p.credentials = &store_;
     p.rate_limiter = &limiter_;
+    p.auth_timeout = auth_timeout;
     p.session_id = "s";
     c->session = std::make_unique<Session>(p, c->host, now_);
     c->session->OnTransportReady(now_, TransportInfo{address, tls_identity});
@@ -262,10 +268,7 @@ TEST_F(SessionSecurityTest, AuthDeadlineStartsWhenTheTransportIsReady) {
 // goes to CheckOffLoop, and nothing is answered until its result comes back.
 TEST_F(SessionSecurityTest, PasswordHashingRunsOffTheLoopAndTheVerdictComesBack) {
   auto c = Open("10.0.0.5");
-  pb::Auth a;
-  a.set_username("viewer");
-  a.set_password("wrong");
-  EXPECT_TRUE(c->Send(FrameType::kAuth, a, now_));
+  EXPECT_TRUE(c->SendAuth("viewer", "wrong", now_));
   EXPECT_TRUE(c->session->auth_pending());
   EXPECT_EQ(c->host.checks, 1);
   EXPECT_TRUE(c->host.frames.empty()) << "no answer before the check is done";
@@ -287,10 +290,7 @@ TEST_F(SessionSecurityTest, PasswordHashingRunsOffTheLoopAndTheVerdictComesBack)
 TEST_F(SessionSecurityTest, FullHashingQueueRefusesWithRetryAndChargesNothing) {
   for (int i = 0; i < 3; ++i) {  // the address's budget is 2: unchecked attempts cost nothing
     auto c = Open("10.0.0.7");
-    pb::Auth a;
-    a.set_username("feed");
-    a.set_password("feed-pw");
-    EXPECT_TRUE(c->Send(FrameType::kAuth, a, now_));
+    EXPECT_TRUE(c->SendAuth("feed", "feed-pw", now_));
     ASSERT_TRUE(c->session->auth_pending());
     c->session->OnAuthChecked({false, nullptr, 250}, now_);
     const auto e = c->host.LastError();
@@ -306,10 +306,7 @@ TEST_F(SessionSecurityTest, AuthsInFlightTogetherCannotOvershootTheAddressBudget
   std::vector<std::unique_ptr<Conn>> in_flight;
   for (int i = 0; i < 2; ++i) {
     in_flight.push_back(Open("10.0.0.8"));
-    pb::Auth a;
-    a.set_username("feed");
-    a.set_password("guess" + std::to_string(i));
-    EXPECT_TRUE(in_flight.back()->Send(FrameType::kAuth, a, now_));
+    EXPECT_TRUE(in_flight.back()->SendAuth("feed", "guess" + std::to_string(i), now_));
     EXPECT_TRUE(in_flight.back()->session->auth_pending());
   }
   auto third = Open("10.0.0.8");
@@ -347,25 +344,14 @@ TEST_F(SessionSecurityTest, UserNameOverBudgetDelaysButNeverRefusesTheRightPassw
 
 TEST_F(SessionSecurityTest, AThrottleDelayExtendsTheAuthDeadline) {
   for (int i = 0; i < 4; ++i) Open("203.0.113." + std::to_string(i))->Auth("feed", "x", now_);
-  Host host;
-  SessionParams p;
-  p.credentials = &store_;
-  p.rate_limiter = &limiter_;
-  p.auth_timeout = 200ms;
-  Session s(p, host, now_);
-  s.OnTransportReady(now_, {"198.51.100.9", ""});
-  pb::Auth a;
-  a.set_username("feed");
-  a.set_password("feed-pw");
-  const std::string payload = a.SerializeAsString();
-  EXPECT_TRUE(
-      s.OnFrame(static_cast<std::uint8_t>(FrameType::kAuth),
-                std::span(reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size()),
-                now_ + 150ms));
-  ASSERT_EQ(host.delays.size(), 1u);
-  const auto delay = host.delays[0];
-  EXPECT_TRUE(s.CheckTimers(now_ + 200ms + delay - 1ms)) << "the server's delay is not held "
-                                                            "against the client";
+  auto c = Open("198.51.100.9", "", 200ms);
+  EXPECT_TRUE(c->SendAuth("feed", "feed-pw", now_ + 150ms));
+  ASSERT_EQ(c->host.delays.size(), 1u);
+  const auto delay = c->host.delays[0];
+  Session& s = *c->session;
+  Host& host = c->host;
+  EXPECT_TRUE(s.CheckTimers(now_ + 200ms + delay - 1ms))
+      << "the server's delay is not held against the client";
   EXPECT_FALSE(s.CheckTimers(now_ + 200ms + delay));
   EXPECT_EQ(host.LastError().code(), pb::AUTH_TIMEOUT);
   s.ResumeAuth(now_ + 200ms + delay);  // too late: ignored
@@ -374,10 +360,7 @@ TEST_F(SessionSecurityTest, AThrottleDelayExtendsTheAuthDeadline) {
 
 TEST_F(SessionSecurityTest, AFrameWhileAuthIsPendingIsAHostBug) {
   auto c = Open("10.0.0.9");
-  pb::Auth a;
-  a.set_username("viewer");
-  a.set_password("viewer-pw");
-  EXPECT_TRUE(c->Send(FrameType::kAuth, a, now_));
+  EXPECT_TRUE(c->SendAuth("viewer", "viewer-pw", now_));
   ASSERT_TRUE(c->session->auth_pending());
   pb::Heartbeat hb;
   EXPECT_FALSE(c->Send(FrameType::kHeartbeat, hb, now_));
