@@ -28,6 +28,7 @@ void Admission::Unwait(const TicketPtr& ticket) {
 
 void Admission::Evict(const TicketPtr& victim, Limit why) {
   Unwait(victim);
+  victim->evicted_for = why;
   evicted_[static_cast<std::size_t>(why)].fetch_add(1, std::memory_order_relaxed);
 }
 

@@ -13,14 +13,24 @@
 
 namespace tickwire::net {
 
+// Why a connection was refused, or a waiting one evicted (connections_rejected_total{limit}).
+enum class AdmissionLimit : std::uint8_t {
+  kMaxConnections = 0,  // refused: MAX_CONNECTIONS
+  kMaxUnauthenticated,  // evicted: MAX_UNAUTH_CONNECTIONS full
+  kMaxUnauthPerSource,  // evicted: MAX_UNAUTH_PER_SOURCE full for its source
+  kCount
+};
+
 // One admitted connection's place in the connection budget. Created by Admission::Admit and
-// held by the connection; the fields Admission reads are guarded by its mutex.
+// held by the connection; `source`, `waiting` and `evicted_for` are guarded by Admission's
+// mutex (and read by the connection's worker after the eviction is posted to it).
 struct AdmissionTicket {
   std::uint64_t seq = 0;            // admission order: lower is older
   unsigned worker = 0;              // the connection's worker
   std::uint64_t connection_id = 0;  // set and read by that worker only
   std::string source;               // source key (IPv6: its /64); empty while unknown (PROXY)
-  bool waiting = false;             // counted as not yet authenticated (Admission's mutex)
+  bool waiting = false;             // counted as not yet authenticated
+  AdmissionLimit evicted_for = AdmissionLimit::kCount;  // set when chosen to make room
 };
 using TicketPtr = std::shared_ptr<AdmissionTicket>;
 
@@ -41,13 +51,7 @@ class Admission {
   void Configure(std::uint64_t max_open, std::uint64_t max_unauthenticated,
                  std::uint64_t max_unauthenticated_per_source);
 
-  // Why a ticket was evicted, or a connection refused.
-  enum class Limit : std::uint8_t {
-    kMaxConnections = 0,  // refused: MAX_CONNECTIONS
-    kMaxUnauthenticated,  // evicted: MAX_UNAUTH_CONNECTIONS full
-    kMaxUnauthPerSource,  // evicted: MAX_UNAUTH_PER_SOURCE full for its source
-    kCount
-  };
+  using Limit = AdmissionLimit;
   struct Decision {
     TicketPtr ticket;   // null: refused (MAX_CONNECTIONS)
     TicketPtr evicted;  // a waiting connection to close to make room (its worker does it)
@@ -67,6 +71,8 @@ class Admission {
   std::uint64_t open() const { return open_.load(std::memory_order_relaxed); }
   std::uint64_t unauthenticated() const;
   std::uint64_t refused_full() const { return refused_full_.load(std::memory_order_relaxed); }
+  // Waiting connections chosen to make room (one that authenticates before its worker gets to
+  // close it stays open: the connection counts the closes).
   std::uint64_t evicted(Limit why) const {
     return evicted_[static_cast<std::size_t>(why)].load(std::memory_order_relaxed);
   }

@@ -186,8 +186,6 @@ void Connection::OnProxyReadable() {
   // connections count under its address).
   if (auto victim = worker_.admission().SetSource(
           ticket_, auth::AuthRateLimiter::AddressKey(peer_address_))) {
-    ++worker_.metrics()
-          .connections_rejected[static_cast<std::size_t>(Admission::Limit::kMaxUnauthPerSource)];
     worker_.EvictWaiting(victim);
   }
   obs::Log(obs::Level::kDebug, "proxy_header", "PROXY header accepted",
@@ -256,7 +254,7 @@ void Connection::ArmRead() {
             return;
           }
           self->OnBytes(self->tls_read_buffer_.data(), n);
-          if (!self->PauseIfCongested()) self->ReadMore();
+          if (!self->closing_ && !self->PauseIfCongested()) self->ReadMore();
         });
     return;
   }
@@ -911,7 +909,11 @@ void Connection::Publish(std::uint32_t request_id, bool ack,
 }
 
 void Connection::EvictWaiting() {
-  if (authenticated_ || closing_) return;
+  if (authenticated_ || closing_) return;  // authenticated meanwhile: it stays
+  if (const auto why = static_cast<std::size_t>(ticket_->evicted_for);
+      why < worker_.metrics().connections_rejected.size()) {
+    ++worker_.metrics().connections_rejected[why];
+  }
   close_detail_ = "not authenticated yet; closed to make room for a newer connection";
   Close(session::CloseReason::kUnauthEvicted);
 }

@@ -75,10 +75,7 @@ void Listener::Accept() {
     const bool proxied = home_.context().config.proxy_protocol == config::ProxyMode::kRequired;
     const auto decision =
         home_.admission().Admit(proxied ? std::string() : SourceKey(socket), target->index());
-    if (decision.evicted) {
-      ++home_.metrics().connections_rejected[static_cast<std::size_t>(decision.why)];
-      home_.EvictWaiting(decision.evicted);
-    }
+    if (decision.evicted) home_.EvictWaiting(decision.evicted);
     if (!decision.ticket) {
       ++home_.metrics().connections_rejected[static_cast<std::size_t>(decision.why)];
       // Over MAX_CONNECTIONS: accepted and closed at once, so a flood costs neither file

@@ -51,9 +51,9 @@ struct alignas(64) WorkerMetrics {
   std::array<obs::Counter, 2> bars_closed;
   obs::Counter topics_evicted;
   obs::Counter backfills_truncated;
-  // By Admission::Limit: new connections refused over MAX_CONNECTIONS, and waiting connections
-  // closed to make room under MAX_UNAUTH_CONNECTIONS and MAX_UNAUTH_PER_SOURCE. Written by the
-  // listener (on worker 0) and, for sources a PROXY header names, by the connection's worker.
+  // By AdmissionLimit: new connections refused over MAX_CONNECTIONS (written by the listener, on
+  // worker 0), and waiting connections closed to make room under MAX_UNAUTH_CONNECTIONS and
+  // MAX_UNAUTH_PER_SOURCE (written by the evicted connection's worker when it closes it).
   std::array<obs::Counter, 3> connections_rejected;
   obs::Gauge active_topics;  // topics this worker's shard holds state for (set by the sweep)
   std::array<obs::Gauge, engine::kModeSlots> active_subscriptions;  // by engine::Mode value
