@@ -19,7 +19,7 @@ HashPool::HashPool(unsigned threads, std::size_t max_queued)
 HashPool::~HashPool() { Stop(); }
 
 void HashPool::Stop() {
-  std::deque<std::function<void()>> dropped;
+  std::deque<Job> dropped;
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
@@ -32,7 +32,7 @@ void HashPool::Stop() {
   // `dropped` is destroyed here, outside the lock: the jobs' captures may be heavy.
 }
 
-bool HashPool::TrySubmit(std::function<void()> job) {
+bool HashPool::TrySubmit(Job job) {
   {
     std::lock_guard lock(mu_);
     if (stopping_ || queue_.size() >= max_queued_) {
@@ -59,7 +59,7 @@ std::uint32_t HashPool::EstimatedWaitMs() const {
 
 void HashPool::Run() {
   for (;;) {
-    std::function<void()> job;
+    Job job;
     {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
@@ -68,12 +68,18 @@ void HashPool::Run() {
       queue_.pop_front();
     }
     const auto start = std::chrono::steady_clock::now();
+    bool done = false;
     try {
-      job();
+      done = job();
     } catch (...) {
       faults_.fetch_add(1, std::memory_order_relaxed);
+      continue;
     }
     job = nullptr;  // its captures go now, not when the next job arrives
+    if (!done) {
+      skipped_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
     const auto us =
         static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                        std::chrono::steady_clock::now() - start)

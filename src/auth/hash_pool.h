@@ -24,9 +24,11 @@ class HashPool {
   HashPool(const HashPool&) = delete;
   HashPool& operator=(const HashPool&) = delete;
 
+  // A job returns whether it did its work (false: skipped, nobody wants the answer any more).
+  using Job = std::function<bool()>;
   // Queues `job`; false (and `job` dropped) when `max_queued` jobs are already waiting or the
   // pool has stopped. A job must not throw; one that does is counted and ignored.
-  bool TrySubmit(std::function<void()> job);
+  bool TrySubmit(Job job);
   // Stops the threads: jobs still queued are dropped unrun, running ones finish first. Call it
   // (from the owning thread) before destroying anything the jobs post to. Idempotent.
   void Stop();
@@ -38,6 +40,7 @@ class HashPool {
   unsigned threads() const { return thread_count_; }
   std::size_t max_queued() const { return max_queued_; }
   std::uint64_t completed() const { return completed_.load(std::memory_order_relaxed); }
+  std::uint64_t skipped() const { return skipped_.load(std::memory_order_relaxed); }
   std::uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
   std::uint64_t faults() const { return faults_.load(std::memory_order_relaxed); }
 
@@ -48,10 +51,11 @@ class HashPool {
   const unsigned thread_count_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;  // guarded by mu_
-  bool stopping_ = false;                    // guarded by mu_
+  std::deque<Job> queue_;  // guarded by mu_
+  bool stopping_ = false;  // guarded by mu_
   std::vector<std::thread> threads_;
   std::atomic<std::uint64_t> completed_{0};
+  std::atomic<std::uint64_t> skipped_{0};
   std::atomic<std::uint64_t> refused_{0};
   std::atomic<std::uint64_t> faults_{0};
   std::atomic<std::uint64_t> mean_job_us_{0};  // moving average of recent run times

@@ -349,7 +349,7 @@ void Connection::CheckOffLoop(session::CredentialCheck check) {
   Worker* worker = &worker_;
   const bool queued =
       pool.TrySubmit([weak, worker, abandoned = auth_abandoned_, check = std::move(check)] {
-        if (abandoned->load(std::memory_order_relaxed)) return;
+        if (abandoned->load(std::memory_order_relaxed)) return false;
         session::AuthCheckResult result;
         try {
           result.permissions = check();
@@ -359,6 +359,7 @@ void Connection::CheckOffLoop(session::CredentialCheck check) {
         asio::post(worker->io(), [weak, result = std::move(result)] {
           if (auto c = weak.lock()) c->OnAuthChecked(result);
         });
+        return true;
       });
   if (queued) return;
   // The queue is full: refuse, with the wait the queue would have meant (posted: a host never
