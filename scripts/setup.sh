@@ -30,6 +30,10 @@ PACKAGES=(
   python3-protobuf python3-pytest python3-pandas python3-venv python3-pip python3-setuptools
   python3-wheel
 )
+# The JavaScript client (clients/js) and its tests: Node 18 or later and npm. Debian's nodejs
+# (18) and npm, unless a node is already installed (e.g. NodeSource's, which includes npm).
+if ! command -v node >/dev/null 2>&1; then PACKAGES+=(nodejs); fi
+if ! command -v npm >/dev/null 2>&1; then PACKAGES+=(npm); fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -7,10 +7,10 @@
 #            HAProxy in front of two servers, the image's runtime files run from a chroot, the
 #            Kubernetes manifests, the Dockerfile and the runbook's settings table), the
 #            multi-instance tests (tests/cluster/: nats-server, three servers, HAProxy), and the
-#            Python client's pytest suite against the real server (clients/python, ctest label
-#            clients)
+#            Python and JavaScript clients' suites against the real server (clients/python with
+#            pytest, clients/js with `npm ci` and node's test runner; ctest label clients)
 #   asan     the same suite under AddressSanitizer + UndefinedBehaviorSanitizer, without the
-#            minute-long waits (ctest label slow), the deploy checks and the Python client
+#            minute-long waits (ctest label slow), the deploy checks and the clients' suites
 #   tsan     the same suite under ThreadSanitizer (the threaded core: workers, fan-out), without
 #            the load-generator runs (ctest label bench) and the minute-long waits (label slow)
 #   fuzz     every libFuzzer target for a fixed time, starting from fuzz/corpus/<target>/
