@@ -96,6 +96,14 @@ struct Host : SessionHost {
   std::int64_t WallClockNs() override { return 1'700'000'000'000'000'000; }
   void OnAuthenticated(const std::string&, const std::string&) override {}
   void OnInternalFault(std::string_view) override { Check(false); }
+  // The fuzzers run no rate limiter: no user name is ever throttled.
+  void DelayAuth(std::chrono::milliseconds) override { Check(false); }
+  // Kept for the driver to run, as a hashing thread would, before it feeds more bytes.
+  void CheckOffLoop(tickwire::session::CredentialCheck check) override {
+    Check(!pending_check);  // one AUTH decided at a time
+    pending_check = std::move(check);
+  }
+  tickwire::session::CredentialCheck pending_check;
 };
 
 }  // namespace tickwire_fuzz

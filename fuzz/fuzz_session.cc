@@ -4,6 +4,9 @@
 //
 // Input layout: byte 0 picks the chunk size (1..64, 0 = whole stream); byte 1 bit 0 prepends a
 // valid AUTH so that post-AUTH handlers are reached quickly; the rest is the client's stream.
+// Besides STREAM_USER (decided at once) there is a users-file user, `fuzzer` / `fuzz-pass`, whose
+// check runs "off the loop" as on the server: the decoder pauses behind that AUTH and the driver
+// resumes it, frames pipelined behind it included, once the check is done.
 //
 // Oracles:
 //  - every frame the session emits is a well-formed frame of a server-to-client type whose
@@ -20,6 +23,8 @@
 #include <vector>
 
 #include "auth/authenticator.h"
+#include "auth/password_hash.h"
+#include "auth/users_file.h"
 #include "engine/topic.h"
 #include "fuzz_host.h"
 #include "protocol/decoder.h"
@@ -42,9 +47,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const bool preauth = (data[1] & 1) != 0;
   std::span<const std::uint8_t> stream(data + 2, size - 2);
 
-  static const tickwire::auth::Authenticator authenticator("demo", "demo-pass");
+  static const auto authenticator = [] {
+    std::vector<tickwire::auth::UserEntry> users;
+    users.push_back({"fuzzer", tickwire::auth::HashPassword("fuzz-pass", 1000),
+                     tickwire::auth::Permissions::All()});
+    return std::get<std::shared_ptr<const tickwire::auth::Authenticator>>(
+        tickwire::auth::Authenticator::Create("demo", "demo-pass", std::move(users)));
+  }();
   tickwire::session::SessionParams params;
-  params.authenticator = &authenticator;
+  params.authenticator = authenticator.get();
   params.max_msg_size = 4096;
   params.session_id = "fuzz";
   Host host;
@@ -52,11 +63,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   Session session(params, host, t0);
   tickwire::protocol::FrameDecoder decoder(params.max_msg_size);
 
+  auto on_frame = [&](std::uint8_t type, std::span<const std::uint8_t> p) {
+    const bool go_on = session.OnFrame(type, p, t0);
+    if (go_on && session.auth_pending()) decoder.Pause();
+    return go_on;
+  };
   auto feed = [&](std::span<const std::uint8_t> bytes) {
     if (session.closed()) return;
-    const auto ec = decoder.Feed(bytes, [&](std::uint8_t type, std::span<const std::uint8_t> p) {
-      return session.OnFrame(type, p, t0);
-    });
+    auto ec = decoder.Feed(bytes, on_frame);
+    // As the connection does: run the check, hand the verdict over, decode what was held.
+    while (!ec && decoder.paused() && !session.closed()) {
+      Check(session.auth_pending() && host.pending_check != nullptr);
+      auto check = std::move(host.pending_check);
+      host.pending_check = nullptr;
+      session.OnAuthChecked({true, check(), 0}, t0);
+      Check(!session.auth_pending());
+      if (session.closed()) break;
+      ec = decoder.Resume(on_frame);
+    }
     if (ec) session.OnDecodeError(ec);
   };
 

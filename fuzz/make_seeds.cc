@@ -189,6 +189,23 @@ int main(int argc, char** argv) {
   Write(ses, "full_session_chunks", sctl(7, 0) + ClientSession());
   Write(ses, "preauth_then_session", sctl(0, 1) + ClientSession());
   {
+    // The users-file user, whose check runs off the loop: frames pipelined behind its AUTH wait.
+    v1::Auth auth;
+    auth.set_username("fuzzer");
+    auth.set_password("fuzz-pass");
+    v1::Subscribe sub;
+    sub.set_request_id(1);
+    sub.set_mode(v1::MODE_TICK);
+    sub.add_topics("BTC-USD");
+    v1::Heartbeat hb;
+    hb.set_ts_ms(1);
+    const std::string tail =
+        EncodeFrame(FrameType::kSubscribe, sub) + EncodeFrame(FrameType::kHeartbeat, hb);
+    Write(ses, "file_user_pipelined", sctl(0, 0) + EncodeFrame(FrameType::kAuth, auth) + tail);
+    auth.set_password("wrong");
+    Write(ses, "file_user_wrong_password", sctl(5, 0) + EncodeFrame(FrameType::kAuth, auth) + tail);
+  }
+  {
     v1::Publish bad;
     bad.set_request_id(9);
     v1::Tick* t = bad.add_ticks();

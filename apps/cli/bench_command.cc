@@ -157,6 +157,7 @@ void RegisterBench(CLI::App& app, int& exit_code) {
   RegisterBenchIngest(*bench, exit_code);
   RegisterBenchConns(*bench, exit_code);
   RegisterBenchBars(*bench, exit_code);
+  RegisterBenchAuth(*bench, exit_code);
 }
 
 }  // namespace tickwire::cli

@@ -51,7 +51,9 @@ void PrintReport(const BenchReport& r, bool json) {
     return;
   }
   std::string out = fmt::format("{} bench {}: ", r.system, r.scenario);
-  if (r.conns) {
+  if (r.summary) {
+    out += *r.summary;
+  } else if (r.conns) {
     out += fmt::format("{} idle connections", r.conns->requested);
   } else {
     out += fmt::format("{} producer(s), {} subscriber(s), {}", r.producers, r.subscribers,
@@ -72,7 +74,7 @@ void PrintReport(const BenchReport& r, bool json) {
     row("server bytes per connection", fmt::format("{:.0f}", c.BytesPerConnection()));
     row("extrapolated to 100,000 MiB",
         fmt::format("{:.0f}", c.BytesPerConnection() * 100000.0 / (1024.0 * 1024.0)));
-  } else {
+  } else if (!r.summary) {
     row("published msgs/s", fmt::format("{:.0f}", r.PerSecond(r.published)));
     if (r.accepted != 0)
       row("accepted (acked) msgs/s", fmt::format("{:.0f}", r.PerSecond(r.accepted)));
@@ -90,8 +92,10 @@ void PrintReport(const BenchReport& r, bool json) {
     row("latency max (us)", fmt::format("{} ({} samples)", l.max, l.samples));
   }
   const auto& i = r.integrity;
-  row("gaps / dups / reorders", fmt::format("{} / {} / {}", i.gaps, i.dups, i.reorders));
-  row("lost after drain", fmt::format("{}", i.lost));
+  if (!r.summary) {
+    row("gaps / dups / reorders", fmt::format("{} / {} / {}", i.gaps, i.dups, i.reorders));
+    row("lost after drain", fmt::format("{}", i.lost));
+  }
   row("errors", fmt::format("{}", i.errors));
   for (const auto& e : r.extras) row(e.label, e.value);
   row("bench CPU s", fmt::format("{:.2f}", r.bench_cpu));

@@ -79,6 +79,9 @@ struct BenchReport {
     std::string value;
   };
   std::vector<Extra> extras;
+  // A scenario that measures no messages (auth) describes itself here; the table then has no
+  // message or integrity rows.
+  std::optional<std::string> summary;
   std::string first_error;
 
   double PerSecond(std::uint64_t n) const;

@@ -15,5 +15,7 @@ void RegisterBenchBars(CLI::App& bench, int& exit_code);
 // `bench ingest` and `bench conns`, under the `bench` subcommand.
 void RegisterBenchIngest(CLI::App& bench, int& exit_code);
 void RegisterBenchConns(CLI::App& bench, int& exit_code);
+// `bench auth`: an AUTH flood from many addresses, under the `bench` subcommand.
+void RegisterBenchAuth(CLI::App& bench, int& exit_code);
 
 }  // namespace tickwire::cli

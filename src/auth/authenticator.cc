@@ -77,30 +77,50 @@ bool Authenticator::Check(std::string_view user, std::string_view pass) const {
 }
 
 PermissionsPtr Authenticator::Authenticate(std::string_view user, std::string_view pass) const {
-  PermissionsPtr result;
-  if (has_stream_user_) {
-    const Digest u = Hash("user", user);
-    const Digest p = Hash("pass", pass);
-    // Evaluate both comparisons unconditionally: no early exit on a wrong username.
-    const int du = CRYPTO_memcmp(u.data(), user_digest_.data(), u.size());
-    const int dp = CRYPTO_memcmp(p.data(), pass_digest_.data(), p.size());
-    if ((du | dp) == 0) result = all_;
-  }
-  if (users_.empty() || result) return result;
+  const Quick quick = TryQuick(user, pass);
+  return quick.decided ? quick.permissions : Verify(user, pass);
+}
+
+bool Authenticator::IsStreamUser(std::string_view user, std::string_view pass) const {
+  if (!has_stream_user_) return false;
+  const Digest u = Hash("user", user);
+  const Digest p = Hash("pass", pass);
+  // Evaluate both comparisons unconditionally: no early exit on a wrong username.
+  const int du = CRYPTO_memcmp(u.data(), user_digest_.data(), u.size());
+  const int dp = CRYPTO_memcmp(p.data(), pass_digest_.data(), p.size());
+  return (du | dp) == 0;
+}
+
+PermissionsPtr Authenticator::Cached(const FileUser& fu, const Digest& tag) const {
+  std::lock_guard lock(cache_mu_);
+  const bool hit = CRYPTO_memcmp(verified_[fu.index].data(), tag.data(), tag.size()) == 0;
+  return hit ? fu.permissions : nullptr;
+}
+
+Authenticator::Quick Authenticator::TryQuick(std::string_view user, std::string_view pass) const {
+  if (IsStreamUser(user, pass)) return {true, all_};
+  if (users_.empty()) return {true, nullptr};
+  const auto it = users_.find(std::string(user));
+  if (it == users_.end()) return {};
+  if (auto hit = Cached(it->second, CacheTag(user, pass))) return {true, std::move(hit)};
+  return {};
+}
+
+PermissionsPtr Authenticator::Verify(std::string_view user, std::string_view pass) const {
+  if (IsStreamUser(user, pass)) return all_;
+  if (users_.empty()) return nullptr;
+  const Digest tag = CacheTag(user, pass);  // for unknown names too: the same work either way
   const auto it = users_.find(std::string(user));
   if (it == users_.end()) {
-    VerifyPassword(dummy_, pass);  // same cost as a known name
+    VerifyPassword(dummy_, pass);  // check_iterations(), like a known name's failure
     return nullptr;
   }
   const FileUser& fu = it->second;
-  const Digest tag = CacheTag(user, pass);
-  {
-    std::lock_guard lock(cache_mu_);
-    if (CRYPTO_memcmp(verified_[fu.index].data(), tag.data(), tag.size()) == 0) {
-      return fu.permissions;
-    }
+  if (auto hit = Cached(fu, tag)) return hit;  // verified by a concurrent check meanwhile
+  if (!VerifyPassword(fu.hash, pass)) {
+    SpendIterations(dummy_.iterations - fu.hash.iterations);  // up to check_iterations()
+    return nullptr;
   }
-  if (!VerifyPassword(fu.hash, pass)) return nullptr;
   {
     std::lock_guard lock(cache_mu_);
     verified_[fu.index] = tag;

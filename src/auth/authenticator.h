@@ -23,12 +23,18 @@ using PermissionsPtr = std::shared_ptr<const Permissions>;
 // Immutable after construction apart from an internal cache; thread-safe. A reload builds a new
 // Authenticator and swaps it in (CredentialStore).
 //
-// Timing: the STREAM_USER pair is compared as fixed-size digests with CRYPTO_memcmp; an unknown
-// user name costs a PBKDF2 run like a known one, so response time does not tell which names
-// exist. Cost: a users-file password is verified with PBKDF2 once; later AUTHs with the same
-// password (reconnects) match a keyed HMAC of it (random per-process key, one entry per user)
-// and cost microseconds. Wrong passwords always pay the full PBKDF2 cost, and the AUTH rate
-// limiter bounds how often a source can make the server pay it.
+// A check has a cheap part and an expensive one. TryQuick decides at once for STREAM_USER's
+// credentials (fixed-size digests compared with CRYPTO_memcmp), for a file user's password that
+// has verified before (it matches a keyed HMAC of that password: random per-process key, one
+// entry per user, so reconnects cost microseconds), and for everything when there is no users
+// file. What it leaves open needs Verify: PBKDF2, tens of milliseconds, which the server runs on
+// its hashing threads, never on an event loop.
+//
+// Timing: a failed Verify costs exactly check_iterations() PBKDF2 iterations whatever the name:
+// an unknown name (STREAM_USER with a wrong password included) runs that many on a dummy input,
+// and a known name whose hash has fewer iterations runs the difference after its own. So the
+// time of a failure does not tell which names exist, even when the users file mixes iteration
+// counts. A success costs the user's own iterations.
 class Authenticator {
  public:
   // STREAM_USER / STREAM_PASS only.
@@ -38,14 +44,28 @@ class Authenticator {
   static std::variant<std::shared_ptr<const Authenticator>, std::string> Create(
       std::string_view stream_user, std::string_view stream_pass, std::vector<UserEntry> users);
 
-  // True when the credentials are right.
+  // What TryQuick found: `decided` with the user's permissions (null: wrong credentials), or
+  // not decided: the check needs Verify.
+  struct Quick {
+    bool decided = false;
+    PermissionsPtr permissions;
+  };
+  // The cheap part of a check (microseconds); runs on any thread.
+  Quick TryQuick(std::string_view user, std::string_view pass) const;
+  // The whole check, PBKDF2 included when TryQuick cannot decide: the user's permissions when
+  // the credentials are right, else null. Expensive: call it off the event loops.
+  PermissionsPtr Verify(std::string_view user, std::string_view pass) const;
+
+  // True when the credentials are right (TryQuick, then Verify).
   bool Check(std::string_view user, std::string_view pass) const;
-  // The user's permissions when the credentials are right, else null.
+  // The user's permissions when the credentials are right, else null (TryQuick, then Verify).
   PermissionsPtr Authenticate(std::string_view user, std::string_view pass) const;
   // Permissions of a known user without checking a password (a client certificate already
   // proved who it is), else null.
   PermissionsPtr Lookup(std::string_view user) const;
   std::size_t user_count() const { return (has_stream_user_ ? 1 : 0) + users_.size(); }
+  // PBKDF2 iterations a failed Verify costs: the highest of the users file (0 without one).
+  std::uint32_t check_iterations() const { return users_.empty() ? 0 : dummy_.iterations; }
 
  private:
   using Digest = std::array<std::uint8_t, 32>;
@@ -58,6 +78,9 @@ class Authenticator {
   Authenticator() = default;
   static Digest Hash(std::string_view domain, std::string_view value);
   Digest CacheTag(std::string_view user, std::string_view pass) const;
+  bool IsStreamUser(std::string_view user, std::string_view pass) const;
+  // The file user's permissions when `tag` is the password that verified last, else null.
+  PermissionsPtr Cached(const FileUser& fu, const Digest& tag) const;
 
   bool has_stream_user_ = false;
   std::string stream_user_;
@@ -65,7 +88,8 @@ class Authenticator {
   Digest pass_digest_{};
   PermissionsPtr all_ = std::make_shared<const Permissions>(Permissions::All());
   std::unordered_map<std::string, FileUser> users_;
-  PasswordHash dummy_;  // verified against for unknown names, so they cost the same
+  // Verified against for unknown names; its iteration count is the highest in the users file.
+  PasswordHash dummy_;
   std::array<std::uint8_t, 32> cache_key_{};
   mutable std::mutex cache_mu_;
   // Per file user: keyed HMAC of the last password that verified (all zero: none yet).

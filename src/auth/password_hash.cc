@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <atomic>
 #include <charconv>
 #include <stdexcept>
 
@@ -24,9 +25,12 @@ std::vector<std::string_view> Split(std::string_view text, char sep) {
   }
 }
 
+std::atomic<std::uint64_t> g_iterations_run{0};
+
 std::vector<std::uint8_t> Derive(std::string_view password, const std::vector<std::uint8_t>& salt,
                                  std::uint32_t iterations, std::size_t length) {
   std::vector<std::uint8_t> key(length);
+  g_iterations_run.fetch_add(iterations, std::memory_order_relaxed);
   if (PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()), salt.data(),
                         static_cast<int>(salt.size()), static_cast<int>(iterations), EVP_sha256(),
                         static_cast<int>(length), key.data()) != 1) {
@@ -117,5 +121,13 @@ bool VerifyPassword(const PasswordHash& hash, std::string_view password) {
   if (key.size() != hash.key.size() || key.empty()) return false;
   return CRYPTO_memcmp(key.data(), hash.key.data(), key.size()) == 0;
 }
+
+void SpendIterations(std::uint32_t iterations) {
+  if (iterations == 0) return;
+  static const std::vector<std::uint8_t> kSalt(kSaltBytes, 0xa5);
+  Derive("tickwire: padding", kSalt, iterations, kKeyBytes);
+}
+
+std::uint64_t Pbkdf2IterationsRun() { return g_iterations_run.load(std::memory_order_relaxed); }
 
 }  // namespace tickwire::auth

@@ -37,6 +37,12 @@ PasswordHash HashPassword(std::string_view password, std::uint32_t iterations = 
 // Derives the key for `password` with `hash`'s salt and iterations and compares it with the
 // stored key in constant time.
 bool VerifyPassword(const PasswordHash& hash, std::string_view password);
+// Runs PBKDF2 for `iterations` on a fixed input and discards the result: pads a cheaper check
+// up to a fixed cost, so that its duration tells nothing.
+void SpendIterations(std::uint32_t iterations);
+// PBKDF2 iterations this process has run so far, on every thread (for tests: equal work is
+// checked by counting, not by timing).
+std::uint64_t Pbkdf2IterationsRun();
 
 // Standard base64 with padding (RFC 4648), as the text form uses it.
 std::string Base64Encode(const std::vector<std::uint8_t>& bytes);

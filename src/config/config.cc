@@ -245,10 +245,17 @@ std::vector<Setting> Settings() {
          return ParseUint<std::uint32_t>(v, 1, 10'000'000, c.max_connections);
        }},
       {"MAX_UNAUTH_CONNECTIONS", "--max-unauth-connections",
-       "connections still waiting to AUTH; beyond it new ones are accepted and closed at once",
+       "connections still waiting to AUTH; when full, the oldest of them is closed to make room",
        std::to_string(d.max_unauth_connections),
        [](Config& c, const std::string& v) {
          return ParseUint<std::uint32_t>(v, 1, 10'000'000, c.max_unauth_connections);
+       }},
+      {"MAX_UNAUTH_PER_SOURCE", "--max-unauth-per-source",
+       "connections still waiting to AUTH from one source address (IPv6: one /64); beyond it "
+       "that source's oldest is closed to make room",
+       std::to_string(d.max_unauth_per_source),
+       [](Config& c, const std::string& v) {
+         return ParseUint<std::uint32_t>(v, 1, 10'000'000, c.max_unauth_per_source);
        }},
       {"TLS_CERT_PATH", "--tls-cert", "PEM certificate chain for TLS on the stream port", "",
        [](Config& c, const std::string& v) {
@@ -324,14 +331,34 @@ std::vector<Setting> Settings() {
        FormatDuration(d.auth_backoff_min),
        [](Config& c, const std::string& v) { return ParseDurationSetting(v, c.auth_backoff_min); }},
       {"AUTH_BACKOFF_MAX", "--auth-backoff-max",
-       "longest failed-AUTH wait; a source quiet this long starts over",
+       "longest failed-AUTH wait; also how often an address or user name forgets one failure",
        FormatDuration(d.auth_backoff_max),
        [](Config& c, const std::string& v) { return ParseDurationSetting(v, c.auth_backoff_max); }},
+      {"AUTH_USER_DELAY_MAX", "--auth-user-delay-max",
+       "longest delay of an AUTH for a user name over its failure budget (0 = no delay)",
+       FormatDuration(d.auth_user_delay_max),
+       [](Config& c, const std::string& v) {
+         return ParseDurationSetting(v, c.auth_user_delay_max);
+       }},
       {"AUTH_RATE_TABLE_SIZE", "--auth-rate-table-size",
        "addresses and user names the AUTH rate limiter tracks at most (bounded memory)",
        std::to_string(d.auth_rate_table_size),
        [](Config& c, const std::string& v) {
          return ParseUint<std::uint32_t>(v, 16, 10'000'000, c.auth_rate_table_size);
+       }},
+      {"AUTH_HASH_THREADS", "--auth-hash-threads",
+       "threads that check users-file passwords (PBKDF2) away from the workers (0 = a quarter "
+       "of WORKERS, at least 1)",
+       std::to_string(d.auth_hash_threads),
+       [](Config& c, const std::string& v) {
+         return ParseUint<unsigned>(v, 0, 64, c.auth_hash_threads);
+       }},
+      {"AUTH_HASH_QUEUE", "--auth-hash-queue",
+       "password checks that may wait for a hashing thread; beyond it AUTH is answered "
+       "AUTH_RATE_LIMITED with retry_after_ms",
+       std::to_string(d.auth_hash_queue),
+       [](Config& c, const std::string& v) {
+         return ParseUint<std::uint32_t>(v, 1, 100'000, c.auth_hash_queue);
        }},
       {"TLS_CLIENT_CA_PATH", "--tls-client-ca",
        "PEM CA bundle: clients must present a certificate it signed (mTLS)", "",
@@ -471,6 +498,13 @@ unsigned Config::EffectiveWorkers() const {
   return n == 0 ? 1 : std::min(n, 64U);
 }
 
+unsigned Config::EffectiveAuthHashThreads() const {
+  if (auth_hash_threads != 0) return auth_hash_threads;
+  // Enough for a reconnect wave of users whose passwords are not cached yet, while an AUTH
+  // flood can take at most this share of the CPUs from the workers.
+  return std::max(1U, EffectiveWorkers() / 4);
+}
+
 EnvLookup ProcessEnv() {
   return [](const std::string& name) -> std::optional<std::string> {
     const char* v = std::getenv(name.c_str());
@@ -535,6 +569,9 @@ std::optional<std::string> Validate(const Config& c) {
   if (c.auth_backoff_max > std::chrono::hours(24)) {
     return "AUTH_BACKOFF_MAX (--auth-backoff-max): at most 24h";
   }
+  if (c.auth_user_delay_max > std::chrono::minutes(1)) {
+    return "AUTH_USER_DELAY_MAX (--auth-user-delay-max): at most 1m";
+  }
   if (c.proxy_protocol == ProxyMode::kRequired && c.proxy_trusted.empty()) {
     return "PROXY_TRUSTED_CIDRS (--proxy-trusted-cidrs): required with PROXY_PROTOCOL=required "
            "(the load balancers' networks)";
@@ -574,11 +611,22 @@ bool ReloadsOnSighup(std::string_view env_name) {
   // Keep in step with Server::Reload (what it applies) and the "applies" column of the
   // settings table in docs/RUNBOOK.md (a test compares them).
   static const std::set<std::string_view> kReloadable = {
-      "BATCH_WINDOW_MS",       "LOG_LEVEL",          "USERS_FILE",
-      "STREAM_USER",           "STREAM_PASS",        "TLS_CERT_PATH",
-      "TLS_KEY_PATH",          "TLS_CLIENT_CA_PATH", "AUTH_FAIL_BUDGET_ADDR",
-      "AUTH_FAIL_BUDGET_USER", "AUTH_BACKOFF_MIN",   "AUTH_BACKOFF_MAX",
-      "AUTH_RATE_TABLE_SIZE",  "DRAIN_PERIOD",       "DRAIN_DEADLINE",
+      "BATCH_WINDOW_MS",
+      "LOG_LEVEL",
+      "USERS_FILE",
+      "STREAM_USER",
+      "STREAM_PASS",
+      "TLS_CERT_PATH",
+      "TLS_KEY_PATH",
+      "TLS_CLIENT_CA_PATH",
+      "AUTH_FAIL_BUDGET_ADDR",
+      "AUTH_FAIL_BUDGET_USER",
+      "AUTH_BACKOFF_MIN",
+      "AUTH_BACKOFF_MAX",
+      "AUTH_USER_DELAY_MAX",
+      "AUTH_RATE_TABLE_SIZE",
+      "DRAIN_PERIOD",
+      "DRAIN_DEADLINE",
       "CONFIG_FILE",
   };
   return kReloadable.contains(env_name);

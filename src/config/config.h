@@ -47,6 +47,7 @@ struct Config {
   std::uint32_t max_backfill_records = 1'000'000;  // MAX_BACKFILL_RECORDS per subscription
   std::uint32_t max_connections = 100'000;         // MAX_CONNECTIONS
   std::uint32_t max_unauth_connections = 10'000;   // MAX_UNAUTH_CONNECTIONS (not yet AUTHed)
+  std::uint32_t max_unauth_per_source = 256;       // MAX_UNAUTH_PER_SOURCE (IPv6 per /64)
   std::string tls_cert_path;                       // TLS_CERT_PATH
   std::string tls_key_path;                        // TLS_KEY_PATH
   LogLevel log_level = LogLevel::kInfo;            // LOG_LEVEL
@@ -58,12 +59,15 @@ struct Config {
   std::string metrics_port_file;      // METRICS_PORT_FILE: the bound metrics port, like PORT_FILE
   std::uint32_t log_rate_limit = 20;  // LOG_RATE_LIMIT: noisy log lines per second per kind
   // Security and rolling operations (docs/SECURITY.md).
-  std::string users_file;                                   // USERS_FILE
-  std::uint32_t auth_fail_budget_addr = 5;                  // AUTH_FAIL_BUDGET_ADDR
-  std::uint32_t auth_fail_budget_user = 20;                 // AUTH_FAIL_BUDGET_USER
-  std::chrono::milliseconds auth_backoff_min{1'000};        // AUTH_BACKOFF_MIN
-  std::chrono::milliseconds auth_backoff_max{60'000};       // AUTH_BACKOFF_MAX
-  std::uint32_t auth_rate_table_size = 16'384;              // AUTH_RATE_TABLE_SIZE
+  std::string users_file;                                // USERS_FILE
+  std::uint32_t auth_fail_budget_addr = 5;               // AUTH_FAIL_BUDGET_ADDR
+  std::uint32_t auth_fail_budget_user = 20;              // AUTH_FAIL_BUDGET_USER
+  std::chrono::milliseconds auth_backoff_min{1'000};     // AUTH_BACKOFF_MIN
+  std::chrono::milliseconds auth_backoff_max{60'000};    // AUTH_BACKOFF_MAX
+  std::chrono::milliseconds auth_user_delay_max{2'000};  // AUTH_USER_DELAY_MAX
+  std::uint32_t auth_rate_table_size = 16'384;           // AUTH_RATE_TABLE_SIZE
+  unsigned auth_hash_threads = 0;  // AUTH_HASH_THREADS (0 = a quarter of the workers, at least 1)
+  std::uint32_t auth_hash_queue = 64;                       // AUTH_HASH_QUEUE
   std::string tls_client_ca_path;                           // TLS_CLIENT_CA_PATH (mTLS when set)
   bool tls_client_cn_user = false;                          // TLS_CLIENT_CN_USER
   std::chrono::milliseconds tls_handshake_timeout{10'000};  // TLS_HANDSHAKE_TIMEOUT
@@ -90,6 +94,8 @@ struct Config {
 
   // Workers after resolving 0 to the number of CPUs in the process's affinity mask.
   unsigned EffectiveWorkers() const;
+  // Password-hashing threads after resolving 0 to a quarter of the workers (at least 1).
+  unsigned EffectiveAuthHashThreads() const;
 };
 
 // How to read environment variables; tests pass a map instead of the process environment.

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "auth/rate_limiter.h"
 #include "delivery/fanout_table.h"
 #include "observability/log.h"
 #include "protocol/frame.h"
@@ -73,10 +74,11 @@ bool IsPeerClose(const boost::system::error_code& ec) {
 
 }  // namespace
 
-Connection::Connection(Worker& worker, asio::ip::tcp::socket socket, std::uint64_t id,
-                       std::string session_id, Clock::time_point now)
+Connection::Connection(Worker& worker, asio::ip::tcp::socket socket, TicketPtr ticket,
+                       std::uint64_t id, std::string session_id, Clock::time_point now)
     : worker_(worker),
       socket_(std::move(socket)),
+      ticket_(std::move(ticket)),
       id_(id),
       remote_(RemoteOf(socket_)),
       peer_address_(AddressOf(socket_)),
@@ -180,6 +182,12 @@ void Connection::OnProxyReadable() {
     peer_address_ = r.header.source;
     remote_ = HostPort(r.header.source, r.header.source_port);
   }
+  // Only now is the source known that MAX_UNAUTH_PER_SOURCE counts (the balancer's own
+  // connections count under its address).
+  if (auto victim = worker_.admission().SetSource(
+          ticket_, auth::AuthRateLimiter::AddressKey(peer_address_))) {
+    worker_.EvictWaiting(victim);
+  }
   obs::Log(obs::Level::kDebug, "proxy_header", "PROXY header accepted",
            {{"conn_id", id_},
             {"remote", remote_},
@@ -246,7 +254,7 @@ void Connection::ArmRead() {
             return;
           }
           self->OnBytes(self->tls_read_buffer_.data(), n);
-          if (!self->closing_ && !self->PauseIfCongested()) self->ArmRead();
+          if (!self->closing_ && !self->PauseIfCongested()) self->ReadMore();
         });
     return;
   }
@@ -286,7 +294,11 @@ void Connection::OnReadable() {
     return;
   }
   OnBytes(worker_.read_scratch(), n);
-  if (!closing_) ArmRead();
+  ReadMore();
+}
+
+void Connection::ReadMore() {
+  if (!closing_ && !decoder_.paused()) ArmRead();
 }
 
 bool Connection::PauseIfCongested() {
@@ -301,13 +313,77 @@ bool Connection::PauseIfCongested() {
 void Connection::OnBytes(const std::uint8_t* data, std::size_t n) {
   bytes_in_ += n;
   const auto now = Clock::now();
-  const auto decode_ec = decoder_.Feed(
-      std::span<const std::uint8_t>(data, n),
-      [this, now](std::uint8_t type, std::span<const std::uint8_t> payload) {
-        worker_.metrics().OnFrameReceived(type, protocol::kHeaderSize + payload.size());
-        return session_.OnFrame(type, payload, now);
+  const auto decode_ec =
+      decoder_.Feed(std::span<const std::uint8_t>(data, n),
+                    [this, now](std::uint8_t type, std::span<const std::uint8_t> payload) {
+                      return HandleFrame(type, payload, now);
+                    });
+  if (decode_ec) session_.OnDecodeError(decode_ec);
+}
+
+bool Connection::HandleFrame(std::uint8_t type, std::span<const std::uint8_t> payload,
+                             Clock::time_point now) {
+  worker_.metrics().OnFrameReceived(type, protocol::kHeaderSize + payload.size());
+  const bool go_on = session_.OnFrame(type, payload, now);
+  // A client may pipeline SUBSCRIBE right behind AUTH: what follows waits for the verdict.
+  if (go_on && session_.auth_pending()) decoder_.Pause();
+  return go_on;
+}
+
+void Connection::DelayAuth(std::chrono::milliseconds delay) {
+  if (!auth_timer_) auth_timer_ = std::make_unique<asio::steady_timer>(worker_.io());
+  auth_timer_->expires_after(delay);
+  auth_timer_->async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (ec || self->closing_) return;
+    self->session_.ResumeAuth(Clock::now());
+    self->AfterAuthStep();
+  });
+}
+
+void Connection::CheckOffLoop(session::CredentialCheck check) {
+  auth::HashPool& pool = *worker_.context().hash_pool;
+  if (!auth_abandoned_) auth_abandoned_ = std::make_shared<std::atomic<bool>>(false);
+  // The hashing thread holds the connection weakly and posts the verdict back to this worker;
+  // a connection closed meanwhile gets nothing (and a queued check for it is skipped).
+  std::weak_ptr<Connection> weak = weak_from_this();
+  Worker* worker = &worker_;
+  const bool queued =
+      pool.TrySubmit([weak, worker, abandoned = auth_abandoned_, check = std::move(check)] {
+        if (abandoned->load(std::memory_order_relaxed)) return false;
+        session::AuthCheckResult result;
+        try {
+          result.permissions = check();
+        } catch (const std::exception&) {
+          result = {false, nullptr, 1000};  // out of memory: try again later
+        }
+        asio::post(worker->io(), [weak, result = std::move(result)] {
+          if (auto c = weak.lock()) c->OnAuthChecked(result);
+        });
+        return true;
+      });
+  if (queued) return;
+  // The queue is full: refuse, with the wait the queue would have meant (posted: a host never
+  // answers from inside CheckOffLoop).
+  asio::post(worker_.io(), [weak, retry = pool.EstimatedWaitMs()] {
+    if (auto c = weak.lock()) c->OnAuthChecked({false, nullptr, retry});
+  });
+}
+
+void Connection::OnAuthChecked(const session::AuthCheckResult& result) {
+  if (closing_) return;
+  session_.OnAuthChecked(result, Clock::now());
+  AfterAuthStep();
+}
+
+void Connection::AfterAuthStep() {
+  if (closing_ || session_.auth_pending()) return;
+  const auto now = Clock::now();
+  const auto decode_ec =
+      decoder_.Resume([this, now](std::uint8_t type, std::span<const std::uint8_t> payload) {
+        return HandleFrame(type, payload, now);
       });
   if (decode_ec) session_.OnDecodeError(decode_ec);
+  ReadMore();
 }
 
 void Connection::DeliverRecord(const engine::RecordBlock& block,
@@ -704,6 +780,8 @@ void Connection::CloseAfterError(session::CloseReason reason) {
   if (closing_) return;
   closing_ = true;
   close_reason_ = reason;
+  if (auth_abandoned_) auth_abandoned_->store(true, std::memory_order_relaxed);
+  if (auth_timer_) auth_timer_->cancel();
   // Records still in the open batch are not sent: nothing follows a fatal ERROR.
   // The pending read wait is left alone (cancelling would abort the write too); its handler
   // sees closing_ and stops reading.
@@ -782,6 +860,8 @@ void Connection::Close(session::CloseReason reason) {
   if (closed_) return;
   closed_ = true;
   closing_ = true;
+  if (auth_abandoned_) auth_abandoned_->store(true, std::memory_order_relaxed);
+  if (auth_timer_) auth_timer_->cancel();
   if (close_reason_ == session::CloseReason::kNone) close_reason_ = reason;
   if (tls_ && phase_ == Phase::kSession) {
     // No close_notify is exchanged (TLS connections close at once). Without this, OpenSSL
@@ -797,7 +877,7 @@ void Connection::Close(session::CloseReason reason) {
 }
 
 void Connection::Cleanup() {
-  worker_.admission().Released(authenticated_);
+  worker_.admission().Released(ticket_);
   for (auto& c : catchups_) c->cancel()->cancelled.store(true, std::memory_order_relaxed);
   catchups_.clear();
   held_bytes_ = 0;
@@ -843,6 +923,16 @@ void Connection::Publish(std::uint32_t request_id, bool ack,
   worker_.Ingest(shared_from_this(), user_id_, session_.user(), request_id, ack, std::move(ticks));
 }
 
+void Connection::EvictWaiting() {
+  if (authenticated_ || closing_) return;  // authenticated meanwhile: it stays
+  if (const auto why = static_cast<std::size_t>(ticket_->evicted_for);
+      why < worker_.metrics().connections_rejected.size()) {
+    ++worker_.metrics().connections_rejected[why];
+  }
+  close_detail_ = "not authenticated yet; closed to make room for a newer connection";
+  Close(session::CloseReason::kUnauthEvicted);
+}
+
 void Connection::ResumeReading() {
   if (!paused_) return;
   paused_ = false;
@@ -880,7 +970,7 @@ std::int64_t Connection::WallClockNs() {
 void Connection::OnAuthenticated(const std::string& user, const std::string& client_name) {
   authenticated_ = true;
   user_id_ = worker_.context().user_ids.Intern(user);
-  worker_.admission().Authenticated();
+  worker_.admission().Authenticated(ticket_);
   obs::Log(obs::Level::kInfo, "auth_ok", "client authenticated",
            {{"conn_id", id_}, {"remote", remote_}, {"user", user}, {"client_name", client_name}});
 }
@@ -927,6 +1017,7 @@ void Connection::LogClose() {
     case CloseReason::kAuthRequired:
     case CloseReason::kAuthFailed:
     case CloseReason::kAuthTimeout:
+    case CloseReason::kUnauthEvicted:
       obs::LogNoisy(obs::Noisy::kAuth, obs::Level::kInfo, "conn_close", "connection closed",
                     fields);
       return;

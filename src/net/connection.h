@@ -2,7 +2,9 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -35,8 +37,8 @@ class Connection final : public std::enable_shared_from_this<Connection>,
                          public delivery::Subscriber,
                          public session::SessionHost {
  public:
-  Connection(Worker& worker, asio::ip::tcp::socket socket, std::uint64_t id, std::string session_id,
-             Clock::time_point now);
+  Connection(Worker& worker, asio::ip::tcp::socket socket, TicketPtr ticket, std::uint64_t id,
+             std::string session_id, Clock::time_point now);
   ~Connection() override;
 
   void Start();
@@ -51,6 +53,8 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void Drain(std::uint32_t retry_after_ms = 1000);
   // Ingest congestion has cleared: read again.
   void ResumeReading();
+  // Admission closes it to make room, unless it has authenticated meanwhile.
+  void EvictWaiting();
   // Completion of an acked PUBLISH (on this connection's worker).
   void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted);
   // Owner shards (or the shared log's topic cap) refused ticks of a PUBLISH: ERROR TOPIC_LIMIT.
@@ -81,6 +85,8 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void Publish(std::uint32_t request_id, bool ack, std::vector<engine::IngestTick> ticks) override;
   std::int64_t WallClockNs() override;
   void OnAuthenticated(const std::string& user, const std::string& client_name) override;
+  void DelayAuth(std::chrono::milliseconds delay) override;
+  void CheckOffLoop(session::CredentialCheck check) override;
   void OnErrorSent(int code, bool fatal, std::string_view message,
                    std::string_view subject) override;
   void OnInternalFault(std::string_view what) override;
@@ -100,6 +106,15 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   bool PauseIfCongested();
   // Bytes from the peer (plain or decrypted) for the frame decoder.
   void OnBytes(const std::uint8_t* data, std::size_t n);
+  // One decoded frame for the session; pauses the decoder while an AUTH is being decided.
+  bool HandleFrame(std::uint8_t type, std::span<const std::uint8_t> payload, Clock::time_point now);
+  // A hashing thread's verdict, posted back here.
+  void OnAuthChecked(const session::AuthCheckResult& result);
+  // After a step of a pending AUTH: once it is decided, the frames that arrived behind it are
+  // handled (in order) and reading resumes.
+  void AfterAuthStep();
+  // Reads more unless closing or holding frames back for a pending AUTH.
+  void ReadMore();
   // Queues a frame within the pending-output limit; on a breach drops the connection as a
   // slow consumer and returns false.
   bool Enqueue(std::string frame, delivery::FrameTag tag = {});
@@ -149,6 +164,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
 
   Worker& worker_;
   asio::ip::tcp::socket socket_;
+  TicketPtr ticket_;  // its place in the server's connection budget
   std::uint64_t id_;
   std::string remote_;        // client "address:port" for logs (the real one behind a proxy)
   std::string peer_address_;  // client address alone (rate limiting)
@@ -187,6 +203,10 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   std::uint64_t held_bytes_ = 0;   // held live records, counted against MAX_PENDING_BYTES
   unsigned slices_in_flight_ = 0;  // slice requests out (cancelled ones included)
   std::string close_detail_;       // the fatal ERROR's message, for the close log line
+  // A throttled AUTH's delay (made on first use: most connections never need it).
+  std::unique_ptr<asio::steady_timer> auth_timer_;
+  // Set when the connection closes: a queued password check for it is skipped.
+  std::shared_ptr<std::atomic<bool>> auth_abandoned_;
 };
 
 }  // namespace tickwire::net

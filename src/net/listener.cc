@@ -2,9 +2,25 @@
 
 #include <boost/asio/post.hpp>
 
+#include "auth/rate_limiter.h"
 #include "observability/log.h"
 
 namespace tickwire::net {
+namespace {
+
+// The client's source as the connection limits count it: its address, IPv6 cut to its /64.
+std::string SourceKey(const asio::ip::tcp::socket& s) {
+  boost::system::error_code ec;
+  const auto ep = s.remote_endpoint(ec);
+  if (ec) return {};
+  auto address = ep.address();
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
+  }
+  return auth::AuthRateLimiter::AddressKey(address.to_string());
+}
+
+}  // namespace
 
 Listener::Listener(Worker& home, std::vector<Worker*> workers)
     : home_(home), workers_(std::move(workers)), acceptor_(home.io()), retry_timer_(home.io()) {}
@@ -54,27 +70,34 @@ void Listener::Accept() {
       });
       return;
     }
-    if (const int refused = home_.admission().TryAdmit(); refused >= 0) {
-      ++home_.metrics().connections_rejected[static_cast<std::size_t>(refused)];
-      // Over MAX_CONNECTIONS or MAX_UNAUTH_CONNECTIONS: accepted and closed at once, so a flood
-      // costs neither file descriptors nor memory. Logged at most once a second.
+    // Behind a PROXY balancer the source is the balancer; the real one is counted once the
+    // connection has read its header.
+    const bool proxied = home_.context().config.proxy_protocol == config::ProxyMode::kRequired;
+    const auto decision =
+        home_.admission().Admit(proxied ? std::string() : SourceKey(socket), target->index());
+    if (decision.evicted) home_.EvictWaiting(decision.evicted);
+    if (!decision.ticket) {
+      ++home_.metrics().connections_rejected[static_cast<std::size_t>(decision.why)];
+      // Over MAX_CONNECTIONS: accepted and closed at once, so a flood costs neither file
+      // descriptors nor memory. Logged at most once a second.
       boost::system::error_code ignored;
       socket.close(ignored);
       const auto now = std::chrono::steady_clock::now();
       if (now - last_reject_log_ >= std::chrono::seconds(1)) {
         last_reject_log_ = now;
-        obs::Log(
-            obs::Level::kWarn, "conn_rejected", "connection limit reached; closing new connections",
-            {{"open", home_.admission().open()},
-             {"unauthenticated", home_.admission().unauthenticated()},
-             {"rejected_full_total", home_.admission().rejected_full()},
-             {"rejected_unauthenticated_total", home_.admission().rejected_unauthenticated()}});
+        auto& a = home_.admission();
+        obs::Log(obs::Level::kWarn, "conn_rejected",
+                 "connection limit reached; closing new connections",
+                 {{"open", a.open()},
+                  {"unauthenticated", a.unauthenticated()},
+                  {"rejected_full_total", a.refused_full()}});
       }
       Accept();
       return;
     }
-    asio::post(target->io(),
-               [target, s = std::move(socket)]() mutable { target->Adopt(std::move(s)); });
+    asio::post(target->io(), [target, s = std::move(socket), t = decision.ticket]() mutable {
+      target->Adopt(std::move(s), std::move(t));
+    });
     Accept();
   });
 }

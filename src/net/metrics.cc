@@ -158,10 +158,14 @@ std::string RenderMetrics(std::span<const WorkerMetrics* const> workers) {
                   "History replays cut to MAX_BACKFILL_RECORDS (each topic's newest kept).");
   e.Sample(Sum(workers, [](const M& m) { return m.backfills_truncated.Get(); }));
   e.CounterFamily("connections_rejected_total",
-                  "New connections closed at once because a connection budget was full.");
-  for (std::size_t i = 0; i < 2; ++i) {
+                  "Connections closed to keep a connection limit: new ones over MAX_CONNECTIONS, "
+                  "and the oldest not yet authenticated to make room under "
+                  "MAX_UNAUTH_CONNECTIONS or MAX_UNAUTH_PER_SOURCE.");
+  static constexpr const char* kLimits[] = {"max_connections", "max_unauth_connections",
+                                            "max_unauth_per_source"};
+  for (std::size_t i = 0; i < std::size(kLimits); ++i) {
     e.Sample(Sum(workers, [i](const M& m) { return m.connections_rejected[i].Get(); }),
-             {{"limit", i == 0 ? "max_connections" : "max_unauth_connections"}});
+             {{"limit", kLimits[i]}});
   }
 
   e.GaugeFamily("active_topics", "Topics the server holds state for (updated once a sweep).");

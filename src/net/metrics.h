@@ -54,9 +54,10 @@ struct alignas(64) WorkerMetrics {
   // Ticks refused by the topic cap, by engine::Refusal (slot 0 unused); copied from the shard.
   std::array<obs::Counter, engine::kRefusalKinds> ticks_refused;
   obs::Counter backfills_truncated;
-  // New connections closed at once over MAX_CONNECTIONS (0) or MAX_UNAUTH_CONNECTIONS (1);
-  // written by the listener, which runs on worker 0.
-  std::array<obs::Counter, 2> connections_rejected;
+  // By AdmissionLimit: new connections refused over MAX_CONNECTIONS (written by the listener, on
+  // worker 0), and waiting connections closed to make room under MAX_UNAUTH_CONNECTIONS and
+  // MAX_UNAUTH_PER_SOURCE (written by the evicted connection's worker when it closes it).
+  std::array<obs::Counter, 3> connections_rejected;
   obs::Gauge active_topics;  // topics this worker's shard holds state for (set by the sweep)
   std::array<obs::Gauge, engine::kModeSlots> active_subscriptions;  // by engine::Mode value
   std::array<obs::Counter, kSlowConsumerCauses> slow_consumers;

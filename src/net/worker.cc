@@ -128,7 +128,7 @@ void Worker::Join() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Worker::Adopt(asio::ip::tcp::socket socket) {
+void Worker::Adopt(asio::ip::tcp::socket socket, TicketPtr ticket) {
   const auto& c = ctx_.config;
   boost::system::error_code ec;
   socket.set_option(asio::ip::tcp::no_delay(c.tcp_nodelay), ec);
@@ -140,18 +140,31 @@ void Worker::Adopt(asio::ip::tcp::socket socket) {
   if (ec || draining_) {
     // A dead socket, or one accepted just before the listener stopped (draining): dropping it
     // closes it.
-    admission().Released(false);
+    admission().Released(ticket);
     return;
   }
   const std::uint64_t id = (next_connection_++ << 6) | index_;
-  auto conn =
-      std::make_shared<Connection>(*this, std::move(socket), id, HexId(rng_()), Clock::now());
+  ticket->connection_id = id;
+  auto conn = std::make_shared<Connection>(*this, std::move(socket), std::move(ticket), id,
+                                           HexId(rng_()), Clock::now());
   connections_.emplace(id, conn);
   metrics_.OnAccepted();
   conn->Start();
 }
 
 void Worker::Forget(std::uint64_t connection_id) { connections_.erase(connection_id); }
+
+void Worker::EvictWaiting(const TicketPtr& ticket) {
+  Worker* owner = ctx_.workers[ticket->worker];
+  // Posted even to this worker: the caller may be in the middle of another connection's work.
+  // The adoption of the ticket's connection was posted there earlier, so it has run by then.
+  asio::post(owner->io(), [owner, ticket] {
+    const auto it = owner->connections_.find(ticket->connection_id);
+    if (ticket->connection_id != 0 && it != owner->connections_.end()) {
+      it->second->EvictWaiting();
+    }
+  });
+}
 
 void Worker::CollectConnections(Clock::time_point now, bool subs,
                                 std::vector<ConnectionInfo>& out) const {

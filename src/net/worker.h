@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "auth/authenticator.h"
+#include "auth/hash_pool.h"
 #include "auth/rate_limiter.h"
 #include "config/config.h"
 #include "delivery/catch_up.h"
@@ -59,6 +60,9 @@ struct ServerContext {
   mutable TlsContextStore tls;  // holds null when TLS is off
   std::atomic<std::uint32_t> batch_window_ms{5};
   mutable auth::AuthRateLimiter rate_limiter;
+  // Runs PBKDF2 password checks off the event loops (set before the workers start; stopped
+  // before they are destroyed).
+  std::unique_ptr<auth::HashPool> hash_pool;
   mutable SecurityCounters counters;
   mutable UserIds user_ids;           // authenticated user names -> small ids (topic cap per user)
   std::atomic<bool> draining{false};  // SIGTERM received: not ready, no new connections
@@ -151,8 +155,12 @@ class Worker {
   std::uint8_t* read_scratch() { return read_scratch_.data(); }
   std::size_t read_scratch_size() const { return read_scratch_.size(); }
 
-  // Takes ownership of a freshly accepted socket (posted here by the listener).
-  void Adopt(asio::ip::tcp::socket socket);
+  // Takes ownership of a freshly accepted socket and its place in the connection budget (posted
+  // here by the listener).
+  void Adopt(asio::ip::tcp::socket socket, TicketPtr ticket);
+  // Closes the connection of `ticket` if it has still not authenticated: Admission chose it to
+  // make room (any thread; posted to the ticket's worker).
+  void EvictWaiting(const TicketPtr& ticket);
   // Drops a connection from this worker's registry (after it has closed).
   void Forget(std::uint64_t connection_id);
   // Closes every connection with ERROR{SERVER_DRAINING} (posted here at shutdown).

@@ -16,6 +16,10 @@ namespace tickwire::protocol {
 // MAX_MSG_SIZE as soon as the 4 length bytes are known, before any payload is buffered, so a
 // hostile length never causes an allocation. At most one partial frame is kept between calls
 // (bounded by kHeaderSize + max_msg_size); complete frames inside a chunk are decoded in place.
+//
+// A frame handler may Pause() the decoder (the server does while an AUTH is being checked):
+// decoding stops after that frame, and the rest of the chunk is kept, undecoded, until Resume().
+// The caller stops reading meanwhile, so what is kept is at most one read's bytes.
 class FrameDecoder {
  public:
   // `keep_bytes`: partial-frame storage up to this size is kept for the next frame rather than
@@ -33,8 +37,15 @@ class FrameDecoder {
   template <typename OnFrame>
   std::error_code Feed(std::span<const std::uint8_t> data, OnFrame&& on_frame);
 
-  // Bytes of an incomplete frame currently held.
-  std::size_t buffered() const { return pending_.size(); }
+  // From inside `on_frame`: stop after this frame and keep the rest of the chunk for Resume().
+  void Pause() { paused_ = true; }
+  bool paused() const { return paused_; }
+  // Decodes what Pause() kept, exactly as Feed would have (the handler may pause again).
+  template <typename OnFrame>
+  std::error_code Resume(OnFrame&& on_frame);
+
+  // Bytes of an incomplete frame currently held, and bytes kept by Pause().
+  std::size_t buffered() const { return pending_.size() + held_.size(); }
   // Heap bytes held for partial frames (for memory accounting).
   std::size_t capacity() const { return pending_.capacity(); }
   std::uint32_t max_msg_size() const { return max_msg_size_; }
@@ -48,12 +59,24 @@ class FrameDecoder {
   std::uint32_t max_msg_size_;
   std::size_t keep_bytes_;
   std::vector<std::uint8_t> pending_;  // one incomplete frame, header included
+  bool paused_ = false;
+  std::vector<std::uint8_t> held_;  // undecoded bytes after the frame that paused
 };
 
 template <typename OnFrame>
 std::error_code FrameDecoder::Feed(std::span<const std::uint8_t> data, OnFrame&& on_frame) {
+  if (paused_) {  // the caller should not read while paused; keep the order all the same
+    held_.insert(held_.end(), data.begin(), data.end());
+    return {};
+  }
   std::size_t pos = 0;
   const std::size_t n = data.size();
+  // After a frame: stop here and keep the rest when the handler paused.
+  auto hold_rest = [&] {
+    if (!paused_) return false;
+    held_.assign(data.begin() + static_cast<std::ptrdiff_t>(pos), data.end());
+    return true;
+  };
 
   // 1. Finish the frame left over from an earlier chunk.
   if (!pending_.empty()) {
@@ -80,7 +103,7 @@ std::error_code FrameDecoder::Feed(std::span<const std::uint8_t> data, OnFrame&&
         pending_[4], std::span<const std::uint8_t>(pending_.data() + kHeaderSize, payload_size));
     pending_.clear();
     ReleaseIfLarge();
-    if (!go_on) return {};
+    if (!go_on || hold_rest()) return {};
   }
 
   // 2. Decode complete frames straight from the chunk.
@@ -91,12 +114,21 @@ std::error_code FrameDecoder::Feed(std::span<const std::uint8_t> data, OnFrame&&
     if (n - pos < frame_size) break;
     const bool go_on = on_frame(data[pos + 4], data.subspan(pos + kHeaderSize, payload_size));
     pos += frame_size;
-    if (!go_on) return {};
+    if (!go_on || hold_rest()) return {};
   }
 
   // 3. Keep the tail (at most one partial frame, already length-checked when >= 4 bytes).
   if (pos < n) pending_.assign(data.begin() + static_cast<std::ptrdiff_t>(pos), data.end());
   return {};
+}
+
+template <typename OnFrame>
+std::error_code FrameDecoder::Resume(OnFrame&& on_frame) {
+  paused_ = false;
+  const std::vector<std::uint8_t> held = std::move(held_);
+  held_ = {};
+  if (held.empty()) return {};
+  return Feed(std::span<const std::uint8_t>(held), std::forward<OnFrame>(on_frame));
 }
 
 }  // namespace tickwire::protocol

@@ -110,6 +110,20 @@ void AdminEndpoints::Metrics(obs::HttpRespond respond) const {
   e.CounterFamily("auth_rate_limited_total",
                   "AUTH attempts answered AUTH_RATE_LIMITED without checking the password.");
   e.Sample(static_cast<double>(ctx_.rate_limiter.throttled_total()));
+  e.CounterFamily("auth_delayed_total",
+                  "AUTHs for a user name over its failure budget, answered after a delay.");
+  e.Sample(static_cast<double>(ctx_.rate_limiter.delayed_total()));
+  if (ctx_.hash_pool) {
+    const auth::HashPool& pool = *ctx_.hash_pool;
+    e.GaugeFamily("auth_hash_queue", "Password checks waiting for a hashing thread.");
+    e.Sample(static_cast<double>(pool.queued()));
+    e.CounterFamily("auth_hash_checks_total",
+                    "Password checks (PBKDF2) run on the hashing threads.");
+    e.Sample(static_cast<double>(pool.completed()));
+    e.CounterFamily("auth_hash_refused_total",
+                    "AUTHs answered AUTH_RATE_LIMITED because the hashing queue was full.");
+    e.Sample(static_cast<double>(pool.refused()));
+  }
   e.CounterFamily("proxy_header_rejections_total",
                   "Connections closed before their session: PROXY header missing, malformed or "
                   "late (malformed), or sent from outside PROXY_TRUSTED_CIDRS (untrusted).");

@@ -34,7 +34,8 @@ obs::Level ToLogLevel(config::LogLevel level) {
 
 auth::RateLimitSettings RateLimits(const config::Config& c) {
   return auth::RateLimitSettings{c.auth_fail_budget_addr, c.auth_fail_budget_user,
-                                 c.auth_backoff_min, c.auth_backoff_max, c.auth_rate_table_size};
+                                 c.auth_backoff_min,      c.auth_backoff_max,
+                                 c.auth_user_delay_max,   c.auth_rate_table_size};
 }
 
 std::string Join(const std::vector<std::string>& items) {
@@ -51,7 +52,10 @@ Server::Server(config::Config config, ConfigSource reload_source)
   current_ = ctx_.config;
   ctx_.batch_window_ms.store(ctx_.config.batch_window_ms);
   ctx_.rate_limiter.Configure(RateLimits(ctx_.config));
-  ctx_.admission.Configure(ctx_.config.max_connections, ctx_.config.max_unauth_connections);
+  ctx_.admission.Configure(ctx_.config.max_connections, ctx_.config.max_unauth_connections,
+                           ctx_.config.max_unauth_per_source);
+  ctx_.hash_pool = std::make_unique<auth::HashPool>(ctx_.config.EffectiveAuthHashThreads(),
+                                                    ctx_.config.auth_hash_queue);
   const unsigned n = ctx_.config.EffectiveWorkers();
   for (unsigned i = 0; i < n; ++i) {
     workers_.push_back(std::make_unique<net::Worker>(i, ctx_));
@@ -66,6 +70,8 @@ Server::Server(config::Config config, ConfigSource reload_source)
 }
 
 Server::~Server() {
+  // First: the hashing threads post verdicts to the workers' event loops.
+  ctx_.hash_pool->Stop();
   if (admin_) admin_->Stop();
   if (backplane_) backplane_->Stop();
   for (auto& w : workers_) w->Stop();
@@ -83,9 +89,11 @@ std::string Server::LoadCredentials(const config::Config& c) {
   if (auto* err = std::get_if<std::string>(&created)) return "USERS_FILE: " + *err;
   auto a = std::get<std::shared_ptr<const auth::Authenticator>>(std::move(created));
   const auto count = a->user_count();
+  // What every failed AUTH costs the hashing threads: the users file's highest count.
+  const auto iterations = a->check_iterations();
   ctx_.credentials.Set(std::move(a));
   obs::Log(obs::Level::kInfo, "credentials_loaded", "credentials loaded",
-           {{"users", count}, {"users_file", c.users_file}});
+           {{"users", count}, {"users_file", c.users_file}, {"check_iterations", iterations}});
   return {};
 }
 
@@ -283,6 +291,7 @@ int Server::Run() {
   readiness_.SetDraining(true);
   readiness_.SetAccepting(false);
   Drain(signals);
+  ctx_.hash_pool->Stop();
   if (backplane_) backplane_->Stop();
   if (admin_) admin_->Stop();
   for (auto& w : workers_) w->Stop();

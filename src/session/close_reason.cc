@@ -38,6 +38,8 @@ std::string_view CloseReasonName(CloseReason reason) {
       return "tls_handshake";
     case CloseReason::kInternal:
       return "internal";
+    case CloseReason::kUnauthEvicted:
+      return "unauth_evicted";
     case CloseReason::kCount:
       break;
   }

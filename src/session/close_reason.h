@@ -25,6 +25,7 @@ enum class CloseReason : std::uint8_t {
   kProxyHeader,       // PROXY header missing, malformed, late, or from an untrusted source
   kTlsHandshake,      // TLS handshake failed or did not complete in time
   kInternal,          // a server fault while handling this connection's frame (ERROR INTERNAL)
+  kUnauthEvicted,     // still not authenticated, closed to make room for a newer connection
   kCount
 };
 

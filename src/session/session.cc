@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <stdexcept>
 
 #include "protocol/errors.h"
 #include "protocol/frame.h"
@@ -119,6 +120,10 @@ bool Session::Dispatch(std::uint8_t type, std::span<const std::uint8_t> payload,
     return false;
   }
   const auto ft = static_cast<FrameType>(type);
+  if (pending_) {
+    // The host holds frames back while AUTH is decided; one here is a bug in the host.
+    throw std::logic_error("a frame arrived while AUTH was being decided");
+  }
   if (state_ == State::kAwaitAuth) {
     if (ft != FrameType::kAuth) {
       Fail(pb::AUTH_REQUIRED, "the first frame must be AUTH", CloseReason::kAuthRequired);
@@ -162,29 +167,95 @@ bool Session::HandleAuth(std::span<const std::uint8_t> payload, Clock::time_poin
          CloseReason::kInvalidRequest);
     return false;
   }
-  // Over budget: refused without looking at the password (PROTOCOL.md S1).
-  if (params_.rate_limiter != nullptr) {
-    const std::uint32_t retry =
-        params_.rate_limiter->Check(transport_.peer_address, auth.username(), now);
-    if (retry > 0) {
-      params_.rate_limiter->CountThrottled();
+  // The address over its own budget: refused without looking at the password (PROTOCOL.md S1).
+  // Otherwise the attempt is charged to it now, so that AUTHs in flight together cannot
+  // overshoot the budget.
+  auto* limiter = params_.rate_limiter;
+  if (limiter != nullptr) {
+    if (const std::uint32_t retry = limiter->BeginAttempt(transport_.peer_address, now)) {
+      limiter->CountThrottled();
       Fail(pb::AUTH_RATE_LIMITED,
-           "too many failed AUTH attempts; retry in " + std::to_string(retry) + "ms",
+           "too many failed AUTH attempts from this address; retry in " + std::to_string(retry) +
+               "ms",
            CloseReason::kAuthRateLimited, retry);
       return false;
     }
   }
-  permissions_ = CheckCredentials(auth.username(), auth.password());
-  if (!permissions_) {
-    if (params_.rate_limiter != nullptr) {
-      params_.rate_limiter->OnFailure(transport_.peer_address, auth.username(), now);
+  auto pending = std::make_unique<PendingAuth>();
+  pending->user = auth.username();
+  pending->password = std::move(*auth.mutable_password());
+  pending->client_name = auth.client_name();
+  pending->authenticator = params_.authenticator;
+  if (params_.credentials != nullptr) {
+    pending->owner = params_.credentials->Get();
+    pending->authenticator = pending->owner.get();
+  }
+  pending_ = std::move(pending);
+  // A user name that others have been guessing at is throttled, not blocked: its AUTH is
+  // answered after a delay (none for addresses that have authenticated as it before).
+  if (limiter != nullptr) {
+    auth_delay_ = limiter->UserDelay(transport_.peer_address, pending_->user, now);
+    if (auth_delay_.count() > 0) {
+      host_.DelayAuth(auth_delay_);
+      return true;
     }
+  }
+  return ContinueAuth(now);
+}
+
+void Session::ResumeAuth(Clock::time_point now) {
+  if (closed() || !pending_) return;
+  ContinueAuth(now);
+}
+
+bool Session::ContinueAuth(Clock::time_point now) {
+  const PendingAuth& p = *pending_;
+  if (p.authenticator == nullptr) return FinishAuth(nullptr, now);
+  if (!transport_.tls_identity.empty()) {
+    // The client certificate is the credential; AUTH may only name its own user.
+    return FinishAuth(p.user == transport_.tls_identity ? p.authenticator->Lookup(p.user) : nullptr,
+                      now);
+  }
+  if (const auto quick = p.authenticator->TryQuick(p.user, p.password); quick.decided) {
+    return FinishAuth(quick.permissions, now);
+  }
+  // PBKDF2: tens of milliseconds, so not on this thread. No frame is handled meanwhile.
+  host_.CheckOffLoop([owner = p.owner, a = p.authenticator, user = p.user, pass = p.password] {
+    return a->Verify(user, pass);
+  });
+  return true;
+}
+
+void Session::OnAuthChecked(const AuthCheckResult& result, Clock::time_point now) {
+  if (closed() || !pending_) return;
+  if (!result.checked) {
+    // The hashing queue was full: nothing was checked, so nothing counts against the address.
+    pending_.reset();
+    if (params_.rate_limiter != nullptr) {
+      params_.rate_limiter->OnUnchecked(transport_.peer_address, now);
+      params_.rate_limiter->CountThrottled();
+    }
+    Fail(pb::AUTH_RATE_LIMITED,
+         "the server is busy checking passwords; retry in " +
+             std::to_string(result.retry_after_ms) + "ms",
+         CloseReason::kAuthRateLimited, result.retry_after_ms);
+    return;
+  }
+  FinishAuth(result.permissions, now);
+}
+
+bool Session::FinishAuth(auth::PermissionsPtr permissions, Clock::time_point now) {
+  const std::unique_ptr<PendingAuth> p = std::move(pending_);
+  auto* limiter = params_.rate_limiter;
+  if (!permissions) {
+    if (limiter != nullptr) limiter->OnFailure(transport_.peer_address, p->user, now);
     Fail(pb::AUTH_FAILED, "invalid username or password", CloseReason::kAuthFailed);
     return false;
   }
-  if (params_.rate_limiter != nullptr) params_.rate_limiter->OnSuccess(transport_.peer_address);
-  user_ = auth.username();
-  client_name_ = auth.client_name();
+  if (limiter != nullptr) limiter->OnSuccess(transport_.peer_address, p->user, now);
+  permissions_ = std::move(permissions);
+  user_ = p->user;
+  client_name_ = p->client_name;
   state_ = State::kReady;
   last_heartbeat_ = now;
   pb::AuthOk ok;
@@ -198,21 +269,6 @@ bool Session::HandleAuth(std::span<const std::uint8_t> payload, Clock::time_poin
   host_.SendFrame(protocol::EncodeFrame(FrameType::kAuthOk, ok));
   host_.OnAuthenticated(user_, client_name_);
   return true;
-}
-
-auth::PermissionsPtr Session::CheckCredentials(const std::string& user, const std::string& pass) {
-  std::shared_ptr<const auth::Authenticator> current;
-  const auth::Authenticator* a = params_.authenticator;
-  if (params_.credentials != nullptr) {
-    current = params_.credentials->Get();
-    a = current.get();
-  }
-  if (a == nullptr) return nullptr;
-  if (!transport_.tls_identity.empty()) {
-    // The client certificate is the credential; AUTH may only name its own user.
-    return user == transport_.tls_identity ? a->Lookup(user) : nullptr;
-  }
-  return a->Authenticate(user, pass);
 }
 
 bool Session::HandleHeartbeat(std::span<const std::uint8_t> payload, Clock::time_point now) {
@@ -387,7 +443,7 @@ void Session::OnPublishFailed(std::uint32_t request_id, std::string_view message
 bool Session::CheckTimers(Clock::time_point now) {
   if (closed()) return false;
   if (state_ == State::kAwaitAuth) {
-    if (now - connected_at_ >= params_.auth_timeout) {
+    if (now - connected_at_ >= params_.auth_timeout + auth_delay_) {
       Fail(pb::AUTH_TIMEOUT,
            "no AUTH within " + std::to_string(params_.auth_timeout.count()) + "ms",
            CloseReason::kAuthTimeout);

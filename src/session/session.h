@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <system_error>
@@ -55,6 +57,17 @@ struct Subscription {
   std::int64_t since_ms = 0;        // everything retained from this time on (PROTOCOL S8b)
 };
 
+// A password check for the hashing threads: the user's permissions, or null for wrong
+// credentials. Runs on another thread; holds everything it needs.
+using CredentialCheck = std::function<auth::PermissionsPtr()>;
+
+// What became of a CredentialCheck.
+struct AuthCheckResult {
+  bool checked = true;               // false: not run (the hashing queue was full)
+  auth::PermissionsPtr permissions;  // checked: null for wrong credentials
+  std::uint32_t retry_after_ms = 0;  // not checked: when to try again
+};
+
 // Ticks of one PUBLISH that the topic cap refused (PROTOCOL S6b).
 struct PublishRefusal {
   std::uint32_t index = 0;  // the first refused tick's position in the frame
@@ -85,6 +98,14 @@ class SessionHost {
   virtual std::int64_t WallClockNs() = 0;
   // AUTH succeeded (for logs and monitoring).
   virtual void OnAuthenticated(const std::string& user, const std::string& client_name) = 0;
+  // An AUTH is being decided away from this call; until Session::auth_pending() turns false the
+  // host hands the session no frames (they stay unread, in order). Neither calls back from
+  // inside itself, and neither calls back once the session has closed.
+  //  - DelayAuth: the user name is throttled; call Session::ResumeAuth after `delay`.
+  //  - CheckOffLoop: run `check` on a hashing thread and hand its result to
+  //    Session::OnAuthChecked on the session's own thread (not checked: the queue was full).
+  virtual void DelayAuth(std::chrono::milliseconds delay) = 0;
+  virtual void CheckOffLoop(CredentialCheck check) = 0;
   // An ERROR frame was just queued (for logs and metrics). `subject` is the client-supplied
   // value it is about (a topic), or empty.
   virtual void OnErrorSent(int /*code*/, bool /*fatal*/, std::string_view /*message*/,
@@ -109,8 +130,13 @@ class Session {
   bool OnFrame(std::uint8_t type, std::span<const std::uint8_t> payload, Clock::time_point now);
   // The decoder rejected the byte stream (zero length, frame too large): fatal ERROR.
   void OnDecodeError(std::error_code ec);
-  // AUTH and heartbeat deadlines, called by the worker's coarse sweep. False once closed.
+  // AUTH and heartbeat deadlines, called by the worker's coarse sweep. False once closed. A
+  // throttled AUTH's delay is added to the AUTH deadline; the check itself is not.
   bool CheckTimers(Clock::time_point now);
+  // DelayAuth's delay has passed.
+  void ResumeAuth(Clock::time_point now);
+  // CheckOffLoop's result.
+  void OnAuthChecked(const AuthCheckResult& result, Clock::time_point now);
   // The ticks of an acked PUBLISH have been applied.
   void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted);
   // Ticks of a PUBLISH were refused for the topic cap: non-fatal ERROR TOPIC_LIMIT with the
@@ -127,6 +153,8 @@ class Session {
 
   State state() const { return state_; }
   bool closed() const { return state_ == State::kClosed; }
+  // An AUTH has arrived and is being decided (DelayAuth or CheckOffLoop): no frames meanwhile.
+  bool auth_pending() const { return pending_ != nullptr; }
   const std::string& user() const { return user_; }
   const std::string& client_name() const { return client_name_; }
   const std::string& peer_address() const { return transport_.peer_address; }
@@ -143,8 +171,19 @@ class Session {
   void Reject(int code, std::string_view message, std::uint32_t request_id,
               std::string_view subject = {});
   bool Malformed(std::uint8_t type);
-  // Checks the credentials; the permissions on success, else null.
-  auth::PermissionsPtr CheckCredentials(const std::string& user, const std::string& pass);
+  // An AUTH between its arrival and its verdict.
+  struct PendingAuth {
+    std::string user;
+    std::string password;
+    std::string client_name;
+    std::shared_ptr<const auth::Authenticator> owner;  // keeps `authenticator` alive (reloads)
+    const auth::Authenticator* authenticator = nullptr;
+  };
+  // The cheap part of the check (or all of it, when that decides); else hands the rest to the
+  // hashing threads. False once closed.
+  bool ContinueAuth(Clock::time_point now);
+  // The verdict: AUTH_OK, or a fatal AUTH_FAILED. False once closed.
+  bool FinishAuth(auth::PermissionsPtr permissions, Clock::time_point now);
 
   SessionParams params_;
   SessionHost& host_;
@@ -154,7 +193,9 @@ class Session {
   std::string user_;
   std::string client_name_;
   TransportInfo transport_;
-  auth::PermissionsPtr permissions_;  // fixed at AUTH; a reload affects later AUTHs only
+  std::unique_ptr<PendingAuth> pending_;
+  std::chrono::milliseconds auth_delay_{0};  // a throttled AUTH's delay, added to its deadline
+  auth::PermissionsPtr permissions_;         // fixed at AUTH; a reload affects later AUTHs only
   std::uint64_t next_subscription_id_ = 1;
   std::size_t topic_refs_ = 0;
   std::unordered_map<std::uint64_t, Subscription> subs_;

@@ -120,6 +120,74 @@ TEST_F(AccessTest, BruteForceIsThrottledWhileOthersAuthenticateAtOnce) {
   EXPECT_EQ(Get(m, "auth_failures_total{reason=\"auth_failed\"}"), 4);
 }
 
+// Regression (issue: 4 addresses x 5 wrong passwords used up the user name's budget, and from
+// then on the right password was refused from anywhere, renewable for ever): a user name over
+// its budget is throttled, never blocked. Only an address's own failures refuse it.
+TEST_F(AccessTest, GuessingFromManyAddressesNeverLocksTheRealUserOut) {
+  ASSERT_TRUE(Start({{"LISTEN_ADDR", "0.0.0.0:0"},
+                     {"AUTH_BACKOFF_MIN", "200ms"},
+                     {"AUTH_USER_DELAY_MAX", "800ms"}}));  // budgets: 5 per address, 20 per user
+  EXPECT_EQ(Attempt("127.0.0.20", ServerProcess::kUser, ServerProcess::kPass), 0)
+      << "the real user's usual address";
+  auto guess_from = [&](int a) {
+    return Attempt("127.0.0." + std::to_string(a), ServerProcess::kUser, "guess");
+  };
+  // Four addresses, five wrong passwords each: 20 failures for the name.
+  for (int a = 2; a <= 5; ++a) {
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(guess_from(a), v1::AUTH_FAILED) << a << " " << i;
+  }
+  // Each address has used its own budget: there even the right password is refused.
+  v1::Error e;
+  EXPECT_EQ(Attempt("127.0.0.2", ServerProcess::kUser, ServerProcess::kPass, &e),
+            v1::AUTH_RATE_LIMITED);
+  EXPECT_GT(e.retry_after_ms(), 0u);
+  EXPECT_LE(e.retry_after_ms(), 200u);
+  // Anywhere else the right password gets in: after a delay from a fresh address, at once from
+  // the usual one.
+  auto login_from = [&](int a) {
+    const auto t0 = steady_clock::now();
+    EXPECT_EQ(Attempt("127.0.0." + std::to_string(a), ServerProcess::kUser, ServerProcess::kPass),
+              0)
+        << "from 127.0.0." << a;
+    return steady_clock::now() - t0;
+  };
+  EXPECT_GE(login_from(30), milliseconds(150)) << "throttled: 200 ms";
+  EXPECT_LT(login_from(20), milliseconds(150)) << "trusted: not throttled";
+  // The attackers renew the attack as soon as their back-off allows (refused attempts do not
+  // count): the name's delay doubles up to its cap, and the real user still gets in.
+  for (int a = 2; a <= 5; ++a) {
+    EXPECT_TRUE(WaitUntil([&] { return guess_from(a) == v1::AUTH_FAILED; }, milliseconds(5000)));
+  }
+  const auto waited = login_from(31);
+  EXPECT_GE(waited, milliseconds(700)) << "800 ms, the cap";
+  EXPECT_LT(waited, milliseconds(800 + 1500));
+  EXPECT_LT(login_from(20), milliseconds(150));
+  // Delayed: the two logins from fresh addresses and the four renewed guesses.
+  EXPECT_EQ(Get(Scrape(), "auth_delayed_total"), 6);
+}
+
+// Regression (a successful AUTH erased its address's failures, so "4 wrong guesses, then log in
+// to one's own account" could be repeated for ever): a success refunds only its own attempt.
+TEST_F(AccessTest, ASuccessDoesNotResetTheAddressBudget) {
+  ASSERT_TRUE(Start({{"LISTEN_ADDR", "0.0.0.0:0"},
+                     {"AUTH_BACKOFF_MIN", "10s"},
+                     {"AUTH_BACKOFF_MAX", "1m"}}));  // 5 failures per address
+  const std::string attacker = "127.0.0.7";
+  int failed = 0;
+  int refused = 0;
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 4; ++i) {
+      const int code = Attempt(attacker, "victim", "guess");
+      failed += code == v1::AUTH_FAILED ? 1 : 0;
+      refused += code == v1::AUTH_RATE_LIMITED ? 1 : 0;
+    }
+    const int own = Attempt(attacker, ServerProcess::kUser, ServerProcess::kPass);
+    refused += own == v1::AUTH_RATE_LIMITED ? 1 : 0;
+  }
+  EXPECT_EQ(failed, 5) << "the address budget, once: not 12";
+  EXPECT_GT(refused, 0);
+}
+
 TEST_F(AccessTest, EveryPermissionCombination) {
   const std::string users = dir_.File("users");
   WriteFile(users, "# test users\n" + UserLine("producer", "p-pw", "publish=T.*") +
@@ -289,9 +357,10 @@ TEST_F(AccessTest, SighupReloadsAuthRateLimits) {
   EXPECT_EQ(Attempt(source, ServerProcess::kUser, "guess", &e), v1::AUTH_RATE_LIMITED);
   EXPECT_GT(e.retry_after_ms(), 0u);
   EXPECT_LE(e.retry_after_ms(), 100u);
-  // Each failure after a wait (shorter than AUTH_BACKOFF_MAX, which would start the key over)
-  // doubles the wait: 200 ms, then 400 ms cut to the cap of 300 ms.
-  for (const auto& [low, high] : {std::pair{100u, 200u}, std::pair{200u, 300u}}) {
+  // Each failure after a wait doubles it: 200 ms; after that the address also forgets one
+  // failure per AUTH_BACKOFF_MAX (300 ms), so the next wait is 200 or 400 cut to the cap of
+  // 300 ms, never more.
+  for (const auto& [low, high] : {std::pair{100u, 200u}, std::pair{100u, 300u}}) {
     std::this_thread::sleep_for(milliseconds(e.retry_after_ms() + 20));
     EXPECT_EQ(Attempt(source, ServerProcess::kUser, "guess"), v1::AUTH_FAILED);
     EXPECT_EQ(Attempt(source, ServerProcess::kUser, "guess", &e), v1::AUTH_RATE_LIMITED);

@@ -1,7 +1,14 @@
-// PROTOCOL S1 (AUTH first) and the first-frame rules, against the real server.
+// PROTOCOL S1 (AUTH first) and the first-frame rules, against the real server; users-file
+// passwords checked on the hashing threads while the workers carry on.
+#include <fstream>
+#include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "auth/password_hash.h"
 #include "integration/integration_test.h"
+#include "support/temp_dir.h"
 #include "support/wait.h"
 
 namespace tickwire::testing {
@@ -245,6 +252,143 @@ TEST_F(AuthTest, SecondAuthWithWrongPasswordIsStillNonFatalInvalidRequest) {
   ASSERT_TRUE(c.SendFrame(FrameType::kAuth, auth));
   EXPECT_TRUE(c.ExpectError(v1::INVALID_REQUEST, false));
   EXPECT_TRUE(c.HeartbeatRoundTrip(8));
+}
+
+// A users file whose checks cost `iterations` of PBKDF2 each (the server pads every failure to
+// the file's highest count).
+class HashedAuthTest : public IntegrationTest {
+ protected:
+  std::string UsersFile(std::uint32_t iterations) {
+    const std::string path = dir_.File("users");
+    std::ofstream out(path);
+    out << "slow " << auth::FormatPasswordHash(auth::HashPassword("slow-pw", iterations))
+        << " subscribe=*\n";
+    return path;
+  }
+  static v1::Auth AuthFor(const std::string& user, const std::string& pass) {
+    v1::Auth a;
+    a.set_username(user);
+    a.set_password(pass);
+    return a;
+  }
+  TempDir dir_;
+};
+
+// Regression (PBKDF2 ran on the worker's event loop: each wrong password stopped everything on
+// that worker for its whole check): while a queue of checks is being hashed, the worker keeps
+// serving its other connections.
+TEST_F(HashedAuthTest, WorkerKeepsServingWhileWrongPasswordsAreHashed) {
+  ASSERT_TRUE(Start({{"USERS_FILE", UsersFile(auth::kMaxIterations)},
+                     {"WORKERS", "1"},
+                     {"AUTH_HASH_THREADS", "1"},
+                     {"AUTH_TIMEOUT_MS", "30000"},
+                     {"AUTH_FAIL_BUDGET_ADDR", "1000"},
+                     {"AUTH_FAIL_BUDGET_USER", "1000"}}));
+  RawClient watcher;
+  ASSERT_TRUE(ConnectAuthed(watcher));
+  // Four checks of about half a second each (2,000,000 iterations; more on a busy machine), for
+  // a known and unknown names: seconds of hashing on one thread.
+  constexpr int kGuesses = 4;
+  std::vector<std::unique_ptr<RawClient>> guessers;
+  for (int i = 0; i < kGuesses; ++i) {
+    guessers.push_back(std::make_unique<RawClient>());
+    ASSERT_TRUE(Connect(*guessers.back()));
+    ASSERT_TRUE(guessers.back()->SendFrame(protocol::FrameType::kAuth,
+                                           AuthFor(i % 2 == 0 ? "slow" : "nobody", "guess")));
+  }
+  // With PBKDF2 on the worker each of these waited for the check under way (~0.5 s or more).
+  for (int i = 0; i < 5; ++i) {
+    const auto t0 = steady_clock::now();
+    ASSERT_TRUE(watcher.HeartbeatRoundTrip(100 + i));
+    EXPECT_LT(steady_clock::now() - t0, milliseconds(250)) << "heartbeat " << i;
+    std::this_thread::sleep_for(milliseconds(100));  // spread over the hashing, not a wait
+  }
+  EXPECT_LT(Get(Scrape(), "auth_hash_checks_total"), kGuesses)
+      << "the heartbeats were answered while checks were still running";
+  for (auto& g : guessers) {
+    EXPECT_TRUE(g->ExpectFatal(v1::AUTH_FAILED, nullptr, milliseconds(30000)));
+  }
+  EXPECT_TRUE(Reaches("auth_hash_checks_total", kGuesses));  // counted as each check returns
+  EXPECT_TRUE(watcher.HeartbeatRoundTrip(200));
+}
+
+// A client may pipeline requests right behind AUTH; they wait for the verdict and are then
+// handled in order.
+TEST_F(HashedAuthTest, FramesPipelinedBehindAnAuthWaitForItsVerdict) {
+  ASSERT_TRUE(Start({{"USERS_FILE", UsersFile(auth::kMinIterations)}}));
+  v1::Subscribe sub;
+  sub.set_request_id(1);
+  sub.set_mode(v1::MODE_TICK);
+  sub.add_topics(Topic());
+  v1::Heartbeat hb;
+  hb.set_ts_ms(77);
+  const std::string tail =
+      protocol::MakeFrame(protocol::FrameType::kSubscribe, sub.SerializeAsString()) +
+      protocol::MakeFrame(protocol::FrameType::kHeartbeat, hb.SerializeAsString());
+  auto auth_frame = [&](const std::string& pass) {
+    return protocol::MakeFrame(protocol::FrameType::kAuth,
+                               AuthFor("slow", pass).SerializeAsString());
+  };
+  RawClient ok;
+  ASSERT_TRUE(Connect(ok));
+  ASSERT_TRUE(ok.SendBytes(auth_frame("slow-pw") + tail));  // one write
+  EXPECT_TRUE(ok.ReadMessage<v1::AuthOk>(protocol::FrameType::kAuthOk, nullptr));
+  v1::SubscribeOk sok;
+  EXPECT_TRUE(ok.ReadMessage(protocol::FrameType::kSubscribeOk, &sok));
+  EXPECT_EQ(sok.request_id(), 1u);
+  v1::Heartbeat echo;
+  EXPECT_TRUE(ok.ReadMessage(protocol::FrameType::kHeartbeat, &echo));
+  EXPECT_EQ(echo.ts_ms(), 77);
+  // A wrong password: the frames behind it are never handled.
+  RawClient bad;
+  ASSERT_TRUE(Connect(bad));
+  ASSERT_TRUE(bad.SendBytes(auth_frame("wrong") + tail));
+  EXPECT_TRUE(bad.ExpectFatal(v1::AUTH_FAILED));
+  EXPECT_EQ(Get(Scrape(), "active_subscriptions{mode=\"tick\"}"), 1);
+}
+
+// The hashing queue is bounded: beyond it an AUTH is answered at once, AUTH_RATE_LIMITED with
+// the wait the queue would have meant.
+TEST_F(HashedAuthTest, FullHashingQueueAnswersAtOnceWithRetryAfter) {
+  ASSERT_TRUE(Start({{"USERS_FILE", UsersFile(500'000)},
+                     {"AUTH_HASH_THREADS", "1"},
+                     {"AUTH_HASH_QUEUE", "1"},
+                     {"AUTH_TIMEOUT_MS", "30000"},
+                     {"AUTH_FAIL_BUDGET_ADDR", "100"}}));
+  std::vector<std::unique_ptr<RawClient>> clients;
+  for (int i = 0; i < 6; ++i) {
+    clients.push_back(std::make_unique<RawClient>());
+    ASSERT_TRUE(Connect(*clients.back()));
+    ASSERT_TRUE(clients.back()->SendFrame(protocol::FrameType::kAuth, AuthFor("slow", "guess")));
+  }
+  int refused = 0;
+  int failed = 0;
+  for (auto& c : clients) {
+    const ReadResult r = c->ReadFrame(milliseconds(30000));
+    ASSERT_TRUE(r.ok()) << ReadStatusName(r.status);
+    ASSERT_EQ(r.frame.frame_type(), protocol::FrameType::kError) << DescribeFrame(r.frame);
+    v1::Error e;
+    ASSERT_TRUE(e.ParseFromString(r.frame.payload));
+    if (e.code() == v1::AUTH_RATE_LIMITED) {
+      ++refused;
+      EXPECT_GE(e.retry_after_ms(), 100u);
+      EXPECT_NE(e.message().find("busy"), std::string::npos) << e.message();
+    } else {
+      EXPECT_EQ(e.code(), v1::AUTH_FAILED);
+      ++failed;
+    }
+  }
+  // One check running and one queued: four refused, or five when the first had not started
+  // when the second arrived.
+  EXPECT_GE(refused, 4);
+  EXPECT_LE(refused, 5);
+  EXPECT_EQ(refused + failed, 6);
+  EXPECT_TRUE(Reaches("auth_hash_refused_total", refused));
+  EXPECT_TRUE(Reaches("auth_hash_checks_total", failed));
+  EXPECT_EQ(Get(Scrape(), "auth_rate_limited_total"), refused);
+  RawClient right;
+  ASSERT_TRUE(Connect(right));
+  EXPECT_TRUE(right.Authenticate("slow", "slow-pw"));
 }
 
 }  // namespace

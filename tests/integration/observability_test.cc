@@ -622,17 +622,24 @@ TEST_F(ObservabilityTest, LateTicksAndBarsAreCountedByInterval) {
 }
 
 TEST_F(ObservabilityTest, RejectedConnectionsAreCountedByLimit) {
-  ASSERT_TRUE(Start({{"MAX_UNAUTH_CONNECTIONS", "1"}}));
+  ASSERT_TRUE(Start({{"MAX_UNAUTH_CONNECTIONS", "1"}, {"MAX_CONNECTIONS", "2"}}));
   RawClient holder;
   ASSERT_TRUE(Connect(holder));
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        RawClient extra;
-        return Connect(extra) && extra.ExpectClosed(milliseconds(200));
-      },
-      milliseconds(5000)));
-  EXPECT_GE(Get(Scrape(), "connections_rejected_total{limit=\"max_unauth_connections\"}"), 1);
-  EXPECT_EQ(Get(Scrape(), "connections_rejected_total{limit=\"max_connections\"}"), 0);
+  ASSERT_TRUE(
+      WaitUntil([&] { return Get(Scrape(), "active_connections") == 1; }, milliseconds(5000)));
+  RawClient newer;
+  ASSERT_TRUE(Connect(newer));
+  EXPECT_TRUE(holder.ExpectClosed(milliseconds(3000)));
+  ASSERT_TRUE(newer.Authenticate(ServerProcess::kUser, ServerProcess::kPass));
+  RawClient authed;
+  ASSERT_TRUE(ConnectAuthed(authed));
+  RawClient extra;  // the third open connection
+  ASSERT_TRUE(Connect(extra));
+  EXPECT_TRUE(extra.ExpectClosed(milliseconds(3000)));
+  const Metrics m = Scrape();
+  EXPECT_EQ(Get(m, "connections_rejected_total{limit=\"max_unauth_connections\"}"), 1);
+  EXPECT_EQ(Get(m, "connections_rejected_total{limit=\"max_connections\"}"), 1);
+  EXPECT_EQ(Get(m, "connections_rejected_total{limit=\"max_unauth_per_source\"}"), 0);
 }
 
 // docs/METRICS.md documents every metric family the server exports, and lists exactly the
@@ -668,7 +675,7 @@ TEST_F(ObservabilityTest, MetricsDocMatchesTheExport) {
   const auto list = row_text.find("by close reason:");
   ASSERT_NE(list, std::string::npos) << row_text;
   EXPECT_EQ(QuotedNames(row_text.substr(list)), exported) << row_text;
-  EXPECT_EQ(exported.size(), 16u);
+  EXPECT_EQ(exported.size(), 17u);
 }
 
 // The log events table of docs/METRICS.md lists exactly the events the server's code writes.

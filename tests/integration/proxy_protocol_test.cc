@@ -2,6 +2,7 @@
 // rate limiter and /connz; LOCAL (health checks), TLVs, malformed, truncated and untrusted
 // headers, each counted in /metrics.
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,28 @@ std::string V2Tcp4(int last) {
   return V2(0x21, 0x11,
             Bytes({198, 51, 100, last, 10, 0, 0, 1, 0x0F, 0xA0, 0x1E, 0xC6}) +
                 Bytes({0x01, 0x00, 0x02, 'h', '2', 0xEA, 0x00, 0x04, 'v', 'p', 'c', '1'}));
+}
+
+// v2 TCP6 from [2001:db8:<net>::<host>]:<port> to [2001:db8::1]:7878.
+std::string V2Tcp6(int net, int host, int port = 4000) {
+  std::string body(36, '\0');
+  body[0] = 0x20;
+  body[1] = 0x01;
+  body[2] = 0x0d;
+  body[3] = static_cast<char>(0xb8);
+  body[4] = static_cast<char>(net >> 8);
+  body[5] = static_cast<char>(net);
+  body[15] = static_cast<char>(host);
+  body[16] = 0x20;
+  body[17] = 0x01;
+  body[18] = 0x0d;
+  body[19] = static_cast<char>(0xb8);
+  body[31] = 1;
+  body[32] = static_cast<char>(port >> 8);
+  body[33] = static_cast<char>(port);
+  body[34] = 0x1e;
+  body[35] = static_cast<char>(0xc6);
+  return V2(0x21, 0x21, body);
 }
 
 class ProxyProtocolTest : public IntegrationTest {
@@ -96,15 +119,7 @@ TEST_F(ProxyProtocolTest, V2WithTlvsTcp6AndLocal) {
   ASSERT_TRUE(StartProxied());
   EXPECT_TRUE(AuthThrough(V2Tcp4(9)));
   EXPECT_TRUE(AuthThrough(V2Tcp4(10), true));
-  std::string addr6(36, '\0');
-  addr6[0] = 0x20;
-  addr6[1] = 0x01;
-  addr6[2] = 0x0d;
-  addr6[3] = static_cast<char>(0xb8);
-  addr6[15] = 0x42;
-  addr6[32] = 0x13;
-  addr6[33] = static_cast<char>(0x88);
-  EXPECT_TRUE(AuthThrough(V2(0x21, 0x21, addr6)));
+  EXPECT_TRUE(AuthThrough(V2Tcp6(0, 0x42, 5000)));
   // LOCAL: a load balancer health check; the connection is served with the socket's address.
   EXPECT_TRUE(AuthThrough(V2(0x20, 0x00, "")));
   EXPECT_TRUE(
@@ -167,6 +182,72 @@ TEST_F(ProxyProtocolTest, UntrustedSourcesAreRefused) {
   EXPECT_TRUE(Reaches("connection_drops_total{reason=\"proxy_header\"}", 1));
   EXPECT_TRUE(AuthThrough("PROXY TCP4 203.0.113.8 10.0.0.1 1 7878\r\n")) << "trusted still works";
   EXPECT_EQ(Get(Scrape(), "proxy_header_rejections_total{reason=\"malformed\"}"), 0);
+}
+
+// MAX_UNAUTH_PER_SOURCE counts the source the PROXY header names, not the balancer.
+TEST_F(ProxyProtocolTest, PerSourceLimitCountsTheRealSource) {
+  ASSERT_TRUE(StartProxied({{"MAX_UNAUTH_PER_SOURCE", "2"}}));
+  std::vector<std::unique_ptr<RawClient>> same;
+  for (int i = 0; i < 3; ++i) {
+    same.push_back(std::make_unique<RawClient>());
+    ASSERT_TRUE(Connect(*same.back()));
+    ASSERT_TRUE(same.back()->SendBytes("PROXY TCP4 203.0.113.9 10.0.0.1 4000 7878\r\n"));
+  }
+  EXPECT_TRUE(same[0]->ExpectClosed(milliseconds(3000))) << "that source's oldest";
+  EXPECT_TRUE(same[2]->Authenticate(ServerProcess::kUser, ServerProcess::kPass));
+  // The same /64 is one source; another one is not affected.
+  EXPECT_TRUE(AuthThrough(V2Tcp6(7, 1)));
+  EXPECT_TRUE(AuthThrough("PROXY TCP4 203.0.113.10 10.0.0.1 4000 7878\r\n"));
+  EXPECT_TRUE(Reaches("connections_rejected_total{limit=\"max_unauth_per_source\"}", 1));
+  EXPECT_TRUE(Reaches("connection_drops_total{reason=\"unauth_evicted\"}", 1));
+}
+
+// An AUTH flood from many addresses (a botnet guessing STREAM_USER's password), posed through
+// PROXY v2 headers: every address gets exactly its own budget of guesses, and the real user is
+// never refused, at once from its usual address and after a short delay from a new one.
+TEST_F(ProxyProtocolTest, AuthFloodFromManyAddressesNeverLocksOutTheUser) {
+  ASSERT_TRUE(StartProxied({{"AUTH_BACKOFF_MIN", "10s"},
+                            {"AUTH_USER_DELAY_MAX", "200ms"},
+                            {"LOG_LEVEL", "info"}}));  // budgets: 5 per address, 20 per user
+  const std::string usual = "PROXY TCP4 192.0.2.200 10.0.0.1 4000 7878\r\n";
+  ASSERT_TRUE(AuthThrough(usual));
+  constexpr int kAddresses = 100;
+  constexpr int kRounds = 7;
+  auto header = [](int a) {
+    return a % 2 == 0 ? V2Tcp4(a / 2) : V2Tcp6(a, 1 + a % 7);  // a /64 each
+  };
+  int failed = 0;
+  int refused = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<std::unique_ptr<RawClient>> wave;
+    for (int a = 0; a < kAddresses; ++a) {
+      wave.push_back(std::make_unique<RawClient>());
+      ASSERT_TRUE(Connect(*wave.back()));
+      v1::Auth auth;
+      auth.set_username(ServerProcess::kUser);
+      auth.set_password("guess-" + std::to_string(round));
+      ASSERT_TRUE(wave.back()->SendBytes(
+          header(a) + protocol::MakeFrame(FrameType::kAuth, auth.SerializeAsString())));
+    }
+    // Meanwhile the real user logs in from its usual address: never delayed or refused.
+    const auto t0 = steady_clock::now();
+    EXPECT_TRUE(AuthThrough(usual)) << "round " << round;
+    EXPECT_LT(steady_clock::now() - t0, milliseconds(150)) << "round " << round;
+    for (auto& c : wave) {
+      v1::Error e;
+      const ReadResult r = c->ReadFrame(milliseconds(10000));
+      ASSERT_TRUE(r.ok()) << ReadStatusName(r.status);
+      ASSERT_TRUE(e.ParseFromString(r.frame.payload)) << DescribeFrame(r.frame);
+      if (e.code() == v1::AUTH_FAILED) ++failed;
+      if (e.code() == v1::AUTH_RATE_LIMITED) ++refused;
+    }
+  }
+  EXPECT_EQ(failed, kAddresses * 5) << "each address: its budget, not one guess more";
+  EXPECT_EQ(refused, kAddresses * (kRounds - 5));
+  // From an address it never used, the right password still gets in.
+  EXPECT_TRUE(AuthThrough("PROXY TCP4 192.0.2.201 10.0.0.1 4000 7878\r\n"));
+  EXPECT_TRUE(Reaches("auth_failures_total{reason=\"auth_failed\"}", kAddresses * 5));
+  EXPECT_EQ(Get(Scrape(), "auth_rate_limited_total"), kAddresses * (kRounds - 5));
 }
 
 TEST_F(ProxyProtocolTest, RateLimiterSeesTheRealAddress) {

@@ -262,5 +262,50 @@ TEST(FrameDecoder, KeepsAtMostOnePartialFrameAndReleasesLargeBuffers) {
   EXPECT_LE(d.capacity(), 4096U);  // an idle connection does not keep a frame-sized buffer
 }
 
+// The server pauses the decoder after an AUTH whose check runs elsewhere; the frames behind it
+// (pipelined in the same read, or split across reads) come out in order once it resumes.
+TEST(FrameDecoder, PauseKeepsTheRestOfTheChunkAndResumeDecodesItInOrder) {
+  std::mt19937_64 rng(13);
+  for (int round = 0; round < 200; ++round) {
+    auto [stream, expected] = RandomStream(rng, 300, 6);
+    const std::size_t pause_at = rng() % expected.size();  // pause after this frame
+    const std::size_t split = rng() % (stream.size() + 1);
+    FrameDecoder d(300);
+    std::vector<Decoded> seen;
+    auto on_frame = [&](std::uint8_t type, auto payload) {
+      seen.push_back({type, std::string(testing::View(payload))});
+      if (seen.size() == pause_at + 1) d.Pause();
+      return true;
+    };
+    std::size_t fed = 0;
+    for (const std::size_t end : {split, stream.size()}) {
+      if (d.paused()) break;  // a paused reader stops reading
+      ASSERT_FALSE(d.Feed(Bytes(std::string_view(stream).substr(fed, end - fed)), on_frame));
+      fed = end;
+    }
+    ASSERT_TRUE(d.paused());
+    ASSERT_EQ(seen.size(), pause_at + 1) << "nothing is decoded past the pause";
+    EXPECT_LE(d.buffered(), stream.size());
+    ASSERT_FALSE(d.Resume(on_frame));
+    if (fed < stream.size()) {
+      ASSERT_FALSE(d.Feed(Bytes(std::string_view(stream).substr(fed)), on_frame));
+    }
+    EXPECT_FALSE(d.paused());
+    EXPECT_EQ(seen, expected) << "round " << round;
+    EXPECT_EQ(d.buffered(), 0u);
+  }
+}
+
+TEST(FrameDecoder, ResumeReportsAHeaderErrorInTheKeptBytes) {
+  const std::string stream = MakeFrame(FrameType::kAuth, "a") + LengthPrefix(0) + "x";
+  FrameDecoder d(1024);
+  const auto ec = d.Feed(Bytes(stream), [&](std::uint8_t, auto) {
+    d.Pause();
+    return true;
+  });
+  EXPECT_FALSE(ec);
+  EXPECT_EQ(d.Resume([](std::uint8_t, auto) { return true; }), DecodeError::kZeroLength);
+}
+
 }  // namespace
 }  // namespace tickwire::protocol

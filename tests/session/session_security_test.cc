@@ -33,6 +33,16 @@ struct Host : SessionHost {
   void Publish(std::uint32_t, bool, std::vector<engine::IngestTick>) override { ++publishes; }
   std::int64_t WallClockNs() override { return 1'700'000'000'000'000'000; }
   void OnAuthenticated(const std::string&, const std::string&) override {}
+  void DelayAuth(std::chrono::milliseconds delay) override { delays.push_back(delay); }
+  void CheckOffLoop(CredentialCheck c) override {
+    EXPECT_FALSE(check) << "one check at a time";
+    check = std::move(c);
+    ++checks;
+  }
+
+  std::vector<std::chrono::milliseconds> delays;  // every DelayAuth
+  CredentialCheck check;                          // the CheckOffLoop not yet run
+  int checks = 0;
 
   std::uint8_t LastType() const { return static_cast<std::uint8_t>(frames.back()[4]); }
   pb::Error LastError() const {
@@ -55,11 +65,30 @@ struct Conn {
                             std::span(reinterpret_cast<const std::uint8_t*>(p.data()), p.size()),
                             now);
   }
-  bool Auth(const std::string& user, const std::string& pass, Clock::time_point now) {
+  // Sends AUTH and plays the host's part until it is decided: waits out a throttle delay, runs
+  // the off-loop check (as a hashing thread would) and hands its result back.
+  // Sends AUTH and leaves it to be decided.
+  bool SendAuth(const std::string& user, const std::string& pass, Clock::time_point now) {
     pb::Auth a;
     a.set_username(user);
     a.set_password(pass);
     return Send(FrameType::kAuth, a, now);
+  }
+  bool Auth(const std::string& user, const std::string& pass, Clock::time_point now) {
+    if (!SendAuth(user, pass, now)) return false;
+    for (std::size_t d = 0; session->auth_pending(); ++d) {
+      if (d < host.delays.size()) {
+        session->ResumeAuth(now += host.delays[d]);
+      } else if (host.check) {
+        auto check = std::move(host.check);
+        host.check = nullptr;
+        session->OnAuthChecked({true, check(), 0}, now);
+      } else {
+        ADD_FAILURE() << "pending with nothing to wait for";
+        return false;
+      }
+    }
+    return !session->closed();
   }
   bool Subscribe(std::uint32_t rid, const std::vector<std::string>& topics, Clock::time_point now) {
     pb::Subscribe s;
@@ -100,13 +129,15 @@ class SessionSecurityTest : public ::testing::Test {
       : store_(MakeAuth(Line("feed", "feed-pw", "publish=T.*") +
                         Line("viewer", "viewer-pw", "subscribe=FX.*,AAPL") +
                         Line("nobody", "nobody-pw", ""))),
-        limiter_(auth::RateLimitSettings{2, 4, 100ms, 400ms, 64}) {}
+        limiter_(auth::RateLimitSettings{2, 4, 100ms, 400ms, 300ms, 64}) {}
 
-  std::unique_ptr<Conn> Open(const std::string& address, const std::string& tls_identity = "") {
+  std::unique_ptr<Conn> Open(const std::string& address, const std::string& tls_identity = "",
+                             std::chrono::milliseconds auth_timeout = 5000ms) {
     auto c = std::make_unique<Conn>();
     SessionParams p;
     p.credentials = &store_;
     p.rate_limiter = &limiter_;
+    p.auth_timeout = auth_timeout;
     p.session_id = "s";
     c->session = std::make_unique<Session>(p, c->host, now_);
     c->session->OnTransportReady(now_, TransportInfo{address, tls_identity});
@@ -231,6 +262,111 @@ TEST_F(SessionSecurityTest, AuthDeadlineStartsWhenTheTransportIsReady) {
   EXPECT_TRUE(s.CheckTimers(now_ + 300ms));
   EXPECT_FALSE(s.CheckTimers(now_ + 350ms));
   EXPECT_EQ(host.LastError().code(), pb::AUTH_TIMEOUT);
+}
+
+// PBKDF2 never runs on the session's thread: a users-file password that has not verified before
+// goes to CheckOffLoop, and nothing is answered until its result comes back.
+TEST_F(SessionSecurityTest, PasswordHashingRunsOffTheLoopAndTheVerdictComesBack) {
+  auto c = Open("10.0.0.5");
+  EXPECT_TRUE(c->SendAuth("viewer", "wrong", now_));
+  EXPECT_TRUE(c->session->auth_pending());
+  EXPECT_EQ(c->host.checks, 1);
+  EXPECT_TRUE(c->host.frames.empty()) << "no answer before the check is done";
+  EXPECT_TRUE(c->session->CheckTimers(now_ + 1ms));
+  auto check = std::move(c->host.check);
+  c->session->OnAuthChecked({true, check(), 0}, now_ + 30ms);
+  EXPECT_FALSE(c->session->auth_pending());
+  EXPECT_EQ(c->host.LastError().code(), pb::AUTH_FAILED);
+  EXPECT_EQ(c->host.closed, CloseReason::kAuthFailed);
+  // A right password checks off the loop once; the next AUTH with it is decided at once.
+  auto first = Open("10.0.0.6");
+  EXPECT_TRUE(first->Auth("viewer", "viewer-pw", now_));
+  EXPECT_EQ(first->host.checks, 1);
+  auto again = Open("10.0.0.6");
+  EXPECT_TRUE(again->Auth("viewer", "viewer-pw", now_));
+  EXPECT_EQ(again->host.checks, 0);
+}
+
+TEST_F(SessionSecurityTest, FullHashingQueueRefusesWithRetryAndChargesNothing) {
+  for (int i = 0; i < 3; ++i) {  // the address's budget is 2: unchecked attempts cost nothing
+    auto c = Open("10.0.0.7");
+    EXPECT_TRUE(c->SendAuth("feed", "feed-pw", now_));
+    ASSERT_TRUE(c->session->auth_pending());
+    c->session->OnAuthChecked({false, nullptr, 250}, now_);
+    const auto e = c->host.LastError();
+    EXPECT_EQ(e.code(), pb::AUTH_RATE_LIMITED);
+    EXPECT_EQ(e.retry_after_ms(), 250u);
+    EXPECT_TRUE(e.fatal());
+  }
+  auto c = Open("10.0.0.7");
+  EXPECT_TRUE(c->Auth("feed", "feed-pw", now_));
+}
+
+TEST_F(SessionSecurityTest, AuthsInFlightTogetherCannotOvershootTheAddressBudget) {
+  std::vector<std::unique_ptr<Conn>> in_flight;
+  for (int i = 0; i < 2; ++i) {
+    in_flight.push_back(Open("10.0.0.8"));
+    EXPECT_TRUE(in_flight.back()->SendAuth("feed", "guess" + std::to_string(i), now_));
+    EXPECT_TRUE(in_flight.back()->session->auth_pending());
+  }
+  auto third = Open("10.0.0.8");
+  EXPECT_FALSE(third->Auth("feed", "guess2", now_)) << "budget 2, two already being checked";
+  EXPECT_EQ(third->host.LastError().code(), pb::AUTH_RATE_LIMITED);
+  EXPECT_EQ(third->host.checks, 0);
+}
+
+// Regression (a user name over its budget was blocked from everywhere, right password
+// included): the name is throttled, and a right password still gets in.
+TEST_F(SessionSecurityTest, UserNameOverBudgetDelaysButNeverRefusesTheRightPassword) {
+  auto usual = Open("192.0.2.50");
+  EXPECT_TRUE(usual->Auth("feed", "feed-pw", now_));  // where feed usually logs in from
+  // Four addresses, one wrong guess each: the user budget (4) is used, no address budget.
+  for (int i = 0; i < 4; ++i) {
+    auto c = Open("203.0.113." + std::to_string(i));
+    EXPECT_FALSE(c->Auth("feed", "guess", now_));
+    EXPECT_EQ(c->host.LastError().code(), pb::AUTH_FAILED);
+  }
+  auto fresh = Open("198.51.100.1");
+  EXPECT_TRUE(fresh->Auth("feed", "feed-pw", now_)) << "delayed, not refused";
+  EXPECT_EQ(fresh->host.LastType(), static_cast<std::uint8_t>(FrameType::kAuthOk));
+  EXPECT_EQ(fresh->host.delays, (std::vector<std::chrono::milliseconds>{100ms}));
+  auto wrong = Open("198.51.100.2");
+  EXPECT_FALSE(wrong->Auth("feed", "guess", now_));
+  EXPECT_EQ(wrong->host.LastError().code(), pb::AUTH_FAILED) << "guesses are checked, later";
+  EXPECT_EQ(wrong->host.delays, (std::vector<std::chrono::milliseconds>{100ms}));
+  auto again = Open("192.0.2.50");
+  EXPECT_TRUE(again->Auth("feed", "feed-pw", now_));
+  EXPECT_TRUE(again->host.delays.empty()) << "its usual address is not delayed";
+  auto other = Open("198.51.100.3");
+  EXPECT_TRUE(other->Auth("viewer", "viewer-pw", now_));
+  EXPECT_TRUE(other->host.delays.empty()) << "other names are not affected";
+}
+
+TEST_F(SessionSecurityTest, AThrottleDelayExtendsTheAuthDeadline) {
+  for (int i = 0; i < 4; ++i) Open("203.0.113." + std::to_string(i))->Auth("feed", "x", now_);
+  auto c = Open("198.51.100.9", "", 200ms);
+  EXPECT_TRUE(c->SendAuth("feed", "feed-pw", now_ + 150ms));
+  ASSERT_EQ(c->host.delays.size(), 1u);
+  const auto delay = c->host.delays[0];
+  Session& s = *c->session;
+  Host& host = c->host;
+  EXPECT_TRUE(s.CheckTimers(now_ + 200ms + delay - 1ms))
+      << "the server's delay is not held against the client";
+  EXPECT_FALSE(s.CheckTimers(now_ + 200ms + delay));
+  EXPECT_EQ(host.LastError().code(), pb::AUTH_TIMEOUT);
+  s.ResumeAuth(now_ + 200ms + delay);  // too late: ignored
+  EXPECT_EQ(host.checks, 0);
+}
+
+TEST_F(SessionSecurityTest, AFrameWhileAuthIsPendingIsAHostBug) {
+  auto c = Open("10.0.0.9");
+  EXPECT_TRUE(c->SendAuth("viewer", "viewer-pw", now_));
+  ASSERT_TRUE(c->session->auth_pending());
+  pb::Heartbeat hb;
+  EXPECT_FALSE(c->Send(FrameType::kHeartbeat, hb, now_));
+  EXPECT_EQ(c->host.LastError().code(), pb::INTERNAL);
+  c->session->OnAuthChecked({true, c->host.check(), 0}, now_);  // closed: ignored
+  EXPECT_EQ(c->host.LastError().code(), pb::INTERNAL);
 }
 
 }  // namespace

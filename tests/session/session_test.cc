@@ -48,6 +48,9 @@ struct FakeHost : SessionHost {
   std::int64_t WallClockNs() override { return kNowNs; }
   void OnAuthenticated(const std::string&, const std::string&) override {}
   void OnInternalFault(std::string_view what) override { fault = what; }
+  // STREAM_USER credentials are decided at once: nothing here is ever asked to wait.
+  void DelayAuth(std::chrono::milliseconds) override { ADD_FAILURE() << "DelayAuth"; }
+  void CheckOffLoop(CredentialCheck) override { ADD_FAILURE() << "CheckOffLoop"; }
 
   std::uint8_t LastType() const { return static_cast<std::uint8_t>(frames.back()[4]); }
   template <typename M>
