@@ -18,6 +18,7 @@ namespace tickwire::config {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 using Env = std::map<std::string, std::string>;
 
@@ -316,6 +317,71 @@ TEST(ConfigFile, TextIsTrimmedNameValueLinesWithTheLineOfTheFirstError) {
   std::string many;
   for (std::size_t i = 0; i <= kMaxConfigFileLines; ++i) many += "# line\n";
   EXPECT_THAT(ParseConfigFileText(many, out), HasSubstr("more than 10000 lines"));
+}
+
+// A comment or quotes around a value are never taken as part of it (a rotated password that
+// silently kept its "# rotated" note, or its quotes, locked every client out).
+TEST(ConfigFile, CommentsAndQuotesAreParsedNotKept) {
+  const std::map<std::string, std::string> cases = {
+      {"A=newpass # rotated 2024-05", "newpass"},
+      {"A=newpass\t# tab before the comment", "newpass"},
+      {"A=\"new pass # not a comment\" # a comment", "new pass # not a comment"},
+      {"A='say \"hi\"'", "say \"hi\""},
+      {"A=\"it's\"", "it's"},
+      {"A=\"  padded  \"", "  padded  "},
+      {"A=\"\"", ""},
+      {"A=", ""},
+      {"A= # nothing", ""},
+      {"A=x=y", "x=y"},
+      {"A = 10.0.0.0/8, 192.168.0.0/16 ", "10.0.0.0/8, 192.168.0.0/16"},
+      {"  A='#'  ", "#"},
+  };
+  for (const auto& [line, want] : cases) {
+    std::map<std::string, std::string> out;
+    EXPECT_EQ(ParseConfigFileText(line, out), "") << line;
+    EXPECT_EQ(out, (std::map<std::string, std::string>{{"A", want}})) << line;
+  }
+}
+
+TEST(ConfigFile, AmbiguousValuesAreRefusedWithoutEchoingThem) {
+  const std::map<std::string, std::string> cases = {
+      {"A=\"s3cret", "no closing \" quote"},
+      {"A='s3cret", "no closing ' quote"},
+      {"A=\"s3cret\"x", "text after the closing \" quote"},
+      {"A='s3cret' \"", "text after the closing ' quote"},
+      {"A=s3cret\"", "a quote inside an unquoted value"},
+      {"A=s3cret's", "a quote inside an unquoted value"},
+      {"A=s3cret#x", "'#' inside an unquoted value"},
+      {"A=#s3cret", "'#' inside an unquoted value"},
+      {"A=s3\x01cret", "control character"},
+      {"A=s3cret\rx", "control character"},
+      {"MY NAME=s3cret", "NAME of letters, digits and '_'"},
+      {"=s3cret", "NAME of letters, digits and '_'"},
+  };
+  for (const auto& [line, why] : cases) {
+    std::map<std::string, std::string> out;
+    const std::string err = ParseConfigFileText("# first\n" + line + "\n", out);
+    EXPECT_THAT(err, HasSubstr(why)) << line;
+    EXPECT_THAT(err, ::testing::StartsWith("2: ")) << line;
+    EXPECT_THAT(err, Not(HasSubstr("s3"))) << "the error repeats the value: " << err;
+  }
+}
+
+TEST(ConfigFile, QuotedPasswordFromTheFileIsTheTextBetweenTheQuotes) {
+  const std::string path = ::testing::TempDir() + "/tickwire-config-quotes.conf";
+  {
+    std::ofstream out(path);
+    out << "STREAM_USER=ops # the feed user\nSTREAM_PASS=\"p#ss w0rd\"  # rotated\n";
+  }
+  const Config c = MustParse({{"CONFIG_FILE", path}});
+  EXPECT_EQ(c.stream_user, "ops");
+  EXPECT_EQ(c.stream_pass, "p#ss w0rd");
+  {
+    std::ofstream out(path);
+    out << "STREAM_USER=ops\nSTREAM_PASS=p#ss\n";
+  }
+  EXPECT_THAT(MustFail({{"CONFIG_FILE", path}}), HasSubstr(":2: '#' inside an unquoted value"));
+  std::remove(path.c_str());
 }
 
 TEST(ConfigReload, ChangedSettingsAndWhichReload) {
