@@ -424,6 +424,28 @@ TEST(ConfigReload, RunbookTableAgreesWithWhatReloads) {
   EXPECT_GT(rows, 40u) << "the settings table was not found";
 }
 
+// The example of the CONFIG_FILE format in docs/RUNBOOK.md means what the page says it means.
+TEST(ConfigFile, TheRunbookExampleParsesAsDocumented) {
+  std::ifstream in(std::string(TICKWIRE_SOURCE_DIR) + "/docs/RUNBOOK.md");
+  ASSERT_TRUE(in) << "docs/RUNBOOK.md not found";
+  std::ostringstream doc;
+  doc << in.rdbuf();
+  const std::string text = doc.str();
+  const auto section = text.find("### The `CONFIG_FILE` format");
+  ASSERT_NE(section, std::string::npos);
+  const auto begin = text.find("```sh\n", section);
+  ASSERT_NE(begin, std::string::npos);
+  const auto end = text.find("```", begin + 6);
+  std::map<std::string, std::string> out;
+  ASSERT_EQ(ParseConfigFileText(text.substr(begin + 6, end - begin - 6), out), "");
+  EXPECT_EQ(out,
+            (std::map<std::string, std::string>{{"STREAM_USER", "feed"},
+                                                {"STREAM_PASS", "n3w#pass word"},
+                                                {"PROXY_TRUSTED_CIDRS", "10.0.0.0/8, 192.0.2.1"},
+                                                {"METRICS_ADDR", ""},
+                                                {"NATS_URL", "nats://a:4222"}}));
+}
+
 TEST(ConfigErrors, BadFlagValueNamesTheSettingToo) {
   EXPECT_THAT(MustFail(WithCredentials(), {"--max-msg-size", "12"}), HasSubstr("MAX_MSG_SIZE"));
   EXPECT_THAT(MustFail(WithCredentials(), {"--heartbeat-interval", "soon"}),
