@@ -394,7 +394,9 @@ LogWriter::LogWriter(int fd, std::size_t capacity) : state_(std::make_shared<Sta
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
-LogWriter::~LogWriter() { Stop(std::chrono::milliseconds::max()); }
+LogWriter::~LogWriter() {
+  if (!stopped_) Stop(std::chrono::milliseconds::max());
+}
 
 bool LogWriter::Push(std::string line) {
   State& s = *state_;
@@ -418,6 +420,7 @@ bool LogWriter::Push(std::string line) {
 }
 
 bool LogWriter::Stop(std::chrono::milliseconds timeout) {
+  stopped_ = true;
   State& s = *state_;
   std::unique_lock lock(s.mu);
   s.stopping = true;

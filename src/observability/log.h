@@ -50,7 +50,8 @@ void Log(Level level, std::string_view event, std::string_view msg,
 class LogWriter {
  public:
   LogWriter(int fd, std::size_t capacity);
-  // Stops with no time limit (see Stop).
+  // Stop() with no time limit, unless Stop() was called already (then a thread still blocked on
+  // the descriptor is left to itself).
   ~LogWriter();
   LogWriter(const LogWriter&) = delete;
   LogWriter& operator=(const LogWriter&) = delete;
@@ -60,15 +61,17 @@ class LogWriter {
   bool Push(std::string line);
   // Writes out what is queued, waiting at most `timeout` for the descriptor, and ends the
   // thread. True when everything was written. On a timeout the thread is left blocked in its
-  // write (it owns its state, so this object may go); lines pushed afterwards are written by
-  // the caller directly.
+  // write (it owns its state, so this object may go); lines pushed afterwards are still queued
+  // for it while there is room, and written by the caller directly once the thread has ended.
+  // Stop may be called again to wait longer.
   bool Stop(std::chrono::milliseconds timeout);
   // Lines dropped so far (buffer full, or the descriptor failed).
   std::uint64_t dropped() const;
 
  private:
   struct State;
-  std::shared_ptr<State> state_;
+  std::shared_ptr<State> state_;  // shared with the thread
+  bool stopped_ = false;
 };
 
 // Bytes of log lines the process-wide writer buffers before it drops lines: at about 300 bytes

@@ -323,8 +323,9 @@ TEST(LogWriter, StopGivesUpOnADescriptorThatNeverDrains) {
     LogWriter writer(pipe.write_end(), 64 * 1024);
     for (int i = 0; i < 200; ++i) writer.Push(NumberedLine(i));  // over the pipe's 4 KiB
     EXPECT_FALSE(writer.Stop(std::chrono::milliseconds(100)));
-    // Let the thread finish (it owns its state) before the pipe goes.
+    // Once the descriptor drains, a second Stop sees the thread finish.
     pipe.StartReading();
+    EXPECT_TRUE(writer.Stop(std::chrono::seconds(10)));
   }
   pipe.CloseWriteEnd();
   EXPECT_NE(pipe.Join().find("\"n\":199"), std::string::npos);
