@@ -24,6 +24,11 @@ PACKAGES=(
   python3-yaml shellcheck
   # TLS scanner run by .ci/run against a TLS listener (scripts/testssl.sh).
   testssl.sh
+  # The Python client (clients/python) and its tests: protobuf runtime (matches protoc 3.21),
+  # pytest, pandas for the DataFrame helper (with numpy: about 11 MB of downloads, 65 MB
+  # installed), and venv + pip + setuptools + wheel for the offline `pip install` test.
+  python3-protobuf python3-pytest python3-pandas python3-venv python3-pip python3-setuptools
+  python3-wheel
 )
 
 missing=()

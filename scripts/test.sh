@@ -5,10 +5,12 @@
 #            UTC minute to close (ctest label slow), and the deploy/ checks (promtool
 #            check/test rules, amtool check-config, the Grafana dashboard, a real Prometheus,
 #            HAProxy in front of two servers, the image's runtime files run from a chroot, the
-#            Kubernetes manifests, the Dockerfile and the runbook's settings table), and the
-#            multi-instance tests (tests/cluster/: nats-server, three servers, HAProxy)
+#            Kubernetes manifests, the Dockerfile and the runbook's settings table), the
+#            multi-instance tests (tests/cluster/: nats-server, three servers, HAProxy), and the
+#            Python client's pytest suite against the real server (clients/python, ctest label
+#            clients)
 #   asan     the same suite under AddressSanitizer + UndefinedBehaviorSanitizer, without the
-#            minute-long waits (ctest label slow)
+#            minute-long waits (ctest label slow), the deploy checks and the Python client
 #   tsan     the same suite under ThreadSanitizer (the threaded core: workers, fan-out), without
 #            the load-generator runs (ctest label bench) and the minute-long waits (label slow)
 #   fuzz     every libFuzzer target for a fixed time, starting from fuzz/corpus/<target>/
