@@ -113,6 +113,26 @@ std::set<std::string> LogEventsInCode() {
   return events;
 }
 
+// conn_close lines with `reason` written to the log, and the number of such lines the `kind`
+// budget suppressed (reported by later lines of that reason and by log_suppressed lines).
+struct BudgetedLines {
+  std::uint64_t written = 0;
+  std::uint64_t suppressed = 0;
+};
+BudgetedLines CloseLines(const LogCheck& check, std::string_view reason, std::string_view kind) {
+  BudgetedLines n;
+  for (const auto& line : check.lines) {
+    const std::string event = StringField(line, "event");
+    const bool close = event == "conn_close" && StringField(line, "reason") == reason;
+    const bool summary = event == "log_suppressed" && StringField(line, "kind") == kind;
+    if (close) ++n.written;
+    if ((close || summary) && line.contains("suppressed")) {
+      n.suppressed += line.at("suppressed").to_number<std::uint64_t>();
+    }
+  }
+  return n;
+}
+
 TEST_F(ObservabilityTest, HeartbeatTimeoutsRiseByExactlyTheNumberCaused) {
   ASSERT_TRUE(Start({{"HEARTBEAT_INTERVAL", "200ms"}, {"HEARTBEAT_TIMEOUT", "600ms"}}));
   const Metrics before = Scrape();
@@ -649,17 +669,7 @@ TEST_F(ObservabilityTest, NoisyLogLinesAreRateLimitedAndEverySuppressedLineIsCou
   ASSERT_EQ(server_->Stop(), 0);
   const LogCheck check = CheckJsonLogLines(server_->Logs());
   ASSERT_TRUE(check.error.empty()) << check.error;
-  std::uint64_t written = 0;
-  std::uint64_t suppressed = 0;
-  for (const auto& line : check.lines) {
-    const std::string event = StringField(line, "event");
-    const bool auth_close = event == "conn_close" && StringField(line, "reason") == "auth_failed";
-    const bool auth_summary = event == "log_suppressed" && StringField(line, "kind") == "auth";
-    if (auth_close) ++written;
-    if ((auth_close || auth_summary) && line.contains("suppressed")) {
-      suppressed += line.at("suppressed").to_number<std::uint64_t>();
-    }
-  }
+  const auto [written, suppressed] = CloseLines(check, "auth_failed", "auth");
   EXPECT_LT(written, static_cast<std::uint64_t>(kFailures));
   EXPECT_GT(suppressed, 0u);
   EXPECT_EQ(written + suppressed, static_cast<std::uint64_t>(kFailures));
@@ -734,17 +744,7 @@ TEST_F(ObservabilityTest, ClientClosesAreRateLimitedToo) {
   ASSERT_EQ(server_->Stop(), 0);
   const LogCheck check = CheckJsonLogLines(server_->Logs());
   ASSERT_TRUE(check.error.empty()) << check.error;
-  std::uint64_t written = 0;
-  std::uint64_t suppressed = 0;
-  for (const auto& line : check.lines) {
-    const std::string event = StringField(line, "event");
-    const bool close = event == "conn_close" && StringField(line, "reason") == "client_closed";
-    const bool summary = event == "log_suppressed" && StringField(line, "kind") == "disconnect";
-    if (close) ++written;
-    if ((close || summary) && line.contains("suppressed")) {
-      suppressed += line.at("suppressed").to_number<std::uint64_t>();
-    }
-  }
+  const auto [written, suppressed] = CloseLines(check, "client_closed", "disconnect");
   EXPECT_LT(written, static_cast<std::uint64_t>(2 * kEach));
   EXPECT_EQ(written + suppressed, static_cast<std::uint64_t>(2 * kEach));
 }
