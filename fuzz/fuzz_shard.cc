@@ -1,11 +1,17 @@
-// Differential fuzzer for the engine: a byte-coded script of ticks (several topics, producer
-// timestamps out of order and some late), clock advances and history requests runs against a
-// Shard and against a plain reference fold.
+// Differential fuzzer for the engine: a byte-coded script of ticks (several topics and users,
+// producer timestamps out of order and some late), clock advances, subscribers' interest
+// coming and going, and history requests runs against a Shard and against a plain reference
+// fold, with a small topic cap (overall and per user) so that topics are created, evicted and
+// refused.
 //
 // Oracles:
 //  - every bar the shard emits equals the reference bar of the same (topic, interval, start)
-//    computed from the non-late ticks, and every reference bar is emitted exactly once;
+//    computed from the applied non-late ticks, and every reference bar is emitted exactly once;
 //  - ticks get seq 1, 2, 3, ... per topic (until the topic is evicted);
+//  - the shard never holds more topics than its cap; a refused tick leaves no trace (no record,
+//    no topic, no seq); an applied one is encoded once;
+//  - interest creates no topic, and every record goes to the workers subscribed at the time
+//    (exact interest of the topic and mode, or the wildcard);
 //  - history replies are in ascending key order per topic, never above the reported last key,
 //    never more than the ring holds or than `backfill` asks for, and encode parseable records.
 #include <cstddef>
@@ -76,11 +82,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   o.minute_bars = 1 + in.u8() % 4;
   o.ticks = 1 + in.u8() % 16;
   o.max_topics = 2 + in.u8() % 4;
+  o.max_topics_per_user = in.u8() % 3;
   o.max_backfill_records = 1 + in.u8() % 32;
   Shard shard(0, o);
   shard.SetWildcardInterest(Mode::kSecond, 0, true);
   shard.SetWildcardInterest(Mode::kMinute, 0, true);
   shard.SetWildcardInterest(Mode::kTick, 0, true);
+  // Exact interest of workers 1..3, as the shard should hold it.
+  std::map<std::pair<std::string, int>, WorkerMask> interest;
+  auto dest = [&](std::string_view topic, Mode m) {
+    auto it = interest.find({std::string(topic), static_cast<int>(m)});
+    return WorkerBit(0) | (it == interest.end() ? 0 : it->second);
+  };
 
   std::map<std::tuple<std::string, int, std::int64_t>, Ref> want;
   std::map<std::string, std::uint64_t> seq;
@@ -97,9 +110,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       // Event time from 2 s behind to 5 s ahead of the clock, in 10 ms steps.
       t.ts_ns = now + (static_cast<std::int64_t>(in.u16() % 700) - 200) * 10 * kNsPerMs;
       t.accepted_ns = now;
+      const UserId user = op / 64 % 3;
       const std::size_t before = block.entries.size();
-      shard.Apply(std::span(&t, 1), block);
+      const std::size_t topics_before = shard.topic_count();
+      const std::uint64_t seq_before = shard.LastSeq(t.topic);
+      const ApplyResult result = shard.Apply(std::span(&t, 1), block, user);
+      CHECK(shard.topic_count() <= o.max_topics);
+      if (result.refused == 1) {
+        // Only a new topic is refused, and it leaves nothing behind.
+        CHECK(seq_before == 0 && result.applied == 0 && result.first_refused == 0);
+        CHECK(result.reason != Refusal::kNone);
+        CHECK(result.reason == Refusal::kTopicLimit || o.max_topics_per_user > 0);
+        CHECK(block.entries.size() == before && shard.LastSeq(t.topic) == 0);
+        CHECK(shard.topic_count() <= topics_before);
+        continue;
+      }
+      CHECK(result.applied == 1 && result.refused == 0);
       CHECK(block.entries.size() == before + 1);
+      CHECK(block.entries.back().workers == dest(t.topic, Mode::kTick));
       v1::Record rec;
       {
         const auto bytes = block.EntryBytes(block.entries.back());
@@ -129,9 +157,25 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         r.pv += t.price * t.size;
         ++r.count;
       }
+    } else if (op % 4 == 2 && (op & 0x80) != 0) {
+      // A worker's first subscriber for (topic, mode) arrives, or its last leaves.
+      const std::string topic = kTopics[in.u8() % 5];
+      const auto mode = static_cast<Mode>(1 + op / 4 % 3);
+      const unsigned worker = 1 + op / 16 % 3;
+      const bool on = (op & 0x40) != 0;
+      const std::size_t topics_before = shard.topic_count();
+      shard.SetInterest(topic, mode, worker, on);
+      WorkerMask& m = interest[{topic, static_cast<int>(mode)}];
+      m = on ? (m | WorkerBit(worker)) : (m & ~WorkerBit(worker));
+      CHECK(shard.topic_count() == topics_before);  // interest creates and frees nothing
     } else if (op % 4 == 2) {
       now += (1 + in.u8()) * 20 * kNsPerMs;  // up to ~5 s
+      const std::size_t before = block.entries.size();
       shard.AdvanceWatermark(now, block);
+      for (std::size_t i = before; i < block.entries.size(); ++i) {
+        const auto& e = block.entries[i];
+        CHECK(e.workers == dest(block.Topic(e), e.mode));
+      }
     } else {
       HistoryRequest req;
       req.mode = static_cast<Mode>(1 + in.u8() % 3);
@@ -173,6 +217,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   }
   shard.AdvanceWatermark(now + 3600LL * 1000 * kNsPerMs, block);
+  CHECK(shard.topic_count() <= o.max_topics);
 
   std::map<std::tuple<std::string, int, std::int64_t>, int> seen;
   for (const auto& r : Decode(block)) {

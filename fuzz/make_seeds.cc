@@ -340,13 +340,15 @@ int main(int argc, char** argv) {
           "\x02"
           "STREAM_PASS=\"unterminated\n");
   }
-  // fuzz_backplane_frame: shard count, stream sequence (8 bytes, little endian), the message.
+  // fuzz_backplane_frame: shard count, topic cap, per-user cap, stream sequence (8 bytes, little
+  // endian), the message.
   {
     const fs::path bp = root / "fuzz_backplane_frame";
     v1::BackplaneFrame bpf;
     bpf.set_origin("tickwire-0/1a2b3c4d");
     bpf.set_nonce(42);
     bpf.set_accepted_ns(1'700'000'000'123'456'789);
+    bpf.set_user("demo");
     for (const auto& f : SampleTicks()) {
       v1::BackplaneTick* t = bpf.add_ticks();
       t->set_topic(std::string(f.topic));
@@ -355,11 +357,13 @@ int main(int argc, char** argv) {
       t->set_ts_ns(f.ts_ns == 0 ? bpf.accepted_ns() : f.ts_ns);
     }
     const std::string seq7("\x07\0\0\0\0\0\0\0", 8);
-    Write(bp, "four_shards", "\x03" + seq7 + bpf.SerializeAsString());
-    Write(bp, "one_shard", std::string(1, '\0') + seq7 + bpf.SerializeAsString());
+    const std::string uncapped("\0\0", 2);
+    Write(bp, "four_shards", "\x03" + uncapped + seq7 + bpf.SerializeAsString());
+    Write(bp, "one_shard", std::string(1, '\0') + uncapped + seq7 + bpf.SerializeAsString());
+    Write(bp, "two_topics_one_per_user", "\x01\x02\x01" + seq7 + bpf.SerializeAsString());
     bpf.clear_ticks();
     bpf.set_nonce(0);
-    Write(bp, "clock_mark", "\x01" + seq7 + bpf.SerializeAsString());
+    Write(bp, "clock_mark", "\x01" + uncapped + seq7 + bpf.SerializeAsString());
   }
 
   std::printf("seed corpus written under %s\n", root.c_str());

@@ -1,6 +1,7 @@
 // tickwire bench ingest: P producers publish PUBLISH frames of --batch ticks over --topics topics
 // (round-robin), each keeping a window of acked frames in flight; the rate is the ticks the
-// server acknowledged (PUBLISH_ACK.accepted) per second. Bars fold as usual (server defaults).
+// server acknowledged (PUBLISH_ACK.accepted) per second; ticks the topic cap refused (ERROR
+// TOPIC_LIMIT before the frame's ack) are counted apart. Bars fold as usual (server defaults).
 // With --check one TICK consumer of '*' verifies that every accepted tick is delivered once, in
 // order, per topic, and the producers stay at most --max-inflight ticks ahead of it.
 //
@@ -116,6 +117,9 @@ struct IngestTotals {
   std::atomic<std::uint64_t> accepted_window{0};  // ... acknowledged in the window
   std::atomic<std::uint64_t> frames_sent{0};
   std::atomic<std::uint64_t> acks{0};
+  // Ticks the server's topic cap refused (frames answered TOPIC_LIMIT, then acked with fewer).
+  std::atomic<std::uint64_t> refused{0};
+  std::atomic<std::uint64_t> topic_limit_errors{0};
 };
 
 // One producer connection: sends while fewer than --in-flight frames await their ack, then
@@ -128,11 +132,17 @@ std::string RunProducer(RawConnection& conn, FrameBook& book, const IngestFlags&
   auto next_heartbeat = BenchClock::now();
   std::uint8_t type = 0;
   std::string payload;
+  std::uint32_t refused_request = 0;  // the frame the last TOPIC_LIMIT was about (its ack follows)
   auto read_reply = [&]() -> std::string {
     if (auto err = conn.ReadFrame(type, payload); !err.empty()) return err;
     if (type == static_cast<std::uint8_t>(protocol::FrameType::kPublishAck)) {
       const auto accepted = AckAccepted(payload);
       if (!accepted) return "malformed PUBLISH_ACK";
+      // Acks come in request order; the one after a TOPIC_LIMIT counts the applied ticks only.
+      if (refused_request != 0 && *accepted < f.batch) {
+        totals.refused.fetch_add(f.batch - *accepted, std::memory_order_relaxed);
+        refused_request = 0;
+      }
       --outstanding;
       totals.acks.fetch_add(1, std::memory_order_relaxed);
       totals.accepted.fetch_add(*accepted, std::memory_order_relaxed);
@@ -143,7 +153,15 @@ std::string RunProducer(RawConnection& conn, FrameBook& book, const IngestFlags&
     }
     if (type == static_cast<std::uint8_t>(protocol::FrameType::kHeartbeat)) return {};
     const auto* p = reinterpret_cast<const std::uint8_t*>(payload.data());
-    if (auto e = client::codec::DecodeError({p, payload.size()})) return e->ToString();
+    if (auto e = client::codec::DecodeError({p, payload.size()})) {
+      if (e->code == client::ErrorCode::kTopicLimit && !e->fatal) {
+        // Ticks for new topics over MAX_TOPICS: reported, not an error of the run.
+        refused_request = e->request_id;
+        totals.topic_limit_errors.fetch_add(1, std::memory_order_relaxed);
+        return {};
+      }
+      return e->ToString();
+    }
     return "unexpected " + std::string(protocol::FrameTypeName(type)) + " frame";
   };
   while (!stop.load(std::memory_order_relaxed) && BenchClock::now() < m.end()) {
@@ -251,9 +269,11 @@ int RunIngest(const IngestFlags& f) {
   LatencyHistogram latency;  // the ticks carry no producer stamp: no latency here
   for (const auto& c : consumers) c->counters.AddTo(r, latency, true);
   if (f.check && accepted > received) r.integrity.lost += accepted - received;
-  // Every frame is acked in full: what the server did not accept is lost too.
+  // Every frame is acked in full: what the server did not accept, and did not say it refused,
+  // is lost too.
   const std::uint64_t sent = totals.sent.load();
-  if (sent > accepted) r.integrity.lost += sent - accepted;
+  const std::uint64_t refused = totals.refused.load();
+  if (sent > accepted + refused) r.integrity.lost += sent - accepted - refused;
   for (const auto& e : errors) {
     if (e.empty()) continue;
     ++r.integrity.errors;
@@ -263,6 +283,11 @@ int RunIngest(const IngestFlags& f) {
   r.extras.push_back({"batch", "ticks per PUBLISH", std::to_string(f.batch)});
   r.extras.push_back({"frames_sent", "PUBLISH frames sent", std::to_string(totals.frames_sent)});
   r.extras.push_back({"acks", "PUBLISH_ACKs received", std::to_string(totals.acks)});
+  if (totals.topic_limit_errors.load() != 0) {
+    r.extras.push_back({"refused", "ticks refused (TOPIC_LIMIT)", std::to_string(refused)});
+    r.extras.push_back(
+        {"topic_limit_errors", "TOPIC_LIMIT errors", std::to_string(totals.topic_limit_errors)});
+  }
   if (totals.acks.load() != totals.frames_sent.load()) ++r.integrity.errors;
   session.Close();
   return FinishBench(r, f.run.json, !finished);

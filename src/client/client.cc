@@ -716,7 +716,11 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
       }
     }
     bool answered = false;
-    if (e.request_id != 0) answered = CompleteRequest(e.request_id, Reply(e));
+    // TOPIC_LIMIT tells why part of a PUBLISH was not applied; its PUBLISH_ACK (if asked for)
+    // follows and answers the request.
+    if (e.request_id != 0 && e.code != ErrorCode::kTopicLimit) {
+      answered = CompleteRequest(e.request_id, Reply(e));
+    }
     if (e.fatal) {
       Fail(std::move(e));  // reported as the close (or disconnect) reason, and as an event
       return false;

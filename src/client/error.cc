@@ -11,6 +11,7 @@ static_assert(static_cast<int>(ErrorCode::kInvalidRequest) == tickwire::v1::INVA
 static_assert(static_cast<int>(ErrorCode::kSlowConsumer) == tickwire::v1::SLOW_CONSUMER);
 static_assert(static_cast<int>(ErrorCode::kInternal) == tickwire::v1::INTERNAL);
 static_assert(static_cast<int>(ErrorCode::kUnavailable) == tickwire::v1::UNAVAILABLE);
+static_assert(static_cast<int>(ErrorCode::kTopicLimit) == tickwire::v1::TOPIC_LIMIT);
 static_assert(static_cast<int>(Mode::kSecond) == tickwire::v1::MODE_SECOND);
 static_assert(static_cast<int>(Mode::kMinute) == tickwire::v1::MODE_MINUTE);
 static_assert(static_cast<int>(Mode::kTick) == tickwire::v1::MODE_TICK);
@@ -47,6 +48,8 @@ std::string_view ErrorCodeName(ErrorCode code) {
       return "INTERNAL";
     case ErrorCode::kUnavailable:
       return "UNAVAILABLE";
+    case ErrorCode::kTopicLimit:
+      return "TOPIC_LIMIT";
   }
   return "UNKNOWN_ERROR_CODE";
 }

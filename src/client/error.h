@@ -26,6 +26,10 @@ enum class ErrorCode : std::uint32_t {
   kServerDraining = 12,
   kInternal = 13,
   kUnavailable = 14,
+  // Ticks of a PUBLISH for new topics that the server's topic cap refused (non-fatal). It is a
+  // report, not the PUBLISH's answer: an acked Publish still returns the PUBLISH_ACK's
+  // `accepted` (the ticks applied), and this error goes to on_error / Next().
+  kTopicLimit = 15,
 };
 
 // Where an error comes from. Only kServer errors carry a wire ErrorCode.

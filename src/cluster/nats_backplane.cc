@@ -57,7 +57,9 @@ NatsBackplane::NatsBackplane(const config::Config& config, std::vector<net::Work
       workers_(std::move(workers)),
       on_ready_(std::move(on_ready)),
       origin_(DefaultOrigin(config.instance_id)),
-      subject_(config.nats_subject) {}
+      subject_(config.nats_subject),
+      directory_(config.max_topics, config.max_topics_per_user,
+                 std::int64_t{config.bar_close_delay_ms} * engine::kNsPerMs) {}
 
 NatsBackplane::~NatsBackplane() { Stop(); }
 
@@ -367,7 +369,7 @@ void NatsBackplane::Fail(PendingFrame frame, FailReason reason, std::string mess
 }
 
 void NatsBackplane::Publish(const std::shared_ptr<net::Connection>& from, unsigned worker,
-                            std::uint32_t request_id, bool ack,
+                            std::string_view user, std::uint32_t request_id, bool ack,
                             std::vector<engine::IngestTick> ticks) {
   PendingFrame frame{from,       worker,
                      request_id, static_cast<std::uint32_t>(ticks.size()),
@@ -384,6 +386,7 @@ void NatsBackplane::Publish(const std::shared_ptr<net::Connection>& from, unsign
   out.set_origin(origin_);
   out.set_nonce(nonce);
   out.set_accepted_ns(ticks.empty() ? WallNs() : ticks.front().accepted_ns);
+  out.set_user(std::string(user));
   out.mutable_ticks()->Reserve(static_cast<int>(ticks.size()));
   for (auto& t : ticks) {
     auto* bt = out.add_ticks();
@@ -477,7 +480,7 @@ void NatsBackplane::Apply(natsMsg* msg) {
   auto frame = DecodeBackplaneFrame(
       std::span(reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(msg)),
                 static_cast<std::size_t>(std::max(natsMsg_GetDataLength(msg), 0))),
-      seq, shards);
+      seq);
   if (!frame) {
     std::uint64_t suppressed = 0;
     if (error_log_.Admit(WallNs() / 1'000'000, suppressed)) {
@@ -488,13 +491,21 @@ void NatsBackplane::Apply(natsMsg* msg) {
     applied_seq_ = seq;
     return;
   }
+  const std::int64_t clock_before = log_clock_ns_;
   const bool clock_moved = frame->accepted_ns > log_clock_ns_;
   log_clock_ns_ = std::max(log_clock_ns_, frame->accepted_ns);
 
+  const std::size_t n = frame->ticks.size();
+  // The log's topic cap, in log order: the same decisions on every instance.
+  AdmittedFrame admitted = AdmitFrame(*frame, seq, clock_before, directory_, shards);
   std::vector<net::IngestBatch> batches(shards);
-  for (unsigned s = 0; s < shards; ++s) batches[s].ticks = std::move(frame->by_shard[s]);
-  const std::size_t n = frame->ticks;
-  // A frame this process accepted: its producer may be waiting for PUBLISH_ACK.
+  for (unsigned s = 0; s < shards; ++s) {
+    batches[s].ticks = std::move(admitted.by_shard[s]);
+    batches[s].forget = std::move(admitted.forget[s]);
+  }
+  batches[0].refused = admitted.refused;  // counted once, by worker 0's shard
+  // A frame this process accepted: its producer may be waiting for PUBLISH_ACK, or must hear
+  // of refused ticks.
   if (frame->nonce != 0 && frame->origin == origin_) {
     std::optional<PendingFrame> mine;
     {
@@ -504,22 +515,26 @@ void NatsBackplane::Apply(natsMsg* msg) {
         pending_.erase(it);
       }
     }
-    if (mine && mine->ack) {
-      auto tracker = std::make_shared<net::PublishAckTracker>();
+    if (mine && (mine->ack || admitted.refused_total > 0)) {
+      auto tracker = std::make_shared<net::PublishTracker>();
       tracker->connection = mine->connection;
       tracker->worker = mine->worker;
       tracker->request_id = mine->request_id;
-      tracker->accepted = mine->count;
+      tracker->total = mine->count;
+      tracker->ack = mine->ack;
+      if (admitted.refused_total > 0) {
+        tracker->AddRefused(admitted.refused_total, admitted.first_refused_index,
+                            admitted.first_refused_topic, admitted.first_refused_reason);
+      }
       unsigned parts = 0;
       for (const auto& batch : batches) parts += batch.ticks.empty() ? 0U : 1U;
       tracker->remaining = parts;
       for (auto& batch : batches) {
-        if (!batch.ticks.empty()) batch.ack = tracker;
+        if (!batch.ticks.empty()) batch.tracker = tracker;
       }
       if (parts == 0) {
-        boost::asio::post(workers_[mine->worker]->io(), [tracker] {
-          if (auto c = tracker->connection.lock()) c->OnPublishApplied(tracker->request_id, 0);
-        });
+        boost::asio::post(workers_[mine->worker]->io(),
+                          [tracker] { net::ReportPublish(*tracker); });
       }
     }
   }
@@ -534,11 +549,15 @@ void NatsBackplane::Apply(natsMsg* msg) {
   }
   const std::int64_t clock = log_clock_ns_;
   for (unsigned w = 0; w < shards; ++w) {
-    const auto count = static_cast<std::int64_t>(batches[w].ticks.size());
-    if (count == 0 && !clock_moved) continue;
+    net::IngestBatch& batch = batches[w];
+    const auto count = static_cast<std::int64_t>(batch.ticks.size());
+    if (count == 0 && !clock_moved && batch.forget.empty() &&
+        (w != 0 || admitted.refused_total == 0)) {
+      continue;
+    }
     net::Worker* worker = workers_[w];
     worker->AddIngestBacklog(count);
-    boost::asio::post(worker->io(), [worker, batch = std::move(batches[w]), clock]() mutable {
+    boost::asio::post(worker->io(), [worker, batch = std::move(batch), clock]() mutable {
       worker->ApplyReplicated(std::move(batch), clock);
     });
   }

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cluster/topic_directory.h"
 #include "config/config.h"
 #include "net/backplane.h"
 #include "observability/log.h"
@@ -62,7 +63,7 @@ class NatsBackplane final : public net::Backplane {
   // with ERROR UNAVAILABLE, closes the connection. Call before the workers stop.
   void Stop();
 
-  void Publish(const std::shared_ptr<net::Connection>& from, unsigned worker,
+  void Publish(const std::shared_ptr<net::Connection>& from, unsigned worker, std::string_view user,
                std::uint32_t request_id, bool ack, std::vector<engine::IngestTick> ticks) override;
   bool Congested() const override;
   void AppendMetrics(obs::Exposition& out) const override;
@@ -134,6 +135,7 @@ class NatsBackplane final : public net::Backplane {
   std::mutex apply_mu_;
   std::uint64_t applied_seq_ = 0;  // stream sequence of the last message applied
   std::int64_t log_clock_ns_ = 0;  // newest accept time seen in the log
+  TopicDirectory directory_;       // the topic cap, decided in log order
 
   std::mutex control_mu_;
   std::condition_variable control_cv_;

@@ -217,10 +217,18 @@ std::vector<Setting> Settings() {
          return ParseUint<std::uint32_t>(v, 0, 10'000'000, c.history_ticks);
        }},
       {"MAX_TOPICS", "--max-topics",
-       "topics kept; beyond it the least recently published topic (and its history) is evicted",
+       "topics held, split over the workers; a new topic replaces the least recently published "
+       "one once that one's bars are closed, and is refused (ERROR TOPIC_LIMIT) until then",
        std::to_string(d.max_topics),
        [](Config& c, const std::string& v) {
          return ParseUint<std::uint32_t>(v, 1, 100'000'000, c.max_topics);
+       }},
+      {"MAX_TOPICS_PER_USER", "--max-topics-per-user",
+       "topics one user's PUBLISH frames may create and hold, split over the workers like "
+       "MAX_TOPICS; 0 = no per-user cap",
+       std::to_string(d.max_topics_per_user),
+       [](Config& c, const std::string& v) {
+         return ParseUint<std::uint32_t>(v, 0, 100'000'000, c.max_topics_per_user);
        }},
       {"MAX_BACKFILL_RECORDS", "--max-backfill-records",
        "history records one subscription receives, split over the workers: each sends at most "
@@ -597,6 +605,10 @@ std::optional<std::string> Validate(const Config& c) {
            "(the load balancers' networks)";
   }
   if (c.proxy_header_timeout.count() <= 0) return "PROXY_HEADER_TIMEOUT: must be greater than 0";
+  if (c.max_topics_per_user > c.max_topics) {
+    return "MAX_TOPICS_PER_USER (--max-topics-per-user): at most MAX_TOPICS (" +
+           std::to_string(c.max_topics) + "); 0 turns the per-user cap off";
+  }
   if (c.clustered()) {
     const auto token_ok = [](std::string_view v, bool dots) {
       if (v.empty() || v.size() > 200) return false;

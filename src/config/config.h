@@ -42,7 +42,8 @@ struct Config {
   std::uint32_t history_second_bars = 3600;        // HISTORY_SECOND_BARS per topic (an hour)
   std::uint32_t history_minute_bars = 1440;        // HISTORY_MINUTE_BARS per topic (a day)
   std::uint32_t history_ticks = 1024;              // HISTORY_TICKS per topic
-  std::uint32_t max_topics = 100'000;              // MAX_TOPICS (least recently published evicted)
+  std::uint32_t max_topics = 100'000;              // MAX_TOPICS (hard cap on topics held)
+  std::uint32_t max_topics_per_user = 0;           // MAX_TOPICS_PER_USER (0: no per-user cap)
   std::uint32_t max_backfill_records = 1'000'000;  // MAX_BACKFILL_RECORDS per subscription
   std::uint32_t max_connections = 100'000;         // MAX_CONNECTIONS
   std::uint32_t max_unauth_connections = 10'000;   // MAX_UNAUTH_CONNECTIONS (not yet AUTHed)

@@ -7,6 +7,9 @@
 namespace tickwire::engine {
 
 inline constexpr std::int64_t kNsPerMs = 1'000'000;
+// The largest time in ms whose ns count fits an int64 (2262-04-11): a since_ms above it cannot
+// be compared with tick times, so SUBSCRIBE refuses it (PROTOCOL S4).
+inline constexpr std::int64_t kMaxSinceMs = INT64_MAX / kNsPerMs;
 
 // Bucket length of a bar interval in milliseconds (SECOND: 1000, MINUTE: 60000).
 inline constexpr std::int64_t IntervalMs(Mode interval) {

@@ -27,17 +27,30 @@ void AppendEntry(RecordBlock& out, std::size_t offset, std::size_t topic_offset,
 Shard::Shard(unsigned index, ShardOptions options)
     : index_(index),
       options_(options),
+      cap_(options.max_topics, options.max_topics_per_user),
       second_closed_before_ms_(std::numeric_limits<std::int64_t>::min()),
       minute_closed_before_ms_(std::numeric_limits<std::int64_t>::min()) {}
 
 Shard::~Shard() = default;
 
-Shard::TopicState& Shard::Lookup(std::string_view topic) {
-  auto it = topics_.find(topic);
-  if (it != topics_.end()) return it->second;
-  it = topics_.emplace(std::string(topic), TopicState(options_)).first;
-  it->second.name = &it->first;
-  return it->second;
+Shard::TopicState* Shard::Create(std::string_view topic, UserId user, Refusal& refusal) {
+  // A topic with an open bar is never evicted: that would drop accepted ticks from a bar that
+  // has not been sent. So the cap holds at creation: no room, no new topic.
+  refusal = cap_.MakeRoom(
+      user, [](const TopicState& st) { return !st.in_open_list; },
+      [this](TopicState& st) {
+        Erase(st);
+        ++stats_.topics_evicted;
+      });
+  if (refusal != Refusal::kNone) return nullptr;
+  auto it = topics_.emplace(std::string(topic), TopicState(options_)).first;
+  TopicState& st = it->second;
+  st.name = &it->first;
+  if (!interest_.empty()) {
+    if (auto i = interest_.find(topic); i != interest_.end()) st.interest = i->second;
+  }
+  cap_.Insert(st, user);
+  return &st;
 }
 
 const Shard::TopicState* Shard::Find(std::string_view topic) const {
@@ -50,48 +63,29 @@ Shard::TopicState* Shard::Find(std::string_view topic) {
   return it == topics_.end() ? nullptr : &it->second;
 }
 
-void Shard::LruUnlink(TopicState& st) {
-  if (!st.in_lru) return;
-  (st.lru_prev ? st.lru_prev->lru_next : lru_head_) = st.lru_next;
-  (st.lru_next ? st.lru_next->lru_prev : lru_tail_) = st.lru_prev;
-  st.lru_prev = st.lru_next = nullptr;
-  st.in_lru = false;
-}
-
-void Shard::LruPushFront(TopicState& st) {
-  st.lru_prev = nullptr;
-  st.lru_next = lru_head_;
-  if (lru_head_) lru_head_->lru_prev = &st;
-  lru_head_ = &st;
-  if (!lru_tail_) lru_tail_ = &st;
-  st.in_lru = true;
-}
-
 void Shard::Erase(TopicState& st) {
-  LruUnlink(st);
+  cap_.Remove(st);
   if (st.in_open_list) {
     open_topics_.erase(std::find(open_topics_.begin(), open_topics_.end(), &st));
   }
   topics_.erase(topics_.find(*st.name));
 }
 
-void Shard::EvictOverCap(std::size_t room) {
-  // Only topics nobody subscribes to by name are in the LRU list; a topic with an open bucket
-  // was published within the last few seconds and keeps its bar (the cap is exceeded until it
-  // closes).
-  while (topics_.size() + room > options_.max_topics && lru_tail_ != nullptr &&
-         !lru_tail_->in_open_list) {
-    Erase(*lru_tail_);
-    ++stats_.topics_evicted;
-  }
+bool Shard::Forget(std::string_view topic) {
+  TopicState* st = Find(topic);
+  if (st == nullptr) return false;
+  Erase(*st);
+  ++stats_.topics_evicted;
+  return true;
 }
 
-std::size_t Shard::Apply(std::span<const IngestTick> ticks, RecordBlock& out) {
+ApplyResult Shard::Apply(std::span<const IngestTick> ticks, RecordBlock& out, UserId user) {
   // Two passes per chunk: look every topic up and prefetch what applying its tick will write
   // (its tick ring slot, its open bars), then apply. With thousands of topics those lines are
   // cold; fetching a chunk's worth at once overlaps the misses instead of taking them in turn.
   constexpr std::size_t kChunk = 64;
   std::array<TopicState*, kChunk> looked_up{};
+  ApplyResult result;
   for (std::size_t base = 0; base < ticks.size(); base += kChunk) {
     const std::size_t n = std::min(kChunk, ticks.size() - base);
     for (std::size_t i = 0; i < n; ++i) {
@@ -107,20 +101,27 @@ std::size_t Shard::Apply(std::span<const IngestTick> ticks, RecordBlock& out) {
       // A topic created meanwhile was not found above; an eviction may have freed a looked-up
       // state: look again in both cases.
       TopicState* st = stats_.topics_evicted == evicted ? looked_up[i] : nullptr;
-      ApplyOne(ticks[base + i], st != nullptr ? st : Find(ticks[base + i].topic), out);
+      const IngestTick& t = ticks[base + i];
+      const Refusal r = ApplyOne(t, st != nullptr ? st : Find(t.topic), user, out);
+      if (r == Refusal::kNone) continue;
+      if (result.refused++ == 0) {
+        result.first_refused = base + i;
+        result.reason = r;
+      }
+      ++stats_.ticks_refused[static_cast<std::size_t>(r)];
     }
   }
-  return ticks.size();
+  result.applied = ticks.size() - result.refused;
+  return result;
 }
 
-void Shard::ApplyOne(const IngestTick& t, TopicState* found, RecordBlock& out) {
+Refusal Shard::ApplyOne(const IngestTick& t, TopicState* found, UserId user, RecordBlock& out) {
   if (found == nullptr) {
-    EvictOverCap(1);
-    found = &Lookup(t.topic);
-    LruPushFront(*found);
-  } else if (found->in_lru && lru_head_ != found) {
-    LruUnlink(*found);
-    LruPushFront(*found);
+    Refusal refusal = Refusal::kNone;
+    found = Create(t.topic, user, refusal);
+    if (found == nullptr) return refusal;
+  } else {
+    cap_.Touch(*found);
   }
   TopicState& st = *found;
   const std::uint64_t prev = st.last_seq;
@@ -130,11 +131,12 @@ void Shard::ApplyOne(const IngestTick& t, TopicState* found, RecordBlock& out) {
   Fold(st, Mode::kSecond, t);
   Fold(st, Mode::kMinute, t);
   const WorkerMask dest = st.interest[kTickSlot] | wildcard_[kTickSlot];
-  if (dest == 0) return;  // nobody listens: nothing to encode
+  if (dest == 0) return Refusal::kNone;  // nobody listens: nothing to encode
   const auto offset = out.bytes.size();
   const std::size_t topic_offset = protocol::AppendTickRecordEntry(
       out.bytes, protocol::TickFields{t.topic, t.price, t.size, t.ts_ns, st.last_seq, prev});
   AppendEntry(out, offset, topic_offset, t.topic.size(), Mode::kTick, dest, st.last_seq);
+  return Refusal::kNone;
 }
 
 void Shard::Fold(TopicState& st, Mode interval, const IngestTick& t) {
@@ -214,7 +216,6 @@ std::size_t Shard::AdvanceWatermark(std::int64_t watermark_ns, RecordBlock& out)
       ++i;
     }
   }
-  EvictOverCap(0);
   return closed;
 }
 
@@ -329,16 +330,18 @@ HistoryReply Shard::History(const HistoryRequest& req) {
 }
 
 void Shard::SetInterest(std::string_view topic, Mode mode, unsigned worker, bool interested) {
-  TopicState& st = Lookup(topic);
-  SetWorkerBit(st.interest[static_cast<std::size_t>(mode)], worker, interested);
-  if (st.HasInterest()) {
-    LruUnlink(st);  // named by a subscriber: never evicted
-  } else if (!st.HasData()) {
-    Erase(st);  // nothing published and nobody asks: keep no state
-  } else if (!st.in_lru) {
-    LruPushFront(st);
-    EvictOverCap(0);
+  auto it = interest_.find(topic);
+  if (it == interest_.end()) {
+    if (!interested) return;
+    it = interest_.emplace(std::string(topic), Masks{}).first;
   }
+  SetWorkerBit(it->second[static_cast<std::size_t>(mode)], worker, interested);
+  const Masks masks = it->second;
+  if (std::all_of(masks.begin(), masks.end(), [](WorkerMask m) { return m == 0; })) {
+    interest_.erase(it);
+  }
+  // The per-tick path reads the masks from the topic itself.
+  if (TopicState* st = Find(topic)) st->interest = masks;
 }
 
 void Shard::SetWildcardInterest(Mode mode, unsigned worker, bool interested) {

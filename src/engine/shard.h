@@ -12,6 +12,7 @@
 #include "engine/history_ring.h"
 #include "engine/record_block.h"
 #include "engine/topic.h"
+#include "engine/topic_cap.h"
 
 namespace tickwire::engine {
 
@@ -25,7 +26,17 @@ struct IngestTick {
   // 0: the shard numbers the tick (last seq + 1). Multi-instance mode: the number the shared
   // log gives it, above every earlier one (PROTOCOL S7: numbers may skip).
   std::uint64_t seq = 0;
+  std::uint32_t index = 0;  // position in its PUBLISH frame (names a refused tick to its producer)
 };
+
+// Largest |price| and size a tick may carry (PROTOCOL S6). With both bounds, a bar's sums stay
+// finite whatever its tick count: |price * size| <= 1e30, so the sum of price * size over even
+// 2^64 (about 1.8e19) ticks is at most 1.8e49 and the sum of sizes at most 1.8e34, both far below
+// the largest double (1.8e308); no sum of finite terms that small can reach infinity or NaN.
+// vwap divides the first by the second only when the second is not 0, and
+// |sum(price * size)| <= max|price| * sum(size), so vwap stays within about the price bound.
+inline constexpr double kMaxAbsPrice = 1e15;
+inline constexpr double kMaxSize = 1e15;
 
 // Sizes and delays of one shard, from the server configuration.
 struct ShardOptions {
@@ -35,6 +46,7 @@ struct ShardOptions {
   std::size_t minute_bars = 1440;                // retained closed MINUTE bars per topic
   std::size_t ticks = 1024;                      // retained ticks per topic
   std::size_t max_topics = 100'000;              // this shard's share of MAX_TOPICS
+  std::size_t max_topics_per_user = 0;           // its share of MAX_TOPICS_PER_USER (0: none)
   std::size_t max_backfill_records = 1'000'000;  // this shard's share of one backfill
 };
 
@@ -47,6 +59,15 @@ struct ShardStats {
   std::uint64_t bars_minute = 0;
   std::uint64_t topics_evicted = 0;
   std::uint64_t backfills_truncated = 0;
+  std::array<std::uint64_t, kRefusalKinds> ticks_refused{};  // by Refusal
+};
+
+// What Apply did with a run of ticks.
+struct ApplyResult {
+  std::size_t applied = 0;
+  std::size_t refused = 0;          // ticks for new topics the topic cap had no room for
+  std::size_t first_refused = 0;    // index in the run of the first refused tick
+  Refusal reason = Refusal::kNone;  // why that one was refused
 };
 
 // What a subscriber asks an owner shard for before it goes live (PROTOCOL S8b).
@@ -55,7 +76,7 @@ struct HistoryRequest {
   bool wildcard = false;
   std::vector<std::string> topics;  // the exact topics this shard owns (ignored for wildcard)
   std::uint32_t backfill = 0;       // the N most recent per topic, or
-  std::int64_t since_ms = 0;        // everything from this time on
+  std::int64_t since_ms = 0;        // everything from this time on (0 .. kMaxSinceMs)
 };
 
 // Retained records answering a HistoryRequest, oldest first per topic, and for every topic
@@ -78,8 +99,18 @@ class Shard {
 
   // Assigns seq/prev_seq to each tick in order, folds it into its open SECOND and MINUTE bars
   // (unless late), keeps it in the tick history, and appends an encoded TICK record for every
-  // tick that some worker subscribes to. Returns the number of ticks applied.
-  std::size_t Apply(std::span<const IngestTick> ticks, RecordBlock& out);
+  // tick that some worker subscribes to. A tick for a topic the shard does not hold creates it
+  // (as `user`'s), in place of the least recently published topic when the cap is reached and
+  // that one has no open bar; when it has, the tick is refused: not applied, not kept, counted.
+  ApplyResult Apply(std::span<const IngestTick> ticks, RecordBlock& out, UserId user = 0);
+
+  // Multi-instance mode: forgets a topic with its history because the shared log's topic cap
+  // evicted it (its bars are closed by then). False if the shard did not hold it.
+  bool Forget(std::string_view topic);
+  // Multi-instance mode: ticks the shared log's topic cap refused before they reached a shard.
+  void CountRefused(Refusal reason, std::uint64_t ticks) {
+    stats_.ticks_refused[static_cast<std::size_t>(reason)] += ticks;
+  }
 
   // Every tick accepted before `watermark_ns` (server wall clock) has been applied: closes the
   // buckets whose end + close delay is at or before it, in order, appending an encoded BAR
@@ -90,11 +121,16 @@ class Shard {
   HistoryReply History(const HistoryRequest& request);
 
   // Worker `worker` gained (first subscriber) or lost (last subscriber) interest in a topic.
+  // Interest lives in its own table, whether or not the topic exists: it creates no topic, does
+  // not count against the cap and keeps no topic from being evicted; a topic created later
+  // takes its masks from there.
   void SetInterest(std::string_view topic, Mode mode, unsigned worker, bool interested);
   // Same for the "*" wildcard, which covers every topic this shard owns, present and future.
   void SetWildcardInterest(Mode mode, unsigned worker, bool interested);
 
   std::size_t topic_count() const { return topics_.size(); }
+  // Topics some worker has exact subscribers for (existing or not).
+  std::size_t interest_count() const { return interest_.size(); }
   std::uint64_t LastSeq(std::string_view topic) const;
   unsigned index() const { return index_; }
   const ShardStats& stats() const { return stats_; }
@@ -126,37 +162,26 @@ class Shard {
     HistoryRing<Bar> seconds;
     HistoryRing<Bar> minutes;
     HistoryRing<TickRecord> ticks;
-    // Least-recently-published list of evictable topics (no exact subscriber).
-    TopicState* lru_prev = nullptr;
-    TopicState* lru_next = nullptr;
-    bool in_lru = false;
+    CapLinks<TopicState> cap;  // place in the least-recently-published lists
     bool in_open_list = false;
-
-    bool HasInterest() const {
-      for (WorkerMask m : interest)
-        if (m != 0) return true;
-      return false;
-    }
-    bool HasData() const { return last_seq != 0; }
   };
   struct Hash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const { return TopicHash(s); }
   };
   using TopicMap = std::unordered_map<std::string, TopicState, Hash, std::equal_to<>>;
+  using Masks = std::array<WorkerMask, kModeSlots>;
+  using InterestMap = std::unordered_map<std::string, Masks, Hash, std::equal_to<>>;
 
-  // Applies one tick to its topic's state (`found`, or null: create it).
-  void ApplyOne(const IngestTick& t, TopicState* found, RecordBlock& out);
-  TopicState& Lookup(std::string_view topic);
+  // Applies one tick to its topic's state (`found`, or null: create it). Returns kNone when
+  // applied, else why the new topic was refused.
+  Refusal ApplyOne(const IngestTick& t, TopicState* found, UserId user, RecordBlock& out);
+  // Creates a topic for `user` within the cap, evicting to make room; null when refused.
+  TopicState* Create(std::string_view topic, UserId user, Refusal& refusal);
   const TopicState* Find(std::string_view topic) const;
   TopicState* Find(std::string_view topic);
   void Fold(TopicState& st, Mode interval, const IngestTick& t);
   void EmitBar(TopicState& st, Mode interval, const Bar& bar, RecordBlock& out);
-  void LruUnlink(TopicState& st);
-  void LruPushFront(TopicState& st);
-  // Evicts least-recently-published topics without open bars until `room` more topics fit
-  // under the cap (or nothing more can go).
-  void EvictOverCap(std::size_t room);
   void Erase(TopicState& st);
   std::uint64_t LastKey(const TopicState& st, Mode mode) const;
 
@@ -164,10 +189,12 @@ class Shard {
   ShardOptions options_;
   ShardStats stats_;
   TopicMap topics_;
-  std::array<WorkerMask, kModeSlots> wildcard_{};
+  TopicCap<TopicState, &TopicState::cap> cap_;
+  // Workers with exact subscribers per topic, for topics that exist or not; bounded by the
+  // subscriptions that name this shard's topics (see docs/ARCHITECTURE.md).
+  InterestMap interest_;
+  Masks wildcard_{};
   std::vector<TopicState*> open_topics_;  // topics with at least one open bucket
-  TopicState* lru_head_ = nullptr;        // most recently published
-  TopicState* lru_tail_ = nullptr;
   std::int64_t second_closed_before_ms_;  // SECOND buckets starting before this are closed
   std::int64_t minute_closed_before_ms_;
 };

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string_view>
 
@@ -29,10 +30,24 @@ inline constexpr std::string_view ModeName(Mode m) {
 // subscription wildcard).
 bool IsValidTopic(std::string_view topic);
 
-// Stable 64-bit FNV-1a hash of a topic name (same value on every process and platform).
-std::uint64_t TopicHash(std::string_view topic);
+// A 128-bit SipHash key.
+using HashKey = std::array<std::uint64_t, 2>;
 
-// The shard (worker index) that owns a topic.
+// SipHash-1-3 (Aumasson and Bernstein's SipHash with one compression and three finalization
+// rounds, the variant Rust and Python use for their hash tables) of `bytes` under `key`.
+std::uint64_t SipHash13(const HashKey& key, std::string_view bytes);
+
+// The hash of a topic name for every topic hash table (shards, fan-out tables, connections) and
+// for the choice of a topic's owner shard: SipHash-1-3 under a key drawn at random once per
+// process. Clients choose topic names, so an unkeyed hash would let them pick names that all
+// land in one bucket and turn every lookup into a walk of that bucket; without the key they
+// cannot tell which names collide. The value differs from one process start to the next: never
+// store it, send it, or expect another process to compute the same.
+std::uint64_t TopicHash(std::string_view topic);
+// The process's key (for tests and benchmarks).
+const HashKey& TopicHashKey();
+
+// The shard (worker index) that owns a topic in this process.
 inline unsigned ShardOf(std::string_view topic, unsigned shards) {
   return static_cast<unsigned>(TopicHash(topic) % shards);
 }

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "engine/shard.h"
@@ -22,13 +23,14 @@ class Backplane {
  public:
   virtual ~Backplane() = default;
 
-  // Runs on the publishing connection's worker (`worker`). Takes one validated PUBLISH frame;
-  // every tick carries the same accepted_ns. Exactly one of these follows on that worker: with
-  // `ack`, Connection::OnPublishApplied once this instance has applied the frame; on failure
-  // (backplane down, rejected, not confirmed in time) Connection::OnPublishFailed, whether or
-  // not `ack` was set. Nothing else is said for a frame without `ack` that succeeded.
+  // Runs on the publishing connection's worker (`worker`). Takes one validated PUBLISH frame of
+  // `user`'s; every tick carries the same accepted_ns. On that worker follow: when the log's
+  // topic cap refused ticks of it, Connection::OnPublishRefused; with `ack`,
+  // Connection::OnPublishApplied once this instance has applied the frame; on failure (backplane
+  // down, rejected, not confirmed in time) instead Connection::OnPublishFailed, whether or not
+  // `ack` was set. Nothing else is said for a frame without `ack` that succeeded.
   virtual void Publish(const std::shared_ptr<Connection>& from, unsigned worker,
-                       std::uint32_t request_id, bool ack,
+                       std::string_view user, std::uint32_t request_id, bool ack,
                        std::vector<engine::IngestTick> ticks) = 0;
   // Too many frames waiting for the backplane: producers stop being read (any thread).
   virtual bool Congested() const = 0;

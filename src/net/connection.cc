@@ -829,7 +829,7 @@ void Connection::Publish(std::uint32_t request_id, bool ack,
                          std::vector<engine::IngestTick> ticks) {
   publisher_ = true;
   worker_.metrics().records_published += ticks.size();
-  worker_.Ingest(shared_from_this(), request_id, ack, std::move(ticks));
+  worker_.Ingest(shared_from_this(), user_id_, session_.user(), request_id, ack, std::move(ticks));
 }
 
 void Connection::ResumeReading() {
@@ -848,6 +848,12 @@ void Connection::OnPublishApplied(std::uint32_t request_id, std::uint32_t accept
   session_.OnPublishApplied(request_id, accepted);
 }
 
+void Connection::OnPublishRefused(std::uint32_t request_id,
+                                  const session::PublishRefusal& refusal) {
+  if (closing_) return;
+  session_.OnPublishRefused(request_id, refusal);
+}
+
 void Connection::OnPublishFailed(std::uint32_t request_id, std::string_view message,
                                  std::uint32_t retry_after_ms) {
   if (closing_) return;
@@ -862,6 +868,7 @@ std::int64_t Connection::WallClockNs() {
 
 void Connection::OnAuthenticated(const std::string& user, const std::string& client_name) {
   authenticated_ = true;
+  user_id_ = worker_.context().user_ids.Intern(user);
   worker_.admission().Authenticated();
   obs::Log(obs::Level::kInfo, "auth_ok", "client authenticated",
            {{"conn_id", id_}, {"remote", remote_}, {"user", user}, {"client_name", client_name}});

@@ -53,6 +53,8 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void ResumeReading();
   // Completion of an acked PUBLISH (on this connection's worker).
   void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted);
+  // Owner shards (or the shared log's topic cap) refused ticks of a PUBLISH: ERROR TOPIC_LIMIT.
+  void OnPublishRefused(std::uint32_t request_id, const session::PublishRefusal& refusal);
   // Multi-instance mode: the backplane did not take a PUBLISH (ERROR UNAVAILABLE, non-fatal).
   void OnPublishFailed(std::uint32_t request_id, std::string_view message,
                        std::uint32_t retry_after_ms);
@@ -198,8 +200,9 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   bool closed_ = false;           // socket closed; cleanup scheduled
   bool dirty_marked_ = false;     // in the worker's end-of-turn flush list
   bool authenticated_ = false;
-  bool publisher_ = false;  // has published: paused while ingest is congested
-  bool paused_ = false;     // counted as authenticated in the server's Admission
+  engine::UserId user_id_ = 0;  // interned user name (ServerContext::user_ids), once authenticated
+  bool publisher_ = false;      // has published: paused while ingest is congested
+  bool paused_ = false;         // counted as authenticated in the server's Admission
   session::CloseReason close_reason_ = session::CloseReason::kNone;
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;

@@ -145,6 +145,15 @@ std::string RenderMetrics(std::span<const WorkerMetrics* const> workers) {
   e.CounterFamily("topics_evicted_total",
                   "Topics forgotten (with their history) to stay within MAX_TOPICS.");
   e.Sample(Sum(workers, [](const M& m) { return m.topics_evicted.Get(); }));
+  e.CounterFamily("ticks_refused_total",
+                  "Ticks of valid PUBLISH frames not applied because their new topic did not fit "
+                  "the topic cap, by reason.");
+  for (std::size_t r = 1; r < engine::kRefusalKinds; ++r) {
+    e.Sample(Sum(workers, [r](const M& m) { return m.ticks_refused[r].Get(); }),
+             {{"reason", r == static_cast<std::size_t>(engine::Refusal::kTopicLimit)
+                             ? "topic_limit"
+                             : "user_topic_limit"}});
+  }
   e.CounterFamily("backfills_truncated_total",
                   "History requests cut to MAX_BACKFILL_RECORDS (each topic's newest kept).");
   e.Sample(Sum(workers, [](const M& m) { return m.backfills_truncated.Get(); }));

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "engine/topic.h"
+#include "engine/topic_cap.h"
 #include "observability/metrics.h"
 #include "session/close_reason.h"
 
@@ -50,6 +51,8 @@ struct alignas(64) WorkerMetrics {
   std::array<obs::Counter, 2> late_ticks;
   std::array<obs::Counter, 2> bars_closed;
   obs::Counter topics_evicted;
+  // Ticks refused by the topic cap, by engine::Refusal (slot 0 unused); copied from the shard.
+  std::array<obs::Counter, engine::kRefusalKinds> ticks_refused;
   obs::Counter backfills_truncated;
   // New connections closed at once over MAX_CONNECTIONS (0) or MAX_UNAUTH_CONNECTIONS (1);
   // written by the listener, which runs on worker 0.

@@ -38,7 +38,15 @@ engine::ShardOptions ShardOptionsFrom(const config::Config& c) {
   o.second_bars = c.history_second_bars;
   o.minute_bars = c.history_minute_bars;
   o.ticks = c.history_ticks;
-  o.max_topics = share(c.max_topics);
+  if (!c.clustered()) {
+    o.max_topics = share(c.max_topics);
+    o.max_topics_per_user = share(c.max_topics_per_user);
+  } else {
+    // Multi-instance mode: the shared log's topic directory enforces both caps over the whole
+    // instance, in log order, the same on every instance (cluster/topic_directory.h); a shard
+    // holds a subset of the directory's topics, so the whole cap here is never reached.
+    o.max_topics = c.max_topics;
+  }
   o.max_backfill_records = share(c.max_backfill_records);
   return o;
 }
@@ -183,22 +191,20 @@ void Worker::DrainDue() {
   drain_order_.clear();
 }
 
-void Worker::Ingest(const ConnectionPtr& from, std::uint32_t request_id, bool ack,
-                    std::vector<engine::IngestTick> ticks) {
+void Worker::Ingest(const ConnectionPtr& from, engine::UserId user, std::string_view user_name,
+                    std::uint32_t request_id, bool ack, std::vector<engine::IngestTick> ticks) {
   if (ctx_.backplane != nullptr) {
-    ctx_.backplane->Publish(from, index_, request_id, ack, std::move(ticks));
+    ctx_.backplane->Publish(from, index_, user_name, request_id, ack, std::move(ticks));
     return;
   }
   const auto shards = static_cast<unsigned>(ctx_.workers.size());
-  std::shared_ptr<PublishAckTracker> tracker;
-  if (ack) {
-    tracker = std::make_shared<PublishAckTracker>();
-    tracker->connection = from;
-    tracker->worker = index_;
-    tracker->request_id = request_id;
-    tracker->accepted = static_cast<std::uint32_t>(ticks.size());
-    tracker->remaining = 1;  // this call's own reference, dropped below
-  }
+  auto tracker = std::make_shared<PublishTracker>();
+  tracker->connection = from;
+  tracker->worker = index_;
+  tracker->request_id = request_id;
+  tracker->total = static_cast<std::uint32_t>(ticks.size());
+  tracker->ack = ack;
+  tracker->remaining = 1;  // this call's own reference, dropped below
   // Split by owner shard, keeping frame order within each shard.
   std::vector<IngestBatch> per_shard(shards);
   if (shards == 1) {
@@ -210,48 +216,78 @@ void Worker::Ingest(const ConnectionPtr& from, std::uint32_t request_id, bool ac
   }
   for (unsigned s = 0; s < shards; ++s) {
     if (per_shard[s].ticks.empty()) continue;
-    if (tracker) {
-      tracker->remaining.fetch_add(1);
-      per_shard[s].ack = tracker;
-    }
+    tracker->remaining.fetch_add(1);
+    per_shard[s].tracker = tracker;
+    per_shard[s].user = user;
     if (s == index_) {
       ApplyIngest(per_shard[s]);
     } else {
       outbox_ingest_[s].push_back(std::move(per_shard[s]));
     }
   }
-  if (tracker) ReleaseAck(std::move(tracker));
+  ReleasePublish(std::move(tracker));
   ScheduleEndOfTurn();
 }
 
 void Worker::ApplyReplicated(IngestBatch batch, std::int64_t log_clock_ns) {
   const auto n = static_cast<std::int64_t>(batch.ticks.size());
-  if (n > 0) {
-    ApplyIngest(batch);
-    ingest_backlog_.fetch_sub(n, std::memory_order_relaxed);
-  }
+  ApplyIngest(batch);  // also the log's evictions and refusal counts, with or without ticks
+  if (n > 0) ingest_backlog_.fetch_sub(n, std::memory_order_relaxed);
   log_clock_ns_ = std::max(log_clock_ns_, log_clock_ns);
   AdvanceBars();
   ScheduleEndOfTurn();
 }
 
 void Worker::ApplyIngest(IngestBatch& batch) {
-  shard_.Apply(batch.ticks, current_block_);
-  if (batch.ack) ReleaseAck(std::move(batch.ack));
+  for (const auto& topic : batch.forget) shard_.Forget(topic);
+  for (std::size_t r = 1; r < engine::kRefusalKinds; ++r) {
+    if (batch.refused[r] > 0)
+      shard_.CountRefused(static_cast<engine::Refusal>(r), batch.refused[r]);
+  }
+  const engine::ApplyResult result = shard_.Apply(batch.ticks, current_block_, batch.user);
+  if (!batch.tracker) return;
+  if (result.refused > 0) {
+    // Told to the publisher (ERROR TOPIC_LIMIT, logged as request_rejected) and counted.
+    const engine::IngestTick& first = batch.ticks[result.first_refused];
+    batch.tracker->AddRefused(static_cast<std::uint32_t>(result.refused), first.index, first.topic,
+                              result.reason);
+  }
+  ReleasePublish(std::move(batch.tracker));
 }
 
-void Worker::ReleaseAck(std::shared_ptr<PublishAckTracker> tracker) {
+void PublishTracker::AddRefused(std::uint32_t n, std::uint32_t index, std::string_view topic,
+                                engine::Refusal reason) {
+  std::lock_guard lock(mu);
+  if (refused == 0 || index < first.index) {
+    first.index = index;
+    first.topic = std::string(topic);
+    first.reason = reason;
+  }
+  refused += n;
+}
+
+void ReportPublish(const PublishTracker& t) {
+  const auto c = t.connection.lock();
+  if (!c) return;
+  if (t.refused > 0) {
+    session::PublishRefusal r = t.first;
+    r.refused = t.refused;
+    r.total = t.total;
+    c->OnPublishRefused(t.request_id, r);
+  }
+  if (t.ack) c->OnPublishApplied(t.request_id, t.total - t.refused);
+}
+
+void Worker::ReleasePublish(std::shared_ptr<PublishTracker> tracker) {
   if (tracker->remaining.fetch_sub(1) != 1) return;
-  // Last reference: report on the publishing connection's worker.
-  auto report = [tracker] {
-    if (auto c = tracker->connection.lock()) {
-      c->OnPublishApplied(tracker->request_id, tracker->accepted);
-    }
-  };
-  if (tracker->worker == index_) {
-    report();
+  // Last reference: report on the publishing connection's worker. The acq_rel decrement makes
+  // every shard's AddRefused visible here.
+  if (!tracker->ack && tracker->refused == 0) return;  // nothing to say
+  const unsigned to = tracker->worker;
+  if (to == index_) {
+    ReportPublish(*tracker);
   } else {
-    asio::post(ctx_.workers[tracker->worker]->io(), std::move(report));
+    asio::post(ctx_.workers[to]->io(), [tracker = std::move(tracker)] { ReportPublish(*tracker); });
   }
 }
 
@@ -509,6 +545,9 @@ void Worker::Sweep() {
   sync(metrics_.bars_closed[0], st.bars_second);
   sync(metrics_.bars_closed[1], st.bars_minute);
   sync(metrics_.topics_evicted, st.topics_evicted);
+  for (std::size_t r = 1; r < engine::kRefusalKinds; ++r) {
+    sync(metrics_.ticks_refused[r], st.ticks_refused[r]);
+  }
   sync(metrics_.backfills_truncated, st.backfills_truncated);
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -25,6 +26,8 @@
 #include "net/connz.h"
 #include "net/metrics.h"
 #include "net/tls_context.h"
+#include "net/user_ids.h"
+#include "session/session.h"
 
 namespace tickwire::net {
 
@@ -55,6 +58,7 @@ struct ServerContext {
   std::atomic<std::uint32_t> batch_window_ms{5};
   mutable auth::AuthRateLimiter rate_limiter;
   mutable SecurityCounters counters;
+  mutable UserIds user_ids;           // authenticated user names -> small ids (topic cap per user)
   std::atomic<bool> draining{false};  // SIGTERM received: not ready, no new connections
   // Multi-instance mode (NATS_URL set): accepted ticks go through it; null in the embedded mode.
   // Set before the workers start, outlives them.
@@ -63,20 +67,38 @@ struct ServerContext {
   std::uint32_t batch_window() const { return batch_window_ms.load(std::memory_order_relaxed); }
 };
 
-// Completion of an acked PUBLISH whose ticks went to several owner shards: the last shard to
-// apply its part reports back to the publishing connection's worker.
-struct PublishAckTracker {
+// The outcome of one PUBLISH frame whose ticks may go to several owner shards: each shard adds
+// what it refused, and the last one to apply its part reports back to the publishing
+// connection's worker (ERROR TOPIC_LIMIT when ticks were refused, then PUBLISH_ACK when asked
+// for). Refusals are decided by the owners, so the route back exists with or without ack.
+struct PublishTracker {
   std::weak_ptr<Connection> connection;
-  unsigned worker;  // the publishing connection's worker
-  std::uint32_t request_id;
-  std::uint32_t accepted;
-  std::atomic<unsigned> remaining;
+  unsigned worker = 0;  // the publishing connection's worker
+  std::uint32_t request_id = 0;
+  std::uint32_t total = 0;  // ticks in the frame
+  bool ack = false;
+  std::atomic<unsigned> remaining{0};
+  // Written by the owner shards that refuse ticks (rare), read by the last one.
+  std::mutex mu;
+  std::uint32_t refused = 0;
+  session::PublishRefusal first;  // the refused tick with the lowest position in the frame
+
+  // Adds `n` refused ticks, the first of them at `index` (any thread).
+  void AddRefused(std::uint32_t n, std::uint32_t index, std::string_view topic,
+                  engine::Refusal reason);
 };
+
+// Sends what `tracker` has to tell its connection (on that connection's worker).
+void ReportPublish(const PublishTracker& tracker);
 
 // Ticks for the topics one shard owns, from one PUBLISH frame, in frame order.
 struct IngestBatch {
   std::vector<engine::IngestTick> ticks;
-  std::shared_ptr<PublishAckTracker> ack;  // null unless the PUBLISH asked for an ack
+  std::shared_ptr<PublishTracker> tracker;  // null for log frames other instances accepted
+  engine::UserId user = 0;                  // who published: creator of the topics it makes
+  // Multi-instance mode: the shared log's topic cap decided these before the shard sees them.
+  std::vector<std::string> forget;  // topics evicted, forgotten before the ticks are applied
+  std::array<std::uint32_t, engine::kRefusalKinds> refused{};  // ticks refused (for metrics)
 };
 
 // An owner shard's answer to a subscriber's history request, on its way to the subscriber's
@@ -121,9 +143,9 @@ class Worker {
   void BeginDrain(Clock::duration period);
   std::size_t connection_count() const { return connections_.size(); }
 
-  // Routes validated ticks of one PUBLISH to their owner shards (in order per topic).
-  void Ingest(const ConnectionPtr& from, std::uint32_t request_id, bool ack,
-              std::vector<engine::IngestTick> ticks);
+  // Routes validated ticks of one PUBLISH by `user` to their owner shards (in order per topic).
+  void Ingest(const ConnectionPtr& from, engine::UserId user, std::string_view user_name,
+              std::uint32_t request_id, bool ack, std::vector<engine::IngestTick> ticks);
   // Multi-instance mode: applies one frame of the shared log to this worker's shard (posted
   // here by the backplane, in log order), then closes the bar buckets that `log_clock_ns` (the
   // newest accept time in the log so far) has passed. The log, not this host's clock, decides
@@ -175,8 +197,8 @@ class Worker {
   void ScheduleEndOfTurn();
   void EndOfTurn();
   void ApplyIngest(IngestBatch& batch);
-  // Drops one reference to an acked PUBLISH; the last one sends PUBLISH_ACK.
-  void ReleaseAck(std::shared_ptr<PublishAckTracker> tracker);
+  // Drops one reference to a PUBLISH's tracker; the last one reports to the publisher.
+  void ReleasePublish(std::shared_ptr<PublishTracker> tracker);
   // Runs `fn(Shard&)` on `owner`'s shard: here and now if that is this worker, else posted.
   template <typename Fn>
   void OnShard(Worker* owner, Fn fn);

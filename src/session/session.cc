@@ -28,6 +28,9 @@ std::string TickProblem(const pb::Tick& t, std::int64_t now_ns) {
   if (!std::isfinite(t.price())) return "price is not finite";
   if (!std::isfinite(t.size())) return "size is not finite";
   if (t.size() < 0) return "size is negative";
+  // Bounded so that no bar's volume or vwap can overflow (engine/shard.h).
+  if (std::fabs(t.price()) > engine::kMaxAbsPrice) return "|price| is above 1e15";
+  if (t.size() > engine::kMaxSize) return "size is above 1e15";
   if (t.ts_ns() < 0) return "ts_ns is negative";
   if (t.ts_ns() > now_ns + kMaxFutureSkewNs) return "ts_ns is more than 5s ahead of the server";
   return {};
@@ -245,6 +248,12 @@ bool Session::HandleSubscribe(std::span<const std::uint8_t> payload) {
     Reject(pb::INVALID_REQUEST, "since_ms is negative", rid);
     return true;
   }
+  if (req.since_ms() > engine::kMaxSinceMs) {
+    // Beyond the year 2262 the time in ns does not fit 64 bits (PROTOCOL S4).
+    Reject(pb::INVALID_REQUEST,
+           "since_ms is above " + std::to_string(engine::kMaxSinceMs) + " (2262-04-11)", rid);
+    return true;
+  }
   if (req.backfill() > 0 && req.since_ms() > 0) {
     Reject(pb::INVALID_REQUEST, "backfill and since_ms are exclusive", rid);
     return true;
@@ -342,9 +351,10 @@ bool Session::HandlePublish(std::span<const std::uint8_t> payload) {
   }
   std::vector<engine::IngestTick> ticks;
   ticks.reserve(static_cast<std::size_t>(req.ticks_size()));
+  std::uint32_t index = 0;
   for (auto& t : *req.mutable_ticks()) {
     ticks.push_back(engine::IngestTick{std::move(*t.mutable_topic()), t.price(), t.size(),
-                                       t.ts_ns() == 0 ? now_ns : t.ts_ns(), now_ns});
+                                       t.ts_ns() == 0 ? now_ns : t.ts_ns(), now_ns, 0, index++});
   }
   host_.Publish(req.request_id(), req.ack(), std::move(ticks));
   return true;
@@ -356,6 +366,18 @@ void Session::OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted)
   ack.set_request_id(request_id);
   ack.set_accepted(accepted);
   host_.SendFrame(protocol::EncodeFrame(FrameType::kPublishAck, ack));
+}
+
+void Session::OnPublishRefused(std::uint32_t request_id, const PublishRefusal& r) {
+  if (state_ != State::kReady) return;
+  std::string message =
+      "ticks[" + std::to_string(r.index) + "]: new topic '" + r.topic + "' refused: ";
+  message += r.reason == engine::Refusal::kUserTopicLimit
+                 ? "user '" + user_ + "' has reached its topic limit (MAX_TOPICS_PER_USER)"
+                 : std::string("the server's topic limit (MAX_TOPICS) is reached");
+  message += " and no topic can make room yet; " + std::to_string(r.refused) + " of " +
+             std::to_string(r.total) + " ticks of this frame not applied";
+  Reject(pb::TOPIC_LIMIT, message, request_id, r.topic);
 }
 
 void Session::OnPublishFailed(std::uint32_t request_id, std::string_view message,

@@ -55,6 +55,15 @@ struct Subscription {
   std::int64_t since_ms = 0;        // everything retained from this time on (PROTOCOL S8b)
 };
 
+// Ticks of one PUBLISH that the topic cap refused (PROTOCOL S6b).
+struct PublishRefusal {
+  std::uint32_t index = 0;  // the first refused tick's position in the frame
+  std::string topic;        // its topic
+  engine::Refusal reason = engine::Refusal::kTopicLimit;
+  std::uint32_t refused = 0;  // refused ticks of the frame
+  std::uint32_t total = 0;    // ticks in the frame
+};
+
 // The side effects of a session, implemented by the connection (or a test double).
 class SessionHost {
  public:
@@ -101,6 +110,10 @@ class Session {
   bool CheckTimers(Clock::time_point now);
   // The ticks of an acked PUBLISH have been applied.
   void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted);
+  // Ticks of a PUBLISH were refused for the topic cap: non-fatal ERROR TOPIC_LIMIT with the
+  // request's id, naming the first refused tick and how many were refused. Sent before the
+  // PUBLISH_ACK, if one was asked for.
+  void OnPublishRefused(std::uint32_t request_id, const PublishRefusal& refusal);
   // Multi-instance mode: the backplane did not take a PUBLISH (non-fatal ERROR UNAVAILABLE with
   // the request's id; the client may retry after `retry_after_ms`).
   void OnPublishFailed(std::uint32_t request_id, std::string_view message,

@@ -121,6 +121,37 @@ TEST_F(ClientServerTest, InvalidTickIsRejected) {
   EXPECT_EQ(r.error().code, ErrorCode::kInvalidRequest) << r.error().ToString();
 }
 
+TEST(ClientTopicLimitTest, RefusedTicksAreReportedAndTheAckCountsTheAppliedOnes) {
+  if (ServerProcess::BinaryPath().empty()) GTEST_SKIP() << "no tickwire-server in this build";
+  ServerProcess server({{"MAX_TOPICS", "2"}, {"WORKERS", "1"}});
+  ASSERT_TRUE(server.Start()) << server.error();
+  ClientOptions o;
+  o.port = server.port();
+  o.username = ServerProcess::kUser;
+  o.password = ServerProcess::kPass;
+  o.connect_timeout = kWait;
+  o.request_timeout = kWait;
+  auto c = Client::Connect(o);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  // Server-stamped ticks keep their bars open: the first two topics fill the cap, the rest are
+  // refused. The PUBLISH_ACK still answers the request, with the ticks applied.
+  std::vector<Tick> ticks;
+  for (int i = 0; i < 5; ++i) ticks.push_back({"cap." + std::to_string(i), 1, 1, 0, 0, 0});
+  auto r = c.value()->Publish(ticks, true);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(r.value(), 2u);
+  // The ERROR TOPIC_LIMIT that said why arrives as an event, non-fatal.
+  auto ev = c.value()->Next(kWait);
+  ASSERT_TRUE(ev);
+  auto* e = std::get_if<Error>(&*ev);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->code, ErrorCode::kTopicLimit) << e->ToString();
+  EXPECT_FALSE(e->fatal);
+  EXPECT_NE(e->message.find("3 of 5 ticks"), std::string::npos) << e->message;
+  EXPECT_EQ(ErrorCodeName(e->code), "TOPIC_LIMIT");
+  EXPECT_FALSE(c.value()->closed());
+}
+
 TEST_F(ClientServerTest, HeartbeatsKeepConnectionAlive) {
   auto c = Connect("alive");
   ASSERT_TRUE(c);

@@ -322,5 +322,85 @@ TEST(ClusterTest, BackplaneOutageTurnsInstancesNotReadyAndPublishesFail) {
   EXPECT_EQ(got[1].prev_seq, got[0].seq);
 }
 
+TEST(ClusterTest, TopicCapIsDecidedInLogOrderAndAlikeOnEveryInstance) {
+  if (!ToolsPresent()) GTEST_SKIP() << "nats-server or haproxy missing (scripts/setup.sh)";
+  // 8 topics per instance. Each process hashes topic names with its own key, so caps split over
+  // workers would refuse different topics on each instance; the log's topic cap may not.
+  Cluster cluster(2, {{"MAX_TOPICS", "8"}, {"WORKERS", "2"}});
+  const std::string started = cluster.Start();
+  ASSERT_TRUE(started.empty()) << started << cluster.Describe();
+  std::vector<Consumer> ticks;
+  for (int i = 0; i < 2; ++i) {
+    std::string err;
+    ticks.push_back(Subscribe(cluster.instance_frontend_port(i), "ticks-" + std::to_string(i),
+                              Mode::kTick, {"*"}, false, err));
+    ASSERT_TRUE(err.empty()) << err;
+  }
+  // Two producers, one per instance, each frame naming 6 new topics and its own known one.
+  // Server-stamped ticks keep their bars open, so once 8 topics exist the new ones are refused.
+  std::atomic<std::uint64_t> sent{0}, accepted{0}, topic_limit_errors{0};
+  std::vector<std::thread> producers;
+  for (int p = 0; p < 2; ++p) {
+    producers.emplace_back([&, p] {
+      auto c = client::Client::Connect(
+          ClusterClientOptions(cluster.instance_frontend_port(p), "producer", false));
+      if (!c.ok()) return;
+      for (int f = 0; f < 10; ++f) {
+        std::vector<client::Tick> frame;
+        for (int k = 0; k < 6; ++k) {
+          client::Tick t;
+          t.topic = "new." + std::to_string(p) + "." + std::to_string(f * 6 + k);
+          t.price = 1;
+          t.size = 1;
+          frame.push_back(t);
+        }
+        client::Tick own;
+        own.topic = "own." + std::to_string(p);
+        own.price = 2;
+        own.size = 1;
+        frame.push_back(own);
+        auto r = c.value()->Publish(frame, true);
+        if (!r.ok()) continue;
+        sent += frame.size();
+        accepted += r.value();
+      }
+      // Each frame with refused ticks was reported to its producer.
+      while (auto ev = c.value()->Next(0ms)) {
+        if (auto* e = std::get_if<client::Error>(&*ev);
+            e && e->code == client::ErrorCode::kTopicLimit) {
+          ++topic_limit_errors;
+        }
+      }
+    });
+  }
+  for (auto& t : producers) t.join();
+  ASSERT_EQ(sent.load(), 2u * 10 * 7) << cluster.Describe();
+  EXPECT_LT(accepted.load(), sent.load());
+  EXPECT_GE(topic_limit_errors.load(), 1u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_TRUE(WaitUntil([&] { return ticks[i].log->tick_count() == accepted.load(); }, 15s))
+        << "instance " << i << " delivered " << ticks[i].log->tick_count() << " of "
+        << accepted.load();
+  }
+  // Both instances applied exactly the same ticks, refused the same ones, and hold no more
+  // topics than the cap.
+  EXPECT_TRUE(Keys(ticks[1].log->Ticks()) == Keys(ticks[0].log->Ticks())) << "ticks differ";
+  EXPECT_EQ(CheckChains(ticks[0].log->Ticks()), "");
+  std::set<std::string> topics;
+  for (const auto& t : ticks[0].log->Ticks()) topics.insert(t.topic);
+  EXPECT_LE(topics.size(), 16u);  // 8, or 16 if a minute boundary freed the first ones
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_TRUE(WaitUntil(
+        [&] {
+          const auto m = ParseMetrics(HttpGet(cluster.metrics_port(i), "/metrics").body);
+          return MetricValue(m, "ticks_refused_total{reason=\"topic_limit\"}") ==
+                     static_cast<double>(sent.load() - accepted.load()) &&
+                 MetricValue(m, "active_topics") > 0 && MetricValue(m, "active_topics") <= 8;
+        },
+        5s))
+        << "instance " << i;
+  }
+}
+
 }  // namespace
 }  // namespace tickwire::testing

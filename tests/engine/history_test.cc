@@ -187,32 +187,162 @@ TEST(ShardTopicCap, EvictsTheLeastRecentlyPublishedTopic) {
   EXPECT_EQ(shard.LastSeq("B"), 1u);
 }
 
-TEST(ShardTopicCap, SubscribedAndOpenTopicsAreNotEvicted) {
+TEST(ShardTopicCap, OpenBarsRefuseNewTopicsInsteadOfExceedingTheCap) {
+  ShardOptions o = Small();
+  o.max_topics = 2;
+  Shard shard(0, o);
+  shard.SetWildcardInterest(Mode::kTick, 0, true);
+  RecordBlock block;
+  std::vector<IngestTick> t = {{"A", 1, 1, kT0, kT0}, {"B", 1, 1, kT0, kT0}};
+  EXPECT_EQ(shard.Apply(t, block).applied, 2u);
+  // A and B have open bars: evicting either would drop ticks from a bar not yet sent, so the
+  // new topics are refused: not applied, not encoded, not kept, counted.
+  block = {};
+  std::vector<IngestTick> more = {{"A", 2, 1, kT0, kT0, 0, 0},
+                                  {"NEW", 1, 1, kT0, kT0, 0, 1},
+                                  {"B", 2, 1, kT0, kT0, 0, 2},
+                                  {"NEW2", 1, 1, kT0, kT0, 0, 3},
+                                  {"NEW", 1, 1, kT0, kT0, 0, 4}};
+  const ApplyResult r = shard.Apply(more, block);
+  EXPECT_EQ(r.applied, 2u);
+  EXPECT_EQ(r.refused, 3u);
+  EXPECT_EQ(r.first_refused, 1u);
+  EXPECT_EQ(r.reason, Refusal::kTopicLimit);
+  EXPECT_EQ(shard.topic_count(), 2u);
+  EXPECT_EQ(shard.LastSeq("NEW"), 0u);
+  EXPECT_EQ(shard.LastSeq("A"), 2u);
+  ASSERT_EQ(block.entries.size(), 2u);  // only A's and B's ticks were encoded
+  for (const auto& e : block.entries) EXPECT_NE(block.Topic(e).substr(0, 3), "NEW");
+  EXPECT_EQ(shard.stats().ticks_refused[static_cast<std::size_t>(Refusal::kTopicLimit)], 3u);
+  EXPECT_EQ(shard.stats().topics_evicted, 0u);
+  // Once their bars have closed, a new topic takes the least recently published one's place.
+  shard.AdvanceWatermark(kT0 + 70 * kSec, block);
+  std::vector<IngestTick> later = {{"NEW", 1, 1, kT0 + 70 * kSec, kT0 + 70 * kSec}};
+  EXPECT_EQ(shard.Apply(later, block).applied, 1u);
+  EXPECT_EQ(shard.topic_count(), 2u);
+  EXPECT_EQ(shard.stats().topics_evicted, 1u);
+  EXPECT_EQ(shard.LastSeq("A"), 0u);  // A was published before B's last tick
+  EXPECT_EQ(shard.LastSeq("B"), 2u);
+}
+
+TEST(ShardTopicCap, AFloodOfNewTopicsNeverExceedsTheCap) {
+  ShardOptions o = Small();
+  o.max_topics = 100;
+  Shard shard(0, o);
+  RecordBlock block;
+  std::vector<IngestTick> frame;
+  std::size_t refused = 0;
+  for (int round = 0; round < 100; ++round) {
+    frame.clear();
+    for (int i = 0; i < 1000; ++i) {
+      const std::int64_t at = kT0 + round * kMs;
+      frame.push_back({"flood." + std::to_string(round * 1000 + i), 1, 1, at, at});
+    }
+    refused += shard.Apply(frame, block).refused;
+    ASSERT_LE(shard.topic_count(), 100u);
+  }
+  EXPECT_EQ(refused, 100'000u - 100u);
+  // Memory follows the topics held, not the topics named.
+  EXPECT_LE(shard.HistoryBytes(), 100 * (4 * 40 + 2 * sizeof(BarAccumulator)));
+}
+
+TEST(ShardTopicCap, SubscriptionsNeitherCreateNorPinTopics) {
   ShardOptions o = Small();
   o.max_topics = 2;
   Shard shard(0, o);
   RecordBlock block;
-  shard.SetInterest("KEEP", Mode::kTick, 0, true);
-  std::vector<IngestTick> t = {{"KEEP", 1, 1, kT0, kT0}, {"OPEN", 1, 1, kT0, kT0}};
-  shard.Apply(t, block);
-  // Over the cap, but KEEP is named by a subscriber and OPEN has an open bar.
-  std::vector<IngestTick> more = {{"NEW", 1, 1, kT0, kT0}};
-  shard.Apply(more, block);
-  EXPECT_EQ(shard.topic_count(), 3u);
-  EXPECT_EQ(shard.stats().topics_evicted, 0u);
-  // Once the bars close, the cap is enforced again; KEEP stays.
+  // A subscribe-only client names far more topics than the cap: no topic state is created.
+  for (int i = 0; i < 1000; ++i)
+    shard.SetInterest("sub." + std::to_string(i), Mode::kTick, 1, true);
+  EXPECT_EQ(shard.topic_count(), 0u);
+  EXPECT_EQ(shard.interest_count(), 1000u);
+  // A producer's topic keeps its numbering: nothing the subscriber did pushed it out.
+  std::vector<IngestTick> p = {{"PROD", 1, 1, kT0, kT0}};
+  shard.Apply(p, block);
+  shard.Apply(p, block);
+  EXPECT_EQ(shard.LastSeq("PROD"), 2u);
+  // Interest does not pin either: a subscribed topic is evicted like any other once its bars
+  // are closed and it is the least recently published.
+  shard.SetInterest("PROD", Mode::kTick, 1, true);
+  std::vector<IngestTick> other = {{"sub.7", 1, 1, kT0, kT0}};
+  shard.Apply(other, block);
   shard.AdvanceWatermark(kT0 + 70 * kSec, block);
-  EXPECT_EQ(shard.topic_count(), 2u);
-  EXPECT_EQ(shard.LastSeq("KEEP"), 1u);
-  EXPECT_EQ(shard.stats().topics_evicted, 1u);
+  std::vector<IngestTick> third = {{"THIRD", 1, 1, kT0 + 70 * kSec, kT0 + 70 * kSec}};
+  EXPECT_EQ(shard.Apply(third, block).applied, 1u);
+  EXPECT_EQ(shard.LastSeq("PROD"), 0u);
+  EXPECT_EQ(shard.interest_count(), 1001u);  // the interest itself stays
+  for (int i = 0; i < 1000; ++i)
+    shard.SetInterest("sub." + std::to_string(i), Mode::kTick, 1, false);
+  shard.SetInterest("PROD", Mode::kTick, 1, false);
+  EXPECT_EQ(shard.interest_count(), 0u);
 }
 
-TEST(ShardTopicCap, UnsubscribingFromAnUnpublishedTopicFreesIt) {
+TEST(ShardTopicCap, ATopicCreatedAfterTheSubscriptionTakesItsInterest) {
   Shard shard(0, Small());
-  shard.SetInterest("GHOST", Mode::kSecond, 1, true);
-  EXPECT_EQ(shard.topic_count(), 1u);
-  shard.SetInterest("GHOST", Mode::kSecond, 1, false);
+  shard.SetInterest("LATER", Mode::kTick, 3, true);
+  shard.SetInterest("LATER", Mode::kSecond, 5, true);
+  RecordBlock block;
+  std::vector<IngestTick> t = {{"LATER", 1, 1, kT0, kT0}};
+  shard.Apply(t, block);
+  ASSERT_EQ(block.entries.size(), 1u);
+  EXPECT_EQ(block.entries[0].workers, WorkerBit(3));
+  shard.AdvanceWatermark(kT0 + 2 * kSec, block);
+  ASSERT_EQ(block.entries.size(), 2u);
+  EXPECT_EQ(block.entries[1].mode, Mode::kSecond);
+  EXPECT_EQ(block.entries[1].workers, WorkerBit(5));
+  // Losing the interest reaches the existing topic too.
+  shard.SetInterest("LATER", Mode::kTick, 3, false);
+  block = {};
+  shard.Apply(t, block);
+  EXPECT_TRUE(block.empty());
+}
+
+TEST(ShardTopicCap, PerUserCapRecyclesTheUsersOwnTopicsOnly) {
+  ShardOptions o = Small();
+  o.max_topics = 10;
+  o.max_topics_per_user = 2;
+  Shard shard(0, o);
+  RecordBlock block;
+  auto publish = [&](UserId user, const std::string& topic, std::int64_t at) {
+    std::vector<IngestTick> t = {{topic, 1, 1, at, at}};
+    return shard.Apply(t, block, user);
+  };
+  publish(2, "OTHER", kT0);  // user 2's, the oldest topic of all
+  publish(1, "A", kT0);
+  publish(1, "B", kT0);
+  // User 1 is at its cap and its topics have open bars: refused, whatever room is left.
+  const ApplyResult r = publish(1, "C", kT0);
+  EXPECT_EQ(r.refused, 1u);
+  EXPECT_EQ(r.reason, Refusal::kUserTopicLimit);
+  EXPECT_EQ(shard.stats().ticks_refused[static_cast<std::size_t>(Refusal::kUserTopicLimit)], 1u);
+  EXPECT_EQ(publish(3, "D", kT0).applied, 1u);  // another user is not held back
+  // Bars closed: C replaces user 1's least recently published topic, not OTHER.
+  shard.AdvanceWatermark(kT0 + 70 * kSec, block);
+  publish(1, "A", kT0 + 70 * kSec);
+  EXPECT_EQ(publish(1, "C", kT0 + 70 * kSec).applied, 1u);
+  EXPECT_EQ(shard.LastSeq("B"), 0u);
+  EXPECT_EQ(shard.LastSeq("A"), 2u);
+  EXPECT_EQ(shard.LastSeq("OTHER"), 1u);
+  EXPECT_EQ(shard.topic_count(), 4u);
+  // Another user's ticks on user 1's topic do not change who created it.
+  publish(2, "C", kT0 + 70 * kSec);
+  shard.AdvanceWatermark(kT0 + 140 * kSec, block);
+  EXPECT_EQ(publish(1, "E", kT0 + 140 * kSec).applied, 1u);  // evicts A, user 1's oldest
+  EXPECT_EQ(shard.LastSeq("A"), 0u);
+  EXPECT_EQ(shard.LastSeq("C"), 2u);
+}
+
+TEST(ShardTopicCap, ForgetDropsATopicAndItsHistory) {
+  Shard shard(0, Small());
+  RecordBlock block;
+  std::vector<IngestTick> t = {{"F", 1, 1, kT0, kT0}};
+  shard.Apply(t, block);
+  EXPECT_TRUE(shard.Forget("F"));
+  EXPECT_FALSE(shard.Forget("F"));
   EXPECT_EQ(shard.topic_count(), 0u);
+  EXPECT_EQ(shard.stats().topics_evicted, 1u);
+  shard.Apply(t, block);
+  EXPECT_EQ(shard.LastSeq("F"), 1u);  // starts over
 }
 
 }  // namespace

@@ -22,7 +22,7 @@ TEST(ShardTest, AssignsConsecutiveSeqPerTopic) {
   std::vector<IngestTick> ticks = {
       {"A", 1.0, 1.0, 10}, {"B", 2.0, 1.0, 11}, {"A", 3.0, 2.0, 12}, {"A", 4.0, 0.5, 13}};
   RecordBlock block;
-  EXPECT_EQ(shard.Apply(ticks, block), 4u);
+  EXPECT_EQ(shard.Apply(ticks, block).applied, 4u);
   ASSERT_EQ(block.entries.size(), 4u);
   const std::uint64_t want_seq[] = {1, 1, 2, 3};
   const std::uint64_t want_prev[] = {0, 0, 1, 2};

@@ -52,7 +52,7 @@ TEST_F(PublishTest, SubscriberReceivesTicksAsPublished) {
   const std::int64_t ts = NowNs() - 1'000'000'000;
   std::vector<v1::Tick> ticks = {MakeTick(Topic(), 101.25, 3, ts),
                                  MakeTick(Topic(), -0.5, 0, ts + 1),
-                                 MakeTick(Topic(), 1e300, 1e-300, ts + 2)};
+                                 MakeTick(Topic(), 1e15, 1e-300, ts + 2)};  // at the bound
   ASSERT_TRUE(pub.PublishAcked(1, ticks));
   Delivery d;
   ASSERT_TRUE(ReadTicks(sub, ticks.size(), milliseconds(2000), d));

@@ -283,9 +283,18 @@ TEST_F(SessionTest, SubscribeValidation) {
     std::int64_t since;
   };
   const std::vector<Case> bad = {
-      {0, {"A"}, 0, 0},          {9, {"A"}, 0, 0},  {3, {}, 0, 0},
-      {3, {"a b"}, 0, 0},        {3, {""}, 0, 0},   {3, {std::string(129, 'x')}, 0, 0},
-      {3, {"A", "foo.*"}, 0, 0}, {3, {"A"}, 0, -1}, {3, {"A"}, 5, 1000},
+      {0, {"A"}, 0, 0},
+      {9, {"A"}, 0, 0},
+      {3, {}, 0, 0},
+      {3, {"a b"}, 0, 0},
+      {3, {""}, 0, 0},
+      {3, {std::string(129, 'x')}, 0, 0},
+      {3, {"A", "foo.*"}, 0, 0},
+      {3, {"A"}, 0, -1},
+      {3, {"A"}, 5, 1000},
+      // A since_ms whose ns do not fit 64 bits would wrap and replay every tick.
+      {3, {"A"}, 0, engine::kMaxSinceMs + 1},
+      {1, {"A"}, 0, INT64_MAX},
   };
   std::uint32_t rid = 100;
   for (const auto& c : bad) {
@@ -443,6 +452,51 @@ TEST_F(SessionTest, PublishValidatesTheWholeFrame) {
   ExpectPublishRejected(Tick("A", 1.0, -0.5), "negative");
   ExpectPublishRejected(Tick("A", 1.0, 1.0, -1), "ts_ns");
   ExpectPublishRejected(Tick("A", 1.0, 1.0, kNowNs + 5'000'000'001), "ahead");
+  // Finite but large enough to make a bar's volume or vwap infinite or NaN.
+  ExpectPublishRejected(Tick("A", 1e300, 1e300), "|price| is above 1e15");
+  ExpectPublishRejected(Tick("A", -1.5e15), "|price| is above 1e15");
+  ExpectPublishRejected(Tick("A", 1.0, 1.0000001e15), "size is above 1e15");
+}
+
+TEST_F(SessionTest, PriceAndSizeBoundsAreInclusiveAndSinceMsUpToTheBoundIsAccepted) {
+  Authenticate();
+  pb::Publish pub;
+  pub.set_request_id(5);
+  *pub.add_ticks() = Tick("A", engine::kMaxAbsPrice, engine::kMaxSize);
+  *pub.add_ticks() = Tick("A", -engine::kMaxAbsPrice, 0.0);
+  EXPECT_TRUE(Send(protocol::FrameType::kPublish, pub));
+  ASSERT_EQ(host_.published.size(), 1u);
+  EXPECT_EQ(host_.published[0].ticks[1].index, 1u);  // frame positions travel with the ticks
+  pb::Subscribe sub;
+  sub.set_request_id(6);
+  sub.set_mode(pb::MODE_TICK);
+  sub.add_topics("A");
+  sub.set_since_ms(engine::kMaxSinceMs);
+  EXPECT_TRUE(Send(protocol::FrameType::kSubscribe, sub));
+  EXPECT_EQ(host_.LastType(), 0x04);  // SUBSCRIBE_OK
+}
+
+TEST_F(SessionTest, RefusedTicksAreReportedAsTopicLimitBeforeTheAck) {
+  Authenticate();
+  PublishRefusal r;
+  r.index = 3;
+  r.topic = "NEW.1";
+  r.refused = 4;
+  r.total = 10;
+  session_.OnPublishRefused(21, r);
+  auto err = host_.LastError();
+  EXPECT_EQ(err.code(), pb::TOPIC_LIMIT);
+  EXPECT_FALSE(err.fatal());
+  EXPECT_EQ(err.request_id(), 21u);
+  EXPECT_EQ(err.message().rfind("ticks[3]: new topic 'NEW.1' refused", 0), 0u) << err.message();
+  EXPECT_NE(err.message().find("MAX_TOPICS"), std::string::npos);
+  EXPECT_NE(err.message().find("4 of 10 ticks"), std::string::npos);
+  r.reason = engine::Refusal::kUserTopicLimit;
+  session_.OnPublishRefused(22, r);
+  err = host_.LastError();
+  EXPECT_NE(err.message().find("user 'user'"), std::string::npos) << err.message();
+  EXPECT_NE(err.message().find("MAX_TOPICS_PER_USER"), std::string::npos);
+  EXPECT_FALSE(session_.closed());
 }
 
 TEST_F(SessionTest, PublishStampsAndForwardsInOrder) {

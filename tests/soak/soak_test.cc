@@ -39,6 +39,7 @@
 #include "support/http_client.h"
 #include "support/json.h"
 #include "support/raw_client.h"
+#include "support/sanitizers.h"
 #include "support/server_process.h"
 #include "support/wait.h"
 #include "tickwire/v1/tickwire.pb.h"
@@ -102,18 +103,6 @@ int SoakSeconds() {
   const int s = std::atoi(env);
   return std::max(s, 5);
 }
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
 
 // Bound on the server's peak RSS (VmHWM). See docs/RELIABILITY.md for the measured figures the
 // bound was chosen from. Sanitizer runtimes add shadow memory and quarantine, so sanitized

@@ -140,6 +140,20 @@ async def test_rejected_publish(server, topic):
 
 
 @run_async
+async def test_topic_limit_reports_refused_ticks_and_the_ack_counts_the_applied(make_server):
+    s = make_server(MAX_TOPICS="2", WORKERS="1")
+    async with await open_client(s) as client:
+        # Server-stamped ticks keep their bars open: two topics fill the cap, three are refused.
+        ticks = [(f"cap.{i}", 1.0, 1.0) for i in range(5)]
+        assert await client.publish(ticks, ack=True) == 2
+        ev = await client.next_event(5)
+        assert isinstance(ev, tickwire.Error) and ev.code is ErrorCode.TOPIC_LIMIT
+        assert not ev.fatal and ev.request_id != 0
+        assert "3 of 5 ticks" in ev.message
+        assert await client.publish([("cap.0", 2.0, 1.0)], ack=True) == 1  # held topics flow
+
+
+@run_async
 async def test_a_frame_over_max_msg_size_is_refused_before_sending(server, topic):
     async with await open_client(server) as client:
         ticks = [(topic, float(i), 1.0) for i in range(5000)]

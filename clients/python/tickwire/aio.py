@@ -320,7 +320,9 @@ class AsyncClient:
         tuples; ts_ns 0 lets the server stamp them).
 
         With ack, waits for PUBLISH_ACK and returns its `accepted` count; without, returns the
-        number of ticks once the frame is written. Raises ServerError (INVALID_REQUEST naming the
+        number of ticks once the frame is written. When the server's topic cap refuses ticks for
+        new topics, an Error event with code TOPIC_LIMIT says so and `accepted` counts only the
+        ticks applied. Raises ServerError (INVALID_REQUEST naming the
         bad tick, FORBIDDEN, UNAVAILABLE) when the server rejects the frame, and TickwireError
         (invalid_argument) for a frame larger than the server's MAX_MSG_SIZE. At most once: a
         frame in flight when the connection breaks is not resent (ConnectionLost).
@@ -717,7 +719,10 @@ class AsyncClient:
         p.future.set_result(sub.handle)
 
     def _on_error(self, e: Error) -> Optional[Error]:
-        p = self._pending.pop(e.request_id, None) if e.request_id else None
+        # TOPIC_LIMIT reports refused ticks of a PUBLISH; its PUBLISH_ACK (if asked for) follows
+        # and answers the request.
+        answers = e.request_id and e.code != ErrorCode.TOPIC_LIMIT
+        p = self._pending.pop(e.request_id, None) if answers else None
         if p is not None and not p.future.done():
             if p.resume_handle:
                 # The server refuses a subscription it accepted before (permissions changed,

@@ -79,6 +79,7 @@ class ErrorCode(enum.IntEnum):
     SERVER_DRAINING = 12
     INTERNAL = 13
     UNAVAILABLE = 14
+    TOPIC_LIMIT = 15  # ticks for new topics refused by the topic cap: a report, not an answer
 
 
 def error_code(value: int) -> Union[ErrorCode, int]:
