@@ -5,8 +5,8 @@
 //   1  a duration (ParseDuration): an accepted one is within a year and FormatDuration prints
 //      text that parses back to it;
 //   2  CONFIG_FILE text (ParseConfigFileText), whose settings then go through every setting's
-//      parser and Validate (ParseServerConfig): names and values come back trimmed, and
-//      parsing never throws.
+//      parser and Validate (ParseServerConfig): an accepted file prints back (every value
+//      quoted, with a comment) to the same settings, and parsing never throws.
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -61,10 +61,21 @@ void FuzzConfigFile(std::string_view text) {
   std::map<std::string, std::string> file;
   const std::string error = ParseConfigFileText(text, file);
   if (!error.empty()) return;
+  // Every accepted value prints back, quoted, as a line that parses to the same value: a value
+  // never holds both quotes, a line break or another control character.
+  std::string printed;
   for (const auto& [name, value] : file) {
-    Check(name.empty() || (name.front() != ' ' && name.back() != ' ' && name.back() != '\t'));
-    Check(value.empty() || (value.front() != ' ' && value.back() != ' ' && value.back() != '\t'));
+    Check(!name.empty());
+    for (char c : name) Check(c != ' ' && c != '\t' && c != '=' && c != '#');
+    const bool has_double = value.find('"') != std::string::npos;
+    Check(!(has_double && value.find('\'') != std::string::npos));
+    for (char c : value) Check(static_cast<unsigned char>(c) >= 0x20 || c == '\t');
+    const char quote = has_double ? '\'' : '"';
+    printed += name + "=" + quote + value + quote + " # printed\n";
   }
+  std::map<std::string, std::string> again;
+  Check(ParseConfigFileText(printed, again).empty());
+  Check(again == file);
   // The file's settings as the environment (never CONFIG_FILE: that would read a real file).
   const EnvLookup env = [&file](const std::string& name) -> std::optional<std::string> {
     if (name == "CONFIG_FILE") return std::nullopt;

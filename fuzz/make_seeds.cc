@@ -378,6 +378,16 @@ int main(int argc, char** argv) {
     Write(cfg, "config_file_bad",
           "\x02"
           "STREAM_USER\nNOT_A_SETTING=1\n");
+    Write(cfg, "config_file_quotes",
+          "\x02"
+          "# quoted and commented values\nSTREAM_USER=ops # the feed user\n"
+          "STREAM_PASS=\"p#ss w0rd\" # rotated\nNATS_URL='nats://a:4222'\nMETRICS_ADDR= # off\n");
+    Write(cfg, "config_file_hash_bad",
+          "\x02"
+          "STREAM_PASS=new#pass\n");
+    Write(cfg, "config_file_quote_bad",
+          "\x02"
+          "STREAM_PASS=\"unterminated\n");
   }
   // fuzz_backplane_frame: shard count, topic cap, per-user cap, stream sequence (8 bytes, little
   // endian), the message.

@@ -2,6 +2,7 @@
 // and flags (see --help); a bad setting stops startup with one line naming it.
 #include <google/protobuf/stubs/logging.h>
 
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -12,6 +13,9 @@
 #include "server/server.h"
 
 namespace {
+
+// How long the server waits at exit for stdout to take the log lines still queued.
+constexpr std::chrono::seconds kLogFlushTimeout{2};
 
 tickwire::obs::Level ToLogLevel(tickwire::config::LogLevel level) {
   using tickwire::config::LogLevel;
@@ -45,6 +49,9 @@ int main(int argc, char** argv) {
   auto& config = std::get<tickwire::config::Config>(parsed);
   tickwire::obs::SetLogLevel(ToLogLevel(config.log_level));
   tickwire::obs::SetNoisyLogLimit(config.log_rate_limit);
+  // From here on no thread waits for stdout: lines are queued for the log writer's thread, and
+  // dropped and counted when stdout stalls. Whatever is queued at exit gets kLogFlushTimeout.
+  tickwire::obs::StartLogWriter();
   // Hostile payloads (e.g. invalid UTF-8 in strings) make protobuf log to stderr; the session
   // already answers them with ERROR frames and our own logs.
   google::protobuf::SetLogHandler(nullptr);
@@ -54,8 +61,11 @@ int main(int argc, char** argv) {
     return tickwire::config::ParseServerConfig(args, tickwire::config::ProcessEnv());
   });
   if (auto err = server.Open(); !err.empty()) {
+    tickwire::obs::StopLogWriter(kLogFlushTimeout);
     std::cerr << "tickwire-server: " << err << "\n";
     return 1;
   }
-  return server.Run();
+  const int code = server.Run();
+  tickwire::obs::StopLogWriter(kLogFlushTimeout);
+  return code;
 }

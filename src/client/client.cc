@@ -1186,6 +1186,12 @@ std::string_view ConnectionStateName(ConnectionState state) {
 }
 
 Result<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
+  if (options.client_name.size() > protocol::kMaxClientNameBytes) {
+    // The server would refuse the AUTH (INVALID_REQUEST, fatal) on every attempt.
+    return MakeError(
+        ErrorKind::kInvalidArgument,
+        "client_name is longer than " + std::to_string(protocol::kMaxClientNameBytes) + " bytes");
+  }
   std::unique_ptr<asio::io_context> owned;
   asio::io_context* io = options.io_context;
   if (io == nullptr) {

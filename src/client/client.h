@@ -68,7 +68,7 @@ struct ClientOptions {
   std::uint16_t port = 7878;
   std::string username;
   std::string password;
-  std::string client_name;  // free text the server logs
+  std::string client_name;  // free text the server logs, at most 128 bytes
   TlsOptions tls;
   // Resolve + TCP connect + AUTH until AUTH_OK.
   std::chrono::milliseconds connect_timeout{5000};

@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
@@ -459,29 +460,95 @@ std::vector<Setting> Settings() {
 
 }  // namespace
 
+namespace {
+
+bool IsBlank(char c) { return c == ' ' || c == '\t'; }
+
+bool IsNameChar(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || (c >= 'a' && c <= 'z');
+}
+
+// One NAME=value line without its line ending, known to be neither blank nor a comment. Fills
+// `name` and `value`, or returns why the line is refused. Error texts never repeat the value:
+// it may be a password.
+std::string ParseConfigLine(std::string_view line, std::string& name, std::string& value) {
+  for (char c : line) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t') || u == 0x7F) return "control character in the line";
+  }
+  const auto eq = line.find('=');
+  if (eq == std::string_view::npos) return "expected NAME=value";
+  std::string_view n = line.substr(0, eq);
+  while (!n.empty() && IsBlank(n.front())) n.remove_prefix(1);
+  while (!n.empty() && IsBlank(n.back())) n.remove_suffix(1);
+  if (n.empty() || !std::all_of(n.begin(), n.end(), IsNameChar)) {
+    return "expected NAME=value with NAME of letters, digits and '_'";
+  }
+  const std::string_view raw = line.substr(eq + 1);  // '#' after a blank here is a comment
+  std::string_view v = raw.substr(std::min(raw.size(), raw.find_first_not_of(" \t")));
+  if (!v.empty() && (v.front() == '"' || v.front() == '\'')) {
+    // Quoted: everything up to the same quote, taken as written (no escapes); after it only
+    // blanks and an optional comment.
+    const char quote = v.front();
+    const auto close = v.find(quote, 1);
+    if (close == std::string_view::npos) return std::string("no closing ") + quote + " quote";
+    std::string_view rest = v.substr(close + 1);
+    while (!rest.empty() && IsBlank(rest.front())) rest.remove_prefix(1);
+    if (!rest.empty() && rest.front() != '#') {
+      return std::string("text after the closing ") + quote +
+             " quote (a comment after a value starts with ' #')";
+    }
+    name.assign(n);
+    value.assign(v.substr(1, close - 1));
+    return {};
+  }
+  // Unquoted: up to a '#' that follows a blank (a comment), trimmed. Quotes and any other '#'
+  // would be ambiguous (part of the value, or meant as quoting or a comment?): refused.
+  std::size_t end = v.size();
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (v[i] == '#') {
+      const bool after_blank = i > 0 ? IsBlank(v[i - 1]) : v.size() < raw.size();
+      if (after_blank) {
+        end = i;
+        break;
+      }
+      return "'#' inside an unquoted value: quote the value (NAME=\"...\"), or start a comment "
+             "with ' #'";
+    }
+    if (v[i] == '"' || v[i] == '\'') {
+      return "a quote inside an unquoted value: quote the whole value with the other quote";
+    }
+  }
+  v = v.substr(0, end);
+  while (!v.empty() && IsBlank(v.back())) v.remove_suffix(1);
+  name.assign(n);
+  value.assign(v);
+  return {};
+}
+
+}  // namespace
+
 std::string ParseConfigFileText(std::string_view text, std::map<std::string, std::string>& out) {
   std::size_t line_no = 0;
   std::size_t pos = 0;
   while (pos < text.size()) {
     auto end = text.find('\n', pos);
     if (end == std::string_view::npos) end = text.size();
-    std::string line(text.substr(pos, end - pos));
+    std::string_view line = text.substr(pos, end - pos);
     pos = end + 1;
     ++line_no;
     if (line_no > kMaxConfigFileLines) {
       return " more than " + std::to_string(kMaxConfigFileLines) + " lines";
     }
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     const auto first = line.find_first_not_of(" \t");
-    if (first == std::string::npos || line[first] == '#') continue;
-    const auto eq = line.find('=');
-    if (eq == std::string::npos) return std::to_string(line_no) + ": expected NAME=value";
-    std::string name = line.substr(first, eq - first);
-    name.erase(name.find_last_not_of(" \t") + 1);
-    std::string value = line.substr(eq + 1);
-    value.erase(0, value.find_first_not_of(" \t"));
-    value.erase(value.find_last_not_of(" \t") + 1);
-    out[name] = value;
+    if (first == std::string_view::npos || line[first] == '#') continue;
+    std::string name;
+    std::string value;
+    if (auto err = ParseConfigLine(line, name, value); !err.empty()) {
+      return std::to_string(line_no) + ": " + err;
+    }
+    out[std::move(name)] = std::move(value);
   }
   return {};
 }

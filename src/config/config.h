@@ -118,9 +118,16 @@ using ParseResult = std::variant<Config, ParseExit, ParseError>;
 // calls this again with the same arguments; the file is re-read.
 ParseResult ParseServerConfig(const std::vector<std::string>& args, const EnvLookup& env);
 
-// The CONFIG_FILE format: NAME=value per line, blanks around both trimmed, '#' starts a comment
-// line, CRLF accepted. Fills `out` (the last of repeated names wins); returns an error
-// ("<line>: why") or empty. Names are not checked here (ParseServerConfig does).
+// The CONFIG_FILE format, one setting per line (CRLF accepted), blank lines and lines whose
+// first non-blank character is '#' ignored:
+//   NAME=value            blanks around NAME and value trimmed; ' #' (a '#' after a blank)
+//                         starts a comment; a '#' anywhere else or a quote is refused
+//   NAME="value"          the text between the quotes exactly as written (no escapes), which
+//   NAME='value'          may hold '#', blanks and the other quote; then only blanks and an
+//                         optional comment
+// NAME is letters, digits and '_'. Control characters (other than tab) are refused. Fills `out`
+// (the last of repeated names wins); returns an error ("<line>: why", never quoting the value)
+// or empty. Whether a name is a setting is checked by ParseServerConfig.
 inline constexpr std::size_t kMaxConfigFileLines = 10'000;
 inline constexpr std::size_t kMaxConfigFileBytes = 1024 * 1024;
 std::string ParseConfigFileText(std::string_view text, std::map<std::string, std::string>& out);

@@ -98,9 +98,9 @@ void Connection::Start() {
   if (worker_.context().config.proxy_protocol == config::ProxyMode::kRequired) {
     if (!FromTrustedProxy()) {
       worker_.context().counters.proxy_untrusted.fetch_add(1, std::memory_order_relaxed);
-      obs::Log(obs::Level::kWarn, "proxy_untrusted",
-               "connection from outside PROXY_TRUSTED_CIDRS refused",
-               {{"conn_id", id_}, {"remote", remote_}});
+      obs::LogNoisy(obs::Noisy::kHandshake, obs::Level::kWarn, "proxy_untrusted",
+                    "connection from outside PROXY_TRUSTED_CIDRS refused",
+                    {{"conn_id", id_}, {"remote", remote_}});
       Close(session::CloseReason::kProxyHeader);
       return;
     }
@@ -152,8 +152,9 @@ void Connection::OnProxyReadable() {
       reinterpret_cast<const std::uint8_t*>(candidate.data()), candidate.size()));
   auto reject = [&](std::string_view why) {
     worker_.context().counters.proxy_rejected.fetch_add(1, std::memory_order_relaxed);
-    obs::Log(obs::Level::kWarn, "proxy_header_invalid", "closing: bad PROXY header",
-             {{"conn_id", id_}, {"remote", remote_}, {"reason", why}});
+    obs::LogNoisy(obs::Noisy::kHandshake, obs::Level::kWarn, "proxy_header_invalid",
+                  "closing: bad PROXY header",
+                  {{"conn_id", id_}, {"remote", remote_}, {"reason", why}});
     Close(session::CloseReason::kProxyHeader);
   };
   if (r.status == protocol::ProxyParseStatus::kError) {
@@ -214,8 +215,9 @@ void Connection::OnHandshake(const boost::system::error_code& ec) {
   if (closed_) return;
   if (ec) {
     worker_.context().counters.tls_handshake_failed.fetch_add(1, std::memory_order_relaxed);
-    obs::Log(obs::Level::kInfo, "tls_handshake_failed", "closing: TLS handshake failed",
-             {{"conn_id", id_}, {"remote", remote_}, {"reason", ec.message()}});
+    obs::LogNoisy(obs::Noisy::kHandshake, obs::Level::kInfo, "tls_handshake_failed",
+                  "closing: TLS handshake failed",
+                  {{"conn_id", id_}, {"remote", remote_}, {"reason", ec.message()}});
     Close(session::CloseReason::kTlsHandshake);
     return;
   }
@@ -819,10 +821,11 @@ void Connection::CheckTimers(Clock::time_point now) {
       auto& counters = worker_.context().counters;
       (proxy ? counters.proxy_rejected : counters.tls_handshake_failed)
           .fetch_add(1, std::memory_order_relaxed);
-      obs::Log(obs::Level::kInfo, proxy ? "proxy_header_timeout" : "tls_handshake_timeout",
-               proxy ? "closing: no complete PROXY header in time"
-                     : "closing: TLS handshake not done in time",
-               {{"conn_id", id_}, {"remote", remote_}});
+      obs::LogNoisy(obs::Noisy::kHandshake, obs::Level::kInfo,
+                    proxy ? "proxy_header_timeout" : "tls_handshake_timeout",
+                    proxy ? "closing: no complete PROXY header in time"
+                          : "closing: TLS handshake not done in time",
+                    {{"conn_id", id_}, {"remote", remote_}});
       Close(proxy ? session::CloseReason::kProxyHeader : session::CloseReason::kTlsHandshake);
     }
     return;
@@ -1012,38 +1015,62 @@ void Connection::LogClose() {
       {"duration_ms", duration.count()},
       {"bytes_in", bytes_in_},
       {"bytes_out", bytes_out_}};
-  // Closes a client can cause at will go through the noisy-event budgets.
+  // Every close a client can cause at will goes through a noisy-event budget; only the
+  // server's own closes (shutdown, an internal fault) are always logged.
+  const auto noisy = [&](obs::Noisy kind, obs::Level level) {
+    obs::LogNoisy(kind, level, "conn_close", "connection closed", fields);
+  };
   switch (close_reason_) {
     case CloseReason::kAuthRequired:
     case CloseReason::kAuthFailed:
     case CloseReason::kAuthTimeout:
     case CloseReason::kUnauthEvicted:
-      obs::LogNoisy(obs::Noisy::kAuth, obs::Level::kInfo, "conn_close", "connection closed",
-                    fields);
+    case CloseReason::kAuthRateLimited:
+      noisy(obs::Noisy::kAuth, obs::Level::kInfo);
       return;
     case CloseReason::kMalformedFrame:
     case CloseReason::kFrameTooLarge:
     case CloseReason::kUnknownFrameType:
     case CloseReason::kInvalidRequest:
-      obs::LogNoisy(obs::Noisy::kProtocol, obs::Level::kInfo, "conn_close", "connection closed",
-                    fields);
+      noisy(obs::Noisy::kProtocol, obs::Level::kInfo);
       return;
     case CloseReason::kSlowConsumer:
-      obs::LogNoisy(obs::Noisy::kSlowConsumer, obs::Level::kWarn, "conn_close", "connection closed",
-                    fields);
+      noisy(obs::Noisy::kSlowConsumer, obs::Level::kWarn);
+      return;
+    case CloseReason::kClientClosed:
+    case CloseReason::kIoError:
+      noisy(obs::Noisy::kDisconnect, obs::Level::kInfo);
       return;
     case CloseReason::kHeartbeatTimeout:
-      obs::Log(obs::Level::kWarn, "conn_close", "connection closed", fields);
+      noisy(obs::Noisy::kDisconnect, obs::Level::kWarn);
       return;
-    default:
+    case CloseReason::kProxyHeader:
+    case CloseReason::kTlsHandshake:
+      noisy(obs::Noisy::kHandshake, obs::Level::kInfo);
+      return;
+    case CloseReason::kNone:
+    case CloseReason::kServerShutdown:
+    case CloseReason::kInternal:
+    case CloseReason::kCount:
       obs::Log(obs::Level::kInfo, "conn_close", "connection closed", fields);
       return;
   }
 }
 
-ConnectionInfo Connection::Info(Clock::time_point now, bool subs) const {
+ConnectionCounters Connection::Counters(Clock::time_point now) const {
+  ConnectionCounters c;
+  c.id = id_;
+  c.age_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - opened_at_).count();
+  c.subscriptions = session_.subscriptions().size();
+  c.pending_bytes = queue_.pending_bytes();
+  c.bytes_in = bytes_in_;
+  c.bytes_out = bytes_out_;
+  return c;
+}
+
+ConnectionInfo Connection::Info(Clock::time_point now, const ConnzQuery& query) const {
   ConnectionInfo info;
-  info.id = id_;
+  static_cast<ConnectionCounters&>(info) = Counters(now);
   info.worker = worker_.index();
   info.remote = remote_;
   info.user = session_.user();
@@ -1051,15 +1078,25 @@ ConnectionInfo Connection::Info(Clock::time_point now, bool subs) const {
   info.state = closing_                                                  ? "closing"
                : session_.state() == session::Session::State::kAwaitAuth ? "awaiting_auth"
                                                                          : "ready";
-  info.age_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - opened_at_).count();
-  info.subscriptions = session_.subscriptions().size();
-  info.pending_bytes = queue_.pending_bytes();
-  info.bytes_in = bytes_in_;
-  info.bytes_out = bytes_out_;
-  if (subs) {
-    for (const auto& [id, sub] : session_.subscriptions()) {
-      info.subs.push_back({id, sub.mode, sub.wildcard, sub.topics});
-    }
+  if (!query.subs) return info;
+  // In subscription id order; topic names capped per subscription and per connection.
+  std::vector<std::uint64_t> ids;
+  ids.reserve(session_.subscriptions().size());
+  for (const auto& [id, sub] : session_.subscriptions()) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  std::size_t budget = kConnzTopicsPerConnection;
+  info.subs.reserve(ids.size());
+  for (const std::uint64_t id : ids) {
+    const session::Subscription& sub = session_.subscriptions().at(id);
+    ConnectionInfo::Sub& out = info.subs.emplace_back();
+    out.id = id;
+    out.mode = sub.mode;
+    out.topic_count = sub.topics.size() + (sub.wildcard ? 1 : 0);
+    const std::size_t shown = std::min({query.sub_topics, budget, out.topic_count});
+    budget -= shown;
+    out.topics.reserve(shown);
+    if (shown > 0 && sub.wildcard) out.topics.emplace_back("*");
+    for (std::size_t i = 0; out.topics.size() < shown; ++i) out.topics.push_back(sub.topics[i]);
   }
   return info;
 }

@@ -62,8 +62,10 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   // Multi-instance mode: the backplane did not take a PUBLISH (ERROR UNAVAILABLE, non-fatal).
   void OnPublishFailed(std::uint32_t request_id, std::string_view message,
                        std::uint32_t retry_after_ms);
-  // A copy of what the connection listing shows (on this connection's worker).
-  ConnectionInfo Info(Clock::time_point now, bool subs) const;
+  // What the connection listing sorts on, and a copy of what it shows with the subscription
+  // details (and their caps) that `query` asks for (on this connection's worker).
+  ConnectionCounters Counters(Clock::time_point now) const;
+  ConnectionInfo Info(Clock::time_point now, const ConnzQuery& query) const;
 
   // An owner shard's answer to one of this connection's slice requests (null: skipped, its
   // replay was cancelled).

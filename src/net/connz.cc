@@ -38,25 +38,6 @@ bool ParseSize(const std::string& text, std::size_t& out) {
   return true;
 }
 
-// Sort key: larger first for everything but the id.
-std::uint64_t Key(const ConnectionInfo& c, ConnzQuery::Sort s) {
-  switch (s) {
-    case ConnzQuery::Sort::kId:
-      return c.id;
-    case ConnzQuery::Sort::kAge:
-      return static_cast<std::uint64_t>(std::max<std::int64_t>(c.age_ms, 0));
-    case ConnzQuery::Sort::kBytesIn:
-      return c.bytes_in;
-    case ConnzQuery::Sort::kBytesOut:
-      return c.bytes_out;
-    case ConnzQuery::Sort::kPending:
-      return c.pending_bytes;
-    case ConnzQuery::Sort::kSubscriptions:
-      return c.subscriptions;
-  }
-  return c.id;
-}
-
 void Num(std::string& out, std::string_view key, std::uint64_t v) {
   out += ",\"";
   out += key;
@@ -106,35 +87,66 @@ std::string ParseConnzQuery(const std::map<std::string, std::string>& params, Co
       } else {
         return "subs must be 1 or 0";
       }
+    } else if (key == "sub_topics") {
+      if (!ParseSize(value, out.sub_topics) || out.sub_topics > kConnzMaxSubTopics) {
+        return "sub_topics must be a whole number from 0 to " + std::to_string(kConnzMaxSubTopics);
+      }
     } else {
-      return "unknown parameter (sort, limit, offset, subs)";
+      return "unknown parameter (sort, limit, offset, subs, sub_topics)";
     }
+  }
+  if (out.subs && out.limit > kConnzMaxLimitWithSubs) {
+    // An explicit limit over the cap is refused; the default already fits.
+    return "with subs=1, limit must be from 1 to " + std::to_string(kConnzMaxLimitWithSubs);
   }
   return {};
 }
 
-std::string RenderConnz(std::vector<ConnectionInfo> all, const ConnzQuery& query) {
-  const auto sort = query.sort;
-  std::sort(all.begin(), all.end(), [sort](const ConnectionInfo& a, const ConnectionInfo& b) {
-    const auto ka = Key(a, sort);
-    const auto kb = Key(b, sort);
-    if (ka != kb) return sort == ConnzQuery::Sort::kId ? ka < kb : ka > kb;
+std::uint64_t SortKey(const ConnectionCounters& c, ConnzQuery::Sort s) {
+  switch (s) {
+    case ConnzQuery::Sort::kId:
+      return c.id;
+    case ConnzQuery::Sort::kAge:
+      return static_cast<std::uint64_t>(std::max<std::int64_t>(c.age_ms, 0));
+    case ConnzQuery::Sort::kBytesIn:
+      return c.bytes_in;
+    case ConnzQuery::Sort::kBytesOut:
+      return c.bytes_out;
+    case ConnzQuery::Sort::kPending:
+      return c.pending_bytes;
+    case ConnzQuery::Sort::kSubscriptions:
+      return c.subscriptions;
+  }
+  return c.id;
+}
+
+std::vector<ConnectionKey> SelectPage(std::vector<ConnectionKey> all, const ConnzQuery& query) {
+  const bool ascending = query.sort == ConnzQuery::Sort::kId;
+  const auto before = [ascending](const ConnectionKey& a, const ConnectionKey& b) {
+    if (a.key != b.key) return ascending ? a.key < b.key : a.key > b.key;
     return a.id < b.id;
-  });
+  };
   const std::size_t begin = std::min(query.offset, all.size());
   const std::size_t end = std::min(all.size(), begin + query.limit);
+  // Only the first `end` need to be in order.
+  std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(end), all.end(), before);
+  return {all.begin() + static_cast<std::ptrdiff_t>(begin),
+          all.begin() + static_cast<std::ptrdiff_t>(end)};
+}
 
+std::string RenderConnz(std::size_t total, const std::vector<ConnectionInfo>& page,
+                        const ConnzQuery& query) {
   std::string out = "{\"now\":\"";
   AppendNowUtc(out);
   out += "\"";
-  Num(out, "total", all.size());
+  Num(out, "total", total);
   Num(out, "offset", query.offset);
   Num(out, "limit", query.limit);
   Str(out, "sort", SortLabel(query.sort));
   out += ",\"connections\":[";
-  for (std::size_t i = begin; i < end; ++i) {
-    const ConnectionInfo& c = all[i];
-    if (i != begin) out.push_back(',');
+  for (std::size_t i = 0; i < page.size(); ++i) {
+    const ConnectionInfo& c = page[i];
+    if (i != 0) out.push_back(',');
     out += "{\"id\":";
     out += std::to_string(c.id);
     Num(out, "worker", c.worker);
@@ -155,16 +167,11 @@ std::string RenderConnz(std::vector<ConnectionInfo> all, const ConnzQuery& query
         out += "{\"id\":";
         out += std::to_string(sub.id);
         Str(out, "mode", engine::ModeName(sub.mode));
+        Num(out, "topic_count", sub.topic_count);
         out += ",\"topics\":[";
-        bool first = true;
-        if (sub.wildcard) {
-          out += "\"*\"";
-          first = false;
-        }
-        for (const auto& t : sub.topics) {
-          if (!first) out.push_back(',');
-          first = false;
-          obs::AppendJsonString(out, t);
+        for (std::size_t t = 0; t < sub.topics.size(); ++t) {
+          if (t != 0) out.push_back(',');
+          obs::AppendJsonString(out, sub.topics[t]);
         }
         out += "]}";
       }

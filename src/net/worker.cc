@@ -166,9 +166,21 @@ void Worker::EvictWaiting(const TicketPtr& ticket) {
   });
 }
 
-void Worker::CollectConnections(Clock::time_point now, bool subs,
-                                std::vector<ConnectionInfo>& out) const {
-  for (const auto& [id, c] : connections_) out.push_back(c->Info(now, subs));
+void Worker::CollectConnectionKeys(Clock::time_point now, ConnzQuery::Sort sort,
+                                   std::vector<ConnectionKey>& out) const {
+  out.reserve(out.size() + connections_.size());
+  for (const auto& [id, c] : connections_) {
+    out.push_back({id, index_, SortKey(c->Counters(now), sort)});
+  }
+}
+
+void Worker::CollectConnections(const std::vector<std::uint64_t>& ids, Clock::time_point now,
+                                const ConnzQuery& query, std::vector<ConnectionInfo>& out) const {
+  for (const std::uint64_t id : ids) {
+    if (auto it = connections_.find(id); it != connections_.end()) {
+      out.push_back(it->second->Info(now, query));
+    }
+  }
 }
 
 void Worker::CloseAll() {

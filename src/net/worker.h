@@ -204,8 +204,12 @@ class Worker {
   // This worker's counters: written here only, read by the metrics endpoint from its thread.
   WorkerMetrics& metrics() { return metrics_; }
   const WorkerMetrics& metrics() const { return metrics_; }
-  // Appends a description of every connection of this worker (for the connection listing).
-  void CollectConnections(Clock::time_point now, bool subs, std::vector<ConnectionInfo>& out) const;
+  // The connection listing, in two steps: every connection's sort key, then the full
+  // description of the connections of one page (those still open).
+  void CollectConnectionKeys(Clock::time_point now, ConnzQuery::Sort sort,
+                             std::vector<ConnectionKey>& out) const;
+  void CollectConnections(const std::vector<std::uint64_t>& ids, Clock::time_point now,
+                          const ConnzQuery& query, std::vector<ConnectionInfo>& out) const;
 
   // Ingest back-pressure: ticks posted to a worker and not yet applied. When any worker is
   // over the high-water mark, producers stop being read until every worker is below half of it

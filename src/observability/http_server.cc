@@ -5,6 +5,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
 #include <optional>
 
 #include "observability/log.h"
@@ -17,9 +18,8 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-constexpr int kMaxSessions = 64;
 constexpr std::size_t kHeaderLimit = 8 * 1024;
-constexpr auto kRequestDeadline = std::chrono::seconds(10);
+using Clock = std::chrono::steady_clock;
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -49,25 +49,32 @@ std::string Decode(std::string_view s) {
 }  // namespace
 
 // One HTTP connection. Lives on the server's thread; handlers answer through HttpRespond,
-// which posts back here.
+// which posts back here. While it waits for a request it may be evicted to make room.
 class HttpServer::Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(HttpServer& server, tcp::socket socket) : server_(server), stream_(std::move(socket)) {}
-  ~Session() { server_.sessions_.fetch_sub(1, std::memory_order_relaxed); }
+  Session(HttpServer& server, tcp::socket socket, asio::ip::address address)
+      : server_(server), stream_(std::move(socket)), address_(std::move(address)) {}
 
-  void Read() {
-    parser_.emplace();
-    parser_->header_limit(kHeaderLimit);
-    parser_->body_limit(0);
-    stream_.expires_after(kRequestDeadline);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](const beast::error_code& ec, std::size_t) {
-                       self->OnRead(ec);
-                     });
+  // Starts reading; `entry` is its place in the server's registry.
+  void Start(Registry::iterator entry) {
+    entry_ = entry;
+    Read();
+  }
+
+  const asio::ip::address& address() const { return address_; }
+  // Waiting for (the rest of) a request, not busy with one: may be evicted.
+  bool waiting() const { return waiting_; }
+  Clock::time_point waiting_since() const { return waiting_since_; }
+
+  void Evict() {
+    server_.counters_.evicted.fetch_add(1, std::memory_order_relaxed);
+    Dropped("evicted");
+    Close();
   }
 
   // Writes `response` (on the server's thread).
   void Write(HttpResponse response) {
+    if (closed_) return;
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(response.status), version_);
     res->set(http::field::server, "tickwire/" TICKWIRE_VERSION);
@@ -80,15 +87,18 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
       res->body() = std::move(response.body);
       res->prepare_payload();
     }
-    stream_.expires_after(kRequestDeadline);
-    http::async_write(stream_, *res,
-                      [self = shared_from_this(), res](const beast::error_code& ec, std::size_t) {
-                        if (ec || !self->keep_alive_) {
-                          self->Close();
-                          return;
-                        }
-                        self->Read();
-                      });
+    stream_.expires_after(server_.limits_.write_timeout);
+    http::async_write(
+        stream_, *res, [self = shared_from_this(), res](const beast::error_code& ec, std::size_t) {
+          if (ec == beast::error::timeout) {
+            self->server_.counters_.write_timeout.fetch_add(1, std::memory_order_relaxed);
+          }
+          if (ec || !self->keep_alive_) {
+            self->Close();
+            return;
+          }
+          self->Read();
+        });
   }
 
   HttpRespond Responder() {
@@ -99,11 +109,53 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // Waits for the first byte of the next request (it may be here already: pipelining).
+  void Read() {
+    if (closed_) return;
+    waiting_ = true;
+    waiting_since_ = Clock::now();
+    if (buffer_.size() > 0) {
+      ReadHeader();
+      return;
+    }
+    stream_.expires_after(server_.limits_.idle_timeout);
+    stream_.async_read_some(
+        buffer_.prepare(kHeaderLimit),
+        [self = shared_from_this()](const beast::error_code& ec, std::size_t n) {
+          if (ec) {
+            if (ec == beast::error::timeout) {
+              self->server_.counters_.idle_timeout.fetch_add(1, std::memory_order_relaxed);
+            }
+            self->Close();
+            return;
+          }
+          self->buffer_.commit(n);
+          self->ReadHeader();
+        });
+  }
+
+  // Bytes of a request have arrived: the whole header must follow within header_timeout.
+  void ReadHeader() {
+    parser_.emplace();
+    parser_->header_limit(kHeaderLimit);
+    parser_->body_limit(0);
+    stream_.expires_after(server_.limits_.header_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](const beast::error_code& ec, std::size_t) {
+                       self->OnRead(ec);
+                     });
+  }
+
   void OnRead(const beast::error_code& ec) {
     if (ec) {
+      if (ec == beast::error::timeout) {
+        server_.counters_.header_timeout.fetch_add(1, std::memory_order_relaxed);
+        Dropped("header_timeout");
+      }
       Close();
       return;
     }
+    waiting_ = false;
     const auto& req = parser_->get();
     version_ = req.version();
     keep_alive_ = req.keep_alive();
@@ -118,7 +170,18 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
     server_.Dispatch(shared_from_this(), std::move(request));
   }
 
+  void Dropped(std::string_view why) const {
+    LogNoisy(Noisy::kHttp, Level::kInfo, "http_conn_dropped",
+             "operations endpoint connection closed by the server",
+             {{"remote", address_.to_string()}, {"reason", why}});
+  }
+
+  // Ends the connection and leaves the registry. Idempotent.
   void Close() {
+    if (closed_) return;
+    closed_ = true;
+    waiting_ = false;
+    server_.sessions_.erase(entry_);
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.close();
@@ -126,14 +189,20 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
 
   HttpServer& server_;
   beast::tcp_stream stream_;
+  const asio::ip::address address_;
+  Registry::iterator entry_;
   beast::flat_buffer buffer_{kHeaderLimit};
   std::optional<http::request_parser<http::empty_body>> parser_;
   unsigned version_ = 11;
   bool keep_alive_ = false;
   bool head_ = false;
+  bool waiting_ = false;
+  bool closed_ = false;
+  Clock::time_point waiting_since_{};
 };
 
-HttpServer::HttpServer() : acceptor_(io_), retry_timer_(io_) {}
+HttpServer::HttpServer(HttpServerLimits limits)
+    : limits_(limits), acceptor_(io_), retry_timer_(io_) {}
 
 HttpServer::~HttpServer() { Stop(); }
 
@@ -184,6 +253,46 @@ void HttpServer::Stop() {
   thread_.join();
 }
 
+std::size_t HttpServer::open_sessions() {
+  // A session destroyed without closing (its last owner was an unanswered responder) leaves an
+  // expired entry: forget those first.
+  std::erase_if(sessions_, [](const std::weak_ptr<Session>& w) { return w.expired(); });
+  return sessions_.size();
+}
+
+bool HttpServer::MakeRoom(const asio::ip::address& address) {
+  const std::size_t open = open_sessions();
+  std::map<asio::ip::address, std::size_t> per_address;
+  for (const auto& w : sessions_) {
+    if (auto s = w.lock()) ++per_address[s->address()];
+  }
+  const bool address_full = per_address[address] >= limits_.max_sessions_per_address;
+  if (!address_full && open < limits_.max_sessions) return true;
+  // Over the per-address cap, one of that address's connections makes room; over the total
+  // cap, one of the address holding the most (an attacker's rather than a probe's), else any.
+  asio::ip::address from = address;
+  if (!address_full) {
+    from =
+        std::max_element(per_address.begin(), per_address.end(), [](const auto& a, const auto& b) {
+          return a.second < b.second;
+        })->first;
+  }
+  auto oldest_waiting = [&](const asio::ip::address* only) {
+    std::shared_ptr<Session> best;
+    for (const auto& w : sessions_) {
+      auto s = w.lock();
+      if (!s || !s->waiting() || (only != nullptr && s->address() != *only)) continue;
+      if (!best || s->waiting_since() < best->waiting_since()) best = std::move(s);
+    }
+    return best;
+  };
+  auto victim = oldest_waiting(&from);
+  if (!victim && !address_full) victim = oldest_waiting(nullptr);
+  if (!victim) return false;
+  victim->Evict();
+  return true;
+}
+
 void HttpServer::Accept() {
   acceptor_.async_accept([this](const boost::system::error_code& ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
@@ -195,12 +304,22 @@ void HttpServer::Accept() {
       });
       return;
     }
-    if (sessions_.load(std::memory_order_relaxed) >= kMaxSessions) {
+    boost::system::error_code peer_ec;
+    const auto peer = socket.remote_endpoint(peer_ec);
+    if (peer_ec) {
+      boost::system::error_code ignored;
+      socket.close(ignored);
+    } else if (!MakeRoom(peer.address())) {
+      counters_.refused.fetch_add(1, std::memory_order_relaxed);
+      LogNoisy(Noisy::kHttp, Level::kInfo, "http_conn_dropped",
+               "operations endpoint connection closed by the server",
+               {{"remote", peer.address().to_string()}, {"reason", "refused"}});
       boost::system::error_code ignored;
       socket.close(ignored);
     } else {
-      sessions_.fetch_add(1, std::memory_order_relaxed);
-      std::make_shared<Session>(*this, std::move(socket))->Read();
+      auto session = std::make_shared<Session>(*this, std::move(socket), peer.address());
+      sessions_.push_back(session);
+      session->Start(std::prev(sessions_.end()));
     }
     Accept();
   });

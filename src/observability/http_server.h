@@ -5,8 +5,10 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <string>
@@ -34,13 +36,39 @@ using HttpRespond = std::function<void(HttpResponse)>;
 // Handles one request; may answer at once or later (after gathering from other threads).
 using HttpHandler = std::function<void(const HttpRequest&, HttpRespond)>;
 
+// Bounds on the connections of an HttpServer. The defaults are the server's; tests shorten the
+// timeouts.
+struct HttpServerLimits {
+  std::size_t max_sessions = 512;                   // connections open at a time
+  std::size_t max_sessions_per_address = 32;        // from one client address
+  std::chrono::milliseconds idle_timeout{30'000};   // to the first byte of a request
+  std::chrono::milliseconds header_timeout{5'000};  // from its first byte to the end of its header
+  std::chrono::milliseconds write_timeout{10'000};  // to write a response
+};
+
+// Connections the server closed on its own, by why. Any thread may read them.
+struct HttpServerCounters {
+  std::atomic<std::uint64_t> idle_timeout{0};    // no request within idle_timeout
+  std::atomic<std::uint64_t> header_timeout{0};  // a request header not complete in time
+  std::atomic<std::uint64_t> write_timeout{0};   // a response not taken in time
+  std::atomic<std::uint64_t> evicted{0};         // made room for a new connection
+  std::atomic<std::uint64_t> refused{0};         // closed on accept: no room, nothing to evict
+};
+
 // A small HTTP/1.1 server for operations endpoints (/metrics, /healthz, /readyz, /connz) on its
 // own thread and io_context, built on Boost.Beast. GET and HEAD only; keep-alive; request
-// headers limited to 8 KiB, no request bodies; every connection has a 10 s deadline per
-// request; at most 64 connections at a time (more are closed on accept).
+// headers limited to 8 KiB, no request bodies.
+//
+// Connections cannot starve the probes. Each one waiting for a request is bounded in time
+// (idle_timeout to its first byte, header_timeout to the end of its header), and a new
+// connection always finds room while some connection is only waiting: over the per-address cap
+// the address's connection that has waited longest is closed for it, over the total cap the
+// longest-waiting one of the address holding the most. A new connection is refused only when
+// every connection it could displace is busy with a request (bounded by the handlers' own
+// deadlines and write_timeout).
 class HttpServer {
  public:
-  HttpServer();
+  explicit HttpServer(HttpServerLimits limits = {});
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -57,18 +85,27 @@ class HttpServer {
   void Stop();
 
   boost::asio::io_context& io() { return io_; }
+  const HttpServerCounters& counters() const { return counters_; }
+  // Connections open now. On the server's thread only (handlers run there).
+  std::size_t open_sessions();
 
   // Splits "/path?a=1&b=x%20y" into path and decoded parameters. Exposed for tests.
   static HttpRequest ParseTarget(std::string_view target);
 
  private:
   class Session;
+  using Registry = std::list<std::weak_ptr<Session>>;
   void Accept();
+  // Registers a new connection, first closing one that only waits if a cap is reached; false
+  // when there is no room.
+  bool MakeRoom(const boost::asio::ip::address& address);
   void Dispatch(const std::shared_ptr<Session>& session, HttpRequest request);
 
+  const HttpServerLimits limits_;
+  HttpServerCounters counters_;
   // Declared before io_: sessions still queued in io_ are destroyed with it and touch these.
   std::map<std::string, HttpHandler, std::less<>> handlers_;
-  std::atomic<int> sessions_{0};
+  Registry sessions_;  // every open connection; the server's thread only
   std::uint16_t port_ = 0;
   boost::asio::io_context io_{1};
   boost::asio::ip::tcp::acceptor acceptor_;

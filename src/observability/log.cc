@@ -1,12 +1,25 @@
 #include "observability/log.h"
 
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <climits>
+
+#include <array>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
 
 namespace tickwire::obs {
 namespace {
@@ -166,22 +179,70 @@ std::string FormatLine(Level level, std::string_view event, std::string_view msg
   return line;
 }
 
-void WriteLine(const std::string& line) {
-  std::size_t off = 0;
-  while (off < line.size()) {
-    const ssize_t n = ::write(STDOUT_FILENO, line.data() + off, line.size() - off);
-    if (n <= 0) break;  // stdout gone: logging must never take the server down
-    off += static_cast<std::size_t>(n);
+// Writes all of `lines` to `fd` (writev, IOV_MAX at a time). False when the descriptor
+// fails; `written` is the number of whole lines written.
+bool WriteLines(int fd, const std::vector<std::string>& lines, std::size_t& written) {
+  written = 0;
+  std::size_t offset = 0;  // into lines[written]
+  std::vector<iovec> iov;
+  while (written < lines.size()) {
+    iov.clear();
+    for (std::size_t i = written; i < lines.size() && iov.size() < IOV_MAX; ++i) {
+      const std::size_t skip = i == written ? offset : 0;
+      iov.push_back({const_cast<char*>(lines[i].data() + skip), lines[i].size() - skip});
+    }
+    const ssize_t n = ::writev(fd, iov.data(), static_cast<int>(iov.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd p{};
+      p.fd = fd;
+      p.events = POLLOUT;
+      ::poll(&p, 1, 100);
+      continue;
+    }
+    if (n <= 0) return false;  // stdout gone: logging must never take the server down
+    auto left = static_cast<std::size_t>(n);
+    while (left > 0) {
+      const std::size_t rest = lines[written].size() - offset;
+      if (left < rest) {
+        offset += left;
+        left = 0;
+      } else {
+        left -= rest;
+        offset = 0;
+        ++written;
+      }
+    }
+  }
+  return true;
+}
+
+void WriteDirect(const std::string& line) {
+  std::size_t ignored = 0;
+  WriteLines(STDOUT_FILENO, {line}, ignored);
+}
+
+// The process-wide writer, once started. Never destroyed: a thread may still be logging, or
+// the writer's thread still blocked on stdout, while the process exits.
+std::atomic<LogWriter*> g_writer{nullptr};
+
+void WriteLine(std::string line) {
+  if (LogWriter* w = g_writer.load(std::memory_order_acquire)) {
+    w->Push(std::move(line));
+  } else {
+    WriteDirect(line);
   }
 }
 
 constexpr std::uint32_t kDefaultNoisyLimit = 20;
 
 LogLimiter& Limiter(Noisy kind) {
-  static LogLimiter limiters[static_cast<int>(Noisy::kCount)] = {LogLimiter(kDefaultNoisyLimit),
-                                                                 LogLimiter(kDefaultNoisyLimit),
-                                                                 LogLimiter(kDefaultNoisyLimit)};
-  return limiters[static_cast<int>(kind)];
+  static std::array<LogLimiter, static_cast<std::size_t>(Noisy::kCount)> limiters;
+  [[maybe_unused]] static const bool defaults_set = [] {
+    for (auto& l : limiters) l.set_limit(kDefaultNoisyLimit);
+    return true;
+  }();
+  return limiters[static_cast<std::size_t>(kind)];
 }
 
 std::int64_t NowMs() {
@@ -211,6 +272,12 @@ std::string_view NoisyName(Noisy kind) {
       return "protocol";
     case Noisy::kSlowConsumer:
       return "slow_consumer";
+    case Noisy::kDisconnect:
+      return "disconnect";
+    case Noisy::kHandshake:
+      return "handshake";
+    case Noisy::kHttp:
+      return "http";
     case Noisy::kCount:
       break;
   }
@@ -262,6 +329,125 @@ void FlushSuppressedLogs() {
                          "similar lines were suppressed by the log rate limit",
                          {{"kind", NoisyName(kind)}, {"suppressed", n}}, nullptr));
   }
+}
+
+struct LogWriter::State {
+  State(int f, std::size_t cap) : fd(f), capacity(cap) {}
+
+  void Run() {
+    std::unique_lock lock(mu);
+    for (;;) {
+      wake.wait(lock, [&] { return !queue.empty() || unreported != 0 || stopping; });
+      if (queue.empty() && unreported == 0) break;  // stopping, and everything is written
+      std::vector<std::string> batch;
+      batch.swap(queue);
+      const std::uint64_t report = std::exchange(unreported, 0);
+      lock.unlock();
+      std::size_t written = 0;
+      const bool ok = WriteLines(fd, batch, written);
+      std::size_t bytes = 0;
+      for (const auto& l : batch) bytes += l.size();
+      if (ok && report != 0 && LogEnabled(Level::kWarn)) {
+        const Field count("dropped", report);
+        const std::string line =
+            FormatLine(Level::kWarn, "log_dropped",
+                       "log lines were dropped: the log output did not keep up", {count}, nullptr);
+        std::size_t ignored = 0;
+        WriteLines(fd, {line}, ignored);
+      }
+      lock.lock();
+      if (!ok) {
+        // The descriptor failed: what was not written is lost, counted, and reported (with
+        // the drops not reported yet) once output flows again.
+        const std::uint64_t lost = batch.size() - written;
+        dropped.fetch_add(lost, std::memory_order_relaxed);
+        unreported += lost + report;
+      }
+      queued_bytes -= bytes;
+      drained.notify_all();
+    }
+    done = true;
+    drained.notify_all();
+  }
+
+  const int fd;
+  const std::size_t capacity;
+  std::mutex mu;
+  std::condition_variable wake;     // the thread: lines, a drop to report, or stop
+  std::condition_variable drained;  // Stop(): a batch was written, or the thread ended
+  std::vector<std::string> queue;   // lines not yet taken by the thread
+  std::size_t queued_bytes = 0;     // queued and being written: what the capacity bounds
+  std::uint64_t unreported = 0;     // dropped since the last log_dropped line
+  bool stopping = false;
+  bool done = false;  // the thread has ended
+  std::atomic<std::uint64_t> dropped{0};
+};
+
+LogWriter::LogWriter(int fd, std::size_t capacity) : state_(std::make_shared<State>(fd, capacity)) {
+  // The thread takes no signals (they stay with the threads that wait for them), and a write
+  // to a closed pipe fails with EPIPE instead of killing the process.
+  sigset_t all;
+  sigset_t old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  std::thread([state = state_] { state->Run(); }).detach();
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
+LogWriter::~LogWriter() {
+  if (!stopped_) Stop(std::chrono::milliseconds::max());
+}
+
+bool LogWriter::Push(std::string line) {
+  State& s = *state_;
+  std::unique_lock lock(s.mu);
+  if (s.done) {
+    lock.unlock();
+    std::size_t ignored = 0;
+    return WriteLines(s.fd, {line}, ignored);
+  }
+  if (s.queued_bytes + line.size() > s.capacity) {
+    ++s.unreported;
+    s.dropped.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  s.queued_bytes += line.size();
+  s.queue.push_back(std::move(line));
+  const bool first = s.queue.size() == 1;
+  lock.unlock();
+  if (first) s.wake.notify_one();  // the thread waits only while the queue is empty
+  return true;
+}
+
+bool LogWriter::Stop(std::chrono::milliseconds timeout) {
+  stopped_ = true;
+  State& s = *state_;
+  std::unique_lock lock(s.mu);
+  s.stopping = true;
+  s.wake.notify_one();
+  const auto finished = [&] { return s.done; };
+  if (timeout == std::chrono::milliseconds::max()) {
+    s.drained.wait(lock, finished);
+    return true;
+  }
+  return s.drained.wait_for(lock, timeout, finished);
+}
+
+std::uint64_t LogWriter::dropped() const { return state_->dropped.load(std::memory_order_relaxed); }
+
+void StartLogWriter(std::size_t capacity) {
+  if (g_writer.load() != nullptr) return;
+  g_writer.store(new LogWriter(STDOUT_FILENO, capacity), std::memory_order_release);
+}
+
+bool StopLogWriter(std::chrono::milliseconds timeout) {
+  LogWriter* w = g_writer.load(std::memory_order_acquire);
+  return w == nullptr || w->Stop(timeout);
+}
+
+std::uint64_t LogLinesDropped() {
+  const LogWriter* w = g_writer.load(std::memory_order_acquire);
+  return w == nullptr ? 0 : w->dropped();
 }
 
 }  // namespace tickwire::obs

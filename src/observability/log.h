@@ -1,8 +1,10 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -34,9 +36,55 @@ void SetLogLevel(Level level);
 bool LogEnabled(Level level);
 
 // Writes one JSON object per line to stdout: {"ts":..., "level":..., "event":..., "msg":...,
-// fields...}. Each line is written with a single write(2), so lines from threads never mix.
+// fields...}. Lines from threads never mix. Once StartLogWriter() has run, the line is queued
+// for the log writer's thread and Log() never waits for stdout; before that (tools, tests) it
+// is written at once with a single write(2).
 void Log(Level level, std::string_view event, std::string_view msg,
          std::initializer_list<Field> fields = {});
+
+// Writes lines to a file descriptor from its own thread, through a buffer of at most
+// `capacity` bytes, so that whoever logs never waits for the descriptor (a stalled stdout: a
+// full pipe, a stuck log shipper). When the buffer is full a line is dropped and counted; once
+// output flows again the thread writes one "log_dropped" line saying how many were dropped.
+// Lines are written in the order they were queued.
+class LogWriter {
+ public:
+  LogWriter(int fd, std::size_t capacity);
+  // Stop() with no time limit, unless Stop() was called already (then a thread still blocked on
+  // the descriptor is left to itself).
+  ~LogWriter();
+  LogWriter(const LogWriter&) = delete;
+  LogWriter& operator=(const LogWriter&) = delete;
+
+  // Queues `line` (one complete line, '\n' included). Any thread. False, and counted, when
+  // the buffer has no room for it; never blocks on the descriptor.
+  bool Push(std::string line);
+  // Writes out what is queued, waiting at most `timeout` for the descriptor, and ends the
+  // thread. True when everything was written. On a timeout the thread is left blocked in its
+  // write (it owns its state, so this object may go); lines pushed afterwards are still queued
+  // for it while there is room, and written by the caller directly once the thread has ended.
+  // Stop may be called again to wait longer.
+  bool Stop(std::chrono::milliseconds timeout);
+  // Lines dropped so far (buffer full, or the descriptor failed).
+  std::uint64_t dropped() const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;  // shared with the thread
+  bool stopped_ = false;
+};
+
+// Bytes of log lines the process-wide writer buffers before it drops lines: at about 300 bytes
+// a line, some 3,500 lines.
+inline constexpr std::size_t kLogBufferBytes = 1024 * 1024;
+// Starts the process-wide LogWriter on stdout; from then on Log() and LogNoisy() queue their
+// lines. Call once, early (the server does, after reading its settings).
+void StartLogWriter(std::size_t capacity = kLogBufferBytes);
+// Flushes and stops it, waiting at most `timeout` for stdout; true when everything was written.
+// Call last, before the process exits.
+bool StopLogWriter(std::chrono::milliseconds timeout);
+// Lines the process-wide writer has dropped (the log_lines_dropped_total metric).
+std::uint64_t LogLinesDropped();
 
 // Appends `s` as a JSON string literal (quotes included). Control characters are escaped and
 // invalid UTF-8 bytes become U+FFFD, so the output is always valid JSON.
@@ -47,8 +95,17 @@ std::string FormatLogLine(Level level, std::string_view event, std::string_view 
                           std::initializer_list<Field> fields);
 
 // Events that a hostile or broken client can cause at will. Each kind has its own budget of
-// lines per second, so a flood of them cannot flood the log.
-enum class Noisy : int { kAuth = 0, kProtocol, kSlowConsumer, kCount };
+// lines per second, so a flood of them cannot flood the log (and a flood of one kind does not
+// hide the others).
+enum class Noisy : int {
+  kAuth = 0,      // closes for failed, missing, late or rate-limited AUTH
+  kProtocol,      // closes for protocol violations, and rejected requests
+  kSlowConsumer,  // slow consumers dropped
+  kDisconnect,    // closes the client chose: it closed or reset, or stopped heartbeating
+  kHandshake,     // PROXY header and TLS handshake failures, and their closes
+  kHttp,          // operations endpoint connections closed by the server (slow, or evicted)
+  kCount
+};
 std::string_view NoisyName(Noisy kind);
 
 // A budget of `limit` lines per one-second window (0 = unlimited). Lock-free and callable from

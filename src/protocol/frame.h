@@ -16,6 +16,8 @@ inline constexpr std::uint32_t kDefaultMaxMsgSize = 65536;
 inline constexpr std::uint32_t kMinMaxMsgSize = 1024;
 inline constexpr std::uint32_t kMaxMaxMsgSize = 16 * 1024 * 1024;
 inline constexpr std::uint32_t kProtocolVersion = 1;
+// Longest Auth.client_name the server accepts, in bytes (the length of a topic name).
+inline constexpr std::size_t kMaxClientNameBytes = 128;
 
 // Frame type byte, as numbered by PROTOCOL.md section 1. Values are frozen.
 enum class FrameType : std::uint8_t {

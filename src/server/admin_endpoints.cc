@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -38,6 +39,10 @@ void GatherFromWorkers(const std::vector<net::Worker*>& workers, asio::io_contex
     std::function<void(std::vector<T>)> done;
     std::function<void()> timed_out;
   };
+  if (workers.empty()) {
+    asio::post(home, [done = std::move(done)] { done({}); });
+    return;
+  }
   auto state = std::make_shared<State>(home, workers.size());
   state->done = std::move(done);
   state->timed_out = std::move(timed_out);
@@ -102,7 +107,7 @@ std::string AdminEndpoints::Open(const std::string& host, std::uint16_t port) {
   return http_.Open(host, port, "METRICS_ADDR");
 }
 
-void AdminEndpoints::Metrics(obs::HttpRespond respond) const {
+void AdminEndpoints::Metrics(obs::HttpRespond respond) {
   std::vector<const net::WorkerMetrics*> metrics;
   for (const net::Worker* w : ctx_.workers) metrics.push_back(&w->metrics());
   // Server-wide security counters (shared atomics, not per worker).
@@ -133,6 +138,22 @@ void AdminEndpoints::Metrics(obs::HttpRespond respond) const {
   e.Sample(static_cast<double>(ctx_.counters.proxy_local.load()));
   e.CounterFamily("tls_handshake_failures_total", "TLS handshakes that failed or timed out.");
   e.Sample(static_cast<double>(ctx_.counters.tls_handshake_failed.load()));
+  e.CounterFamily("log_lines_dropped_total",
+                  "Log lines dropped because stdout did not keep up (the log buffer was full).");
+  e.Sample(static_cast<double>(obs::LogLinesDropped()));
+  // The operations endpoint itself (this runs on its thread).
+  const auto& h = http_.counters();
+  e.GaugeFamily("http_connections", "Connections open to the operations endpoint.");
+  e.Sample(static_cast<double>(http_.open_sessions()));
+  e.CounterFamily("http_connections_dropped_total",
+                  "Operations endpoint connections the server closed: no request within the "
+                  "idle timeout, a request header not complete in time, a response not taken in "
+                  "time, evicted to make room for a new connection, or refused for lack of room.");
+  e.Sample(static_cast<double>(h.idle_timeout.load()), {{"reason", "idle_timeout"}});
+  e.Sample(static_cast<double>(h.header_timeout.load()), {{"reason", "header_timeout"}});
+  e.Sample(static_cast<double>(h.write_timeout.load()), {{"reason", "write_timeout"}});
+  e.Sample(static_cast<double>(h.evicted.load()), {{"reason", "evicted"}});
+  e.Sample(static_cast<double>(h.refused.load()), {{"reason", "refused"}});
   if (ctx_.backplane != nullptr) ctx_.backplane->AppendMetrics(e);
   respond(
       {200, "text/plain; version=0.0.4; charset=utf-8", net::RenderMetrics(metrics) + e.Render()});
@@ -159,22 +180,53 @@ void AdminEndpoints::Connz(const obs::HttpRequest& request, obs::HttpRespond res
     respond(JsonError(400, err));
     return;
   }
+  // Two steps, so that a request copies a bounded amount: every connection's sort key (a few
+  // numbers each), then the full description of only the page's connections. A connection
+  // that closes in between is left out of the page.
   const auto now = net::Clock::now();
-  GatherFromWorkers<std::vector<net::ConnectionInfo>>(
+  auto timed_out = [respond] { respond(JsonError(503, "a worker did not answer within 5 s")); };
+  GatherFromWorkers<std::vector<net::ConnectionKey>>(
       ctx_.workers, http_.io(), kConnzTimeout,
-      [now, subs = query.subs](net::Worker& w) {
-        std::vector<net::ConnectionInfo> out;
-        w.CollectConnections(now, subs, out);
+      [now, sort = query.sort](net::Worker& w) {
+        std::vector<net::ConnectionKey> out;
+        w.CollectConnectionKeys(now, sort, out);
         return out;
       },
-      [respond, query](std::vector<std::vector<net::ConnectionInfo>> parts) {
-        std::vector<net::ConnectionInfo> all;
-        for (auto& p : parts) {
-          for (auto& c : p) all.push_back(std::move(c));
+      [this, respond, query, now, timed_out](std::vector<std::vector<net::ConnectionKey>> keys) {
+        std::vector<net::ConnectionKey> all;
+        for (auto& k : keys) all.insert(all.end(), k.begin(), k.end());
+        const std::size_t total = all.size();
+        const std::vector<net::ConnectionKey> page = net::SelectPage(std::move(all), query);
+        std::map<unsigned, std::vector<std::uint64_t>> ids_by_worker;
+        for (const auto& k : page) ids_by_worker[k.worker].push_back(k.id);
+        std::vector<net::Worker*> owners;
+        for (net::Worker* w : ctx_.workers) {
+          if (ids_by_worker.contains(w->index())) owners.push_back(w);
         }
-        respond({200, "application/json", net::RenderConnz(std::move(all), query)});
+        GatherFromWorkers<std::vector<net::ConnectionInfo>>(
+            owners, http_.io(), kConnzTimeout,
+            [now, query, ids_by_worker](net::Worker& w) {
+              std::vector<net::ConnectionInfo> out;
+              w.CollectConnections(ids_by_worker.at(w.index()), now, query, out);
+              return out;
+            },
+            [respond, query, total, page](std::vector<std::vector<net::ConnectionInfo>> parts) {
+              std::map<std::uint64_t, net::ConnectionInfo> by_id;
+              for (auto& p : parts) {
+                for (auto& c : p) by_id.emplace(c.id, std::move(c));
+              }
+              std::vector<net::ConnectionInfo> ordered;
+              ordered.reserve(by_id.size());
+              for (const auto& k : page) {
+                if (auto it = by_id.find(k.id); it != by_id.end()) {
+                  ordered.push_back(std::move(it->second));
+                }
+              }
+              respond({200, "application/json", net::RenderConnz(total, ordered, query)});
+            },
+            timed_out);
       },
-      [respond] { respond(JsonError(503, "a worker did not answer within 5 s")); });
+      timed_out);
 }
 
 }  // namespace tickwire::server

@@ -48,7 +48,7 @@ class AdminEndpoints {
   void Stop() { http_.Stop(); }
 
  private:
-  void Metrics(obs::HttpRespond respond) const;
+  void Metrics(obs::HttpRespond respond);
   void Ready(obs::HttpRespond respond);
   void Connz(const obs::HttpRequest& request, obs::HttpRespond respond);
 

@@ -304,7 +304,8 @@ int Server::Run() {
             {"proxy_rejected", k.proxy_rejected.load()},
             {"proxy_untrusted", k.proxy_untrusted.load()},
             {"proxy_local", k.proxy_local.load()},
-            {"tls_handshake_failed", k.tls_handshake_failed.load()}});
+            {"tls_handshake_failed", k.tls_handshake_failed.load()},
+            {"log_lines_dropped", obs::LogLinesDropped()}});
   return 0;
 }
 

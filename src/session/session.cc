@@ -160,6 +160,14 @@ bool Session::Dispatch(std::uint8_t type, std::span<const std::uint8_t> payload,
 bool Session::HandleAuth(std::span<const std::uint8_t> payload, Clock::time_point now) {
   pb::Auth auth;
   if (!Parse(auth, payload)) return Malformed(static_cast<std::uint8_t>(FrameType::kAuth));
+  // Logged and listed with every line about this connection: bounded like a topic name.
+  if (auth.client_name().size() > protocol::kMaxClientNameBytes) {
+    Fail(pb::INVALID_REQUEST,
+         "client_name is " + std::to_string(auth.client_name().size()) + " bytes (at most " +
+             std::to_string(protocol::kMaxClientNameBytes) + ")",
+         CloseReason::kInvalidRequest);
+    return false;
+  }
   if (auth.protocol_version() > protocol::kProtocolVersion) {
     Fail(pb::INVALID_REQUEST,
          "unsupported protocol_version " + std::to_string(auth.protocol_version()) +

@@ -245,6 +245,17 @@ TEST(ClientTest, SubscribeRejectsEmptyTopicsLocally) {
   EXPECT_EQ(result.error().kind, ErrorKind::kInvalidArgument);
 }
 
+TEST(ClientTest, ConnectRefusesAClientNameTheServerWouldRefuse) {
+  FakeServer server;
+  auto options = Options(server);
+  options.client_name = std::string(129, 'n');
+  auto result = Client::Connect(options);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().kind, ErrorKind::kInvalidArgument);
+  options.client_name = std::string(128, 'n');
+  EXPECT_TRUE(ConnectTo(server, options));
+}
+
 TEST(ClientTest, UnsubscribeSendsFrame) {
   FakeServer server;
   auto client = ConnectTo(server, Options(server));

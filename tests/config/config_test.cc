@@ -18,6 +18,7 @@ namespace tickwire::config {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 using Env = std::map<std::string, std::string>;
 
@@ -318,6 +319,71 @@ TEST(ConfigFile, TextIsTrimmedNameValueLinesWithTheLineOfTheFirstError) {
   EXPECT_THAT(ParseConfigFileText(many, out), HasSubstr("more than 10000 lines"));
 }
 
+// A comment or quotes around a value are never taken as part of it (a rotated password that
+// silently kept its "# rotated" note, or its quotes, locked every client out).
+TEST(ConfigFile, CommentsAndQuotesAreParsedNotKept) {
+  const std::map<std::string, std::string> cases = {
+      {"A=newpass # rotated 2024-05", "newpass"},
+      {"A=newpass\t# tab before the comment", "newpass"},
+      {"A=\"new pass # not a comment\" # a comment", "new pass # not a comment"},
+      {"A='say \"hi\"'", "say \"hi\""},
+      {"A=\"it's\"", "it's"},
+      {"A=\"  padded  \"", "  padded  "},
+      {"A=\"\"", ""},
+      {"A=", ""},
+      {"A= # nothing", ""},
+      {"A=x=y", "x=y"},
+      {"A = 10.0.0.0/8, 192.168.0.0/16 ", "10.0.0.0/8, 192.168.0.0/16"},
+      {"  A='#'  ", "#"},
+  };
+  for (const auto& [line, want] : cases) {
+    std::map<std::string, std::string> out;
+    EXPECT_EQ(ParseConfigFileText(line, out), "") << line;
+    EXPECT_EQ(out, (std::map<std::string, std::string>{{"A", want}})) << line;
+  }
+}
+
+TEST(ConfigFile, AmbiguousValuesAreRefusedWithoutEchoingThem) {
+  const std::map<std::string, std::string> cases = {
+      {"A=\"s3cret", "no closing \" quote"},
+      {"A='s3cret", "no closing ' quote"},
+      {"A=\"s3cret\"x", "text after the closing \" quote"},
+      {"A='s3cret' \"", "text after the closing ' quote"},
+      {"A=s3cret\"", "a quote inside an unquoted value"},
+      {"A=s3cret's", "a quote inside an unquoted value"},
+      {"A=s3cret#x", "'#' inside an unquoted value"},
+      {"A=#s3cret", "'#' inside an unquoted value"},
+      {"A=s3\x01cret", "control character"},
+      {"A=s3cret\rx", "control character"},
+      {"MY NAME=s3cret", "NAME of letters, digits and '_'"},
+      {"=s3cret", "NAME of letters, digits and '_'"},
+  };
+  for (const auto& [line, why] : cases) {
+    std::map<std::string, std::string> out;
+    const std::string err = ParseConfigFileText("# first\n" + line + "\n", out);
+    EXPECT_THAT(err, HasSubstr(why)) << line;
+    EXPECT_THAT(err, ::testing::StartsWith("2: ")) << line;
+    EXPECT_THAT(err, Not(HasSubstr("s3"))) << "the error repeats the value: " << err;
+  }
+}
+
+TEST(ConfigFile, QuotedPasswordFromTheFileIsTheTextBetweenTheQuotes) {
+  const std::string path = ::testing::TempDir() + "/tickwire-config-quotes.conf";
+  {
+    std::ofstream out(path);
+    out << "STREAM_USER=ops # the feed user\nSTREAM_PASS=\"p#ss w0rd\"  # rotated\n";
+  }
+  const Config c = MustParse({{"CONFIG_FILE", path}});
+  EXPECT_EQ(c.stream_user, "ops");
+  EXPECT_EQ(c.stream_pass, "p#ss w0rd");
+  {
+    std::ofstream out(path);
+    out << "STREAM_USER=ops\nSTREAM_PASS=p#ss\n";
+  }
+  EXPECT_THAT(MustFail({{"CONFIG_FILE", path}}), HasSubstr(":2: '#' inside an unquoted value"));
+  std::remove(path.c_str());
+}
+
 TEST(ConfigReload, ChangedSettingsAndWhichReload) {
   const Config a = MustParse(WithCredentials({{"BATCH_WINDOW_MS", "5"}}));
   const Config b = MustParse(WithCredentials({{"BATCH_WINDOW_MS", "50"}, {"WORKERS", "2"}}));
@@ -356,6 +422,28 @@ TEST(ConfigReload, RunbookTableAgreesWithWhatReloads) {
     ++rows;
   }
   EXPECT_GT(rows, 40u) << "the settings table was not found";
+}
+
+// The example of the CONFIG_FILE format in docs/RUNBOOK.md means what the page says it means.
+TEST(ConfigFile, TheRunbookExampleParsesAsDocumented) {
+  std::ifstream in(std::string(TICKWIRE_SOURCE_DIR) + "/docs/RUNBOOK.md");
+  ASSERT_TRUE(in) << "docs/RUNBOOK.md not found";
+  std::ostringstream doc;
+  doc << in.rdbuf();
+  const std::string text = doc.str();
+  const auto section = text.find("### The `CONFIG_FILE` format");
+  ASSERT_NE(section, std::string::npos);
+  const auto begin = text.find("```sh\n", section);
+  ASSERT_NE(begin, std::string::npos);
+  const auto end = text.find("```", begin + 6);
+  std::map<std::string, std::string> out;
+  ASSERT_EQ(ParseConfigFileText(text.substr(begin + 6, end - begin - 6), out), "");
+  EXPECT_EQ(out,
+            (std::map<std::string, std::string>{{"STREAM_USER", "feed"},
+                                                {"STREAM_PASS", "n3w#pass word"},
+                                                {"PROXY_TRUSTED_CIDRS", "10.0.0.0/8, 192.0.2.1"},
+                                                {"METRICS_ADDR", ""},
+                                                {"NATS_URL", "nats://a:4222"}}));
 }
 
 TEST(ConfigErrors, BadFlagValueNamesTheSettingToo) {

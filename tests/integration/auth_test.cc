@@ -2,6 +2,7 @@
 // passwords checked on the hashing threads while the workers carry on.
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -66,6 +67,35 @@ TEST_F(AuthTest, UnsupportedProtocolVersionIsFatalInvalidRequest) {
   auth.set_protocol_version(2);
   ASSERT_TRUE(c.SendFrame(FrameType::kAuth, auth));
   EXPECT_TRUE(c.ExpectFatal(v1::INVALID_REQUEST));
+}
+
+// client_name is logged on every line about the connection and shown by /connz: a 60 KB name
+// was accepted and copied into every one of them.
+TEST_F(AuthTest, LongClientNameIsFatalInvalidRequestAndNeverLogged) {
+  ASSERT_TRUE(Start());
+  const std::string name(60 * 1024, 'x');
+  RawClient c;
+  ASSERT_TRUE(Connect(c));
+  v1::Auth auth;
+  auth.set_username(ServerProcess::kUser);
+  auth.set_password(ServerProcess::kPass);
+  auth.set_client_name(name);
+  ASSERT_TRUE(c.SendFrame(FrameType::kAuth, auth));
+  v1::Error e;
+  EXPECT_TRUE(c.ExpectFatal(v1::INVALID_REQUEST, &e));
+  EXPECT_EQ(e.message(), "client_name is 61440 bytes (at most 128)");
+  RawClient ok;
+  ASSERT_TRUE(Connect(ok));
+  auth.set_client_name(std::string(128, 'y'));
+  v1::AuthOk auth_ok;
+  ASSERT_TRUE(ok.SendFrame(FrameType::kAuth, auth));
+  ASSERT_TRUE(ok.ReadMessage(FrameType::kAuthOk, &auth_ok));
+  ASSERT_EQ(server_->Stop(), 0);
+  std::istringstream lines(server_->Logs());
+  for (std::string line; std::getline(lines, line);) {
+    EXPECT_LT(line.size(), 2048u) << line.substr(0, 200);
+    EXPECT_EQ(line.find("xxxxxxxxxxxxxxxx"), std::string::npos) << line.substr(0, 200);
+  }
 }
 
 TEST_F(AuthTest, WrongPasswordIsFatalAuthFailed) {

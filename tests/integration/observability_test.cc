@@ -113,6 +113,26 @@ std::set<std::string> LogEventsInCode() {
   return events;
 }
 
+// conn_close lines with `reason` written to the log, and the number of such lines the `kind`
+// budget suppressed (reported by later lines of that reason and by log_suppressed lines).
+struct BudgetedLines {
+  std::uint64_t written = 0;
+  std::uint64_t suppressed = 0;
+};
+BudgetedLines CloseLines(const LogCheck& check, std::string_view reason, std::string_view kind) {
+  BudgetedLines n;
+  for (const auto& line : check.lines) {
+    const std::string event = StringField(line, "event");
+    const bool close = event == "conn_close" && StringField(line, "reason") == reason;
+    const bool summary = event == "log_suppressed" && StringField(line, "kind") == kind;
+    if (close) ++n.written;
+    if ((close || summary) && line.contains("suppressed")) {
+      n.suppressed += line.at("suppressed").to_number<std::uint64_t>();
+    }
+  }
+  return n;
+}
+
 TEST_F(ObservabilityTest, HeartbeatTimeoutsRiseByExactlyTheNumberCaused) {
   ASSERT_TRUE(Start({{"HEARTBEAT_INTERVAL", "200ms"}, {"HEARTBEAT_TIMEOUT", "600ms"}}));
   const Metrics before = Scrape();
@@ -511,6 +531,62 @@ TEST_F(ObservabilityTest, ConnzListsConnectionsWithLimitSortAndHostileNames) {
   }
 }
 
+// /connz?subs=1 copied every topic of every connection (8 MB for limit=1); now only the page's
+// connections are described, with a bounded number of topic names and each subscription's
+// topic_count.
+TEST_F(ObservabilityTest, ConnzSubscriptionDetailsArePagedAndCapped) {
+  ASSERT_TRUE(Start());
+  const auto port = server_->metrics_port();
+  RawClient big;
+  ASSERT_TRUE(ConnectAuthed(big));
+  std::vector<std::string> many;
+  for (int i = 0; i < 600; ++i) many.push_back(Topic("t" + std::to_string(i)));
+  ASSERT_TRUE(big.Subscribe(1, v1::MODE_TICK, many));
+  ASSERT_TRUE(big.Subscribe(2, v1::MODE_SECOND, {many.begin(), many.begin() + 300}));
+  ASSERT_TRUE(big.Subscribe(3, v1::MODE_MINUTE, {"*"}));
+  RawClient small;
+  ASSERT_TRUE(ConnectAuthed(small));
+  ASSERT_TRUE(small.Subscribe(1, v1::MODE_TICK, {Topic("only")}));
+
+  auto subs_of = [&](const std::string& target) {
+    const HttpResult r = HttpGet(port, target);
+    EXPECT_EQ(r.status, 200u) << target << ": " << r.body;
+    auto v = ParseJson(r.body);
+    EXPECT_TRUE(v) << r.body;
+    if (!v) return boost::json::array{};
+    EXPECT_EQ(v->as_object().at("total").to_number<int>(), 2) << r.body;
+    const auto& conns = v->as_object().at("connections").as_array();
+    EXPECT_EQ(conns.size(), 1u) << r.body;
+    if (conns.empty()) return boost::json::array{};
+    return conns[0].as_object().at("subs").as_array();
+  };
+  auto count_and_shown = [](const boost::json::value& sub) {
+    const auto& o = sub.as_object();
+    return std::make_pair(o.at("topic_count").to_number<int>(),
+                          static_cast<int>(o.at("topics").as_array().size()));
+  };
+  // The default: 16 names per subscription.
+  auto subs = subs_of("/connz?subs=1&sort=subs&limit=1");
+  ASSERT_EQ(subs.size(), 3u);
+  EXPECT_EQ(count_and_shown(subs[0]), std::make_pair(600, 16));
+  EXPECT_EQ(count_and_shown(subs[1]), std::make_pair(300, 16));
+  EXPECT_EQ(count_and_shown(subs[2]), std::make_pair(1, 1));
+  EXPECT_EQ(subs[2].as_object().at("topics").as_array()[0].as_string(), "*");
+  // At most 256 names per connection, whatever sub_topics asks for.
+  subs = subs_of("/connz?subs=1&sort=subs&limit=1&sub_topics=256");
+  ASSERT_EQ(subs.size(), 3u);
+  EXPECT_EQ(count_and_shown(subs[0]), std::make_pair(600, 256));
+  EXPECT_EQ(count_and_shown(subs[1]), std::make_pair(300, 0));
+  EXPECT_EQ(count_and_shown(subs[2]), std::make_pair(1, 0));
+  // The next page is the small connection alone.
+  subs = subs_of("/connz?subs=1&sort=subs&limit=1&offset=1");
+  ASSERT_EQ(subs.size(), 1u);
+  EXPECT_EQ(count_and_shown(subs[0]), std::make_pair(1, 1));
+  // Pages with details are at most 100 connections.
+  const HttpResult r = HttpGet(port, "/connz?subs=1&limit=101");
+  EXPECT_EQ(r.status, 400u) << r.body;
+}
+
 TEST_F(ObservabilityTest, LogsStayJsonWithHostileStringsAndNeverCarryPasswords) {
   const std::string right = "right-CANARY-pass";
   ASSERT_TRUE(Start({{"STREAM_PASS", right}}));
@@ -593,20 +669,110 @@ TEST_F(ObservabilityTest, NoisyLogLinesAreRateLimitedAndEverySuppressedLineIsCou
   ASSERT_EQ(server_->Stop(), 0);
   const LogCheck check = CheckJsonLogLines(server_->Logs());
   ASSERT_TRUE(check.error.empty()) << check.error;
-  std::uint64_t written = 0;
-  std::uint64_t suppressed = 0;
-  for (const auto& line : check.lines) {
-    const std::string event = StringField(line, "event");
-    const bool auth_close = event == "conn_close" && StringField(line, "reason") == "auth_failed";
-    const bool auth_summary = event == "log_suppressed" && StringField(line, "kind") == "auth";
-    if (auth_close) ++written;
-    if ((auth_close || auth_summary) && line.contains("suppressed")) {
-      suppressed += line.at("suppressed").to_number<std::uint64_t>();
-    }
-  }
+  const auto [written, suppressed] = CloseLines(check, "auth_failed", "auth");
   EXPECT_LT(written, static_cast<std::uint64_t>(kFailures));
   EXPECT_GT(suppressed, 0u);
   EXPECT_EQ(written + suppressed, static_cast<std::uint64_t>(kFailures));
+}
+
+// A stalled stdout (a pipe nobody reads) used to block every worker in write(2) while
+// /healthz stayed 200. Now the workers keep serving, the lines that do not fit the log buffer
+// are dropped and counted, and once stdout flows again a log_dropped line accounts for them.
+TEST_F(ObservabilityTest, AStalledStdoutNeitherStopsTheServerNorLosesTrackOfDroppedLines) {
+  EnvOverrides env = DefaultIntegrationEnv();
+  env["LOG_RATE_LIMIT"] = "0";  // every close line is written (or dropped)
+  server_ = std::make_unique<ServerProcess>(env);
+  server_->StallStdout();
+  ASSERT_TRUE(server_->Start()) << server_->error();
+
+  // Each short connection logs conn_open and conn_close (about 400 bytes): a few thousand fill
+  // the 4 KiB pipe and the 1 MiB log buffer.
+  double dropped = 0;
+  const auto deadline = steady_clock::now() + std::chrono::seconds(60);
+  for (int round = 0; round < 40 && !(dropped > 0) && steady_clock::now() < deadline; ++round) {
+    std::vector<RawClient> clients(200);
+    for (auto& c : clients) ASSERT_TRUE(Connect(c));
+    clients.clear();
+    dropped = MetricValue(Scrape(), "log_lines_dropped_total");  // NaN while missing
+  }
+
+  // stdout is still stalled: clients are served as usual.
+  RawClient consumer;
+  RawClient producer;
+  ASSERT_TRUE(ConnectAuthed(consumer));
+  ASSERT_TRUE(consumer.Subscribe(1, v1::MODE_TICK, {Topic()}));
+  ASSERT_TRUE(ConnectAuthed(producer));
+  ASSERT_TRUE(producer.PublishAcked(1, {MakeTick(Topic(), 100, 1)}));
+  Delivery d;
+  ASSERT_TRUE(ReadTicks(consumer, 1, milliseconds(3000), d));
+  EXPECT_EQ(HttpGet(server_->metrics_port(), "/healthz").status, 200u);
+  ASSERT_GT(dropped, 0) << "the log buffer never filled";
+
+  server_->ResumeStdout();
+  EXPECT_TRUE(
+      WaitUntil([&] { return server_->Logs().find("\"log_dropped\"") != std::string::npos; },
+                milliseconds(10000)));
+  consumer.Close();
+  producer.Close();
+  ASSERT_EQ(server_->Stop(), 0);
+  const LogCheck check = CheckJsonLogLines(server_->Logs());
+  ASSERT_TRUE(check.error.empty()) << check.error;
+  std::uint64_t reported = 0;
+  std::optional<std::uint64_t> at_exit;
+  for (const auto& line : check.lines) {
+    const std::string event = StringField(line, "event");
+    if (event == "log_dropped") reported += line.at("dropped").to_number<std::uint64_t>();
+    if (event == "server_exit") at_exit = line.at("log_lines_dropped").to_number<std::uint64_t>();
+  }
+  ASSERT_TRUE(at_exit.has_value()) << "the last lines were not flushed at exit";
+  EXPECT_GE(*at_exit, static_cast<std::uint64_t>(dropped));
+  EXPECT_EQ(reported, *at_exit) << "every dropped line is reported once";
+}
+
+// Closes a client chooses (it closes, before or after AUTH) were logged without a budget:
+// about 3,000 lines a second from one unauthenticated client loop.
+TEST_F(ObservabilityTest, ClientClosesAreRateLimitedToo) {
+  ASSERT_TRUE(Start({{"LOG_RATE_LIMIT", "3"}}));
+  constexpr int kEach = 20;
+  for (int i = 0; i < kEach; ++i) {
+    RawClient before_auth;
+    ASSERT_TRUE(Connect(before_auth));
+    RawClient after_auth;
+    ASSERT_TRUE(ConnectAuthed(after_auth));
+  }
+  EXPECT_TRUE(Reaches("connection_drops_total{reason=\"client_closed\"}", 2 * kEach));
+  ASSERT_EQ(server_->Stop(), 0);
+  const LogCheck check = CheckJsonLogLines(server_->Logs());
+  ASSERT_TRUE(check.error.empty()) << check.error;
+  const auto [written, suppressed] = CloseLines(check, "client_closed", "disconnect");
+  EXPECT_LT(written, static_cast<std::uint64_t>(2 * kEach));
+  EXPECT_EQ(written + suppressed, static_cast<std::uint64_t>(2 * kEach));
+}
+
+// 64 idle connections used to fill the operations endpoint and fail /healthz and /readyz for
+// 21 s. Hundreds of idle connections and slow half-requests from the probes' own address now
+// only displace each other.
+TEST_F(ObservabilityTest, ProbesAnswerWhileHundredsOfConnectionsHoldTheMetricsPort) {
+  ASSERT_TRUE(Start());
+  const auto port = server_->metrics_port();
+  constexpr int kIdle = 300;
+  constexpr int kSlow = 50;
+  std::vector<RawClient> holders(kIdle + kSlow);
+  for (int i = 0; i < kIdle + kSlow; ++i) {
+    ASSERT_TRUE(holders[static_cast<std::size_t>(i)].Connect(port));
+    if (i >= kIdle) {
+      holders[static_cast<std::size_t>(i)].SendBytes("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    }
+  }
+  for (const char* probe : {"/healthz", "/readyz", "/healthz", "/readyz"}) {
+    const HttpResult r = HttpGet(port, probe, milliseconds(1000));
+    EXPECT_EQ(r.status, 200u) << probe << ": " << r.error;
+  }
+  const Metrics m = Scrape();
+  // At most 32 from one address: the rest made room for later ones, probes included.
+  EXPECT_GE(Get(m, "http_connections_dropped_total{reason=\"evicted\"}"), kIdle + kSlow - 32);
+  EXPECT_LE(Get(m, "http_connections"), 32);
+  EXPECT_EQ(Get(m, "http_connections_dropped_total{reason=\"refused\"}"), 0);
 }
 
 TEST_F(ObservabilityTest, LateTicksAndBarsAreCountedByInterval) {

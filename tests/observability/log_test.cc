@@ -1,13 +1,17 @@
 #include "observability/log.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <limits>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "json_checker.h"
+#include "support/wait.h"
 
 namespace tickwire::obs {
 namespace {
@@ -230,6 +234,124 @@ TEST(LogLevel, FiltersBelowTheSetLevel) {
   SetLogLevel(Level::kInfo);
   EXPECT_FALSE(LogEnabled(Level::kDebug));
   EXPECT_TRUE(LogEnabled(Level::kInfo));
+}
+
+// A pipe whose reader the test controls; its capacity is one page, so it fills at once.
+class Pipe {
+ public:
+  Pipe() {
+    EXPECT_EQ(::pipe(fds_), 0);
+    ::fcntl(fds_[1], F_SETPIPE_SZ, 4096);
+  }
+  ~Pipe() {
+    CloseWriteEnd();
+    ::close(fds_[0]);
+  }
+  int write_end() const { return fds_[1]; }
+  void CloseWriteEnd() {
+    if (fds_[1] >= 0) ::close(fds_[1]);
+    fds_[1] = -1;
+  }
+  // Reads until EOF (the write end closed) on a thread of its own; Join() returns the text.
+  void StartReading() {
+    reader_ = std::thread([this] {
+      char buf[4096];
+      for (;;) {
+        const ssize_t n = ::read(fds_[0], buf, sizeof buf);
+        if (n <= 0) return;
+        text_.append(buf, static_cast<std::size_t>(n));
+      }
+    });
+  }
+  std::string Join() {
+    reader_.join();
+    return text_;
+  }
+
+ private:
+  int fds_[2] = {-1, -1};
+  std::thread reader_;
+  std::string text_;
+};
+
+std::string NumberedLine(int i) {
+  return FormatLogLine(Level::kInfo, "test_line", "a line of some length to fill the pipe",
+                       {{"n", i}});
+}
+
+// A stalled descriptor: Push never waits for it; what does not fit is dropped and counted, and
+// once the descriptor drains, one log_dropped line says how many. Nothing is reordered.
+TEST(LogWriter, AFullBufferDropsAndCountsAndOutputResumesWithAReport) {
+  Pipe pipe;
+  LogWriter writer(pipe.write_end(), 16 * 1024);
+  constexpr int kLines = 2000;  // about 240 KB: far over the pipe and the buffer
+  int refused = 0;
+  for (int i = 0; i < kLines; ++i) refused += writer.Push(NumberedLine(i)) ? 0 : 1;
+  EXPECT_GT(refused, kLines / 2);
+  EXPECT_EQ(writer.dropped(), static_cast<std::uint64_t>(refused));
+  pipe.StartReading();
+  // Output flows again: room comes back (each refused try is a counted drop too).
+  int pushes = kLines;
+  for (int i = kLines; i < kLines + 10; ++i) {
+    ASSERT_TRUE(testing::WaitUntil(
+        [&] {
+          ++pushes;
+          const bool ok = writer.Push(NumberedLine(i));
+          refused += ok ? 0 : 1;
+          return ok;
+        },
+        std::chrono::seconds(10)));
+  }
+  EXPECT_TRUE(writer.Stop(std::chrono::seconds(10)));
+  pipe.CloseWriteEnd();
+  const std::string text = pipe.Join();
+
+  std::uint64_t reported = 0;
+  int written = 0;
+  int last = -1;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    const auto nl = text.find('\n', pos);
+    ASSERT_NE(nl, std::string::npos) << "a partial line at the end";
+    const JsonValue v = ParseLine(text.substr(pos, nl + 1 - pos));
+    pos = nl + 1;
+    if (v.Find("event")->text == "log_dropped") {
+      reported += std::stoull(v.Find("dropped")->text);
+      continue;
+    }
+    const int n = std::stoi(v.Find("n")->text);
+    EXPECT_GT(n, last);
+    last = n;
+    ++written;
+  }
+  EXPECT_EQ(written + refused, pushes) << "every line is written or counted";
+  EXPECT_EQ(reported, writer.dropped());
+  EXPECT_EQ(last, kLines + 9) << "lines pushed after the stall are written";
+}
+
+TEST(LogWriter, StopGivesUpOnADescriptorThatNeverDrains) {
+  Pipe pipe;
+  {
+    LogWriter writer(pipe.write_end(), 64 * 1024);
+    for (int i = 0; i < 200; ++i) writer.Push(NumberedLine(i));  // over the pipe's 4 KiB
+    EXPECT_FALSE(writer.Stop(std::chrono::milliseconds(100)));
+    // Once the descriptor drains, a second Stop sees the thread finish.
+    pipe.StartReading();
+    EXPECT_TRUE(writer.Stop(std::chrono::seconds(10)));
+  }
+  pipe.CloseWriteEnd();
+  EXPECT_NE(pipe.Join().find("\"n\":199"), std::string::npos);
+}
+
+TEST(LogWriter, AFailedDescriptorCountsItsLinesAsDropped) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  ::close(fds[0]);  // no reader: writes fail with EPIPE (the writer's thread blocks SIGPIPE)
+  LogWriter writer(fds[1], 64 * 1024);
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(writer.Push(NumberedLine(i)));
+  EXPECT_TRUE(writer.Stop(std::chrono::seconds(10)));
+  EXPECT_EQ(writer.dropped(), 5u);
+  ::close(fds[1]);
 }
 
 }  // namespace

@@ -195,6 +195,30 @@ TEST_F(SessionTest, UnsupportedProtocolVersionIsRefused) {
   EXPECT_TRUE(host_.LastError().fatal());
 }
 
+TEST_F(SessionTest, ClientNameOver128BytesIsRefusedBeforeTheCredentials) {
+  pb::Auth auth;
+  auth.set_username("user");
+  auth.set_password("pass");
+  auth.set_client_name(std::string(129, 'n'));
+  EXPECT_FALSE(Send(protocol::FrameType::kAuth, auth));
+  EXPECT_EQ(host_.LastError().code(), pb::INVALID_REQUEST);
+  EXPECT_TRUE(host_.LastError().fatal());
+  EXPECT_EQ(host_.LastError().message(), "client_name is 129 bytes (at most 128)");
+  EXPECT_EQ(host_.closed, CloseReason::kInvalidRequest);
+  EXPECT_TRUE(session_.user().empty());
+  EXPECT_TRUE(session_.client_name().empty());
+}
+
+TEST_F(SessionTest, ClientNameOf128BytesIsKept) {
+  pb::Auth auth;
+  auth.set_username("user");
+  auth.set_password("pass");
+  auth.set_client_name(std::string(128, 'n'));
+  ASSERT_TRUE(Send(protocol::FrameType::kAuth, auth));
+  EXPECT_EQ(host_.LastType(), 0x02);
+  EXPECT_EQ(session_.client_name(), std::string(128, 'n'));
+}
+
 TEST_F(SessionTest, MalformedPayloadIsFatal) {
   EXPECT_FALSE(SendRaw(0x01,
                        "\x0a\x05"

@@ -142,6 +142,19 @@ bool ServerProcess::Spawn() {
   const std::string out_path = dir_.File("stdout.log");
   const std::string err_path = dir_.File("stderr.log");
   const pid_t parent = getpid();
+  int out_pipe[2] = {-1, -1};
+  if (stall_stdout_) {
+    // Close-on-exec both ends, so that no other child inherits them (dup2 clears it on the
+    // child's stdout).
+    if (pipe2(out_pipe, O_CLOEXEC) != 0) {
+      error_ = std::string("pipe2: ") + std::strerror(errno);
+      return false;
+    }
+    fcntl(out_pipe[1], F_SETPIPE_SZ, 4096);
+    // The log file exists (empty) until the pipe is read.
+    const int f = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (f >= 0) close(f);
+  }
 
   const pid_t pid = fork();
   if (pid < 0) {
@@ -160,7 +173,8 @@ bool ServerProcess::Spawn() {
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     const int in = open("/dev/null", O_RDONLY);
-    const int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int out =
+        out_pipe[1] >= 0 ? out_pipe[1] : open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     const int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (in < 0 || out < 0 || err < 0) _exit(126);
     dup2(in, STDIN_FILENO);
@@ -172,7 +186,28 @@ bool ServerProcess::Spawn() {
     _exit(127);
   }
   pid_ = pid;
+  if (stall_stdout_) {
+    close(out_pipe[1]);
+    stdout_pipe_ = out_pipe[0];
+  }
   return true;
+}
+
+void ServerProcess::ResumeStdout() {
+  if (stdout_pipe_ < 0 || stdout_reader_.joinable()) return;
+  stdout_reader_ = std::thread([fd = stdout_pipe_, path = dir_.File("stdout.log")] {
+    const int out = open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    char buf[65536];
+    for (;;) {
+      const ssize_t n = read(fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;  // EOF: the server exited
+      if (out >= 0) {
+        [[maybe_unused]] const ssize_t w = write(out, buf, static_cast<std::size_t>(n));
+      }
+    }
+    if (out >= 0) close(out);
+  });
 }
 
 bool ServerProcess::Start(milliseconds timeout) {
@@ -243,6 +278,7 @@ std::optional<int> ServerProcess::WaitForExit(milliseconds timeout) {
 
 int ServerProcess::Stop(milliseconds grace) {
   if (pid_ <= 0) return -1;
+  ResumeStdout();  // a server blocked on its log output still exits, and its log is kept
   if (!Reap()) {
     // Our own child, not yet reaped: the PID cannot have been reused.
     kill(pid_, SIGTERM);
@@ -253,6 +289,11 @@ int ServerProcess::Stop(milliseconds grace) {
       }
       exit_code_ = DecodeStatus(status);
     }
+  }
+  if (stdout_reader_.joinable()) {
+    stdout_reader_.join();  // the pipe is at EOF once the server has exited
+    close(stdout_pipe_);
+    stdout_pipe_ = -1;
   }
   CheckLogsOnce();
   return *exit_code_;

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "support/temp_dir.h"
 
@@ -73,6 +74,12 @@ class ServerProcess {
   // Short description for assertion messages: pid, exit state, stderr tail and last log lines.
   std::string Describe();
 
+  // Before Start(): the server's stdout is a pipe (of one page) that nothing reads until
+  // ResumeStdout(), as with a stalled log shipper. From then on (and from Stop() at the latest)
+  // a thread copies it to the log file that Logs() reads.
+  void StallStdout() { stall_stdout_ = true; }
+  void ResumeStdout();
+
   // Path of the server binary: $TICKWIRE_SERVER_BIN if set, else the build's compile-time path.
   static std::string BinaryPath();
 
@@ -91,6 +98,9 @@ class ServerProcess {
   std::uint16_t metrics_port_ = 0;
   std::string error_;
   bool logs_checked_ = false;
+  bool stall_stdout_ = false;
+  int stdout_pipe_ = -1;  // read end while stdout is a pipe
+  std::thread stdout_reader_;
 };
 
 }  // namespace tickwire::testing

@@ -15,6 +15,12 @@ from conftest import run_async
 from server import PASSWORD, USER
 
 
+def test_a_client_name_the_server_would_refuse_is_refused_locally():
+    with pytest.raises(ValueError, match="128 bytes"):
+        tickwire.AsyncClient("127.0.0.1", 1, USER, PASSWORD, client_name="\u00e9" * 65)
+    tickwire.AsyncClient("127.0.0.1", 1, USER, PASSWORD, client_name="\u00e9" * 64)
+
+
 @run_async
 async def test_auth_ok_reports_the_server_parameters(server):
     async with await tickwire.connect("127.0.0.1", server.port, USER, PASSWORD,

@@ -99,6 +99,10 @@ def make_ssl_context(
     return ctx
 
 
+# Longest client_name the server accepts, in UTF-8 bytes (PROTOCOL S1).
+MAX_CLIENT_NAME_BYTES = 128
+
+
 @dataclass
 class _Subscription:
     handle: int
@@ -172,6 +176,9 @@ class AsyncClient:
         self.port = int(port)
         self._username = username
         self._password = password
+        if len(client_name.encode()) > MAX_CLIENT_NAME_BYTES:
+            # The server would refuse the AUTH (INVALID_REQUEST, fatal) on every attempt.
+            raise ValueError(f"client_name is longer than {MAX_CLIENT_NAME_BYTES} bytes")
         self._client_name = client_name
         if isinstance(ssl, _ssl.SSLContext):
             self._ssl: Optional[_ssl.SSLContext] = ssl
