@@ -225,9 +225,9 @@ double MsNs(std::int64_t ns) { return static_cast<double>(ns) / 1e6; }
 
 void PrintBarsTable(const BarsResults& r) {
   std::string out = fmt::format(
-      "tickwire bench bars: {} topics x {:g} ticks/s, {} SECOND consumers of '*', {:.1f} s "
-      "published\n",
-      r.topics, r.rate_per_topic, r.subscribers, r.publish_seconds);
+      "tickwire bench bars: {} x {:g} ticks/s, {} of '*', {:.1f} s published\n",
+      Plural(r.topics, "topic"), r.rate_per_topic,
+      Plural(static_cast<std::uint64_t>(r.subscribers), "SECOND consumer"), r.publish_seconds);
   out += fmt::format("  {:<21} {:>9} {:>11} {:>11} {:>9} {:>9} {:>9}\n", "second (UTC)", "covered",
                      "bars", "expected", "p50 ms", "p99 ms", "max ms");
   for (const auto& row : r.rows) {
