@@ -19,7 +19,7 @@ constexpr int kTickTimeWidth = 26;
 constexpr int kBarTimeWidth = 19;
 constexpr int kTopicWidth = 14;
 constexpr int kNumWidth = 13;
-constexpr int kVwapWidth = 15;
+constexpr int kVwapWidth = 16;
 constexpr int kSeqWidth = 10;
 constexpr int kCountWidth = 7;
 
@@ -138,11 +138,14 @@ void TableFormatter::AppendRow(std::string& out, const client::Record& record) c
   const auto& b = std::get<client::Bar>(record);
   const auto n = BarNumbers(b);
   const auto& c = bar_columns_;
-  out += fmt::format("{:<{}}  {:<{}} {} {} {} {} {} {:>{}} {}\n",
-                     FormatBarTime(b.start_ms, b.interval), kBarTimeWidth, b.topic, kTopicWidth,
-                     c[kOpen].Format(n[kOpen]), c[kHigh].Format(n[kHigh]), c[kLow].Format(n[kLow]),
-                     c[kClose].Format(n[kClose]), c[kVolume].Format(n[kVolume]), b.count,
-                     kCountWidth, c[kVwap].Format(n[kVwap]));
+  std::string row =
+      fmt::format("{:<{}}  {:<{}} {} {} {} {} {} {:>{}} {}", FormatBarTime(b.start_ms, b.interval),
+                  kBarTimeWidth, b.topic, kTopicWidth, c[kOpen].Format(n[kOpen]),
+                  c[kHigh].Format(n[kHigh]), c[kLow].Format(n[kLow]), c[kClose].Format(n[kClose]),
+                  c[kVolume].Format(n[kVolume]), b.count, kCountWidth, c[kVwap].Format(n[kVwap]));
+  row.erase(row.find_last_not_of(' ') + 1);  // the last column's fraction padding
+  out += row;
+  out += '\n';
 }
 
 std::string FormatBarTime(std::int64_t start_ms, client::Mode interval) {

@@ -139,7 +139,7 @@ TEST(RecordFormatTest, BarRowsLineUpWithTheHeader) {
   table.AppendRow(row, b);
   EXPECT_EQ(row,
             "2024-05-01 12:00:00  BTC-USD              67012.5      67020.25       67001.1 "
-            "      67015.3        12.345      42     67011.23456\n");
+            "      67015.3        12.345      42      67011.23456\n");
   // The numeric columns end where their headings end.
   const auto h = ColumnEnds(table.Header());
   const auto r = ColumnEnds(row);
