@@ -122,6 +122,20 @@ std::optional<client::ClientOptions> MakeClientOptions(const ConnectionFlags& fl
   return o;
 }
 
+std::unique_ptr<client::Client> ConnectOrReport(const client::ClientOptions& options) {
+  auto connected = client::Client::Connect(options);
+  if (!connected.ok()) {
+    PrintError(connected.error().ToString());
+    return nullptr;
+  }
+  return std::move(connected).value();
+}
+
+void PrintClosed(const client::Closed& closed) {
+  PrintError("connection closed: " +
+             (closed.reason ? closed.reason->ToString() : std::string("by client")));
+}
+
 void EnableReconnect(client::ClientOptions& options, const std::string& what) {
   options.reconnect.enabled = true;
   options.on_connection = [what](const client::ConnectionEvent& e) {

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -62,6 +63,12 @@ std::optional<client::ClientOptions> ProducerOptions(const client::ClientOptions
 std::optional<client::ClientOptions> MakeClientOptions(const ConnectionFlags& flags,
                                                        const std::string& default_name,
                                                        std::string& error);
+
+// Connects (TCP or TLS, AUTH); on failure prints the error and returns null, for which a
+// command exits kExitFailure.
+std::unique_ptr<client::Client> ConnectOrReport(const client::ClientOptions& options);
+// Prints "connection closed: <why>" for the Closed event that ends a command.
+void PrintClosed(const client::Closed& closed);
 
 // Turns on the client library's reconnect and prints its events to stderr as
 // "tickwire <what>: connection lost (...); reconnecting in 1.2 s (attempt 1)" and

@@ -114,12 +114,9 @@ int RunDemoFeed(const ConnectionFlags& conn, const DemoFlags& f) {
   // Short, so that a publish during an outage gives up quickly and Ctrl-C stays prompt.
   options->request_timeout = std::chrono::milliseconds(1000);
   InstallStopSignals();
-  auto connected = client::Client::Connect(*options);
-  if (!connected.ok()) {
-    PrintError(connected.error().ToString());
-    return kExitFailure;
-  }
-  auto& c = *connected.value();
+  const auto connected = ConnectOrReport(*options);
+  if (!connected) return kExitFailure;
+  auto& c = *connected;
   const std::uint64_t seed = f.seed != 0 ? f.seed : std::random_device{}();
   DemoMarket market(symbols, seed);
   std::string names;

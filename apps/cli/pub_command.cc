@@ -134,12 +134,9 @@ int RunPub(const PubFlags& f) {
       return kExitUsage;
     }
   }
-  auto connected = client::Client::Connect(*options);
-  if (!connected.ok()) {
-    PrintError(connected.error().ToString());
-    return kExitFailure;
-  }
-  auto& c = *connected.value();
+  const auto connected = ConnectOrReport(*options);
+  if (!connected) return kExitFailure;
+  auto& c = *connected;
   Publisher pub(c, f.ack);
   if (single) {
     if (!pub.Send({*single}, true, 0)) return kExitFailure;

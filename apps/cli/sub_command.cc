@@ -75,12 +75,9 @@ int RunSub(const SubFlags& f) {
   }
   if (!f.no_reconnect) EnableReconnect(*options, "sub");
   InstallStopSignals();
-  auto connected = client::Client::Connect(*options);
-  if (!connected.ok()) {
-    PrintError(connected.error().ToString());
-    return kExitFailure;
-  }
-  auto& c = *connected.value();
+  const auto connected = ConnectOrReport(*options);
+  if (!connected) return kExitFailure;
+  auto& c = *connected;
   auto sub = c.Subscribe(mode, f.topics, f.backfill, since_ms);
   if (!sub.ok()) {
     PrintError("subscribe: " + sub.error().ToString());
@@ -139,9 +136,7 @@ int RunSub(const SubFlags& f) {
         PrintError("warning: " + err->ToString());
       }
     } else {
-      const auto& closed = std::get<client::Closed>(*ev);
-      PrintError("connection closed: " +
-                 (closed.reason ? closed.reason->ToString() : std::string("by client")));
+      PrintClosed(std::get<client::Closed>(*ev));
       return kExitFailure;
     }
   }

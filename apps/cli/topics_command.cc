@@ -45,12 +45,9 @@ int RunTopics(const TopicsFlags& f) {
     return kExitUsage;
   }
   InstallStopSignals();
-  auto connected = client::Client::Connect(*options);
-  if (!connected.ok()) {
-    PrintError(connected.error().ToString());
-    return kExitFailure;
-  }
-  auto& c = *connected.value();
+  const auto connected = ConnectOrReport(*options);
+  if (!connected) return kExitFailure;
+  auto& c = *connected;
   for (const auto mode : {client::Mode::kTick, client::Mode::kSecond, client::Mode::kMinute}) {
     auto sub = c.Subscribe(mode, {"*"}, /*backfill=*/1);
     if (!sub.ok()) {
@@ -87,9 +84,7 @@ int RunTopics(const TopicsFlags& f) {
     } else if (auto* err = std::get_if<client::Error>(&*ev)) {
       if (!err->fatal) PrintError("warning: " + err->ToString());
     } else {
-      const auto& closed = std::get<client::Closed>(*ev);
-      PrintError("connection closed: " +
-                 (closed.reason ? closed.reason->ToString() : std::string("by client")));
+      PrintClosed(std::get<client::Closed>(*ev));
       return kExitFailure;
     }
   }
