@@ -353,10 +353,12 @@ TEST(CliTest, TopicsListsWhatTheServerHolds) {
                      "list.b 2.5 1\nlist.a 187.25 100\nlist.a 187.5 1\n")
                 .exit_code,
             0);
-  const RunResult names = RunToEnd({TICKWIRE_CLI_BIN, "topics", "--names", "--wait", "300ms"}, env);
+  // --wait generous enough for a loaded machine (sanitizer builds): the history of the three
+  // subscriptions must all have arrived.
+  const RunResult names = RunToEnd({TICKWIRE_CLI_BIN, "topics", "--names", "--wait", "2s"}, env);
   EXPECT_EQ(names.exit_code, 0) << names.err;
   EXPECT_EQ(names.out, "list.a\nlist.b\n");
-  const RunResult table = RunToEnd({TICKWIRE_CLI_BIN, "topics"}, env);  // the default --wait
+  const RunResult table = RunToEnd({TICKWIRE_CLI_BIN, "topics", "--wait", "2s"}, env);
   EXPECT_EQ(table.exit_code, 0) << table.err;
   EXPECT_EQ(table.err, "tickwire: 2 topics\n");
   std::istringstream rows(table.out);
@@ -368,7 +370,7 @@ TEST(CliTest, TopicsListsWhatTheServerHolds) {
   EXPECT_NE(a.find("  187.5    2"), std::string::npos) << a;  // the newest tick: price, seq
   EXPECT_NE(b.find("    2.5    1"), std::string::npos) << b;
   EXPECT_EQ(a.find('.', 10), b.find('.', 10)) << table.out;  // the points line up
-  const RunResult json = RunToEnd({TICKWIRE_CLI_BIN, "topics", "--json", "--wait", "300ms"}, env);
+  const RunResult json = RunToEnd({TICKWIRE_CLI_BIN, "topics", "--json", "--wait", "2s"}, env);
   EXPECT_EQ(json.exit_code, 0) << json.err;
   std::istringstream lines(json.out);
   std::string first;
@@ -380,7 +382,7 @@ TEST(CliTest, TopicsListsWhatTheServerHolds) {
 
   // Stopped by --timeout while it would still wait for new topics: what arrived, exit 3.
   const RunResult cut =
-      RunToEnd({TICKWIRE_CLI_BIN, "topics", "--names", "--wait", "20s", "--timeout", "500ms"}, env);
+      RunToEnd({TICKWIRE_CLI_BIN, "topics", "--names", "--wait", "20s", "--timeout", "2s"}, env);
   EXPECT_EQ(cut.exit_code, 3) << cut.err;
   EXPECT_EQ(cut.out, "list.a\nlist.b\n");
   EXPECT_NE(cut.err.find("may be incomplete"), std::string::npos) << cut.err;
