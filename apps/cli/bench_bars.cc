@@ -225,9 +225,9 @@ double MsNs(std::int64_t ns) { return static_cast<double>(ns) / 1e6; }
 
 void PrintBarsTable(const BarsResults& r) {
   std::string out = fmt::format(
-      "tickwire bench bars: {} topics x {:g} ticks/s, {} SECOND consumers of '*', {:.1f} s "
-      "published\n",
-      r.topics, r.rate_per_topic, r.subscribers, r.publish_seconds);
+      "tickwire bench bars: {} x {:g} ticks/s, {} of '*', {:.1f} s published\n",
+      Plural(r.topics, "topic"), r.rate_per_topic,
+      Plural(static_cast<std::uint64_t>(r.subscribers), "SECOND consumer"), r.publish_seconds);
   out += fmt::format("  {:<21} {:>9} {:>11} {:>11} {:>9} {:>9} {:>9}\n", "second (UTC)", "covered",
                      "bars", "expected", "p50 ms", "p99 ms", "max ms");
   for (const auto& row : r.rows) {
@@ -298,11 +298,11 @@ int RunBars(const BarsFlags& f) {
   const auto drain = ParseDurationFlag(f.drain);
   if (!duration || duration->count() <= 0 || !drain) {
     PrintError("invalid --duration or --drain");
-    return 2;
+    return kExitUsage;
   }
   if (f.topics < 1 || f.subscribers < 1 || f.batch < 1 || !(f.rate_per_topic > 0)) {
     PrintError("--topics, --subscribers, --batch and --rate-per-topic must be above 0");
-    return 2;
+    return kExitUsage;
   }
   std::unique_ptr<SpawnedServer> server;
   int rc = 0;
@@ -343,14 +343,14 @@ int RunBars(const BarsFlags& f) {
     if (!r.ok()) {
       PrintError(fmt::format("consumer {} connect: {}", i, r.error().ToString()));
       stop_threads();
-      return 1;
+      return kExitFailure;
     }
     c->client = std::move(r).value();
     auto sub = c->client->Subscribe(client::Mode::kSecond, {"*"});
     if (!sub.ok()) {
       PrintError(fmt::format("consumer {} subscribe: {}", i, sub.error().ToString()));
       stop_threads();
-      return 1;
+      return kExitFailure;
     }
     consumers.push_back(std::move(c));
   }
@@ -358,13 +358,13 @@ int RunBars(const BarsFlags& f) {
   if (!popts) {
     PrintError("--pub-addr: expected host:port, got '" + f.pub_addr + "'");
     stop_threads();
-    return 2;
+    return kExitUsage;
   }
   auto pconn = client::Client::Connect(*popts);
   if (!pconn.ok()) {
     PrintError("producer connect: " + pconn.error().ToString());
     stop_threads();
-    return 1;
+    return kExitFailure;
   }
   auto producer = std::move(pconn).value();
 
@@ -585,12 +585,12 @@ int RunBars(const BarsFlags& f) {
   } else {
     PrintBarsTable(r);
   }
-  if (interrupted) return 130;
+  if (interrupted) return kExitInterrupted;
   if (r.missing + r.duplicates + r.count_mismatches + r.errors != 0 || r.covered_seconds == 0) {
     PrintError(
         "integrity check failed (missing, duplicate or miscounted bars, errors, or no "
         "second fully covered)");
-    return 1;
+    return kExitFailure;
   }
   return 0;
 }

@@ -45,7 +45,7 @@ struct FanoutFlags {
 int RunFanout(const FanoutFlags& f) {
   if (!CheckFlags(f.subscribers >= 1 && f.batch >= 1 && f.rate >= 0,
                   "--subscribers and --batch must be >= 1, --rate >= 0")) {
-    return 2;
+    return kExitUsage;
   }
   BenchSession session;
   if (!session.Open(f.run, f.conn, "tickwire-bench")) return session.exit_code();

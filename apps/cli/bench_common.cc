@@ -160,12 +160,12 @@ std::size_t Pacer::Next(std::uint64_t sent) {
 
 int FinishBench(const BenchReport& report, bool json, bool interrupted) {
   PrintReport(report, json);
-  if (interrupted) return 130;
+  if (interrupted) return kExitInterrupted;
   if (!report.Passed()) {
     PrintError(report.conns ? "check failed (connections not ready or not alive, or errors above)"
                             : "integrity check failed (gaps, duplicates, reordering, loss or "
                               "errors above)");
-    return 1;
+    return kExitFailure;
   }
   return 0;
 }

@@ -57,7 +57,7 @@ inline bool SpawnBenchServer(const std::string& binary, const std::vector<std::s
     const auto eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) {
       PrintError("--server-env expects K=V, got '" + kv + "'");
-      exit_code = 2;
+      exit_code = kExitUsage;
       return false;
     }
     env[kv.substr(0, eq)] = kv.substr(eq + 1);
@@ -66,7 +66,7 @@ inline bool SpawnBenchServer(const std::string& binary, const std::vector<std::s
   std::string error;
   if (!server->Start(binary, env, std::chrono::seconds(10), error)) {
     PrintError(error);
-    exit_code = 1;
+    exit_code = kExitFailure;
     return false;
   }
   conn.addr = "127.0.0.1:" + std::to_string(server->port());
@@ -86,7 +86,7 @@ inline std::optional<client::ClientOptions> StartBench(
   auto options = MakeClientOptions(conn, client_name, error);
   if (!options) {
     PrintError(error);
-    exit_code = 2;
+    exit_code = kExitUsage;
     return std::nullopt;
   }
   InstallStopSignals();

@@ -25,7 +25,7 @@ struct BenchConnsFlags {
 
 int RunConns(const BenchConnsFlags& f) {
   const auto options = f.conns.Options();
-  if (!options) return 2;
+  if (!options) return kExitUsage;
   RaiseFdLimit();
   std::unique_ptr<SpawnedServer> server;
   int rc = 0;

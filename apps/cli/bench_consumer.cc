@@ -31,7 +31,7 @@ void BenchSession::Close() {
 int BenchSession::Fail(const std::string& message) {
   PrintError(message);
   Close();
-  return 1;
+  return kExitFailure;
 }
 
 PublishOutcome RunPublisherWith(Measurement& m, double rate, std::size_t batch,

@@ -195,7 +195,7 @@ std::string RunProducer(RawConnection& conn, FrameBook& book, const IngestFlags&
 int RunIngest(const IngestFlags& f) {
   if (!CheckFlags(f.producers >= 1 && f.batch >= 1 && f.topics >= 1 && f.in_flight >= 1,
                   "--producers, --batch, --topics and --in-flight must be >= 1")) {
-    return 2;
+    return kExitUsage;
   }
   BenchSession session;
   if (!session.Open(f.run, f.conn, "tickwire-bench-ingest")) return session.exit_code();

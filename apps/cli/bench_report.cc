@@ -54,9 +54,10 @@ void PrintReport(const BenchReport& r, bool json) {
   if (r.summary) {
     out += *r.summary;
   } else if (r.conns) {
-    out += fmt::format("{} idle connections", r.conns->requested);
+    out += Plural(r.conns->requested, "idle connection");
   } else {
-    out += fmt::format("{} producer(s), {} subscriber(s), {}", r.producers, r.subscribers,
+    out += fmt::format("{}, {}, {}", Plural(static_cast<std::uint64_t>(r.producers), "producer"),
+                       Plural(static_cast<std::uint64_t>(r.subscribers), "subscriber"),
                        r.rate > 0 ? fmt::format("{:.0f} msgs/s", r.rate) : "as fast as possible");
     if (r.payload_bytes != 0) out += fmt::format(", {}-byte payloads", r.payload_bytes);
   }
@@ -89,7 +90,7 @@ void PrintReport(const BenchReport& r, bool json) {
     const auto& l = *r.latency;
     row("latency p50/p90/p99/p99.9 (us)",
         fmt::format("{} / {} / {} / {}", l.p50, l.p90, l.p99, l.p999));
-    row("latency max (us)", fmt::format("{} ({} samples)", l.max, l.samples));
+    row("latency max (us)", fmt::format("{} ({})", l.max, Plural(l.samples, "sample")));
   }
   const auto& i = r.integrity;
   if (!r.summary) {

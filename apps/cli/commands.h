@@ -8,6 +8,7 @@ namespace tickwire::cli {
 // stores the process exit code in `exit_code`.
 void RegisterSub(CLI::App& app, int& exit_code);
 void RegisterPub(CLI::App& app, int& exit_code);
+void RegisterTopics(CLI::App& app, int& exit_code);
 void RegisterBench(CLI::App& app, int& exit_code);
 void RegisterPasswd(CLI::App& app, int& exit_code);
 // `bench bars`, under the `bench` subcommand.

@@ -19,13 +19,46 @@ extern "C" void OnStopSignal(int) { g_stop.store(true, std::memory_order_relaxed
 
 }  // namespace
 
+std::string ExitCodesHelp() {
+  return "Exit codes: 0 done; 1 runtime or server error (connect, TLS, AUTH, a refused request, "
+         "the connection lost for good, a failed bench check); 2 usage error (bad flags or "
+         "arguments, missing credentials); 3 partial (pub skipped input lines, topics stopped "
+         "at --timeout); 130 bench or topics interrupted.";
+}
+
 void AddConnectionFlags(CLI::App& cmd, ConnectionFlags& flags) {
+  constexpr const char* kGroup = "Connection";
   cmd.add_option("--addr", flags.addr, "Server address host:port")
       ->envname("TICKWIRE_ADDR")
-      ->capture_default_str();
-  cmd.add_option("--user", flags.user, "Username")->envname("STREAM_USER");
-  cmd.add_option("--pass", flags.pass, "Password")->envname("STREAM_PASS");
-  cmd.add_option("--name", flags.name, "Client name the server logs");
+      ->capture_default_str()
+      ->group(kGroup);
+  cmd.add_option("--user", flags.user, "User name (required)")
+      ->envname("STREAM_USER")
+      ->group(kGroup);
+  cmd.add_option("--pass", flags.pass,
+                 "Password (required, unless a client certificate is the credential)")
+      ->envname("STREAM_PASS")
+      ->group(kGroup);
+  cmd.add_option("--name", flags.name, "Client name the server logs")->group(kGroup);
+  cmd.add_flag("--tls", flags.tls,
+               "Connect with TLS, verifying the server against the system's CAs (or --ca)")
+      ->envname("TICKWIRE_TLS")
+      ->group(kGroup);
+  cmd.add_option("--ca", flags.ca_file,
+                 "PEM file of the CAs that sign the server's certificate (implies --tls)")
+      ->envname("TICKWIRE_TLS_CA")
+      ->check(CLI::ExistingFile)
+      ->group(kGroup);
+  cmd.add_option("--cert", flags.cert_file,
+                 "PEM client certificate, for servers that require mutual TLS (implies --tls; "
+                 "needs --key)")
+      ->envname("TICKWIRE_TLS_CERT")
+      ->check(CLI::ExistingFile)
+      ->group(kGroup);
+  cmd.add_option("--key", flags.key_file, "PEM private key of --cert")
+      ->envname("TICKWIRE_TLS_KEY")
+      ->check(CLI::ExistingFile)
+      ->group(kGroup);
 }
 
 std::optional<HostPort> ParseHostPort(std::string_view addr) {
@@ -62,13 +95,45 @@ std::optional<client::ClientOptions> MakeClientOptions(const ConnectionFlags& fl
     error = "invalid --addr '" + flags.addr + "': expected host:port";
     return std::nullopt;
   }
+  if (flags.user.empty()) {
+    error = "no credentials: set STREAM_USER and STREAM_PASS, or pass --user and --pass";
+    return std::nullopt;
+  }
+  // With TLS_CLIENT_CN_USER the server takes the user from the client certificate and does not
+  // check the password.
+  if (flags.pass.empty() && flags.cert_file.empty()) {
+    error = "no password for user '" + flags.user + "': set STREAM_PASS or pass --pass";
+    return std::nullopt;
+  }
+  if (flags.cert_file.empty() != flags.key_file.empty()) {
+    error = "--cert and --key go together (TICKWIRE_TLS_CERT and TICKWIRE_TLS_KEY)";
+    return std::nullopt;
+  }
   client::ClientOptions o;
   o.host = hp->host;
   o.port = hp->port;
   o.username = flags.user;
   o.password = flags.pass;
   o.client_name = flags.name.empty() ? default_name : flags.name;
+  o.tls.enabled = flags.tls || !flags.ca_file.empty() || !flags.cert_file.empty();
+  o.tls.ca_file = flags.ca_file;
+  o.tls.cert_file = flags.cert_file;
+  o.tls.key_file = flags.key_file;
   return o;
+}
+
+std::unique_ptr<client::Client> ConnectOrReport(const client::ClientOptions& options) {
+  auto connected = client::Client::Connect(options);
+  if (!connected.ok()) {
+    PrintError(connected.error().ToString());
+    return nullptr;
+  }
+  return std::move(connected).value();
+}
+
+void PrintClosed(const client::Closed& closed) {
+  PrintError("connection closed: " +
+             (closed.reason ? closed.reason->ToString() : std::string("by client")));
 }
 
 void EnableReconnect(client::ClientOptions& options, const std::string& what) {
@@ -80,8 +145,8 @@ void EnableReconnect(client::ClientOptions& options, const std::string& what) {
                              e.reason.ToString(), static_cast<double>(e.delay.count()) / 1000.0,
                              e.attempt));
     } else if (e.type == Type::kReconnected) {
-      PrintError(fmt::format("{}: reconnected; {} subscription{} resumed", what, e.resubscribed,
-                             e.resubscribed == 1 ? "" : "s"));
+      PrintError(
+          fmt::format("{}: reconnected; {} resumed", what, Plural(e.resubscribed, "subscription")));
     }
   };
 }
@@ -131,6 +196,12 @@ std::string FormatTimeMs(std::int64_t ts_ms) {
 }
 
 void AppendJson(std::string& out, std::string_view s) { obs::AppendJsonString(out, s); }
+
+std::string Plural(std::uint64_t n, std::string_view singular, std::string_view plural) {
+  if (n == 1) return fmt::format("1 {}", singular);
+  if (plural.empty()) return fmt::format("{} {}s", n, singular);
+  return fmt::format("{} {}", n, plural);
+}
 
 void PrintError(std::string_view message) {
   std::fprintf(stderr, "tickwire: %.*s\n", static_cast<int>(message.size()), message.data());

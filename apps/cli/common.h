@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,12 +14,31 @@
 
 namespace tickwire::cli {
 
-// Connection flags every subcommand takes (--addr, --user, --pass, --name).
+// Exit codes, the same for every subcommand (listed by `tickwire --help` and docs/CLIENT.md).
+inline constexpr int kExitOk = 0;
+// A runtime or server error: connect, TLS or AUTH failed, the server refused a request, the
+// connection was lost for good, a bench check failed.
+inline constexpr int kExitFailure = 1;
+// A usage error: bad flags or arguments, missing credentials, unreadable input format.
+inline constexpr int kExitUsage = 2;
+// Done, but not all of it: `pub` skipped input lines, `topics` stopped at --timeout.
+inline constexpr int kExitPartial = 3;
+// A run that has its own end (bench, topics) was stopped by SIGINT/SIGTERM. `sub` and
+// `pub --demo`, which run until stopped, exit 0 then.
+inline constexpr int kExitInterrupted = 130;
+// The exit codes as `--help` prints them.
+std::string ExitCodesHelp();
+
+// Connection flags every subcommand takes (--addr, --user, --pass, --name, TLS).
 struct ConnectionFlags {
   std::string addr = "127.0.0.1:7878";
   std::string user;
   std::string pass;
   std::string name;
+  bool tls = false;
+  std::string ca_file;    // implies tls
+  std::string cert_file;  // client certificate (mutual TLS); implies tls, needs key_file
+  std::string key_file;
 };
 
 // Adds the connection flags to `cmd`, with their environment fallbacks.
@@ -37,10 +57,18 @@ std::optional<HostPort> ParseHostPort(std::string_view addr);
 std::optional<client::ClientOptions> ProducerOptions(const client::ClientOptions& base,
                                                      const std::string& pub_addr);
 
-// Client options from the flags; on a bad --addr, returns nullopt with `error` set.
+// Client options from the flags. Returns nullopt with `error` set (a usage error) on a bad
+// --addr, missing credentials (no user; no password unless a client certificate is the
+// credential), or --cert without --key.
 std::optional<client::ClientOptions> MakeClientOptions(const ConnectionFlags& flags,
                                                        const std::string& default_name,
                                                        std::string& error);
+
+// Connects (TCP or TLS, AUTH); on failure prints the error and returns null, for which a
+// command exits kExitFailure.
+std::unique_ptr<client::Client> ConnectOrReport(const client::ClientOptions& options);
+// Prints "connection closed: <why>" for the Closed event that ends a command.
+void PrintClosed(const client::Closed& closed);
 
 // Turns on the client library's reconnect and prints its events to stderr as
 // "tickwire <what>: connection lost (...); reconnecting in 1.2 s (attempt 1)" and
@@ -60,6 +88,9 @@ std::string FormatTimeMs(std::int64_t ts_ms);
 
 // Appends `s` as a JSON string literal.
 void AppendJson(std::string& out, std::string_view s);
+
+// "1 tick", "2 ticks", "0 ticks"; `plural` defaults to `singular` + "s".
+std::string Plural(std::uint64_t n, std::string_view singular, std::string_view plural = {});
 
 // Prints "tickwire: <message>" to stderr.
 void PrintError(std::string_view message);

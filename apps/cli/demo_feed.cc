@@ -84,48 +84,46 @@ int RunDemoFeed(const ConnectionFlags& conn, const DemoFlags& f) {
   const auto symbols = f.symbols.empty() ? DefaultDemoSymbols() : SplitSymbols(f.symbols);
   if (symbols.empty()) {
     PrintError("--symbols names no symbol");
-    return 2;
+    return kExitUsage;
   }
   const double rate =
       f.rate_per_symbol > 0 ? f.rate_per_symbol * static_cast<double>(symbols.size()) : f.rate;
   if (!(rate > 0) || !std::isfinite(rate)) {
     PrintError("--rate (or --rate-per-symbol) must be above 0");
-    return 2;
+    return kExitUsage;
   }
   if (f.batch == 0) {
     PrintError("--batch must be at least 1");
-    return 2;
+    return kExitUsage;
   }
   std::optional<std::chrono::milliseconds> duration;
   if (!f.duration.empty()) {
     duration = ParseDurationFlag(f.duration);
     if (!duration) {
       PrintError("invalid --duration '" + f.duration + "'");
-      return 2;
+      return kExitUsage;
     }
   }
   std::string error;
   auto options = MakeClientOptions(conn, "tickwire-demo-feed", error);
   if (!options) {
     PrintError(error);
-    return 2;
+    return kExitUsage;
   }
   EnableReconnect(*options, "demo feed");
   // Short, so that a publish during an outage gives up quickly and Ctrl-C stays prompt.
   options->request_timeout = std::chrono::milliseconds(1000);
   InstallStopSignals();
-  auto connected = client::Client::Connect(*options);
-  if (!connected.ok()) {
-    PrintError(connected.error().ToString());
-    return 1;
-  }
-  auto& c = *connected.value();
+  const auto connected = ConnectOrReport(*options);
+  if (!connected) return kExitFailure;
+  auto& c = *connected;
   const std::uint64_t seed = f.seed != 0 ? f.seed : std::random_device{}();
   DemoMarket market(symbols, seed);
   std::string names;
   for (const auto& s : symbols) names += (names.empty() ? "" : ",") + s;
-  PrintError(fmt::format("demo feed: {} symbols ({}) at {:g} ticks/s to {}:{}", symbols.size(),
-                         names, rate, options->host, options->port));
+  PrintError(fmt::format("demo feed: {} ({}) at {:g} ticks/s to {}:{}",
+                         Plural(symbols.size(), "symbol"), names, rate, options->host,
+                         options->port));
 
   using Steady = std::chrono::steady_clock;
   const auto start = Steady::now();
@@ -149,7 +147,7 @@ int RunDemoFeed(const ConnectionFlags& conn, const DemoFlags& f) {
         published += n;
       } else if (r.error().kind == client::ErrorKind::kClosed) {
         PrintError("demo feed: " + r.error().ToString());
-        rc = 1;
+        rc = kExitFailure;
         break;
       } else {
         // Down and reconnecting (or the server refused the frame): the market moves on.
@@ -174,10 +172,9 @@ int RunDemoFeed(const ConnectionFlags& conn, const DemoFlags& f) {
   }
   c.Close();
   const auto stats = c.stats();
-  PrintError(
-      fmt::format("demo feed: published {} ticks, {} dropped while disconnected, {} "
-                  "reconnects",
-                  published, dropped, stats.reconnects));
+  PrintError(fmt::format("demo feed: published {}, {} dropped while disconnected, {}",
+                         Plural(published, "tick"), dropped,
+                         Plural(stats.reconnects, "reconnect")));
   return rc;
 }
 

@@ -1,8 +1,7 @@
-// tickwire pub: publish one tick from arguments, or many from stdin lines "topic price size".
+// tickwire pub: publish one tick from arguments, or many from stdin: "TOPIC PRICE SIZE [TS]"
+// lines, CSV or JSON lines (tick_input.h), timestamps kept for replays.
 
-#include <cctype>
-#include <charconv>
-#include <cmath>
+#include <chrono>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -13,6 +12,7 @@
 #include "commands.h"
 #include "common.h"
 #include "demo_feed.h"
+#include "tick_input.h"
 
 namespace tickwire::cli {
 namespace {
@@ -21,48 +21,17 @@ struct PubFlags {
   ConnectionFlags conn;
   bool ack = false;
   std::size_t batch = 100;
+  std::string format = "text";
+  std::string ts_unit = "ms";
   std::vector<std::string> args;
   bool demo = false;
   DemoFlags demo_flags;
 };
 
-std::optional<double> ParseNumber(std::string_view s) {
-  double v = 0;
-  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || ptr != s.data() + s.size() || !std::isfinite(v)) return std::nullopt;
-  return v;
-}
-
-// Parses "topic price size"; on failure returns nullopt with `why` set.
-std::optional<client::Tick> ParseTick(std::string_view topic, std::string_view price,
-                                      std::string_view size, std::string& why) {
-  auto p = ParseNumber(price);
-  auto s = ParseNumber(size);
-  if (!p) {
-    why = "bad price '" + std::string(price) + "'";
-    return std::nullopt;
-  }
-  if (!s || *s < 0) {
-    why = "bad size '" + std::string(size) + "'";
-    return std::nullopt;
-  }
-  client::Tick t;
-  t.topic = std::string(topic);
-  t.price = *p;
-  t.size = *s;
-  return t;  // ts_ns 0: the server stamps its receive time
-}
-
-std::vector<std::string_view> SplitFields(std::string_view line) {
-  std::vector<std::string_view> out;
-  std::size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
-    const std::size_t start = i;
-    while (i < line.size() && !std::isspace(static_cast<unsigned char>(line[i]))) ++i;
-    if (i > start) out.push_back(line.substr(start, i - start));
-  }
-  return out;
+std::int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 // Publishes what it is given; tracks totals; reports server rejections. The final frame is
@@ -106,12 +75,12 @@ class Publisher {
     }
   }
 
-  void PrintSummary(std::size_t bad_lines) const {
-    std::string s = fmt::format("published {} ticks in {} frames", sent_, frames_);
+  void PrintSummary() const {
+    std::string s =
+        fmt::format("published {} in {}", Plural(sent_, "tick"), Plural(frames_, "frame"));
     if (ack_) s += fmt::format(", {} accepted", accepted_);
     if (rejected_ != 0) s += fmt::format(", {} rejected", rejected_);
-    if (async_errors_ != 0) s += fmt::format(", {} server errors", async_errors_);
-    if (bad_lines != 0) s += fmt::format(", {} bad lines skipped", bad_lines);
+    if (async_errors_ != 0) s += ", " + Plural(async_errors_, "server error");
     std::cout << s << std::endl;
   }
 
@@ -131,82 +100,94 @@ int RunPub(const PubFlags& f) {
   if (f.demo) {
     if (!f.args.empty()) {
       PrintError("pub --demo takes no TOPIC PRICE SIZE");
-      return 2;
+      return kExitUsage;
     }
     return RunDemoFeed(f.conn, f.demo_flags);
   }
-  if (!f.args.empty() && f.args.size() != 3) {
-    PrintError("pub takes TOPIC PRICE SIZE, or no arguments to read lines from stdin");
-    return 2;
+  if (!f.args.empty() && f.args.size() != 3 && f.args.size() != 4) {
+    PrintError("pub takes TOPIC PRICE SIZE [TS], or no arguments to read stdin");
+    return kExitUsage;
   }
   if (f.batch == 0) {
     PrintError("--batch must be at least 1");
-    return 2;
+    return kExitUsage;
+  }
+  const auto format = ParseInputFormat(f.format);
+  const auto unit = ParseTsUnit(f.ts_unit);
+  if (!format || !unit) {
+    PrintError("--format is text, csv or json; --ts-unit is ms or ns");
+    return kExitUsage;
   }
   std::string error;
   auto options = MakeClientOptions(f.conn, "tickwire-pub", error);
   if (!options) {
     PrintError(error);
-    return 2;
+    return kExitUsage;
   }
   std::optional<client::Tick> single;
-  if (f.args.size() == 3) {
+  if (!f.args.empty()) {
+    const std::vector<std::string_view> fields(f.args.begin(), f.args.end());
     std::string why;
-    single = ParseTick(f.args[0], f.args[1], f.args[2], why);
-    if (!single) {
+    single = TickFromFields(fields, *unit, why);
+    if (!single || !CheckTick(*single, NowNs(), why)) {
       PrintError(why);
-      return 2;
+      return kExitUsage;
     }
   }
-  auto connected = client::Client::Connect(*options);
-  if (!connected.ok()) {
-    PrintError(connected.error().ToString());
-    return 1;
-  }
-  auto& c = *connected.value();
+  const auto connected = ConnectOrReport(*options);
+  if (!connected) return kExitFailure;
+  auto& c = *connected;
   Publisher pub(c, f.ack);
   if (single) {
-    if (!pub.Send({*single}, true, 0)) return 1;
-    pub.PrintSummary(0);
-    return pub.failed() ? 1 : 0;
+    if (!pub.Send({*single}, true, 0)) return kExitFailure;
+    pub.PrintSummary();
+    return pub.failed() ? kExitFailure : kExitOk;
   }
 
+  TickReader reader(*format, *unit);
   std::vector<client::Tick> batch;
   batch.reserve(f.batch);
   std::size_t line_no = 0;
   std::size_t batch_first_line = 0;
+  std::size_t ticks_read = 0;
   std::size_t bad_lines = 0;
   std::string line;
   while (std::getline(std::cin, line)) {
     ++line_no;
-    const auto fields = SplitFields(line);
-    if (fields.empty() || fields[0].front() == '#') continue;
+    client::Tick tick;
     std::string why;
-    std::optional<client::Tick> tick;
-    if (fields.size() != 3) {
-      why = fmt::format("expected 'topic price size', got {} fields", fields.size());
-    } else {
-      tick = ParseTick(fields[0], fields[1], fields[2], why);
+    const auto status = reader.Read(line, NowNs(), tick, why);
+    if (status == TickReader::Status::kSkip) continue;
+    if (status == TickReader::Status::kFatal) {
+      PrintError(fmt::format("line {}: {}", line_no, why));
+      return kExitUsage;
     }
-    if (!tick) {
+    if (status == TickReader::Status::kBad) {
       PrintError(fmt::format("line {}: {}; skipped", line_no, why));
       ++bad_lines;
       continue;
     }
+    ++ticks_read;
     if (batch.empty()) batch_first_line = line_no;
-    batch.push_back(std::move(*tick));
+    batch.push_back(std::move(tick));
     if (batch.size() >= f.batch) {
       // Not the last frame unless stdin ends right here; a final empty flush is skipped, so
       // look ahead by peeking.
       const bool last = std::cin.peek() == std::char_traits<char>::eof();
-      if (!pub.Send(batch, last, batch_first_line)) return 1;
+      if (!pub.Send(batch, last, batch_first_line)) return kExitFailure;
       batch.clear();
     }
   }
-  if (!pub.Send(batch, true, batch_first_line)) return 1;
+  if (!pub.Send(batch, true, batch_first_line)) return kExitFailure;
   pub.DrainEvents();
-  pub.PrintSummary(bad_lines);
-  return pub.failed() ? 1 : 0;
+  pub.PrintSummary();
+  if (pub.failed()) return kExitFailure;
+  if (bad_lines != 0) {
+    PrintError(fmt::format("skipped {} of {} (exit code {})", bad_lines,
+                           Plural(ticks_read + bad_lines, "input line"), kExitPartial));
+    return kExitPartial;
+  }
+  return kExitOk;
 }
 
 }  // namespace
@@ -214,11 +195,31 @@ int RunPub(const PubFlags& f) {
 void RegisterPub(CLI::App& app, int& exit_code) {
   auto flags = std::make_shared<PubFlags>();
   auto* cmd = app.add_subcommand(
-      "pub", "Publish ticks: one from TOPIC PRICE SIZE, or lines 'topic price size' from stdin");
+      "pub",
+      "Publish ticks: one from TOPIC PRICE SIZE [TS], or many from stdin (text, CSV or "
+      "JSON lines), or a demo feed");
+  cmd->footer(
+      "A tick without TS is stamped by the server on receipt. A tick with TS keeps it (replays "
+      "of recorded data): the server refuses a TS more than 5 s ahead of its clock, and a tick "
+      "that arrives after its bar has closed (BAR_CLOSE_DELAY_MS, default 100 ms, after the "
+      "second ends) is late: delivered and kept as a tick, but in no bar. Input lines the server "
+      "would refuse (bad numbers, topics, timestamps) are skipped and reported on stderr with "
+      "their line numbers; the rest is published and the exit code is 3.");
   AddConnectionFlags(*cmd, flags->conn);
   cmd->add_flag("--ack", flags->ack, "Ask for PUBLISH_ACK on every frame");
   cmd->add_option("--batch", flags->batch, "Ticks per PUBLISH frame")->capture_default_str();
-  cmd->add_option("args", flags->args, "TOPIC PRICE SIZE (omit to read stdin)");
+  cmd->add_option("--format", flags->format,
+                  "stdin format: text ('TOPIC PRICE SIZE [TS]'), csv (topic,price,size[,ts]; a "
+                  "first line naming the columns, e.g. ts,topic,price,size, is a header) or json "
+                  "(one object per line: topic, price, size and ts, ts_ms, ts_ns or time)")
+      ->check(CLI::IsMember({"text", "csv", "json"}))
+      ->capture_default_str();
+  cmd->add_option("--ts-unit", flags->ts_unit,
+                  "Unit of whole-number timestamps in TS, CSV ts/time and JSON ts/time (ts_ms and "
+                  "ts_ns say theirs); ISO 8601 times (2024-05-01T12:00:00.123Z) work anywhere")
+      ->check(CLI::IsMember({"ms", "ns"}))
+      ->capture_default_str();
+  cmd->add_option("args", flags->args, "TOPIC PRICE SIZE [TS] (omit to read stdin)");
   auto* demo = cmd->add_flag("--demo", flags->demo,
                              "Run a synthetic feed: random-walk prices for --symbols at --rate, "
                              "until Ctrl-C (reconnects when the server goes away)");

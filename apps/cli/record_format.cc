@@ -13,9 +13,19 @@
 namespace tickwire::cli {
 namespace {
 
-// Column widths; a longer topic pushes its row out rather than being cut.
+// Column widths (the least; number columns grow, see DecimalColumn); a longer topic pushes its
+// row out rather than being cut.
+constexpr int kTickTimeWidth = 26;
+constexpr int kBarTimeWidth = 19;
 constexpr int kTopicWidth = 14;
 constexpr int kNumWidth = 13;
+constexpr int kVwapWidth = 16;
+constexpr int kSeqWidth = 10;
+constexpr int kCountWidth = 7;
+
+// The tick table's number columns, then the bar table's.
+enum TickColumn { kPrice = 0, kSize = 1 };
+enum BarColumn { kOpen = 0, kHigh, kLow, kClose, kVolume, kVwap };
 
 std::tm UtcTm(std::int64_t seconds) {
   const auto t = static_cast<std::time_t>(seconds);
@@ -31,56 +41,112 @@ std::int64_t FloorDiv(std::int64_t a, std::int64_t b) {
   return q;
 }
 
-// Eight significant digits: whole cents on five-digit prices, five decimals on FX rates.
-std::string Num(double v) { return fmt::format("{:.8g}", v); }
-
 bool ParseInt(std::string_view s, int& out) {
+  if (s.empty() || !std::isdigit(static_cast<unsigned char>(s.front()))) return false;
   const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
   return ec == std::errc() && p == s.data() + s.size();
 }
 
-std::optional<std::int64_t> ParseRfc3339(std::string_view s) {
-  // YYYY-MM-DDTHH:MM:SS[.frac](Z|+00:00|-00:00)
-  if (s.size() < 20 || s[4] != '-' || s[7] != '-' ||
-      (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || s[13] != ':' || s[16] != ':') {
-    return std::nullopt;
-  }
-  int year = 0, mon = 0, day = 0, hour = 0, min = 0, sec = 0;
-  if (!ParseInt(s.substr(0, 4), year) || !ParseInt(s.substr(5, 2), mon) ||
-      !ParseInt(s.substr(8, 2), day) || !ParseInt(s.substr(11, 2), hour) ||
-      !ParseInt(s.substr(14, 2), min) || !ParseInt(s.substr(17, 2), sec)) {
-    return std::nullopt;
-  }
-  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60) {
-    return std::nullopt;
-  }
-  std::size_t i = 19;
-  std::int64_t frac_ms = 0;
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    int digits = 0;
-    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
-      if (digits < 3) frac_ms = frac_ms * 10 + (s[i] - '0');
-      ++digits;
-      ++i;
-    }
-    if (digits == 0) return std::nullopt;
-    for (int d = digits; d < 3; ++d) frac_ms *= 10;
-  }
-  const std::string_view zone = s.substr(i);
-  if (zone != "Z" && zone != "z" && zone != "+00:00" && zone != "-00:00") return std::nullopt;
-  std::tm tm{};
-  tm.tm_year = year - 1900;
-  tm.tm_mon = mon - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = min;
-  tm.tm_sec = sec;
-  const std::time_t t = timegm(&tm);
-  return static_cast<std::int64_t>(t) * 1000 + frac_ms;
+bool IsLeap(int year) { return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0; }
+
+int DaysInMonth(int year, int month) {
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return month == 2 && IsLeap(year) ? 29 : kDays[month - 1];
+}
+
+// "Z", "+HH:MM", "-HHMM" or "+HH" as seconds east of UTC; nullopt otherwise.
+std::optional<std::int64_t> ParseZone(std::string_view zone) {
+  if (zone == "Z" || zone == "z") return 0;
+  if (zone.size() < 3 || (zone[0] != '+' && zone[0] != '-')) return std::nullopt;
+  const int sign = zone[0] == '-' ? -1 : 1;
+  std::string_view rest = zone.substr(1);
+  int hours = 0, minutes = 0;
+  if (!ParseInt(rest.substr(0, 2), hours)) return std::nullopt;
+  rest.remove_prefix(2);
+  if (!rest.empty() && rest.front() == ':') rest.remove_prefix(1);
+  if (!rest.empty() && (rest.size() != 2 || !ParseInt(rest, minutes))) return std::nullopt;
+  if (hours > 23 || minutes > 59) return std::nullopt;
+  return sign * (hours * 3600 + minutes * 60);
+}
+
+// The numbers of a record, as the table shows them, in column order.
+std::vector<std::string> TickNumbers(const client::Tick& t) {
+  return {FixedShortest(t.price), FixedShortest(t.size)};
+}
+std::vector<std::string> BarNumbers(const client::Bar& b) {
+  return {FixedShortest(b.open),  FixedShortest(b.high), FixedShortest(b.low),
+          FixedShortest(b.close), TableVolume(b.volume), TableVwap(b.vwap)};
+}
+
+std::vector<DecimalColumn> TickColumns() {
+  return {DecimalColumn(kNumWidth), DecimalColumn(kNumWidth)};
+}
+std::vector<DecimalColumn> BarColumns() {
+  return {DecimalColumn(kNumWidth), DecimalColumn(kNumWidth), DecimalColumn(kNumWidth),
+          DecimalColumn(kNumWidth), DecimalColumn(kNumWidth), DecimalColumn(kVwapWidth)};
 }
 
 }  // namespace
+
+std::optional<JsonTs> ParseJsonTs(std::string_view text) {
+  if (text == "string") return JsonTs::kString;
+  if (text == "ms") return JsonTs::kMs;
+  return std::nullopt;
+}
+
+std::string TableVolume(double volume) { return FixedSignificant(volume, 15); }
+std::string TableVwap(double vwap) { return FixedSignificant(vwap, 10); }
+
+TableFormatter::TableFormatter(client::Mode mode)
+    : ticks_(mode == client::Mode::kTick),
+      tick_columns_(TickColumns()),
+      bar_columns_(BarColumns()) {}
+
+std::string TableFormatter::Header() const {
+  if (ticks_) {
+    const auto& c = tick_columns_;
+    return fmt::format("{:<{}}  {:<{}} {:>{}} {:>{}} {:>{}}\n", "time (UTC)", kTickTimeWidth,
+                       "topic", kTopicWidth, "price", c[kPrice].width(), "size", c[kSize].width(),
+                       "seq", kSeqWidth);
+  }
+  const auto& c = bar_columns_;
+  return fmt::format("{:<{}}  {:<{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>{}}\n",
+                     "time (UTC)", kBarTimeWidth, "topic", kTopicWidth, "open", c[kOpen].width(),
+                     "high", c[kHigh].width(), "low", c[kLow].width(), "close", c[kClose].width(),
+                     "volume", c[kVolume].width(), "count", kCountWidth, "vwap", c[kVwap].width());
+}
+
+void TableFormatter::Fit(const client::Record& record) {
+  if (const auto* t = std::get_if<client::Tick>(&record)) {
+    const auto n = TickNumbers(*t);
+    for (std::size_t i = 0; i < n.size(); ++i) tick_columns_[i].Fit(n[i]);
+    return;
+  }
+  const auto n = BarNumbers(std::get<client::Bar>(record));
+  for (std::size_t i = 0; i < n.size(); ++i) bar_columns_[i].Fit(n[i]);
+}
+
+void TableFormatter::AppendRow(std::string& out, const client::Record& record) const {
+  if (const auto* t = std::get_if<client::Tick>(&record)) {
+    const auto n = TickNumbers(*t);
+    const auto& c = tick_columns_;
+    out += fmt::format("{:<{}}  {:<{}} {} {} {:>{}}\n", FormatTickTime(t->ts_ns), kTickTimeWidth,
+                       t->topic, kTopicWidth, c[kPrice].Format(n[kPrice]),
+                       c[kSize].Format(n[kSize]), t->seq, kSeqWidth);
+    return;
+  }
+  const auto& b = std::get<client::Bar>(record);
+  const auto n = BarNumbers(b);
+  const auto& c = bar_columns_;
+  std::string row =
+      fmt::format("{:<{}}  {:<{}} {} {} {} {} {} {:>{}} {}", FormatBarTime(b.start_ms, b.interval),
+                  kBarTimeWidth, b.topic, kTopicWidth, c[kOpen].Format(n[kOpen]),
+                  c[kHigh].Format(n[kHigh]), c[kLow].Format(n[kLow]), c[kClose].Format(n[kClose]),
+                  c[kVolume].Format(n[kVolume]), b.count, kCountWidth, c[kVwap].Format(n[kVwap]));
+  row.erase(row.find_last_not_of(' ') + 1);  // the last column's fraction padding
+  out += row;
+  out += '\n';
+}
 
 std::string FormatBarTime(std::int64_t start_ms, client::Mode interval) {
   const std::tm tm = UtcTm(FloorDiv(start_ms, 1000));
@@ -100,39 +166,22 @@ std::string FormatTickTime(std::int64_t ts_ns) {
                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, us);
 }
 
-std::string TableHeader(client::Mode mode) {
-  if (mode == client::Mode::kTick) {
-    return fmt::format("{:<26}  {:<{}} {:>{}} {:>{}} {:>10}\n", "time (UTC)", "topic", kTopicWidth,
-                       "price", kNumWidth, "size", kNumWidth, "seq");
-  }
-  return fmt::format("{:<19}  {:<{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>7} {:>{}}\n",
-                     "time (UTC)", "topic", kTopicWidth, "open", kNumWidth, "high", kNumWidth,
-                     "low", kNumWidth, "close", kNumWidth, "volume", kNumWidth, "count", "vwap",
-                     kNumWidth);
-}
-
-void AppendTableRow(std::string& out, const client::Record& record) {
-  if (const auto* t = std::get_if<client::Tick>(&record)) {
-    out += fmt::format("{:<26}  {:<{}} {:>{}} {:>{}} {:>10}\n", FormatTickTime(t->ts_ns), t->topic,
-                       kTopicWidth, Num(t->price), kNumWidth, Num(t->size), kNumWidth, t->seq);
-    return;
-  }
-  const auto& b = std::get<client::Bar>(record);
-  out += fmt::format("{:<19}  {:<{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>7} {:>{}}\n",
-                     FormatBarTime(b.start_ms, b.interval), b.topic, kTopicWidth, Num(b.open),
-                     kNumWidth, Num(b.high), kNumWidth, Num(b.low), kNumWidth, Num(b.close),
-                     kNumWidth, Num(b.volume), kNumWidth, b.count, Num(b.vwap), kNumWidth);
-}
-
-void AppendJsonLine(std::string& out, const client::Record& record) {
+void AppendJsonLine(std::string& out, const client::Record& record, JsonTs ts) {
   if (const auto* t = std::get_if<client::Tick>(&record)) {
     out += "{\"type\":\"tick\",\"topic\":";
     AppendJson(out, t->topic);
-    out += fmt::format(
-        ",\"time\":\"{}\",\"price\":{},\"size\":{},\"ts_ns\":{},\"seq\":{},\"prev_seq\":{}}}\n",
-        FormatTimeNs(t->ts_ns), t->price, t->size, t->ts_ns, t->seq, t->prev_seq);
+    out += fmt::format(",\"time\":\"{}\",\"price\":{},\"size\":{}", FormatTimeNs(t->ts_ns),
+                       FixedShortest(t->price), FixedShortest(t->size));
+    if (ts == JsonTs::kMs) {
+      out += fmt::format(",\"ts_ms\":{},\"seq\":{},\"prev_seq\":{}}}\n",
+                         FloorDiv(t->ts_ns, 1'000'000), t->seq, t->prev_seq);
+    } else {
+      out += fmt::format(",\"ts_ns\":\"{}\",\"seq\":\"{}\",\"prev_seq\":\"{}\"}}\n", t->ts_ns,
+                         t->seq, t->prev_seq);
+    }
     return;
   }
+  // start_ms (at most 9223372036854 by the protocol) and count stay below 2^53: plain numbers.
   const auto& b = std::get<client::Bar>(record);
   out += "{\"type\":\"bar\",\"interval\":\"";
   out += client::ModeName(b.interval);
@@ -141,8 +190,56 @@ void AppendJsonLine(std::string& out, const client::Record& record) {
   out += fmt::format(
       ",\"time\":\"{}\",\"start_ms\":{},\"open\":{},\"high\":{},\"low\":{},\"close\":{},"
       "\"volume\":{},\"count\":{},\"vwap\":{}}}\n",
-      FormatTimeMs(b.start_ms), b.start_ms, b.open, b.high, b.low, b.close, b.volume, b.count,
-      b.vwap);
+      FormatTimeMs(b.start_ms), b.start_ms, FixedShortest(b.open), FixedShortest(b.high),
+      FixedShortest(b.low), FixedShortest(b.close), FixedShortest(b.volume), b.count,
+      FixedShortest(b.vwap));
+}
+
+std::optional<std::int64_t> ParseIsoTimeNs(std::string_view s) {
+  // YYYY-MM-DD(T|t| )HH:MM:SS[.fraction](Z|z|+HH:MM|-HH:MM|+HHMM|+HH)
+  if (s.size() < 20 || s[4] != '-' || s[7] != '-' ||
+      (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || s[13] != ':' || s[16] != ':') {
+    return std::nullopt;
+  }
+  int year = 0, mon = 0, day = 0, hour = 0, min = 0, sec = 0;
+  if (!ParseInt(s.substr(0, 4), year) || !ParseInt(s.substr(5, 2), mon) ||
+      !ParseInt(s.substr(8, 2), day) || !ParseInt(s.substr(11, 2), hour) ||
+      !ParseInt(s.substr(14, 2), min) || !ParseInt(s.substr(17, 2), sec)) {
+    return std::nullopt;
+  }
+  if (mon < 1 || mon > 12 || day < 1 || day > DaysInMonth(year, mon) || hour > 23 || min > 59 ||
+      sec > 60) {
+    return std::nullopt;
+  }
+  std::size_t i = 19;
+  std::int64_t frac_ns = 0;
+  if (i < s.size() && (s[i] == '.' || s[i] == ',')) {
+    ++i;
+    int digits = 0;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
+      if (digits < 9) frac_ns = frac_ns * 10 + (s[i] - '0');
+      ++digits;
+      ++i;
+    }
+    if (digits == 0) return std::nullopt;
+    for (int d = digits; d < 9; ++d) frac_ns *= 10;
+  }
+  const auto offset_s = ParseZone(s.substr(i));
+  if (!offset_s) return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = mon - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = min;
+  tm.tm_sec = sec;
+  const std::int64_t seconds = static_cast<std::int64_t>(timegm(&tm)) - *offset_s;
+  std::int64_t ns = 0;
+  if (__builtin_mul_overflow(seconds, std::int64_t{1'000'000'000}, &ns) ||
+      __builtin_add_overflow(ns, frac_ns, &ns)) {
+    return std::nullopt;
+  }
+  return ns;
 }
 
 std::optional<std::int64_t> ParseSince(std::string_view text, std::int64_t now_ms) {
@@ -159,7 +256,9 @@ std::optional<std::int64_t> ParseSince(std::string_view text, std::int64_t now_m
     if (ec != std::errc() || p != text.data() + text.size()) return std::nullopt;
     return v;
   }
-  return ParseRfc3339(text);
+  const auto ns = ParseIsoTimeNs(text);
+  if (!ns) return std::nullopt;
+  return FloorDiv(*ns, 1'000'000);
 }
 
 }  // namespace tickwire::cli

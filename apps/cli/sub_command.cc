@@ -20,6 +20,7 @@ struct SubFlags {
   ConnectionFlags conn;
   std::string mode = "tick";
   bool json = false;
+  std::string json_ts = "string";
   std::uint64_t count = 0;  // 0 = unlimited
   std::string duration;     // empty = unlimited
   std::uint32_t backfill = 0;
@@ -48,7 +49,7 @@ int RunSub(const SubFlags& f) {
     duration = ParseDurationFlag(f.duration);
     if (!duration) {
       PrintError("invalid --duration '" + f.duration + "' (use e.g. 10s, 500ms)");
-      return 2;
+      return kExitUsage;
     }
   }
   std::int64_t since_ms = f.since_ms;
@@ -57,39 +58,38 @@ int RunSub(const SubFlags& f) {
     if (!parsed || *parsed <= 0) {
       PrintError("invalid --since '" + f.since +
                  "' (use ms since the epoch, 2024-05-01T12:00:00Z, or -5m)");
-      return 2;
+      return kExitUsage;
     }
     since_ms = *parsed;
   }
   if (since_ms > 0 && f.backfill > 0) {
     PrintError("--backfill and --since are exclusive");
-    return 2;
+    return kExitUsage;
   }
+  const JsonTs json_ts = ParseJsonTs(f.json_ts).value_or(JsonTs::kString);
   std::string error;
   auto options = MakeClientOptions(f.conn, "tickwire-sub", error);
   if (!options) {
     PrintError(error);
-    return 2;
+    return kExitUsage;
   }
   if (!f.no_reconnect) EnableReconnect(*options, "sub");
   InstallStopSignals();
-  auto connected = client::Client::Connect(*options);
-  if (!connected.ok()) {
-    PrintError(connected.error().ToString());
-    return 1;
-  }
-  auto& c = *connected.value();
+  const auto connected = ConnectOrReport(*options);
+  if (!connected) return kExitFailure;
+  auto& c = *connected;
   auto sub = c.Subscribe(mode, f.topics, f.backfill, since_ms);
   if (!sub.ok()) {
     PrintError("subscribe: " + sub.error().ToString());
-    return 1;
+    return kExitFailure;
   }
 
   const auto start = std::chrono::steady_clock::now();
   std::uint64_t printed = 0;
   std::string out;
-  const std::string header = TableHeader(mode);
+  TableFormatter table(mode);
   if (!f.json) {
+    const std::string header = table.Header();
     std::fwrite(header.data(), 1, header.size(), stdout);
     std::fflush(stdout);
   }
@@ -107,16 +107,22 @@ int RunSub(const SubFlags& f) {
     if (!ev) continue;
     if (auto* batch = std::get_if<client::Batch>(&*ev)) {
       out.clear();
-      for (const auto& r : batch->records) {
-        if (f.count != 0 && printed >= f.count) break;
+      std::size_t n = batch->records.size();
+      if (f.count != 0) n = static_cast<std::size_t>(std::min<std::uint64_t>(n, f.count - printed));
+      // The batch's numbers first, so that its rows line up with each other.
+      if (!f.json) {
+        for (std::size_t i = 0; i < n; ++i) table.Fit(batch->records[i]);
+      }
+      for (std::size_t i = 0; i < n; ++i) {
+        const auto& r = batch->records[i];
         if (f.json) {
-          AppendJsonLine(out, r);
+          AppendJsonLine(out, r, json_ts);
         } else {
           if (f.header_every != 0 && rows_since_header >= f.header_every) {
-            out += header;
+            out += table.Header();
             rows_since_header = 0;
           }
-          AppendTableRow(out, r);
+          table.AppendRow(out, r);
           ++rows_since_header;
         }
         ++printed;
@@ -130,14 +136,12 @@ int RunSub(const SubFlags& f) {
         PrintError("warning: " + err->ToString());
       }
     } else {
-      const auto& closed = std::get<client::Closed>(*ev);
-      PrintError("connection closed: " +
-                 (closed.reason ? closed.reason->ToString() : std::string("by client")));
-      return 1;
+      PrintClosed(std::get<client::Closed>(*ev));
+      return kExitFailure;
     }
   }
   c.Close();
-  return 0;
+  return kExitOk;
 }
 
 }  // namespace
@@ -145,11 +149,20 @@ int RunSub(const SubFlags& f) {
 void RegisterSub(CLI::App& app, int& exit_code) {
   auto flags = std::make_shared<SubFlags>();
   auto* cmd = app.add_subcommand("sub", "Subscribe to topics and print records");
+  cmd->footer(
+      "Prints a table (numbers in fixed notation, aligned on the decimal point) or, with --json, "
+      "one JSON object per line. Runs until --count, --duration or Ctrl-C (exit 0 for each).");
   AddConnectionFlags(*cmd, flags->conn);
   cmd->add_option("--mode", flags->mode, "tick, second (1 s bars) or minute (1 min bars)")
       ->check(CLI::IsMember({"tick", "second", "minute"}))
       ->capture_default_str();
   cmd->add_flag("--json", flags->json, "One JSON object per line instead of a table");
+  cmd->add_option("--json-ts", flags->json_ts,
+                  "With --json, how ticks carry their 64-bit values: string (ts_ns, seq and "
+                  "prev_seq as JSON strings, exact in every JSON reader) or ms (ts_ms, seq and "
+                  "prev_seq as JSON numbers; readers that use doubles round values above 2^53)")
+      ->check(CLI::IsMember({"string", "ms"}))
+      ->capture_default_str();
   cmd->add_option("--count", flags->count, "Exit after printing N records");
   cmd->add_option("--duration", flags->duration, "Exit after this long (e.g. 10s)");
   cmd->add_option("--backfill", flags->backfill, "First print up to N retained records per topic");

@@ -10,9 +10,11 @@
 #include <thread>
 #include <vector>
 
-#include "client/error.h"
-#include "client/records.h"
-#include "client/resume.h"
+// Public headers (client.h, error.h, records.h, resume.h) include each other by sibling name:
+// installed, they are <tickwire/client/...> (cmake --install; docs/CLIENT.md).
+#include "error.h"
+#include "records.h"
+#include "resume.h"
 
 namespace boost::asio {
 class io_context;

@@ -6,7 +6,7 @@
 #include <variant>
 #include <vector>
 
-#include "client/error.h"
+#include "error.h"
 
 namespace tickwire::client {
 

@@ -13,7 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "client/records.h"
+#include "records.h"
 
 namespace tickwire::client {
 

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <fstream>
@@ -13,11 +14,15 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
+#include "support/http_client.h"
+#include "support/json.h"
 #include "support/raw_client.h"
 #include "support/server_process.h"
 #include "support/temp_dir.h"
+#include "support/tls.h"
 #include "support/utc_time.h"
 #include "support/wait.h"
 
@@ -189,21 +194,382 @@ TEST(CliTest, PubReportsBadLinesAndServerRejections) {
   ServerProcess server;
   ASSERT_TRUE(server.Start()) << server.error();
   const auto env = ClientEnv(server);
+  // Bad lines are skipped, the rest is published, and the exit code says so.
   const RunResult bad =
-      RunToEnd({TICKWIRE_CLI_BIN, "pub"}, env, "AAPL 1 1\nnot a tick\nMSFT 2 2\n");
-  EXPECT_EQ(bad.exit_code, 0) << bad.err;  // bad lines are skipped, the rest is published
-  EXPECT_NE(bad.err.find("line 2"), std::string::npos) << bad.err;
-  EXPECT_NE(bad.out.find("published 2 ticks"), std::string::npos) << bad.out;
-  const RunResult rejected =
-      RunToEnd({TICKWIRE_CLI_BIN, "pub", "--ack", "bad topic!", "1", "1"}, env);
-  EXPECT_EQ(rejected.exit_code, 1);
-  EXPECT_NE(rejected.err.find("INVALID_REQUEST"), std::string::npos) << rejected.err;
+      RunToEnd({TICKWIRE_CLI_BIN, "pub"}, env, "AAPL 1 1\nnot-a-tick\nMSFT 2 2\n");
+  EXPECT_EQ(bad.exit_code, 3) << bad.err;
+  EXPECT_NE(bad.err.find("line 2: expected 'TOPIC PRICE SIZE [TS]', got 1 field; skipped"),
+            std::string::npos)
+      << bad.err;
+  EXPECT_NE(bad.err.find("skipped 1 of 3 input lines"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.out.find("published 2 ticks in 1 frame"), std::string::npos) << bad.out;
+  const RunResult one = RunToEnd({TICKWIRE_CLI_BIN, "pub", "--ack", "AAPL", "1", "1"}, env);
+  EXPECT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_EQ(one.out, "published 1 tick in 1 frame, 1 accepted\n");
+  // What the server would refuse is refused before sending: a usage error.
+  const RunResult topic = RunToEnd({TICKWIRE_CLI_BIN, "pub", "--ack", "bad topic!", "1", "1"}, env);
+  EXPECT_EQ(topic.exit_code, 2);
+  EXPECT_NE(topic.err.find("bad topic 'bad topic!'"), std::string::npos) << topic.err;
   const RunResult wrong = RunToEnd({TICKWIRE_CLI_BIN, "pub", "AAPL", "1", "1"},
                                    {{"STREAM_USER", "test"},
                                     {"STREAM_PASS", "wrong"},
                                     {"TICKWIRE_ADDR", env.at("TICKWIRE_ADDR")}});
   EXPECT_EQ(wrong.exit_code, 1);
   EXPECT_NE(wrong.err.find("AUTH_FAILED"), std::string::npos) << wrong.err;
+}
+
+// The retained ticks of `topics`, as `sub --json` prints them (one JSON object per line, sorted).
+std::vector<std::string> RetainedTickLines(const std::map<std::string, std::string>& env,
+                                           std::vector<std::string> topics, std::size_t count,
+                                           std::vector<std::string> extra = {}) {
+  std::vector<std::string> argv = {
+      TICKWIRE_CLI_BIN,     "sub", "--mode", "tick", "--json", "--backfill", "100", "--count",
+      std::to_string(count)};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  argv.insert(argv.end(), topics.begin(), topics.end());
+  const RunResult r = RunToEnd(argv, env);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> lines;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  std::sort(lines.begin(), lines.end());
+  return lines;
+}
+
+// pub reads CSV (with a header) and JSON lines with timestamps and keeps them; what `sub --json`
+// prints replays into another server as the same ticks.
+TEST(CliTest, PubReplaysCsvAndJsonLinesKeepingTimestamps) {
+  ServerProcess server;
+  ASSERT_TRUE(server.Start()) << server.error();
+  const auto env = ClientEnv(server);
+  const std::int64_t base_ms = NowMs() - 60'000;  // recorded a minute ago: late, still ticks
+  const std::int64_t base_ns = base_ms * 1'000'000;
+  const std::string csv = "time,topic,price,size\n" + UtcTime(base_ms, "%Y-%m-%dT%H:%M:%S") + "." +
+                          std::to_string(1'000'000'000 + base_ns % 1'000'000'000).substr(1) +
+                          "Z,replay.a,1.5,10\n" + std::to_string(base_ms + 2) +
+                          ",replay.a,1.25,5\n" + std::to_string(NowMs() + 60'000) +
+                          ",replay.a,9,9\n";
+  const RunResult c = RunToEnd({TICKWIRE_CLI_BIN, "pub", "--ack", "--format", "csv"}, env, csv);
+  EXPECT_EQ(c.exit_code, 3) << c.err;  // the tick a minute ahead is skipped
+  EXPECT_NE(c.err.find("line 4: timestamp"), std::string::npos) << c.err;
+  EXPECT_NE(c.out.find("published 2 ticks in 1 frame, 2 accepted"), std::string::npos) << c.out;
+  const std::string json = "{\"topic\":\"replay.b\",\"price\":2,\"size\":1,\"ts_ns\":\"" +
+                           std::to_string(base_ns + 7) + "\"}\n";
+  const RunResult j = RunToEnd({TICKWIRE_CLI_BIN, "pub", "--ack", "--format", "json"}, env, json);
+  EXPECT_EQ(j.exit_code, 0) << j.err;
+
+  const auto lines = RetainedTickLines(env, {"replay.a", "replay.b"}, 3);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_NE(lines[0].find("\"price\":1.5,\"size\":10,\"ts_ns\":\"" + std::to_string(base_ns) +
+                          "\",\"seq\":\"1\""),
+            std::string::npos)
+      << lines[0];
+  EXPECT_NE(lines[1].find("\"price\":1.25,\"size\":5,\"ts_ns\":\"" +
+                          std::to_string(base_ms * 1'000'000 + 2'000'000) + "\",\"seq\":\"2\""),
+            std::string::npos)
+      << lines[1];
+  EXPECT_NE(lines[2].find("\"ts_ns\":\"" + std::to_string(base_ns + 7) + "\""), std::string::npos)
+      << lines[2];
+
+  // Replay: sub's output into a fresh server gives the same records, seq numbers included.
+  ServerProcess other;
+  ASSERT_TRUE(other.Start()) << other.error();
+  std::string replay;
+  for (const auto& l : lines) replay += l + "\n";
+  const RunResult r =
+      RunToEnd({TICKWIRE_CLI_BIN, "pub", "--ack", "--format", "json"}, ClientEnv(other), replay);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(RetainedTickLines(ClientEnv(other), {"replay.a", "replay.b"}, 3), lines);
+}
+
+// Prices and sizes in fixed notation, aligned on the decimal point; 64-bit values exact in JSON.
+TEST(CliTest, SubPrintsFixedDecimalsAndExactJsonIntegers) {
+  ServerProcess server;
+  ASSERT_TRUE(server.Start()) << server.error();
+  const auto env = ClientEnv(server);
+  const std::int64_t ts_ms = NowMs() - 1000;
+  for (const auto& [topic, price, size] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"num.big", "1e15", "1e-7"}, {"num.fx", "1.08505", "250000"}}) {
+    const RunResult p = RunToEnd(
+        {TICKWIRE_CLI_BIN, "pub", "--ack", topic, price, size, std::to_string(ts_ms)}, env);
+    ASSERT_EQ(p.exit_code, 0) << p.err;
+  }
+  const RunResult table = RunToEnd({TICKWIRE_CLI_BIN, "sub", "--mode", "tick", "--backfill", "1",
+                                    "--count", "2", "num.big", "num.fx"},
+                                   env);
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_EQ(table.out.find("e+"), std::string::npos) << table.out;
+  EXPECT_EQ(table.out.find("e-"), std::string::npos) << table.out;
+  std::istringstream rows(table.out);
+  std::string header, big, fx;
+  ASSERT_TRUE(std::getline(rows, header) && std::getline(rows, big) && std::getline(rows, fx))
+      << table.out;
+  if (big.find("num.big") == std::string::npos) std::swap(big, fx);
+  EXPECT_NE(big.find(" 1000000000000000 "), std::string::npos) << big;
+  EXPECT_NE(big.find(" 0.0000001"), std::string::npos) << big;
+  // The price column's point (the first after the topic) in fx's row; in big's, the integer
+  // 1000000000000000 ends just before it.
+  const std::size_t point = fx.find('.', fx.find("num.fx") + 6);
+  ASSERT_NE(point, std::string::npos) << fx;
+  EXPECT_EQ(fx.substr(point - 1, 7), "1.08505") << fx;
+  EXPECT_EQ(big.substr(point - 16, 17), "1000000000000000 ") << table.out;
+  // The size column: 0.0000001 and 250000 share the units position.
+  const std::size_t size_point = big.find('.', point + 1);
+  ASSERT_NE(size_point, std::string::npos) << big;
+  EXPECT_EQ(fx.substr(size_point - 6, 7), "250000 ") << table.out;
+
+  const std::string ns = std::to_string(ts_ms * 1'000'000);
+  const auto strings = RetainedTickLines(env, {"num.big"}, 1);
+  ASSERT_EQ(strings.size(), 1u);
+  EXPECT_NE(strings[0].find("\"price\":1000000000000000,\"size\":0.0000001,\"ts_ns\":\"" + ns +
+                            "\",\"seq\":\"1\",\"prev_seq\":\"0\"}"),
+            std::string::npos)
+      << strings[0];
+  const auto numbers = RetainedTickLines(env, {"num.big"}, 1, {"--json-ts", "ms"});
+  ASSERT_EQ(numbers.size(), 1u);
+  EXPECT_NE(numbers[0].find("\"ts_ms\":" + std::to_string(ts_ms) + ",\"seq\":1,\"prev_seq\":0}"),
+            std::string::npos)
+      << numbers[0];
+  for (const auto& line : {strings[0], numbers[0]}) {
+    std::string error;
+    EXPECT_TRUE(ParseJson(line, &error)) << line << ": " << error;
+  }
+  EXPECT_EQ(RunToEnd({TICKWIRE_CLI_BIN, "sub", "--json", "--json-ts", "us", "x"}, env).exit_code,
+            2);
+}
+
+TEST(CliTest, TopicsListsWhatTheServerHolds) {
+  ServerProcess server;
+  ASSERT_TRUE(server.Start()) << server.error();
+  const auto env = ClientEnv(server);
+  const RunResult none = RunToEnd({TICKWIRE_CLI_BIN, "topics", "--wait", "200ms"}, env);
+  EXPECT_EQ(none.exit_code, 0) << none.err;
+  EXPECT_EQ(none.out.rfind("topic", 0), 0u) << none.out;
+  EXPECT_EQ(CountLines(none.out, "\n"), 1) << none.out;  // the header
+  EXPECT_EQ(none.err, "tickwire: 0 topics\n");
+
+  ASSERT_EQ(RunToEnd({TICKWIRE_CLI_BIN, "pub", "--ack"}, env,
+                     "list.b 2.5 1\nlist.a 187.25 100\nlist.a 187.5 1\n")
+                .exit_code,
+            0);
+  // --wait generous enough for a loaded machine (sanitizer builds): the history of the three
+  // subscriptions must all have arrived.
+  const RunResult names = RunToEnd({TICKWIRE_CLI_BIN, "topics", "--names", "--wait", "2s"}, env);
+  EXPECT_EQ(names.exit_code, 0) << names.err;
+  EXPECT_EQ(names.out, "list.a\nlist.b\n");
+  const RunResult table = RunToEnd({TICKWIRE_CLI_BIN, "topics", "--wait", "2s"}, env);
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_EQ(table.err, "tickwire: 2 topics\n");
+  std::istringstream rows(table.out);
+  std::string header, a, b;
+  ASSERT_TRUE(std::getline(rows, header) && std::getline(rows, a) && std::getline(rows, b))
+      << table.out;
+  EXPECT_EQ(header.rfind("topic   last (UTC)", 0), 0u) << header;
+  EXPECT_EQ(a.rfind("list.a  ", 0), 0u) << a;
+  EXPECT_NE(a.find("  187.5    2"), std::string::npos) << a;  // the newest tick: price, seq
+  EXPECT_NE(b.find("    2.5    1"), std::string::npos) << b;
+  EXPECT_EQ(a.find('.', 10), b.find('.', 10)) << table.out;  // the points line up
+  const RunResult json = RunToEnd({TICKWIRE_CLI_BIN, "topics", "--json", "--wait", "2s"}, env);
+  EXPECT_EQ(json.exit_code, 0) << json.err;
+  std::istringstream lines(json.out);
+  std::string first;
+  ASSERT_TRUE(std::getline(lines, first)) << json.out;
+  const auto v = ParseJson(first);
+  ASSERT_TRUE(v && v->is_object()) << first;
+  EXPECT_EQ(StringField(v->as_object(), "topic"), "list.a");
+  EXPECT_EQ(StringField(v->as_object(), "seq"), "2");
+
+  // Stopped by --timeout while it would still wait for new topics: what arrived, exit 3.
+  const RunResult cut =
+      RunToEnd({TICKWIRE_CLI_BIN, "topics", "--names", "--wait", "20s", "--timeout", "2s"}, env);
+  EXPECT_EQ(cut.exit_code, 3) << cut.err;
+  EXPECT_EQ(cut.out, "list.a\nlist.b\n");
+  EXPECT_NE(cut.err.find("may be incomplete"), std::string::npos) << cut.err;
+
+  // Interrupted once subscribed (all three modes): 130.
+  Child waiting({TICKWIRE_CLI_BIN, "topics", "--wait", "30s", "--timeout", "30s"}, env);
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        const auto m = ParseMetrics(HttpGet(server.metrics_port(), "/metrics").body);
+        return MetricValue(m, "active_subscriptions{mode=\"minute\"}") == 1;
+      },
+      10s));
+  waiting.Signal(SIGTERM);
+  ASSERT_TRUE(waiting.Wait(10s));
+  EXPECT_EQ(waiting.Result().exit_code, 130) << waiting.Result().err;
+  EXPECT_EQ(waiting.Result().out, "");
+}
+
+TEST(CliTest, TopicsNeedsPermissionForEveryTopic) {
+  const RunResult line =
+      RunToEnd({TICKWIRE_CLI_BIN, "passwd", "fx", "--subscribe", "FX.*", "--iterations", "1000"},
+               {}, "pw\n");
+  ASSERT_EQ(line.exit_code, 0) << line.err;
+  TempDir dir;
+  { std::ofstream(dir.File("users")) << line.out; }
+  ServerProcess server({{"USERS_FILE", dir.File("users")}});
+  ASSERT_TRUE(server.Start()) << server.error();
+  const RunResult r = RunToEnd({TICKWIRE_CLI_BIN, "topics"},
+                               {{"STREAM_USER", "fx"},
+                                {"STREAM_PASS", "pw"},
+                                {"TICKWIRE_ADDR", ClientEnv(server).at("TICKWIRE_ADDR")}});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("FORBIDDEN"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("subscribe=*"), std::string::npos) << r.err;
+}
+
+// No credentials: one line naming STREAM_USER/STREAM_PASS and the flags, exit 2, and no
+// connection attempt (nothing listens on the address: trying would exit 1).
+TEST(CliTest, MissingCredentialsAreAUsageErrorForEveryCommand) {
+  const std::map<std::string, std::string> none = {
+      {"STREAM_USER", ""}, {"STREAM_PASS", ""}, {"TICKWIRE_ADDR", "127.0.0.1:9"}};
+  for (const auto& args :
+       std::vector<std::vector<std::string>>{{"sub", "x"},
+                                             {"pub", "x", "1", "1"},
+                                             {"pub", "--demo"},
+                                             {"topics"},
+                                             {"bench", "fanout", "--duration", "1s"}}) {
+    std::vector<std::string> argv = {TICKWIRE_CLI_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const RunResult r = RunToEnd(argv, none);
+    EXPECT_EQ(r.exit_code, 2) << args[0] << ": " << r.err;
+    EXPECT_EQ(r.err,
+              "tickwire: no credentials: set STREAM_USER and STREAM_PASS, or pass --user and "
+              "--pass\n")
+        << args[0];
+  }
+  const RunResult no_pass =
+      RunToEnd({TICKWIRE_CLI_BIN, "sub", "x"},
+               {{"STREAM_USER", "u"}, {"STREAM_PASS", ""}, {"TICKWIRE_ADDR", "127.0.0.1:9"}});
+  EXPECT_EQ(no_pass.exit_code, 2);
+  EXPECT_EQ(no_pass.err, "tickwire: no password for user 'u': set STREAM_PASS or pass --pass\n");
+  const RunResult flags = RunToEnd(
+      {TICKWIRE_CLI_BIN, "sub", "--user", "u", "--pass", "p", "--no-reconnect", "x"}, none);
+  EXPECT_EQ(flags.exit_code, 1) << flags.err;  // credentials from flags: it tries, and fails
+  EXPECT_NE(flags.err.find("connect"), std::string::npos) << flags.err;
+}
+
+TEST(CliTest, ExitCodesAreTheSameForEveryCommand) {
+  const std::map<std::string, std::string> env = {
+      {"STREAM_USER", "u"}, {"STREAM_PASS", "p"}, {"TICKWIRE_ADDR", "127.0.0.1:9"}};
+  // Usage errors, from the flag parser or from the command: 2.
+  for (const auto& args :
+       std::vector<std::vector<std::string>>{{},
+                                             {"nonsense"},
+                                             {"sub", "--bogus", "x"},
+                                             {"sub", "--count", "abc", "x"},
+                                             {"sub", "--mode", "hour", "x"},
+                                             {"sub"},
+                                             {"pub", "--format", "xml"},
+                                             {"pub", "--batch", "0"},
+                                             {"pub", "a", "b"},
+                                             {"pub", "A", "x", "1"},
+                                             {"topics", "--wait", "soon"},
+                                             {"topics", "extra"},
+                                             {"sub", "--ca", "/nonexistent/ca.pem", "x"},
+                                             {"sub", "--addr", "nowhere", "x"}}) {
+    std::vector<std::string> argv = {TICKWIRE_CLI_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const RunResult r = RunToEnd(argv, env);
+    EXPECT_EQ(r.exit_code, 2) << ::testing::PrintToString(args) << ": " << r.err;
+  }
+  // The server cannot be reached: 1.
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"sub", "--no-reconnect", "x"}, {"sub", "x"}, {"pub", "A", "1", "1"}, {"topics"}}) {
+    std::vector<std::string> argv = {TICKWIRE_CLI_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const RunResult r = RunToEnd(argv, env);
+    EXPECT_EQ(r.exit_code, 1) << ::testing::PrintToString(args) << ": " << r.err;
+  }
+  // Every command's --help says what the codes mean.
+  for (const char* cmd : {"sub", "pub", "topics", "bench", "passwd"}) {
+    const RunResult h = RunToEnd({TICKWIRE_CLI_BIN, cmd, "--help"});
+    EXPECT_EQ(h.exit_code, 0) << cmd;
+    EXPECT_NE(h.out.find("Exit codes: 0 done; 1 runtime or server error"), std::string::npos)
+        << cmd << ": " << h.out;
+    EXPECT_NE(h.out.find("3 partial"), std::string::npos) << cmd;
+  }
+}
+
+// TLS and mutual TLS from the command line, by flags and by environment.
+TEST(CliTest, SubAndPubOverMutualTls) {
+  TestPki pki;
+  ASSERT_TRUE(pki.ok()) << pki.error();
+  ServerProcess server({{"TLS_CERT_PATH", pki.Cert("server")},
+                        {"TLS_KEY_PATH", pki.Key("server")},
+                        {"TLS_CLIENT_CA_PATH", pki.Cert("ca")}});
+  ASSERT_TRUE(server.Start()) << server.error();
+  auto env = ClientEnv(server);
+  auto tls_env = env;
+  tls_env["TICKWIRE_TLS_CA"] = pki.Cert("ca");
+  tls_env["TICKWIRE_TLS_CERT"] = pki.Cert("client");
+  tls_env["TICKWIRE_TLS_KEY"] = pki.Key("client");
+  Child sub({TICKWIRE_CLI_BIN, "sub", "--mode", "tick", "--json", "--count", "1", "tls.t"},
+            tls_env);
+  const std::vector<std::string> pub = {
+      TICKWIRE_CLI_BIN,   "pub",   "--ack",           "--ca",  pki.Cert("ca"), "--cert",
+      pki.Cert("client"), "--key", pki.Key("client"), "tls.t", "1.5",          "2"};
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!sub.Wait(0ms) && std::chrono::steady_clock::now() < deadline) {
+    const RunResult p = RunToEnd(pub, env);
+    ASSERT_EQ(p.exit_code, 0) << p.err;
+    sub.Wait(200ms);
+  }
+  ASSERT_TRUE(sub.Wait(1s));
+  EXPECT_EQ(sub.Result().exit_code, 0) << sub.Result().err;
+  EXPECT_NE(sub.Result().out.find("\"topic\":\"tls.t\",\"time\""), std::string::npos)
+      << sub.Result().out;
+
+  const auto tail = std::vector<std::string>{"tls.t", "1", "1"};
+  auto refused = [&](std::vector<std::string> flags) {
+    std::vector<std::string> argv = {TICKWIRE_CLI_BIN, "pub", "--ack"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    argv.insert(argv.end(), tail.begin(), tail.end());
+    return RunToEnd(argv, env);
+  };
+  // No client certificate, one from another CA, no TLS at all, a server the system's CAs do
+  // not know: runtime errors.
+  for (const auto& flags : std::vector<std::vector<std::string>>{
+           {"--ca", pki.Cert("ca")},
+           {"--ca", pki.Cert("ca"), "--cert", pki.Cert("rogue-client"), "--key",
+            pki.Key("rogue-client")},
+           {},
+           {"--tls", "--cert", pki.Cert("client"), "--key", pki.Key("client")}}) {
+    const RunResult r = refused(flags);
+    EXPECT_EQ(r.exit_code, 1) << ::testing::PrintToString(flags) << ": " << r.err;
+  }
+  const RunResult unknown_ca =
+      refused({"--tls", "--cert", pki.Cert("client"), "--key", pki.Key("client")});
+  EXPECT_NE(unknown_ca.err.find("certificate verify failed"), std::string::npos) << unknown_ca.err;
+  const RunResult half = refused({"--ca", pki.Cert("ca"), "--cert", pki.Cert("client")});
+  EXPECT_EQ(half.exit_code, 2) << half.err;  // --cert without --key
+}
+
+// With TLS_CLIENT_CN_USER the certificate is the credential: no password needed.
+TEST(CliTest, ClientCertificateStandsInForThePassword) {
+  TestPki pki;
+  ASSERT_TRUE(pki.ok()) << pki.error();
+  ServerProcess server({{"TLS_CERT_PATH", pki.Cert("server")},
+                        {"TLS_KEY_PATH", pki.Key("server")},
+                        {"TLS_CLIENT_CA_PATH", pki.Cert("ca")},
+                        {"TLS_CLIENT_CN_USER", "true"},
+                        {"STREAM_USER", "viewer"},
+                        {"STREAM_PASS", "not-sent"}});
+  ASSERT_TRUE(server.Start()) << server.error();
+  const std::map<std::string, std::string> env = {
+      {"STREAM_USER", "viewer"},
+      {"STREAM_PASS", ""},
+      {"TICKWIRE_ADDR", "127.0.0.1:" + std::to_string(server.port())}};
+  const RunResult ok = RunToEnd({TICKWIRE_CLI_BIN, "pub", "--ack", "--ca", pki.Cert("ca"), "--cert",
+                                 pki.Cert("client"), "--key", pki.Key("client"), "cn.t", "1", "1"},
+                                env);
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("1 accepted"), std::string::npos) << ok.out;
+  const RunResult no_cert =
+      RunToEnd({TICKWIRE_CLI_BIN, "pub", "--ack", "--ca", pki.Cert("ca"), "cn.t", "1", "1"}, env);
+  EXPECT_EQ(no_cert.exit_code, 2) << no_cert.err;
+  EXPECT_NE(no_cert.err.find("STREAM_PASS"), std::string::npos) << no_cert.err;
 }
 
 TEST(CliTest, PasswdMakesUsersFileLinesTheServerAccepts) {

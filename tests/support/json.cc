@@ -1,8 +1,5 @@
 #include "support/json.h"
 
-// Boost.JSON in header-only mode: its implementation is compiled into this one file.
-#include <boost/json/src.hpp>
-
 #include <sstream>
 
 namespace tickwire::testing {
