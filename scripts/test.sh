@@ -13,7 +13,8 @@
 #            minute-long waits (ctest label slow), the deploy checks and the clients' suites
 #   tsan     the same suite under ThreadSanitizer (the threaded core: workers, fan-out), without
 #            the load-generator runs (ctest label bench) and the minute-long waits (label slow)
-#   fuzz     every libFuzzer target for a fixed time, starting from fuzz/corpus/<target>/
+#   fuzz     every libFuzzer target for a fixed time, starting from fuzz/corpus/<target>/, as
+#            many at once as there are build jobs
 # Stops at the first failure with a non-zero exit.
 #
 # Usage: scripts/test.sh [--quick] [--stage NAME]... [--fuzz-time SECONDS] [--no-setup]
@@ -105,38 +106,67 @@ ctest_stage() {
 }
 
 fuzz_stage() {
-  begin_stage fuzz "every fuzz target for ${FUZZ_TIME}s (libFuzzer, ASan+UBSan)"
+  begin_stage fuzz "every fuzz target for ${FUZZ_TIME}s (libFuzzer, ASan+UBSan), ${JOBS} at a time"
   cmake --preset fuzz
   cmake --build --preset fuzz --parallel "${JOBS}" --target tickwire_fuzzers
   local build="${ROOT}/build/fuzz"
   local list="${build}/fuzz/fuzzers.txt"
   [[ -s "${list}" ]] || { echo "fuzz: no fuzz targets listed in ${list}" >&2; return 1; }
   local work="${build}/fuzz-run"
-  mkdir -p "${work}/artifacts" "${work}/logs"
+  mkdir -p "${work}/artifacts" "${work}/logs" "${work}/status"
+  rm -f "${work}/status/"*
+  local targets=()
   local target
   while read -r target; do
-    [[ -n "${target}" ]] || continue
-    local seeds="${ROOT}/fuzz/corpus/${target}"
-    local corpus="${work}/corpus/${target}"  # grows across runs; the committed seeds stay as they are
+    [[ -n "${target}" ]] && targets+=("${target}")
+  done <"${list}"
+  # Each target runs single-threaded for FUZZ_TIME; JOBS of them at once use the machine's cores.
+  local running=0
+  for target in "${targets[@]}"; do
+    if [[ ${running} -ge ${JOBS} ]]; then
+      wait -n || true
+      running=$((running - 1))
+    fi
+    fuzz_one "${target}" &
+    running=$((running + 1))
+  done
+  wait || true
+  local failed=0
+  for target in "${targets[@]}"; do
     local log="${work}/logs/${target}.log"
-    mkdir -p "${corpus}"
-    local dirs=("${corpus}")
-    if [[ -d "${seeds}" ]]; then dirs+=("${seeds}"); else echo "fuzz: warning: no seed corpus ${seeds}"; fi
-    echo "-- ${target}: ${FUZZ_TIME}s, seeds ${seeds#"${ROOT}"/}, log ${log#"${ROOT}"/}"
-    local rc=0
-    UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
-      "${build}/fuzz/${target}" -max_total_time="${FUZZ_TIME}" -timeout=10 -rss_limit_mb=2048 \
-      -print_final_stats=1 -dict="${ROOT}/fuzz/tickwire.dict" \
-      -artifact_prefix="${work}/artifacts/${target}-" "${dirs[@]}" >"${log}" 2>&1 || rc=$?
-    if [[ ${rc} -ne 0 ]]; then
-      tail -n 80 "${log}" >&2
+    local rc
+    rc=$(cat "${work}/status/${target}" 2>/dev/null || echo 99)
+    echo "-- ${target}: exit ${rc}, log ${log#"${ROOT}"/}"
+    if [[ "${rc}" != 0 ]]; then
+      tail -n 80 "${log}" >&2 || true
       echo "fuzz: ${target} FAILED (exit ${rc}); reproducer in ${work}/artifacts/, rerun with:" >&2
       echo "  ${build}/fuzz/${target} <artifact>" >&2
-      return 1
+      failed=1
+      continue
     fi
     grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "${log}" | sed 's/^/   /' || true
-  done <"${list}"
+  done
+  [[ ${failed} -eq 0 ]] || return 1
   end_stage
+}
+
+# One fuzz target for FUZZ_TIME seconds; its exit code goes to fuzz-run/status/<target>.
+fuzz_one() {
+  local target="$1"
+  local build="${ROOT}/build/fuzz"
+  local work="${build}/fuzz-run"
+  local seeds="${ROOT}/fuzz/corpus/${target}"
+  local corpus="${work}/corpus/${target}"  # grows across runs; the committed seeds stay as they are
+  local log="${work}/logs/${target}.log"
+  mkdir -p "${corpus}"
+  local dirs=("${corpus}")
+  if [[ -d "${seeds}" ]]; then dirs+=("${seeds}"); else echo "fuzz: warning: no seed corpus ${seeds}"; fi
+  local rc=0
+  UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
+    "${build}/fuzz/${target}" -max_total_time="${FUZZ_TIME}" -timeout=10 -rss_limit_mb=2048 \
+    -print_final_stats=1 -dict="${ROOT}/fuzz/tickwire.dict" \
+    -artifact_prefix="${work}/artifacts/${target}-" "${dirs[@]}" >"${log}" 2>&1 || rc=$?
+  echo "${rc}" >"${work}/status/${target}"
 }
 
 banner "tickwire tests: stages ${STAGES[*]} (jobs ${JOBS})"
