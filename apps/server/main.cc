@@ -1,6 +1,7 @@
 // tickwire-server: the embedded stream server. Configuration comes from environment variables
 // and flags (see --help); a bad setting stops startup with one line naming it.
 #include <google/protobuf/stubs/logging.h>
+#include <signal.h>
 
 #include <chrono>
 #include <cstdio>
@@ -36,6 +37,11 @@ tickwire::obs::Level ToLogLevel(tickwire::config::LogLevel level) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The stop and reload signals are blocked before any thread starts (the log writer, the
+  // password hashing pool, the workers), so every thread inherits the mask: the signals stay
+  // pending until Server::Run takes them with sigtimedwait(), and a SIGTERM that arrives while
+  // the server is still starting is never delivered to a thread with the default action.
+  tickwire::server::BlockControlSignals();
   std::vector<std::string> args(argv + 1, argv + argc);
   auto parsed = tickwire::config::ParseServerConfig(args, tickwire::config::ProcessEnv());
   if (auto* exit = std::get_if<tickwire::config::ParseExit>(&parsed)) {

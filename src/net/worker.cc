@@ -103,7 +103,9 @@ void Worker::Fatal(unsigned worker, std::string_view what) noexcept {
   // A bug, not bad input (input errors never throw, and a frame handler that throws ends only
   // its connection, see Session::OnFrame). The handler that threw may have been applying ticks
   // another worker posted here, delivering records or history, or reporting an ack: carrying on
-  // would lose them without a trace. So: one line, written now (not queued), then abort.
+  // would lose them without a trace. So: the lines queued before it are flushed (waiting a
+  // bounded time for stdout), then one line, written now (not queued), then abort.
+  obs::StopLogWriter(std::chrono::milliseconds(500));
   const std::string line = obs::FormatLogLine(
       obs::Level::kError, "worker_fault",
       "an exception escaped a worker's event loop; aborting so that nothing is lost silently",

@@ -70,8 +70,8 @@ class LogWriter {
 
  private:
   struct State;
-  std::shared_ptr<State> state_;  // shared with the thread
-  bool stopped_ = false;
+  std::shared_ptr<State> state_;      // shared with the thread
+  std::atomic<bool> stopped_{false};  // Stop() may come from any thread (Worker::Fatal)
 };
 
 // Bytes of log lines the process-wide writer buffers before it drops lines: at about 300 bytes

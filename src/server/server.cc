@@ -239,17 +239,21 @@ void Server::Drain(const sigset_t& signals) {
              std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count()}});
 }
 
-int Server::Run() {
-  const auto& c = ctx_.config;
-  // SIGINT, SIGTERM and SIGHUP are blocked in this thread before any other thread starts, so
-  // every thread inherits the mask and the signals stay pending until sigtimedwait() below
-  // takes them: no asynchronous handler, and a signal right after startup is never lost.
+sigset_t BlockControlSignals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
+
+int Server::Run() {
+  const auto& c = ctx_.config;
+  // Blocked already by main() before any thread started (BlockControlSignals); blocking again
+  // here covers a caller that did not, for the threads started from now on.
+  const sigset_t signals = BlockControlSignals();
   for (auto& w : workers_) w->Start();
   if (admin_) admin_->Start();
   listener_->Start();

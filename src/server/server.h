@@ -1,5 +1,7 @@
 #pragma once
 
+#include <signal.h>
+
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -13,6 +15,11 @@
 #include "server/admin_endpoints.h"
 
 namespace tickwire::server {
+
+// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread and returns that set. Call it first
+// in main(), before any thread exists: threads inherit the mask, so the signals wait for
+// Server::Run's sigtimedwait() instead of killing a process that is still starting.
+sigset_t BlockControlSignals();
 
 // The whole embedded server: workers, listener, signals. One per process.
 class Server {
