@@ -40,7 +40,7 @@ void Exchange::Handle(Op&& op) {
         } else if constexpr (std::is_same_v<T, InterestPost>) {
           ApplyInterest(o.from, o.change);
         } else if constexpr (std::is_same_v<T, SliceRequestPost>) {
-          QueueSliceRequest(std::move(o.request));
+          QueueSliceRequest(std::move(*o.request));
         } else if constexpr (std::is_same_v<T, ServeSlicesPost>) {
           ServeHistorySlices();
         } else if constexpr (std::is_same_v<T, PublishReportPost>) {
@@ -163,7 +163,8 @@ void Exchange::RequestHistorySlice(unsigned owner, HistorySliceRequest request) 
   if (owner == index_) {
     QueueSliceRequest(std::move(request));
   } else {
-    poster_.Post(owner, SliceRequestPost{std::move(request)});
+    poster_.Post(owner,
+                 SliceRequestPost{std::make_unique<HistorySliceRequest>(std::move(request))});
   }
 }
 

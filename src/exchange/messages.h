@@ -78,9 +78,10 @@ struct InterestPost {
   unsigned from = 0;
   delivery::FanoutTable::InterestChange change;
 };
-// A slice request for the destination's shard.
+// A slice request for the destination's shard (boxed: it is large and rare, and every Op is as
+// big as its largest member).
 struct SliceRequestPost {
-  HistorySliceRequest request;
+  std::unique_ptr<HistorySliceRequest> request;
 };
 // The destination serves the next few queued slice requests.
 struct ServeSlicesPost {};
@@ -106,5 +107,7 @@ struct EndOfTurnPost {};
 
 using Op = std::variant<InboxPost, InterestPost, SliceRequestPost, ServeSlicesPost,
                         PublishReportPost, PublishFailedPost, ReplicatedPost, EndOfTurnPost>;
+// Every post carries one Op: keep it about as small as the handlers it replaced.
+static_assert(sizeof(Op) <= 112, "an Op grew: box the large member");
 
 }  // namespace tickwire::exchange
