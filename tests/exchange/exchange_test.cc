@@ -8,6 +8,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "exchange/fake_poster.h"
@@ -350,6 +351,15 @@ TEST(ExchangeTest, FrameWithoutAckOrRefusalSaysNothing) {
   for (unsigned i = 0; i < 3; ++i) applied += w.at(i).shard().stats().ticks;
   EXPECT_EQ(applied, 20U);
 }
+
+#ifdef TICKWIRE_THREAD_CHECKS
+// Checked builds (debug, asan, tsan): an exchange touched from another thread aborts.
+TEST(ExchangeDeathTest, TouchedOffItsWorkersThreadAborts) {
+  LocalBus bus;
+  Workers w(2, 1, bus);  // bound to this thread
+  EXPECT_DEATH(std::thread([&] { w.at(0).ScheduleEndOfTurn(); }).join(), "off its worker");
+}
+#endif
 
 }  // namespace
 }  // namespace tickwire::exchange
