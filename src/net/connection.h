@@ -17,6 +17,8 @@
 #include "delivery/catch_up.h"
 #include "delivery/outbound_queue.h"
 #include "delivery/subscriber.h"
+#include "exchange/messages.h"
+#include "exchange/publish_tracker.h"
 #include "net/worker.h"
 #include "protocol/decoder.h"
 #include "session/session.h"
@@ -35,7 +37,9 @@ namespace tickwire::net {
 // queued frames as one contiguous buffer per write.
 class Connection final : public std::enable_shared_from_this<Connection>,
                          public delivery::Subscriber,
-                         public session::SessionHost {
+                         public session::SessionHost,
+                         public exchange::PublishOrigin,
+                         public exchange::SliceReceiver {
  public:
   Connection(Worker& worker, asio::ip::tcp::socket socket, TicketPtr ticket, std::uint64_t id,
              std::string session_id, Clock::time_point now);
@@ -56,12 +60,12 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   // Admission closes it to make room, unless it has authenticated meanwhile.
   void EvictWaiting();
   // Completion of an acked PUBLISH (on this connection's worker).
-  void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted);
+  void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted) override;
   // Owner shards (or the shared log's topic cap) refused ticks of a PUBLISH: ERROR TOPIC_LIMIT.
-  void OnPublishRefused(std::uint32_t request_id, const session::PublishRefusal& refusal);
-  // Multi-instance mode: the backplane did not take a PUBLISH (ERROR UNAVAILABLE, non-fatal).
+  void OnPublishRefused(std::uint32_t request_id, const session::PublishRefusal& refusal) override;
+  // Multi-instance mode: the bus did not take a PUBLISH (ERROR UNAVAILABLE, non-fatal).
   void OnPublishFailed(std::uint32_t request_id, std::string_view message,
-                       std::uint32_t retry_after_ms);
+                       std::uint32_t retry_after_ms) override;
   // What the connection listing sorts on, and a copy of what it shows with the subscription
   // details (and their caps) that `query` asks for (on this connection's worker).
   ConnectionCounters Counters(Clock::time_point now) const;
@@ -70,7 +74,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   // An owner shard's answer to one of this connection's slice requests (null: skipped, its
   // replay was cancelled).
   void OnHistorySlice(std::uint64_t catchup_id, unsigned owner,
-                      std::shared_ptr<const engine::HistorySlice> slice);
+                      std::shared_ptr<const engine::HistorySlice> slice) override;
 
   // delivery::Subscriber
   void DeliverRecord(const engine::RecordBlock& block,

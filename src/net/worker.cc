@@ -70,7 +70,8 @@ Worker::Worker(unsigned index, ServerContext& ctx)
       read_scratch_(std::max<std::size_t>(protocol::kHeaderSize + ctx.config.max_msg_size,
                                           protocol::kProxyV2MaxLength)),
       rng_(std::random_device{}() ^ (std::uint64_t{index} << 32)),
-      shard_(index, ShardOptionsFrom(ctx.config)),
+      exchange_(index, ShardOptionsFrom(ctx.config), ctx.poster, *ctx.bus, *this,
+                ctx.ingest_backlog, &Worker::WallNs),
       bar_timer_(io_),
       window_timer_(io_),
       sweep_timer_(io_),
@@ -81,13 +82,13 @@ Worker::Worker(unsigned index, ServerContext& ctx)
 Worker::~Worker() { Join(); }
 
 void Worker::Start() {
-  outbox_ingest_.resize(ctx_.workers.size());
-  outbox_output_.resize(ctx_.workers.size());
-  marks_.assign(ctx_.workers.size(), 0);
+  exchange_.Start();
   thread_ = std::thread([this] { Run(); });
 }
 
 void Worker::Run() {
+  owner_.Bind();
+  exchange_.BindThread();
   ArmSweep();
   ArmBarClock();
   try {
@@ -154,7 +155,10 @@ void Worker::Adopt(asio::ip::tcp::socket socket, TicketPtr ticket) {
   conn->Start();
 }
 
-void Worker::Forget(std::uint64_t connection_id) { connections_.erase(connection_id); }
+void Worker::Forget(std::uint64_t connection_id) {
+  TICKWIRE_ASSERT_OWNER(owner_);
+  connections_.erase(connection_id);
+}
 
 void Worker::EvictWaiting(const TicketPtr& ticket) {
   Worker* owner = ctx_.workers[ticket->worker];
@@ -228,303 +232,48 @@ void Worker::DrainDue() {
 
 void Worker::Ingest(const ConnectionPtr& from, engine::UserId user, std::string_view user_name,
                     std::uint32_t request_id, bool ack, std::vector<engine::IngestTick> ticks) {
-  if (ctx_.backplane != nullptr) {
-    ctx_.backplane->Publish(from, index_, user_name, request_id, ack, std::move(ticks));
-    return;
-  }
-  const auto shards = static_cast<unsigned>(ctx_.workers.size());
-  auto tracker = std::make_shared<PublishTracker>();
-  tracker->connection = from;
-  tracker->worker = index_;
-  tracker->request_id = request_id;
-  tracker->total = static_cast<std::uint32_t>(ticks.size());
-  tracker->ack = ack;
-  tracker->remaining = 1;  // this call's own reference, dropped below
-  // Split by owner shard, keeping frame order within each shard.
-  std::vector<IngestBatch> per_shard(shards);
-  if (shards == 1) {
-    per_shard[0].ticks = std::move(ticks);
-  } else {
-    for (auto& t : ticks) {
-      per_shard[engine::ShardOf(t.topic, shards)].ticks.push_back(std::move(t));
-    }
-  }
-  for (unsigned s = 0; s < shards; ++s) {
-    if (per_shard[s].ticks.empty()) continue;
-    tracker->remaining.fetch_add(1);
-    per_shard[s].tracker = tracker;
-    per_shard[s].user = user;
-    if (s == index_) {
-      ApplyIngest(per_shard[s]);
-    } else {
-      outbox_ingest_[s].push_back(std::move(per_shard[s]));
-    }
-  }
-  ReleasePublish(std::move(tracker));
-  ScheduleEndOfTurn();
+  TICKWIRE_ASSERT_OWNER(owner_);
+  exchange_.Publish(from, user, user_name, request_id, ack, std::move(ticks));
 }
 
-void Worker::ApplyReplicated(IngestBatch batch, std::int64_t log_clock_ns) {
-  const auto n = static_cast<std::int64_t>(batch.ticks.size());
-  ApplyIngest(batch);  // also the log's evictions and refusal counts, with or without ticks
-  if (n > 0) ingest_backlog_.fetch_sub(n, std::memory_order_relaxed);
-  log_clock_ns_ = std::max(log_clock_ns_, log_clock_ns);
-  AdvanceBars();
-  ScheduleEndOfTurn();
-}
-
-void Worker::ApplyIngest(IngestBatch& batch) {
-  for (const auto& topic : batch.forget) shard_.Forget(topic);
-  for (std::size_t r = 1; r < engine::kRefusalKinds; ++r) {
-    if (batch.refused[r] > 0)
-      shard_.CountRefused(static_cast<engine::Refusal>(r), batch.refused[r]);
-  }
-  const engine::ApplyResult result = shard_.Apply(batch.ticks, current_block_, batch.user);
-  if (!batch.tracker) return;
-  if (result.refused > 0) {
-    // Told to the publisher (ERROR TOPIC_LIMIT, logged as request_rejected) and counted.
-    const engine::IngestTick& first = batch.ticks[result.first_refused];
-    batch.tracker->AddRefused(static_cast<std::uint32_t>(result.refused), first.index, first.topic,
-                              result.reason);
-  }
-  ReleasePublish(std::move(batch.tracker));
-}
-
-void PublishTracker::AddRefused(std::uint32_t n, std::uint32_t index, std::string_view topic,
-                                engine::Refusal reason) {
-  std::lock_guard lock(mu);
-  if (refused == 0 || index < first.index) {
-    first.index = index;
-    first.topic = std::string(topic);
-    first.reason = reason;
-  }
-  refused += n;
-}
-
-void ReportPublish(const PublishTracker& t) {
-  const auto c = t.connection.lock();
-  if (!c) return;
-  if (t.refused > 0) {
-    session::PublishRefusal r = t.first;
-    r.refused = t.refused;
-    r.total = t.total;
-    c->OnPublishRefused(t.request_id, r);
-  }
-  if (t.ack) c->OnPublishApplied(t.request_id, t.total - t.refused);
-}
-
-void Worker::ReleasePublish(std::shared_ptr<PublishTracker> tracker) {
-  if (tracker->remaining.fetch_sub(1) != 1) return;
-  // Last reference: report on the publishing connection's worker. The acq_rel decrement makes
-  // every shard's AddRefused visible here.
-  if (!tracker->ack && tracker->refused == 0) return;  // nothing to say
-  const unsigned to = tracker->worker;
-  if (to == index_) {
-    ReportPublish(*tracker);
-  } else {
-    asio::post(ctx_.workers[to]->io(), [tracker = std::move(tracker)] { ReportPublish(*tracker); });
-  }
-}
-
-template <typename Fn>
-void Worker::OnShard(Worker* owner, Fn fn) {
-  if (owner == this) {
-    fn(shard_);
-  } else {
-    asio::post(owner->io(), [owner, fn = std::move(fn)] { fn(owner->shard_); });
-  }
-}
-
-void Worker::PublishInterest(const std::vector<delivery::FanoutTable::InterestChange>& changes) {
-  const auto shards = static_cast<unsigned>(ctx_.workers.size());
-  const unsigned me = index_;
-  for (const auto& ch : changes) {
-    // Posted at once, not batched: a SUBSCRIBE_OK may be on the wire right after this, and
-    // the owner must see the interest before any tick published in reply to it.
-    if (ch.wildcard) {
-      for (Worker* w : ctx_.workers) {
-        OnShard(w,
-                [ch, me](engine::Shard& s) { s.SetWildcardInterest(ch.mode, me, ch.interested); });
-      }
-    } else {
-      OnShard(ctx_.workers[engine::ShardOf(ch.topic, shards)],
-              [ch, me](engine::Shard& s) { s.SetInterest(ch.topic, ch.mode, me, ch.interested); });
-    }
-  }
-}
-
-void Worker::RequestHistorySlice(unsigned owner, HistorySliceRequest request) {
-  Worker* w = ctx_.workers[owner];
-  auto queue = [w](HistorySliceRequest& r) {
-    w->history_queue_.push_back(std::move(r));
-    if (w->history_scheduled_) return;
-    w->history_scheduled_ = true;
-    asio::post(w->io(), [w] { w->ServeHistorySlices(); });
+void AsioPoster::Post(unsigned to, exchange::Op op) {
+  // One named operation, run by the destination's Exchange.
+  struct Run {
+    Worker* worker;
+    exchange::Op op;
+    void operator()() { worker->exchange().Handle(std::move(op)); }
   };
-  if (w == this) {
-    queue(request);
-    return;
-  }
-  asio::post(w->io(), [queue, request = std::move(request)]() mutable { queue(request); });
+  Worker* w = workers_[to];
+  asio::post(w->io(), Run{w, std::move(op)});
 }
 
-void Worker::ServeHistorySlices() {
-  history_scheduled_ = false;
-  std::size_t served = 0;
-  std::size_t skipped = 0;
-  while (!history_queue_.empty() && served < kSlicesPerPass && skipped < kSkipsPerPass) {
-    HistorySliceRequest r = std::move(history_queue_.front());
-    history_queue_.pop_front();
-    std::shared_ptr<const engine::HistorySlice> slice;
-    if (r.connection.expired()) {
-      ++skipped;  // nobody to answer
-      continue;
-    }
-    if (r.cancel->cancelled.load(std::memory_order_relaxed)) {
-      ++skipped;  // answered empty, so the subscriber can count its requests out and back
-    } else {
-      // What this turn produced so far goes out first: the slice reaches the subscriber after
-      // every record produced before it was read and before every record produced after.
-      ShareCurrentBlock();
-      slice = std::make_shared<const engine::HistorySlice>(
-          shard_.NextHistorySlice(r.request, std::move(r.cursor), r.limits));
-      ++served;
-    }
-    outbox_output_[r.from].emplace_back(
-        HistoryDelivery{std::move(r.connection), r.catchup_id, index_, std::move(slice)});
-  }
-  if (!history_queue_.empty()) {
-    // The rest waits for a later pass: whatever else is queued on this loop runs first.
-    history_scheduled_ = true;
-    asio::post(io_, [this] { ServeHistorySlices(); });
-  }
-  ScheduleEndOfTurn();
-}
-
-void Worker::DeliverOwnerOutput(std::vector<OwnerOutput>& output) {
-  for (auto& item : output) {
-    if (auto* block = std::get_if<engine::RecordBlockPtr>(&item)) {
-      fanout_.Deliver(*block, index_);
-      continue;
-    }
-    auto& d = std::get<HistoryDelivery>(item);
-    if (auto c = d.connection.lock()) c->OnHistorySlice(d.catchup_id, d.owner, std::move(d.slice));
-  }
-}
-
-void Worker::HandleInbox(unsigned from, std::int64_t mark, std::vector<IngestBatch>& ingest,
-                         std::vector<OwnerOutput>& output) {
-  std::int64_t applied = 0;
-  for (auto& batch : ingest) {
-    applied += static_cast<std::int64_t>(batch.ticks.size());
-    ApplyIngest(batch);
-  }
-  if (applied > 0) ingest_backlog_.fetch_sub(applied, std::memory_order_relaxed);
-  DeliverOwnerOutput(output);
-  // Every tick `from` accepted before `mark` was in this post or an earlier one.
-  marks_[from] = std::max(marks_[from], mark);
-  AdvanceBars();
-  ScheduleEndOfTurn();
-}
-
-void Worker::AdvanceBars() {
-  if (ctx_.backplane != nullptr) {
-    if (shard_.AdvanceWatermark(log_clock_ns_, current_block_) > 0) ScheduleEndOfTurn();
-    return;
-  }
-  std::int64_t watermark = WallNs();
-  for (unsigned w = 0; w < marks_.size(); ++w) {
-    if (w != index_) watermark = std::min(watermark, marks_[w]);
-  }
-  if (shard_.AdvanceWatermark(watermark, current_block_) > 0) ScheduleEndOfTurn();
-}
+void Worker::DeliverRecords(const engine::RecordBlockPtr& block) { fanout_.Deliver(block, index_); }
 
 void Worker::ArmBarClock() {
   // Wake just after the next SECOND boundary + close delay (minute boundaries are among them).
   const std::int64_t delay = std::int64_t{ctx_.config.bar_close_delay_ms} * engine::kNsPerMs;
   const std::int64_t now = WallNs();
-  constexpr std::int64_t kSecond = 1000 * engine::kNsPerMs;
-  const std::int64_t next = (engine::FloorDiv(now - delay, kSecond) + 1) * kSecond + delay;
+  const std::int64_t next = exchange::Exchange::NextBarClockNs(now, delay);
   bar_timer_.expires_after(std::chrono::nanoseconds(next - now) + std::chrono::microseconds(200));
   bar_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
-    force_marks_ = true;  // tell every worker how far this one has got, even when idle
-    AdvanceBars();
-    ScheduleEndOfTurn();
+    exchange_.OnBarClock();
     ArmBarClock();
   });
 }
 
-void Worker::ScheduleEndOfTurn() {
-  if (end_of_turn_scheduled_) return;
-  end_of_turn_scheduled_ = true;
-  asio::post(io_, [this] { EndOfTurn(); });
-}
-
-void Worker::ShareCurrentBlock() {
-  if (current_block_.empty()) return;
-  engine::WorkerMask dest = 0;
-  for (const auto& e : current_block_.entries) dest |= e.workers;
-  // These records go out in this block; the shard writes on into a recycled one.
-  auto filled = block_pool_->Take();
-  std::swap(*filled, current_block_);
-  const engine::RecordBlockPtr block = block_pool_->Share(std::move(filled));
-  for (unsigned w = 0; w < ctx_.workers.size(); ++w) {
-    if ((dest & engine::WorkerBit(w)) != 0) outbox_output_[w].emplace_back(block);
+void Worker::FlushTurn() {
+  if (dirty_.empty()) return;
+  auto dirty = std::move(dirty_);
+  dirty_.clear();
+  const auto now = Clock::now();
+  for (auto& weak : dirty) {
+    if (auto c = weak.lock()) c->FlushBatch(now, true);
   }
-}
-
-void Worker::EndOfTurn() {
-  end_of_turn_scheduled_ = false;
-  // 1. Records this shard produced this turn: encoded once, shared with every interested worker.
-  ShareCurrentBlock();
-  // 2. This worker's own share of them, and the history slices served to its own connections,
-  // in the order they were produced.
-  if (!outbox_output_[index_].empty()) {
-    auto output = std::move(outbox_output_[index_]);
-    outbox_output_[index_].clear();
-    DeliverOwnerOutput(output);
-  }
-  // 3. BATCH_WINDOW_MS=0: flush what this turn added.
-  if (!dirty_.empty()) {
-    auto dirty = std::move(dirty_);
-    dirty_.clear();
-    const auto now = Clock::now();
-    for (auto& weak : dirty) {
-      if (auto c = weak.lock()) c->FlushBatch(now, true);
-    }
-  }
-  // 4. One post per destination worker carrying everything queued for it this turn, and this
-  // worker's mark: every tick it accepted so far is in this post or an earlier one.
-  const std::int64_t mark = WallNs();
-  const bool force = force_marks_;
-  force_marks_ = false;
-  for (unsigned w = 0; w < ctx_.workers.size(); ++w) {
-    if (w == index_) continue;
-    if (!force && outbox_ingest_[w].empty() && outbox_output_[w].empty()) continue;
-    Worker* dest = ctx_.workers[w];
-    std::int64_t ticks = 0;
-    for (const auto& batch : outbox_ingest_[w])
-      ticks += static_cast<std::int64_t>(batch.ticks.size());
-    if (ticks > 0) dest->ingest_backlog_.fetch_add(ticks, std::memory_order_relaxed);
-    asio::post(dest->io(), [dest, from = index_, mark, ingest = std::move(outbox_ingest_[w]),
-                            output = std::move(outbox_output_[w])]() mutable {
-      dest->HandleInbox(from, mark, ingest, output);
-    });
-    outbox_ingest_[w].clear();
-    outbox_output_[w].clear();
-  }
-}
-
-bool Worker::IngestCongested() const {
-  if (ctx_.backplane != nullptr && ctx_.backplane->Congested()) return true;
-  for (const Worker* w : ctx_.workers) {
-    if (w->ingest_backlog_.load(std::memory_order_relaxed) > kIngestHighWater) return true;
-  }
-  return false;
 }
 
 void Worker::PauseUntilUncongested(const ConnectionPtr& c) {
+  TICKWIRE_ASSERT_OWNER(owner_);
   paused_.push_back(c);
   if (resume_timer_armed_) return;
   resume_timer_armed_ = true;
@@ -532,10 +281,7 @@ void Worker::PauseUntilUncongested(const ConnectionPtr& c) {
   resume_timer_.async_wait([this](const boost::system::error_code& ec) {
     resume_timer_armed_ = false;
     if (ec) return;
-    bool clear = ctx_.backplane == nullptr || !ctx_.backplane->Congested();
-    for (const Worker* w : ctx_.workers) {
-      if (w->ingest_backlog_.load(std::memory_order_relaxed) > kIngestHighWater / 2) clear = false;
-    }
+    const bool clear = exchange_.IngestCleared();
     auto paused = std::move(paused_);
     paused_.clear();
     for (auto& weak : paused) {
@@ -551,11 +297,13 @@ void Worker::PauseUntilUncongested(const ConnectionPtr& c) {
 }
 
 void Worker::MarkDirty(const ConnectionPtr& c) {
+  TICKWIRE_ASSERT_OWNER(owner_);
   dirty_.push_back(c);
-  ScheduleEndOfTurn();
+  exchange_.ScheduleEndOfTurn();
 }
 
 void Worker::ScheduleBatchFlush(const ConnectionPtr& c, Clock::time_point deadline) {
+  TICKWIRE_ASSERT_OWNER(owner_);
   windows_.emplace_back(deadline, c);
   ArmWindowTimer();
 }
@@ -593,9 +341,10 @@ void Worker::ArmSweep() {
 void Worker::Sweep() {
   const auto now = Clock::now();
   for (auto& [id, c] : connections_) c->CheckTimers(now);
-  metrics_.active_topics.Set(static_cast<std::int64_t>(shard_.topic_count()));
+  const engine::Shard& shard = exchange_.shard();
+  metrics_.active_topics.Set(static_cast<std::int64_t>(shard.topic_count()));
   // The shard counts on the same thread; publish the increments since the last sweep.
-  const auto& st = shard_.stats();
+  const auto& st = shard.stats();
   auto sync = [](obs::Counter& c, std::uint64_t v) { c.Add(v - c.Get()); };
   sync(metrics_.late_ticks[0], st.late_second);
   sync(metrics_.late_ticks[1], st.late_minute);

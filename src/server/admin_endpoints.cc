@@ -154,7 +154,7 @@ void AdminEndpoints::Metrics(obs::HttpRespond respond) {
   e.Sample(static_cast<double>(h.write_timeout.load()), {{"reason", "write_timeout"}});
   e.Sample(static_cast<double>(h.evicted.load()), {{"reason", "evicted"}});
   e.Sample(static_cast<double>(h.refused.load()), {{"reason", "refused"}});
-  if (ctx_.backplane != nullptr) ctx_.backplane->AppendMetrics(e);
+  ctx_.bus->AppendMetrics(e);  // the multi-instance bus's families; none in the embedded mode
   respond(
       {200, "text/plain; version=0.0.4; charset=utf-8", net::RenderMetrics(metrics) + e.Render()});
 }

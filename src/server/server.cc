@@ -56,16 +56,18 @@ Server::Server(config::Config config, ConfigSource reload_source)
                            ctx_.config.max_unauth_per_source);
   ctx_.hash_pool = std::make_unique<auth::HashPool>(ctx_.config.EffectiveAuthHashThreads(),
                                                     ctx_.config.auth_hash_queue);
+  // The bus first: every worker's exchange holds it.
+  if (ctx_.config.clustered()) {
+    readiness_.SetBackplaneConnected(false);
+    nats_bus_ = std::make_unique<cluster::NatsBus>(
+        ctx_.config, ctx_.poster, ctx_.ingest_backlog,
+        [this](bool ready) { readiness_.SetBackplaneConnected(ready); });
+    ctx_.bus = nats_bus_.get();
+  }
   const unsigned n = ctx_.config.EffectiveWorkers();
   for (unsigned i = 0; i < n; ++i) {
     workers_.push_back(std::make_unique<net::Worker>(i, ctx_));
     ctx_.workers.push_back(workers_.back().get());
-  }
-  if (ctx_.config.clustered()) {
-    readiness_.SetBackplaneConnected(false);
-    backplane_ = std::make_unique<cluster::NatsBackplane>(
-        ctx_.config, ctx_.workers, [this](bool ready) { readiness_.SetBackplaneConnected(ready); });
-    ctx_.backplane = backplane_.get();
   }
 }
 
@@ -73,7 +75,7 @@ Server::~Server() {
   // First: the hashing threads post verdicts to the workers' event loops.
   ctx_.hash_pool->Stop();
   if (admin_) admin_->Stop();
-  if (backplane_) backplane_->Stop();
+  if (nats_bus_) nats_bus_->Stop();
   for (auto& w : workers_) w->Stop();
   for (auto& w : workers_) w->Join();
 }
@@ -115,8 +117,8 @@ std::string Server::Open() {
   if (auto err = listener_->Open(ctx_.config.listen_host, ctx_.config.listen_port); !err.empty()) {
     return err;
   }
-  if (backplane_) {
-    if (auto err = backplane_->Start(); !err.empty()) return err;
+  if (nats_bus_) {
+    if (auto err = nats_bus_->Start(); !err.empty()) return err;
   }
   if (ctx_.config.metrics_host.empty()) return {};
   admin_ = std::make_unique<AdminEndpoints>(ctx_, readiness_, *workers_[0]);
@@ -296,7 +298,7 @@ int Server::Run() {
   readiness_.SetAccepting(false);
   Drain(signals);
   ctx_.hash_pool->Stop();
-  if (backplane_) backplane_->Stop();
+  if (nats_bus_) nats_bus_->Stop();
   if (admin_) admin_->Stop();
   for (auto& w : workers_) w->Stop();
   for (auto& w : workers_) w->Join();

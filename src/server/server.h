@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "cluster/nats_backplane.h"
+#include "cluster/nats_bus.h"
 #include "config/config.h"
 #include "net/listener.h"
 #include "net/worker.h"
@@ -75,7 +75,7 @@ class Server {
   ConfigSource reload_source_;
   std::vector<std::unique_ptr<net::Worker>> workers_;
   // Multi-instance mode only; stopped before the workers it posts to.
-  std::unique_ptr<cluster::NatsBackplane> backplane_;
+  std::unique_ptr<cluster::NatsBus> nats_bus_;
   std::unique_ptr<net::Listener> listener_;
   std::atomic<bool> stop_requested_{false};
 };

@@ -15,7 +15,9 @@
 
 #include "cluster/topic_directory.h"
 #include "config/config.h"
-#include "net/backplane.h"
+#include "exchange/bus.h"
+#include "exchange/congestion.h"
+#include "exchange/poster.h"
 #include "observability/log.h"
 
 // libnats types (C); only pointers are held here.
@@ -26,13 +28,10 @@ typedef struct __jsCtx jsCtx;
 typedef struct jsPubAck jsPubAck;
 typedef struct jsPubAckErr jsPubAckErr;
 
-namespace tickwire::net {
-class Worker;
-}
-
 namespace tickwire::cluster {
 
-// The multi-instance backplane on NATS JetStream (docs/CLUSTER.md).
+// The multi-instance bus on NATS JetStream (docs/CLUSTER.md): the exchange::Bus of a process
+// that runs as one of several instances behind a load balancer.
 //
 // Every accepted PUBLISH frame becomes one message on one subject of one stream; every instance
 // consumes the whole stream in order (an ordered push consumer) and applies each message to its
@@ -42,19 +41,24 @@ namespace tickwire::cluster {
 // consuming host's clock. Each instance also writes a clock mark (a frame without ticks) just
 // after every second boundary + BAR_CLOSE_DELAY_MS, so buckets close on a quiet stream too.
 //
+// Bars close on the log's clock: Watermark is the newest accept time a worker has applied from
+// the log (Exchange::log_clock_ns), never the host's clock.
+//
 // Threads: Publish runs on connection workers; the consumer callback on libnats' delivery
-// thread(s), serialized by apply_mu_; the control thread creates the stream and the
-// subscription once connected, checks that the instance has caught up after a reconnect, writes
-// the clock marks and fails frames the stream did not confirm in time. Workers must outlive Stop().
-class NatsBackplane final : public net::Backplane {
+// thread(s), serialized by apply_mu_ (and waiting for busy shards before taking it, never while
+// holding it); the control thread creates the stream and the subscription once connected,
+// checks that the instance has caught up after a reconnect, writes the clock marks and fails
+// frames the stream did not confirm in time. It reaches the workers only through `poster`
+// (named exchange operations); the workers must outlive Stop().
+class NatsBus final : public exchange::Bus {
  public:
   // `on_ready` is called (from any thread) whenever readiness changes: connected, subscribed,
   // and caught up with the stream as it was when the subscription started.
-  NatsBackplane(const config::Config& config, std::vector<net::Worker*> workers,
-                std::function<void(bool)> on_ready);
-  ~NatsBackplane() override;
-  NatsBackplane(const NatsBackplane&) = delete;
-  NatsBackplane& operator=(const NatsBackplane&) = delete;
+  NatsBus(const config::Config& config, exchange::Poster& poster, exchange::IngestBacklog& backlog,
+          std::function<void(bool)> on_ready);
+  ~NatsBus() override;
+  NatsBus(const NatsBus&) = delete;
+  NatsBus& operator=(const NatsBus&) = delete;
 
   // Starts connecting in the background: a NATS server that cannot be reached yet is retried
   // with back-off, like one that is lost later. Returns an error line for unusable settings.
@@ -63,8 +67,10 @@ class NatsBackplane final : public net::Backplane {
   // with ERROR UNAVAILABLE, closes the connection. Call before the workers stop.
   void Stop();
 
-  void Publish(const std::shared_ptr<net::Connection>& from, unsigned worker, std::string_view user,
-               std::uint32_t request_id, bool ack, std::vector<engine::IngestTick> ticks) override;
+  void Publish(exchange::Exchange& at, const std::shared_ptr<exchange::PublishOrigin>& origin,
+               engine::UserId user, std::string_view user_name, std::uint32_t request_id, bool ack,
+               std::vector<engine::IngestTick> ticks) override;
+  std::int64_t Watermark(const exchange::Exchange& at) const override;
   bool Congested() const override;
   void AppendMetrics(obs::Exposition& out) const override;
 
@@ -73,12 +79,12 @@ class NatsBackplane final : public net::Backplane {
   // Frames published and not yet confirmed/applied (for tests and metrics).
   std::size_t pending_frames() const;
 
-  // Frames published but not confirmed above this stall producers (Worker::IngestCongested).
+  // Frames published but not confirmed above this stall producers (Exchange::IngestCongested).
   static constexpr std::size_t kMaxPendingFrames = 4096;
 
  private:
   struct PendingFrame {
-    std::weak_ptr<net::Connection> connection;
+    std::weak_ptr<exchange::PublishOrigin> origin;
     unsigned worker = 0;
     std::uint32_t request_id = 0;
     std::uint32_t count = 0;
@@ -104,12 +110,16 @@ class NatsBackplane final : public net::Backplane {
   bool CaughtUpWithStream();
   void ExpireOverdue();
   void UpdateReadiness();
+  // Shards busy applying (a worker over the ingest high-water mark): the consumer waits, outside
+  // apply_mu_, so that the control thread is never held up by it.
+  void WaitForShards();
   // Answers a frame with ERROR UNAVAILABLE on its connection's worker.
   void Fail(PendingFrame frame, FailReason reason, std::string message);
   void Wake();
 
   config::Config config_;
-  std::vector<net::Worker*> workers_;
+  exchange::Poster& poster_;
+  exchange::IngestBacklog& backlog_;
   std::function<void(bool)> on_ready_;
   std::string origin_;
   std::string subject_;

@@ -1,16 +1,14 @@
-#include "cluster/nats_backplane.h"
+#include "cluster/nats_bus.h"
 
 #include <nats/nats.h>
 #include <unistd.h>
 
-#include <boost/asio/post.hpp>
 #include <optional>
 #include <random>
 
 #include "cluster/backplane_frame.h"
 #include "engine/bar.h"
-#include "net/connection.h"
-#include "net/worker.h"
+#include "exchange/exchange.h"
 #include "observability/metrics.h"
 #include "tickwire/v1/backplane.pb.h"
 
@@ -51,19 +49,20 @@ std::string StatusText(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0))
 
 }  // namespace
 
-NatsBackplane::NatsBackplane(const config::Config& config, std::vector<net::Worker*> workers,
-                             std::function<void(bool)> on_ready)
+NatsBus::NatsBus(const config::Config& config, exchange::Poster& poster,
+                 exchange::IngestBacklog& backlog, std::function<void(bool)> on_ready)
     : config_(config),
-      workers_(std::move(workers)),
+      poster_(poster),
+      backlog_(backlog),
       on_ready_(std::move(on_ready)),
       origin_(DefaultOrigin(config.instance_id)),
       subject_(config.nats_subject),
       directory_(config.max_topics, config.max_topics_per_user,
                  std::int64_t{config.bar_close_delay_ms} * engine::kNsPerMs) {}
 
-NatsBackplane::~NatsBackplane() { Stop(); }
+NatsBus::~NatsBus() { Stop(); }
 
-std::string NatsBackplane::Start() {
+std::string NatsBus::Start() {
   natsOptions* opts = nullptr;
   natsStatus s = natsOptions_Create(&opts);
   if (s == NATS_OK) s = natsOptions_SetURL(opts, config_.nats_url.c_str());
@@ -107,7 +106,7 @@ std::string NatsBackplane::Start() {
   return {};
 }
 
-void NatsBackplane::Stop() {
+void NatsBus::Stop() {
   if (stopping_.exchange(true)) return;
   Wake();
   if (control_.joinable()) control_.join();
@@ -138,13 +137,13 @@ void NatsBackplane::Stop() {
   UpdateReadiness();
 }
 
-void NatsBackplane::Wake() {
+void NatsBus::Wake() {
   std::lock_guard lock(control_mu_);
   control_cv_.notify_all();
 }
 
-void NatsBackplane::OnConnected(natsConnection*, void* self) {
-  auto* b = static_cast<NatsBackplane*>(self);
+void NatsBus::OnConnected(natsConnection*, void* self) {
+  auto* b = static_cast<NatsBus*>(self);
   if (b->connected_.exchange(true)) return;
   obs::Log(obs::Level::kInfo, "backplane_connected", "connected to NATS");
   // The first connection creates the stream and the subscription. After a reconnect the
@@ -159,8 +158,8 @@ void NatsBackplane::OnConnected(natsConnection*, void* self) {
   b->Wake();
 }
 
-void NatsBackplane::OnDisconnected(natsConnection*, void* self) {
-  auto* b = static_cast<NatsBackplane*>(self);
+void NatsBus::OnDisconnected(natsConnection*, void* self) {
+  auto* b = static_cast<NatsBus*>(self);
   if (!b->connected_.exchange(false)) return;
   b->disconnects_.fetch_add(1, std::memory_order_relaxed);
   b->caught_up_ = false;  // others may publish meanwhile: catch up before taking clients again
@@ -169,13 +168,13 @@ void NatsBackplane::OnDisconnected(natsConnection*, void* self) {
   b->UpdateReadiness();
 }
 
-void NatsBackplane::OnReconnected(natsConnection* nc, void* self) {
-  auto* b = static_cast<NatsBackplane*>(self);
+void NatsBus::OnReconnected(natsConnection* nc, void* self) {
+  auto* b = static_cast<NatsBus*>(self);
   b->connected_ = false;  // OnConnected logs and sets it again
   OnConnected(nc, self);
 }
 
-void NatsBackplane::UpdateReadiness() {
+void NatsBus::UpdateReadiness() {
   const bool now = !stopping_ && connected_ && subscribed_ && caught_up_;
   if (ready_.exchange(now) == now) return;
   obs::Log(now ? obs::Level::kInfo : obs::Level::kWarn, "backplane_ready",
@@ -184,7 +183,7 @@ void NatsBackplane::UpdateReadiness() {
   if (on_ready_) on_ready_(now);
 }
 
-bool NatsBackplane::SetUp() {
+bool NatsBus::SetUp() {
   subscribed_ = false;
   caught_up_ = false;
   UpdateReadiness();
@@ -263,7 +262,7 @@ bool NatsBackplane::SetUp() {
   return true;
 }
 
-bool NatsBackplane::CaughtUpWithStream() {
+bool NatsBus::CaughtUpWithStream() {
   if (caught_up_) return true;
   jsStreamInfo* si = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
@@ -281,7 +280,7 @@ bool NatsBackplane::CaughtUpWithStream() {
   return true;
 }
 
-void NatsBackplane::ControlLoop() {
+void NatsBus::ControlLoop() {
   const std::int64_t delay_ns = std::int64_t{config_.bar_close_delay_ms} * engine::kNsPerMs;
   constexpr std::int64_t kSecondNs = 1'000'000'000;
   auto next_mark = [delay_ns] {
@@ -322,7 +321,7 @@ void NatsBackplane::ControlLoop() {
   }
 }
 
-void NatsBackplane::PublishClockMark() {
+void NatsBus::PublishClockMark() {
   v1::BackplaneFrame frame;
   frame.set_origin(origin_);
   frame.set_accepted_ns(WallNs());
@@ -338,7 +337,7 @@ void NatsBackplane::PublishClockMark() {
   natsMsg_Destroy(msg);  // no-op when the library took it
 }
 
-void NatsBackplane::ExpireOverdue() {
+void NatsBus::ExpireOverdue() {
   const auto now = Clock::now();
   std::vector<PendingFrame> overdue;
   {
@@ -359,19 +358,17 @@ void NatsBackplane::ExpireOverdue() {
   }
 }
 
-void NatsBackplane::Fail(PendingFrame frame, FailReason reason, std::string message) {
+void NatsBus::Fail(PendingFrame frame, FailReason reason, std::string message) {
   failures_[reason].fetch_add(1, std::memory_order_relaxed);
-  if (frame.worker >= workers_.size()) return;
-  boost::asio::post(workers_[frame.worker]->io(), [c = std::move(frame.connection),
-                                                   id = frame.request_id, m = std::move(message)] {
-    if (auto conn = c.lock()) conn->OnPublishFailed(id, m, kRetryAfterMs);
-  });
+  if (frame.worker >= poster_.workers()) return;
+  poster_.Post(frame.worker, exchange::PublishFailedPost{std::move(frame.origin), frame.request_id,
+                                                         std::move(message), kRetryAfterMs});
 }
 
-void NatsBackplane::Publish(const std::shared_ptr<net::Connection>& from, unsigned worker,
-                            std::string_view user, std::uint32_t request_id, bool ack,
-                            std::vector<engine::IngestTick> ticks) {
-  PendingFrame frame{from,       worker,
+void NatsBus::Publish(exchange::Exchange& at, const std::shared_ptr<exchange::PublishOrigin>& from,
+                      engine::UserId, std::string_view user, std::uint32_t request_id, bool ack,
+                      std::vector<engine::IngestTick> ticks) {
+  PendingFrame frame{from,       at.index(),
                      request_id, static_cast<std::uint32_t>(ticks.size()),
                      ack,        Clock::now() + config_.nats_publish_timeout};
   if (!connected_ || !subscribed_ || stopping_) {
@@ -426,8 +423,8 @@ void NatsBackplane::Publish(const std::shared_ptr<net::Connection>& from, unsign
   }
 }
 
-void NatsBackplane::OnPubAck(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* self) {
-  auto* b = static_cast<NatsBackplane*>(self);
+void NatsBus::OnPubAck(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* self) {
+  auto* b = static_cast<NatsBus*>(self);
   const char* nonce_text = nullptr;
   if (msg == nullptr || natsMsgHeader_Get(msg, kNonceHeader, &nonce_text) != NATS_OK ||
       nonce_text == nullptr) {
@@ -460,13 +457,25 @@ void NatsBackplane::OnPubAck(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pa
   natsMsg_Destroy(msg);
 }
 
-void NatsBackplane::OnMessage(natsConnection*, natsSubscription*, natsMsg* msg, void* self) {
-  auto* b = static_cast<NatsBackplane*>(self);
+void NatsBus::OnMessage(natsConnection*, natsSubscription*, natsMsg* msg, void* self) {
+  auto* b = static_cast<NatsBus*>(self);
+  // Back-pressure: a shard that falls behind holds the consumer (the stream keeps the rest).
+  // Before apply_mu_, which the control thread takes too.
+  b->WaitForShards();
   b->Apply(msg);
   natsMsg_Destroy(msg);
 }
 
-void NatsBackplane::Apply(natsMsg* msg) {
+void NatsBus::WaitForShards() {
+  const unsigned shards = poster_.workers();
+  while (!stopping_ && backlog_.Over(shards, exchange::IngestBacklog::kHighWater)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+std::int64_t NatsBus::Watermark(const exchange::Exchange& at) const { return at.log_clock_ns(); }
+
+void NatsBus::Apply(natsMsg* msg) {
   jsMsgMetaData* meta = nullptr;
   if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) return;
   const std::uint64_t seq = meta->Sequence.Stream;
@@ -476,7 +485,7 @@ void NatsBackplane::Apply(natsMsg* msg) {
   std::lock_guard lock(apply_mu_);
   consumer_pending_.store(left, std::memory_order_relaxed);
   if (seq <= applied_seq_) return;  // seen before a resubscription
-  const auto shards = static_cast<unsigned>(workers_.size());
+  const auto shards = poster_.workers();
   auto frame = DecodeBackplaneFrame(
       std::span(reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(msg)),
                 static_cast<std::size_t>(std::max(natsMsg_GetDataLength(msg), 0))),
@@ -498,7 +507,7 @@ void NatsBackplane::Apply(natsMsg* msg) {
   const std::size_t n = frame->ticks.size();
   // The log's topic cap, in log order: the same decisions on every instance.
   AdmittedFrame admitted = AdmitFrame(*frame, seq, clock_before, directory_, shards);
-  std::vector<net::IngestBatch> batches(shards);
+  std::vector<exchange::IngestBatch> batches(shards);
   for (unsigned s = 0; s < shards; ++s) {
     batches[s].ticks = std::move(admitted.by_shard[s]);
     batches[s].forget = std::move(admitted.forget[s]);
@@ -516,50 +525,30 @@ void NatsBackplane::Apply(natsMsg* msg) {
       }
     }
     if (mine && (mine->ack || admitted.refused_total > 0)) {
-      auto tracker = std::make_shared<net::PublishTracker>();
-      tracker->connection = mine->connection;
-      tracker->worker = mine->worker;
-      tracker->request_id = mine->request_id;
-      tracker->total = mine->count;
-      tracker->ack = mine->ack;
+      unsigned parts = 0;
+      for (const auto& batch : batches) parts += batch.ticks.empty() ? 0U : 1U;
+      auto tracker = exchange::MakePublishTracker(std::move(mine->origin), mine->worker,
+                                                  mine->request_id, mine->count, mine->ack, parts);
       if (admitted.refused_total > 0) {
         tracker->AddRefused(admitted.refused_total, admitted.first_refused_index,
                             admitted.first_refused_topic, admitted.first_refused_reason);
       }
-      unsigned parts = 0;
-      for (const auto& batch : batches) parts += batch.ticks.empty() ? 0U : 1U;
-      tracker->remaining = parts;
       for (auto& batch : batches) {
         if (!batch.ticks.empty()) batch.tracker = tracker;
       }
-      if (parts == 0) {
-        boost::asio::post(workers_[mine->worker]->io(),
-                          [tracker] { net::ReportPublish(*tracker); });
-      }
+      if (parts == 0) poster_.Post(mine->worker, exchange::PublishReportPost{tracker});
     }
-  }
-  // Back-pressure: a shard that falls behind holds the consumer (the stream keeps the rest).
-  for (;;) {
-    bool busy = false;
-    for (const net::Worker* w : workers_) {
-      if (w->ingest_backlog() > net::Worker::kIngestHighWater) busy = true;
-    }
-    if (!busy || stopping_) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   const std::int64_t clock = log_clock_ns_;
   for (unsigned w = 0; w < shards; ++w) {
-    net::IngestBatch& batch = batches[w];
+    exchange::IngestBatch& batch = batches[w];
     const auto count = static_cast<std::int64_t>(batch.ticks.size());
     if (count == 0 && !clock_moved && batch.forget.empty() &&
         (w != 0 || admitted.refused_total == 0)) {
       continue;
     }
-    net::Worker* worker = workers_[w];
-    worker->AddIngestBacklog(count);
-    boost::asio::post(worker->io(), [worker, batch = std::move(batch), clock]() mutable {
-      worker->ApplyReplicated(std::move(batch), clock);
-    });
+    backlog_.Add(w, count);
+    poster_.Post(w, exchange::ReplicatedPost{std::move(batch), clock});
   }
   applied_seq_ = seq;
   applied_seq_metric_.store(seq, std::memory_order_relaxed);
@@ -571,14 +560,14 @@ void NatsBackplane::Apply(natsMsg* msg) {
   }
 }
 
-bool NatsBackplane::Congested() const { return pending_frames() > kMaxPendingFrames; }
+bool NatsBus::Congested() const { return pending_frames() > kMaxPendingFrames; }
 
-std::size_t NatsBackplane::pending_frames() const {
+std::size_t NatsBus::pending_frames() const {
   std::lock_guard lock(pending_mu_);
   return pending_.size();
 }
 
-void NatsBackplane::AppendMetrics(obs::Exposition& e) const {
+void NatsBus::AppendMetrics(obs::Exposition& e) const {
   const auto get = [](const std::atomic<std::uint64_t>& v) {
     return static_cast<double>(v.load(std::memory_order_relaxed));
   };
