@@ -41,7 +41,9 @@ class Connection;
 class Worker;
 using ConnectionPtr = std::shared_ptr<Connection>;
 
-// Security events, counted (read by logs now, by metrics later). Any thread.
+// Security events, counted on any thread. Exposed as proxy_header_rejections_total,
+// proxy_local_total and tls_handshake_failures_total (server/admin_endpoints.cc) and summed
+// on the server_exit log line.
 struct SecurityCounters {
   std::atomic<std::uint64_t> proxy_rejected{0};   // PROXY header missing/malformed/late
   std::atomic<std::uint64_t> proxy_untrusted{0};  // connection from outside PROXY_TRUSTED_CIDRS
