@@ -8,6 +8,7 @@
 #include <random>
 
 #include "cluster/backplane_frame.h"
+#include "common/wall_clock.h"
 #include "engine/bar.h"
 #include "net/connection.h"
 #include "net/worker.h"
@@ -21,11 +22,7 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* kNonceHeader = "Tickwire-Nonce";
 constexpr std::uint32_t kRetryAfterMs = 1000;
 
-std::int64_t WallNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+std::int64_t WallNs() { return common::WallClockNs(); }
 
 std::string DefaultOrigin(const std::string& instance_id) {
   std::string base = instance_id;

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "auth/rate_limiter.h"
+#include "common/wall_clock.h"
 #include "delivery/fanout_table.h"
 #include "observability/log.h"
 #include "protocol/frame.h"
@@ -964,11 +965,7 @@ void Connection::OnPublishFailed(std::uint32_t request_id, std::string_view mess
   session_.OnPublishFailed(request_id, message, retry_after_ms);
 }
 
-std::int64_t Connection::WallClockNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+std::int64_t Connection::WallClockNs() { return common::WallClockNs(); }
 
 void Connection::OnAuthenticated(const std::string& user, const std::string& client_name) {
   authenticated_ = true;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "common/wall_clock.h"
 #include "net/connection.h"
 #include "observability/log.h"
 #include "protocol/frame.h"
@@ -55,12 +56,6 @@ engine::ShardOptions ShardOptionsFrom(const config::Config& c) {
 }
 
 }  // namespace
-
-std::int64_t Worker::WallNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 Worker::Worker(unsigned index, ServerContext& ctx)
     : index_(index),
@@ -430,7 +425,7 @@ void Worker::AdvanceBars() {
     if (shard_.AdvanceWatermark(log_clock_ns_, current_block_) > 0) ScheduleEndOfTurn();
     return;
   }
-  std::int64_t watermark = WallNs();
+  std::int64_t watermark = common::WallClockNs();
   for (unsigned w = 0; w < marks_.size(); ++w) {
     if (w != index_) watermark = std::min(watermark, marks_[w]);
   }
@@ -440,7 +435,7 @@ void Worker::AdvanceBars() {
 void Worker::ArmBarClock() {
   // Wake just after the next SECOND boundary + close delay (minute boundaries are among them).
   const std::int64_t delay = std::int64_t{ctx_.config.bar_close_delay_ms} * engine::kNsPerMs;
-  const std::int64_t now = WallNs();
+  const std::int64_t now = common::WallClockNs();
   constexpr std::int64_t kSecond = 1000 * engine::kNsPerMs;
   const std::int64_t next = (engine::FloorDiv(now - delay, kSecond) + 1) * kSecond + delay;
   bar_timer_.expires_after(std::chrono::nanoseconds(next - now) + std::chrono::microseconds(200));
@@ -494,7 +489,7 @@ void Worker::EndOfTurn() {
   }
   // 4. One post per destination worker carrying everything queued for it this turn, and this
   // worker's mark: every tick it accepted so far is in this post or an earlier one.
-  const std::int64_t mark = WallNs();
+  const std::int64_t mark = common::WallClockNs();
   const bool force = force_marks_;
   force_marks_ = false;
   for (unsigned w = 0; w < ctx_.workers.size(); ++w) {

@@ -195,8 +195,6 @@ class Worker {
   // stall its other work: slices served, and cancelled requests skipped.
   static constexpr std::size_t kSlicesPerPass = 4;
   static constexpr std::size_t kSkipsPerPass = 1024;
-  // Wall clock in ns since the Unix epoch.
-  static std::int64_t WallNs();
   // An exception escaped a handler on worker `worker`'s loop: writes one `worker_fault` error
   // line (to stdout and stderr, at once) and aborts the process (docs/RELIABILITY.md).
   [[noreturn]] static void Fatal(unsigned worker, std::string_view what) noexcept;
