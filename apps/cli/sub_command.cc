@@ -10,8 +10,8 @@
 #include <fmt/core.h>
 
 #include "commands.h"
-#include "common/wall_clock.h"
 #include "common.h"
+#include "common/wall_clock.h"
 #include "record_format.h"
 
 namespace tickwire::cli {

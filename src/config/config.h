@@ -153,10 +153,9 @@ enum class Reload : std::uint8_t {
   kConfigFile,   // the file itself: re-read on every reload
 };
 // The kinds Server::Reload applies, in the order it applies them.
-inline constexpr Reload kReloadKinds[] = {Reload::kLogLevel,    Reload::kBatchWindow,
-                                          Reload::kAuthLimits,  Reload::kCredentials,
-                                          Reload::kTls,         Reload::kDrain,
-                                          Reload::kConfigFile};
+inline constexpr Reload kReloadKinds[] = {
+    Reload::kLogLevel, Reload::kBatchWindow, Reload::kAuthLimits, Reload::kCredentials,
+    Reload::kTls,      Reload::kDrain,       Reload::kConfigFile};
 struct SettingReload {
   std::string_view env;
   Reload reload;
