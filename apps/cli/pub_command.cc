@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "common/wall_clock.h"
 #include "demo_feed.h"
 #include "tick_input.h"
 
@@ -27,12 +28,6 @@ struct PubFlags {
   bool demo = false;
   DemoFlags demo_flags;
 };
-
-std::int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Publishes what it is given; tracks totals; reports server rejections. The final frame is
 // always acked so that the summary is only printed once the server has applied everything (and
@@ -129,7 +124,7 @@ int RunPub(const PubFlags& f) {
     const std::vector<std::string_view> fields(f.args.begin(), f.args.end());
     std::string why;
     single = TickFromFields(fields, *unit, why);
-    if (!single || !CheckTick(*single, NowNs(), why)) {
+    if (!single || !CheckTick(*single, common::WallClockNs(), why)) {
       PrintError(why);
       return kExitUsage;
     }
@@ -156,7 +151,7 @@ int RunPub(const PubFlags& f) {
     ++line_no;
     client::Tick tick;
     std::string why;
-    const auto status = reader.Read(line, NowNs(), tick, why);
+    const auto status = reader.Read(line, common::WallClockNs(), tick, why);
     if (status == TickReader::Status::kSkip) continue;
     if (status == TickReader::Status::kFatal) {
       PrintError(fmt::format("line {}: {}", line_no, why));

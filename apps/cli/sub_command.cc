@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "common/wall_clock.h"
 #include "record_format.h"
 
 namespace tickwire::cli {
@@ -31,12 +32,6 @@ struct SubFlags {
   std::vector<std::string> topics;
 };
 
-std::int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 int RunSub(const SubFlags& f) {
   client::Mode mode = client::Mode::kTick;
   if (f.mode == "second") {
@@ -54,7 +49,7 @@ int RunSub(const SubFlags& f) {
   }
   std::int64_t since_ms = f.since_ms;
   if (!f.since.empty()) {
-    const auto parsed = ParseSince(f.since, NowMs());
+    const auto parsed = ParseSince(f.since, common::WallClockMs());
     if (!parsed || *parsed <= 0) {
       PrintError("invalid --since '" + f.since +
                  "' (use ms since the epoch, 2024-05-01T12:00:00Z, or -5m)");

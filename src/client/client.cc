@@ -28,6 +28,7 @@
 #include <boost/asio/write.hpp>
 
 #include "client/codec.h"
+#include "common/wall_clock.h"
 #include "protocol/decoder.h"
 #include "protocol/frame.h"
 #include "protocol/wire.h"
@@ -47,12 +48,6 @@ Error MakeError(ErrorKind kind, std::string message, bool fatal = false) {
   e.message = std::move(message);
   e.fatal = fatal;
   return e;
-}
-
-std::int64_t NowUnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 template <typename T>
@@ -746,7 +741,7 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
         Subscription sub;
         sub.spec = p.subscribe;
         sub.server_id = *server_id;
-        sub.anchor_ms = p.subscribe->since_ms > 0 ? p.subscribe->since_ms : NowUnixMs();
+        sub.anchor_ms = p.subscribe->since_ms > 0 ? p.subscribe->since_ms : common::WallClockMs();
         subs_.emplace(handle, std::move(sub));
         reply = Reply(std::in_place_index<0>, handle);
       }
@@ -902,7 +897,7 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
       if (now - conn->last_heartbeat >= conn->heartbeat_interval) {
         conn->last_heartbeat = now;
         Bump(self->heartbeats_sent_);  // before the write, so a peer that saw it sees the count
-        self->EnqueueWrite(conn, codec::EncodeHeartbeat(NowUnixMs()), /*counted=*/false);
+        self->EnqueueWrite(conn, codec::EncodeHeartbeat(common::WallClockMs()), /*counted=*/false);
       }
       self->ScheduleHeartbeat(conn);
     });

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "cluster/backplane_frame.h"
+#include "common/wall_clock.h"
 #include "engine/bar.h"
 #include "exchange/exchange.h"
 #include "observability/metrics.h"
@@ -18,12 +19,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr const char* kNonceHeader = "Tickwire-Nonce";
 constexpr std::uint32_t kRetryAfterMs = 1000;
-
-std::int64_t WallNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string DefaultOrigin(const std::string& instance_id) {
   std::string base = instance_id;
@@ -210,7 +205,7 @@ bool NatsBus::SetUp() {
   }
   if (s != NATS_OK) {
     std::uint64_t suppressed = 0;
-    if (error_log_.Admit(WallNs() / 1'000'000, suppressed)) {
+    if (error_log_.Admit(common::WallClockNs() / 1'000'000, suppressed)) {
       obs::Log(obs::Level::kError, "backplane_stream_error", "cannot create or update the stream",
                {{"stream", config_.nats_stream}, {"error", StatusText(s, jerr)}});
     }
@@ -245,7 +240,7 @@ bool NatsBus::SetUp() {
   if (s != NATS_OK) {
     sub_ = nullptr;
     std::uint64_t suppressed = 0;
-    if (error_log_.Admit(WallNs() / 1'000'000, suppressed)) {
+    if (error_log_.Admit(common::WallClockNs() / 1'000'000, suppressed)) {
       obs::Log(obs::Level::kError, "backplane_subscribe_error", "cannot consume the stream",
                {{"stream", config_.nats_stream}, {"error", StatusText(s, jerr)}});
     }
@@ -284,7 +279,7 @@ void NatsBus::ControlLoop() {
   const std::int64_t delay_ns = std::int64_t{config_.bar_close_delay_ms} * engine::kNsPerMs;
   constexpr std::int64_t kSecondNs = 1'000'000'000;
   auto next_mark = [delay_ns] {
-    const std::int64_t now = WallNs();
+    const std::int64_t now = common::WallClockNs();
     return (engine::FloorDiv(now - delay_ns, kSecondNs) + 1) * kSecondNs + delay_ns + 1'000'000;
   };
   std::int64_t mark_at = next_mark();
@@ -314,7 +309,7 @@ void NatsBus::ControlLoop() {
       if (CaughtUpWithStream()) need_catchup_check_ = false;
     }
     ExpireOverdue();
-    if (WallNs() >= mark_at) {
+    if (common::WallClockNs() >= mark_at) {
       if (connected_) PublishClockMark();
       mark_at = next_mark();
     }
@@ -324,7 +319,7 @@ void NatsBus::ControlLoop() {
 void NatsBus::PublishClockMark() {
   v1::BackplaneFrame frame;
   frame.set_origin(origin_);
-  frame.set_accepted_ns(WallNs());
+  frame.set_accepted_ns(common::WallClockNs());
   const std::string data = frame.SerializeAsString();
   natsMsg* msg = nullptr;
   if (natsMsg_Create(&msg, subject_.c_str(), nullptr, data.data(), static_cast<int>(data.size())) !=
@@ -382,7 +377,7 @@ void NatsBus::Publish(exchange::Exchange& at, const std::shared_ptr<exchange::Pu
   v1::BackplaneFrame out;
   out.set_origin(origin_);
   out.set_nonce(nonce);
-  out.set_accepted_ns(ticks.empty() ? WallNs() : ticks.front().accepted_ns);
+  out.set_accepted_ns(ticks.empty() ? common::WallClockNs() : ticks.front().accepted_ns);
   out.set_user(std::string(user));
   out.mutable_ticks()->Reserve(static_cast<int>(ticks.size()));
   for (auto& t : ticks) {
@@ -492,7 +487,7 @@ void NatsBus::Apply(natsMsg* msg) {
       seq);
   if (!frame) {
     std::uint64_t suppressed = 0;
-    if (error_log_.Admit(WallNs() / 1'000'000, suppressed)) {
+    if (error_log_.Admit(common::WallClockNs() / 1'000'000, suppressed)) {
       obs::Log(obs::Level::kError, "backplane_bad_message",
                "a stream message does not parse as a tickwire frame; skipped",
                {{"stream_seq", seq}});

@@ -25,6 +25,8 @@ struct Setting {
   const char* help;
   std::string default_text;
   std::function<std::string(Config&, const std::string&)> apply;
+  // What a running server does with a new value on SIGHUP (Server::Reload applies each kind).
+  Reload reload = Reload::kRestart;
 };
 
 template <typename T>
@@ -130,12 +132,14 @@ std::vector<Setting> Settings() {
        [](Config& c, const std::string& v) {
          c.stream_user = v;
          return std::string{};
-       }},
+       },
+       Reload::kCredentials},
       {"STREAM_PASS", "--stream-pass", "password clients must send in AUTH (required)", "",
        [](Config& c, const std::string& v) {
          c.stream_pass = v;
          return std::string{};
-       }},
+       },
+       Reload::kCredentials},
       {"LISTEN_ADDR", "--listen", "stream port address, host:port ([::1]:port for IPv6)",
        d.listen_host + ":" + std::to_string(d.listen_port),
        [](Config& c, const std::string& v) { return ParseListen(v, c); }},
@@ -159,7 +163,8 @@ std::vector<Setting> Settings() {
        std::to_string(d.batch_window_ms),
        [](Config& c, const std::string& v) {
          return ParseUint<std::uint32_t>(v, 0, 1000, c.batch_window_ms);
-       }},
+       },
+       Reload::kBatchWindow},
       {"MAX_MSG_SIZE", "--max-msg-size", "largest frame payload in bytes, either direction",
        std::to_string(d.max_msg_size),
        [](Config& c, const std::string& v) {
@@ -262,12 +267,14 @@ std::vector<Setting> Settings() {
        [](Config& c, const std::string& v) {
          c.tls_cert_path = v;
          return std::string{};
-       }},
+       },
+       Reload::kTls},
       {"TLS_KEY_PATH", "--tls-key", "PEM private key for TLS on the stream port", "",
        [](Config& c, const std::string& v) {
          c.tls_key_path = v;
          return std::string{};
-       }},
+       },
+       Reload::kTls},
       {"LOG_LEVEL", "--log-level", "debug, info, warn or error", "info",
        [](Config& c, const std::string& v) {
          if (v == "debug")
@@ -281,7 +288,8 @@ std::vector<Setting> Settings() {
          else
            return "'" + v + "' is not one of debug, info, warn, error";
          return std::string{};
-       }},
+       },
+       Reload::kLogLevel},
       {"PORT_FILE", "--port-file", "write the bound stream port to this file once listening", "",
        [](Config& c, const std::string& v) {
          c.port_file = v;
@@ -314,39 +322,46 @@ std::vector<Setting> Settings() {
        [](Config& c, const std::string& v) {
          c.users_file = v;
          return std::string{};
-       }},
+       },
+       Reload::kCredentials},
       {"AUTH_FAIL_BUDGET_ADDR", "--auth-fail-budget-addr",
        "failed AUTHs a source address may make before it is made to wait",
        std::to_string(d.auth_fail_budget_addr),
        [](Config& c, const std::string& v) {
          return ParseUint<std::uint32_t>(v, 1, 1'000'000, c.auth_fail_budget_addr);
-       }},
+       },
+       Reload::kAuthLimits},
       {"AUTH_FAIL_BUDGET_USER", "--auth-fail-budget-user",
        "failed AUTHs for one user name (from any address) before it is made to wait",
        std::to_string(d.auth_fail_budget_user),
        [](Config& c, const std::string& v) {
          return ParseUint<std::uint32_t>(v, 1, 1'000'000, c.auth_fail_budget_user);
-       }},
+       },
+       Reload::kAuthLimits},
       {"AUTH_BACKOFF_MIN", "--auth-backoff-min",
        "first wait after the failed-AUTH budget is used; doubles with each further failure",
        FormatDuration(d.auth_backoff_min),
-       [](Config& c, const std::string& v) { return ParseDurationSetting(v, c.auth_backoff_min); }},
+       [](Config& c, const std::string& v) { return ParseDurationSetting(v, c.auth_backoff_min); },
+       Reload::kAuthLimits},
       {"AUTH_BACKOFF_MAX", "--auth-backoff-max",
        "longest failed-AUTH wait; also how often an address or user name forgets one failure",
        FormatDuration(d.auth_backoff_max),
-       [](Config& c, const std::string& v) { return ParseDurationSetting(v, c.auth_backoff_max); }},
+       [](Config& c, const std::string& v) { return ParseDurationSetting(v, c.auth_backoff_max); },
+       Reload::kAuthLimits},
       {"AUTH_USER_DELAY_MAX", "--auth-user-delay-max",
        "longest delay of an AUTH for a user name over its failure budget (0 = no delay)",
        FormatDuration(d.auth_user_delay_max),
        [](Config& c, const std::string& v) {
          return ParseDurationSetting(v, c.auth_user_delay_max);
-       }},
+       },
+       Reload::kAuthLimits},
       {"AUTH_RATE_TABLE_SIZE", "--auth-rate-table-size",
        "addresses and user names the AUTH rate limiter tracks at most (bounded memory)",
        std::to_string(d.auth_rate_table_size),
        [](Config& c, const std::string& v) {
          return ParseUint<std::uint32_t>(v, 16, 10'000'000, c.auth_rate_table_size);
-       }},
+       },
+       Reload::kAuthLimits},
       {"AUTH_HASH_THREADS", "--auth-hash-threads",
        "threads that check users-file passwords (PBKDF2) away from the workers (0 = a quarter "
        "of WORKERS, at least 1)",
@@ -366,7 +381,8 @@ std::vector<Setting> Settings() {
        [](Config& c, const std::string& v) {
          c.tls_client_ca_path = v;
          return std::string{};
-       }},
+       },
+       Reload::kTls},
       {"TLS_CLIENT_CN_USER", "--tls-client-cn-user",
        "with mTLS, a client certificate's subject CN is its user (AUTH needs no password)", "false",
        [](Config& c, const std::string& v) { return ParseBool(v, c.tls_client_cn_user); }},
@@ -399,17 +415,20 @@ std::vector<Setting> Settings() {
       {"DRAIN_PERIOD", "--drain-period",
        "on SIGTERM, SERVER_DRAINING goes to the clients spread over this period",
        FormatDuration(d.drain_period),
-       [](Config& c, const std::string& v) { return ParseDurationSetting(v, c.drain_period); }},
+       [](Config& c, const std::string& v) { return ParseDurationSetting(v, c.drain_period); },
+       Reload::kDrain},
       {"DRAIN_DEADLINE", "--drain-deadline",
        "on SIGTERM, the process exits by this time even if output is still queued",
        FormatDuration(d.drain_deadline),
-       [](Config& c, const std::string& v) { return ParseDurationSetting(v, c.drain_deadline); }},
+       [](Config& c, const std::string& v) { return ParseDurationSetting(v, c.drain_deadline); },
+       Reload::kDrain},
       {"CONFIG_FILE", "--config-file",
        "file of NAME=value settings, below flags and env; re-read on SIGHUP", "",
        [](Config& c, const std::string& v) {
          c.config_file = v;
          return std::string{};
-       }},
+       },
+       Reload::kConfigFile},
       {"NATS_URL", "--nats-url",
        "multi-instance mode: NATS server(s) with JetStream, comma-separated (empty: one process)",
        "",
@@ -674,30 +693,21 @@ std::optional<std::string> Validate(const Config& c) {
   return std::nullopt;
 }
 
-bool ReloadsOnSighup(std::string_view env_name) {
-  // Keep in step with Server::Reload (what it applies) and the "applies" column of the
-  // settings table in docs/RUNBOOK.md (a test compares them).
-  static const std::set<std::string_view> kReloadable = {
-      "BATCH_WINDOW_MS",
-      "LOG_LEVEL",
-      "USERS_FILE",
-      "STREAM_USER",
-      "STREAM_PASS",
-      "TLS_CERT_PATH",
-      "TLS_KEY_PATH",
-      "TLS_CLIENT_CA_PATH",
-      "AUTH_FAIL_BUDGET_ADDR",
-      "AUTH_FAIL_BUDGET_USER",
-      "AUTH_BACKOFF_MIN",
-      "AUTH_BACKOFF_MAX",
-      "AUTH_USER_DELAY_MAX",
-      "AUTH_RATE_TABLE_SIZE",
-      "DRAIN_PERIOD",
-      "DRAIN_DEADLINE",
-      "CONFIG_FILE",
-  };
-  return kReloadable.contains(env_name);
+std::vector<SettingReload> SettingReloads() {
+  std::vector<SettingReload> out;
+  for (const auto& setting : Settings()) out.push_back({setting.env, setting.reload});
+  return out;
 }
+
+Reload ReloadOf(std::string_view env_name) {
+  static const std::vector<SettingReload> kTable = SettingReloads();
+  for (const auto& s : kTable) {
+    if (s.env == env_name) return s.reload;
+  }
+  return Reload::kRestart;
+}
+
+bool ReloadsOnSighup(std::string_view env_name) { return ReloadOf(env_name) != Reload::kRestart; }
 
 std::vector<std::string> ChangedSettings(const Config& a, const Config& b) {
   std::vector<std::string> out;
@@ -724,7 +734,9 @@ ParseResult ParseServerConfig(const std::vector<std::string>& args, const EnvLoo
   std::vector<std::string> values(settings.size());
   std::vector<CLI::Option*> options;
   for (std::size_t i = 0; i < settings.size(); ++i) {
-    std::string help = std::string(settings[i].help) + " [" + settings[i].env + "]";
+    std::string help = settings[i].help;
+    if (settings[i].reload != Reload::kRestart) help += " (reloads on SIGHUP)";
+    help += std::string(" [") + settings[i].env + "]";
     if (!settings[i].default_text.empty()) help += " (default " + settings[i].default_text + ")";
     options.push_back(app.add_option(settings[i].flag, values[i], help));
   }

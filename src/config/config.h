@@ -137,7 +137,34 @@ std::optional<std::string> Validate(const Config& config);
 
 std::string_view LogLevelName(LogLevel level);
 
-// Settings a running server applies on SIGHUP; every other one needs a restart.
+// What a running server does with a setting when SIGHUP reloads the configuration. Each setting
+// of the table ParseServerConfig reads carries one (so --help, Server::Reload and the settings
+// table of docs/RUNBOOK.md, which a test compares, follow one list); Server::Reload applies
+// every kind other than kRestart, and a changed kRestart setting only gets a
+// reload_needs_restart warning: it takes effect at the next start.
+enum class Reload : std::uint8_t {
+  kRestart,      // read once, at startup
+  kLogLevel,     // the log threshold
+  kBatchWindow,  // the batch window the workers share (an atomic)
+  kAuthLimits,   // the failed-AUTH rate limiter's budgets, back-off and table size
+  kCredentials,  // STREAM_USER/STREAM_PASS and the users file (re-read on every reload)
+  kTls,          // certificate, key and client CA (re-read on every reload; not TLS on/off)
+  kDrain,        // read when a drain starts
+  kConfigFile,   // the file itself: re-read on every reload
+};
+// The kinds Server::Reload applies, in the order it applies them.
+inline constexpr Reload kReloadKinds[] = {
+    Reload::kLogLevel, Reload::kBatchWindow, Reload::kAuthLimits, Reload::kCredentials,
+    Reload::kTls,      Reload::kDrain,       Reload::kConfigFile};
+struct SettingReload {
+  std::string_view env;
+  Reload reload;
+};
+// Every setting (in --help order) with its reload kind.
+std::vector<SettingReload> SettingReloads();
+// The reload kind of a setting (kRestart for a name that is not a setting).
+Reload ReloadOf(std::string_view env_name);
+// Whether a running server applies the setting on SIGHUP; every other one needs a restart.
 bool ReloadsOnSighup(std::string_view env_name);
 // Env names of the settings whose values differ between `a` and `b`.
 std::vector<std::string> ChangedSettings(const Config& a, const Config& b);

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "auth/rate_limiter.h"
+#include "common/wall_clock.h"
 #include "delivery/fanout_table.h"
 #include "observability/log.h"
 #include "protocol/frame.h"
@@ -19,9 +20,6 @@ namespace {
 // Frames handed to one writev; Linux IOV_MAX is 1024, and a few dozen frames already fill
 // the socket buffer.
 constexpr std::size_t kMaxFramesPerWrite = 64;
-// Runs of at least this many bytes go out from the shared record block (gather write) instead
-// of being copied into the connection's frame.
-constexpr std::size_t kShareRunBytes = 4096;
 // A TLS connection's read buffer: one full TLS record.
 constexpr std::size_t kTlsReadBufferSize = 16 * 1024 + 256;
 // Ends the close line's detail when a stuck write kept the final ERROR from the client.
@@ -38,6 +36,18 @@ session::SessionParams MakeParams(const ServerContext& ctx, std::string session_
   p.max_msg_size = c.max_msg_size;
   p.batch_window_ms = ctx.batch_window();
   p.session_id = std::move(session_id);
+  return p;
+}
+
+delivery::StreamParams MakeStreamParams(const ServerContext& ctx) {
+  const auto& c = ctx.config;
+  delivery::StreamParams p;
+  p.max_msg_size = c.max_msg_size;
+  p.max_pending_bytes = c.max_pending_bytes;
+  p.shards = static_cast<unsigned>(ctx.workers.size());
+  p.history_ticks = c.history_ticks;
+  p.history_second_bars = c.history_second_bars;
+  p.history_minute_bars = c.history_minute_bars;
   return p;
 }
 
@@ -87,8 +97,8 @@ Connection::Connection(Worker& worker, asio::ip::tcp::socket socket, TicketPtr t
       opened_at_(now),
       decoder_(worker.context().config.max_msg_size),
       session_(MakeParams(worker.context(), std::move(session_id)), *this, now),
-      batcher_(worker.context().config.max_msg_size),
-      queue_(worker.context().config.max_pending_bytes) {}
+      queue_(worker.context().config.max_pending_bytes),
+      stream_(*this, session_.subscriptions(), MakeStreamParams(worker.context())) {}
 
 Connection::~Connection() = default;
 
@@ -388,224 +398,38 @@ void Connection::AfterAuthStep() {
   ReadMore();
 }
 
-void Connection::DeliverRecord(const engine::RecordBlock& block,
-                               const engine::RecordBlock::Entry& e) {
-  if (closing_) return;
-  if (!catchups_.empty()) {
-    const std::string_view topic = block.Topic(e);
-    for (auto& c : catchups_) {
-      if (!c->Covers(topic, e.mode)) continue;
-      WithCatchUp(*c, [&](delivery::CatchUp& cu, const delivery::CatchUp::Emit& emit) {
-        cu.OnLive(topic, e.key, block.EntryBytes(e), emit);
-      });
-      if (held_bytes_ + queue_.charged_bytes() > worker_.context().config.max_pending_bytes) {
-        SlowConsumer(SlowConsumerCause::kPendingBytes, "pending output over MAX_PENDING_BYTES");
-      }
-      return;
-    }
+bool Connection::QueueFrame(std::string frame, delivery::FrameTag tag) {
+  return Enqueue(std::move(frame), tag);
+}
+
+bool Connection::QueueSharedFrame(std::string head, engine::RecordBlockPtr block,
+                                  std::string_view tail, delivery::FrameTag tag) {
+  if (closing_) return false;
+  if (!queue_.PushShared(std::move(head), std::move(block), tail, tag)) {
+    SlowConsumer(SlowConsumerCause::kPendingBytes, "pending output over MAX_PENDING_BYTES");
+    return false;
   }
-  Append(block.EntryBytes(e));
+  return true;
 }
 
-void Connection::Append(std::string_view entry) {
-  // A frame cut full before its window ended: its records are ready now.
-  const bool opened = batcher_.Add(
-      entry, [this](std::string frame) { EnqueueBatch(std::move(frame), Clock::now()); });
-  if (closing_) return;  // the cut frame overflowed the queue
-  if (opened) OnFrameOpened();
+void Connection::PendingLimitExceeded() {
+  SlowConsumer(SlowConsumerCause::kPendingBytes, "pending output over MAX_PENDING_BYTES");
 }
 
-void Connection::DeliverRun(const engine::RecordBlockPtr& block,
-                            std::span<const engine::RecordBlock::Entry> run) {
-  if (closing_) return;
-  if (!catchups_.empty()) {
-    for (const auto& e : run) DeliverRecord(*block, e);
-    return;
-  }
-  const std::size_t run_bytes = run.back().offset + run.back().length - run.front().offset;
-  if (run_bytes >= kShareRunBytes) {
-    // A long run (a burst from one producer, a second's bars for "*"): frames that point into
-    // the shared block, written with a gather write; nothing copied per subscriber. What is
-    // open goes first, so batch_seq and record order stay as written.
-    if (!batcher_.empty()) {
-      EnqueueBatch(batcher_.Finish(), Clock::now());
-      if (closing_) return;
-    }
-    const auto now = Clock::now();
-    const std::size_t max = worker_.context().config.max_msg_size - protocol::kMaxBatchSeqField;
-    for (std::size_t i = 0; i < run.size();) {
-      std::size_t bytes = run[i].length;
-      std::size_t j = i + 1;
-      while (j < run.size() && bytes + run[j].length <= max) bytes += run[j++].length;
-      const std::string_view tail(block->bytes.data() + run[i].offset, bytes);
-      std::string head = batcher_.SharedFrameHead(bytes, j - i);
-      if (!queue_.PushShared(std::move(head), block, tail,
-                             {now, static_cast<std::uint32_t>(j - i)})) {
-        SlowConsumer(SlowConsumerCause::kPendingBytes, "pending output over MAX_PENDING_BYTES");
-        return;
-      }
-      i = j;
-    }
-    StartWrite();
-    return;
-  }
-  std::size_t i = 0;
-  while (i < run.size()) {
-    // As many of the run's entries as the open frame takes, copied in one go.
-    const std::size_t room = batcher_.room();
-    std::size_t bytes = 0;
-    std::size_t j = i;
-    while (j < run.size() && bytes + run[j].length <= room) bytes += run[j++].length;
-    if (j == i) {
-      // The open frame is full: cut it; its records are ready now.
-      EnqueueBatch(batcher_.Finish(), Clock::now());
-      if (closing_) return;  // the cut frame overflowed the queue
-      continue;
-    }
-    const bool opened =
-        batcher_.AppendRun(std::string_view(block->bytes.data() + run[i].offset, bytes), j - i);
-    if (opened) OnFrameOpened();
-    i = j;
-  }
+void Connection::FlushAt(Clock::time_point deadline) {
+  worker_.ScheduleBatchFlush(shared_from_this(), deadline);
 }
 
-void Connection::OnFrameOpened() {
-  const auto window = worker_.context().batch_window();  // may change on SIGHUP
-  if (window == 0) {
-    if (!dirty_marked_) {
-      dirty_marked_ = true;
-      worker_.MarkDirty(shared_from_this());
-    }
-  } else {
-    batch_deadline_ = Clock::now() + std::chrono::milliseconds(window);
-    worker_.ScheduleBatchFlush(shared_from_this(), batch_deadline_);
-  }
-}
+void Connection::FlushAtEndOfTurn() { worker_.MarkDirty(shared_from_this()); }
 
-bool Connection::Covered(std::string_view topic, engine::Mode mode, std::uint64_t except) const {
-  for (const auto& [id, sub] : session_.subscriptions()) {
-    if (id == except || sub.mode != mode) continue;
-    if (sub.wildcard || std::binary_search(sub.topics.begin(), sub.topics.end(), topic)) {
-      return true;
-    }
-  }
-  return false;
-}
-
-template <typename Fn>
-void Connection::WithCatchUp(delivery::CatchUp& c, Fn&& fn) {
-  const std::uint64_t before = c.held_bytes();
-  const delivery::CatchUp::Emit emit = [this](std::string_view entry) { Append(entry); };
-  fn(c, emit);
-  held_bytes_ = held_bytes_ - before + c.held_bytes();
-}
-
-void Connection::StartCatchUp(std::uint64_t subscription_id, const session::Subscription& sub) {
-  const auto& config = worker_.context().config;
-  const std::size_t retained = sub.mode == engine::Mode::kTick     ? config.history_ticks
-                               : sub.mode == engine::Mode::kSecond ? config.history_second_bars
-                                                                   : config.history_minute_bars;
-  if (retained == 0) return;  // nothing is retained in this mode: live at once
-  delivery::CatchUp::TopicSet topics;
-  if (sub.wildcard) {
-    // Topics other subscriptions already deliver stay live; everything else catches up.
-    for (const auto& [id, other] : session_.subscriptions()) {
-      if (id == subscription_id || other.mode != sub.mode) continue;
-      if (other.wildcard) return;  // "*" in this mode is live already: nothing to catch up
-      topics.insert(other.topics.begin(), other.topics.end());
-    }
-  } else {
-    for (const auto& t : sub.topics) {
-      if (!Covered(t, sub.mode, subscription_id)) topics.insert(t);
-    }
-    if (topics.empty()) return;
-  }
-  catchups_.push_back(std::make_unique<delivery::CatchUp>(
-      next_catchup_++, subscription_id, sub.mode, sub.wildcard, std::move(topics), sub.backfill,
-      sub.since_ms, static_cast<unsigned>(worker_.context().workers.size())));
-  PumpCatchUps();
-}
-
-std::uint64_t Connection::CatchUpThreshold() const {
-  // Keep the queue short so history never trips the pending-output limit on its own.
-  return std::min<std::uint64_t>(256 * 1024, worker_.context().config.max_pending_bytes / 4);
-}
-
-std::size_t Connection::SliceBytes() const {
-  return static_cast<std::size_t>(
-      std::clamp<std::uint64_t>(CatchUpThreshold() / kMaxSlicesInFlight, 1024, 64 * 1024));
-}
-
-void Connection::PumpCatchUps() {
-  if (closing_) return;
-  const std::uint64_t threshold = CatchUpThreshold();
-  const std::size_t slice_bytes = SliceBytes();
-  // Oldest catch-up first; within one, its owner shards in turn.
-  for (auto& c : catchups_) {
-    for (;;) {
-      if (slices_in_flight_ >= kMaxSlicesInFlight) return;
-      // Room for what is queued and every slice on its way (one request always, when the queue
-      // is below the threshold, so a small MAX_PENDING_BYTES still makes progress).
-      if (queue_.charged_bytes() + std::uint64_t{slices_in_flight_ + 1} * slice_bytes > threshold &&
-          (slices_in_flight_ > 0 || queue_.charged_bytes() >= threshold)) {
-        return;
-      }
-      delivery::CatchUp::SliceRequest next;
-      if (!c->NextRequest(next)) break;
-      ++slices_in_flight_;
-      worker_.RequestHistorySlice(
-          next.shard,
-          HistorySliceRequest{std::move(next.request), std::move(next.cursor),
-                              engine::SliceLimits{slice_bytes, kSliceSteps}, c->cancel(),
-                              shared_from_this(), c->id(), worker_.index()});
-    }
-  }
-}
-
-void Connection::OnHistorySlice(std::uint64_t catchup_id, unsigned owner,
-                                std::shared_ptr<const engine::HistorySlice> slice) {
-  if (slices_in_flight_ > 0) --slices_in_flight_;
-  if (closing_) return;
-  if (slice != nullptr) {
-    for (std::size_t i = 0; i < catchups_.size(); ++i) {
-      delivery::CatchUp& c = *catchups_[i];
-      if (c.id() != catchup_id) continue;
-      bool complete = false;
-      WithCatchUp(c, [&](delivery::CatchUp& cu, const delivery::CatchUp::Emit& emit) {
-        complete = cu.OnSlice(owner, *slice, emit);
-      });
-      if (complete) catchups_.erase(catchups_.begin() + static_cast<std::ptrdiff_t>(i));
-      break;
-    }
-  }
-  PumpCatchUps();
-}
-
-void Connection::DropCatchUp(std::size_t index, std::uint64_t removed_subscription) {
-  std::unique_ptr<delivery::CatchUp> c = std::move(catchups_[index]);
-  catchups_.erase(catchups_.begin() + static_cast<std::ptrdiff_t>(index));
-  // Held records of topics another subscription still delivers go out now; the rest (and the
-  // unsent history) belonged to the subscription being removed.
-  const engine::Mode mode = c->mode();
-  WithCatchUp(*c, [&](delivery::CatchUp& cu, const delivery::CatchUp::Emit& emit) {
-    cu.Abandon(
-        [&](std::string_view topic) {
-          return !closing_ && Covered(topic, mode, removed_subscription);
-        },
-        emit);
-  });
-}
-
-void Connection::FlushBatch(Clock::time_point now, bool force) {
-  dirty_marked_ = false;
-  if (closing_ || batcher_.empty()) return;
-  if (!force && now < batch_deadline_) return;  // a newer frame; its own deadline is queued
-  // Records are ready for delivery when their window ends (a forced flush: now).
-  EnqueueBatch(batcher_.Finish(), std::min(now, batch_deadline_));
-}
-
-void Connection::EnqueueBatch(std::string frame, Clock::time_point ready) {
-  if (Enqueue(std::move(frame), {ready, batcher_.finished_records()})) StartWrite();
+void Connection::RequestHistorySlice(std::uint64_t catch_up_id,
+                                     delivery::CatchUp::SliceRequest request,
+                                     engine::SliceLimits limits,
+                                     std::shared_ptr<const delivery::ReplayCancel> cancel) {
+  worker_.RequestHistorySlice(
+      request.shard,
+      HistorySliceRequest{std::move(request.request), std::move(request.cursor), limits,
+                          std::move(cancel), shared_from_this(), catch_up_id, worker_.index()});
 }
 
 bool Connection::Enqueue(std::string frame, delivery::FrameTag tag) {
@@ -678,7 +502,7 @@ void Connection::OnWriteDone(const boost::system::error_code& ec, std::size_t wr
     Close(session::CloseReason::kIoError);
     return;
   }
-  if (!catchups_.empty() && !closing_) PumpCatchUps();
+  if (!closing_) stream_.OnOutputWritten();
   if (queue_.has_unsent()) {
     StartWrite();
   } else if (closing_) {
@@ -781,6 +605,7 @@ void Connection::SlowConsumer(SlowConsumerCause cause, std::string_view why) {
 void Connection::CloseAfterError(session::CloseReason reason) {
   if (closing_) return;
   closing_ = true;
+  stream_.Stop();
   close_reason_ = reason;
   if (auth_abandoned_) auth_abandoned_->store(true, std::memory_order_relaxed);
   if (auth_timer_) auth_timer_->cancel();
@@ -802,7 +627,7 @@ void Connection::Drain(std::uint32_t retry_after_ms) {
     return;
   }
   // What was queued before the drain is delivered: the open DATA_BATCH goes out first.
-  if (!batcher_.empty() && Enqueue(batcher_.Finish())) StartWrite();
+  stream_.FlushForDrain();
   if (closing_) return;
   session_.Fail(tickwire::v1::SERVER_DRAINING, "server is shutting down; reconnect",
                 session::CloseReason::kServerShutdown, retry_after_ms);
@@ -863,6 +688,7 @@ void Connection::Close(session::CloseReason reason) {
   if (closed_) return;
   closed_ = true;
   closing_ = true;
+  stream_.Stop();
   if (auth_abandoned_) auth_abandoned_->store(true, std::memory_order_relaxed);
   if (auth_timer_) auth_timer_->cancel();
   if (close_reason_ == session::CloseReason::kNone) close_reason_ = reason;
@@ -881,12 +707,10 @@ void Connection::Close(session::CloseReason reason) {
 
 void Connection::Cleanup() {
   worker_.admission().Released(ticket_);
-  for (auto& c : catchups_) c->cancel()->cancelled.store(true, std::memory_order_relaxed);
-  catchups_.clear();
-  held_bytes_ = 0;
+  stream_.CancelCatchUps();
   std::vector<delivery::FanoutTable::InterestChange> changes;
   for (const auto& [id, sub] : session_.subscriptions()) {
-    worker_.fanout().Remove(this, sub.mode, sub.topics, sub.wildcard, changes);
+    worker_.fanout().Remove(&stream_, sub.mode, sub.topics, sub.wildcard, changes);
   }
   worker_.PublishInterest(changes);
   for (const auto& [id, sub] : session_.subscriptions())
@@ -898,23 +722,18 @@ void Connection::Cleanup() {
 
 void Connection::AddSubscription(std::uint64_t id, const session::Subscription& sub) {
   std::vector<delivery::FanoutTable::InterestChange> changes;
-  worker_.fanout().Add(this, sub.mode, sub.topics, sub.wildcard, changes);
+  worker_.fanout().Add(&stream_, sub.mode, sub.topics, sub.wildcard, changes);
   // Interest first: each owner shard then serves the history after it has started encoding
   // this topic's live records for this worker, so the two overlap instead of leaving a gap.
   worker_.PublishInterest(changes);
-  if (sub.backfill > 0 || sub.since_ms > 0) StartCatchUp(id, sub);
+  stream_.OnSubscribed(id, sub);
   worker_.metrics().OnSubscriptions(sub.mode, 1);
 }
 
 void Connection::RemoveSubscription(std::uint64_t id, const session::Subscription& sub) {
-  for (std::size_t i = 0; i < catchups_.size(); ++i) {
-    if (catchups_[i]->subscription_id() == id) {
-      DropCatchUp(i, id);
-      break;
-    }
-  }
+  stream_.OnUnsubscribed(id);
   std::vector<delivery::FanoutTable::InterestChange> changes;
-  worker_.fanout().Remove(this, sub.mode, sub.topics, sub.wildcard, changes);
+  worker_.fanout().Remove(&stream_, sub.mode, sub.topics, sub.wildcard, changes);
   worker_.PublishInterest(changes);
   worker_.metrics().OnSubscriptions(sub.mode, -1);
 }
@@ -964,11 +783,7 @@ void Connection::OnPublishFailed(std::uint32_t request_id, std::string_view mess
   session_.OnPublishFailed(request_id, message, retry_after_ms);
 }
 
-std::int64_t Connection::WallClockNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+std::int64_t Connection::WallClockNs() { return common::WallClockNs(); }
 
 void Connection::OnAuthenticated(const std::string& user, const std::string& client_name) {
   authenticated_ = true;

@@ -13,10 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "delivery/batcher.h"
-#include "delivery/catch_up.h"
 #include "delivery/outbound_queue.h"
-#include "delivery/subscriber.h"
+#include "delivery/subscriber_stream.h"
 #include "exchange/messages.h"
 #include "exchange/publish_tracker.h"
 #include "net/worker.h"
@@ -35,9 +33,14 @@ namespace tickwire::net {
 // handshake (when TLS is on). A TLS connection reads with async_read_some into its own bounded
 // buffer (OpenSSL buffers records, so readiness of the socket says nothing) and writes the
 // queued frames as one contiguous buffer per write.
+//
+// What records reach the client, in what order and in which DATA_BATCH (batching, history
+// catch-ups and their pacing) is its delivery::SubscriberStream's business; the connection
+// hosts it (its output queue, the worker's batch timers, the route to the owner shards) and
+// registers it in the worker's fan-out table.
 class Connection final : public std::enable_shared_from_this<Connection>,
-                         public delivery::Subscriber,
                          public session::SessionHost,
+                         public delivery::StreamHost,
                          public exchange::PublishOrigin,
                          public exchange::SliceReceiver {
  public:
@@ -52,7 +55,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   // Worker sweep: AUTH/heartbeat deadlines and the write deadline.
   void CheckTimers(Clock::time_point now);
   // Flushes the open DATA_BATCH if its window has expired (or unconditionally when `force`).
-  void FlushBatch(Clock::time_point now, bool force);
+  void FlushBatch(Clock::time_point now, bool force) { stream_.FlushBatch(now, force); }
   // Server shutdown: flush the open DATA_BATCH, ERROR{SERVER_DRAINING, retry_after_ms}, close.
   void Drain(std::uint32_t retry_after_ms = 1000);
   // Ingest congestion has cleared: read again.
@@ -74,13 +77,9 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   // An owner shard's answer to one of this connection's slice requests (null: skipped, its
   // replay was cancelled).
   void OnHistorySlice(std::uint64_t catchup_id, unsigned owner,
-                      std::shared_ptr<const engine::HistorySlice> slice) override;
-
-  // delivery::Subscriber
-  void DeliverRecord(const engine::RecordBlock& block,
-                     const engine::RecordBlock::Entry& e) override;
-  void DeliverRun(const engine::RecordBlockPtr& block,
-                  std::span<const engine::RecordBlock::Entry> run) override;
+                      std::shared_ptr<const engine::HistorySlice> slice) override {
+    stream_.OnHistorySlice(catchup_id, owner, std::move(slice));
+  }
 
   // session::SessionHost
   void SendFrame(std::string frame) override;
@@ -96,6 +95,20 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void OnErrorSent(int code, bool fatal, std::string_view message,
                    std::string_view subject) override;
   void OnInternalFault(std::string_view what) override;
+
+  // delivery::StreamHost
+  bool QueueFrame(std::string frame, delivery::FrameTag tag) override;
+  bool QueueSharedFrame(std::string head, engine::RecordBlockPtr block, std::string_view tail,
+                        delivery::FrameTag tag) override;
+  void StartOutput() override { StartWrite(); }
+  std::uint64_t QueuedBytes() const override { return queue_.charged_bytes(); }
+  void PendingLimitExceeded() override;
+  std::uint32_t BatchWindowMs() const override { return worker_.context().batch_window(); }
+  void FlushAt(Clock::time_point deadline) override;
+  void FlushAtEndOfTurn() override;
+  void RequestHistorySlice(std::uint64_t catch_up_id, delivery::CatchUp::SliceRequest request,
+                           engine::SliceLimits limits,
+                           std::shared_ptr<const delivery::ReplayCancel> cancel) override;
 
  private:
   enum class Phase : std::uint8_t { kProxyHeader, kTlsHandshake, kSession };
@@ -124,8 +137,6 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   // Queues a frame within the pending-output limit; on a breach drops the connection as a
   // slow consumer and returns false.
   bool Enqueue(std::string frame, delivery::FrameTag tag = {});
-  // Queues the frame the batcher just finished; its records were ready at `ready`.
-  void EnqueueBatch(std::string frame, Clock::time_point ready);
   void StartWrite();
   void OnWriteDone(const boost::system::error_code& ec, std::size_t written);
   // After a missed write deadline: the cancelled write's remainder and the queued ERROR, one
@@ -145,29 +156,6 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void Cleanup();
   void LogClose();
 
-  // Appends an encoded record to the open DATA_BATCH (arming its window).
-  void Append(std::string_view entry);
-  // A record opened a new frame: arm its batch window (or mark it for the end of the turn).
-  void OnFrameOpened();
-  // Starts a catch-up (delivery::CatchUp) for a new subscription that asks for history,
-  // unless there is nothing new to catch up on.
-  void StartCatchUp(std::uint64_t subscription_id, const session::Subscription& sub);
-  // Whether another subscription (not `except`) already delivers `topic` in `mode`.
-  bool Covered(std::string_view topic, engine::Mode mode, std::uint64_t except) const;
-  // Asks owner shards for the next history slices while the output has room for them: at most
-  // kMaxSlicesInFlight requests out, and never more than the catch-up threshold of output
-  // queued or on its way.
-  void PumpCatchUps();
-  void DropCatchUp(std::size_t index, std::uint64_t removed_subscription);
-  // Runs `fn(catch_up)` and keeps held_bytes_ in step with what it holds.
-  template <typename Fn>
-  void WithCatchUp(delivery::CatchUp& c, Fn&& fn);
-  // Output queued below which history slices are requested, and the size of one slice.
-  std::uint64_t CatchUpThreshold() const;
-  std::size_t SliceBytes() const;
-  static constexpr unsigned kMaxSlicesInFlight = 4;
-  static constexpr std::size_t kSliceSteps = 4096;  // topics visited + records examined
-
   Worker& worker_;
   asio::ip::tcp::socket socket_;
   TicketPtr ticket_;  // its place in the server's connection budget
@@ -184,11 +172,11 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   Clock::time_point opened_at_;
   protocol::FrameDecoder decoder_;
   session::Session session_;
-  delivery::Batcher batcher_;
   delivery::OutboundQueue queue_;
+  // Reads session_'s subscriptions; declared after it, so it is destroyed first.
+  delivery::SubscriberStream stream_;
   std::vector<asio::const_buffer> write_buffers_;  // reused for each writev
   Clock::time_point write_started_{};
-  Clock::time_point batch_deadline_{};  // the open DATA_BATCH's flush time
   bool reading_ = false;
   bool lingering_ = false;  // fatal ERROR written; discarding input until the client closes
   Clock::time_point linger_until_{};
@@ -196,7 +184,6 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   bool closing_ = false;          // no more reads or records; waiting for the last write
   bool write_cancelled_ = false;  // write deadline missed: the in-flight write was cancelled
   bool closed_ = false;           // socket closed; cleanup scheduled
-  bool dirty_marked_ = false;     // in the worker's end-of-turn flush list
   bool authenticated_ = false;
   engine::UserId user_id_ = 0;  // interned user name (ServerContext::user_ids), once authenticated
   bool publisher_ = false;      // has published: paused while ingest is congested
@@ -204,11 +191,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   session::CloseReason close_reason_ = session::CloseReason::kNone;
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;
-  std::vector<std::unique_ptr<delivery::CatchUp>> catchups_;  // oldest first
-  std::uint64_t next_catchup_ = 1;
-  std::uint64_t held_bytes_ = 0;   // held live records, counted against MAX_PENDING_BYTES
-  unsigned slices_in_flight_ = 0;  // slice requests out (cancelled ones included)
-  std::string close_detail_;       // the fatal ERROR's message, for the close log line
+  std::string close_detail_;  // the fatal ERROR's message, for the close log line
   // A throttled AUTH's delay (made on first use: most connections never need it).
   std::unique_ptr<asio::steady_timer> auth_timer_;
   // Set when the connection closes: a queued password check for it is skipped.

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <ctime>
 
+#include "common/wall_clock.h"
 #include "observability/log.h"
 
 namespace tickwire::net {
@@ -53,8 +54,7 @@ void Str(std::string& out, std::string_view key, std::string_view v) {
 }
 
 void AppendNowUtc(std::string& out) {
-  const auto now = std::chrono::system_clock::now();
-  const auto secs = std::chrono::system_clock::to_time_t(now);
+  const auto secs = static_cast<std::time_t>(common::WallClockNs() / 1'000'000'000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[32];

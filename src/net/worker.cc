@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "common/wall_clock.h"
 #include "net/connection.h"
 #include "observability/log.h"
 #include "protocol/frame.h"
@@ -56,12 +57,6 @@ engine::ShardOptions ShardOptionsFrom(const config::Config& c) {
 
 }  // namespace
 
-std::int64_t Worker::WallNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 Worker::Worker(unsigned index, ServerContext& ctx)
     : index_(index),
       ctx_(ctx),
@@ -71,7 +66,7 @@ Worker::Worker(unsigned index, ServerContext& ctx)
                                           protocol::kProxyV2MaxLength)),
       rng_(std::random_device{}() ^ (std::uint64_t{index} << 32)),
       exchange_(index, ShardOptionsFrom(ctx.config), ctx.poster, *ctx.bus, *this,
-                ctx.ingest_backlog, &Worker::WallNs),
+                ctx.ingest_backlog, &common::WallClockNs),
       bar_timer_(io_),
       window_timer_(io_),
       sweep_timer_(io_),
@@ -252,7 +247,7 @@ void Worker::DeliverRecords(const engine::RecordBlockPtr& block) { fanout_.Deliv
 void Worker::ArmBarClock() {
   // Wake just after the next SECOND boundary + close delay (minute boundaries are among them).
   const std::int64_t delay = std::int64_t{ctx_.config.bar_close_delay_ms} * engine::kNsPerMs;
-  const std::int64_t now = WallNs();
+  const std::int64_t now = common::WallClockNs();
   const std::int64_t next = exchange::Exchange::NextBarClockNs(now, delay);
   bar_timer_.expires_after(std::chrono::nanoseconds(next - now) + std::chrono::microseconds(200));
   bar_timer_.async_wait([this](const boost::system::error_code& ec) {

@@ -54,7 +54,9 @@ class AsioPoster final : public exchange::Poster {
   const std::vector<Worker*>& workers_;
 };
 
-// Security events, counted (read by logs now, by metrics later). Any thread.
+// Security events, counted on any thread. Exposed as proxy_header_rejections_total,
+// proxy_local_total and tls_handshake_failures_total (server/admin_endpoints.cc) and summed
+// on the server_exit log line.
 struct SecurityCounters {
   std::atomic<std::uint64_t> proxy_rejected{0};   // PROXY header missing/malformed/late
   std::atomic<std::uint64_t> proxy_untrusted{0};  // connection from outside PROXY_TRUSTED_CIDRS
@@ -142,8 +144,6 @@ class Worker final : private exchange::Host {
     exchange_.RequestHistorySlice(owner, std::move(request));
   }
   exchange::Exchange& exchange() { return exchange_; }
-  // Wall clock in ns since the Unix epoch.
-  static std::int64_t WallNs();
   // An exception escaped a handler on worker `worker`'s loop: writes one `worker_fault` error
   // line (to stdout and stderr, at once) and aborts the process (docs/RELIABILITY.md).
   [[noreturn]] static void Fatal(unsigned worker, std::string_view what) noexcept;

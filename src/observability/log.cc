@@ -21,6 +21,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/wall_clock.h"
+
 namespace tickwire::obs {
 namespace {
 
@@ -66,11 +68,9 @@ std::size_t Utf8SequenceLength(std::string_view s, std::size_t i) {
 }
 
 void AppendTimestamp(std::string& out) {
-  const auto now = std::chrono::system_clock::now();
-  const auto secs = std::chrono::system_clock::to_time_t(now);
-  const auto micros =
-      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() %
-      1'000'000;
+  const std::int64_t now_ns = common::WallClockNs();
+  const auto secs = static_cast<std::time_t>(now_ns / 1'000'000'000);
+  const std::int64_t micros = now_ns / 1'000 % 1'000'000;
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[40];

@@ -158,25 +158,7 @@ void Server::Reload() {
   for (const auto& name : changed) {
     if (!config::ReloadsOnSighup(name)) restart.push_back(name);
   }
-  obs::SetLogLevel(ToLogLevel(next.log_level));
-  ctx_.batch_window_ms.store(next.batch_window_ms);
-  ctx_.rate_limiter.Configure(RateLimits(next));
-  // Files are re-read even when their paths did not change: that is how they rotate.
-  if (auto err = LoadCredentials(next); !err.empty()) {
-    obs::Log(obs::Level::kError, "reload_credentials_failed", "keeping the previous credentials",
-             {{"reason", err}});
-    next.users_file = current_.users_file;
-    next.stream_user = current_.stream_user;
-    next.stream_pass = current_.stream_pass;
-  }
-  if (next.tls_enabled() != ctx_.config.tls_enabled()) {
-    restart.emplace_back("TLS_CERT_PATH");  // turning TLS on or off changes the port's protocol
-  } else if (next.tls_enabled()) {
-    if (auto err = LoadTls(next); !err.empty()) {
-      obs::Log(obs::Level::kError, "reload_tls_failed", "keeping the previous certificate and key",
-               {{"reason", err}});
-    }
-  }
+  for (const config::Reload kind : config::kReloadKinds) ApplyReload(kind, next, restart);
   if (!restart.empty()) {
     obs::Log(obs::Level::kWarn, "reload_needs_restart",
              "changed settings that only a restart applies", {{"settings", Join(restart)}});
@@ -186,6 +168,46 @@ void Server::Reload() {
            {{"changed", Join(changed)},
             {"batch_window_ms", current_.batch_window_ms},
             {"log_level", config::LogLevelName(current_.log_level)}});
+}
+
+void Server::ApplyReload(config::Reload kind, config::Config& next,
+                         std::vector<std::string>& restart) {
+  switch (kind) {
+    case config::Reload::kRestart:
+      return;
+    case config::Reload::kLogLevel:
+      obs::SetLogLevel(ToLogLevel(next.log_level));
+      return;
+    case config::Reload::kBatchWindow:
+      ctx_.batch_window_ms.store(next.batch_window_ms);
+      return;
+    case config::Reload::kAuthLimits:
+      ctx_.rate_limiter.Configure(RateLimits(next));
+      return;
+    case config::Reload::kCredentials:
+      // Files are re-read even when their paths did not change: that is how they rotate.
+      if (auto err = LoadCredentials(next); !err.empty()) {
+        obs::Log(obs::Level::kError, "reload_credentials_failed",
+                 "keeping the previous credentials", {{"reason", err}});
+        next.users_file = current_.users_file;
+        next.stream_user = current_.stream_user;
+        next.stream_pass = current_.stream_pass;
+      }
+      return;
+    case config::Reload::kTls:
+      if (next.tls_enabled() != ctx_.config.tls_enabled()) {
+        restart.emplace_back("TLS_CERT_PATH");  // turning TLS on or off changes the protocol
+      } else if (next.tls_enabled()) {
+        if (auto err = LoadTls(next); !err.empty()) {
+          obs::Log(obs::Level::kError, "reload_tls_failed",
+                   "keeping the previous certificate and key", {{"reason", err}});
+        }
+      }
+      return;
+    case config::Reload::kDrain:       // Drain reads current_, which the reload replaces
+    case config::Reload::kConfigFile:  // reload_source_ has just re-read it
+      return;
+  }
 }
 
 std::size_t Server::ConnectionCount(Clock::time_point until) {

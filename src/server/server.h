@@ -51,10 +51,13 @@ class Server {
   bool draining() const { return ctx_.draining.load(); }
 
  private:
-  // Applies what can change at runtime: log level, batch window, AUTH rate limits, drain
-  // timing, credentials (STREAM_USER/PASS, USERS_FILE) and TLS material. A file that fails to
-  // load keeps the old one. Settings that need a restart are named in a warning.
+  // Applies what can change at runtime: every kind of config::kReloadKinds (the settings
+  // table in config says which settings are of which kind). A file that fails to load keeps
+  // the old one. Changed settings that need a restart are named in a warning.
   void Reload();
+  // Applies one kind of reloadable setting from `next`; may put back what failed to load and
+  // add to the settings that need a restart.
+  void ApplyReload(config::Reload kind, config::Config& next, std::vector<std::string>& restart);
   // Builds the credentials from `c` and swaps them in; returns an error line on failure.
   std::string LoadCredentials(const config::Config& c);
   // Builds the TLS context from `c` and swaps it in; returns an error line on failure.

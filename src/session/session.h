@@ -12,6 +12,7 @@
 
 #include "auth/authenticator.h"
 #include "auth/rate_limiter.h"
+#include "delivery/subscription.h"
 #include "engine/shard.h"
 #include "engine/topic.h"
 #include "session/close_reason.h"
@@ -48,14 +49,9 @@ struct TransportInfo {
   std::string tls_identity;
 };
 
-// A subscription as the session records it (for UNSUBSCRIBE and cleanup).
-struct Subscription {
-  engine::Mode mode;
-  bool wildcard = false;
-  std::vector<std::string> topics;  // exact topics (without "*"), deduplicated
-  std::uint32_t backfill = 0;       // history first: the N most recent per topic, or
-  std::int64_t since_ms = 0;        // everything retained from this time on (PROTOCOL S8b)
-};
+// A subscription as the session records it (for UNSUBSCRIBE and cleanup); the connection's
+// subscriber stream reads the same records.
+using Subscription = delivery::Subscription;
 
 // A password check for the hashing threads: the user's permissions, or null for wrong
 // credentials. Runs on another thread; holds everything it needs.
@@ -158,7 +154,7 @@ class Session {
   const std::string& user() const { return user_; }
   const std::string& client_name() const { return client_name_; }
   const std::string& peer_address() const { return transport_.peer_address; }
-  const std::unordered_map<std::uint64_t, Subscription>& subscriptions() const { return subs_; }
+  const delivery::Subscriptions& subscriptions() const { return subs_; }
 
  private:
   bool Dispatch(std::uint8_t type, std::span<const std::uint8_t> payload, Clock::time_point now);
@@ -198,7 +194,7 @@ class Session {
   auth::PermissionsPtr permissions_;         // fixed at AUTH; a reload affects later AUTHs only
   std::uint64_t next_subscription_id_ = 1;
   std::size_t topic_refs_ = 0;
-  std::unordered_map<std::uint64_t, Subscription> subs_;
+  delivery::Subscriptions subs_;
 };
 
 }  // namespace tickwire::session

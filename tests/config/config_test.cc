@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <variant>
@@ -399,11 +400,12 @@ TEST(ConfigReload, ChangedSettingsAndWhichReload) {
 }
 
 // The settings table of docs/RUNBOOK.md says for each setting whether it applies on SIGHUP or
-// needs a restart; a reload warns (reload_needs_restart) about exactly the restart-only ones.
+// needs a restart; config's own table (which --help and Server::Reload follow) must say the
+// same, row for row, and the two must list the same settings.
 TEST(ConfigReload, RunbookTableAgreesWithWhatReloads) {
   std::ifstream in(std::string(TICKWIRE_SOURCE_DIR) + "/docs/RUNBOOK.md");
   ASSERT_TRUE(in) << "docs/RUNBOOK.md not found";
-  std::size_t rows = 0;
+  std::map<std::string, bool> runbook;  // name -> applies on SIGHUP
   for (std::string line; std::getline(in, line);) {
     // | `NAME` | `--flag` | default | applies | meaning |
     if (!line.starts_with("| `") || line.find("| `--") == std::string::npos) continue;
@@ -418,10 +420,40 @@ TEST(ConfigReload, RunbookTableAgreesWithWhatReloads) {
     const std::string name = cells[0].substr(1, cells[0].size() - 2);
     const std::string& applies = cells[3];
     ASSERT_TRUE(applies == "restart" || applies.starts_with("SIGHUP")) << line;
-    EXPECT_EQ(ReloadsOnSighup(name), applies.starts_with("SIGHUP")) << name << ": " << applies;
-    ++rows;
+    EXPECT_TRUE(runbook.emplace(name, applies.starts_with("SIGHUP")).second) << "twice: " << name;
   }
-  EXPECT_GT(rows, 40u) << "the settings table was not found";
+  EXPECT_GT(runbook.size(), 40u) << "the settings table was not found";
+  std::size_t reloadable = 0;
+  for (const auto& [env, reload] : SettingReloads()) {
+    const auto row = runbook.find(std::string(env));
+    if (row == runbook.end()) {
+      ADD_FAILURE() << env << " has no row in the RUNBOOK settings table";
+      continue;
+    }
+    EXPECT_EQ(row->second, reload != Reload::kRestart)
+        << env << ": the RUNBOOK says " << (row->second ? "SIGHUP" : "restart");
+    reloadable += reload != Reload::kRestart ? 1 : 0;
+    runbook.erase(row);
+  }
+  for (const auto& [name, sighup] : runbook) ADD_FAILURE() << name << " is not a setting";
+  EXPECT_GT(reloadable, 10u);
+}
+
+// Server::Reload applies each kind in kReloadKinds (a switch the compiler checks for every
+// kind); every reloadable setting is of one of them, and every kind has a setting.
+TEST(ConfigReload, EveryReloadableSettingHasAKindTheServerApplies) {
+  const std::set<Reload> applied(std::begin(kReloadKinds), std::end(kReloadKinds));
+  EXPECT_FALSE(applied.contains(Reload::kRestart));
+  std::set<Reload> used;
+  for (const auto& [env, reload] : SettingReloads()) {
+    EXPECT_EQ(ReloadOf(env), reload) << env;
+    EXPECT_EQ(ReloadsOnSighup(env), reload != Reload::kRestart) << env;
+    if (reload == Reload::kRestart) continue;
+    EXPECT_TRUE(applied.contains(reload)) << env;
+    used.insert(reload);
+  }
+  EXPECT_EQ(used, applied);
+  EXPECT_EQ(ReloadOf("NO_SUCH_SETTING"), Reload::kRestart);
 }
 
 // The example of the CONFIG_FILE format in docs/RUNBOOK.md means what the page says it means.
@@ -528,6 +560,19 @@ TEST(ConfigHelp, ListsEveryEnvVarWithItsDefault) {
     }
   }
   EXPECT_THAT(exit->text, HasSubstr("--version"));
+}
+
+// --help marks exactly the reloadable settings (docs/RUNBOOK.md's table is made from it).
+TEST(ConfigHelp, MarksTheSettingsThatReloadOnSighup) {
+  const ParseResult r = Parse({}, {"--help"});
+  const auto* exit = std::get_if<ParseExit>(&r);
+  ASSERT_NE(exit, nullptr);
+  for (const auto& [env, reload] : SettingReloads()) {
+    const std::string entry = HelpEntry(exit->text, std::string(env));
+    ASSERT_FALSE(entry.empty()) << env;
+    EXPECT_EQ(entry.find("(reloads on SIGHUP)") != std::string::npos, reload != Reload::kRestart)
+        << entry;
+  }
 }
 
 TEST(ConfigHelp, VersionExitsZero) {

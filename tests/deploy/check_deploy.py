@@ -5,8 +5,9 @@ Usage: check_deploy.py --server BIN --root SOURCE_DIR CHECK...
   k8s      every manifest under deploy/k8s loads; probes, ports, grace period, settings,
            security context, labels and selectors, canary steps, kustomizations
   docker   deploy/docker/Dockerfile: stages, user, entrypoint, ports, settings, apt packages
-  runbook  docs/RUNBOOK.md names every setting `tickwire-server --help` lists, and has the
-           sections operators look for
+  runbook  docs/RUNBOOK.md names every setting `tickwire-server --help` lists, its "applies"
+           column says SIGHUP exactly for those --help marks "(reloads on SIGHUP)", and it
+           has the sections operators look for
 
 The settings come from `tickwire-server --help` (each option ends its help with [ENV_NAME] and
 its default), so the checks follow the server as settings are added. Prints every problem and
@@ -28,6 +29,8 @@ except ImportError:  # pragma: no cover
              "run scripts/setup.sh)")
 
 PROBLEMS = []
+# Settings whose --help entry says "(reloads on SIGHUP)" (filled by server_settings).
+RELOADABLE = set()
 
 
 def problem(text):
@@ -50,6 +53,8 @@ def server_settings(server):
         m = re.match(r"--[a-z0-9-]+ .*\[([A-Z][A-Z0-9_]*)\](?: \(default ([^)]*)\))?$", entry)
         if m:
             settings[m.group(1)] = m.group(2)
+            if "(reloads on SIGHUP)" in entry:
+                RELOADABLE.add(m.group(1))
     if len(settings) < 10:
         sys.exit(f"check_deploy.py: only {len(settings)} settings in {server} --help:\n{out}")
     return settings
@@ -477,6 +482,15 @@ def check_runbook(root, settings):
     for name in rows:
         if name not in settings and not name.startswith("NATS_"):
             problem(f"{path}: the table lists {name}, which tickwire-server does not have")
+    # | `NAME` | `--flag` | default | applies | meaning |: applies is "restart" or "SIGHUP..."
+    row = r"^\|\s*`([A-Z][A-Z0-9_]*)`\s*\|\s*`--[^|]*\|[^|]*\|([^|]*)\|"
+    for name, applies in re.findall(row, text, re.M):
+        if name not in settings:
+            continue
+        sighup = applies.strip().startswith("SIGHUP")
+        if sighup != (name in RELOADABLE):
+            problem(f"{path}: {name} applies on {'SIGHUP' if sighup else 'restart'} in the table, "
+                    f"but --help says it {'reloads' if name in RELOADABLE else 'needs a restart'}")
     headings = [h.strip().lower() for h in re.findall(r"^#+ (.*)$", text, re.M)]
     for want in ("build", "configuration", "networking", "observability", "rollout",
                  "health", "scaling", "backpressure", "incident", "security",

@@ -14,6 +14,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "common/wall_clock.h"
 #include "delivery/subscriber.h"
 #include "engine/topic.h"
 
@@ -54,7 +55,7 @@ void DeliverABlockThatThrows() {
   });
   subscribed.get_future().wait();
   boost::asio::post(w0.io(), [&] {
-    const std::int64_t now = Worker::WallNs();
+    const std::int64_t now = common::WallClockNs();
     w0.Ingest(nullptr, 0, "", 1, false, {engine::IngestTick{topic, 1.0, 1.0, now, now}});
   });
   // The process ends within this; returning would fail the death test.

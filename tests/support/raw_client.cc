@@ -12,6 +12,7 @@
 #include <sstream>
 #include <utility>
 
+#include "common/wall_clock.h"
 #include "support/wait.h"
 
 namespace tickwire::testing {
@@ -421,13 +422,9 @@ tickwire::v1::Tick MakeTick(const std::string& topic, double price, double size,
   return t;
 }
 
-std::int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+std::int64_t NowNs() { return common::WallClockNs(); }
 
-std::int64_t NowMs() { return NowNs() / 1'000'000; }
+std::int64_t NowMs() { return common::WallClockMs(); }
 
 std::optional<DecodedBatch> DecodeBatch(const Frame& frame) {
   if (frame.frame_type() != FrameType::kDataBatch) return std::nullopt;

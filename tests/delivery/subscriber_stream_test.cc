@@ -1,0 +1,275 @@
+// A connection's subscriber stream without a socket: a fake host stands for the output queue,
+// the batch timers and the owner shards; records come from a real Shard.
+#include "delivery/subscriber_stream.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/shard.h"
+#include "protocol/frame.h"
+#include "tickwire/v1/tickwire.pb.h"
+
+namespace tickwire::delivery {
+namespace {
+
+using engine::Mode;
+
+constexpr std::int64_t kT0 = 1'700'000'000'000 * engine::kNsPerMs;
+
+struct SentRequest {
+  std::uint64_t catch_up_id;
+  CatchUp::SliceRequest request;
+  engine::SliceLimits limits;
+  std::shared_ptr<const ReplayCancel> cancel;
+};
+
+// Queues frames up to `limit` bytes; like a connection, it stops the stream on a breach.
+class FakeHost : public StreamHost {
+ public:
+  SubscriberStream* stream = nullptr;
+  std::uint64_t limit = ~std::uint64_t{0};
+  std::uint64_t queued = 0;  // bytes not yet "written"
+  std::vector<std::string> frames;
+  std::vector<FrameTag> tags;
+  std::deque<SentRequest> requests;
+  int pending_limit_exceeded = 0;
+  int end_of_turn_flushes = 0;
+  std::uint32_t window_ms = 0;
+
+  bool QueueFrame(std::string frame, FrameTag tag) override {
+    if (stream->stopped()) return false;
+    if (queued + frame.size() > limit) {
+      stream->Stop();
+      return false;
+    }
+    queued += frame.size();
+    frames.push_back(std::move(frame));
+    tags.push_back(tag);
+    return true;
+  }
+  bool QueueSharedFrame(std::string head, engine::RecordBlockPtr, std::string_view tail,
+                        FrameTag tag) override {
+    return QueueFrame(head + std::string(tail), tag);
+  }
+  void StartOutput() override {}
+  std::uint64_t QueuedBytes() const override { return queued; }
+  void PendingLimitExceeded() override {
+    ++pending_limit_exceeded;
+    stream->Stop();
+  }
+  std::uint32_t BatchWindowMs() const override { return window_ms; }
+  void FlushAt(TimePoint) override {}
+  void FlushAtEndOfTurn() override { ++end_of_turn_flushes; }
+  void RequestHistorySlice(std::uint64_t catch_up_id, CatchUp::SliceRequest request,
+                           engine::SliceLimits limits,
+                           std::shared_ptr<const ReplayCancel> cancel) override {
+    requests.push_back({catch_up_id, std::move(request), limits, std::move(cancel)});
+  }
+};
+
+class SubscriberStreamTest : public ::testing::Test {
+ protected:
+  SubscriberStreamTest() { shard.SetWildcardInterest(Mode::kTick, 0, true); }
+
+  void Make(StreamParams params = {}) {
+    stream = std::make_unique<SubscriberStream>(host, subs, params);
+    host.stream = stream.get();
+  }
+  // A tick of `topic` with price `price` (unique per test: it identifies the record).
+  engine::RecordBlockPtr Tick(const std::string& topic, double price) {
+    auto block = std::make_shared<engine::RecordBlock>();
+    engine::IngestTick t{topic, price, 1, kT0 + static_cast<std::int64_t>(price), kT0};
+    EXPECT_EQ(shard.Apply(std::span(&t, 1), *block).applied, 1u);
+    return block;
+  }
+  void Live(const engine::RecordBlockPtr& block) {
+    for (const auto& e : block->entries) stream->DeliverRecord(*block, e);
+  }
+  void Subscribe(std::uint64_t id, delivery::Subscription sub) {
+    subs.emplace(id, std::move(sub));
+    stream->OnSubscribed(id, subs.at(id));
+  }
+  void Unsubscribe(std::uint64_t id) {
+    stream->OnUnsubscribed(id);
+    subs.erase(id);
+  }
+  // The owner serves the oldest request now and the answer arrives.
+  void Serve() {
+    ASSERT_FALSE(host.requests.empty());
+    SentRequest r = std::move(host.requests.front());
+    host.requests.pop_front();
+    auto slice = std::make_shared<const engine::HistorySlice>(
+        shard.NextHistorySlice(r.request.request, r.request.cursor, r.limits));
+    stream->OnHistorySlice(r.catch_up_id, r.request.shard, slice);
+  }
+  // Prices of every record written so far, in order (the open frame flushed first).
+  std::vector<double> Sent() {
+    stream->FlushBatch(std::chrono::steady_clock::now(), true);
+    std::vector<double> out;
+    for (const auto& f : host.frames) {
+      v1::DataBatch b;
+      EXPECT_TRUE(b.ParseFromArray(f.data() + protocol::kHeaderSize,
+                                   static_cast<int>(f.size() - protocol::kHeaderSize)));
+      for (const auto& r : b.records()) out.push_back(r.tick().price());
+    }
+    return out;
+  }
+
+  engine::Shard shard{0};
+  Subscriptions subs;
+  FakeHost host;
+  std::unique_ptr<SubscriberStream> stream;
+};
+
+Subscription Exact(std::vector<std::string> topics, std::uint32_t backfill) {
+  Subscription s{Mode::kTick, false, std::move(topics), backfill, 0};
+  return s;
+}
+
+TEST_F(SubscriberStreamTest, ReplayAndOverlappingLiveRecordsArriveOnceInOrder) {
+  Make();
+  for (int p = 1; p <= 5; ++p) Tick("A", p);
+  Subscribe(1, Exact({"A"}, 100));
+  ASSERT_EQ(host.requests.size(), 1u);
+  EXPECT_EQ(stream->catch_ups(), 1u);
+  // Produced after the subscription but before the owner reads the slice: live and replayed.
+  Live(Tick("A", 6));
+  Live(Tick("A", 7));
+  EXPECT_GT(stream->held_bytes(), 0u);
+  EXPECT_TRUE(host.frames.empty());
+  EXPECT_EQ(stream->open_records(), 0u);
+  Serve();
+  EXPECT_EQ(stream->catch_ups(), 0u);
+  EXPECT_EQ(stream->held_bytes(), 0u);
+  EXPECT_EQ(stream->slices_in_flight(), 0u);
+  Live(Tick("A", 8));  // complete: straight through
+  EXPECT_EQ(Sent(), (std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8}));
+}
+
+TEST_F(SubscriberStreamTest, TopicsAnotherSubscriptionDeliversGetNoHistory) {
+  Make();
+  Tick("A", 1);
+  Subscribe(1, Exact({"A"}, 0));
+  Subscribe(2, Exact({"A"}, 10));
+  EXPECT_EQ(stream->catch_ups(), 0u);
+  EXPECT_TRUE(host.requests.empty());
+  EXPECT_TRUE(stream->Covered("A", Mode::kTick, 2));
+  EXPECT_FALSE(stream->Covered("B", Mode::kTick, 0));
+  EXPECT_FALSE(stream->Covered("A", Mode::kSecond, 0));
+  Live(Tick("A", 2));
+  EXPECT_EQ(Sent(), (std::vector<double>{2}));
+}
+
+TEST_F(SubscriberStreamTest, UnsubscribeMidCatchUpCancelsAndSendsNothingMore) {
+  Make();
+  for (int p = 1; p <= 3; ++p) Tick("A", p);
+  Subscribe(1, Exact({"A"}, 10));
+  ASSERT_EQ(host.requests.size(), 1u);
+  const auto cancel = host.requests.front().cancel;
+  Live(Tick("A", 4));
+  EXPECT_GT(stream->held_bytes(), 0u);
+  Unsubscribe(1);
+  EXPECT_TRUE(cancel->cancelled.load());
+  EXPECT_EQ(stream->catch_ups(), 0u);
+  EXPECT_EQ(stream->held_bytes(), 0u);
+  // The owner answers anyway (read before it saw the cancel), or skips it: nothing goes out.
+  Serve();
+  EXPECT_EQ(stream->slices_in_flight(), 0u);
+  stream->OnHistorySlice(1, 0, nullptr);
+  EXPECT_TRUE(host.requests.empty());
+  EXPECT_TRUE(Sent().empty());
+}
+
+TEST_F(SubscriberStreamTest, HeldRecordsOfATopicAnotherSubscriptionDeliversGoOutOnUnsubscribe) {
+  Make();
+  Tick("A", 1);
+  Subscribe(1, Exact({"A", "B"}, 10));
+  Subscribe(2, Exact({"A"}, 0));  // A is live through it from now on
+  Live(Tick("A", 2));             // held by the catch-up (it covers A)
+  Unsubscribe(1);
+  Live(Tick("A", 3));
+  EXPECT_EQ(Sent(), (std::vector<double>{2, 3}));
+}
+
+TEST_F(SubscriberStreamTest, SliceRequestsStayWithinTheInFlightBoundAndTheThreshold) {
+  StreamParams params;
+  params.shards = 16;
+  Make(params);
+  Subscribe(1, Subscription{Mode::kTick, true, {}, 10, 0});  // "*": every shard
+  EXPECT_EQ(host.requests.size(), std::size_t{SubscriberStream::kMaxSlicesInFlight});
+  EXPECT_EQ(stream->slices_in_flight(), SubscriberStream::kMaxSlicesInFlight);
+  for (const auto& r : host.requests) {
+    EXPECT_EQ(r.limits.max_bytes, stream->SliceBytes());
+    EXPECT_EQ(r.limits.max_steps, SubscriberStream::kSliceSteps);
+  }
+  // The output is full: answers free slots, but nothing more is asked for.
+  host.queued = stream->CatchUpThreshold();
+  while (!host.requests.empty()) Serve();
+  EXPECT_EQ(stream->slices_in_flight(), 0u);
+  EXPECT_TRUE(host.requests.empty());
+  // The client reads: the replay goes on, again within the bound.
+  host.queued = 0;
+  stream->OnOutputWritten();
+  EXPECT_EQ(host.requests.size(), std::size_t{SubscriberStream::kMaxSlicesInFlight});
+  for (int guard = 0; guard < 100 && !host.requests.empty(); ++guard) {
+    Serve();
+    EXPECT_LE(stream->slices_in_flight(), SubscriberStream::kMaxSlicesInFlight);
+  }
+  EXPECT_TRUE(host.requests.empty());
+  EXPECT_EQ(stream->catch_ups(), 0u);
+}
+
+TEST_F(SubscriberStreamTest, HeldRecordsOverMaxPendingBytesDropTheSubscriber) {
+  StreamParams params;
+  params.max_pending_bytes = 2048;
+  Make(params);
+  Subscribe(1, Exact({"A"}, 10));
+  for (int p = 1; p <= 100 && !stream->stopped(); ++p) Live(Tick("A", p));
+  EXPECT_EQ(host.pending_limit_exceeded, 1);
+  EXPECT_TRUE(stream->stopped());
+  EXPECT_LE(stream->held_bytes(), params.max_pending_bytes + 256);
+  // Stopped: nothing more is delivered or requested.
+  Live(Tick("A", 1000));
+  Serve();
+  EXPECT_TRUE(host.requests.empty());
+  EXPECT_TRUE(Sent().empty());
+  stream->CancelCatchUps();
+  EXPECT_EQ(stream->held_bytes(), 0u);
+}
+
+TEST_F(SubscriberStreamTest, AZeroWindowFlushesAtTheEndOfTheTurnWithTheRecordsReadyTime) {
+  Make();
+  const auto before = std::chrono::steady_clock::now();
+  Subscribe(1, Exact({"A"}, 0));
+  Live(Tick("A", 1));
+  Live(Tick("A", 2));
+  EXPECT_EQ(host.end_of_turn_flushes, 1);  // once per frame, not per record
+  stream->FlushBatch(std::chrono::steady_clock::now(), true);
+  ASSERT_EQ(host.frames.size(), 1u);
+  EXPECT_EQ(host.tags[0].records, 2u);
+  EXPECT_GE(host.tags[0].ready, before);  // when the frame opened, not the clock's epoch
+  Live(Tick("A", 3));
+  EXPECT_EQ(host.end_of_turn_flushes, 2);
+}
+
+TEST_F(SubscriberStreamTest, ALongRunGoesOutAsSharedFramesInOrder) {
+  Make();
+  Subscribe(1, Exact({"A"}, 0));
+  Live(Tick("A", 1));  // open frame first
+  auto block = std::make_shared<engine::RecordBlock>();
+  std::vector<engine::IngestTick> ticks;
+  for (int p = 2; p <= 400; ++p) ticks.push_back({"A", double(p), 1, kT0 + p, kT0});
+  ASSERT_EQ(shard.Apply(ticks, *block).applied, ticks.size());
+  stream->DeliverRun(block, block->entries);
+  std::vector<double> want;
+  for (int p = 1; p <= 400; ++p) want.push_back(p);
+  EXPECT_EQ(Sent(), want);
+  EXPECT_GE(host.frames.size(), 2u);
+}
+
+}  // namespace
+}  // namespace tickwire::delivery
