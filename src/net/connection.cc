@@ -488,6 +488,7 @@ bool Connection::Covered(std::string_view topic, engine::Mode mode, std::uint64_
     if (sub.wildcard || std::binary_search(sub.topics.begin(), sub.topics.end(), topic)) {
       return true;
     }
+    if (sub.patterns > 0 && engine::ListHasPatternFor(sub.topics, topic)) return true;
   }
   return false;
 }
@@ -506,23 +507,38 @@ void Connection::StartCatchUp(std::uint64_t subscription_id, const session::Subs
                                : sub.mode == engine::Mode::kSecond ? config.history_second_bars
                                                                    : config.history_minute_bars;
   if (retained == 0) return;  // nothing is retained in this mode: live at once
-  delivery::CatchUp::TopicSet topics;
-  if (sub.wildcard) {
+  delivery::CatchUp::Scope scope;
+  scope.wildcard = sub.wildcard;
+  if (sub.wildcard || sub.patterns > 0) {
     // Topics other subscriptions already deliver stay live; everything else catches up.
     for (const auto& [id, other] : session_.subscriptions()) {
       if (id == subscription_id || other.mode != sub.mode) continue;
       if (other.wildcard) return;  // "*" in this mode is live already: nothing to catch up
-      topics.insert(other.topics.begin(), other.topics.end());
+      for (const auto& t : other.topics) {
+        const std::string_view prefix = engine::PrefixOf(t);
+        if (prefix.empty()) {
+          scope.excluded.insert(t);
+        } else {
+          scope.excluded_prefixes.emplace_back(prefix);
+        }
+      }
     }
-  } else {
-    for (const auto& t : sub.topics) {
-      if (!Covered(t, sub.mode, subscription_id)) topics.insert(t);
-    }
-    if (topics.empty()) return;
   }
-  catchups_.push_back(std::make_unique<delivery::CatchUp>(
-      next_catchup_++, subscription_id, sub.mode, sub.wildcard, std::move(topics), sub.backfill,
-      sub.since_ms, static_cast<unsigned>(worker_.context().workers.size())));
+  if (!sub.wildcard) {
+    for (const auto& t : sub.topics) {
+      const std::string_view prefix = engine::PrefixOf(t);
+      if (!prefix.empty()) {
+        scope.prefixes.emplace_back(prefix);
+      } else if (!Covered(t, sub.mode, subscription_id)) {
+        scope.topics.insert(t);
+      }
+    }
+  }
+  auto catchup = std::make_unique<delivery::CatchUp>(
+      next_catchup_++, subscription_id, sub.mode, std::move(scope), sub.backfill, sub.since_ms,
+      static_cast<unsigned>(worker_.context().workers.size()));
+  if (catchup->complete()) return;  // everything it covers is delivered live already
+  catchups_.push_back(std::move(catchup));
   PumpCatchUps();
 }
 

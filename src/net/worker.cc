@@ -341,8 +341,9 @@ void Worker::PublishInterest(const std::vector<delivery::FanoutTable::InterestCh
     // the owner must see the interest before any tick published in reply to it.
     if (ch.wildcard) {
       for (Worker* w : ctx_.workers) {
-        OnShard(w,
-                [ch, me](engine::Shard& s) { s.SetWildcardInterest(ch.mode, me, ch.interested); });
+        OnShard(w, [ch, me](engine::Shard& s) {
+          s.SetWildcardInterest(ch.mode, me, ch.interested, ch.topic);  // "*" or "FX.*"
+        });
       }
     } else {
       OnShard(ctx_.workers[engine::ShardOf(ch.topic, shards)],

@@ -23,6 +23,10 @@ using Clock = std::chrono::steady_clock;
 // Limits that keep one connection's state bounded.
 inline constexpr std::size_t kMaxSubscriptionsPerConnection = 1024;
 inline constexpr std::size_t kMaxTopicRefsPerConnection = 65536;
+// Prefix patterns ("FX.*") over all of a connection's subscriptions; each also counts as a
+// topic entry. Every owner shard keeps an interest entry per distinct pattern (an exact topic
+// costs one shard one entry), so patterns get a tighter bound than topics.
+inline constexpr std::size_t kMaxPrefixPatternsPerConnection = 256;
 // Ticks may carry event times at most this far ahead of the server clock (PROTOCOL S6).
 inline constexpr std::int64_t kMaxFutureSkewNs = 5'000'000'000;
 
@@ -52,9 +56,12 @@ struct TransportInfo {
 struct Subscription {
   engine::Mode mode;
   bool wildcard = false;
-  std::vector<std::string> topics;  // exact topics (without "*"), deduplicated
-  std::uint32_t backfill = 0;       // history first: the N most recent per topic, or
-  std::int64_t since_ms = 0;        // everything retained from this time on (PROTOCOL S8b)
+  // Exact topics and prefix patterns ("FX.*", engine::IsPrefixPattern), without "*", sorted
+  // and deduplicated.
+  std::vector<std::string> topics;
+  std::size_t patterns = 0;    // how many of `topics` are prefix patterns
+  std::uint32_t backfill = 0;  // history first: the N most recent per topic, or
+  std::int64_t since_ms = 0;   // everything retained from this time on (PROTOCOL S8b)
 };
 
 // A password check for the hashing threads: the user's permissions, or null for wrong
@@ -198,6 +205,7 @@ class Session {
   auth::PermissionsPtr permissions_;         // fixed at AUTH; a reload affects later AUTHs only
   std::uint64_t next_subscription_id_ = 1;
   std::size_t topic_refs_ = 0;
+  std::size_t pattern_refs_ = 0;  // prefix patterns over all subscriptions
   std::unordered_map<std::uint64_t, Subscription> subs_;
 };
 
