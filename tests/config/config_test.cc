@@ -115,9 +115,9 @@ TEST(ConfigEnv, MetricsPrefixIsAPrometheusNameStart) {
             "tickwire_");
   EXPECT_EQ(MustParse(WithCredentials({{"METRICS_PREFIX", "ns:tw_"}})).metrics_prefix, "ns:tw_");
   EXPECT_EQ(MustParse(WithCredentials(), {"--metrics-prefix", "_x"}).metrics_prefix, "_x");
-  EXPECT_EQ(MustParse(WithCredentials({{"METRICS_PREFIX", std::string(64, 'a')}}))
-                .metrics_prefix.size(),
-            64u);
+  EXPECT_EQ(
+      MustParse(WithCredentials({{"METRICS_PREFIX", std::string(64, 'a')}})).metrics_prefix.size(),
+      64u);
   for (const std::string bad : {"tick-wire_", "tickwire.", "9tw_", "tw_\n", "t w", "é_"}) {
     EXPECT_THAT(MustFail(WithCredentials({{"METRICS_PREFIX", bad}})),
                 HasSubstr("METRICS_PREFIX (--metrics-prefix): "))

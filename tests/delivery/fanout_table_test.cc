@@ -85,8 +85,8 @@ TEST(FanoutTableTest, PrefixPatternsMatchAtDotBoundariesOnly) {
   EXPECT_EQ(changes[0].topic, "FX.");
   EXPECT_EQ(table.prefix_count(), 1u);
   EXPECT_EQ(table.topic_count(), 0u);
-  const auto block = Block({"FX.EURUSD", "FXX.A", "FX", "FX.", "EQ.A", "FX.EUR.X"},
-                           engine::WorkerBit(0));
+  const auto block =
+      Block({"FX.EURUSD", "FXX.A", "FX", "FX.", "EQ.A", "FX.EUR.X"}, engine::WorkerBit(0));
   EXPECT_EQ(table.Deliver(block, 0), 3u);
   // "FX.*" is every topic starting "FX.": not FXX.A, not FX, but FX. itself (nothing after).
   EXPECT_EQ(a.topics, (std::vector<std::string>{"FX.EURUSD", "FX.", "FX.EUR.X"}));

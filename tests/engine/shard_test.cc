@@ -93,9 +93,8 @@ TEST(ShardTest, PrefixInterestCoversPresentAndFutureTopicsUnderIt) {
   shard.Apply(ticks, block);
   std::map<std::string, WorkerMask> dest;
   for (const auto& e : block.entries) dest[std::string(block.Topic(e))] = e.workers;
-  EXPECT_EQ(dest, (std::map<std::string, WorkerMask>{
-                      {"FX.EURUSD", WorkerBit(1) | WorkerBit(2)},
-                      {"FX.EUR.NEW", WorkerBit(2) | WorkerBit(5)}}));
+  EXPECT_EQ(dest, (std::map<std::string, WorkerMask>{{"FX.EURUSD", WorkerBit(1) | WorkerBit(2)},
+                                                     {"FX.EUR.NEW", WorkerBit(2) | WorkerBit(5)}}));
   // Other modes are not affected, and dropping the interest stops the records.
   shard.SetWildcardInterest(Mode::kTick, 2, false, "FX.");
   RecordBlock after;
