@@ -67,6 +67,12 @@ bool TopicPatterns::Matches(std::string_view topic) const {
                      [&](const std::string& prefix) { return topic.starts_with(prefix); });
 }
 
+bool TopicPatterns::CoversPrefix(std::string_view prefix) const {
+  if (all_) return true;
+  return std::any_of(prefixes_.begin(), prefixes_.end(),
+                     [&](const std::string& p) { return prefix.starts_with(p); });
+}
+
 std::string TopicPatterns::ToString() const {
   if (all_) return "*";
   std::string out;

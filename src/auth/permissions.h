@@ -19,6 +19,9 @@ class TopicPatterns {
 
   // True when `topic` (a valid topic name) is in the set.
   bool Matches(std::string_view topic) const;
+  // True when every topic starting with `prefix` is in the set (`*`, or a prefix pattern whose
+  // prefix starts `prefix`), which is what subscribing to the pattern `prefix*` needs.
+  bool CoversPrefix(std::string_view prefix) const;
   // True when the set is every topic (`*`), which is what subscribing to `*` needs.
   bool MatchesAll() const { return all_; }
   bool empty() const { return !all_ && exact_.empty() && prefixes_.empty(); }

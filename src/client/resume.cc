@@ -98,6 +98,20 @@ std::optional<std::int64_t> DeliveredState::NewestPoint(
   std::optional<std::int64_t> newest;
   auto take = [&](std::int64_t p) { newest = newest ? std::max(*newest, p) : p; };
   for (const auto& topic : topics) {
+    if (topic.size() >= 3 && topic.ends_with(".*")) {
+      // A prefix subscription ("FX.*"): every topic received under the prefix.
+      const std::string_view prefix = std::string_view(topic).substr(0, topic.size() - 1);
+      if (mode == Mode::kTick) {
+        for (const auto& [name, state] : ticks_) {
+          if (name.starts_with(prefix)) take(TickPointMs(state.max_ts_ns));
+        }
+      } else if (mode == Mode::kSecond || mode == Mode::kMinute) {
+        for (const auto& [name, start] : bars_[Index(mode) - 1]) {
+          if (name.starts_with(prefix)) take(start);
+        }
+      }
+      continue;
+    }
     if (mode == Mode::kTick) {
       if (auto it = ticks_.find(topic); it != ticks_.end()) take(TickPointMs(it->second.max_ts_ns));
     } else if (mode == Mode::kSecond || mode == Mode::kMinute) {

@@ -311,6 +311,15 @@ std::vector<Setting> Settings() {
          c.metrics_port_file = v;
          return std::string{};
        }},
+      {"METRICS_PREFIX", "--metrics-prefix",
+       "put this before every metric family name on /metrics, e.g. tickwire_ (empty = the names "
+       "docs/METRICS.md lists); at most 64 bytes of [a-zA-Z0-9_:], not starting with a digit",
+       "",
+       [](Config& c, const std::string& v) {
+         if (auto why = ValidateMetricsPrefix(v)) return *why;
+         c.metrics_prefix = v;
+         return std::string{};
+       }},
       {"LOG_RATE_LIMIT", "--log-rate-limit",
        "log lines per second for each kind of client-caused noisy event (0 = unlimited)",
        std::to_string(d.log_rate_limit),
@@ -611,6 +620,21 @@ std::string_view LogLevelName(LogLevel level) {
       return "error";
   }
   return "info";
+}
+
+std::optional<std::string> ValidateMetricsPrefix(std::string_view prefix) {
+  if (prefix.size() > kMaxMetricsPrefix) {
+    return "at most " + std::to_string(kMaxMetricsPrefix) + " bytes";
+  }
+  for (char ch : prefix) {
+    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                    (ch >= '0' && ch <= '9') || ch == '_' || ch == ':';
+    if (!ok) return "only letters, digits, '_' and ':' (a Prometheus metric name's characters)";
+  }
+  if (!prefix.empty() && prefix.front() >= '0' && prefix.front() <= '9') {
+    return "must not start with a digit (metric names may not)";
+  }
+  return std::nullopt;
 }
 
 std::optional<std::string> Validate(const Config& c) {

@@ -56,7 +56,10 @@ struct Config {
   // by default because /connz shows users and client addresses; an empty host disables it.
   std::string metrics_host = "127.0.0.1";
   std::uint16_t metrics_port = 9878;
-  std::string metrics_port_file;      // METRICS_PORT_FILE: the bound metrics port, like PORT_FILE
+  std::string metrics_port_file;  // METRICS_PORT_FILE: the bound metrics port, like PORT_FILE
+  // METRICS_PREFIX: put before every metric family name on /metrics (e.g. "tickwire_"); empty
+  // keeps the names docs/METRICS.md lists, which the deploy/ alert rules and dashboard use.
+  std::string metrics_prefix;
   std::uint32_t log_rate_limit = 20;  // LOG_RATE_LIMIT: noisy log lines per second per kind
   // Security and rolling operations (docs/SECURITY.md).
   std::string users_file;                                // USERS_FILE
@@ -164,6 +167,12 @@ struct SettingReload {
 std::vector<SettingReload> SettingReloads();
 // The reload kind of a setting (kRestart for a name that is not a setting).
 Reload ReloadOf(std::string_view env_name);
+// METRICS_PREFIX must keep every metric name valid for Prometheus, [a-zA-Z_:][a-zA-Z0-9_:]*:
+// empty, or at most kMaxMetricsPrefix bytes of that set not starting with a digit. Returns why
+// not, or nullopt.
+inline constexpr std::size_t kMaxMetricsPrefix = 64;
+std::optional<std::string> ValidateMetricsPrefix(std::string_view prefix);
+
 // Whether a running server applies the setting on SIGHUP; every other one needs a restart.
 bool ReloadsOnSighup(std::string_view env_name);
 // Env names of the settings whose values differ between `a` and `b`.

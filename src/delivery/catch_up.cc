@@ -4,36 +4,61 @@
 
 namespace tickwire::delivery {
 
-CatchUp::CatchUp(std::uint64_t id, std::uint64_t subscription_id, engine::Mode mode, bool wildcard,
-                 TopicSet topics, std::uint32_t backfill, std::int64_t since_ms, unsigned shards)
+CatchUp::CatchUp(std::uint64_t id, std::uint64_t subscription_id, engine::Mode mode, Scope scope,
+                 std::uint32_t backfill, std::int64_t since_ms, unsigned shards)
     : id_(id),
       subscription_id_(subscription_id),
       mode_(mode),
-      wildcard_(wildcard),
-      topics_(std::move(topics)),
+      wildcard_(scope.wildcard),
+      topics_(std::move(scope.topics)),
+      excluded_(std::move(scope.excluded)),
+      excluded_prefixes_(scope.excluded_prefixes.begin(), scope.excluded_prefixes.end()),
       shards_(shards) {
+  // Prefixes to replay, sorted, none under another (kept) or under an excluded one: each
+  // topic then falls under at most one, which the shard's name-order walk relies on.
+  std::vector<std::string> prefixes;
+  if (!wildcard_) {
+    std::sort(scope.prefixes.begin(), scope.prefixes.end());
+    for (auto& p : scope.prefixes) {
+      if (!prefixes.empty() && p.starts_with(prefixes.back())) continue;
+      if (!excluded_prefixes_.empty() && MatchesPrefix(excluded_prefixes_, p)) continue;
+      prefixes.push_back(std::move(p));
+    }
+  }
+  prefixes_.insert(prefixes.begin(), prefixes.end());
+  all_shards_ = wildcard_ || !prefixes.empty();
+  const auto shared_prefixes =
+      std::make_shared<const std::vector<std::string>>(std::move(prefixes));
   std::vector<std::vector<std::string>> lists(shards);
-  if (!wildcard) {
+  if (!wildcard_) {
     for (const auto& t : topics_) lists[engine::ShardOf(t, shards)].push_back(t);
   }
   for (unsigned s = 0; s < shards; ++s) {
-    if (!wildcard && lists[s].empty()) continue;
+    if (!all_shards_ && lists[s].empty()) continue;
     Owner& o = owners_.emplace_back();
     o.shard = s;
     o.request.mode = mode;
-    o.request.wildcard = wildcard;
+    o.request.wildcard = wildcard_;
     o.request.backfill = backfill;
     o.request.since_ms = since_ms;
-    if (!wildcard) {
+    if (!wildcard_) {
       std::sort(lists[s].begin(), lists[s].end());
       o.request.topics = std::make_shared<const std::vector<std::string>>(std::move(lists[s]));
+      if (!shared_prefixes->empty()) o.request.prefixes = shared_prefixes;
     }
   }
   unfinished_ = static_cast<unsigned>(owners_.size());
 }
 
+bool CatchUp::MatchesPrefix(const TopicSet& prefixes, std::string_view topic) {
+  bool found = false;
+  engine::ForEachPatternPrefix(topic,
+                               [&](std::string_view p) { found = found || prefixes.contains(p); });
+  return found;
+}
+
 CatchUp::Owner& CatchUp::OwnerOf(unsigned shard) {
-  if (wildcard_) return owners_[shard];
+  if (all_shards_) return owners_[shard];
   for (auto& o : owners_) {
     if (o.shard == shard) return o;
   }
@@ -100,7 +125,7 @@ bool CatchUp::OnSlice(unsigned shard, const engine::HistorySlice& slice, const E
     const std::string_view topic = block.Topic(entries[i]);
     std::size_t end = i + 1;
     while (end < entries.size() && block.Topic(entries[end]) == topic) ++end;
-    if (wildcard_ && topics_.contains(topic)) {  // another subscription delivers it live
+    if (!CoversTopic(topic)) {  // another subscription delivers it live
       i = end;
       continue;
     }

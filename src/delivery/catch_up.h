@@ -68,10 +68,25 @@ class CatchUp {
   static constexpr std::size_t kHeldRecordOverhead = 72;
   static constexpr std::size_t kHeldTopicOverhead = 128;
 
-  // `topics`: for an exact subscription the topics it replays; for `*` the topics it does not
-  // (other subscriptions of the connection already deliver them live).
+  // What a replay covers: `*`, or exact topics and prefix patterns, less what other
+  // subscriptions of the connection already deliver live in the same mode (those get no
+  // history: it would arrive after their live records).
+  struct Scope {
+    bool wildcard = false;
+    TopicSet topics;                    // exact topics it replays (not with wildcard)
+    std::vector<std::string> prefixes;  // prefixes ("FX." for "FX.*") it replays (not wildcard)
+    TopicSet excluded;                  // topics "*" or a prefix covers that it does not replay
+    std::vector<std::string> excluded_prefixes;  // the same for whole prefixes
+  };
+
+  CatchUp(std::uint64_t id, std::uint64_t subscription_id, engine::Mode mode, Scope scope,
+          std::uint32_t backfill, std::int64_t since_ms, unsigned shards);
+  // Without prefixes. `topics`: for an exact subscription the topics it replays; for `*` the
+  // topics it does not.
   CatchUp(std::uint64_t id, std::uint64_t subscription_id, engine::Mode mode, bool wildcard,
-          TopicSet topics, std::uint32_t backfill, std::int64_t since_ms, unsigned shards);
+          TopicSet topics, std::uint32_t backfill, std::int64_t since_ms, unsigned shards)
+      : CatchUp(id, subscription_id, mode, ScopeOf(wildcard, std::move(topics)), backfill, since_ms,
+                shards) {}
   CatchUp(const CatchUp&) = delete;
   CatchUp& operator=(const CatchUp&) = delete;
 
@@ -81,7 +96,7 @@ class CatchUp {
   const std::shared_ptr<ReplayCancel>& cancel() const { return cancel_; }
   // Whether a live record of (topic, mode) belongs to this replay.
   bool Covers(std::string_view topic, engine::Mode mode) const {
-    return mode == mode_ && (wildcard_ ? !topics_.contains(topic) : topics_.contains(topic));
+    return mode == mode_ && CoversTopic(topic);
   }
   // Every owner shard has finished and nothing is held: the subscription is live.
   bool complete() const { return unfinished_ == 0; }
@@ -117,14 +132,34 @@ class CatchUp {
   void Flush(HeldList& list, std::size_t from, const Emit& emit);
   void Release(const std::string& topic, const HeldList& list);
 
+  bool CoversTopic(std::string_view topic) const {
+    if (!wildcard_) {
+      if (topics_.contains(topic)) return true;
+      if (prefixes_.empty() || !MatchesPrefix(prefixes_, topic)) return false;
+    }
+    return !excluded_.contains(topic) &&
+           (excluded_prefixes_.empty() || !MatchesPrefix(excluded_prefixes_, topic));
+  }
+  static bool MatchesPrefix(const TopicSet& prefixes, std::string_view topic);
+  static Scope ScopeOf(bool wildcard, TopicSet topics) {
+    Scope s;
+    s.wildcard = wildcard;
+    (wildcard ? s.excluded : s.topics) = std::move(topics);
+    return s;
+  }
+
   std::uint64_t id_;
   std::uint64_t subscription_id_;
   engine::Mode mode_;
   bool wildcard_;
   TopicSet topics_;
+  TopicSet prefixes_;
+  TopicSet excluded_;
+  TopicSet excluded_prefixes_;
   unsigned shards_;
-  // The owner shards with topics to replay: every shard for `*` (index = shard), only those of
-  // its topics for an exact subscription.
+  bool all_shards_;  // "*" or a prefix: every shard has topics to replay
+  // The owner shards with topics to replay: every shard for `*` or a prefix (index = shard),
+  // only those of its topics for an exact subscription.
   std::vector<Owner> owners_;
   Owner& OwnerOf(unsigned shard);
   unsigned unfinished_ = 0;

@@ -33,6 +33,9 @@ class Subscriber {
   // How many of this subscriber's subscriptions are "*" for each mode; while non-zero, records
   // reach it through the wildcard list only, so it never gets the same record twice.
   std::array<std::uint32_t, engine::kModeSlots> wildcard_refs_{};
+  // The FanoutTable's mark for the stretch it last served this subscriber while prefix lists
+  // took part: a subscriber in several of the lists that match a topic gets its records once.
+  std::uint64_t fanout_stamp_ = 0;
 };
 
 }  // namespace tickwire::delivery

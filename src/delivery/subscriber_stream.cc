@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "engine/topic.h"
 #include "protocol/batch_builder.h"
 
 namespace tickwire::delivery {
@@ -142,6 +143,7 @@ bool SubscriberStream::Covered(std::string_view topic, engine::Mode mode,
     if (sub.wildcard || std::binary_search(sub.topics.begin(), sub.topics.end(), topic)) {
       return true;
     }
+    if (sub.patterns > 0 && engine::ListHasPatternFor(sub.topics, topic)) return true;
   }
   return false;
 }
@@ -162,23 +164,37 @@ void SubscriberStream::OnSubscribed(std::uint64_t id, const Subscription& sub) {
                                : sub.mode == engine::Mode::kSecond ? params_.history_second_bars
                                                                    : params_.history_minute_bars;
   if (retained == 0) return;  // nothing is retained in this mode: live at once
-  CatchUp::TopicSet topics;
-  if (sub.wildcard) {
+  CatchUp::Scope scope;
+  scope.wildcard = sub.wildcard;
+  if (sub.wildcard || sub.patterns > 0) {
     // Topics other subscriptions already deliver stay live; everything else catches up.
     for (const auto& [other_id, other] : subscriptions_) {
       if (other_id == id || other.mode != sub.mode) continue;
       if (other.wildcard) return;  // "*" in this mode is live already: nothing to catch up
-      topics.insert(other.topics.begin(), other.topics.end());
+      for (const auto& t : other.topics) {
+        const std::string_view prefix = engine::PrefixOf(t);
+        if (prefix.empty()) {
+          scope.excluded.insert(t);
+        } else {
+          scope.excluded_prefixes.emplace_back(prefix);
+        }
+      }
     }
-  } else {
-    for (const auto& t : sub.topics) {
-      if (!Covered(t, sub.mode, id)) topics.insert(t);
-    }
-    if (topics.empty()) return;
   }
-  catchups_.push_back(std::make_unique<CatchUp>(next_catchup_++, id, sub.mode, sub.wildcard,
-                                                std::move(topics), sub.backfill, sub.since_ms,
-                                                params_.shards));
+  if (!sub.wildcard) {
+    for (const auto& t : sub.topics) {
+      const std::string_view prefix = engine::PrefixOf(t);
+      if (!prefix.empty()) {
+        scope.prefixes.emplace_back(prefix);
+      } else if (!Covered(t, sub.mode, id)) {
+        scope.topics.insert(t);
+      }
+    }
+  }
+  auto catchup = std::make_unique<CatchUp>(next_catchup_++, id, sub.mode, std::move(scope),
+                                           sub.backfill, sub.since_ms, params_.shards);
+  if (catchup->complete()) return;  // everything it covers is delivered live already
+  catchups_.push_back(std::move(catchup));
   PumpCatchUps();
 }
 

@@ -14,9 +14,12 @@ namespace tickwire::delivery {
 struct Subscription {
   engine::Mode mode;
   bool wildcard = false;
-  std::vector<std::string> topics;  // exact topics (without "*"), sorted and deduplicated
-  std::uint32_t backfill = 0;       // history first: the N most recent per topic, or
-  std::int64_t since_ms = 0;        // everything retained from this time on (PROTOCOL S8b)
+  // Exact topics and prefix patterns ("FX.*", engine::IsPrefixPattern), without "*", sorted
+  // and deduplicated.
+  std::vector<std::string> topics;
+  std::size_t patterns = 0;    // how many of `topics` are prefix patterns
+  std::uint32_t backfill = 0;  // history first: the N most recent per topic, or
+  std::int64_t since_ms = 0;   // everything retained from this time on (PROTOCOL S8b)
 };
 
 // A connection's subscriptions by id. Entries stay where they are until erased, so a reference

@@ -133,7 +133,7 @@ Refusal Shard::ApplyOne(const IngestTick& t, TopicState* found, UserId user, Rec
   st.ticks.Push(TickRecord{t.price, t.size, t.ts_ns, st.last_seq, prev});
   Fold(st, Mode::kSecond, t);
   Fold(st, Mode::kMinute, t);
-  const WorkerMask dest = st.interest[kTickSlot] | wildcard_[kTickSlot];
+  const WorkerMask dest = Destinations(st, kTickSlot);
   if (dest == 0) return Refusal::kNone;  // nobody listens: nothing to encode
   const auto offset = out.bytes.size();
   const std::size_t topic_offset = protocol::AppendTickRecordEntry(
@@ -173,8 +173,7 @@ void Shard::EmitBar(TopicState& st, Mode interval, const Bar& bar, RecordBlock& 
   (second ? st.seconds : st.minutes).Push(bar);
   (second ? st.last_second_start : st.last_minute_start) = bar.start_ms;
   ++(second ? stats_.bars_second : stats_.bars_minute);
-  const auto slot = static_cast<std::size_t>(interval);
-  const WorkerMask dest = st.interest[slot] | wildcard_[slot];
+  const WorkerMask dest = Destinations(st, static_cast<std::size_t>(interval));
   if (dest == 0) return;
   const auto offset = out.bytes.size();
   const std::size_t topic_offset = protocol::AppendBarRecordEntry(
@@ -354,10 +353,13 @@ HistorySlice Shard::NextHistorySlice(const HistoryRequest& req, HistoryCursor cu
   slice.cursor = std::move(cursor);
   HistoryCursor& c = slice.cursor;
   if (c.finished) return slice;
+  const bool listed = !req.wildcard && req.prefixes && !req.prefixes->empty();
   if (!c.started) {
     c.started = true;
     c.budget = options_.max_backfill_records;
-    c.topics_left = req.wildcard ? topics_.size() : (req.topics ? req.topics->size() : 0);
+    c.topics_left = req.wildcard ? topics_.size()
+                    : listed     ? CountListedTopics(req)
+                                 : (req.topics ? req.topics->size() : 0);
   }
   limits.max_bytes = std::max<std::size_t>(limits.max_bytes, 1);
   limits.max_steps = std::max<std::size_t>(limits.max_steps, 1);
@@ -383,6 +385,15 @@ HistorySlice Shard::NextHistorySlice(const HistoryRequest& req, HistoryCursor cu
       }
       name = it->first;
       st = it->second;
+    } else if (listed) {
+      const NextTopic next = c.partial.empty() ? NextListedTopic(req, c.after, false, s.steps)
+                                               : NextListedTopic(req, c.partial, true, s.steps);
+      if (next.name.empty()) {
+        c.finished = true;
+        break;
+      }
+      name = next.name;
+      st = next.st;
     } else {
       const auto it = c.partial.empty() ? std::upper_bound(list.begin(), list.end(), c.after)
                                         : std::lower_bound(list.begin(), list.end(), c.partial);
@@ -437,8 +448,89 @@ void Shard::SetInterest(std::string_view topic, Mode mode, unsigned worker, bool
   if (TopicState* st = Find(topic)) st->interest = masks;
 }
 
-void Shard::SetWildcardInterest(Mode mode, unsigned worker, bool interested) {
-  SetWorkerBit(wildcard_[static_cast<std::size_t>(mode)], worker, interested);
+void Shard::SetWildcardInterest(Mode mode, unsigned worker, bool interested,
+                                std::string_view prefix) {
+  const auto slot = static_cast<std::size_t>(mode);
+  if (prefix.empty()) {
+    SetWorkerBit(wildcard_[slot], worker, interested);
+    return;
+  }
+  auto it = prefix_interest_.find(prefix);
+  if (it == prefix_interest_.end()) {
+    if (!interested) return;
+    it = prefix_interest_.emplace(std::string(prefix), Masks{}).first;
+  }
+  SetWorkerBit(it->second[slot], worker, interested);
+  if (std::all_of(it->second.begin(), it->second.end(), [](WorkerMask m) { return m == 0; })) {
+    prefix_interest_.erase(it);
+  }
+  ++prefix_epoch_;  // every topic recomputes its prefix masks when it next emits a record
+}
+
+void Shard::RefreshPrefixInterest(TopicState& st) const {
+  st.prefix_interest = {};
+  st.prefix_epoch = prefix_epoch_;
+  if (prefix_interest_.empty()) return;
+  ForEachPatternPrefix(*st.name, [&](std::string_view prefix) {
+    if (auto it = prefix_interest_.find(prefix); it != prefix_interest_.end()) {
+      for (std::size_t m = 0; m < st.prefix_interest.size(); ++m) {
+        st.prefix_interest[m] |= it->second[m];
+      }
+    }
+  });
+}
+
+Shard::NextTopic Shard::NextListedTopic(const HistoryRequest& req, std::string_view from,
+                                        bool inclusive, std::size_t& steps) const {
+  NextTopic exact;
+  if (req.topics) {
+    const auto& list = *req.topics;
+    const auto it = inclusive ? std::lower_bound(list.begin(), list.end(), from)
+                              : std::upper_bound(list.begin(), list.end(), from);
+    if (it != list.end()) exact.name = *it;
+  }
+  // The first topic at or after `from` under one of the prefixes. They are sorted and none is
+  // a prefix of another, so a name starts with one only if it starts with the greatest one not
+  // above it; otherwise jump to the next prefix's first topic (at most one jump per prefix).
+  NextTopic matched;
+  const auto& prefixes = *req.prefixes;
+  auto it = inclusive ? by_name_.lower_bound(from) : by_name_.upper_bound(from);
+  while (it != by_name_.end()) {
+    ++steps;
+    const std::string_view name = it->first;
+    const auto p = std::upper_bound(prefixes.begin(), prefixes.end(), name);
+    if (p != prefixes.begin() && name.starts_with(*std::prev(p))) {
+      matched = {name, it->second};
+      break;
+    }
+    if (p == prefixes.end()) break;
+    it = by_name_.lower_bound(*p);
+  }
+  if (matched.name.empty())
+    return exact.name.empty() ? exact : NextTopic{exact.name, Find(exact.name)};
+  if (exact.name.empty() || matched.name <= exact.name) return matched;
+  return {exact.name, Find(exact.name)};
+}
+
+std::uint64_t Shard::CountListedTopics(const HistoryRequest& req) const {
+  const auto& prefixes = *req.prefixes;
+  std::uint64_t n = 0;
+  for (const std::string& p : prefixes) {
+    for (auto it = by_name_.lower_bound(p); it != by_name_.end() && it->first.starts_with(p);
+         ++it) {
+      ++n;
+    }
+  }
+  if (req.topics) {
+    for (const std::string& t : *req.topics) {
+      bool under_prefix = false;
+      ForEachPatternPrefix(t, [&](std::string_view p) {
+        under_prefix = under_prefix || std::binary_search(prefixes.begin(), prefixes.end(), p);
+      });
+      if (!under_prefix) ++n;
+    }
+  }
+  return n;
 }
 
 std::uint64_t Shard::LastSeq(std::string_view topic) const {

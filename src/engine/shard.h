@@ -80,6 +80,10 @@ struct HistoryRequest {
   // The exact topics this shard owns, sorted by name (unused for wildcard). Shared: the
   // subscriber sends it with every slice request and never copies it.
   std::shared_ptr<const std::vector<std::string>> topics;
+  // Prefix subscriptions (unused for wildcard): prefixes ("FX." for "FX.*"), sorted, none a
+  // prefix of another. Every topic of this shard that starts with one is replayed, merged in
+  // name order with `topics`.
+  std::shared_ptr<const std::vector<std::string>> prefixes;
   std::uint32_t backfill = 0;  // the N most recent per topic, or
   std::int64_t since_ms = 0;   // everything from this time on (0 .. kMaxSinceMs)
 };
@@ -162,12 +166,16 @@ class Shard {
   // not count against the cap and keeps no topic from being evicted; a topic created later
   // takes its masks from there.
   void SetInterest(std::string_view topic, Mode mode, unsigned worker, bool interested);
-  // Same for the "*" wildcard, which covers every topic this shard owns, present and future.
-  void SetWildcardInterest(Mode mode, unsigned worker, bool interested);
+  // Same for the "*" wildcard, which covers every topic this shard owns, present and future,
+  // or with a `prefix` ("FX."), for the pattern "FX.*": every topic whose name starts with it.
+  void SetWildcardInterest(Mode mode, unsigned worker, bool interested,
+                           std::string_view prefix = {});
 
   std::size_t topic_count() const { return topics_.size(); }
   // Topics some worker has exact subscribers for (existing or not).
   std::size_t interest_count() const { return interest_.size(); }
+  // Prefix patterns some worker has subscribers for.
+  std::size_t prefix_interest_count() const { return prefix_interest_.size(); }
   std::uint64_t LastSeq(std::string_view topic) const;
   unsigned index() const { return index_; }
   const ShardStats& stats() const { return stats_; }
@@ -192,6 +200,10 @@ class Shard {
     std::uint64_t serial = 0;           // creation order in this shard: tells incarnations apart
     std::uint64_t last_seq = 0;
     std::array<WorkerMask, kModeSlots> interest{};
+    // Workers with prefix subscribers matching this topic, as of `prefix_epoch` (recomputed
+    // the first time the topic emits a record after the shard's prefix interest changed).
+    std::array<WorkerMask, kModeSlots> prefix_interest{};
+    std::uint64_t prefix_epoch = 0;
     // Open buckets, ascending start (several only while ticks straddle a boundary).
     std::vector<BarAccumulator> open_seconds;
     std::vector<BarAccumulator> open_minutes;
@@ -220,6 +232,22 @@ class Shard {
   TopicState* Find(std::string_view topic);
   void Fold(TopicState& st, Mode interval, const IngestTick& t);
   void EmitBar(TopicState& st, Mode interval, const Bar& bar, RecordBlock& out);
+  // The workers a record of `st` in `slot` goes to: exact, "*" and prefix interest.
+  WorkerMask Destinations(TopicState& st, std::size_t slot) {
+    if (st.prefix_epoch != prefix_epoch_) RefreshPrefixInterest(st);
+    return st.interest[slot] | wildcard_[slot] | st.prefix_interest[slot];
+  }
+  void RefreshPrefixInterest(TopicState& st) const;
+  // The next topic of a prefix or exact-list replay in name order: the first after `after`, or
+  // with `inclusive` the first at or after it. Null name when there is none.
+  struct NextTopic {
+    std::string_view name;
+    const TopicState* st = nullptr;
+  };
+  NextTopic NextListedTopic(const HistoryRequest& req, std::string_view from, bool inclusive,
+                            std::size_t& steps) const;
+  // Topics of this shard a prefix request covers (exact list included), for the fair share.
+  std::uint64_t CountListedTopics(const HistoryRequest& req) const;
   void Erase(TopicState& st);
   std::uint64_t LastKey(const TopicState& st, Mode mode) const;
   // Replays what it may of one topic into `out`; true when the topic is complete.
@@ -238,6 +266,11 @@ class Shard {
   // subscriptions that name this shard's topics (see docs/ARCHITECTURE.md).
   InterestMap interest_;
   Masks wildcard_{};
+  // Workers with prefix subscribers per prefix ("FX." for "FX.*"); bounded like interest_ by
+  // the subscriptions (a connection holds at most kMaxPrefixPatterns patterns). A change bumps
+  // the epoch; each topic picks it up lazily, so a change costs O(1) however many topics match.
+  InterestMap prefix_interest_;
+  std::uint64_t prefix_epoch_ = 1;
   std::vector<TopicState*> open_topics_;  // topics with at least one open bucket
   std::int64_t second_closed_before_ms_;  // SECOND buckets starting before this are closed
   std::int64_t minute_closed_before_ms_;

@@ -1,5 +1,7 @@
 #include "engine/topic.h"
 
+#include <algorithm>
+
 #include <cstring>
 #include <random>
 
@@ -54,6 +56,26 @@ bool IsValidTopic(std::string_view topic) {
     if (!ok) return false;
   }
   return true;
+}
+
+bool IsPrefixPattern(std::string_view pattern) {
+  if (pattern.size() < 3 || pattern.size() > kMaxTopicLength || pattern.back() != '*') {
+    return false;
+  }
+  const std::string_view prefix = PatternPrefix(pattern);
+  return prefix.back() == '.' && IsValidTopic(prefix);
+}
+
+bool ListHasPatternFor(std::span<const std::string> sorted, std::string_view topic) {
+  bool found = false;
+  std::string key;
+  ForEachPatternPrefix(topic, [&](std::string_view prefix) {
+    if (found) return;
+    key.assign(prefix);
+    key += '*';
+    found = std::binary_search(sorted.begin(), sorted.end(), key);
+  });
+  return found;
 }
 
 std::uint64_t SipHash13(const HashKey& key, std::string_view bytes) {

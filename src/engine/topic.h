@@ -2,6 +2,8 @@
 
 #include <array>
 #include <cstdint>
+#include <span>
+#include <string>
 #include <string_view>
 
 namespace tickwire::engine {
@@ -29,6 +31,35 @@ inline constexpr std::string_view ModeName(Mode m) {
 // A topic name is 1-128 bytes of [A-Za-z0-9._:-]. "*" is not a topic name (it is only a
 // subscription wildcard).
 bool IsValidTopic(std::string_view topic);
+
+// Prefix subscriptions (PROTOCOL S4, an extension): "FX.*" stands for every topic, present and
+// future, whose name starts with "FX.". A pattern is a prefix of 2-127 topic-name bytes ending
+// in '.', followed by '*' (so at most 128 bytes in all, like a topic name). The prefix must end
+// at a '.': that is what lets a table find the patterns matching a topic with one lookup per
+// '.' in its name (ForEachPatternPrefix) instead of a scan of every pattern.
+bool IsPrefixPattern(std::string_view pattern);
+// The prefix of a pattern IsPrefixPattern accepted ("FX.*" -> "FX.").
+inline std::string_view PatternPrefix(std::string_view pattern) {
+  return pattern.substr(0, pattern.size() - 1);
+}
+// A pattern's prefix if `entry` looks like one (ends in '*' and is not "*"), else empty. For
+// lists that hold validated topic names and patterns side by side.
+inline std::string_view PrefixOf(std::string_view entry) {
+  return entry.size() >= 2 && entry.back() == '*' ? PatternPrefix(entry) : std::string_view{};
+}
+// Calls fn(prefix) for each prefix of `topic` that a pattern could name, shortest first: the
+// name up to and including each '.' ("A.B.C" -> "A.", "A.B."). A topic matches a pattern
+// exactly when the pattern's prefix is one of these.
+template <typename Fn>
+void ForEachPatternPrefix(std::string_view topic, Fn&& fn) {
+  for (std::size_t dot = topic.find('.', 1); dot != std::string_view::npos;
+       dot = topic.find('.', dot + 1)) {
+    fn(topic.substr(0, dot + 1));
+  }
+}
+// True when the sorted list of topic names and patterns `sorted` holds a pattern matching
+// `topic` (one binary search per '.' of its name).
+bool ListHasPatternFor(std::span<const std::string> sorted, std::string_view topic);
 
 // A 128-bit SipHash key.
 using HashKey = std::array<std::uint64_t, 2>;

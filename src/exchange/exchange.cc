@@ -152,7 +152,8 @@ void Exchange::PublishInterest(const std::vector<delivery::FanoutTable::Interest
 
 void Exchange::ApplyInterest(unsigned from, const delivery::FanoutTable::InterestChange& change) {
   if (change.wildcard) {
-    shard_.SetWildcardInterest(change.mode, from, change.interested);
+    shard_.SetWildcardInterest(change.mode, from, change.interested,
+                               change.topic);  // "*" or "FX.*"
   } else {
     shard_.SetInterest(change.topic, change.mode, from, change.interested);
   }

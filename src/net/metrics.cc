@@ -57,8 +57,8 @@ void WorkerMetrics::OnBatchWritten(std::chrono::nanoseconds latency, std::uint32
   records_delivered += records;
 }
 
-std::string RenderMetrics(std::span<const WorkerMetrics* const> workers) {
-  obs::Exposition e;
+std::string RenderMetrics(std::span<const WorkerMetrics* const> workers, std::string_view prefix) {
+  obs::Exposition e{std::string(prefix)};
   using M = WorkerMetrics;
 
   e.GaugeFamily("active_connections", "Client connections currently open.");

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "engine/topic.h"
 #include "engine/topic_cap.h"
@@ -91,7 +92,9 @@ struct alignas(64) WorkerMetrics {
 };
 
 // The Prometheus text exposition of the sum of `workers`' metrics, plus build and process
-// metrics. Runs on the metrics endpoint's thread; reads the workers' counters without locks.
-std::string RenderMetrics(std::span<const WorkerMetrics* const> workers);
+// metrics, every family name behind `prefix` (METRICS_PREFIX). Runs on the metrics endpoint's
+// thread; reads the workers' counters without locks.
+std::string RenderMetrics(std::span<const WorkerMetrics* const> workers,
+                          std::string_view prefix = {});
 
 }  // namespace tickwire::net

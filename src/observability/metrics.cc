@@ -10,11 +10,12 @@
 namespace tickwire::obs {
 
 struct Exposition::Impl {
+  std::string prefix;
   std::vector<prometheus::MetricFamily> families;
 
   void Start(std::string name, std::string help, prometheus::MetricType type) {
     prometheus::MetricFamily f;
-    f.name = std::move(name);
+    f.name = prefix.empty() ? std::move(name) : prefix + name;
     f.help = std::move(help);
     f.type = type;
     families.push_back(std::move(f));
@@ -28,7 +29,7 @@ struct Exposition::Impl {
   }
 };
 
-Exposition::Exposition() : impl_(new Impl) {}
+Exposition::Exposition(std::string prefix) : impl_(new Impl{std::move(prefix), {}}) {}
 Exposition::~Exposition() { delete impl_; }
 
 void Exposition::CounterFamily(std::string name, std::string help) {

@@ -103,7 +103,8 @@ using Labels = std::vector<std::pair<std::string, std::string>>;
 // the way Prometheus expects. Not thread-safe: build one per scrape.
 class Exposition {
  public:
-  Exposition();
+  // `prefix` goes before every family name (METRICS_PREFIX; the caller has validated it).
+  explicit Exposition(std::string prefix = {});
   ~Exposition();
   Exposition(const Exposition&) = delete;
   Exposition& operator=(const Exposition&) = delete;

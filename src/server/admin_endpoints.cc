@@ -111,7 +111,8 @@ void AdminEndpoints::Metrics(obs::HttpRespond respond) {
   std::vector<const net::WorkerMetrics*> metrics;
   for (const net::Worker* w : ctx_.workers) metrics.push_back(&w->metrics());
   // Server-wide security counters (shared atomics, not per worker).
-  obs::Exposition e;
+  const std::string& prefix = ctx_.config.metrics_prefix;  // fixed for the process's life
+  obs::Exposition e{prefix};
   e.CounterFamily("auth_rate_limited_total",
                   "AUTH attempts answered AUTH_RATE_LIMITED without checking the password.");
   e.Sample(static_cast<double>(ctx_.rate_limiter.throttled_total()));
@@ -156,7 +157,7 @@ void AdminEndpoints::Metrics(obs::HttpRespond respond) {
   e.Sample(static_cast<double>(h.refused.load()), {{"reason", "refused"}});
   ctx_.bus->AppendMetrics(e);  // the multi-instance bus's families; none in the embedded mode
   respond(
-      {200, "text/plain; version=0.0.4; charset=utf-8", net::RenderMetrics(metrics) + e.Render()});
+      {200, "text/plain; version=0.0.4; charset=utf-8", net::RenderMetrics(metrics, prefix) + e.Render()});
 }
 
 void AdminEndpoints::Ready(obs::HttpRespond respond) {

@@ -315,22 +315,26 @@ bool Session::HandleSubscribe(std::span<const std::uint8_t> payload) {
     return true;
   }
   Subscription sub{
-      static_cast<engine::Mode>(req.mode()), false, {}, req.backfill(), req.since_ms()};
+      static_cast<engine::Mode>(req.mode()), false, {}, 0, req.backfill(), req.since_ms()};
   for (int i = 0; i < req.topics_size(); ++i) {
     const std::string& topic = req.topics(i);
     if (topic == engine::kWildcard) {
       sub.wildcard = true;
-    } else if (engine::IsValidTopic(topic)) {
+    } else if (engine::IsValidTopic(topic) || engine::IsPrefixPattern(topic)) {
       sub.topics.push_back(topic);
     } else {
       Reject(pb::INVALID_REQUEST,
-             "topics[" + std::to_string(i) + "]: must be 1-128 bytes of [A-Za-z0-9._:-] or '*'",
+             "topics[" + std::to_string(i) +
+                 "]: must be 1-128 bytes of [A-Za-z0-9._:-], a prefix ending in '.' followed by "
+                 "'*' (FX.*), or '*'",
              rid, topic);
       return true;
     }
   }
   std::sort(sub.topics.begin(), sub.topics.end());
   sub.topics.erase(std::unique(sub.topics.begin(), sub.topics.end()), sub.topics.end());
+  sub.patterns = static_cast<std::size_t>(std::count_if(
+      sub.topics.begin(), sub.topics.end(), [](const std::string& t) { return t.back() == '*'; }));
   if (permissions_) {
     const auto& allowed = permissions_->subscribe;
     if (sub.wildcard && !allowed.MatchesAll()) {
@@ -338,7 +342,8 @@ bool Session::HandleSubscribe(std::span<const std::uint8_t> payload) {
       return true;
     }
     for (const auto& topic : sub.topics) {
-      if (!allowed.Matches(topic)) {
+      const std::string_view prefix = engine::PrefixOf(topic);
+      if (prefix.empty() ? !allowed.Matches(topic) : !allowed.CoversPrefix(prefix)) {
         Reject(pb::FORBIDDEN, "user '" + user_ + "' may not subscribe to '" + topic + "'", rid);
         return true;
       }
@@ -349,8 +354,16 @@ bool Session::HandleSubscribe(std::span<const std::uint8_t> payload) {
     Reject(pb::INVALID_REQUEST, "too many subscriptions on this connection", rid);
     return true;
   }
+  if (pattern_refs_ + sub.patterns > kMaxPrefixPatternsPerConnection) {
+    Reject(pb::INVALID_REQUEST,
+           "too many prefix patterns on this connection (at most " +
+               std::to_string(kMaxPrefixPatternsPerConnection) + ")",
+           rid);
+    return true;
+  }
   const std::uint64_t id = next_subscription_id_++;
   topic_refs_ += sub.topics.size();
+  pattern_refs_ += sub.patterns;
   auto& stored = subs_.emplace(id, std::move(sub)).first->second;
   host_.AddSubscription(id, stored);
   pb::SubscribeOk ok;
@@ -372,6 +385,7 @@ bool Session::HandleUnsubscribe(std::span<const std::uint8_t> payload) {
   }
   host_.RemoveSubscription(it->first, it->second);
   topic_refs_ -= it->second.topics.size();
+  pattern_refs_ -= it->second.patterns;
   subs_.erase(it);
   return true;
 }

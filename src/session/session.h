@@ -24,6 +24,10 @@ using Clock = std::chrono::steady_clock;
 // Limits that keep one connection's state bounded.
 inline constexpr std::size_t kMaxSubscriptionsPerConnection = 1024;
 inline constexpr std::size_t kMaxTopicRefsPerConnection = 65536;
+// Prefix patterns ("FX.*") over all of a connection's subscriptions; each also counts as a
+// topic entry. Every owner shard keeps an interest entry per distinct pattern (an exact topic
+// costs one shard one entry), so patterns get a tighter bound than topics.
+inline constexpr std::size_t kMaxPrefixPatternsPerConnection = 256;
 // Ticks may carry event times at most this far ahead of the server clock (PROTOCOL S6).
 inline constexpr std::int64_t kMaxFutureSkewNs = 5'000'000'000;
 
@@ -194,6 +198,7 @@ class Session {
   auth::PermissionsPtr permissions_;         // fixed at AUTH; a reload affects later AUTHs only
   std::uint64_t next_subscription_id_ = 1;
   std::size_t topic_refs_ = 0;
+  std::size_t pattern_refs_ = 0;  // prefix patterns over all subscriptions
   delivery::Subscriptions subs_;
 };
 

@@ -126,6 +126,14 @@ TEST(DeliveredStateTest, NewestPointPerSubscription) {
   EXPECT_EQ(d.NewestPoint(Mode::kSecond, false, {"A"}), 60'000);
   EXPECT_EQ(d.NewestPoint(Mode::kSecond, true, {}), 61'000);
   EXPECT_FALSE(d.NewestPoint(Mode::kMinute, true, {}).has_value());
+  // A prefix subscription resumes from the newest of the topics under its prefix.
+  d.AcceptTick("FX.A", 1, 0, 9'000'000'000);
+  d.AcceptTick("FXX.B", 1, 0, 11'000'000'000);
+  d.AcceptBar(Mode::kSecond, "FX.A", 62'000);
+  EXPECT_EQ(d.NewestPoint(Mode::kTick, false, {"FX.*"}), 9'000);
+  EXPECT_EQ(d.NewestPoint(Mode::kTick, false, {"FX.*", "B"}), 9'000);
+  EXPECT_EQ(d.NewestPoint(Mode::kSecond, false, {"FX.*"}), 62'000);
+  EXPECT_FALSE(d.NewestPoint(Mode::kTick, false, {"EQ.*"}).has_value());
 }
 
 }  // namespace

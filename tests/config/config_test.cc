@@ -110,6 +110,24 @@ TEST(ConfigEnv, EverySettingIsReadFromTheEnvironment) {
   EXPECT_EQ(c.port_file, "/tmp/port");
 }
 
+TEST(ConfigEnv, MetricsPrefixIsAPrometheusNameStart) {
+  EXPECT_EQ(MustParse(WithCredentials()).metrics_prefix, "");
+  EXPECT_EQ(MustParse(WithCredentials({{"METRICS_PREFIX", "tickwire_"}})).metrics_prefix,
+            "tickwire_");
+  EXPECT_EQ(MustParse(WithCredentials({{"METRICS_PREFIX", "ns:tw_"}})).metrics_prefix, "ns:tw_");
+  EXPECT_EQ(MustParse(WithCredentials(), {"--metrics-prefix", "_x"}).metrics_prefix, "_x");
+  EXPECT_EQ(
+      MustParse(WithCredentials({{"METRICS_PREFIX", std::string(64, 'a')}})).metrics_prefix.size(),
+      64u);
+  for (const std::string bad : {"tick-wire_", "tickwire.", "9tw_", "tw_\n", "t w", "é_"}) {
+    EXPECT_THAT(MustFail(WithCredentials({{"METRICS_PREFIX", bad}})),
+                HasSubstr("METRICS_PREFIX (--metrics-prefix): "))
+        << bad;
+  }
+  EXPECT_THAT(MustFail(WithCredentials({{"METRICS_PREFIX", std::string(65, 'a')}})),
+              HasSubstr("at most 64 bytes"));
+}
+
 TEST(ConfigEnv, ListenAddressForms) {
   EXPECT_EQ(MustParse(WithCredentials({{"LISTEN_ADDR", "[::1]:9000"}})).listen_host, "::1");
   EXPECT_EQ(MustParse(WithCredentials({{"LISTEN_ADDR", "[::1]:9000"}})).listen_port, 9000);

@@ -126,7 +126,10 @@ class SubscriberStreamTest : public ::testing::Test {
 };
 
 Subscription Exact(std::vector<std::string> topics, std::uint32_t backfill) {
-  Subscription s{Mode::kTick, false, std::move(topics), backfill, 0};
+  Subscription s{};
+  s.mode = Mode::kTick;
+  s.topics = std::move(topics);
+  s.backfill = backfill;
   return s;
 }
 
@@ -199,7 +202,11 @@ TEST_F(SubscriberStreamTest, SliceRequestsStayWithinTheInFlightBoundAndTheThresh
   StreamParams params;
   params.shards = 16;
   Make(params);
-  Subscribe(1, Subscription{Mode::kTick, true, {}, 10, 0});  // "*": every shard
+  Subscription all{};  // "*": every shard
+  all.mode = Mode::kTick;
+  all.wildcard = true;
+  all.backfill = 10;
+  Subscribe(1, all);
   EXPECT_EQ(host.requests.size(), std::size_t{SubscriberStream::kMaxSlicesInFlight});
   EXPECT_EQ(stream->slices_in_flight(), SubscriberStream::kMaxSlicesInFlight);
   for (const auto& r : host.requests) {

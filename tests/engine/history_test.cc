@@ -134,6 +134,54 @@ TEST(ShardHistory, BackfillReturnsTheNewestNOldestFirst) {
   EXPECT_EQ(Records(Replay(shard, req).records).size(), 10u);
 }
 
+// Topic names of a replay's records, one per record, in order.
+std::vector<std::string> ReplayedTopics(const RecordBlock& block) {
+  std::vector<std::string> out;
+  for (const auto& e : block.entries) out.emplace_back(block.Topic(e));
+  return out;
+}
+
+TEST(ShardHistory, PrefixRequestsReplayEveryTopicUnderThePrefixMergedWithExactOnes) {
+  Shard shard(0, Small());
+  RecordBlock block;
+  std::vector<IngestTick> ticks;
+  for (const char* t : {"FX.B", "FXX.A", "FX", "EQ.A", "FX.A", "EQ.B", "GX.A", "FX.A.1", "Z.1"}) {
+    ticks.push_back({t, 1, 1, kT0, kT0});
+    ticks.push_back({t, 2, 1, kT0 + kMs, kT0});
+  }
+  shard.Apply(ticks, block);
+  HistoryRequest req;
+  req.mode = Mode::kTick;
+  req.backfill = 1;
+  req.prefixes = Topics({"FX.", "GX."});
+  req.topics = Topics({"EQ.B", "FX.A", "missing"});  // FX.A also under FX.: replayed once
+  const Replayed r = Replay(shard, req);
+  EXPECT_EQ(ReplayedTopics(r.records),
+            (std::vector<std::string>{"EQ.B", "FX.A", "FX.A.1", "FX.B", "GX.A"}));
+  for (const auto& rec : Records(r.records)) EXPECT_EQ(rec.tick().seq(), 2u);
+  // One record per topic and step limit: the same topics, a slice at a time.
+  HistoryCursor cursor;
+  RecordBlock joined;
+  for (int n = 0; !cursor.finished && n < 100; ++n) {
+    HistorySlice slice = shard.NextHistorySlice(req, cursor, SliceLimits{1, 2});
+    joined.Append(slice.records);
+    cursor = std::move(slice.cursor);
+  }
+  EXPECT_TRUE(cursor.finished);
+  EXPECT_EQ(joined.bytes, r.records.bytes);
+  // The fair share counts the topics under the prefixes and the listed ones (6, "missing"
+  // included): a budget of 5 gives each topic with history one record.
+  ShardOptions o = Small();
+  o.max_backfill_records = 5;
+  Shard small(0, o);
+  small.Apply(ticks, block);
+  req.backfill = 2;
+  const Replayed cut = Replay(small, req);
+  EXPECT_EQ(ReplayedTopics(cut.records),
+            (std::vector<std::string>{"EQ.B", "FX.A", "FX.A.1", "FX.B", "GX.A"}));
+  EXPECT_TRUE(cut.truncated);
+}
+
 TEST(ShardHistory, SinceSelectsByEventTimeForTicksAndStartForBars) {
   Shard shard(0, Small());
   RecordBlock block;

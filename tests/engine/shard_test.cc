@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <string>
+
 #include "tickwire/v1/tickwire.pb.h"
 
 namespace tickwire::engine {
@@ -72,6 +75,51 @@ TEST(ShardTest, WildcardCoversPresentAndFutureTopics) {
   RecordBlock none;
   shard.Apply(ticks, none);
   EXPECT_TRUE(none.empty());
+}
+
+TEST(ShardTest, PrefixInterestCoversPresentAndFutureTopicsUnderIt) {
+  Shard shard(0);
+  std::vector<IngestTick> ticks = {
+      {"FX.EURUSD", 1.0, 1.0, 10}, {"FXX.A", 1.0, 1.0, 10}, {"FX", 1.0, 1.0, 10}};
+  RecordBlock block;
+  shard.Apply(ticks, block);  // FX.EURUSD, FXX.A and FX exist before the subscription
+  EXPECT_TRUE(block.empty());
+  shard.SetWildcardInterest(Mode::kTick, 2, true, "FX.");
+  shard.SetWildcardInterest(Mode::kTick, 5, true, "FX.EUR.");
+  shard.SetInterest("FX.EURUSD", Mode::kTick, 1, true);
+  EXPECT_EQ(shard.prefix_interest_count(), 2u);
+  ticks.push_back({"FX.EUR.NEW", 1.0, 1.0, 11});  // a topic created after the subscription
+  ticks.push_back({"EQ.FX.A", 1.0, 1.0, 11});
+  shard.Apply(ticks, block);
+  std::map<std::string, WorkerMask> dest;
+  for (const auto& e : block.entries) dest[std::string(block.Topic(e))] = e.workers;
+  EXPECT_EQ(dest, (std::map<std::string, WorkerMask>{{"FX.EURUSD", WorkerBit(1) | WorkerBit(2)},
+                                                     {"FX.EUR.NEW", WorkerBit(2) | WorkerBit(5)}}));
+  // Other modes are not affected, and dropping the interest stops the records.
+  shard.SetWildcardInterest(Mode::kTick, 2, false, "FX.");
+  RecordBlock after;
+  shard.Apply(ticks, after);
+  dest.clear();
+  for (const auto& e : after.entries) dest[std::string(after.Topic(e))] = e.workers;
+  EXPECT_EQ(dest, (std::map<std::string, WorkerMask>{{"FX.EURUSD", WorkerBit(1)},
+                                                     {"FX.EUR.NEW", WorkerBit(5)}}));
+  shard.SetWildcardInterest(Mode::kTick, 5, false, "FX.EUR.");
+  EXPECT_EQ(shard.prefix_interest_count(), 0u);
+}
+
+TEST(ShardTest, PrefixInterestReachesBars) {
+  Shard shard(0);
+  shard.SetWildcardInterest(Mode::kSecond, 4, true, "FX.");
+  std::vector<IngestTick> ticks = {{"FX.A", 1.0, 1.0, 1'000'000'000, 1'000'000'000},
+                                   {"EQ.A", 1.0, 1.0, 1'000'000'000, 1'000'000'000}};
+  RecordBlock block;
+  shard.Apply(ticks, block);
+  EXPECT_TRUE(block.empty());
+  shard.AdvanceWatermark(10'000'000'000, block);
+  ASSERT_EQ(block.entries.size(), 1u);
+  EXPECT_EQ(block.Topic(block.entries[0]), "FX.A");
+  EXPECT_EQ(block.entries[0].mode, Mode::kSecond);
+  EXPECT_EQ(block.entries[0].workers, WorkerBit(4));
 }
 
 TEST(ShardTest, BarModesDoNotReceiveTicks) {

@@ -3,6 +3,7 @@
 // included), the JSON logs stay valid JSON, never carry passwords, and rate-limit noisy
 // events while accounting for every suppressed line; docs/METRICS.md matches what is exported
 // and logged.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -842,6 +843,54 @@ TEST_F(ObservabilityTest, MetricsDocMatchesTheExport) {
   ASSERT_NE(list, std::string::npos) << row_text;
   EXPECT_EQ(QuotedNames(row_text.substr(list)), exported) << row_text;
   EXPECT_EQ(exported.size(), 17u);
+}
+
+// Family names of a scrape (its "# TYPE" lines), in order.
+std::vector<std::string> Families(const std::string& body) {
+  std::vector<std::string> out;
+  std::istringstream lines(body);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with("# TYPE ")) out.push_back(line.substr(7, line.find(' ', 7) - 7));
+  }
+  return out;
+}
+
+// METRICS_PREFIX renames every family and nothing else; without it the names are the
+// documented ones (the deploy/ alert rules and dashboard rely on them).
+TEST_F(ObservabilityTest, MetricsPrefixGoesBeforeEveryFamilyName) {
+  ASSERT_TRUE(Start());
+  const HttpResult plain = HttpGet(server_->metrics_port(), "/metrics");
+  ASSERT_EQ(plain.status, 200u) << plain.error;
+  const std::vector<std::string> names = Families(plain.body);
+  ASSERT_GT(names.size(), 20u);
+  for (const auto& n : names) EXPECT_FALSE(n.starts_with("tickwire_")) << n;
+  EXPECT_NE(std::find(names.begin(), names.end(), "active_connections"), names.end());
+  ASSERT_EQ(server_->Stop(milliseconds(5000)), 0);
+
+  ASSERT_TRUE(Start({{"METRICS_PREFIX", "tickwire_"}}));
+  RawClient c;
+  ASSERT_TRUE(ConnectAuthed(c));
+  const HttpResult prefixed = HttpGet(server_->metrics_port(), "/metrics");
+  ASSERT_EQ(prefixed.status, 200u) << prefixed.error;
+  std::vector<std::string> stripped;
+  for (const auto& n : Families(prefixed.body)) {
+    ASSERT_TRUE(n.starts_with("tickwire_")) << n;
+    stripped.push_back(n.substr(9));
+  }
+  EXPECT_EQ(stripped, names);
+  // Samples carry the prefix too, with their values and labels unchanged.
+  const Metrics m = ParseMetrics(prefixed.body);
+  EXPECT_EQ(Get(m, "tickwire_active_connections"), 1);
+  bool bucket = false;
+  for (const auto& [series, value] : m) {
+    EXPECT_TRUE(series.starts_with("tickwire_")) << series;
+    bucket = bucket || series.starts_with("tickwire_publish_latency_ms_bucket{");
+  }
+  EXPECT_TRUE(bucket);
+  if (InPath("promtool")) {
+    const CommandResult check = RunCommand({"promtool", "check", "metrics"}, prefixed.body);
+    EXPECT_TRUE(check.exit_code == 0 || check.exit_code == 3) << check.output;
+  }
 }
 
 // The log events table of docs/METRICS.md lists exactly the events the server's code writes.

@@ -64,7 +64,13 @@ INSTANTIATE_TEST_SUITE_P(
                   "HEARTBEAT_TIMEOUT"},
         BadConfig{"ListenAddrWithoutPort", {{"LISTEN_ADDR", "127.0.0.1"}}, "LISTEN_ADDR"},
         BadConfig{"WorkersNegative", {{"WORKERS", "-1"}}, "WORKERS"},
-        BadConfig{"AuthTimeoutNotANumber", {{"AUTH_TIMEOUT_MS", "x"}}, "AUTH_TIMEOUT_MS"}),
+        BadConfig{"AuthTimeoutNotANumber", {{"AUTH_TIMEOUT_MS", "x"}}, "AUTH_TIMEOUT_MS"},
+        BadConfig{
+            "MetricsPrefixBadCharacter", {{"METRICS_PREFIX", "tick-wire_"}}, "METRICS_PREFIX"},
+        BadConfig{
+            "MetricsPrefixLeadingDigit", {{"METRICS_PREFIX", "1tickwire_"}}, "METRICS_PREFIX"},
+        BadConfig{
+            "MetricsPrefixTooLong", {{"METRICS_PREFIX", std::string(65, 'a')}}, "METRICS_PREFIX"}),
     [](const auto& p) { return std::string(p.param.name); });
 
 class StartupTest : public IntegrationTest {};

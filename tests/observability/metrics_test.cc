@@ -79,6 +79,38 @@ TEST(Exposition, RendersCountersGaugesAndHistogramsInTextFormat) {
   EXPECT_NE(text.find("wait_ms_sum 7.5\n"), std::string::npos) << text;
 }
 
+TEST(Exposition, PrefixGoesBeforeEveryFamilyAndSampleName) {
+  Exposition e("tickwire_");
+  e.CounterFamily("things_total", "Things.");
+  e.Sample(3, {{"reason", "a"}});
+  HistogramSnapshot h;
+  h.upper_bounds = {1};
+  h.cumulative = {1, 2};
+  h.sum = 2;
+  e.HistogramFamily("wait_ms", "Waits.");
+  e.Sample(h);
+  const std::string text = e.Render();
+  EXPECT_NE(text.find("# HELP tickwire_things_total Things.\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("# TYPE tickwire_things_total counter\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("tickwire_things_total{reason=\"a\"} 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("tickwire_wait_ms_bucket{le=\"+Inf\"} 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("tickwire_wait_ms_sum 2\n"), std::string::npos) << text;
+  // Every line names a prefixed family: no sample or comment escaped the prefix.
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const std::size_t end = text.find('\n', start);
+    const std::string line = text.substr(start, end - start);
+    start = end + 1;
+    const std::string name = line.starts_with("# ") ? line.substr(7) : line;
+    EXPECT_TRUE(name.starts_with("tickwire_")) << line;
+  }
+  // No prefix: the names as given.
+  Exposition plain;
+  plain.GaugeFamily("level", "A level.");
+  plain.Sample(1);
+  EXPECT_EQ(plain.Render(), "# HELP level A level.\n# TYPE level gauge\nlevel 1\n");
+}
+
 TEST(LogLimiter, AdmitsTheBudgetPerSecondAndReportsEverySuppressedLine) {
   LogLimiter l(3);
   std::uint64_t report = 99;

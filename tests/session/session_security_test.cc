@@ -211,6 +211,15 @@ TEST_F(SessionSecurityTest, ConsumerMayOnlySubscribeItsTopics) {
   EXPECT_TRUE(c->Publish(4, {"FX.EURUSD"}, now_));
   ExpectForbidden(*c, 4);
   EXPECT_EQ(c->host.subscriptions, 1u);
+  // A prefix subscription needs a permission that covers every topic under it: "FX.*" and
+  // "FX.EUR.*" are within "FX.*"; "F.*" and "AAPL.*" (topics other than AAPL) are not.
+  EXPECT_TRUE(c->Subscribe(5, {"FX.*", "FX.EUR.*"}, now_));
+  EXPECT_EQ(c->host.LastType(), static_cast<std::uint8_t>(FrameType::kSubscribeOk));
+  EXPECT_TRUE(c->Subscribe(6, {"F.*"}, now_));
+  ExpectForbidden(*c, 6);
+  EXPECT_TRUE(c->Subscribe(7, {"AAPL.*"}, now_));
+  ExpectForbidden(*c, 7);
+  EXPECT_EQ(c->host.subscriptions, 2u);
   EXPECT_EQ(c->host.publishes, 0u);
 }
 

@@ -292,7 +292,14 @@ TEST_F(SessionTest, SubscribeValidation) {
       {3, {"a b"}, 0, 0},
       {3, {""}, 0, 0},
       {3, {std::string(129, 'x')}, 0, 0},
-      {3, {"A", "foo.*"}, 0, 0},
+      // Prefix patterns end in ".*" with a prefix of at least two bytes (PROTOCOL S4).
+      {3, {"A", "foo*"}, 0, 0},
+      {3, {".*"}, 0, 0},
+      {3, {"FX.*.A"}, 0, 0},
+      {3, {"*.A"}, 0, 0},
+      {3, {"FX.**"}, 0, 0},
+      {3, {"F X.*"}, 0, 0},
+      {3, {std::string(127, 'x') + ".*"}, 0, 0},  // 129 bytes
       {3, {"A"}, 0, -1},
       {3, {"A"}, 5, 1000},
       // A since_ms whose ns do not fit 64 bits would wrap and replay every tick.
@@ -314,6 +321,55 @@ TEST_F(SessionTest, SubscribeValidation) {
     EXPECT_FALSE(err.fatal());
   }
   EXPECT_TRUE(host_.added.empty());
+}
+
+TEST_F(SessionTest, PrefixPatternsAreAcceptedAndBounded) {
+  Authenticate();
+  pb::Subscribe sub;
+  sub.set_request_id(1);
+  sub.set_mode(pb::MODE_TICK);
+  sub.add_topics("FX.*");
+  sub.add_topics("EQ.AAPL");
+  sub.add_topics("FX.*");
+  sub.add_topics(std::string(126, 'x') + ".*");  // 128 bytes: the longest pattern
+  EXPECT_TRUE(Send(protocol::FrameType::kSubscribe, sub));
+  EXPECT_EQ(host_.Last<pb::SubscribeOk>().request_id(), 1u);
+  ASSERT_EQ(host_.added.size(), 1u);
+  EXPECT_FALSE(host_.added[0].second.wildcard);
+  EXPECT_EQ(host_.added[0].second.topics,
+            (std::vector<std::string>{"EQ.AAPL", "FX.*", std::string(126, 'x') + ".*"}));
+  EXPECT_EQ(host_.added[0].second.patterns, 2u);
+
+  // kMaxPrefixPatternsPerConnection over all subscriptions: 254 more fit, one more does not.
+  pb::Subscribe more;
+  more.set_request_id(2);
+  more.set_mode(pb::MODE_SECOND);
+  for (std::size_t i = 0; i < kMaxPrefixPatternsPerConnection - 2; ++i) {
+    more.add_topics("P" + std::to_string(i) + ".*");
+  }
+  EXPECT_TRUE(Send(protocol::FrameType::kSubscribe, more));
+  EXPECT_EQ(host_.Last<pb::SubscribeOk>().request_id(), 2u);
+  pb::Subscribe over;
+  over.set_request_id(3);
+  over.set_mode(pb::MODE_SECOND);
+  over.add_topics("Z.*");
+  EXPECT_TRUE(Send(protocol::FrameType::kSubscribe, over));
+  EXPECT_EQ(host_.LastError().code(), pb::INVALID_REQUEST);
+  EXPECT_EQ(host_.LastError().request_id(), 3u);
+  EXPECT_FALSE(host_.LastError().fatal());
+  EXPECT_EQ(host_.added.size(), 2u);
+  // Exact topics are still welcome, and an UNSUBSCRIBE gives the patterns back.
+  over.set_topics(0, "Z.A");
+  EXPECT_TRUE(Send(protocol::FrameType::kSubscribe, over));
+  EXPECT_EQ(host_.Last<pb::SubscribeOk>().request_id(), 3u);
+  pb::Unsubscribe unsub;
+  unsub.set_request_id(4);
+  unsub.set_subscription_id(host_.added[1].first);
+  EXPECT_TRUE(Send(protocol::FrameType::kUnsubscribe, unsub));
+  over.set_request_id(5);
+  over.set_topics(0, "Z.*");
+  EXPECT_TRUE(Send(protocol::FrameType::kSubscribe, over));
+  EXPECT_EQ(host_.Last<pb::SubscribeOk>().request_id(), 5u);
 }
 
 TEST_F(SessionTest, SubscribeAndUnsubscribe) {
