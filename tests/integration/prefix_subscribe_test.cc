@@ -80,12 +80,17 @@ TEST_F(PrefixSubscribeTest, BackfillReplaysEachMatchingTopicThenGoesLiveWithoutG
   // Live ticks while (or after) the history is replayed, for old and new topics.
   ASSERT_TRUE(pub.PublishAcked(2, {MakeTick(Under("A"), 9, 1), MakeTick(Under("NEW"), 9, 1),
                                    MakeTick(Topic("fxx.A"), 9, 1)}));
+  // The owner serves the backfill when the request reaches it, which may be after it applied
+  // the live tick of A: then A's two newest are 6 and 7, and 7 is not sent twice.
   Delivery d;
-  ASSERT_TRUE(ReadTicks(sub, 3 * 2 + 2, milliseconds(3000), d));
+  ASSERT_TRUE(ReadTicks(sub, 3 * 2 + 1, milliseconds(3000), d));
+  ReadTicks(sub, 3 * 2 + 2, milliseconds(300), d);  // A's 5th, when it was still among the newest
   EXPECT_TRUE(sub.ExpectNothing(milliseconds(150)));
   const auto got = SeqsByTopic(d.ticks);
   ASSERT_EQ(got.size(), 4u);
-  EXPECT_EQ(got.at(Under("A")), (std::vector<std::uint64_t>{5, 6, 7}));
+  const auto& a = got.at(Under("A"));
+  EXPECT_TRUE(a == (std::vector<std::uint64_t>{5, 6, 7}) || a == (std::vector<std::uint64_t>{6, 7}))
+      << ::testing::PrintToString(a);
   EXPECT_EQ(got.at(Under("B")), (std::vector<std::uint64_t>{5, 6}));
   EXPECT_EQ(got.at(Under("C.D")), (std::vector<std::uint64_t>{5, 6}));
   EXPECT_EQ(got.at(Under("NEW")), (std::vector<std::uint64_t>{1}));
