@@ -156,8 +156,8 @@ void AdminEndpoints::Metrics(obs::HttpRespond respond) {
   e.Sample(static_cast<double>(h.evicted.load()), {{"reason", "evicted"}});
   e.Sample(static_cast<double>(h.refused.load()), {{"reason", "refused"}});
   ctx_.bus->AppendMetrics(e);  // the multi-instance bus's families; none in the embedded mode
-  respond(
-      {200, "text/plain; version=0.0.4; charset=utf-8", net::RenderMetrics(metrics, prefix) + e.Render()});
+  respond({200, "text/plain; version=0.0.4; charset=utf-8",
+           net::RenderMetrics(metrics, prefix) + e.Render()});
 }
 
 void AdminEndpoints::Ready(obs::HttpRespond respond) {
