@@ -3,11 +3,11 @@
 // connection. The first input byte is the instance's shard count (1-16), the second the topic
 // cap (1-8 topics, or none), the third the per-user cap, the next 8 the stream sequence, the
 // rest the message, decoded and admitted a few times as successive log messages. Properties:
-// ticks carry the frame's accept time and seq = stream sequence * 65536 + their position, at
-// most 65535 are taken; every admitted tick lands on its topic's owner shard in frame order;
-// applied + refused = taken; the directory never holds more topics than its cap, and every
-// topic it evicts is one it held; without a cap nothing is refused and the split does not
-// depend on the shard count.
+// times are inside the decoder's bounds (no overflow downstream, UBSan checks); ticks carry the
+// frame's accept time and seq = stream sequence * 65536 + their position, at most 65535 are taken;
+// every admitted tick lands on its topic's owner shard in frame order; applied + refused = taken;
+// the directory never holds more topics than its cap, and every topic it evicts is one it held;
+// without a cap nothing is refused and the split does not depend on the shard count.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -50,6 +50,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (std::size_t i = 0; i < frame->ticks.size(); ++i) {
       const auto& t = frame->ticks[i];
       Check(t.accepted_ns == frame->accepted_ns);
+      Check(t.ts_ns >= 0 && t.ts_ns <= frame->accepted_ns + kMaxFrameFutureSkewNs);
       Check(t.seq - seq * kSeqPerMessage == i && t.index == i);  // unsigned: may wrap
     }
     const auto taken = frame->ticks;

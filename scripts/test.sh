@@ -20,7 +20,7 @@
 # Usage: scripts/test.sh [--quick] [--stage NAME]... [--fuzz-time SECONDS] [--no-setup]
 #   --quick          release stage only
 #   --stage NAME     run only this stage (release, asan, tsan, fuzz); repeatable
-#   --fuzz-time S    seconds per fuzz target (default 60, or $TICKWIRE_FUZZ_TIME)
+#   --fuzz-time S    seconds per fuzz target (default 30, or $TICKWIRE_FUZZ_TIME)
 #   --no-setup       skip scripts/setup.sh
 # Environment: TICKWIRE_JOBS (build parallelism, default: number of CPUs);
 #   TICKWIRE_SOAK_SECONDS (length of the fault soak, tests/soak/: default 150 in the release
@@ -31,7 +31,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${ROOT}"
 
 JOBS="${TICKWIRE_JOBS:-$(nproc)}"
-FUZZ_TIME="${TICKWIRE_FUZZ_TIME:-60}"
+FUZZ_TIME="${TICKWIRE_FUZZ_TIME:-30}"
 RUN_SETUP=1
 STAGES=()
 

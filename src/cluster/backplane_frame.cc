@@ -19,11 +19,14 @@ std::optional<DecodedFrame> DecodeBackplaneFrame(std::span<const std::uint8_t> b
   out.origin = std::move(*frame.mutable_origin());
   out.nonce = frame.nonce();
   out.accepted_ns = frame.accepted_ns();
+  if (out.accepted_ns < 0 || out.accepted_ns > kMaxFrameAcceptNs) return std::nullopt;
+  const std::int64_t latest_ts_ns = out.accepted_ns + kMaxFrameFutureSkewNs;
   out.user = std::move(*frame.mutable_user());
   const int n = std::min(frame.ticks_size(), static_cast<int>(kSeqPerMessage - 1));
   out.ticks.reserve(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) {
     auto* t = frame.mutable_ticks(i);
+    if (t->ts_ns() < 0 || t->ts_ns() > latest_ts_ns) return std::nullopt;
     out.ticks.push_back(engine::IngestTick{
         std::move(*t->mutable_topic()), t->price(), t->size(), t->ts_ns(), out.accepted_ns,
         stream_seq * kSeqPerMessage + static_cast<std::uint64_t>(i),

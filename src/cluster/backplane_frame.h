@@ -26,8 +26,17 @@ struct DecodedFrame {
   std::vector<engine::IngestTick> ticks;  // at most kSeqPerMessage - 1, the rest are not taken
 };
 
+// The latest accept time a frame may carry (about year 2116): bucket ends and close delays
+// computed from it stay far from int64 overflow.
+inline constexpr std::int64_t kMaxFrameAcceptNs = std::int64_t{1} << 62;
+// How far a tick's ts_ns may lead its frame's accept time: the bound a session applies to
+// PUBLISH (session::kMaxFutureSkewNs; a test keeps the two equal).
+inline constexpr std::int64_t kMaxFrameFutureSkewNs = 5'000'000'000;
+
 // Decodes the message at stream sequence `stream_seq`. Needs no NATS connection. Returns
-// nullopt when the bytes are not a frame.
+// nullopt when the bytes are not a frame, or when its times are outside what a publishing
+// instance admits: accept time in [0, kMaxFrameAcceptNs], every tick's ts_ns in
+// [0, accept time + kMaxFrameFutureSkewNs]. Every instance refuses the same messages.
 std::optional<DecodedFrame> DecodeBackplaneFrame(std::span<const std::uint8_t> bytes,
                                                  std::uint64_t stream_seq);
 
