@@ -129,6 +129,7 @@ Refusal Shard::ApplyOne(const IngestTick& t, TopicState* found, UserId user, Rec
   TopicState& st = *found;
   const std::uint64_t prev = st.last_seq;
   st.last_seq = t.seq > prev ? t.seq : prev + 1;
+  st.last_publish_ns = t.accepted_ns;
   ++stats_.ticks;
   st.ticks.Push(TickRecord{t.price, t.size, t.ts_ns, st.last_seq, prev});
   Fold(st, Mode::kSecond, t);
@@ -531,6 +532,70 @@ std::uint64_t Shard::CountListedTopics(const HistoryRequest& req) const {
     }
   }
   return n;
+}
+
+void Shard::SnapshotSlice(SnapshotCursor& cursor, std::string& out, std::size_t max_bytes) const {
+  if (cursor.finished) return;
+  const std::size_t start = out.size();
+  auto it = cursor.after.empty() ? by_name_.begin() : by_name_.upper_bound(cursor.after);
+  for (; it != by_name_.end() && out.size() - start < max_bytes; ++it) {
+    const TopicState& st = *it->second;
+    TopicRecordWriter w(
+        out, *st.name, st.last_seq, /*topic_epoch=*/0, st.last_publish_ns, st.last_second_start,
+        st.last_minute_start, static_cast<std::uint32_t>(st.open_seconds.size()),
+        static_cast<std::uint32_t>(st.open_minutes.size()),
+        static_cast<std::uint32_t>(st.seconds.size()),
+        static_cast<std::uint32_t>(st.minutes.size()), static_cast<std::uint32_t>(st.ticks.size()));
+    for (const auto& a : st.open_seconds) w.Open(a);
+    for (const auto& a : st.open_minutes) w.Open(a);
+    for (std::size_t i = 0; i < st.seconds.size(); ++i) w.ClosedBar(st.seconds[i]);
+    for (std::size_t i = 0; i < st.minutes.size(); ++i) w.ClosedBar(st.minutes[i]);
+    for (std::size_t i = 0; i < st.ticks.size(); ++i) {
+      const TickRecord& r = st.ticks[i];
+      w.Tick(TickImage{r.price, r.size, r.ts_ns, r.seq, r.prev_seq});
+    }
+    w.Finish();
+    ++cursor.topics;
+    cursor.after = *st.name;
+  }
+  if (it == by_name_.end()) cursor.finished = true;
+}
+
+bool Shard::Restore(const TopicImage& image) {
+  if (Find(image.name) != nullptr || cap_.size() >= cap_.max_topics()) return false;
+  auto it = topics_.emplace(image.name, TopicState(options_)).first;
+  TopicState& st = it->second;
+  st.name = &it->first;
+  st.serial = next_serial_++;
+  by_name_.emplace(it->first, &st);
+  if (auto i = interest_.find(image.name); i != interest_.end()) st.interest = i->second;
+  cap_.Insert(st, 0);  // the most recently published now: the caller restores oldest first
+  st.last_seq = image.last_seq;
+  st.last_publish_ns = image.last_publish_ns;
+  st.last_second_start = image.last_second_start;
+  st.last_minute_start = image.last_minute_start;
+  st.open_seconds = image.open_seconds;
+  st.open_minutes = image.open_minutes;
+  auto newest = [](const auto& v, std::size_t cap) {
+    return v.size() > cap ? v.size() - cap : std::size_t{0};
+  };
+  for (std::size_t i = newest(image.seconds, st.seconds.capacity()); i < image.seconds.size();
+       ++i) {
+    st.seconds.Push(image.seconds[i]);
+  }
+  for (std::size_t i = newest(image.minutes, st.minutes.capacity()); i < image.minutes.size();
+       ++i) {
+    st.minutes.Push(image.minutes[i]);
+  }
+  for (std::size_t i = newest(image.ticks, st.ticks.capacity()); i < image.ticks.size(); ++i) {
+    const TickImage& t = image.ticks[i];
+    st.ticks.Push(TickRecord{t.price, t.size, t.ts_ns, t.seq, t.prev_seq});
+  }
+  if (!st.open_seconds.empty() || !st.open_minutes.empty()) {
+    st.in_open_list = true;
+    open_topics_.push_back(&st);
+  }
+  return true;
 }
 
 std::uint64_t Shard::LastSeq(std::string_view topic) const {

@@ -13,6 +13,7 @@
 #include "engine/bar.h"
 #include "engine/history_ring.h"
 #include "engine/record_block.h"
+#include "engine/snapshot.h"
 #include "engine/topic.h"
 #include "engine/topic_cap.h"
 
@@ -125,6 +126,14 @@ struct SliceLimits {
   std::size_t max_steps = 4096;       // topics visited plus retained records examined
 };
 
+// Where a snapshot of a shard stands between slices (Shard::SnapshotSlice). Topics are written
+// in name order; every topic named at or before `after` has been written.
+struct SnapshotCursor {
+  std::string after;  // "" before the first topic (topic names are never empty)
+  bool finished = false;
+  std::uint64_t topics = 0;  // topic records written so far
+};
+
 // The state of the topics one worker owns: sequence numbers, open bars, history rings and
 // which workers have subscribers. Runs on its owning worker only; no locks, no I/O.
 class Shard {
@@ -171,6 +180,18 @@ class Shard {
   void SetWildcardInterest(Mode mode, unsigned worker, bool interested,
                            std::string_view prefix = {});
 
+  // Appends the next topic records of a snapshot (snapshot.h) to `out`, in name order after
+  // `cursor`, until `out` has grown by `max_bytes` or every topic is written (a topic is never
+  // split, so one slice may exceed `max_bytes` by one topic's record). Each topic is written
+  // as it stands when its record is made; topics created after the cursor passed their name
+  // are in the next snapshot.
+  void SnapshotSlice(SnapshotCursor& cursor, std::string& out, std::size_t max_bytes) const;
+  // Restores one topic from a snapshot, as it was (seq state, open bars, rings; the rings keep
+  // their newest entries up to this shard's limits). The topic belongs to no user (user 0). False,
+  // and nothing changes, when the shard holds the topic already or is at its cap: the caller
+  // restores the most recently published topics last, having kept only as many as fit.
+  bool Restore(const TopicImage& topic);
+
   std::size_t topic_count() const { return topics_.size(); }
   // Topics some worker has exact subscribers for (existing or not).
   std::size_t interest_count() const { return interest_.size(); }
@@ -199,6 +220,7 @@ class Shard {
     const std::string* name = nullptr;  // the map key
     std::uint64_t serial = 0;           // creation order in this shard: tells incarnations apart
     std::uint64_t last_seq = 0;
+    std::int64_t last_publish_ns = 0;  // accept time of its newest tick (for snapshots)
     std::array<WorkerMask, kModeSlots> interest{};
     // Workers with prefix subscribers matching this topic, as of `prefix_epoch` (recomputed
     // the first time the topic emits a record after the shard's prefix interest changed).
