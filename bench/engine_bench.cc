@@ -222,4 +222,38 @@ void BM_HistorySlice(benchmark::State& state) {
 }
 BENCHMARK(BM_HistorySlice)->Arg(100)->Arg(10000)->Unit(benchmark::kMicrosecond);
 
+// One DATA_DIR snapshot slice (Snapshotter::kSliceBytes, 256 KiB, plus one topic) of a shard of
+// `topics` topics whose rings are all full (3,600 SECOND bars, 1,024 ticks, MINUTE bars of an
+// hour), round after round: what a worker's loop spends on one snapshot step.
+void BM_SnapshotSlice(benchmark::State& state) {
+  const auto topics = static_cast<std::size_t>(state.range(0));
+  Shard shard(0);
+  RecordBlock out;
+  std::vector<IngestTick> ticks;
+  for (int s = 0; s < 3700; ++s) {
+    ticks.clear();
+    for (std::size_t i = 0; i < topics; ++i) {
+      const std::int64_t ts = kStart + s * 1000 * kNsPerMs + static_cast<std::int64_t>(i);
+      ticks.push_back(IngestTick{"snap." + std::to_string(i), 100.0 + s, 1.0, ts, ts, 0});
+    }
+    shard.Apply(ticks, out);
+    out = RecordBlock{};
+    shard.AdvanceWatermark(kStart + (s + 1) * 1000 * kNsPerMs + 200 * kNsPerMs, out);
+    out = RecordBlock{};
+  }
+  SnapshotCursor cursor;
+  std::string bytes;
+  bytes.reserve(512 * 1024);
+  std::size_t total = 0;
+  for (auto _ : state) {
+    bytes.clear();
+    shard.SnapshotSlice(cursor, bytes, 256 * 1024);
+    total += bytes.size();
+    if (cursor.finished) cursor = SnapshotCursor{};
+    benchmark::DoNotOptimize(bytes.data());
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(total));
+}
+BENCHMARK(BM_SnapshotSlice)->Arg(100)->Unit(benchmark::kMicrosecond);
+
 }  // namespace

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "auth/password_hash.h"
+#include "engine/shard.h"
+#include "engine/snapshot.h"
 #include "protocol/batch_builder.h"
 #include "protocol/frame.h"
 #include "protocol/proxy_header.h"
@@ -413,6 +415,39 @@ int main(int argc, char** argv) {
     bpf.clear_ticks();
     bpf.set_nonce(0);
     Write(bp, "clock_mark", "\x01" + uncapped + seq7 + bpf.SerializeAsString());
+  }
+
+  // fuzz_snapshot: whole snapshot files (a shard with ticks, closed and open bars; an empty one).
+  {
+    const fs::path sn = root / "fuzz_snapshot";
+    auto file_of = [](const tickwire::engine::Shard& shard, std::uint64_t generation) {
+      tickwire::engine::SnapshotCursor cursor;
+      std::string body;
+      while (!cursor.finished) shard.SnapshotSlice(cursor, body, 1024);
+      tickwire::engine::SnapshotHeader h;
+      h.generation = generation;
+      h.shard_count = 1;
+      h.stream_epoch = 0x1234;
+      h.written_ns = 1'700'000'100'000'000'000;
+      h.topics = cursor.topics;
+      h.body_length = body.size();
+      h.body_crc = tickwire::engine::Crc32c(0, body);
+      return tickwire::engine::EncodeSnapshotHeader(h) + body;
+    };
+    tickwire::engine::Shard empty(0);
+    Write(sn, "empty", file_of(empty, 1));
+    tickwire::engine::Shard shard(0);
+    tickwire::engine::RecordBlock out;
+    std::vector<tickwire::engine::IngestTick> ticks;
+    for (const auto& f : SampleTicks()) {
+      const std::int64_t ts = f.ts_ns == 0 ? 1'700'000'000'500'000'000 : f.ts_ns;
+      ticks.push_back({std::string(f.topic), f.price, f.size, ts, ts});
+    }
+    shard.Apply(ticks, out);
+    shard.AdvanceWatermark(1'700'000'001'500'000'000, out);  // closes the SECOND bars
+    for (auto& t : ticks) t.ts_ns = t.accepted_ns = t.ts_ns + 2'000'000'000;
+    shard.Apply(ticks, out);  // open bars again
+    Write(sn, "topics_bars_ticks", file_of(shard, 3));
   }
 
   std::printf("seed corpus written under %s\n", root.c_str());

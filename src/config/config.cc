@@ -438,6 +438,18 @@ std::vector<Setting> Settings() {
          return std::string{};
        },
        Reload::kConfigFile},
+      {"DATA_DIR", "--data-dir",
+       "directory for history snapshots, restored at start (empty = off; not with NATS_URL)", "",
+       [](Config& c, const std::string& v) {
+         c.data_dir = v;
+         return std::string{};
+       }},
+      {"SNAPSHOT_INTERVAL", "--snapshot-interval",
+       "with DATA_DIR: how often history is snapshotted; a crash loses at most this much",
+       FormatDuration(d.snapshot_interval),
+       [](Config& c, const std::string& v) {
+         return ParseDurationSetting(v, c.snapshot_interval);
+       }},
       {"NATS_URL", "--nats-url",
        "multi-instance mode: NATS server(s) with JetStream, comma-separated (empty: one process)",
        "",
@@ -709,6 +721,14 @@ std::optional<std::string> Validate(const Config& c) {
              "(no wildcards)";
     }
     if (c.nats_publish_timeout.count() <= 0) return "NATS_PUBLISH_TIMEOUT: must be greater than 0";
+  }
+  if (c.clustered() && !c.data_dir.empty()) {
+    return "DATA_DIR (--data-dir): not used in the multi-instance mode (NATS_URL set): the shared "
+           "stream holds the history there; leave DATA_DIR empty";
+  }
+  if (c.snapshot_interval < std::chrono::milliseconds(100) ||
+      c.snapshot_interval > std::chrono::hours(24)) {
+    return "SNAPSHOT_INTERVAL (--snapshot-interval): between 100ms and 24h";
   }
   if (c.drain_deadline <= c.drain_period) {
     return "DRAIN_DEADLINE (--drain-deadline): must be longer than DRAIN_PERIOD (" +

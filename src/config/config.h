@@ -80,6 +80,11 @@ struct Config {
   std::chrono::milliseconds drain_period{5'000};            // DRAIN_PERIOD
   std::chrono::milliseconds drain_deadline{20'000};         // DRAIN_DEADLINE
   std::string config_file;                                  // CONFIG_FILE
+  // Durable embedded history (docs/RELIABILITY.md): snapshots of every shard go to DATA_DIR on
+  // drain and every SNAPSHOT_INTERVAL, and are restored at start. Empty: off. Not used in the
+  // multi-instance mode (the shared log holds the history there).
+  std::string data_dir;                                 // DATA_DIR
+  std::chrono::milliseconds snapshot_interval{10'000};  // SNAPSHOT_INTERVAL
   // Multi-instance mode (docs/CLUSTER.md): empty NATS_URL = the embedded single process.
   std::string nats_url;                                   // NATS_URL
   std::string nats_stream = "TICKWIRE";                   // NATS_STREAM

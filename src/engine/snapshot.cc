@@ -165,7 +165,7 @@ std::string EncodeSnapshotHeader(const SnapshotHeader& h) {
   Put(out, h.topics);
   Put(out, h.body_length);
   Put(out, h.body_crc);
-  Put(out, std::uint32_t{0});
+  Put(out, h.flags);
   const std::uint32_t crc = Crc32c(0, out);
   std::memcpy(out.data() + 12, &crc, sizeof crc);
   return out;
@@ -179,7 +179,6 @@ std::variant<SnapshotHeader, SnapshotError> ParseSnapshotHeader(std::string_view
   Reader r(bytes.substr(kSnapshotMagic.size(), kSnapshotHeaderSize - kSnapshotMagic.size()));
   SnapshotHeader h;
   std::uint32_t header_crc = 0;
-  std::uint32_t reserved = 0;
   r.Get(h.version);
   r.Get(header_crc);
   r.Get(h.generation);
@@ -190,7 +189,7 @@ std::variant<SnapshotHeader, SnapshotError> ParseSnapshotHeader(std::string_view
   r.Get(h.topics);
   r.Get(h.body_length);
   r.Get(h.body_crc);
-  r.Get(reserved);
+  r.Get(h.flags);
   if (h.version != kSnapshotVersion) {
     return SnapshotError{"format version " + std::to_string(h.version) + ", this server reads " +
                          std::to_string(kSnapshotVersion)};
@@ -198,7 +197,7 @@ std::variant<SnapshotHeader, SnapshotError> ParseSnapshotHeader(std::string_view
   std::string copy(bytes.substr(0, kSnapshotHeaderSize));
   std::memset(copy.data() + 12, 0, 4);
   if (Crc32c(0, copy) != header_crc) return SnapshotError{"header checksum mismatch"};
-  if (reserved != 0) return SnapshotError{"reserved header field set"};
+  if ((h.flags & ~kSnapshotFinal) != 0) return SnapshotError{"unknown header flags"};
   if (h.shard_count == 0 || h.shard_count > 64 || h.shard_index >= h.shard_count) {
     return SnapshotError{"shard index or count out of range"};
   }

@@ -19,7 +19,7 @@
 //   header (kSnapshotHeaderSize bytes)
 //     magic "TWSNAP\r\n" | u32 version | u32 header_crc (CRC32C of the header, this field 0)
 //     u64 generation | u32 shard_index | u32 shard_count | u64 stream_epoch | i64 written_ns
-//     u64 topics | u64 body_length | u32 body_crc (CRC32C of the body) | u32 reserved (0)
+//     u64 topics | u64 body_length | u32 body_crc (CRC32C of the body) | u32 flags
 //   body: `topics` topic records, back to back, exactly body_length bytes
 //     u32 record_length (bytes after this field)
 //     u16 name_length | name | u64 last_seq | u64 topic_epoch | i64 last_publish_ns
@@ -42,6 +42,9 @@ inline constexpr std::uint32_t kMaxSnapshotOpenBuckets = 64;
 inline constexpr std::size_t kSnapshotBarBytes = 64;
 inline constexpr std::size_t kSnapshotOpenBytes = 80;
 inline constexpr std::size_t kSnapshotTickBytes = 40;
+// Header flags. kSnapshotFinal: written by the final round on drain, after the last tick was
+// applied (nothing the server acknowledged is missing from it). Other bits are refused.
+inline constexpr std::uint32_t kSnapshotFinal = 1;
 
 // CRC32C (Castagnoli), continuing from `crc` (0 to start).
 std::uint32_t Crc32c(std::uint32_t crc, std::string_view bytes);
@@ -57,6 +60,7 @@ struct SnapshotHeader {
   std::uint64_t topics = 0;
   std::uint64_t body_length = 0;
   std::uint32_t body_crc = 0;
+  std::uint32_t flags = 0;
 };
 
 // The header's bytes (kSnapshotHeaderSize), header checksum included.

@@ -97,6 +97,11 @@ class Exchange {
   unsigned workers() const { return poster_.workers(); }
   // The shard (read by the worker's metrics sweep; tests).
   const engine::Shard& shard() const { return shard_; }
+  // The shard, to restore a snapshot into before the worker's thread starts (or on it).
+  engine::Shard& shard_for_restore() {
+    TICKWIRE_ASSERT_OWNER(owner_);
+    return shard_;
+  }
   // marks()[w]: the newest mark received from worker w (Bus::Watermark).
   const std::vector<std::int64_t>& marks() const { return marks_; }
   // Multi-instance mode: the newest log clock applied here (Bus::Watermark).

@@ -89,8 +89,8 @@ std::string Readiness::NotReadyReason() const {
 }
 
 AdminEndpoints::AdminEndpoints(const net::ServerContext& ctx, const Readiness& readiness,
-                               net::Worker& accept_worker)
-    : ctx_(ctx), readiness_(readiness), accept_worker_(accept_worker) {
+                               net::Worker& accept_worker, const SnapshotStats& snapshots)
+    : ctx_(ctx), readiness_(readiness), accept_worker_(accept_worker), snapshots_(snapshots) {
   http_.Handle("/metrics",
                [this](const obs::HttpRequest&, obs::HttpRespond respond) { Metrics(respond); });
   http_.Handle("/healthz", [](const obs::HttpRequest&, obs::HttpRespond respond) {
@@ -155,6 +155,31 @@ void AdminEndpoints::Metrics(obs::HttpRespond respond) {
   e.Sample(static_cast<double>(h.write_timeout.load()), {{"reason", "write_timeout"}});
   e.Sample(static_cast<double>(h.evicted.load()), {{"reason", "evicted"}});
   e.Sample(static_cast<double>(h.refused.load()), {{"reason", "refused"}});
+  // DATA_DIR snapshots (docs/RELIABILITY.md); zero when DATA_DIR is off.
+  const SnapshotStats& snap = snapshots_;
+  e.CounterFamily("snapshots_total",
+                  "History snapshot rounds (one file per worker) written to DATA_DIR, by result.");
+  e.Sample(static_cast<double>(snap.rounds_written.load()), {{"result", "written"}});
+  e.Sample(static_cast<double>(snap.rounds_failed.load()), {{"result", "failed"}});
+  e.CounterFamily("snapshot_files_refused_total",
+                  "Snapshot files refused at start (corrupt, truncated, other version); the "
+                  "server then starts without history.");
+  e.Sample(static_cast<double>(snap.files_refused.load()));
+  e.GaugeFamily("snapshot_restored_topics", "Topics restored from DATA_DIR at start.");
+  e.Sample(static_cast<double>(snap.topics_restored.load()));
+  e.GaugeFamily("snapshot_dropped_topics",
+                "Topics of the restored snapshot left out at start (over this run's MAX_TOPICS).");
+  e.Sample(static_cast<double>(snap.topics_dropped.load()));
+  e.GaugeFamily("snapshot_last_success_timestamp_seconds",
+                "Wall-clock time the last complete snapshot round finished (0: none yet).");
+  e.Sample(static_cast<double>(snap.last_success_ns.load()) / 1e9);
+  e.GaugeFamily("snapshot_duration_seconds", "How long the last snapshot round took.");
+  e.Sample(static_cast<double>(snap.last_round_us.load()) / 1e6);
+  e.GaugeFamily("snapshot_bytes", "Size of the last snapshot round's files.");
+  e.Sample(static_cast<double>(snap.last_bytes.load()));
+  e.GaugeFamily("snapshot_max_pause_seconds",
+                "Longest a worker's loop spent on one snapshot slice in the last round.");
+  e.Sample(static_cast<double>(snap.last_max_pause_us.load()) / 1e6);
   ctx_.bus->AppendMetrics(e);  // the multi-instance bus's families; none in the embedded mode
   respond({200, "text/plain; version=0.0.4; charset=utf-8",
            net::RenderMetrics(metrics, prefix) + e.Render()});

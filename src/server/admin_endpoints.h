@@ -6,6 +6,7 @@
 
 #include "net/worker.h"
 #include "observability/http_server.h"
+#include "server/snapshots.h"
 
 namespace tickwire::server {
 
@@ -38,7 +39,7 @@ class Readiness {
 class AdminEndpoints {
  public:
   AdminEndpoints(const net::ServerContext& ctx, const Readiness& readiness,
-                 net::Worker& accept_worker);
+                 net::Worker& accept_worker, const SnapshotStats& snapshots);
 
   // Binds; returns an error line on failure.
   std::string Open(const std::string& host, std::uint16_t port);
@@ -55,6 +56,7 @@ class AdminEndpoints {
   const net::ServerContext& ctx_;
   const Readiness& readiness_;
   net::Worker& accept_worker_;
+  const SnapshotStats& snapshots_;  // DATA_DIR (all zero when off)
   obs::HttpServer http_;
 };
 

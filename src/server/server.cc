@@ -72,7 +72,9 @@ Server::Server(config::Config config, ConfigSource reload_source)
 }
 
 Server::~Server() {
-  // First: the hashing threads post verdicts to the workers' event loops.
+  // First: the hashing threads post verdicts to the workers' event loops, and the snapshotter
+  // posts slice requests to them.
+  if (snapshotter_) snapshotter_->Stop();
   ctx_.hash_pool->Stop();
   if (admin_) admin_->Stop();
   if (nats_bus_) nats_bus_->Stop();
@@ -113,6 +115,17 @@ std::string Server::Open() {
   if (ctx_.config.tls_enabled()) {
     if (auto err = LoadTls(ctx_.config); !err.empty()) return err;
   }
+  // Durable history: restored before any worker runs (Validate refuses DATA_DIR in the
+  // multi-instance mode).
+  if (!ctx_.config.data_dir.empty() && !ctx_.config.clustered()) {
+    std::vector<engine::Shard*> shards;
+    for (auto& w : workers_) shards.push_back(&w->exchange().shard_for_restore());
+    RestoreResult restored = RestoreSnapshots(ctx_.config.data_dir, shards, snapshot_stats_);
+    if (!restored.error.empty()) return restored.error;
+    restored_stream_epoch_ = restored.stream_epoch;
+    restored_clean_ = restored.clean;
+    snapshot_generation_ = restored.generation;
+  }
   listener_ = std::make_unique<net::Listener>(*workers_[0], ctx_.workers);
   if (auto err = listener_->Open(ctx_.config.listen_host, ctx_.config.listen_port); !err.empty()) {
     return err;
@@ -121,7 +134,7 @@ std::string Server::Open() {
     if (auto err = nats_bus_->Start(); !err.empty()) return err;
   }
   if (ctx_.config.metrics_host.empty()) return {};
-  admin_ = std::make_unique<AdminEndpoints>(ctx_, readiness_, *workers_[0]);
+  admin_ = std::make_unique<AdminEndpoints>(ctx_, readiness_, *workers_[0], snapshot_stats_);
   return admin_->Open(ctx_.config.metrics_host, ctx_.config.metrics_port);
 }
 
@@ -226,6 +239,32 @@ std::size_t Server::ConnectionCount(Clock::time_point until) {
   return total;
 }
 
+bool Server::WorkerBarrier(Clock::time_point until) {
+  std::vector<std::future<void>> answers;
+  for (auto& w : workers_) {
+    auto done = std::make_shared<std::promise<void>>();
+    answers.push_back(done->get_future());
+    boost::asio::post(w->io(), [done] { done->set_value(); });
+  }
+  bool all = true;
+  for (auto& a : answers) all = a.wait_until(until) == std::future_status::ready && all;
+  return all;
+}
+
+void Server::FinalSnapshot() {
+  if (!snapshotter_) return;
+  snapshotter_->Stop();  // no periodic round from now on (one in progress is finished)
+  // The connections are closed, so nothing is accepted any more. A tick accepted on worker W
+  // for another owner waits in W's outbox for W's end of turn, which is queued on W before the
+  // barrier's operation; so once the barrier has run everywhere, every such post is queued at
+  // its owner, ahead of the snapshot's slice requests posted after it.
+  if (!WorkerBarrier(Clock::now() + std::chrono::seconds(5))) {
+    obs::Log(obs::Level::kWarn, "snapshot_barrier_timeout",
+             "a worker did not answer before the final snapshot; writing it anyway");
+  }
+  snapshotter_->WriteRound("drain", true);
+}
+
 void Server::Drain(const sigset_t& signals) {
   const auto start = Clock::now();
   const auto period = current_.drain_period;
@@ -280,6 +319,16 @@ int Server::Run() {
   const sigset_t signals = BlockControlSignals();
   for (auto& w : workers_) w->Start();
   if (admin_) admin_->Start();
+  if (!c.data_dir.empty() && !c.clustered()) {
+    std::vector<net::Worker*> workers;
+    for (auto& w : workers_) workers.push_back(w.get());
+    // Until the stream epoch is part of the server context, the snapshots keep the restored
+    // one (0: none).
+    snapshotter_ = std::make_unique<Snapshotter>(
+        c.data_dir, c.snapshot_interval, std::move(workers), snapshot_generation_,
+        restored_stream_epoch_.value_or(0), snapshot_stats_);
+    snapshotter_->Start();
+  }
   listener_->Start();
   readiness_.SetAccepting(true);
   // The metrics port first: whoever waits for PORT_FILE finds both.
@@ -296,6 +345,7 @@ int Server::Run() {
             {"mtls", !c.tls_client_ca_path.empty()},
             {"proxy_protocol", c.proxy_protocol == config::ProxyMode::kRequired},
             {"mode", c.clustered() ? "multi-instance" : "embedded"},
+            {"data_dir", c.data_dir.empty() || c.clustered() ? "off" : c.data_dir},
             {"version", TICKWIRE_VERSION}});
 
   for (int ticks = 1; !stop_requested_.load(); ++ticks) {
@@ -319,6 +369,7 @@ int Server::Run() {
   readiness_.SetDraining(true);
   readiness_.SetAccepting(false);
   Drain(signals);
+  FinalSnapshot();
   ctx_.hash_pool->Stop();
   if (nats_bus_) nats_bus_->Stop();
   if (admin_) admin_->Stop();

@@ -13,6 +13,7 @@
 #include "net/listener.h"
 #include "net/worker.h"
 #include "server/admin_endpoints.h"
+#include "server/snapshots.h"
 
 namespace tickwire::server {
 
@@ -49,6 +50,11 @@ class Server {
   std::uint16_t metrics_port() const { return admin_ ? admin_->port() : 0; }
   // True from SIGTERM on: the server is not ready for new clients (for /readyz).
   bool draining() const { return ctx_.draining.load(); }
+  // After Open(): the stream epoch of the history restored from DATA_DIR (nullopt: nothing
+  // restored, or the files carry none). A restored history continues its stream epoch.
+  std::optional<std::uint64_t> restored_stream_epoch() const { return restored_stream_epoch_; }
+  // Whether that history was written on drain (true) or by a periodic round before a crash.
+  bool restored_clean() const { return restored_clean_; }
 
  private:
   // Applies what can change at runtime: every kind of config::kReloadKinds (the settings
@@ -68,6 +74,12 @@ class Server {
   // Connections open on all workers; waits for their answers until `until` at the latest
   // (a worker that does not answer in time counts as having one).
   std::size_t ConnectionCount(std::chrono::steady_clock::time_point until);
+  // Runs an empty operation on every worker and waits for all (until `until` at the latest):
+  // what each had queued before, its end-of-turn posts to the others included, has run.
+  bool WorkerBarrier(std::chrono::steady_clock::time_point until);
+  // DATA_DIR: the final snapshot on drain, once no connection can publish and every tick
+  // accepted has reached its owner shard.
+  void FinalSnapshot();
 
   net::ServerContext ctx_;
   Readiness readiness_;
@@ -80,6 +92,13 @@ class Server {
   // Multi-instance mode only; stopped before the workers it posts to.
   std::unique_ptr<cluster::NatsBus> nats_bus_;
   std::unique_ptr<net::Listener> listener_;
+  // DATA_DIR (embedded mode only): restored in Open(), written by the snapshotter while running
+  // and once more on drain. Stopped before the workers it reads.
+  SnapshotStats snapshot_stats_;
+  std::optional<std::uint64_t> restored_stream_epoch_;
+  bool restored_clean_ = false;
+  std::uint64_t snapshot_generation_ = 1;
+  std::unique_ptr<Snapshotter> snapshotter_;
   std::atomic<bool> stop_requested_{false};
 };
 

@@ -652,3 +652,38 @@ TEST(ConfigMetrics, AddressPortFileAndLogRateLimit) {
 
 }  // namespace
 }  // namespace tickwire::config
+
+namespace tickwire::config {
+namespace {
+
+TEST(ConfigDurable, DataDirAndSnapshotInterval) {
+  const Config off = MustParse(WithCredentials());
+  EXPECT_TRUE(off.data_dir.empty());
+  EXPECT_EQ(off.snapshot_interval, std::chrono::seconds(10));
+  const Config on =
+      MustParse(WithCredentials({{"DATA_DIR", "/var/lib/tickwire"}, {"SNAPSHOT_INTERVAL", "2s"}}));
+  EXPECT_EQ(on.data_dir, "/var/lib/tickwire");
+  EXPECT_EQ(on.snapshot_interval, std::chrono::seconds(2));
+  const Config flags =
+      MustParse(WithCredentials(), {"--data-dir", "/d", "--snapshot-interval", "250ms"});
+  EXPECT_EQ(flags.data_dir, "/d");
+  EXPECT_EQ(flags.snapshot_interval, std::chrono::milliseconds(250));
+  EXPECT_THAT(MustFail(WithCredentials({{"SNAPSHOT_INTERVAL", "10"}})),
+              HasSubstr("SNAPSHOT_INTERVAL"));
+  EXPECT_THAT(MustFail(WithCredentials({{"SNAPSHOT_INTERVAL", "50ms"}})),
+              HasSubstr("between 100ms and 24h"));
+  EXPECT_THAT(MustFail(WithCredentials({{"SNAPSHOT_INTERVAL", "25h"}})),
+              HasSubstr("between 100ms and 24h"));
+}
+
+TEST(ConfigDurable, DataDirIsRefusedInTheMultiInstanceMode) {
+  const std::string why =
+      MustFail(WithCredentials({{"DATA_DIR", "/d"}, {"NATS_URL", "nats://127.0.0.1:4222"}}));
+  EXPECT_THAT(why, HasSubstr("DATA_DIR"));
+  EXPECT_THAT(why, HasSubstr("multi-instance"));
+  EXPECT_FALSE(
+      Validate(MustParse(WithCredentials({{"NATS_URL", "nats://127.0.0.1:4222"}}))).has_value());
+}
+
+}  // namespace
+}  // namespace tickwire::config

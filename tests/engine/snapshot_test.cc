@@ -287,6 +287,12 @@ TEST(SnapshotTest, RefusesCorruptTruncatedAndOtherVersionFiles) {
   const std::string other = EncodeSnapshotHeader(header) + file.substr(kSnapshotHeaderSize);
   EXPECT_NE(Reason(other).find("format version 2"), std::string::npos) << Reason(other);
   EXPECT_EQ(Reason(std::string("XXXXXXXX") + file.substr(8)), "not a snapshot file (bad magic)");
+  header.version = kSnapshotVersion;
+  header.flags = kSnapshotFinal;
+  EXPECT_EQ(Reason(EncodeSnapshotHeader(header) + file.substr(kSnapshotHeaderSize)), "");
+  header.flags = 2;
+  EXPECT_EQ(Reason(EncodeSnapshotHeader(header) + file.substr(kSnapshotHeaderSize)),
+            "unknown header flags");
 }
 
 TEST(SnapshotTest, RefusesRecordsAShardNeverWrites) {
