@@ -136,9 +136,13 @@ RestoreResult RestoreSnapshots(const std::string& dir, const std::vector<engine:
   };
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (!fs::is_directory(dir, ec)) return {"DATA_DIR: '" + dir + "' is not a directory"};
+  if (!fs::is_directory(dir, ec)) {
+    result.error = "DATA_DIR: '" + dir + "' is not a directory";
+    return result;
+  }
   if (::access(dir.c_str(), W_OK | X_OK) != 0) {
-    return {"DATA_DIR: '" + dir + "' is not writable (" + std::strerror(errno) + ")"};
+    result.error = "DATA_DIR: '" + dir + "' is not writable (" + std::strerror(errno) + ")";
+    return result;
   }
   // generation -> index -> path, for files whose header reads.
   std::map<std::uint64_t, std::map<unsigned, fs::path>> generations;
