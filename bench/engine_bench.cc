@@ -25,6 +25,7 @@ using tickwire::engine::kNsPerMs;
 using tickwire::engine::Mode;
 using tickwire::engine::RecordBlock;
 using tickwire::engine::Shard;
+using tickwire::engine::SnapshotCursor;
 using tickwire::engine::TopicHash;
 
 constexpr std::int64_t kSecondNs = 1000 * kNsPerMs;

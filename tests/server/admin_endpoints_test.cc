@@ -23,7 +23,7 @@ class AdminEndpointsTest : public ::testing::Test {
     worker_ = std::make_unique<net::Worker>(0, ctx_);
     ctx_.workers.push_back(worker_.get());
     worker_->Start();
-    admin_ = std::make_unique<AdminEndpoints>(ctx_, readiness_, *worker_);
+    admin_ = std::make_unique<AdminEndpoints>(ctx_, readiness_, *worker_, snapshots_);
     ASSERT_EQ(admin_->Open("127.0.0.1", 0), "");
     admin_->Start();
   }
@@ -35,6 +35,7 @@ class AdminEndpointsTest : public ::testing::Test {
 
   net::ServerContext ctx_;
   Readiness readiness_;
+  SnapshotStats snapshots_;  // DATA_DIR off: all zero
   std::unique_ptr<net::Worker> worker_;
   std::unique_ptr<AdminEndpoints> admin_;
 };
