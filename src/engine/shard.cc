@@ -570,6 +570,7 @@ bool Shard::Restore(const TopicImage& image) {
   by_name_.emplace(it->first, &st);
   if (auto i = interest_.find(image.name); i != interest_.end()) st.interest = i->second;
   cap_.Insert(st, 0);  // the most recently published now: the caller restores oldest first
+  ++restored_;
   st.last_seq = image.last_seq;
   st.last_publish_ns = image.last_publish_ns;
   st.last_second_start = image.last_second_start;

@@ -192,6 +192,13 @@ class Shard {
   // restores the most recently published topics last, having kept only as many as fit.
   bool Restore(const TopicImage& topic);
 
+  // Grows whenever what a snapshot holds may have changed (a tick applied, a bar closed, a topic
+  // forgotten or restored): equal counts mean an equal snapshot.
+  std::uint64_t ChangeCount() const {
+    return stats_.ticks + stats_.bars_second + stats_.bars_minute + stats_.topics_evicted +
+           restored_;
+  }
+
   std::size_t topic_count() const { return topics_.size(); }
   // Topics some worker has exact subscribers for (existing or not).
   std::size_t interest_count() const { return interest_.size(); }
@@ -283,6 +290,7 @@ class Shard {
   // The same topics in name order, for history replays that resume where they stopped.
   std::map<std::string_view, TopicState*> by_name_;
   std::uint64_t next_serial_ = 1;
+  std::uint64_t restored_ = 0;  // topics restored from a snapshot (for ChangeCount)
   TopicCap<TopicState, &TopicState::cap> cap_;
   // Workers with exact subscribers per topic, for topics that exist or not; bounded by the
   // subscriptions that name this shard's topics (see docs/ARCHITECTURE.md).

@@ -266,7 +266,8 @@ Snapshotter::Snapshotter(std::string dir, std::chrono::milliseconds interval,
       workers_(std::move(workers)),
       generation_(generation),
       stream_epoch_(stream_epoch),
-      stats_(stats) {}
+      stats_(stats),
+      written_(workers_.size()) {}
 
 Snapshotter::~Snapshotter() { Stop(); }
 
@@ -332,6 +333,23 @@ bool Snapshotter::WriteRound(const char* reason, bool final) {
 
 std::string Snapshotter::WriteShard(unsigned index, bool final, std::uint64_t& bytes,
                                     std::uint64_t& topics, std::chrono::microseconds& max_pause) {
+  net::Worker* worker = workers_[index];
+  // What the shard's state is now; a periodic round leaves an unchanged shard's file as it is.
+  auto counted = std::make_shared<std::promise<std::uint64_t>>();
+  auto count_ready = counted->get_future();
+  boost::asio::post(worker->io(),
+                    [worker, counted] { counted->set_value(worker->shard().ChangeCount()); });
+  if (count_ready.wait_for(kSliceWait) != std::future_status::ready) {
+    return "worker " + std::to_string(index) + " did not answer in time";
+  }
+  const std::uint64_t change_count = count_ready.get();
+  Written& last = written_[index];
+  if (!final && last.valid && last.change_count == change_count) {
+    bytes += last.bytes;
+    topics += last.topics;
+    return {};
+  }
+  last.valid = false;
   const std::string final_path = (fs::path(dir_) / FileName(generation_, index)).string();
   const std::string temp_path = final_path + std::string(kTempSuffix);
   const int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
@@ -352,7 +370,6 @@ std::string Snapshotter::WriteShard(unsigned index, bool final, std::uint64_t& b
   auto job = std::make_shared<Job>();
   // Room for a whole slice, so that a worker does not grow the buffer while it writes one.
   job->bytes.reserve(2 * kSliceBytes);
-  net::Worker* worker = workers_[index];
   engine::SnapshotHeader header;
   header.generation = generation_;
   header.shard_index = index;
@@ -398,6 +415,9 @@ std::string Snapshotter::WriteShard(unsigned index, bool final, std::uint64_t& b
   if (!FsyncDir(dir_)) return Errno("fsync " + dir_);
   bytes += engine::kSnapshotHeaderSize + header.body_length;
   topics += header.topics;
+  // Anything applied after the count was read changed it, so the next round writes again.
+  last =
+      Written{true, change_count, header.topics, engine::kSnapshotHeaderSize + header.body_length};
   return {};
 }
 

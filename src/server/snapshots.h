@@ -99,6 +99,17 @@ class Snapshotter {
   std::uint64_t generation_;
   std::uint64_t stream_epoch_;
   SnapshotStats& stats_;
+  // Per shard, what its file of this generation holds: the shard's ChangeCount when the file's
+  // first slice was read, its topics and size. A periodic round skips a shard whose count has
+  // not moved since (an idle server does not rewrite its files); the round on drain never skips
+  // (it marks every file final). Snapshot thread (or the final round's caller) only.
+  struct Written {
+    bool valid = false;
+    std::uint64_t change_count = 0;
+    std::uint64_t topics = 0;
+    std::uint64_t bytes = 0;
+  };
+  std::vector<Written> written_;
   std::mutex round_mu_;  // one round at a time
   std::mutex mu_;
   std::condition_variable cv_;

@@ -4,10 +4,12 @@
 // count; a corrupted or truncated snapshot file is refused with a log line and a metric, and
 // the server starts empty and serves.
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -77,6 +79,16 @@ class DurableTest : public IntegrationTest {
       if (e.path().extension() == ".snap") out.push_back(e.path());
     }
     std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  // File name -> inode of every snapshot file.
+  std::map<std::string, ino_t> Inodes() const {
+    std::map<std::string, ino_t> out;
+    for (const auto& p : SnapshotFiles()) {
+      struct stat st {};
+      if (::stat(p.c_str(), &st) == 0) out[p.filename().string()] = st.st_ino;
+    }
     return out;
   }
 
@@ -169,12 +181,20 @@ TEST_F(DurableTest, SigtermRestartServesTheSameHistoryAndContinuesSeq) {
 
 TEST_F(DurableTest, KillNineLosesAtMostTheSnapshotInterval) {
   ASSERT_TRUE(StartWith("2", "200ms"));
+  const std::string written = "snapshots_total{result=\"written\"}";
+  // While nothing changes, rounds leave the files alone (same inodes: not replaced).
+  ASSERT_TRUE(WaitUntil([&] { return Get(Scrape(), written) >= 1; }, milliseconds(10'000),
+                        milliseconds(50)));
+  const auto inodes = Inodes();
+  ASSERT_EQ(inodes.size(), 2u);
+  ASSERT_TRUE(WaitUntil([&] { return Get(Scrape(), written) >= 3; }, milliseconds(10'000),
+                        milliseconds(50)));
+  EXPECT_EQ(Inodes(), inodes) << "an idle server rewrote its snapshot files";
   const std::vector<std::string> topics = {Topic("a"), Topic("b")};
   RawClient producer;
   ASSERT_TRUE(ConnectAuthed(producer));
   PublishTicks(producer, topics, 10, 50);
   // A round that started after the ack has finished once two more rounds are counted.
-  const std::string written = "snapshots_total{result=\"written\"}";
   const double rounds = Get(Scrape(), written);
   ASSERT_TRUE(WaitUntil([&] { return Get(Scrape(), written) >= rounds + 2; }, milliseconds(10'000),
                         milliseconds(50)))
