@@ -36,6 +36,7 @@ class Server {
   // failure.
   std::string Open();
   std::uint16_t port() const { return listener_ ? listener_->port() : 0; }
+  std::uint16_t ws_port() const { return ws_listener_ ? ws_listener_->port() : 0; }
   // Runs until SIGINT/SIGTERM (or Shutdown()), then drains and stops. Returns the exit code.
   // SIGHUP reloads (see Reload). Blocks SIGINT/SIGTERM/SIGHUP in the calling thread (and so in
   // every thread it starts).
@@ -99,6 +100,7 @@ class Server {
   bool restored_clean_ = false;
   std::uint64_t snapshot_generation_ = 1;
   std::unique_ptr<Snapshotter> snapshotter_;
+  std::unique_ptr<net::Listener> ws_listener_;  // WS_LISTEN_ADDR (null when off)
   std::atomic<bool> stop_requested_{false};
 };
 
