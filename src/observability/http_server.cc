@@ -80,6 +80,7 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
     res->set(http::field::server, "tickwire/" TICKWIRE_VERSION);
     res->set(http::field::content_type, response.content_type);
     res->set(http::field::cache_control, "no-store");
+    for (const auto& [field, value] : response.headers) res->set(field, value);
     res->keep_alive(keep_alive_);
     if (head_) {
       res->content_length(response.body.size());
@@ -210,6 +211,10 @@ void HttpServer::Handle(std::string path, HttpHandler handler) {
   handlers_[std::move(path)] = std::move(handler);
 }
 
+void HttpServer::HandlePrefix(std::string prefix, HttpHandler handler) {
+  prefix_handlers_[std::move(prefix)] = std::move(handler);
+}
+
 std::string HttpServer::Open(const std::string& host, std::uint16_t port,
                              std::string_view setting) {
   boost::system::error_code ec;
@@ -326,14 +331,21 @@ void HttpServer::Accept() {
 }
 
 void HttpServer::Dispatch(const std::shared_ptr<Session>& session, HttpRequest request) {
-  auto it = handlers_.find(request.path);
-  if (it == handlers_.end()) {
-    std::string body = "not found; endpoints:";
-    for (const auto& [path, h] : handlers_) body += " " + path;
-    session->Write({404, "text/plain; charset=utf-8", body + "\n"});
+  if (auto it = handlers_.find(request.path); it != handlers_.end()) {
+    it->second(request, session->Responder());
     return;
   }
-  it->second(request, session->Responder());
+  // In descending order a prefix comes after every longer path that starts with it.
+  for (const auto& [prefix, handler] : prefix_handlers_) {
+    if (request.path.starts_with(prefix)) {
+      handler(request, session->Responder());
+      return;
+    }
+  }
+  std::string body = "not found; endpoints:";
+  for (const auto& [path, h] : handlers_) body += " " + path;
+  for (const auto& [prefix, h] : prefix_handlers_) body += " " + prefix;
+  session->Write({404, "text/plain; charset=utf-8", body + "\n"});
 }
 
 HttpRequest HttpServer::ParseTarget(std::string_view target) {
