@@ -335,6 +335,59 @@ int main(int argc, char** argv) {
   Write(proxy, "v2_tcp6", v2(0x21, 0x21, std::string(36, '\x01')) + after);
   Write(proxy, "v2_local", v2(0x20, 0x00, "") + after);
 
+  // fuzz_ws_upgrade: upgrade requests, each followed by masked WebSocket frames.
+  {
+    const fs::path wsdir = root / "fuzz_ws_upgrade";
+    const auto masked = [](std::uint8_t first, const std::string& payload) {
+      std::string f;
+      f += static_cast<char>(first);
+      if (payload.size() < 126) {
+        f += static_cast<char>(0x80 | payload.size());
+      } else {
+        f += static_cast<char>(0x80 | 126);
+        f += static_cast<char>(payload.size() >> 8);
+        f += static_cast<char>(payload.size() & 0xFF);
+      }
+      const char mask[4] = {0x37, static_cast<char>(0xfa), 0x21, 0x3d};
+      f.append(mask, 4);
+      for (std::size_t i = 0; i < payload.size(); ++i)
+        f += static_cast<char>(payload[i] ^ mask[i % 4]);
+      return f;
+    };
+    const auto request = [](const std::string& path, const std::string& extra) {
+      return "GET " + path +
+             " HTTP/1.1\r\nHost: 127.0.0.1:7879\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+             extra + "\r\n";
+    };
+    std::string frames;
+    const std::string session = ClientSession();
+    // One message per frame of the session (the frames are laid end to end).
+    for (std::size_t pos = 0; pos + 5 <= session.size();) {
+      const std::size_t len = (std::size_t{static_cast<std::uint8_t>(session[pos])} << 24) |
+                              (std::size_t{static_cast<std::uint8_t>(session[pos + 1])} << 16) |
+                              (std::size_t{static_cast<std::uint8_t>(session[pos + 2])} << 8) |
+                              static_cast<std::uint8_t>(session[pos + 3]);
+      frames += masked(0x82, session.substr(pos, 4 + len));
+      pos += 4 + len;
+    }
+    const std::string ctl0("\x00\x00", 2);
+    Write(wsdir, "session_whole", ctl0 + request("/", "") + frames);
+    Write(wsdir, "session_chunks", std::string("\x07\x00", 2) + request("/", "") + frames);
+    Write(wsdir, "origin_and_path",
+          std::string("\x00\x03", 2) +
+              request("/ws?x=1",
+                      "Origin: http://a.example\r\nSec-WebSocket-Protocol: tickwire.v1\r\n") +
+              frames);
+    Write(wsdir, "ping_text_close",
+          ctl0 + request("/", "") + masked(0x89, "hi") + masked(0x81, "text") +
+              masked(0x88, std::string("\x03\xe8bye", 5)));
+    Write(wsdir, "fragmented",
+          ctl0 + request("/", "") + masked(0x02, session.substr(0, 7)) + masked(0x89, "") +
+              masked(0x80, session.substr(7, 4 + static_cast<std::uint8_t>(session[3]) - 7)));
+    Write(wsdir, "plain_get", ctl0 + "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  }
+
   // fuzz_users_file: users files (and a bare hash) with fixed, valid hashes.
   {
     tickwire::auth::PasswordHash h;

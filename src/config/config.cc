@@ -429,6 +429,59 @@ std::vector<Setting> Settings() {
        [](Config& c, const std::string& v) {
          return ParseDurationSetting(v, c.proxy_header_timeout);
        }},
+      {"WS_LISTEN_ADDR", "--ws-listen",
+       "WebSocket endpoint address, host:port: the same frames, one per binary message "
+       "(empty = off)",
+       "",
+       [](Config& c, const std::string& v) {
+         if (v.empty()) {
+           c.ws_host.clear();
+           return std::string{};
+         }
+         return ParseHostPort(v, c.ws_host, c.ws_port);
+       }},
+      {"WS_PORT_FILE", "--ws-port-file",
+       "write the bound WebSocket port to this file once listening (before PORT_FILE)", "",
+       [](Config& c, const std::string& v) {
+         c.ws_port_file = v;
+         return std::string{};
+       }},
+      {"WS_PATH", "--ws-path", "the path WebSocket clients connect to (other paths get 404)",
+       d.ws_path,
+       [](Config& c, const std::string& v) {
+         if (v.empty() || v.front() != '/' || v.size() > 256 ||
+             v.find_first_of("?# \t") != std::string::npos) {
+           return std::string("'" + v +
+                              "' is not a path: starts with /, at most 256 bytes, no "
+                              "query, fragment or spaces");
+         }
+         c.ws_path = v;
+         return std::string{};
+       }},
+      {"WS_ALLOWED_ORIGINS", "--ws-allowed-origins",
+       "comma-separated Origins a browser may connect from, e.g. https://app.example.com "
+       "(empty = any)",
+       "",
+       [](Config& c, const std::string& v) {
+         c.ws_allowed_origins.clear();
+         std::string_view rest = v;
+         while (!rest.empty()) {
+           const std::size_t comma = rest.find(',');
+           std::string_view item = rest.substr(0, comma);
+           while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+           while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+           if (!item.empty()) c.ws_allowed_origins.emplace_back(item);
+           if (comma == std::string_view::npos) break;
+           rest.remove_prefix(comma + 1);
+         }
+         return std::string{};
+       }},
+      {"WS_HANDSHAKE_TIMEOUT", "--ws-handshake-timeout",
+       "time a new WebSocket connection has to complete its upgrade request",
+       FormatDuration(d.ws_handshake_timeout),
+       [](Config& c, const std::string& v) {
+         return ParseDurationSetting(v, c.ws_handshake_timeout);
+       }},
       {"DRAIN_PERIOD", "--drain-period",
        "on SIGTERM, SERVER_DRAINING goes to the clients spread over this period",
        FormatDuration(d.drain_period),
@@ -698,6 +751,7 @@ std::optional<std::string> Validate(const Config& c) {
            "(the load balancers' networks)";
   }
   if (c.proxy_header_timeout.count() <= 0) return "PROXY_HEADER_TIMEOUT: must be greater than 0";
+  if (c.ws_handshake_timeout.count() <= 0) return "WS_HANDSHAKE_TIMEOUT: must be greater than 0";
   if (c.max_topics_per_user > c.max_topics) {
     return "MAX_TOPICS_PER_USER (--max-topics-per-user): at most MAX_TOPICS (" +
            std::to_string(c.max_topics) + "); 0 turns the per-user cap off";

@@ -80,9 +80,16 @@ struct Config {
   ProxyMode proxy_protocol = ProxyMode::kOff;               // PROXY_PROTOCOL
   std::vector<Cidr> proxy_trusted;                          // PROXY_TRUSTED_CIDRS
   std::chrono::milliseconds proxy_header_timeout{5'000};    // PROXY_HEADER_TIMEOUT
-  std::chrono::milliseconds drain_period{5'000};            // DRAIN_PERIOD
-  std::chrono::milliseconds drain_deadline{20'000};         // DRAIN_DEADLINE
-  std::string config_file;                                  // CONFIG_FILE
+  // WebSocket transport (PROTOCOL.md "Transports"): off while ws_host is empty.
+  std::string ws_host;                                     // WS_LISTEN_ADDR host part
+  std::uint16_t ws_port = 0;                               // WS_LISTEN_ADDR port part
+  std::string ws_port_file;                                // WS_PORT_FILE: like PORT_FILE
+  std::string ws_path = "/";                               // WS_PATH: the upgraded target
+  std::vector<std::string> ws_allowed_origins;             // WS_ALLOWED_ORIGINS (empty = any)
+  std::chrono::milliseconds ws_handshake_timeout{10'000};  // WS_HANDSHAKE_TIMEOUT
+  std::chrono::milliseconds drain_period{5'000};           // DRAIN_PERIOD
+  std::chrono::milliseconds drain_deadline{20'000};        // DRAIN_DEADLINE
+  std::string config_file;                                 // CONFIG_FILE
   // Multi-instance mode (docs/CLUSTER.md): empty NATS_URL = the embedded single process.
   std::string nats_url;                                   // NATS_URL
   std::string nats_stream = "TICKWIRE";                   // NATS_STREAM
@@ -97,6 +104,7 @@ struct Config {
 
   bool tls_enabled() const { return !tls_cert_path.empty(); }
   bool clustered() const { return !nats_url.empty(); }
+  bool ws_enabled() const { return !ws_host.empty(); }
 
   // Workers after resolving 0 to the number of CPUs in the process's affinity mask.
   unsigned EffectiveWorkers() const;

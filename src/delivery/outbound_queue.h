@@ -16,6 +16,9 @@ namespace tickwire::delivery {
 struct FrameTag {
   std::chrono::steady_clock::time_point ready{};
   std::uint32_t records = 0;  // 0 for control frames
+  // Bytes already framed for the transport, written as they are: the WebSocket transport's
+  // HTTP response and control frames (every other frame gets a WebSocket header at write time).
+  bool raw = false;
 };
 
 // A connection's output: whole frames waiting to be written, with at most one write in flight
@@ -60,6 +63,10 @@ class OutboundQueue {
   // marked.
   template <typename Fn>
   std::size_t BeginWrite(std::size_t max_frames, Fn&& fn);
+  // The same, and `on_frame(std::size_t frame_bytes, const FrameTag&)` before each frame's parts
+  // (the WebSocket transport puts a message header there).
+  template <typename OnFrame, typename Fn>
+  std::size_t BeginWrite(std::size_t max_frames, OnFrame&& on_frame, Fn&& fn);
   // The in-flight write finished: drops those frames, calling `fn(const FrameTag&)` for each.
   template <typename Fn>
   void CompleteWrite(Fn&& fn);
@@ -107,8 +114,15 @@ class OutboundQueue {
 
 template <typename Fn>
 std::size_t OutboundQueue::BeginWrite(std::size_t max_frames, Fn&& fn) {
+  return BeginWrite(
+      max_frames, [](std::size_t, const FrameTag&) {}, std::forward<Fn>(fn));
+}
+
+template <typename OnFrame, typename Fn>
+std::size_t OutboundQueue::BeginWrite(std::size_t max_frames, OnFrame&& on_frame, Fn&& fn) {
   std::size_t n = 0;
   for (std::size_t i = in_flight_; i < frames_.size() && n < max_frames; ++i, ++n) {
+    on_frame(frames_[i].size(), static_cast<const FrameTag&>(frames_[i].tag));
     fn(std::string_view(frames_[i].bytes));
     if (!frames_[i].tail.empty()) fn(frames_[i].tail);
   }

@@ -25,6 +25,27 @@ constexpr std::size_t kTlsReadBufferSize = 16 * 1024 + 256;
 // Ends the close line's detail when a stuck write kept the final ERROR from the client.
 constexpr std::string_view kErrorNotWritten = "; the ERROR was not written";
 
+namespace wsf = protocol::ws;
+
+// The close code a WebSocket client gets with a fatal ERROR (the ERROR itself says more).
+std::uint16_t WsCloseCode(session::CloseReason reason) {
+  using session::CloseReason;
+  switch (reason) {
+    case CloseReason::kServerShutdown:
+      return wsf::kCloseGoingAway;
+    case CloseReason::kFrameTooLarge:
+      return wsf::kCloseTooBig;
+    case CloseReason::kMalformedFrame:
+      return wsf::kCloseProtocolError;
+    case CloseReason::kInternal:
+      return wsf::kCloseInternalError;
+    case CloseReason::kClientClosed:
+      return wsf::kCloseNormal;
+    default:
+      return wsf::kClosePolicyViolation;
+  }
+}
+
 session::SessionParams MakeParams(const ServerContext& ctx, std::string session_id) {
   const auto& c = ctx.config;
   session::SessionParams p;
@@ -85,8 +106,10 @@ bool IsPeerClose(const boost::system::error_code& ec) {
 }  // namespace
 
 Connection::Connection(Worker& worker, asio::ip::tcp::socket socket, TicketPtr ticket,
-                       std::uint64_t id, std::string session_id, Clock::time_point now)
+                       std::uint64_t id, std::string session_id, Clock::time_point now,
+                       Transport transport)
     : worker_(worker),
+      transport_(transport),
       socket_(std::move(socket)),
       ticket_(std::move(ticket)),
       id_(id),
@@ -245,6 +268,15 @@ void Connection::OnHandshake(const boost::system::error_code& ec) {
 }
 
 void Connection::BeginSession(std::string tls_identity) {
+  if (transport_ == Transport::kWebSocket && !ws_reader_) {
+    // The upgrade request first; the AUTH deadline starts once it is accepted.
+    phase_ = Phase::kWsUpgrade;
+    phase_started_ = Clock::now();
+    ws_identity_ = std::move(tls_identity);
+    ws_upgrade_ = std::make_unique<ws::UpgradeParser>(worker_.context().ws_upgrade);
+    ArmRead();
+    return;
+  }
   phase_ = Phase::kSession;
   session_.OnTransportReady(Clock::now(),
                             session::TransportInfo{peer_address_, std::move(tls_identity)});
@@ -310,7 +342,7 @@ void Connection::OnReadable() {
 }
 
 void Connection::ReadMore() {
-  if (!closing_ && !decoder_.paused()) ArmRead();
+  if (!closing_ && !InputPaused()) ArmRead();
 }
 
 bool Connection::PauseIfCongested() {
@@ -324,6 +356,14 @@ bool Connection::PauseIfCongested() {
 
 void Connection::OnBytes(const std::uint8_t* data, std::size_t n) {
   bytes_in_ += n;
+  if (transport_ == Transport::kWebSocket) {
+    if (phase_ == Phase::kWsUpgrade) {
+      OnUpgradeBytes(data, n);
+    } else {
+      OnWsBytes(data, n);
+    }
+    return;
+  }
   const auto now = Clock::now();
   const auto decode_ec =
       decoder_.Feed(std::span<const std::uint8_t>(data, n),
@@ -338,8 +378,134 @@ bool Connection::HandleFrame(std::uint8_t type, std::span<const std::uint8_t> pa
   worker_.metrics().OnFrameReceived(type, protocol::kHeaderSize + payload.size());
   const bool go_on = session_.OnFrame(type, payload, now);
   // A client may pipeline SUBSCRIBE right behind AUTH: what follows waits for the verdict.
-  if (go_on && session_.auth_pending()) decoder_.Pause();
+  if (go_on && session_.auth_pending()) {
+    if (ws_reader_) {
+      ws_reader_->Pause();
+    } else {
+      decoder_.Pause();
+    }
+  }
   return go_on;
+}
+
+bool Connection::InputPaused() const {
+  return ws_reader_ ? ws_reader_->paused() : decoder_.paused();
+}
+
+void Connection::OnUpgradeBytes(const std::uint8_t* data, std::size_t n) {
+  auto r = ws_upgrade_->Feed(std::span<const std::uint8_t>(data, n));
+  using Status = ws::UpgradeResult::Status;
+  if (r.status == Status::kNeedMore) return;
+  ws_upgrade_.reset();
+  if (r.status == Status::kRejected) {
+    ++worker_.metrics().ws_upgrades_rejected[static_cast<std::size_t>(r.rejection)];
+    obs::LogNoisy(obs::Noisy::kHandshake, obs::Level::kInfo, "ws_upgrade_rejected",
+                  "closing: WebSocket upgrade refused",
+                  {{"conn_id", id_},
+                   {"remote", remote_},
+                   {"reason", ws::RejectionName(r.rejection)},
+                   {"detail", r.detail}});
+    close_detail_ = r.detail;
+    QueueRaw(std::move(r.response), true);
+    CloseAfterError(session::CloseReason::kWsHandshake);
+    return;
+  }
+  ws_reader_ = std::make_unique<wsf::FrameReader>(
+      std::size_t{worker_.context().config.max_msg_size} + protocol::kHeaderSize);
+  ws_headers_.reserve(2 * kMaxFramesPerWrite);
+  QueueRaw(std::move(r.response), true);
+  StartWrite();
+  obs::Log(obs::Level::kDebug, "ws_upgraded", "WebSocket upgrade accepted",
+           {{"conn_id", id_}, {"remote", remote_}});
+  BeginSession(std::move(ws_identity_));
+  // Frames the client sent right behind its request.
+  if (!r.leftover.empty() && !closing_) {
+    OnWsBytes(reinterpret_cast<const std::uint8_t*>(r.leftover.data()), r.leftover.size());
+  }
+}
+
+void Connection::OnWsBytes(const std::uint8_t* data, std::size_t n) {
+  const auto now = Clock::now();
+  const auto err =
+      ws_reader_->Feed(std::span<const std::uint8_t>(data, n),
+                       [this, now](const wsf::Event& ev) { return OnWsEvent(ev, now); });
+  if (err != wsf::ReadError::kNone) OnWsReadError(err);
+}
+
+bool Connection::OnWsEvent(const wsf::Event& ev, Clock::time_point now) {
+  if (closing_) return false;
+  switch (ev.kind) {
+    case wsf::Event::Kind::kBinary: {
+      // Exactly one frame: its length field must account for the whole message.
+      const auto& m = ev.payload;
+      if (m.size() < protocol::kHeaderSize ||
+          protocol::DecodeLength(m.data()) != m.size() - protocol::kLengthSize) {
+        session_.Fail(tickwire::v1::MALFORMED_FRAME,
+                      "a binary WebSocket message must hold exactly one whole frame",
+                      session::CloseReason::kMalformedFrame);
+        return false;
+      }
+      return HandleFrame(m[4], m.subspan(protocol::kHeaderSize), now) && !closing_;
+    }
+    case wsf::Event::Kind::kText:
+      ws_close_code_ = wsf::kCloseUnsupportedData;
+      session_.Fail(tickwire::v1::MALFORMED_FRAME,
+                    "text WebSocket message; frames travel in binary messages",
+                    session::CloseReason::kMalformedFrame);
+      return false;
+    case wsf::Event::Kind::kPing:
+      // Answered at once; WebSocket pings are not HEARTBEATs and keep no session alive.
+      if (!QueueRaw(wsf::EncodeFrame(wsf::Opcode::kPong, ev.payload), false)) return false;
+      StartWrite();
+      return true;
+    case wsf::Event::Kind::kPong:
+      return true;
+    case wsf::Event::Kind::kClose:
+      // The client is leaving: echo its code, then the usual close (half-close, linger).
+      ws_close_code_ = ev.close_code != 0 ? ev.close_code : wsf::kCloseNormal;
+      close_detail_ = "client sent a WebSocket close";
+      CloseAfterError(session::CloseReason::kClientClosed);
+      return false;
+  }
+  return false;
+}
+
+void Connection::OnWsReadError(wsf::ReadError error) {
+  if (closing_) return;
+  if (error == wsf::ReadError::kMessageTooBig) {
+    session_.Fail(tickwire::v1::FRAME_TOO_LARGE, wsf::ReadErrorText(error),
+                  session::CloseReason::kFrameTooLarge);
+    return;
+  }
+  session_.Fail(tickwire::v1::MALFORMED_FRAME, wsf::ReadErrorText(error),
+                session::CloseReason::kMalformedFrame);
+}
+
+bool Connection::QueueRaw(std::string bytes, bool unbounded) {
+  delivery::FrameTag tag;
+  tag.raw = true;
+  if (unbounded) {
+    queue_.PushUnbounded(std::move(bytes), tag);
+    return true;
+  }
+  return Enqueue(std::move(bytes), tag);
+}
+
+void Connection::CollectWrite(std::vector<asio::const_buffer>& out) {
+  const auto part = [&out](std::string_view f) { out.emplace_back(f.data(), f.size()); };
+  if (transport_ != Transport::kWebSocket) {
+    queue_.BeginWrite(kMaxFramesPerWrite, part);
+    return;
+  }
+  queue_.BeginWrite(
+      kMaxFramesPerWrite,
+      [this, &out](std::size_t size, const delivery::FrameTag& tag) {
+        if (tag.raw) return;
+        auto& header = ws_headers_.emplace_back();
+        const std::size_t n = wsf::EncodeHeader(wsf::Opcode::kBinary, size, header);
+        out.emplace_back(header.data(), n);
+      },
+      part);
 }
 
 void Connection::DelayAuth(std::chrono::milliseconds delay) {
@@ -390,6 +556,13 @@ void Connection::OnAuthChecked(const session::AuthCheckResult& result) {
 void Connection::AfterAuthStep() {
   if (closing_ || session_.auth_pending()) return;
   const auto now = Clock::now();
+  if (ws_reader_) {
+    const auto err =
+        ws_reader_->Resume([this, now](const wsf::Event& ev) { return OnWsEvent(ev, now); });
+    if (err != wsf::ReadError::kNone) OnWsReadError(err);
+    ReadMore();
+    return;
+  }
   const auto decode_ec =
       decoder_.Resume([this, now](std::uint8_t type, std::span<const std::uint8_t> payload) {
         return HandleFrame(type, payload, now);
@@ -465,9 +638,8 @@ void Connection::SendHeartbeatEcho(std::string frame) {
 void Connection::StartWrite() {
   if (closed_ || queue_.write_in_flight() || !queue_.has_unsent()) return;
   write_buffers_.clear();
-  queue_.BeginWrite(kMaxFramesPerWrite, [this](std::string_view f) {
-    write_buffers_.emplace_back(f.data(), f.size());
-  });
+  ws_headers_.clear();
+  CollectWrite(write_buffers_);
   write_started_ = Clock::now();
   if (tls_) {
     // One contiguous buffer: the TLS stream would otherwise write each frame as its own record.
@@ -571,8 +743,7 @@ void Connection::FinishCancelledWrite(std::size_t written) {
     rest.push_back(b + skip);
     skip = 0;
   }
-  queue_.BeginWrite(kMaxFramesPerWrite,
-                    [&rest](std::string_view f) { rest.emplace_back(f.data(), f.size()); });
+  CollectWrite(rest);
   const std::size_t want = asio::buffer_size(rest);
   boost::system::error_code ec;
   const std::size_t n = want == 0 ? 0 : socket_.write_some(rest, ec);
@@ -604,6 +775,13 @@ void Connection::SlowConsumer(SlowConsumerCause cause, std::string_view why) {
 
 void Connection::CloseAfterError(session::CloseReason reason) {
   if (closing_) return;
+  if (ws_reader_ && !ws_close_queued_) {
+    // A WebSocket client gets a close frame behind the ERROR, with its message as the reason.
+    ws_close_queued_ = true;
+    QueueRaw(
+        wsf::EncodeClose(ws_close_code_ != 0 ? ws_close_code_ : WsCloseCode(reason), close_detail_),
+        true);
+  }
   closing_ = true;
   stream_.Stop();
   close_reason_ = reason;
@@ -641,6 +819,21 @@ void Connection::CheckTimers(Clock::time_point now) {
   }
   if (phase_ != Phase::kSession) {
     const auto& c = worker_.context().config;
+    if (phase_ == Phase::kWsUpgrade) {
+      if (now - phase_started_ >= c.ws_handshake_timeout) {
+        if (closing_) {  // refused, and the refusal is still not written: end it now
+          Close(session::CloseReason::kWsHandshake);
+          return;
+        }
+        ++worker_.metrics().ws_upgrades_rejected[static_cast<std::size_t>(ws::Rejection::kTimeout)];
+        obs::LogNoisy(obs::Noisy::kHandshake, obs::Level::kInfo, "ws_upgrade_timeout",
+                      "closing: WebSocket upgrade request not complete in time",
+                      {{"conn_id", id_}, {"remote", remote_}});
+        close_detail_ = "upgrade request not complete within WS_HANDSHAKE_TIMEOUT";
+        Close(session::CloseReason::kWsHandshake);
+      }
+      return;
+    }
     const bool proxy = phase_ == Phase::kProxyHeader;
     if (now - phase_started_ >= (proxy ? c.proxy_header_timeout : c.tls_handshake_timeout)) {
       auto& counters = worker_.context().counters;
@@ -715,7 +908,7 @@ void Connection::Cleanup() {
   worker_.PublishInterest(changes);
   for (const auto& [id, sub] : session_.subscriptions())
     worker_.metrics().OnSubscriptions(sub.mode, -1);
-  worker_.metrics().OnClosed(close_reason_);
+  worker_.metrics().OnClosed(close_reason_, transport_);
   LogClose();
   worker_.Forget(id_);
 }
@@ -861,6 +1054,7 @@ void Connection::LogClose() {
       return;
     case CloseReason::kProxyHeader:
     case CloseReason::kTlsHandshake:
+    case CloseReason::kWsHandshake:
       noisy(obs::Noisy::kHandshake, obs::Level::kInfo);
       return;
     case CloseReason::kNone:

@@ -4,6 +4,7 @@
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -18,7 +19,9 @@
 #include "exchange/messages.h"
 #include "exchange/publish_tracker.h"
 #include "net/worker.h"
+#include "net/ws_upgrade.h"
 #include "protocol/decoder.h"
+#include "protocol/ws_frame.h"
 #include "session/session.h"
 
 namespace tickwire::net {
@@ -34,6 +37,13 @@ namespace tickwire::net {
 // buffer (OpenSSL buffers records, so readiness of the socket says nothing) and writes the
 // queued frames as one contiguous buffer per write.
 //
+// A WebSocket connection (accepted on WS_LISTEN_ADDR) has one more step before the session: the
+// HTTP upgrade request (parsed by ws::UpgradeParser, bounded in size and by
+// WS_HANDSHAKE_TIMEOUT). After it, the reads go through a ws::FrameReader (each binary message
+// must hold exactly one frame) and each queued frame is written as one binary message: its
+// WebSocket header goes into the same gather write, so nothing is copied or re-queued. The rest
+// (session, stream, limits, deadlines, linger, close reasons) is the same for both transports.
+//
 // What records reach the client, in what order and in which DATA_BATCH (batching, history
 // catch-ups and their pacing) is its delivery::SubscriberStream's business; the connection
 // hosts it (its output queue, the worker's batch timers, the route to the owner shards) and
@@ -45,7 +55,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
                          public exchange::SliceReceiver {
  public:
   Connection(Worker& worker, asio::ip::tcp::socket socket, TicketPtr ticket, std::uint64_t id,
-             std::string session_id, Clock::time_point now);
+             std::string session_id, Clock::time_point now, Transport transport = Transport::kTcp);
   ~Connection() override;
 
   void Start();
@@ -111,12 +121,24 @@ class Connection final : public std::enable_shared_from_this<Connection>,
                            std::shared_ptr<const delivery::ReplayCancel> cancel) override;
 
  private:
-  enum class Phase : std::uint8_t { kProxyHeader, kTlsHandshake, kSession };
+  enum class Phase : std::uint8_t { kProxyHeader, kTlsHandshake, kWsUpgrade, kSession };
 
   // After the PROXY header (if any): TLS handshake or straight to the session.
   void StartTransport();
   void OnHandshake(const boost::system::error_code& ec);
   void BeginSession(std::string tls_identity);
+  // WebSocket: the upgrade request's bytes; on success the session begins.
+  void OnUpgradeBytes(const std::uint8_t* data, std::size_t n);
+  // WebSocket: bytes of the session (frames in binary messages).
+  void OnWsBytes(const std::uint8_t* data, std::size_t n);
+  bool OnWsEvent(const protocol::ws::Event& ev, Clock::time_point now);
+  void OnWsReadError(protocol::ws::ReadError error);
+  // Whether the frame decoder (or WebSocket reader) holds frames back for a pending AUTH.
+  bool InputPaused() const;
+  // Appends up to kMaxFramesPerWrite queued frames to `out` (with their WebSocket headers).
+  void CollectWrite(std::vector<asio::const_buffer>& out);
+  // Queues a WebSocket control frame or HTTP response (bounded unless `unbounded`).
+  bool QueueRaw(std::string bytes, bool unbounded);
   void OnProxyReadable();
   bool FromTrustedProxy() const;
   void ArmRead();
@@ -157,6 +179,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void LogClose();
 
   Worker& worker_;
+  Transport transport_;
   asio::ip::tcp::socket socket_;
   TicketPtr ticket_;  // its place in the server's connection budget
   std::uint64_t id_;
@@ -192,6 +215,15 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;
   std::string close_detail_;  // the fatal ERROR's message, for the close log line
+  // WebSocket only (null on plain connections): the upgrade request until it is decided, then
+  // the frame reader; the headers of the frames in the write in flight (reserved once, never
+  // reallocated while a write points into it); the TLS identity kept across the upgrade.
+  std::unique_ptr<ws::UpgradeParser> ws_upgrade_;
+  std::unique_ptr<protocol::ws::FrameReader> ws_reader_;
+  std::vector<std::array<std::uint8_t, protocol::ws::kMaxServerHeader>> ws_headers_;
+  std::string ws_identity_;
+  bool ws_close_queued_ = false;     // our close frame is queued: nothing follows it
+  std::uint16_t ws_close_code_ = 0;  // overrides the close code derived from the reason
   // A throttled AUTH's delay (made on first use: most connections never need it).
   std::unique_ptr<asio::steady_timer> auth_timer_;
   // Set when the connection closes: a queued password check for it is skipped.

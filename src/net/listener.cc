@@ -22,20 +22,26 @@ std::string SourceKey(const asio::ip::tcp::socket& s) {
 
 }  // namespace
 
-Listener::Listener(Worker& home, std::vector<Worker*> workers)
-    : home_(home), workers_(std::move(workers)), acceptor_(home.io()), retry_timer_(home.io()) {}
+Listener::Listener(Worker& home, std::vector<Worker*> workers, Transport transport,
+                   std::string setting)
+    : home_(home),
+      workers_(std::move(workers)),
+      transport_(transport),
+      setting_(std::move(setting)),
+      acceptor_(home.io()),
+      retry_timer_(home.io()) {}
 
 std::string Listener::Open(const std::string& host, std::uint16_t port) {
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(host, ec);
-  if (ec) return "LISTEN_ADDR: '" + host + "' is not an IP address";
+  if (ec) return setting_ + ": '" + host + "' is not an IP address";
   const asio::ip::tcp::endpoint endpoint(address, port);
   acceptor_.open(endpoint.protocol(), ec);
   if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acceptor_.bind(endpoint, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return "LISTEN_ADDR: cannot listen on " + host + ":" + std::to_string(port) + ": " +
+    return setting_ + ": cannot listen on " + host + ":" + std::to_string(port) + ": " +
            ec.message();
   }
   port_ = acceptor_.local_endpoint().port();
@@ -95,9 +101,10 @@ void Listener::Accept() {
       Accept();
       return;
     }
-    asio::post(target->io(), [target, s = std::move(socket), t = decision.ticket]() mutable {
-      target->Adopt(std::move(s), std::move(t));
-    });
+    asio::post(target->io(),
+               [target, s = std::move(socket), t = decision.ticket, tr = transport_]() mutable {
+                 target->Adopt(std::move(s), std::move(t), tr);
+               });
     Accept();
   });
 }

@@ -15,7 +15,10 @@ namespace tickwire::net {
 // worker, round-robin, accepting straight into that worker's io_context.
 class Listener {
  public:
-  Listener(Worker& home, std::vector<Worker*> workers);
+  // `transport`: what the accepted connections speak (plain frames, or WebSocket); `setting`
+  // names the address setting in error lines.
+  Listener(Worker& home, std::vector<Worker*> workers, Transport transport = Transport::kTcp,
+           std::string setting = "LISTEN_ADDR");
 
   // Binds and listens; returns an error line instead of throwing.
   std::string Open(const std::string& host, std::uint16_t port);
@@ -30,6 +33,8 @@ class Listener {
 
   Worker& home_;
   std::vector<Worker*> workers_;
+  Transport transport_;
+  std::string setting_;
   asio::ip::tcp::acceptor acceptor_;
   asio::steady_timer retry_timer_;  // back-off after accept errors such as EMFILE
   std::size_t next_ = 0;

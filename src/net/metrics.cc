@@ -57,6 +57,8 @@ void WorkerMetrics::OnBatchWritten(std::chrono::nanoseconds latency, std::uint32
   records_delivered += records;
 }
 
+std::string_view TransportName(Transport t) { return t == Transport::kWebSocket ? "ws" : "tcp"; }
+
 std::string RenderMetrics(std::span<const WorkerMetrics* const> workers, std::string_view prefix) {
   obs::Exposition e{std::string(prefix)};
   using M = WorkerMetrics;
@@ -66,6 +68,32 @@ std::string RenderMetrics(std::span<const WorkerMetrics* const> workers, std::st
 
   e.CounterFamily("connections_accepted_total", "Client connections accepted.");
   e.Sample(Sum(workers, [](const M& m) { return m.connections_accepted.Get(); }));
+
+  e.GaugeFamily("active_connections_by_transport",
+                "Client connections currently open, by transport (tcp, ws); sums to "
+                "active_connections.");
+  for (std::size_t t = 0; t < static_cast<std::size_t>(Transport::kCount); ++t) {
+    e.Sample(Sum(workers, [t](const M& m) { return m.active_by_transport[t].Get(); }),
+             {{"transport", std::string(TransportName(static_cast<Transport>(t)))}});
+  }
+
+  e.CounterFamily("connections_accepted_by_transport_total",
+                  "Client connections accepted, by transport (tcp, ws); sums to "
+                  "connections_accepted_total.");
+  for (std::size_t t = 0; t < static_cast<std::size_t>(Transport::kCount); ++t) {
+    e.Sample(Sum(workers, [t](const M& m) { return m.accepted_by_transport[t].Get(); }),
+             {{"transport", std::string(TransportName(static_cast<Transport>(t)))}});
+  }
+
+  e.CounterFamily("ws_upgrades_rejected_total",
+                  "WebSocket upgrade requests refused, by reason (the connection is closed).");
+  static constexpr const char* kWsReasons[] = {"malformed", "too_large", "not_found", "not_upgrade",
+                                               "version",   "origin",    "timeout"};
+  static_assert(std::size(kWsReasons) == kWsRejections - 1);
+  for (std::size_t r = 1; r < kWsRejections; ++r) {
+    e.Sample(Sum(workers, [r](const M& m) { return m.ws_upgrades_rejected[r].Get(); }),
+             {{"reason", kWsReasons[r - 1]}});
+  }
 
   e.CounterFamily("connection_drops_total",
                   "Client connections closed, by close reason (client_closed: the peer closed).");

@@ -23,6 +23,12 @@ inline constexpr std::array<std::uint64_t, 15> kPublishLatencyBoundsUs = {
 inline constexpr std::array<std::uint64_t, 13> kBatchRecordsBounds = {
     1, 2, 5, 10, 20, 50, 100, 200, 500, 1'000, 2'000, 5'000, 10'000};
 
+// The byte transport a client connection uses (the `transport` label).
+enum class Transport : std::uint8_t { kTcp = 0, kWebSocket, kCount };
+std::string_view TransportName(Transport t);
+// ws_upgrades_rejected_total reasons: net::ws::Rejection values 1..kWsRejections-1.
+inline constexpr std::size_t kWsRejections = 8;
+
 // Why a slow consumer was dropped (a bounded label set).
 enum class SlowConsumerCause : std::uint8_t { kPendingBytes = 0, kWriteDeadline, kCount };
 
@@ -39,6 +45,12 @@ struct alignas(64) WorkerMetrics {
 
   obs::Gauge active_connections;
   obs::Counter connections_accepted;
+  // The same two, by transport (active_connections and connections_accepted_total stay the
+  // totals the runbook and alerts use).
+  std::array<obs::Gauge, static_cast<std::size_t>(Transport::kCount)> active_by_transport;
+  std::array<obs::Counter, static_cast<std::size_t>(Transport::kCount)> accepted_by_transport;
+  // WebSocket upgrade requests refused, by net::ws::Rejection.
+  std::array<obs::Counter, kWsRejections> ws_upgrades_rejected;
   // Every closed connection by its close reason; auth_failures_total and
   // heartbeat_timeouts_total are read from here too.
   std::array<obs::Counter, kCloseReasons> connection_drops;
@@ -67,16 +79,19 @@ struct alignas(64) WorkerMetrics {
   obs::Histogram<kBatchRecordsBounds.size()> batch_records{kBatchRecordsBounds};
 
   // Hooks with a little logic, so each call site stays one line.
-  void OnAccepted() {
+  void OnAccepted(Transport t) {
     ++connections_accepted;
     ++active_connections;
+    ++accepted_by_transport[static_cast<std::size_t>(t)];
+    ++active_by_transport[static_cast<std::size_t>(t)];
   }
   void OnFrameReceived(std::uint8_t type, std::size_t frame_bytes);
   // A DATA_BATCH of `records` left the socket `latency` after its records were ready.
   void OnBatchWritten(std::chrono::nanoseconds latency, std::uint32_t records);
-  void OnClosed(session::CloseReason reason) {
+  void OnClosed(session::CloseReason reason, Transport t) {
     ++connection_drops[static_cast<std::size_t>(reason)];
     --active_connections;
+    --active_by_transport[static_cast<std::size_t>(t)];
   }
   void OnErrorSent(int code) {
     if (code >= 0 && static_cast<std::size_t>(code) < kErrorCodes) {

@@ -20,6 +20,7 @@ Clock::duration SweepInterval(const config::Config& c) {
   // Coarse: a tenth of the shortest deadline, within [5 ms, 1 s].
   auto shortest = std::min({c.auth_timeout, c.heartbeat_timeout, c.write_deadline});
   if (c.tls_enabled()) shortest = std::min(shortest, c.tls_handshake_timeout);
+  if (c.ws_enabled()) shortest = std::min(shortest, c.ws_handshake_timeout);
   if (c.proxy_protocol == config::ProxyMode::kRequired) {
     shortest = std::min(shortest, c.proxy_header_timeout);
   }
@@ -126,7 +127,7 @@ void Worker::Join() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Worker::Adopt(asio::ip::tcp::socket socket, TicketPtr ticket) {
+void Worker::Adopt(asio::ip::tcp::socket socket, TicketPtr ticket, Transport transport) {
   const auto& c = ctx_.config;
   boost::system::error_code ec;
   socket.set_option(asio::ip::tcp::no_delay(c.tcp_nodelay), ec);
@@ -144,9 +145,9 @@ void Worker::Adopt(asio::ip::tcp::socket socket, TicketPtr ticket) {
   const std::uint64_t id = (next_connection_++ << 6) | index_;
   ticket->connection_id = id;
   auto conn = std::make_shared<Connection>(*this, std::move(socket), std::move(ticket), id,
-                                           HexId(rng_()), Clock::now());
+                                           HexId(rng_()), Clock::now(), transport);
   connections_.emplace(id, conn);
-  metrics_.OnAccepted();
+  metrics_.OnAccepted(transport);
   conn->Start();
 }
 

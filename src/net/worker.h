@@ -30,6 +30,7 @@
 #include "net/metrics.h"
 #include "net/tls_context.h"
 #include "net/user_ids.h"
+#include "net/ws_upgrade.h"
 #include "session/session.h"
 
 namespace tickwire::net {
@@ -68,6 +69,8 @@ struct SecurityCounters {
 // (SIGHUP) changes are internally synchronized and marked so.
 struct ServerContext {
   config::Config config;
+  // What a WebSocket upgrade request must look like (from config; read-only after start).
+  ws::UpgradeSettings ws_upgrade;
   std::vector<Worker*> workers;  // index = worker index = shard index
   Admission admission;           // connection budget
   // Reloadable: credentials (STREAM_USER/PASS + USERS_FILE), TLS material, batch window.
@@ -117,7 +120,7 @@ class Worker final : private exchange::Host {
 
   // Takes ownership of a freshly accepted socket and its place in the connection budget (posted
   // here by the listener).
-  void Adopt(asio::ip::tcp::socket socket, TicketPtr ticket);
+  void Adopt(asio::ip::tcp::socket socket, TicketPtr ticket, Transport transport = Transport::kTcp);
   // Closes the connection of `ticket` if it has still not authenticated: Admission chose it to
   // make room (any thread; posted to the ticket's worker).
   void EvictWaiting(const TicketPtr& ticket);

@@ -51,6 +51,8 @@ Server::Server(config::Config config, ConfigSource reload_source)
   ctx_.config = std::move(config);
   current_ = ctx_.config;
   ctx_.batch_window_ms.store(ctx_.config.batch_window_ms);
+  ctx_.ws_upgrade.path = ctx_.config.ws_path;
+  ctx_.ws_upgrade.allowed_origins = ctx_.config.ws_allowed_origins;
   ctx_.rate_limiter.Configure(RateLimits(ctx_.config));
   ctx_.admission.Configure(ctx_.config.max_connections, ctx_.config.max_unauth_connections,
                            ctx_.config.max_unauth_per_source);
@@ -116,6 +118,13 @@ std::string Server::Open() {
   listener_ = std::make_unique<net::Listener>(*workers_[0], ctx_.workers);
   if (auto err = listener_->Open(ctx_.config.listen_host, ctx_.config.listen_port); !err.empty()) {
     return err;
+  }
+  if (ctx_.config.ws_enabled()) {
+    ws_listener_ = std::make_unique<net::Listener>(*workers_[0], ctx_.workers,
+                                                   net::Transport::kWebSocket, "WS_LISTEN_ADDR");
+    if (auto err = ws_listener_->Open(ctx_.config.ws_host, ctx_.config.ws_port); !err.empty()) {
+      return err;
+    }
   }
   if (nats_bus_) {
     if (auto err = nats_bus_->Start(); !err.empty()) return err;
@@ -232,6 +241,7 @@ void Server::Drain(const sigset_t& signals) {
   auto deadline = start + current_.drain_deadline;
   ctx_.draining.store(true);
   listener_->Stop();
+  if (ws_listener_) ws_listener_->Stop();
   for (auto& w : workers_) {
     net::Worker* worker = w.get();
     boost::asio::post(worker->io(), [worker, period] { worker->BeginDrain(period); });
@@ -281,12 +291,16 @@ int Server::Run() {
   for (auto& w : workers_) w->Start();
   if (admin_) admin_->Start();
   listener_->Start();
+  if (ws_listener_) ws_listener_->Start();
   readiness_.SetAccepting(true);
-  // The metrics port first: whoever waits for PORT_FILE finds both.
+  // The metrics and WebSocket ports first: whoever waits for PORT_FILE finds all three.
   WritePortFile(c.metrics_port_file, metrics_port());
+  if (ws_listener_) WritePortFile(c.ws_port_file, ws_listener_->port());
   WritePortFile(c.port_file, listener_->port());
   obs::Log(obs::Level::kInfo, "server_start", "listening",
            {{"listen", c.listen_host + ":" + std::to_string(listener_->port())},
+            {"ws", ws_listener_ ? c.ws_host + ":" + std::to_string(ws_listener_->port()) + c.ws_path
+                                : std::string("off")},
             {"metrics", admin_ ? c.metrics_host + ":" + std::to_string(metrics_port()) : "off"},
             {"workers", static_cast<unsigned>(workers_.size())},
             {"batch_window_ms", c.batch_window_ms},

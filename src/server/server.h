@@ -35,6 +35,7 @@ class Server {
   // failure.
   std::string Open();
   std::uint16_t port() const { return listener_ ? listener_->port() : 0; }
+  std::uint16_t ws_port() const { return ws_listener_ ? ws_listener_->port() : 0; }
   // Runs until SIGINT/SIGTERM (or Shutdown()), then drains and stops. Returns the exit code.
   // SIGHUP reloads (see Reload). Blocks SIGINT/SIGTERM/SIGHUP in the calling thread (and so in
   // every thread it starts).
@@ -80,6 +81,7 @@ class Server {
   // Multi-instance mode only; stopped before the workers it posts to.
   std::unique_ptr<cluster::NatsBus> nats_bus_;
   std::unique_ptr<net::Listener> listener_;
+  std::unique_ptr<net::Listener> ws_listener_;  // WS_LISTEN_ADDR (null when off)
   std::atomic<bool> stop_requested_{false};
 };
 

@@ -40,6 +40,8 @@ std::string_view CloseReasonName(CloseReason reason) {
       return "internal";
     case CloseReason::kUnauthEvicted:
       return "unauth_evicted";
+    case CloseReason::kWsHandshake:
+      return "ws_handshake";
     case CloseReason::kCount:
       break;
   }

@@ -26,6 +26,7 @@ enum class CloseReason : std::uint8_t {
   kTlsHandshake,      // TLS handshake failed or did not complete in time
   kInternal,          // a server fault while handling this connection's frame (ERROR INTERNAL)
   kUnauthEvicted,     // still not authenticated, closed to make room for a newer connection
+  kWsHandshake,       // WebSocket upgrade request refused or not complete in time
   kCount
 };
 

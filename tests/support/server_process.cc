@@ -115,6 +115,8 @@ bool ServerProcess::Spawn() {
       {"WORKERS", "2"},
       {"METRICS_ADDR", "127.0.0.1:0"},
       {"METRICS_PORT_FILE", dir_.File("metrics_port")},
+      // Written only when a test turns the WebSocket endpoint on (WS_LISTEN_ADDR).
+      {"WS_PORT_FILE", dir_.File("ws_port")},
       // Tests stop servers often: drain at once unless a test sets a period.
       {"DRAIN_PERIOD", "0s"},
   };
@@ -239,6 +241,11 @@ bool ServerProcess::Start(milliseconds timeout) {
     const std::string metrics_file =
         it != overrides_.end() ? it->second.value_or("") : dir_.File("metrics_port");
     if (auto p = ParsePort(ReadFileOrEmpty(metrics_file))) metrics_port_ = *p;
+    // And WS_PORT_FILE before PORT_FILE too.
+    const auto ws = overrides_.find("WS_PORT_FILE");
+    const std::string ws_file =
+        ws != overrides_.end() ? ws->second.value_or("") : dir_.File("ws_port");
+    if (auto p = ParsePort(ReadFileOrEmpty(ws_file))) ws_port_ = *p;
     return true;
   }
   std::ostringstream why;

@@ -52,6 +52,9 @@ class ServerProcess {
   // Bound metrics (HTTP) port, valid after Start() returned true; 0 when the server was
   // started without the metrics endpoint.
   std::uint16_t metrics_port() const { return metrics_port_; }
+  // Bound WebSocket port, valid after Start() returned true; 0 unless the test set
+  // WS_LISTEN_ADDR.
+  std::uint16_t ws_port() const { return ws_port_; }
   pid_t pid() const { return pid_; }
 
   // SIGTERM, then wait up to `grace`; SIGKILL after that. Returns the exit code (see
@@ -96,6 +99,7 @@ class ServerProcess {
   std::optional<int> exit_code_;
   std::uint16_t port_ = 0;
   std::uint16_t metrics_port_ = 0;
+  std::uint16_t ws_port_ = 0;
   std::string error_;
   bool logs_checked_ = false;
   bool stall_stdout_ = false;
