@@ -37,7 +37,7 @@ CLI="build/release/apps/cli/tickwire"
 # served by the server at /chart/ (WEB_ROOT), talking to its WebSocket endpoint. Optional: a
 # failed build (no npm, no registry) leaves the demo running without it.
 chart_url=""
-if [[ "${DEMO_WEB:-1}" != "0" ]] && "${SERVER}" --help | grep -q WS_LISTEN_ADDR; then
+if [[ "${DEMO_WEB:-1}" != "0" ]]; then
   echo "==== building the chart page (web/) ===="
   if command -v npm >/dev/null 2>&1 &&
     (cd clients/js && npm ci --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error &&

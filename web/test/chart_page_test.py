@@ -293,8 +293,6 @@ def run(tmp, chromium):
 
     procs = Processes()
     try:
-        help_text = subprocess.run([server_bin, "--help"], capture_output=True, text=True, timeout=30).stdout
-        native_ws = "WS_LISTEN_ADDR" in help_text
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "STREAM_USER": "demo",
@@ -303,12 +301,11 @@ def run(tmp, chromium):
             "PORT_FILE": os.path.join(tmp, "port"),
             "METRICS_ADDR": "127.0.0.1:0",
             "METRICS_PORT_FILE": os.path.join(tmp, "metrics_port"),
+            "WS_LISTEN_ADDR": "127.0.0.1:0",
+            "WS_PORT_FILE": os.path.join(tmp, "ws_port"),
             "WEB_ROOT": web_root,
             "BAR_CLOSE_DELAY_MS": "50",
         }
-        if native_ws:
-            env["WS_LISTEN_ADDR"] = "127.0.0.1:0"
-            env["WS_PORT_FILE"] = os.path.join(tmp, "ws_port")
         server = procs.start([server_bin], os.path.join(tmp, "server.log"), env=env)
         port = wait_until(
             "the server's port file",
@@ -318,19 +315,9 @@ def run(tmp, chromium):
         if port < 0:
             raise Failure(f"tickwire-server exited: {tail(os.path.join(tmp, 'server.log'))}")
         metrics_port = read_port(env["METRICS_PORT_FILE"])
-        if native_ws:
-            ws_port = wait_until("the WebSocket port file", lambda: read_port(env["WS_PORT_FILE"]), 15)
-            transport = "the server's WebSocket endpoint"
-        else:
-            # A server without its own endpoint: a relay (web/test/ws_relay.mjs) stands in.
-            relay_out = os.path.join(tmp, "relay.out")
-            with open(relay_out, "wb") as out:
-                procs.start(["node", os.path.join(ROOT, "web/test/ws_relay.mjs"), str(port)],
-                            os.path.join(tmp, "relay.log"), stdout=out)
-            ws_port = wait_until("the WebSocket relay", lambda: relay_port(relay_out), 15)
-            transport = "a WebSocket relay (this server has no WS_LISTEN_ADDR)"
+        ws_port = wait_until("the WebSocket port file", lambda: read_port(env["WS_PORT_FILE"]), 15)
         ws_url = f"ws://127.0.0.1:{ws_port}/"
-        print(f"server: stream {port}, http {metrics_port}, WebSocket {ws_port} via {transport}")
+        print(f"server: stream {port}, http {metrics_port}, WebSocket {ws_port}")
 
         feed_started = time.monotonic()
         procs.start(
@@ -369,22 +356,13 @@ def run(tmp, chromium):
         finally:
             dt.close()
     except Failure:
-        for name in ("server.log", "feed.log", "chromium.log", "relay.log"):
+        for name in ("server.log", "feed.log", "chromium.log"):
             text = tail(os.path.join(tmp, name))
             if text:
                 print(f"---- {name} (tail) ----\n{text}", file=sys.stderr)
         raise
     finally:
         procs.stop_all()
-
-
-def relay_port(path):
-    try:
-        with open(path) as f:
-            words = f.read().split()
-        return int(words[1]) if len(words) >= 2 and words[0] == "port" else 0
-    except (OSError, ValueError):
-        return 0
 
 
 def read_port_first_line(path):
