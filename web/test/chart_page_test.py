@@ -289,7 +289,7 @@ def run(tmp, chromium):
         if not os.access(path, os.X_OK):
             raise Failure(f"{what} not found at {path} (build the release preset)")
     if not os.path.isfile(os.path.join(web_root, "index.html")):
-        raise Failure(f"{web_root}/index.html missing: build the page (cd web && npm ci && npm run build)")
+        raise Failure(f"{web_root}/index.html missing: build the page (cd web && npm ci --ignore-scripts && npm run build, after clients/js)")
 
     procs = Processes()
     try:
