@@ -889,7 +889,7 @@ TEST_F(ObservabilityTest, MetricsDocMatchesTheExport) {
   const auto list = row_text.find("by close reason:");
   ASSERT_NE(list, std::string::npos) << row_text;
   EXPECT_EQ(QuotedNames(row_text.substr(list)), exported) << row_text;
-  EXPECT_EQ(exported.size(), 17u);
+  EXPECT_EQ(exported.size(), 18u);
 }
 
 // Family names of a scrape (its "# TYPE" lines), in order.
