@@ -32,6 +32,9 @@ struct HttpResponse {
   std::string body;
   // More header fields (Location, Content-Security-Policy, ...), written as given.
   std::vector<std::pair<std::string, std::string>> headers = {};
+  // Instead of `body`: bytes that outlive the response (kept alive until it is written) and are
+  // sent without a copy per request.
+  std::shared_ptr<const std::string> shared_body = nullptr;
 };
 
 // Completes a request. Call exactly once, from any thread: the response is handed back to the

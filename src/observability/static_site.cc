@@ -167,7 +167,8 @@ std::unique_ptr<StaticSite> StaticSite::Load(const std::string& root, std::strin
               std::to_string(limits.max_total_bytes) + " bytes together";
       return nullptr;
     }
-    site->files_.emplace(name, File{ContentType(name), std::move(body)});
+    site->files_.emplace(
+        name, File{ContentType(name), std::make_shared<const std::string>(std::move(body))});
   }
   if (ec) {
     error = "WEB_ROOT: cannot list '" + root + "': " + ec.message();
@@ -191,7 +192,8 @@ HttpResponse StaticSite::Serve(std::string_view path) const {
     if (!ValidName(name)) {
       r = Plain(400, "malformed path\n");
     } else if (const File* f = Find(name)) {
-      r = {200, f->content_type, f->body};
+      r.content_type = f->content_type;
+      r.shared_body = f->body;
     } else {
       r = Plain(404, "not found\n");
     }

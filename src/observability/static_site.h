@@ -30,7 +30,7 @@ class StaticSite {
  public:
   struct File {
     std::string content_type;
-    std::string body;
+    std::shared_ptr<const std::string> body;  // shared by every response that sends it
   };
 
   // Reads every file under `root`. On failure returns nullptr and sets `error` to one line.

@@ -22,6 +22,9 @@ void Write(const std::string& path, const std::string& content) {
   std::ofstream(path, std::ios::binary) << content;
 }
 
+// What the response sends: a file's shared bytes, or its own body (errors).
+std::string Body(const HttpResponse& r) { return r.shared_body ? *r.shared_body : r.body; }
+
 std::string Header(const HttpResponse& r, const std::string& name) {
   for (const auto& [k, v] : r.headers) {
     if (k == name) return v;
@@ -73,15 +76,17 @@ TEST(StaticSiteTest, ServesLoadedFilesOnly) {
 
   auto ok = site->Serve("");
   EXPECT_EQ(ok.status, 200u);
-  EXPECT_EQ(ok.body, "<!doctype html>");
+  EXPECT_EQ(Body(ok), "<!doctype html>");
   EXPECT_EQ(ok.content_type, "text/html; charset=utf-8");
   EXPECT_EQ(Header(ok, "X-Content-Type-Options"), "nosniff");
   EXPECT_NE(Header(ok, "Content-Security-Policy").find("script-src 'self'"), std::string::npos);
-  EXPECT_EQ(site->Serve("index.html").body, "<!doctype html>");
+  EXPECT_EQ(Body(site->Serve("index.html")), "<!doctype html>");
   EXPECT_EQ(site->Serve("chart.js").content_type, "text/javascript; charset=utf-8");
-  EXPECT_EQ(site->Serve("img/logo.svg").body, "<svg/>");
-  EXPECT_EQ(site->Serve("img%2Flogo.svg").body, "<svg/>");  // decoded, then looked up
-  EXPECT_EQ(site->Serve("img/").status, 404u);              // no img/index.html
+  // Every response refers to the one loaded copy.
+  EXPECT_EQ(site->Serve("chart.js").shared_body.get(), site->Find("chart.js")->body.get());
+  EXPECT_EQ(Body(site->Serve("img/logo.svg")), "<svg/>");
+  EXPECT_EQ(Body(site->Serve("img%2Flogo.svg")), "<svg/>");  // decoded, then looked up
+  EXPECT_EQ(site->Serve("img/").status, 404u);               // no img/index.html
 
   // Neither loaded nor reachable: links, dot files, escapes.
   for (const char* missing : {"secret.txt", "out/secret.txt", "nope.js", "img"}) {
