@@ -43,6 +43,11 @@ struct FanoutFlags {
   // Extra consumers that subscribe like the others and then never read (slow-consumer test):
   // the server must drop them without slowing anyone else down.
   int stalled = 0;
+  // "tcp", or "ws": every connection (consumers, producer, stalled ones) over WebSocket, to
+  // --addr (the server's WS_LISTEN_ADDR) at --ws-path; with --spawn the server gets a
+  // WebSocket endpoint of its own.
+  std::string transport = "tcp";
+  std::string ws_path = "/";
 };
 
 // With --spawn the spawned server's address replaces --addr/TICKWIRE_ADDR.
@@ -61,12 +66,23 @@ int RunFanout(const FanoutFlags& f) {
                   "matches the --topic")) {
     return kExitUsage;
   }
+  const bool ws = f.transport == "ws";
+  if (!CheckFlags(ws || f.transport == "tcp", "--transport must be tcp or ws") ||
+      !CheckFlags(!ws || (!f.conn.tls && f.pub_addr.empty()),
+                  "--transport ws: no --tls or --pub-addr (plain ws:// to one server)")) {
+    return kExitUsage;
+  }
+  BenchRunFlags run = f.run;
+  if (ws && !run.spawn.empty()) run.server_env.push_back("WS_LISTEN_ADDR=127.0.0.1:0");
   BenchSession session;
-  if (!session.Open(f.run, f.conn, "tickwire-bench")) return session.exit_code();
-  const auto& base = session.base();
+  if (!session.Open(run, f.conn, "tickwire-bench")) return session.exit_code();
+  client::ClientOptions base = session.base();
+  if (ws && session.ws_port() != 0) base.port = session.ws_port();
   auto& consumers = session.consumers;
-  if (auto err = ConnectTickConsumers(base, session.io(), f.subscribers, {pattern}, session.window,
-                                      consumers);
+  if (auto err = ws ? ConnectWsTickConsumers(base, f.ws_path, session.io(), f.subscribers,
+                                             {pattern}, session.window, consumers)
+                    : ConnectTickConsumers(base, session.io(), f.subscribers, {pattern},
+                                           session.window, consumers);
       !err.empty()) {
     return session.Fail(err);
   }
@@ -74,6 +90,7 @@ int RunFanout(const FanoutFlags& f) {
   for (std::size_t i = 0; i < stalled.size(); ++i) {
     auto o = base;
     o.client_name += "-stalled";
+    if (ws) stalled[i].UseWebSocket(f.ws_path);
     auto err = stalled[i].Open(session.io(), o, 4096);
     if (err.empty()) {
       err =
@@ -89,6 +106,7 @@ int RunFanout(const FanoutFlags& f) {
   // tick and writing it, so latency measures the server, not a thread wake-up on the load
   // generator's core.
   RawConnection producer;
+  if (ws) producer.UseWebSocket(f.ws_path);
   if (auto err = producer.Open(session.io(), *popts); !err.empty()) {
     return session.Fail("producer connect: " + err);
   }
@@ -113,13 +131,14 @@ int RunFanout(const FanoutFlags& f) {
         }
         return producer.Send(frame);
       });
-  for (auto& c : consumers) c->client->Close();  // after this no consumer handler runs
+  for (auto& c : consumers) c->Close();  // after this no consumer handler runs
 
   BenchReport r;
   r.scenario = f.scenario;
   r.subscribers = f.subscribers;
   r.rate = f.rate;
   FillFanoutReport(r, m, o, consumers, true);
+  if (ws) r.extras.push_back({"transport", "transport", "ws"});
   if (!stalled.empty()) {
     int dropped = 0;
     for (auto& st : stalled) dropped += st.DroppedByServer() ? 1 : 0;
@@ -153,6 +172,13 @@ void AddFanoutCommand(CLI::App& bench, int& exit_code, const std::string& name,
                   "Extra consumers that subscribe and never read (the server must drop them)")
       ->capture_default_str();
   cmd->add_option("--batch", flags->batch, "Max ticks per PUBLISH frame")->capture_default_str();
+  cmd->add_option("--transport", flags->transport,
+                  "tcp, or ws: every connection over WebSocket to --addr (the server's "
+                  "WS_LISTEN_ADDR; with --spawn its own)")
+      ->check(CLI::IsMember({"tcp", "ws"}))
+      ->capture_default_str();
+  cmd->add_option("--ws-path", flags->ws_path, "WebSocket path (--transport ws)")
+      ->capture_default_str();
   cmd->add_option("--max-inflight", flags->max_inflight,
                   "With --rate 0: max ticks ahead of the slowest consumer (0 = unlimited)")
       ->capture_default_str();

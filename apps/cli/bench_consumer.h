@@ -192,8 +192,19 @@ class TickConsumer {
     counters.OnBatch(now, n, payload.size());
   }
 
+  // Stops delivery: after it no handler of this consumer runs.
+  void Close() {
+    if (client) client->Close();
+    if (close_ws) close_ws();
+  }
+
   ConsumerCounters counters;
   std::unique_ptr<client::Client> client;
+  // A WebSocket consumer (ConnectWsTickConsumers) instead of `client`: closes it (idempotent).
+  std::function<void()> close_ws;
+  ~TickConsumer() {
+    if (close_ws) close_ws();
+  }
 
  private:
   // The last seq of `topic`; the previous record's topic is remembered, so one-topic streams
@@ -238,6 +249,8 @@ class BenchSession {
   const client::ClientOptions& base() const { return base_; }
   boost::asio::io_context& io() { return pool_->io(); }
   std::optional<pid_t> server_pid() const { return server_pid_; }
+  // The spawned server's WebSocket port (0 without --spawn or without WS_LISTEN_ADDR).
+  std::uint16_t ws_port() const { return server_ ? server_->ws_port() : 0; }
   // Closes the consumers, stops the io threads, then a spawned server. Idempotent.
   void Close();
   // Prints `message`, Close()s and returns 1 (the exit code).
@@ -254,6 +267,14 @@ class BenchSession {
   BenchRunFlags::Times times_{};
   int exit_code_ = 0;
 };
+
+// The same over WebSocket: each consumer speaks to `base`'s address (the server's
+// WS_LISTEN_ADDR) at `path`, one frame per binary message, with Boost.Beast on `io` (read loop
+// and HEARTBEATs on a strand, as the client library does on its io thread).
+std::string ConnectWsTickConsumers(const client::ClientOptions& base, const std::string& path,
+                                   boost::asio::io_context& io, int n,
+                                   const std::vector<std::string>& topics, const Window& window,
+                                   std::vector<std::unique_ptr<TickConsumer>>& out);
 
 // Connects `n` TickConsumers on `io` and subscribes each to `topics` in TICK mode. Returns an
 // error line, empty on success.

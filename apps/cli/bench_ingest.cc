@@ -41,6 +41,8 @@ struct IngestFlags {
   bool check = false;
   std::uint64_t max_inflight = 20000;  // with --check: ticks ahead of the consumer
   std::string prefix = "ingest.";
+  std::string transport = "tcp";  // or "ws" (see bench fanout --transport)
+  std::string ws_path = "/";
 };
 
 // PUBLISH payloads without request_id and ack (proto3 leaves out default fields), one per
@@ -197,13 +199,21 @@ int RunIngest(const IngestFlags& f) {
                   "--producers, --batch, --topics and --in-flight must be >= 1")) {
     return kExitUsage;
   }
+  const bool ws = f.transport == "ws";
+  if (!CheckFlags(!ws || !f.conn.tls, "--transport ws: no --tls (plain ws://)")) return kExitUsage;
+  BenchRunFlags run = f.run;
+  if (ws && !run.spawn.empty()) run.server_env.push_back("WS_LISTEN_ADDR=127.0.0.1:0");
   BenchSession session;
-  if (!session.Open(f.run, f.conn, "tickwire-bench-ingest")) return session.exit_code();
-  const auto& base = session.base();
+  if (!session.Open(run, f.conn, "tickwire-bench-ingest")) return session.exit_code();
+  client::ClientOptions base = session.base();
+  if (ws && session.ws_port() != 0) base.port = session.ws_port();
   auto& consumers = session.consumers;
   std::vector<RawConnection> conns(static_cast<std::size_t>(f.producers));
   if (f.check) {
-    if (auto err = ConnectTickConsumers(base, session.io(), 1, {"*"}, session.window, consumers);
+    if (auto err =
+            ws ? ConnectWsTickConsumers(base, f.ws_path, session.io(), 1, {"*"}, session.window,
+                                        consumers)
+               : ConnectTickConsumers(base, session.io(), 1, {"*"}, session.window, consumers);
         !err.empty()) {
       return session.Fail(err);
     }
@@ -213,6 +223,7 @@ int RunIngest(const IngestFlags& f) {
     auto o = base;
     o.client_name = fmt::format("{}-pub-{}", base.client_name, i);
     conns[static_cast<std::size_t>(i)].SetReadTimeout(5000);
+    if (ws) conns[static_cast<std::size_t>(i)].UseWebSocket(f.ws_path);
     const auto err = conns[static_cast<std::size_t>(i)].Open(session.io(), o);
     if (!err.empty()) return session.Fail(fmt::format("producer {}: {}", i, err));
     books.push_back(std::make_unique<FrameBook>(f, i));
@@ -257,7 +268,7 @@ int RunIngest(const IngestFlags& f) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   const std::uint64_t received = TotalReceived(consumers);
-  for (auto& c : consumers) c->client->Close();
+  for (auto& c : consumers) c->Close();
 
   BenchReport r;
   r.scenario = "ingest";
@@ -312,6 +323,13 @@ void RegisterBenchIngest(CLI::App& bench, int& exit_code) {
                   "With --check: max ticks the producers run ahead of the consumer")
       ->capture_default_str();
   cmd->add_option("--prefix", flags->prefix, "Topic name prefix")->capture_default_str();
+  cmd->add_option("--transport", flags->transport,
+                  "tcp, or ws: producers (and the --check consumer) over WebSocket to --addr "
+                  "(the server's WS_LISTEN_ADDR; with --spawn its own)")
+      ->check(CLI::IsMember({"tcp", "ws"}))
+      ->capture_default_str();
+  cmd->add_option("--ws-path", flags->ws_path, "WebSocket path (--transport ws)")
+      ->capture_default_str();
   cmd->callback([flags, &exit_code] { exit_code = RunIngest(*flags); });
 }
 

@@ -22,6 +22,10 @@ class RawConnection {
   // Connects to `o`'s address (with a receive buffer of `rcvbuf` bytes when non-zero), sends
   // AUTH as `o.client_name` and waits for AUTH_OK. Returns an error line, empty on success.
   std::string Open(boost::asio::io_context& io, const client::ClientOptions& o, int rcvbuf = 0);
+  // Before Open: speak WebSocket to the server's WS_LISTEN_ADDR endpoint at `path` (one frame
+  // per binary message). Frames go out with a zero mask key, so masking costs this load
+  // generator nothing; the server unmasks them as it would any other key.
+  void UseWebSocket(std::string path) { ws_path_ = std::move(path); }
   // Makes every later read fail after `ms` without data (default: wait for ever).
   void SetReadTimeout(int ms) { read_timeout_ms_ = ms; }
   // Writes all of `bytes`. Returns an error line.
@@ -37,6 +41,13 @@ class RawConnection {
 
  private:
   std::string ReadExact(void* data, std::size_t size);
+  // The HTTP upgrade (after connect, before AUTH).
+  std::string Upgrade(const client::ClientOptions& o);
+  // The next binary message's bytes (control frames skipped; a close is an error).
+  std::string ReadMessage(std::string& message);
+
+  std::string ws_path_;  // empty: plain frames
+  std::string ws_out_;   // reused for wrapping frames
 
   int read_timeout_ms_ = -1;
   std::unique_ptr<boost::asio::ip::tcp::socket> socket_;

@@ -76,6 +76,9 @@ bool SpawnedServer::Start(const std::string& binary, const std::map<std::string,
   for (const auto& [k, v] : env) merged[k] = v;
   merged["LISTEN_ADDR"] = "127.0.0.1:0";
   merged["PORT_FILE"] = port_file_;
+  // The WebSocket endpoint, when asked for, reports its port too (written before PORT_FILE).
+  const bool ws = env.count("WS_LISTEN_ADDR") != 0;
+  if (ws) merged["WS_PORT_FILE"] = dir_ + "/ws_port";
   // The metrics endpoint's default port is fixed; a bench server must not collide with another
   // server on this host (or another bench), so it takes a free one unless --server-env says.
   if (env.count("METRICS_ADDR") == 0) merged["METRICS_ADDR"] = "127.0.0.1:0";
@@ -127,6 +130,11 @@ bool SpawnedServer::Start(const std::string& binary, const std::map<std::string,
     unsigned port = 0;
     if (in >> port && port > 0 && port <= 65535) {
       port_ = static_cast<std::uint16_t>(port);
+      std::ifstream ws_in(dir_ + "/ws_port");
+      unsigned ws_port = 0;
+      if (ws && ws_in >> ws_port && ws_port > 0 && ws_port <= 65535) {
+        ws_port_ = static_cast<std::uint16_t>(ws_port);
+      }
       return true;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling with a deadline

@@ -38,6 +38,8 @@ class SpawnedServer {
   std::string Stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
 
   std::uint16_t port() const { return port_; }
+  // The WebSocket port when `env` set WS_LISTEN_ADDR (0 otherwise).
+  std::uint16_t ws_port() const { return ws_port_; }
   pid_t pid() const { return pid_; }
   const std::string& log_path() const { return log_path_; }
 
@@ -49,6 +51,7 @@ class SpawnedServer {
   bool reaped_ = false;
   int status_ = 0;
   std::uint16_t port_ = 0;
+  std::uint16_t ws_port_ = 0;
   std::string dir_;
   std::string port_file_;
   std::string log_path_;

@@ -409,6 +409,35 @@ TEST_F(WebSocketTest, DrainSendsServerDrainingAndACloseFrame) {
   EXPECT_EQ(server_->WaitForExit(milliseconds(10000)), 0);
 }
 
+TEST_F(WebSocketTest, ProxyHeaderComesBeforeTheUpgrade) {
+  ASSERT_TRUE(StartWs({{"PROXY_PROTOCOL", "required"}, {"PROXY_TRUSTED_CIDRS", "127.0.0.1/32"}}));
+  v1::Auth auth;
+  auth.set_username(ServerProcess::kUser);
+  auth.set_password(ServerProcess::kPass);
+  RawClient c;
+  ASSERT_TRUE(c.Connect(server_->ws_port()));
+  ASSERT_TRUE(c.SendBytes("PROXY TCP4 192.0.2.7 127.0.0.1 50000 7879\r\n" + UpgradeRequest() +
+                          MaskedFrame(0x2, protocol::EncodeFrame(FrameType::kAuth, auth))));
+  std::string got;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        char buf[4096];
+        const ssize_t n = recv(c.fd(), buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0) got.append(buf, static_cast<std::size_t>(n));
+        const auto end = got.find("\r\n\r\n");
+        return end != std::string::npos && got.size() >= end + 4 + 2 + 5 &&
+               static_cast<std::uint8_t>(got[end + 4 + 2 + 4]) ==
+                   static_cast<std::uint8_t>(FrameType::kAuthOk);
+      },
+      milliseconds(3000)))
+      << got;
+  EXPECT_EQ(got.rfind("HTTP/1.1 101 ", 0), 0u);
+  // Without the header the connection is refused before any HTTP is read.
+  const std::string r = RawExchange(server_->ws_port(), UpgradeRequest());
+  EXPECT_EQ(r, "");
+  EXPECT_TRUE(Reaches("connection_drops_total{reason=\"proxy_header\"}", 1));
+}
+
 TEST_F(WebSocketTest, SecureWebSocketUsesTheTlsContextIncludingMutualTls) {
   TestPki pki;
   ASSERT_TRUE(pki.ok()) << pki.error();
