@@ -9,6 +9,7 @@
 #include "auth/rate_limiter.h"
 #include "common/wall_clock.h"
 #include "delivery/fanout_table.h"
+#include "net/ws_upgrade.h"
 #include "observability/log.h"
 #include "protocol/frame.h"
 #include "protocol/proxy_header.h"

@@ -19,12 +19,14 @@
 #include "exchange/messages.h"
 #include "exchange/publish_tracker.h"
 #include "net/worker.h"
-#include "net/ws_upgrade.h"
 #include "protocol/decoder.h"
 #include "protocol/ws_frame.h"
 #include "session/session.h"
 
 namespace tickwire::net {
+namespace ws {
+class UpgradeParser;
+}  // namespace ws
 
 // One client connection. Owned by its worker (registry + handlers holding shared_from_this);
 // touched by no other thread. Plain TCP reads are readiness-based into the worker's shared

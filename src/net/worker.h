@@ -30,7 +30,7 @@
 #include "net/metrics.h"
 #include "net/tls_context.h"
 #include "net/user_ids.h"
-#include "net/ws_upgrade.h"
+#include "net/ws_settings.h"
 #include "session/session.h"
 
 namespace tickwire::net {

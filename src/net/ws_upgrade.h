@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "net/ws_settings.h"
+
 namespace tickwire::net::ws {
 
 // The HTTP side of the WebSocket transport: parses the client's upgrade request (RFC 6455
@@ -22,13 +24,6 @@ namespace tickwire::net::ws {
 inline constexpr std::size_t kMaxRequestBytes = 8192;
 // The subprotocol the server selects when a client offers it (clients need not offer any).
 inline constexpr std::string_view kSubprotocol = "tickwire.v1";
-
-struct UpgradeSettings {
-  std::string path = "/";  // WS_PATH: the only target upgraded (query strings ignored)
-  // WS_ALLOWED_ORIGINS: empty = any. A request that carries an Origin header (browsers always
-  // do) must name one of these, compared without case; one without it is not a browser's.
-  std::vector<std::string> allowed_origins;
-};
 
 // Why an upgrade was refused: the `reason` label of ws_upgrades_rejected_total.
 enum class Rejection : std::uint8_t {
