@@ -11,6 +11,9 @@
 #   DEMO_FEED     1 (default) starts the demo feed, 0 runs the server alone
 #   DEMO_SYMBOLS  comma-separated symbols for the feed (default: the feed's own list)
 #   DEMO_RATE     feed ticks per second over all symbols (default 40)
+#   DEMO_WEB      1 (default) also builds and serves the live chart page (web/, needs npm and,
+#                 the first time, the npm registry): http://127.0.0.1:9878/chart/; 0 skips it
+#   WS_LISTEN_ADDR  the WebSocket endpoint the page connects to (default 127.0.0.1:7879)
 #   TICKWIRE_JOBS build parallelism (default: number of CPUs)
 # Any arguments are passed on to tickwire-server (e.g. --log-level debug).
 set -euo pipefail
@@ -29,6 +32,26 @@ SERVER="${ROOT}/build/release/apps/server/tickwire-server"
 CLI="build/release/apps/cli/tickwire"
 [[ -x "${SERVER}" ]] || { echo "run-demo: ${SERVER} was not built" >&2; exit 1; }
 [[ -x "${ROOT}/${CLI}" ]] || { echo "run-demo: ${ROOT}/${CLI} was not built" >&2; exit 1; }
+
+# The live chart page: the browser build of clients/js and the page bundled into web/dist,
+# served by the server at /chart/ (WEB_ROOT), talking to its WebSocket endpoint. Optional: a
+# failed build (no npm, no registry) leaves the demo running without it.
+chart_url=""
+if [[ "${DEMO_WEB:-1}" != "0" ]]; then
+  echo "==== building the chart page (web/) ===="
+  if command -v npm >/dev/null 2>&1 &&
+    (cd clients/js && npm ci --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error &&
+      npm run --silent build) &&
+    (cd web && npm ci --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error &&
+      npm run --silent build); then
+    export WEB_ROOT="${ROOT}/web/dist"
+    export WS_LISTEN_ADDR="${WS_LISTEN_ADDR:-127.0.0.1:7879}"
+    export METRICS_ADDR="${METRICS_ADDR:-127.0.0.1:9878}"
+    chart_url="http://${METRICS_ADDR}/chart/"
+  else
+    echo "run-demo: the chart page was not built (npm missing or the registry unreachable); going on without it" >&2
+  fi
+fi
 
 export LISTEN_ADDR="${LISTEN_ADDR:-127.0.0.1:7878}"
 export STREAM_USER="${STREAM_USER:-demo}"
@@ -117,7 +140,11 @@ Publish your own:
 
   ${CLI} pub${addr_flag} AAPL 187.25 100
 
-Stop the server (and the feed) with Ctrl-C.
+$(if [[ -n "${chart_url}" ]]; then
+  echo "Live candles in a browser: open ${chart_url}"
+  echo "(stream URL ws://${WS_LISTEN_ADDR}/, user ${STREAM_USER}, the password above)."
+  echo
+fi)Stop the server (and the feed) with Ctrl-C.
 =======================
 
 INFO

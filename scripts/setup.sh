@@ -29,6 +29,9 @@ PACKAGES=(
   # installed), and venv + pip + setuptools + wheel for the offline `pip install` test.
   python3-protobuf python3-pytest python3-pandas python3-venv python3-pip python3-setuptools
   python3-wheel
+  # The chart page's browser test (web/test/chart_page_test.py drives headless Chromium over
+  # its DevTools protocol with Python's standard library; no WebDriver needed).
+  chromium
 )
 # The JavaScript client (clients/js) and its tests: Node 18 or later and npm. Debian's nodejs
 # (18) and npm, unless a node is already installed (e.g. NodeSource's, which includes npm).

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -30,6 +31,9 @@ struct FanoutFlags {
   int subscribers = 10;
   double rate = 0;  // ticks/s; 0 = as fast as the server takes them
   std::string topic = "bench";
+  // What the consumers subscribe to: the topic itself (empty), "*", or a prefix pattern such as
+  // "bench.*" that matches the topic (to compare the fan-out paths on one workload).
+  std::string subscribe;
   std::string pub_addr;     // the producer's server when not --addr (multi-instance runs)
   std::size_t batch = 100;  // max ticks per PUBLISH frame
   // With --rate 0: the producer stays at most this many ticks ahead of the slowest live
@@ -52,6 +56,16 @@ int RunFanout(const FanoutFlags& f) {
                   "--subscribers and --batch must be >= 1, --rate >= 0")) {
     return kExitUsage;
   }
+  const std::string pattern = f.subscribe.empty() ? f.topic : f.subscribe;
+  const bool matches =
+      pattern == "*" || pattern == f.topic ||
+      (pattern.size() >= 2 && pattern.ends_with(".*") &&
+       f.topic.starts_with(std::string_view(pattern).substr(0, pattern.size() - 1)));
+  if (!CheckFlags(matches,
+                  "--subscribe must be the --topic, '*' or a prefix pattern ('P.*') that "
+                  "matches the --topic")) {
+    return kExitUsage;
+  }
   const bool ws = f.transport == "ws";
   if (!CheckFlags(ws || f.transport == "tcp", "--transport must be tcp or ws") ||
       !CheckFlags(!ws || (!f.conn.tls && f.pub_addr.empty()),
@@ -66,8 +80,8 @@ int RunFanout(const FanoutFlags& f) {
   if (ws && session.ws_port() != 0) base.port = session.ws_port();
   auto& consumers = session.consumers;
   if (auto err = ws ? ConnectWsTickConsumers(base, f.ws_path, session.io(), f.subscribers,
-                                             {f.topic}, session.window, consumers)
-                    : ConnectTickConsumers(base, session.io(), f.subscribers, {f.topic},
+                                             {pattern}, session.window, consumers)
+                    : ConnectTickConsumers(base, session.io(), f.subscribers, {pattern},
                                            session.window, consumers);
       !err.empty()) {
     return session.Fail(err);
@@ -80,7 +94,7 @@ int RunFanout(const FanoutFlags& f) {
     auto err = stalled[i].Open(session.io(), o, 4096);
     if (err.empty()) {
       err =
-          stalled[i].Send(client::codec::EncodeSubscribe(1, client::Mode::kTick, {f.topic}, 0, 0));
+          stalled[i].Send(client::codec::EncodeSubscribe(1, client::Mode::kTick, {pattern}, 0, 0));
     }
     if (err.empty()) err = stalled[i].Expect(protocol::FrameType::kSubscribeOk);
     if (!err.empty()) return session.Fail(fmt::format("stalled consumer {}: {}", i, err));
@@ -148,6 +162,9 @@ void AddFanoutCommand(CLI::App& bench, int& exit_code, const std::string& name,
   cmd->add_option("--rate", flags->rate, "Ticks/s to publish (0 = as fast as possible)")
       ->capture_default_str();
   cmd->add_option("--topic", flags->topic, "Topic")->capture_default_str();
+  cmd->add_option("--subscribe", flags->subscribe,
+                  "What the consumers subscribe to: the --topic (default), '*', or a prefix "
+                  "pattern such as 'bench.*' that matches it");
   cmd->add_option("--pub-addr", flags->pub_addr,
                   "Publish through this server (host:port) instead of --addr: consumers on one "
                   "instance, the producer on another");

@@ -320,6 +320,14 @@ std::vector<Setting> Settings() {
          c.metrics_prefix = v;
          return std::string{};
        }},
+      {"WEB_ROOT", "--web-root",
+       "serve the files of this directory (the chart page: web/dist) at /chart/ on the "
+       "METRICS_ADDR endpoint, read once at startup (empty = off)",
+       "",
+       [](Config& c, const std::string& v) {
+         c.web_root = v;
+         return std::string{};
+       }},
       {"LOG_RATE_LIMIT", "--log-rate-limit",
        "log lines per second for each kind of client-caused noisy event (0 = unlimited)",
        std::to_string(d.log_rate_limit),
@@ -729,6 +737,9 @@ std::optional<std::string> Validate(const Config& c) {
   if (c.tls_cert_path.empty() != c.tls_key_path.empty()) {
     return c.tls_cert_path.empty() ? "TLS_CERT_PATH (--tls-cert): required with TLS_KEY_PATH"
                                    : "TLS_KEY_PATH (--tls-key): required with TLS_CERT_PATH";
+  }
+  if (!c.web_root.empty() && c.metrics_host.empty()) {
+    return "WEB_ROOT (--web-root): needs the operations endpoint (METRICS_ADDR)";
   }
   if (!c.tls_client_ca_path.empty() && c.tls_cert_path.empty()) {
     return "TLS_CLIENT_CA_PATH (--tls-client-ca): needs TLS (TLS_CERT_PATH and TLS_KEY_PATH)";

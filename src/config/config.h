@@ -60,6 +60,9 @@ struct Config {
   // METRICS_PREFIX: put before every metric family name on /metrics (e.g. "tickwire_"); empty
   // keeps the names docs/METRICS.md lists, which the deploy/ alert rules and dashboard use.
   std::string metrics_prefix;
+  // WEB_ROOT: a directory of web files (the chart page, web/dist) served under /chart/ on the
+  // METRICS_ADDR endpoint, read once at startup; empty turns it off.
+  std::string web_root;
   std::uint32_t log_rate_limit = 20;  // LOG_RATE_LIMIT: noisy log lines per second per kind
   // Security and rolling operations (docs/SECURITY.md).
   std::string users_file;                                // USERS_FILE

@@ -147,8 +147,21 @@ std::size_t FanoutTable::Deliver(const engine::RecordBlockPtr& block_ptr, unsign
       const std::string_view topic = block.Topic(entries[k]);
       std::size_t m = k + 1;
       while (m < j && block.Topic(entries[m]) == topic) ++m;
-      deliveries += DeliverStretch(block_ptr, topic, slot, Run(entries.data() + k, m - k));
+      const Run run(entries.data() + k, m - k);
       k = m;
+      if (!prefixes_.empty()) {
+        deliveries += DeliverStretch(block_ptr, topic, slot, run);
+        continue;
+      }
+      // No prefix subscriber on this worker: the exact lookup inline, as cheap as before
+      // prefixes existed (no call, no prefix scan, no marking).
+      auto it = topics_.find(topic);
+      if (it == topics_.end()) continue;
+      for (const auto& [sub, refs] : it->second[slot]) {
+        if (sub->wildcard_refs_[slot] > 0) continue;  // already served through the wildcard list
+        sub->DeliverRun(block_ptr, run);
+        deliveries += run.size();
+      }
     }
   }
   return deliveries;

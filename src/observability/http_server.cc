@@ -75,30 +75,20 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
   // Writes `response` (on the server's thread).
   void Write(HttpResponse response) {
     if (closed_) return;
+    if (response.shared_body) {
+      // The bytes stay where they are (a static file held for the process's life): every
+      // connection sending them refers to the one copy.
+      auto shared = std::move(response.shared_body);
+      auto res = std::make_shared<http::response<http::span_body<const char>>>(
+          static_cast<http::status>(response.status), version_);
+      res->body() = http::span_body<const char>::value_type(shared->data(), shared->size());
+      Send(std::move(res), response, std::move(shared));
+      return;
+    }
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(response.status), version_);
-    res->set(http::field::server, "tickwire/" TICKWIRE_VERSION);
-    res->set(http::field::content_type, response.content_type);
-    res->set(http::field::cache_control, "no-store");
-    res->keep_alive(keep_alive_);
-    if (head_) {
-      res->content_length(response.body.size());
-    } else {
-      res->body() = std::move(response.body);
-      res->prepare_payload();
-    }
-    stream_.expires_after(server_.limits_.write_timeout);
-    http::async_write(
-        stream_, *res, [self = shared_from_this(), res](const beast::error_code& ec, std::size_t) {
-          if (ec == beast::error::timeout) {
-            self->server_.counters_.write_timeout.fetch_add(1, std::memory_order_relaxed);
-          }
-          if (ec || !self->keep_alive_) {
-            self->Close();
-            return;
-          }
-          self->Read();
-        });
+    res->body() = std::move(response.body);
+    Send(std::move(res), response, nullptr);
   }
 
   HttpRespond Responder() {
@@ -109,6 +99,39 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // Sets the common header fields and writes `res`; `keep` holds what its body refers to.
+  template <typename Body>
+  void Send(std::shared_ptr<http::response<Body>> res, const HttpResponse& response,
+            std::shared_ptr<const std::string> keep) {
+    res->set(http::field::server, "tickwire/" TICKWIRE_VERSION);
+    res->set(http::field::content_type, response.content_type);
+    res->set(http::field::cache_control, "no-store");
+    for (const auto& [field, value] : response.headers) res->set(field, value);
+    res->keep_alive(keep_alive_);
+    res->prepare_payload();  // Content-Length of the body, also for HEAD
+    stream_.expires_after(server_.limits_.write_timeout);
+    auto done = [self = shared_from_this(), res, keep](const beast::error_code& ec, std::size_t) {
+      if (ec == beast::error::timeout) {
+        self->server_.counters_.write_timeout.fetch_add(1, std::memory_order_relaxed);
+      }
+      if (ec || !self->keep_alive_) {
+        self->Close();
+        return;
+      }
+      self->Read();
+    };
+    if (head_) {
+      // The header only: the serializer stops after it.
+      auto sr = std::make_shared<http::response_serializer<Body>>(*res);
+      http::async_write_header(
+          stream_, *sr, [sr, done = std::move(done)](const beast::error_code& ec, std::size_t n) {
+            done(ec, n);
+          });
+    } else {
+      http::async_write(stream_, *res, std::move(done));
+    }
+  }
+
   // Waits for the first byte of the next request (it may be here already: pipelining).
   void Read() {
     if (closed_) return;
@@ -208,6 +231,10 @@ HttpServer::~HttpServer() { Stop(); }
 
 void HttpServer::Handle(std::string path, HttpHandler handler) {
   handlers_[std::move(path)] = std::move(handler);
+}
+
+void HttpServer::HandlePrefix(std::string prefix, HttpHandler handler) {
+  prefix_handlers_[std::move(prefix)] = std::move(handler);
 }
 
 std::string HttpServer::Open(const std::string& host, std::uint16_t port,
@@ -326,14 +353,21 @@ void HttpServer::Accept() {
 }
 
 void HttpServer::Dispatch(const std::shared_ptr<Session>& session, HttpRequest request) {
-  auto it = handlers_.find(request.path);
-  if (it == handlers_.end()) {
-    std::string body = "not found; endpoints:";
-    for (const auto& [path, h] : handlers_) body += " " + path;
-    session->Write({404, "text/plain; charset=utf-8", body + "\n"});
+  if (auto it = handlers_.find(request.path); it != handlers_.end()) {
+    it->second(request, session->Responder());
     return;
   }
-  it->second(request, session->Responder());
+  // In descending order a prefix comes after every longer path that starts with it.
+  for (const auto& [prefix, handler] : prefix_handlers_) {
+    if (request.path.starts_with(prefix)) {
+      handler(request, session->Responder());
+      return;
+    }
+  }
+  std::string body = "not found; endpoints:";
+  for (const auto& [path, h] : handlers_) body += " " + path;
+  for (const auto& [prefix, h] : prefix_handlers_) body += " " + prefix;
+  session->Write({404, "text/plain; charset=utf-8", body + "\n"});
 }
 
 HttpRequest HttpServer::ParseTarget(std::string_view target) {

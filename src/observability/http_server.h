@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace tickwire::obs {
 
@@ -28,6 +30,11 @@ struct HttpResponse {
   unsigned status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  // More header fields (Location, Content-Security-Policy, ...), written as given.
+  std::vector<std::pair<std::string, std::string>> headers = {};
+  // Instead of `body`: bytes that outlive the response (kept alive until it is written) and are
+  // sent without a copy per request.
+  std::shared_ptr<const std::string> shared_body = nullptr;
 };
 
 // Completes a request. Call exactly once, from any thread: the response is handed back to the
@@ -75,6 +82,9 @@ class HttpServer {
 
   // Registers `handler` for the exact `path`. Before Start() only.
   void Handle(std::string path, HttpHandler handler);
+  // Registers `handler` for every path that starts with `prefix` (e.g. "/chart/") and has no
+  // exact handler; the longest matching prefix wins. Before Start() only.
+  void HandlePrefix(std::string prefix, HttpHandler handler);
   // Binds and listens; returns an error line instead of throwing. `setting` names the setting
   // in the error line.
   std::string Open(const std::string& host, std::uint16_t port, std::string_view setting);
@@ -105,6 +115,7 @@ class HttpServer {
   HttpServerCounters counters_;
   // Declared before io_: sessions still queued in io_ are destroyed with it and touch these.
   std::map<std::string, HttpHandler, std::less<>> handlers_;
+  std::map<std::string, HttpHandler, std::greater<>> prefix_handlers_;  // longest first on ties
   Registry sessions_;  // every open connection; the server's thread only
   std::uint16_t port_ = 0;
   boost::asio::io_context io_{1};

@@ -104,6 +104,23 @@ AdminEndpoints::AdminEndpoints(const net::ServerContext& ctx, const Readiness& r
 }
 
 std::string AdminEndpoints::Open(const std::string& host, std::uint16_t port) {
+  if (const std::string& root = ctx_.config.web_root; !root.empty()) {
+    std::string error;
+    site_ = obs::StaticSite::Load(root, error);
+    if (!site_) return error;
+    obs::Log(obs::Level::kInfo, "web_root_loaded", "serving WEB_ROOT at /chart/",
+             {{"web_root", root}, {"files", site_->file_count()}, {"bytes", site_->total_bytes()}});
+    // The page's relative URLs (chart.js, chart.css) need the trailing slash.
+    http_.Handle("/chart", [](const obs::HttpRequest&, obs::HttpRespond respond) {
+      obs::HttpResponse r = Text(301, "moved to /chart/\n");
+      r.headers.emplace_back("Location", "/chart/");
+      respond(std::move(r));
+    });
+    http_.HandlePrefix("/chart/",
+                       [this](const obs::HttpRequest& request, obs::HttpRespond respond) {
+                         respond(site_->Serve(std::string_view(request.path).substr(7)));
+                       });
+  }
   return http_.Open(host, port, "METRICS_ADDR");
 }
 

@@ -2,10 +2,12 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "net/worker.h"
 #include "observability/http_server.h"
+#include "observability/static_site.h"
 #include "server/snapshots.h"
 
 namespace tickwire::server {
@@ -36,12 +38,13 @@ class Readiness {
 //   /healthz  liveness: 200 while the process serves HTTP
 //   /readyz   200 only while Readiness says so and the accept loop's worker answers within 1 s
 //   /connz    JSON listing of connections, gathered by posting to each worker
+//   /chart/   with WEB_ROOT: the files of that directory (the live chart page), from memory
 class AdminEndpoints {
  public:
   AdminEndpoints(const net::ServerContext& ctx, const Readiness& readiness,
                  net::Worker& accept_worker, const SnapshotStats& snapshots);
 
-  // Binds; returns an error line on failure.
+  // Loads WEB_ROOT (if set) and binds; returns an error line on failure.
   std::string Open(const std::string& host, std::uint16_t port);
   std::uint16_t port() const { return http_.port(); }
   void Start() { http_.Start(); }
@@ -58,6 +61,7 @@ class AdminEndpoints {
   net::Worker& accept_worker_;
   const SnapshotStats& snapshots_;  // DATA_DIR (all zero when off)
   obs::HttpServer http_;
+  std::unique_ptr<obs::StaticSite> site_;  // WEB_ROOT's files; null when it is off
 };
 
 }  // namespace tickwire::server

@@ -2,7 +2,7 @@
 // accepts a live scrape, /healthz and /readyz answer, /connz lists connections (hostile names
 // included), the JSON logs stay valid JSON, never carry passwords, and rate-limit noisy
 // events while accounting for every suppressed line; docs/METRICS.md matches what is exported
-// and logged.
+// and logged; WEB_ROOT's files are served at /chart/ and nothing else is.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -19,6 +19,7 @@
 #include "support/child_process.h"
 #include "support/http_client.h"
 #include "support/json.h"
+#include "support/temp_dir.h"
 
 namespace tickwire::testing {
 namespace {
@@ -412,6 +413,52 @@ TEST_F(ObservabilityTest, HealthReadinessAndHttpBasics) {
     EXPECT_NE(series.find("version=\""), std::string::npos) << series;
   }
   EXPECT_EQ(build_info, 1);
+}
+
+// WEB_ROOT: the chart page's files at /chart/ on the operations endpoint, with their types;
+// nothing outside the directory (nor a dot file in it) is reachable, whatever the path says.
+TEST_F(ObservabilityTest, WebRootServesTheChartPageAndNothingElse) {
+  TempDir dir;
+  const std::string root = dir.File("web");
+  std::filesystem::create_directories(root + "/assets");
+  std::ofstream(root + "/index.html") << "<!doctype html><title>chart</title>";
+  std::ofstream(root + "/chart.js") << "export const x = 1;";
+  std::ofstream(root + "/assets/chart.css") << "body{}";
+  std::ofstream(root + "/.secret") << "token";
+  std::ofstream(dir.File("outside.txt")) << "outside";
+  ASSERT_TRUE(Start({{"WEB_ROOT", root}}));
+  const auto port = server_->metrics_port();
+  ASSERT_NE(port, 0);
+  HttpResult r = HttpGet(port, "/chart");
+  EXPECT_EQ(r.status, 301u) << r.error;
+  EXPECT_EQ(r.headers["location"], "/chart/");
+  r = HttpGet(port, "/chart/");
+  EXPECT_EQ(r.status, 200u) << r.error;
+  EXPECT_EQ(r.body, "<!doctype html><title>chart</title>");
+  EXPECT_EQ(r.headers["content-type"], "text/html; charset=utf-8");
+  EXPECT_EQ(r.headers["x-content-type-options"], "nosniff");
+  EXPECT_NE(r.headers["content-security-policy"].find("connect-src 'self' ws: wss:"),
+            std::string::npos);
+  r = HttpGet(port, "/chart/chart.js?v=1");
+  EXPECT_EQ(r.body, "export const x = 1;");
+  EXPECT_EQ(r.headers["content-type"], "text/javascript; charset=utf-8");
+  EXPECT_EQ(HttpGet(port, "/chart/assets/chart.css").headers["content-type"],
+            "text/css; charset=utf-8");
+  r = HttpRequestTo(port, "HEAD", "/chart/chart.js");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_TRUE(r.body.empty());
+  EXPECT_EQ(r.headers["content-length"], "19");
+  EXPECT_EQ(HttpGet(port, "/chart/missing.js").status, 404u);
+  for (const char* escape :
+       {"/chart/../outside.txt", "/chart/..%2foutside.txt", "/chart/%2e%2e/outside.txt",
+        "/chart/.secret", "/chart/assets/../chart.js", "/chart/%00", "/chart//etc/passwd"}) {
+    r = HttpGet(port, escape);
+    EXPECT_EQ(r.status, 400u) << escape << ": " << r.body;
+    EXPECT_EQ(r.body.find("outside"), std::string::npos) << escape;
+    EXPECT_EQ(r.body.find("token"), std::string::npos) << escape;
+  }
+  // The other endpoints are unchanged.
+  EXPECT_EQ(HttpGet(port, "/healthz").status, 200u);
 }
 
 TEST_F(ObservabilityTest, TopicEvictionsAndTruncatedBackfillsAreCounted) {

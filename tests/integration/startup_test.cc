@@ -70,7 +70,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{
             "MetricsPrefixLeadingDigit", {{"METRICS_PREFIX", "1tickwire_"}}, "METRICS_PREFIX"},
         BadConfig{
-            "MetricsPrefixTooLong", {{"METRICS_PREFIX", std::string(65, 'a')}}, "METRICS_PREFIX"}),
+            "MetricsPrefixTooLong", {{"METRICS_PREFIX", std::string(65, 'a')}}, "METRICS_PREFIX"},
+        BadConfig{"WebRootMissing", {{"WEB_ROOT", "/nonexistent/tickwire-web"}}, "WEB_ROOT"},
+        BadConfig{"WebRootWithoutMetrics", {{"WEB_ROOT", "/"}, {"METRICS_ADDR", ""}}, "WEB_ROOT"}),
     [](const auto& p) { return std::string(p.param.name); });
 
 class StartupTest : public IntegrationTest {};

@@ -173,5 +173,33 @@ TEST_F(HttpServerTest, BusyConnectionsAreNeverDisplacedSoANewOneIsRefused) {
   EXPECT_FALSE(a.ClosedWithin(milliseconds(50)));
 }
 
+// Exact paths first, then the longest registered prefix; extra header fields reach the client.
+TEST(HttpServerRoutes, ExactThenLongestPrefix) {
+  HttpServer server;
+  auto answer = [](std::string what) {
+    return [what](const HttpRequest& r, HttpRespond respond) {
+      HttpResponse res{200, "text/plain", what + " " + r.path};
+      res.headers.emplace_back("X-Route", what);
+      respond(std::move(res));
+    };
+  };
+  server.Handle("/chart", answer("exact"));
+  server.HandlePrefix("/chart/", answer("chart"));
+  server.HandlePrefix("/chart/deep/", answer("deep"));
+  ASSERT_EQ(server.Open("127.0.0.1", 0, "TEST"), "");
+  server.Start();
+  const auto exact = HttpGet(server.port(), "/chart");
+  EXPECT_EQ(exact.body, "exact /chart");
+  EXPECT_EQ(exact.headers.at("x-route"), "exact");
+  EXPECT_EQ(HttpGet(server.port(), "/chart/").body, "chart /chart/");
+  EXPECT_EQ(HttpGet(server.port(), "/chart/a.js?x=1").body, "chart /chart/a.js");
+  EXPECT_EQ(HttpGet(server.port(), "/chart/deep/b.js").body, "deep /chart/deep/b.js");
+  EXPECT_EQ(HttpGet(server.port(), "/chart/deeper").body, "chart /chart/deeper");
+  const auto missing = HttpGet(server.port(), "/chartx");
+  EXPECT_EQ(missing.status, 404u);
+  EXPECT_NE(missing.body.find("/chart/deep/"), std::string::npos) << missing.body;
+  server.Stop();
+}
+
 }  // namespace
 }  // namespace tickwire::obs
