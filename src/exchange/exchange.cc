@@ -283,12 +283,14 @@ void Exchange::OnShardClosed(unsigned from, std::int64_t second_ms, std::int64_t
   closed_minute_[from] = std::max(closed_minute_[from], minute_ms);
   const std::int64_t second = *std::min_element(closed_second_.begin(), closed_second_.end());
   const std::int64_t minute = *std::min_element(closed_minute_.begin(), closed_minute_.end());
-  // Bars of SECOND first: a consumer of both sees a second final before its minute.
-  if (second > delivered_second_) {
+  // Bars of SECOND first: a consumer of both sees a second final before its minute. Values at
+  // or before the epoch come from the marks every worker starts with (0, or a log clock of 0):
+  // nothing real has closed yet.
+  if (second > delivered_second_ && second > 0) {
     delivered_second_ = second;
     host_.DeliverWatermark(engine::Mode::kSecond, second - 1000);
   }
-  if (minute > delivered_minute_) {
+  if (minute > delivered_minute_ && minute > 0) {
     delivered_minute_ = minute;
     host_.DeliverWatermark(engine::Mode::kMinute, minute - 60'000);
   }
