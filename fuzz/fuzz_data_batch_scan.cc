@@ -3,9 +3,10 @@
 //
 // Oracles, whenever both sides accept the input:
 //  - ScanDataBatch and DataBatch::ParseFromArray see the same batch_seq and record count, and the
-//    same kind (tick, bar, none) for every record;
+//    same kind (tick, bar, watermark, none) for every record;
 //  - ParseTickFields and Tick::ParseFromArray read the same fields from the same tick bytes, and
-//    ParseBarFields and Bar::ParseFromArray the same from bar bytes.
+//    ParseBarFields and Bar::ParseFromArray the same from bar bytes, and ParseWatermarkFields and
+//    Watermark::ParseFromArray the same from watermark bytes.
 // Either side may reject what the other accepts (protobuf checks UTF-8 and nested messages; the
 // scanner refuses groups and mistyped known fields); that is not a failure.
 #include <bit>
@@ -61,6 +62,15 @@ void CompareBar(std::span<const std::uint8_t> bytes) {
   Check(ours->count == theirs.count());
 }
 
+void CompareWatermark(std::span<const std::uint8_t> bytes) {
+  const auto ours = tickwire::protocol::ParseWatermarkFields(bytes);
+  v1::Watermark theirs;
+  const bool theirs_ok = theirs.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+  if (!ours || !theirs_ok) return;
+  Check(ours->interval == static_cast<std::uint32_t>(theirs.interval()));
+  Check(ours->start_ms == theirs.start_ms());
+}
+
 void DiscardProtobufLog(google::protobuf::LogLevel, const char*, int, const std::string&) {}
 
 }  // namespace
@@ -77,6 +87,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // The input as a single Tick, so ParseTickFields is fuzzed directly too.
   CompareTick(payload);
   CompareBar(payload);
+  CompareWatermark(payload);
 
   std::vector<RecordKind> kinds;
   const auto batch_seq = ScanDataBatch(payload, [&](RecordKind kind, auto inner) {
@@ -85,6 +96,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Check(inner.empty() || (inner.data() >= data && inner.data() + inner.size() <= data + size));
     if (kind == RecordKind::kTick) CompareTick(inner);
     if (kind == RecordKind::kBar) CompareBar(inner);
+    if (kind == RecordKind::kWatermark) CompareWatermark(inner);
   });
 
   v1::DataBatch batch;
@@ -101,6 +113,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         break;
       case v1::Record::kBar:
         Check(kinds[i] == RecordKind::kBar);
+        break;
+      case v1::Record::kWatermark:
+        Check(kinds[i] == RecordKind::kWatermark);
         break;
       case v1::Record::KIND_NOT_SET:
         Check(kinds[i] == RecordKind::kUnknown);

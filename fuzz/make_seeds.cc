@@ -90,6 +90,18 @@ std::string BarBatchPayload() {
   return batch.SerializeAsString();
 }
 
+std::string WatermarkBatchPayload() {
+  v1::DataBatch batch;
+  batch.set_batch_seq(4);
+  v1::Watermark* second = batch.add_records()->mutable_watermark();
+  second->set_interval(v1::MODE_SECOND);
+  second->set_start_ms(1700000059000);
+  v1::Watermark* minute = batch.add_records()->mutable_watermark();
+  minute->set_interval(v1::MODE_MINUTE);
+  minute->set_start_ms(1700000000000);
+  return batch.SerializeAsString();
+}
+
 std::string ClientSession() {
   v1::Auth auth;
   auth.set_username("demo");
@@ -171,6 +183,7 @@ int main(int argc, char** argv) {
   Write(scan, "one_tick_big_seq",
         DataBatchFrame(0xFFFFFFFFFFFFFFFFULL, {SampleTicks()[2]}).substr(kHeaderSize));
   Write(scan, "bars_and_ticks", BarBatchPayload());
+  Write(scan, "watermarks", WatermarkBatchPayload());
   Write(scan, "empty", "");
   {
     v1::Tick t;

@@ -2,7 +2,8 @@
 // mode. Reports, per second, the bars delivered and the delay from the end of the bar's bucket
 // to its receipt (both CLOCK_REALTIME on one host), the server's CPU, and checks that every
 // consumer got every (topic, second) bar of the seconds the run fully covers exactly once, with
-// the tick count the producer sent in it.
+// the tick count the producer sent in it, and that no bar came after the watermark of its
+// second (PROTOCOL S8c; the watermarks' own delay is reported too).
 //
 // The producer stamps ticks itself (ts_ns = its CLOCK_REALTIME when it builds the frame), so it
 // knows exactly which ticks fall in which bucket. Consumers read raw DATA_BATCH payloads (no
@@ -102,6 +103,15 @@ class BarConsumer {
     std::size_t run_second = 0;
     std::uint32_t run = 0;
     const auto seq = protocol::ScanDataBatch(payload, [&](protocol::RecordKind kind, auto inner) {
+      if (kind == protocol::RecordKind::kWatermark) {
+        const auto w = protocol::ParseWatermarkFields(inner);
+        if (!w) {
+          bad = true;
+          return;
+        }
+        OnWatermark(*w, now);
+        return;
+      }
       if (kind != protocol::RecordKind::kBar) return;
       const auto b = protocol::ParseBarFields(inner);
       if (!b) {
@@ -146,14 +156,32 @@ class BarConsumer {
     return seen_[second * ledger_.topics() + topic];
   }
   std::uint64_t count_mismatches() const { return count_mismatches_; }
+  std::uint64_t watermarks() const { return watermarks_; }
+  // Bars at or before a SECOND watermark already received, and watermarks that went backwards.
+  std::uint64_t watermark_violations() const { return watermark_violations_; }
+  const LatencyHistogram& watermark_delay() const { return watermark_delay_; }
+  std::int64_t watermark_max_delay_ns() const { return watermark_max_delay_ns_; }
   std::uint64_t foreign() const { return foreign_; }
   const std::string& first_error() const { return first_error_; }
 
   std::unique_ptr<client::Client> client;
 
  private:
+  // A SECOND watermark: in order, and its delay from the end of its second.
+  void OnWatermark(const protocol::WatermarkFields& w, std::int64_t now) {
+    if (w.interval != 1) return;
+    ++watermarks_;
+    if (w.start_ms <= final_through_ms_) ++watermark_violations_;
+    final_through_ms_ = std::max(final_through_ms_, w.start_ms);
+    if (ledger_.Index(w.start_ms / 1000) < 0) return;
+    const std::int64_t delay = now - (w.start_ms + 1000) * 1'000'000;
+    watermark_delay_.Record(delay);
+    watermark_max_delay_ns_ = std::max(watermark_max_delay_ns_, delay);
+  }
+
   // Checks and records one bar; returns its second's index, nullopt for a foreign bar.
   std::optional<std::size_t> OnBar(const protocol::BarFields& b, std::int64_t now) {
+    if (b.interval == 1 && b.start_ms <= final_through_ms_) ++watermark_violations_;
     std::uint32_t topic = 0;
     const std::string_view name = b.topic;
     if (b.interval != 1 || name.substr(0, prefix_.size()) != prefix_) {
@@ -185,7 +213,12 @@ class BarConsumer {
   std::vector<Second> per_second_;
   std::vector<std::atomic<std::uint32_t>> bars_in_second_;
   std::uint64_t count_mismatches_ = 0;
-  std::uint64_t foreign_ = 0;  // bars of other topics or outside the run
+  std::uint64_t foreign_ = 0;                  // bars of other topics or outside the run
+  std::int64_t final_through_ms_ = INT64_MIN;  // the newest SECOND watermark's start
+  std::uint64_t watermarks_ = 0;
+  std::uint64_t watermark_violations_ = 0;
+  LatencyHistogram watermark_delay_;
+  std::int64_t watermark_max_delay_ns_ = 0;
   std::string first_error_;
   std::atomic<std::uint64_t> bars_{0};
   std::atomic<std::uint64_t> errors_{0};
@@ -211,6 +244,9 @@ struct BarsResults {
   std::uint64_t bars_delivered = 0;  // in the run's seconds, all consumers
   std::uint64_t bars_expected = 0;   // covered seconds only
   std::uint64_t missing = 0, duplicates = 0, count_mismatches = 0, foreign = 0, errors = 0;
+  std::uint64_t watermarks = 0, watermark_violations = 0;
+  std::uint64_t watermark_p50_us = 0, watermark_p99_us = 0;
+  std::int64_t watermark_max_ns = 0;
   std::uint64_t p50_us = 0, p99_us = 0;
   std::int64_t max_ns = 0;
   std::vector<SecondRow> rows;
@@ -249,6 +285,10 @@ void PrintBarsTable(const BarsResults& r) {
   kv("bars with a wrong tick count", fmt::format("{}", r.count_mismatches));
   kv("delay p50 / p99 / max (ms)",
      fmt::format("{:.1f} / {:.1f} / {:.1f}", Ms(r.p50_us), Ms(r.p99_us), MsNs(r.max_ns)));
+  kv("watermarks / out of order", fmt::format("{} / {}", r.watermarks, r.watermark_violations));
+  kv("watermark delay p50 / p99 / max",
+     fmt::format("{:.1f} / {:.1f} / {:.1f}", Ms(r.watermark_p50_us), Ms(r.watermark_p99_us),
+                 MsNs(r.watermark_max_ns)));
   kv("client errors", fmt::format("{}", r.errors));
   kv("bench CPU s", fmt::format("{:.2f}", r.bench_cpu));
   kv("server CPU s",
@@ -273,6 +313,11 @@ void PrintBarsJson(const BarsResults& r) {
       r.topics, r.rate_per_topic, r.subscribers, r.publish_seconds, r.published, r.covered_seconds,
       r.bars_delivered, r.bars_expected, r.missing, r.duplicates, r.count_mismatches, r.foreign,
       r.errors, Ms(r.p50_us), Ms(r.p99_us), MsNs(r.max_ns), r.bench_cpu);
+  out += fmt::format(
+      ",\"watermarks\":{},\"watermark_violations\":{},\"watermark_delay_ms\":{{\"p50\":{:.3f},"
+      "\"p99\":{:.3f},\"max\":{:.3f}}}",
+      r.watermarks, r.watermark_violations, Ms(r.watermark_p50_us), Ms(r.watermark_p99_us),
+      MsNs(r.watermark_max_ns));
   if (r.server_cpu) out += fmt::format(",\"server_cpu_s\":{:.3f}", *r.server_cpu);
   if (r.server_peak_rss_kb) out += fmt::format(",\"server_peak_rss_kb\":{}", *r.server_peak_rss_kb);
   out += ",\"per_second\":[";
@@ -563,12 +608,19 @@ int RunBars(const BarsFlags& f) {
   }
   r.p50_us = all.Quantile(0.50);
   r.p99_us = all.Quantile(0.99);
+  LatencyHistogram watermark_delay;
   for (const auto& c : consumers) {
+    r.watermarks += c->watermarks();
+    r.watermark_violations += c->watermark_violations();
+    watermark_delay.Merge(c->watermark_delay());
+    r.watermark_max_ns = std::max(r.watermark_max_ns, c->watermark_max_delay_ns());
     r.count_mismatches += c->count_mismatches();
     r.foreign += c->foreign();
     r.errors += c->errors();
     if (r.first_error.empty()) r.first_error = c->first_error();
   }
+  r.watermark_p50_us = watermark_delay.Quantile(0.50);
+  r.watermark_p99_us = watermark_delay.Quantile(0.99);
   if (!producer_error.empty()) {
     ++r.errors;
     r.first_error = "producer: " + producer_error;
@@ -586,10 +638,11 @@ int RunBars(const BarsFlags& f) {
     PrintBarsTable(r);
   }
   if (interrupted) return kExitInterrupted;
-  if (r.missing + r.duplicates + r.count_mismatches + r.errors != 0 || r.covered_seconds == 0) {
+  if (r.missing + r.duplicates + r.count_mismatches + r.watermark_violations + r.errors != 0 ||
+      r.covered_seconds == 0) {
     PrintError(
-        "integrity check failed (missing, duplicate or miscounted bars, errors, or no "
-        "second fully covered)");
+        "integrity check failed (missing, duplicate or miscounted bars, a bar after its "
+        "watermark, errors, or no second fully covered)");
     return kExitFailure;
   }
   return 0;

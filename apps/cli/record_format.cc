@@ -122,6 +122,7 @@ void TableFormatter::Fit(const client::Record& record) {
     for (std::size_t i = 0; i < n.size(); ++i) tick_columns_[i].Fit(n[i]);
     return;
   }
+  if (std::holds_alternative<client::Watermark>(record)) return;  // no numbers
   const auto n = BarNumbers(std::get<client::Bar>(record));
   for (std::size_t i = 0; i < n.size(); ++i) bar_columns_[i].Fit(n[i]);
 }
@@ -133,6 +134,12 @@ void TableFormatter::AppendRow(std::string& out, const client::Record& record) c
     out += fmt::format("{:<{}}  {:<{}} {} {} {:>{}}\n", FormatTickTime(t->ts_ns), kTickTimeWidth,
                        t->topic, kTopicWidth, c[kPrice].Format(n[kPrice]),
                        c[kSize].Format(n[kSize]), t->seq, kSeqWidth);
+    return;
+  }
+  if (const auto* w = std::get_if<client::Watermark>(&record)) {
+    // The end of an interval: every bar of it is above this line.
+    out += fmt::format("{:<{}}  -- {} final --\n", FormatBarTime(w->start_ms, w->interval),
+                       kBarTimeWidth, client::ModeName(w->interval));
     return;
   }
   const auto& b = std::get<client::Bar>(record);
@@ -179,6 +186,13 @@ void AppendJsonLine(std::string& out, const client::Record& record, JsonTs ts) {
       out += fmt::format(",\"ts_ns\":\"{}\",\"seq\":\"{}\",\"prev_seq\":\"{}\"}}\n", t->ts_ns,
                          t->seq, t->prev_seq);
     }
+    return;
+  }
+  if (const auto* w = std::get_if<client::Watermark>(&record)) {
+    out += "{\"type\":\"watermark\",\"interval\":\"";
+    out += client::ModeName(w->interval);
+    out += fmt::format("\",\"time\":\"{}\",\"start_ms\":{}}}\n", FormatTimeMs(w->start_ms),
+                       w->start_ms);
     return;
   }
   // start_ms (at most 9223372036854 by the protocol) and count stay below 2^53: plain numbers.

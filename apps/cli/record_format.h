@@ -37,7 +37,7 @@ class TableFormatter {
   std::string Header() const;
   void Fit(const client::Record& record);
   // Appends one row (and a newline). A record of the other kind (a bar in a tick table) gets
-  // that kind's row layout.
+  // that kind's row layout; a watermark a line that marks the end of its interval.
   void AppendRow(std::string& out, const client::Record& record) const;
 
  private:

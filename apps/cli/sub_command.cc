@@ -68,6 +68,7 @@ int RunSub(const SubFlags& f) {
     PrintError(error);
     return kExitUsage;
   }
+  options->watermarks = true;  // the end of each second (minute) is printed
   if (!f.no_reconnect) EnableReconnect(*options, "sub");
   InstallStopSignals();
   const auto connected = ConnectOrReport(*options);
@@ -102,8 +103,13 @@ int RunSub(const SubFlags& f) {
     if (!ev) continue;
     if (auto* batch = std::get_if<client::Batch>(&*ev)) {
       out.clear();
-      std::size_t n = batch->records.size();
-      if (f.count != 0) n = static_cast<std::size_t>(std::min<std::uint64_t>(n, f.count - printed));
+      // --count counts ticks and bars; watermarks (the end of an interval) are printed between
+      // them and not counted, and none after the last one counted.
+      std::size_t n = 0;
+      for (std::uint64_t data = 0; n < batch->records.size(); ++n) {
+        if (f.count != 0 && printed + data >= f.count) break;
+        if (!std::holds_alternative<client::Watermark>(batch->records[n])) ++data;
+      }
       // The batch's numbers first, so that its rows line up with each other.
       if (!f.json) {
         for (std::size_t i = 0; i < n; ++i) table.Fit(batch->records[i]);
@@ -120,7 +126,7 @@ int RunSub(const SubFlags& f) {
           table.AppendRow(out, r);
           ++rows_since_header;
         }
-        ++printed;
+        if (!std::holds_alternative<client::Watermark>(r)) ++printed;
       }
       std::fwrite(out.data(), 1, out.size(), stdout);
       std::fflush(stdout);

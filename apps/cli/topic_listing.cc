@@ -18,8 +18,10 @@ std::int64_t BarEndMs(const client::Bar& b) {
 }  // namespace
 
 bool TopicListing::Add(const client::Record& record) {
-  const std::string& topic =
-      std::visit([](const auto& r) -> const std::string& { return r.topic; }, record);
+  if (std::holds_alternative<client::Watermark>(record)) return false;  // names no topic
+  const std::string& topic = std::get_if<client::Tick>(&record) != nullptr
+                                 ? std::get<client::Tick>(record).topic
+                                 : std::get<client::Bar>(record).topic;
   auto [it, inserted] = topics_.try_emplace(topic);
   Entry& e = it->second;
   if (const auto* t = std::get_if<client::Tick>(&record)) {

@@ -621,6 +621,8 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     auth_info_.batch_window_ms = m.batch_window_ms();
     auth_info_.server_version = m.server_version();
     auth_info_.protocol_version = m.protocol_version();
+    auth_info_.bar_close_delay_ms = m.bar_close_delay_ms();
+    auth_info_.watermark_ms = m.watermark_ms();
     SetState(State::kOpen);
     connect_result_.set_value(std::nullopt);
     connect_done_ = true;
@@ -790,12 +792,22 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     }
     Batch batch;
     if (!codec::DecodeBatch(payload, batch)) return ProtocolError("unparsable DATA_BATCH");
+    if (!options_.watermarks &&
+        std::erase_if(batch.records,
+                      [](const Record& r) { return std::holds_alternative<Watermark>(r); }) > 0 &&
+        batch.records.empty()) {
+      return true;  // only watermarks
+    }
     if (reconnect_) {
       const std::uint64_t dups_before = delivered_.duplicates();
       const std::uint64_t gaps_before = delivered_.tick_gaps();
       std::erase_if(batch.records, [this](const Record& r) {
         if (const auto* t = std::get_if<Tick>(&r)) {
           return !delivered_.AcceptTick(t->topic, t->seq, t->prev_seq, t->ts_ns);
+        }
+        if (const auto* w = std::get_if<Watermark>(&r)) {
+          // A resumed connection may repeat one the last connection gave: keep them monotone.
+          return !AcceptWatermark(w->interval, w->start_ms);
         }
         const auto& b = std::get<Bar>(r);
         return !delivered_.AcceptBar(b.interval, b.topic, b.start_ms);
@@ -809,6 +821,15 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     std::lock_guard lock(mu_);
     events_.emplace_back(std::move(batch));
     cv_.notify_all();
+    return true;
+  }
+
+  // Whether a watermark moves past the newest one delivered for its interval (and records it).
+  bool AcceptWatermark(Mode interval, std::int64_t start_ms) {
+    std::int64_t& last =
+        interval == Mode::kMinute ? last_watermark_minute_ : last_watermark_second_;
+    if (start_ms <= last) return false;
+    last = start_ms;
     return true;
   }
 
@@ -1134,6 +1155,9 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
   std::unordered_map<std::uint32_t, std::uint64_t> resume_pending_;  // request_id -> handle
   std::size_t resumed_ = 0;  // subscriptions re-established by the current resume
   DeliveredState delivered_;
+  // Newest watermark delivered per interval (reconnect: repeats are filtered out).
+  std::int64_t last_watermark_second_ = std::numeric_limits<std::int64_t>::min();
+  std::int64_t last_watermark_minute_ = std::numeric_limits<std::int64_t>::min();
 
   // Shared with user threads.
   mutable std::mutex mu_;

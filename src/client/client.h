@@ -92,6 +92,10 @@ struct ClientOptions {
   BatchCallback on_batch;
   RawBatchCallback on_raw_batch;  // wins over on_batch when both are set
   ErrorCallback on_error;
+  // Completeness watermarks (PROTOCOL.md S8c) in Batch::records, as Watermark records. Off by
+  // default, so that code written before them, which expects only ticks and bars, keeps
+  // working: the client then drops them. on_raw_batch payloads always hold them.
+  bool watermarks = false;
   // Reconnect events (io thread, same rules as the callbacks above). Optional: the same facts are
   // in stats() and state(), and each lost connection is also reported as a non-fatal Error.
   ConnectionCallback on_connection;
@@ -121,6 +125,10 @@ struct AuthInfo {
   std::uint32_t batch_window_ms = 0;
   std::string server_version;
   std::uint32_t protocol_version = 0;
+  // PROTOCOL S8c: BAR_CLOSE_DELAY_MS (bars of an interval leave about this long after it ends),
+  // and the SECOND watermark when the session began (0: none yet, or an older server).
+  std::uint32_t bar_close_delay_ms = 0;
+  std::int64_t watermark_ms = 0;
 };
 
 // Counters for monitoring and tests; read without locks.

@@ -106,6 +106,10 @@ bool DecodeBatch(std::span<const std::uint8_t> payload, Batch& out) {
       case pb::Record::kBar:
         out.records.emplace_back(ToBar(r.bar()));
         break;
+      case pb::Record::kWatermark:
+        out.records.emplace_back(
+            Watermark{static_cast<Mode>(r.watermark().interval()), r.watermark().start_ms()});
+        break;
       default:
         break;  // a kind this client does not know: skipped, per the contract's extension rule
     }

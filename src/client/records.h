@@ -39,7 +39,16 @@ struct Bar {
   double vwap = 0;
 };
 
-using Record = std::variant<Tick, Bar>;
+// A completeness watermark (PROTOCOL S8c): every bar of `interval` with start_ms <= `start_ms`
+// has been delivered on this connection, so the interval starting at `start_ms` is final (a
+// topic without a bar for it had no trade in it). Sent once per interval to connections that
+// subscribe to that interval, also when nothing traded, after every bar it covers.
+struct Watermark {
+  Mode interval = Mode::kSecond;
+  std::int64_t start_ms = 0;
+};
+
+using Record = std::variant<Tick, Bar, Watermark>;
 
 // One DATA_BATCH, decoded. Records of unknown kinds (newer servers) are skipped.
 struct Batch {

@@ -205,6 +205,10 @@ std::vector<Setting> Settings() {
        [](Config& c, const std::string& v) {
          return ParseUint<std::uint32_t>(v, 0, 60'000, c.bar_close_delay_ms);
        }},
+      {"WATERMARKS", "--watermarks",
+       "send SECOND and MINUTE subscribers a completeness watermark after each closed interval "
+       "(false only to measure what they cost)",
+       "true", [](Config& c, const std::string& v) { return ParseBool(v, c.watermarks); }},
       {"HISTORY_SECOND_BARS", "--history-second-bars",
        "closed SECOND bars retained per topic for backfill and resume",
        std::to_string(d.history_second_bars),

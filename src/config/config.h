@@ -39,6 +39,7 @@ struct Config {
   std::uint32_t so_rcvbuf = 0;                           // SO_RCVBUF (0 = kernel default)
   // Bars and history (PROTOCOL S8a and S8b).
   std::uint32_t bar_close_delay_ms = 100;          // BAR_CLOSE_DELAY_MS
+  bool watermarks = true;                          // WATERMARKS
   std::uint32_t history_second_bars = 3600;        // HISTORY_SECOND_BARS per topic (an hour)
   std::uint32_t history_minute_bars = 1440;        // HISTORY_MINUTE_BARS per topic (a day)
   std::uint32_t history_ticks = 1024;              // HISTORY_TICKS per topic

@@ -43,6 +43,10 @@ bool FanoutTable::DropFrom(Table& table, std::string_view key, std::size_t slot,
 void FanoutTable::Add(Subscriber* s, engine::Mode mode, std::span<const std::string> topics,
                       bool wildcard, std::vector<InterestChange>& changes) {
   const auto slot = static_cast<std::size_t>(mode);
+  if (s->mode_refs_[slot]++ == 0) {
+    s->mode_index_[slot] = static_cast<std::uint32_t>(by_mode_[slot].size());
+    by_mode_[slot].push_back(s);
+  }
   if (wildcard) {
     ++s->wildcard_refs_[slot];
     if (AddRef(wildcard_[slot], s)) changes.push_back({"", true, mode, true});
@@ -60,6 +64,13 @@ void FanoutTable::Add(Subscriber* s, engine::Mode mode, std::span<const std::str
 void FanoutTable::Remove(Subscriber* s, engine::Mode mode, std::span<const std::string> topics,
                          bool wildcard, std::vector<InterestChange>& changes) {
   const auto slot = static_cast<std::size_t>(mode);
+  if (s->mode_refs_[slot] > 0 && --s->mode_refs_[slot] == 0) {
+    auto& list = by_mode_[slot];
+    const std::uint32_t at = s->mode_index_[slot];
+    list[at] = list.back();
+    list[at]->mode_index_[slot] = at;
+    list.pop_back();
+  }
   if (wildcard && s->wildcard_refs_[slot] > 0) {
     --s->wildcard_refs_[slot];
     if (DropRef(wildcard_[slot], s)) changes.push_back({"", true, mode, false});
@@ -73,6 +84,13 @@ void FanoutTable::Remove(Subscriber* s, engine::Mode mode, std::span<const std::
       changes.push_back({topic, false, mode, false});
     }
   }
+}
+
+std::size_t FanoutTable::DeliverWatermark(engine::Mode interval, std::string_view entry) const {
+  // Closing a connection defers its removal from this table, so the list holds still here.
+  const auto& list = by_mode_[static_cast<std::size_t>(interval)];
+  for (Subscriber* s : list) s->DeliverWatermark(interval, entry);
+  return list.size();
 }
 
 std::size_t FanoutTable::DeliverStretch(const engine::RecordBlockPtr& block, std::string_view topic,

@@ -44,6 +44,14 @@ class FanoutTable {
   // number of (record, subscriber) deliveries made.
   std::size_t Deliver(const engine::RecordBlockPtr& block, unsigned worker) const;
 
+  // Hands a watermark entry of `interval` to every local subscriber with a subscription in that
+  // mode, once each. Returns the number of subscribers served.
+  std::size_t DeliverWatermark(engine::Mode interval, std::string_view entry) const;
+  // Subscribers with at least one subscription in `mode`.
+  std::size_t mode_subscribers(engine::Mode mode) const {
+    return by_mode_[static_cast<std::size_t>(mode)].size();
+  }
+
   std::size_t topic_count() const { return topics_.size(); }
   std::size_t prefix_count() const { return prefixes_.size(); }
 
@@ -73,6 +81,8 @@ class FanoutTable {
   Table topics_;
   Table prefixes_;  // keyed by a pattern's prefix ("FX." for "FX.*")
   std::array<SubList, engine::kModeSlots> wildcard_;
+  // Subscribers with any subscription per mode (Subscriber::mode_index_ is the position).
+  std::array<std::vector<Subscriber*>, engine::kModeSlots> by_mode_;
   // Marks the subscribers already served for the stretch being delivered when prefix lists
   // take part (a subscriber may be in the exact list and several prefix lists).
   mutable std::uint64_t stamp_ = 0;

@@ -27,9 +27,17 @@ class Subscriber {
                           std::span<const engine::RecordBlock::Entry> run) {
     for (const auto& e : run) DeliverRecord(*block, e);
   }
+  // A completeness watermark for `interval` (PROTOCOL S8c): `entry` is an encoded
+  // DataBatch.records entry, shared by every subscriber of the worker. It must reach the client
+  // after every bar of `interval` delivered before it. Runs on the owning worker only.
+  virtual void DeliverWatermark(engine::Mode /*interval*/, std::string_view /*entry*/) {}
 
  private:
   friend class FanoutTable;
+  // Subscriptions this subscriber holds per mode, and its place in the FanoutTable's list of
+  // subscribers of that mode (for watermarks: O(1) to join and leave).
+  std::array<std::uint32_t, engine::kModeSlots> mode_refs_{};
+  std::array<std::uint32_t, engine::kModeSlots> mode_index_{};
   // How many of this subscriber's subscriptions are "*" for each mode; while non-zero, records
   // reach it through the wildcard list only, so it never gets the same record twice.
   std::array<std::uint32_t, engine::kModeSlots> wildcard_refs_{};

@@ -84,6 +84,30 @@ void SubscriberStream::DeliverRun(const engine::RecordBlockPtr& block,
   }
 }
 
+void SubscriberStream::DeliverWatermark(engine::Mode interval, std::string_view entry) {
+  if (stopped_) return;
+  for (const auto& c : catchups_) {
+    if (c->mode() == interval) {
+      // Its held bars may belong to intervals this watermark covers.
+      held_watermark_[static_cast<std::size_t>(interval)].assign(entry);
+      return;
+    }
+  }
+  Append(entry);
+}
+
+void SubscriberStream::ReleaseWatermark(engine::Mode mode) {
+  auto& held = held_watermark_[static_cast<std::size_t>(mode)];
+  if (held.empty() || stopped_) return;
+  for (const auto& c : catchups_) {
+    if (c->mode() == mode) return;
+  }
+  // What the catch-up held went out when it ended, so this follows every bar it covers.
+  std::string entry = std::move(held);
+  held.clear();
+  Append(entry);
+}
+
 void SubscriberStream::Append(std::string_view entry) {
   // A frame cut full before its window ended: its records are ready now.
   const bool opened = batcher_.Add(entry, [this](std::string frame) {
@@ -253,11 +277,15 @@ void SubscriberStream::OnHistorySlice(std::uint64_t catch_up_id, unsigned owner,
     for (std::size_t i = 0; i < catchups_.size(); ++i) {
       CatchUp& c = *catchups_[i];
       if (c.id() != catch_up_id) continue;
+      const engine::Mode c_mode = c.mode();
       bool complete = false;
       WithCatchUp(c, [&](CatchUp& cu, const CatchUp::Emit& emit) {
         complete = cu.OnSlice(owner, *slice, emit);
       });
-      if (complete) catchups_.erase(catchups_.begin() + static_cast<std::ptrdiff_t>(i));
+      if (complete) {
+        catchups_.erase(catchups_.begin() + static_cast<std::ptrdiff_t>(i));
+        ReleaseWatermark(c_mode);
+      }
       break;
     }
   }
@@ -277,6 +305,7 @@ void SubscriberStream::DropCatchUp(std::size_t index, std::uint64_t removed_subs
         },
         emit);
   });
+  ReleaseWatermark(mode);
 }
 
 }  // namespace tickwire::delivery

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -101,6 +102,9 @@ class SubscriberStream final : public Subscriber {
                      const engine::RecordBlock::Entry& e) override;
   void DeliverRun(const engine::RecordBlockPtr& block,
                   std::span<const engine::RecordBlock::Entry> run) override;
+  // Sent at once, or, while a catch-up of `interval` holds live bars, kept (the newest only)
+  // until the last such catch-up ends: it must follow every bar it covers.
+  void DeliverWatermark(engine::Mode interval, std::string_view entry) override;
 
   // Subscription `id` is live in the fan-out table (and its interest published): starts its
   // catch-up when it asks for history that is not live already through another subscription.
@@ -148,6 +152,8 @@ class SubscriberStream final : public Subscriber {
   // Asks owner shards for the next history slices while the output has room for them.
   void PumpCatchUps();
   void DropCatchUp(std::size_t index, std::uint64_t removed_subscription);
+  // A catch-up of `mode` ended: sends the watermark held for it once no other one runs.
+  void ReleaseWatermark(engine::Mode mode);
   // Runs `fn(catch_up, emit)` and keeps held_bytes_ in step with what it holds.
   template <typename Fn>
   void WithCatchUp(CatchUp& c, Fn&& fn);
@@ -163,6 +169,9 @@ class SubscriberStream final : public Subscriber {
   std::uint64_t next_catchup_ = 1;
   std::uint64_t held_bytes_ = 0;   // held live records, counted against MAX_PENDING_BYTES
   unsigned slices_in_flight_ = 0;  // slice requests out (cancelled ones included)
+  // Per mode, the newest watermark entry held back while a catch-up of that mode runs (empty:
+  // none). At most one small entry per mode.
+  std::array<std::string, engine::kModeSlots> held_watermark_;
 };
 
 }  // namespace tickwire::delivery

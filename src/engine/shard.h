@@ -199,6 +199,11 @@ class Shard {
            restored_;
   }
 
+  // Every SECOND (MINUTE) bucket starting before this has been closed, and its bars are in the
+  // RecordBlocks AdvanceWatermark filled (INT64_MIN before the first close).
+  std::int64_t second_closed_before_ms() const { return second_closed_before_ms_; }
+  std::int64_t minute_closed_before_ms() const { return minute_closed_before_ms_; }
+
   std::size_t topic_count() const { return topics_.size(); }
   // Topics some worker has exact subscribers for (existing or not).
   std::size_t interest_count() const { return interest_.size(); }

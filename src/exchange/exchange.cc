@@ -28,6 +28,8 @@ void Exchange::Start() {
   outbox_ingest_.resize(n);
   outbox_output_.resize(n);
   marks_.assign(n, 0);
+  closed_second_.assign(n, std::numeric_limits<std::int64_t>::min());
+  closed_minute_.assign(n, std::numeric_limits<std::int64_t>::min());
 }
 
 void Exchange::Handle(Op&& op) {
@@ -228,6 +230,8 @@ void Exchange::HandleInbox(InboxPost& post) {
   }
   if (applied > 0) backlog_.Applied(index_, applied);
   DeliverOwnerOutput(post.output);
+  // Every bar `from` closed before these was in this post's output or an earlier one.
+  OnShardClosed(post.from, post.closed_second_ms, post.closed_minute_ms);
   // Every tick `from` accepted before `mark` was in this post or an earlier one.
   marks_[post.from] = std::max(marks_[post.from], post.mark);
   AdvanceBars();
@@ -271,24 +275,64 @@ void Exchange::ShareCurrentBlock() {
   }
 }
 
+void Exchange::OnShardClosed(unsigned from, std::int64_t second_ms, std::int64_t minute_ms) {
+  if (!watermarks_) return;
+  // Most posts carry what the last one from `from` did: two compares, nothing else.
+  if (second_ms <= closed_second_[from] && minute_ms <= closed_minute_[from]) return;
+  closed_second_[from] = std::max(closed_second_[from], second_ms);
+  closed_minute_[from] = std::max(closed_minute_[from], minute_ms);
+  const std::int64_t second = *std::min_element(closed_second_.begin(), closed_second_.end());
+  const std::int64_t minute = *std::min_element(closed_minute_.begin(), closed_minute_.end());
+  // Bars of SECOND first: a consumer of both sees a second final before its minute. Values at
+  // or before the epoch come from the marks every worker starts with (0, or a log clock of 0):
+  // nothing real has closed yet.
+  if (second > delivered_second_ && second > 0) {
+    delivered_second_ = second;
+    host_.DeliverWatermark(engine::Mode::kSecond, second - 1000);
+  }
+  if (minute > delivered_minute_ && minute > 0) {
+    delivered_minute_ = minute;
+    host_.DeliverWatermark(engine::Mode::kMinute, minute - 60'000);
+  }
+}
+
+std::int64_t Exchange::WatermarkMs(engine::Mode interval) const {
+  const std::int64_t closed =
+      interval == engine::Mode::kMinute ? delivered_minute_ : delivered_second_;
+  if (closed == std::numeric_limits<std::int64_t>::min()) return 0;
+  return closed - (interval == engine::Mode::kMinute ? 60'000 : 1000);
+}
+
 void Exchange::EndOfTurn() {
   end_of_turn_scheduled_ = false;
+  // How far the shard has closed bars: every bar of those buckets is in current_block_ or was
+  // shared before, so it goes out ahead of (or in) the posts below.
+  const std::int64_t closed_second = shard_.second_closed_before_ms();
+  const std::int64_t closed_minute = shard_.minute_closed_before_ms();
   // 1. Records this shard produced this turn: encoded once, shared with every interested worker.
   ShareCurrentBlock();
   // 2. This worker's own share of them, and the history slices served to its own subscribers,
-  // in the order they were produced.
+  // in the order they were produced; then this worker's watermarks, behind every bar of them.
   if (!outbox_output_[index_].empty()) {
     auto output = std::move(outbox_output_[index_]);
     outbox_output_[index_].clear();
     DeliverOwnerOutput(output);
   }
+  OnShardClosed(index_, closed_second, closed_minute);
   // 3. The worker's own end of turn (flushes what this turn added).
   host_.FlushTurn();
   // 4. One post per destination worker carrying everything queued for it this turn, and this
   // worker's mark: every tick it accepted so far is in this post or an earlier one.
   const std::int64_t mark = wall_clock_();
-  const bool force = force_marks_;
+  bool force = force_marks_;
   force_marks_ = false;
+  if (watermarks_ && (closed_second != sent_second_ || closed_minute != sent_minute_)) {
+    // The shard closed an interval: every worker hears of it now, not at the next bar clock
+    // (once per second per pair of workers, however many connections and topics).
+    force = true;
+    sent_second_ = closed_second;
+    sent_minute_ = closed_minute;
+  }
   const auto n = static_cast<unsigned>(outbox_output_.size());
   for (unsigned w = 0; w < n; ++w) {
     if (w == index_) continue;
@@ -297,8 +341,8 @@ void Exchange::EndOfTurn() {
     for (const auto& batch : outbox_ingest_[w])
       ticks += static_cast<std::int64_t>(batch.ticks.size());
     if (ticks > 0) backlog_.Add(w, ticks);
-    poster_.Post(
-        w, InboxPost{index_, mark, std::move(outbox_ingest_[w]), std::move(outbox_output_[w])});
+    poster_.Post(w, InboxPost{index_, mark, closed_second, closed_minute,
+                              std::move(outbox_ingest_[w]), std::move(outbox_output_[w])});
     outbox_ingest_[w].clear();
     outbox_output_[w].clear();
   }

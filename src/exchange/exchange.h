@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -27,6 +28,11 @@ class Host {
   // The end of this loop turn, after this worker's own records and slices have been delivered
   // and before the posts to other workers (BATCH_WINDOW_MS=0: flush what the turn added).
   virtual void FlushTurn() = 0;
+  // Bars of `interval` (SECOND or MINUTE) are final on this worker through the interval that
+  // starts at `start_ms`: every shard has closed it, and each bar of it (and of every earlier
+  // interval) addressed to this worker has been handed to DeliverRecords already. Called once
+  // per advance (several intervals at once after a stall), never backwards.
+  virtual void DeliverWatermark(engine::Mode interval, std::int64_t start_ms) = 0;
 };
 
 // Wall clock in ns since the Unix epoch (injected, so that tests can drive it).
@@ -82,6 +88,12 @@ class Exchange {
   static std::int64_t NextBarClockNs(std::int64_t now_ns, std::int64_t close_delay_ns);
   // Requests an EndOfTurn after the operations queued on this worker now.
   void ScheduleEndOfTurn();
+  // Completeness watermarks (on by default): off, no Host::DeliverWatermark and no post made
+  // only to carry the closed intervals (the bench's baseline). Before Start.
+  void set_watermarks(bool on) { watermarks_ = on; }
+  // The start of the newest `interval` (SECOND or MINUTE) whose bars are final on this worker
+  // (the last Host::DeliverWatermark), or 0 before the first one.
+  std::int64_t WatermarkMs(engine::Mode interval) const;
 
   // Ingest back-pressure (any thread): some worker is over the high-water mark or the bus is
   // congested; and its opposite with hysteresis (every worker below half, bus not congested).
@@ -125,9 +137,14 @@ class Exchange {
   void DeliverOwnerOutput(std::vector<OwnerOutput>& output);
   // Closes the bar buckets the bus's watermark has passed.
   void AdvanceBars();
-  // 1. share this turn's records; 2. deliver this worker's own share and slices, in order;
-  // 3. Host::FlushTurn; 4. one post per destination with its outboxes and this worker's mark.
+  // 1. share this turn's records; 2. deliver this worker's own share and slices, in order,
+  // then this worker's watermarks; 3. Host::FlushTurn; 4. one post per destination with its
+  // outboxes, this worker's mark and how far its shard has closed bars.
   void EndOfTurn();
+  // Shard `from` has closed every bucket before `second_ms` / `minute_ms`, and its bars for this
+  // worker have been delivered: advances this worker's watermarks (Host::DeliverWatermark) when
+  // the oldest shard's has moved.
+  void OnShardClosed(unsigned from, std::int64_t second_ms, std::int64_t minute_ms);
 
   unsigned index_;
   Poster& poster_;
@@ -157,6 +174,17 @@ class Exchange {
   std::vector<std::int64_t> marks_;
   bool force_marks_ = false;
   std::int64_t log_clock_ns_ = 0;  // multi-instance mode: the log's clock (ReplicatedPost)
+  // Completeness watermarks: closed_*_[s] is how far shard s has closed bars, as far as its
+  // bars have reached this worker; delivered_*_ the minimum over every shard as last handed to
+  // the host (all "closed before" values: bucket starts, INT64_MIN for none). sent_*_ is what
+  // this shard's posts last told the other workers; a change forces a post to each of them.
+  bool watermarks_ = true;
+  std::vector<std::int64_t> closed_second_;
+  std::vector<std::int64_t> closed_minute_;
+  std::int64_t delivered_second_ = std::numeric_limits<std::int64_t>::min();
+  std::int64_t delivered_minute_ = std::numeric_limits<std::int64_t>::min();
+  std::int64_t sent_second_ = std::numeric_limits<std::int64_t>::min();
+  std::int64_t sent_minute_ = std::numeric_limits<std::int64_t>::min();
 };
 
 }  // namespace tickwire::exchange

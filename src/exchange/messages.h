@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <variant>
@@ -66,10 +67,14 @@ using OwnerOutput = std::variant<engine::RecordBlockPtr, HistoryDelivery>;
 
 // One worker's end-of-turn post to another: ticks for the destination's shard, the sender's
 // record blocks and slice answers for the destination's subscribers, and the sender's bar mark
-// (every tick the sender accepted before `mark` is in this post or an earlier one).
+// (every tick the sender accepted before `mark` is in this post or an earlier one). It also
+// carries how far the sender's shard has closed bars: every bar of a bucket starting before
+// `closed_*_ms` is in this post's output or an earlier one (the completeness watermark).
 struct InboxPost {
   unsigned from = 0;
   std::int64_t mark = 0;
+  std::int64_t closed_second_ms = std::numeric_limits<std::int64_t>::min();
+  std::int64_t closed_minute_ms = std::numeric_limits<std::int64_t>::min();
   std::vector<IngestBatch> ingest;
   std::vector<OwnerOutput> output;
 };

@@ -57,6 +57,7 @@ session::SessionParams MakeParams(const ServerContext& ctx, std::string session_
   p.auth_timeout = c.auth_timeout;
   p.max_msg_size = c.max_msg_size;
   p.batch_window_ms = ctx.batch_window();
+  p.bar_close_delay_ms = ctx.config.bar_close_delay_ms;
   p.session_id = std::move(session_id);
   return p;
 }
@@ -978,6 +979,10 @@ void Connection::OnPublishFailed(std::uint32_t request_id, std::string_view mess
 }
 
 std::int64_t Connection::WallClockNs() { return common::WallClockNs(); }
+
+std::int64_t Connection::WatermarkMs(engine::Mode interval) {
+  return worker_.exchange().WatermarkMs(interval);
+}
 
 void Connection::OnAuthenticated(const std::string& user, const std::string& client_name) {
   authenticated_ = true;

@@ -101,6 +101,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void RemoveSubscription(std::uint64_t id, const session::Subscription& sub) override;
   void Publish(std::uint32_t request_id, bool ack, std::vector<engine::IngestTick> ticks) override;
   std::int64_t WallClockNs() override;
+  std::int64_t WatermarkMs(engine::Mode interval) override;
   void OnAuthenticated(const std::string& user, const std::string& client_name) override;
   void DelayAuth(std::chrono::milliseconds delay) override;
   void CheckOffLoop(session::CredentialCheck check) override;

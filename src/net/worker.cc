@@ -12,6 +12,7 @@
 #include "observability/log.h"
 #include "protocol/frame.h"
 #include "protocol/proxy_header.h"
+#include "protocol/wire.h"
 
 namespace tickwire::net {
 namespace {
@@ -78,6 +79,7 @@ Worker::Worker(unsigned index, ServerContext& ctx)
 Worker::~Worker() { Join(); }
 
 void Worker::Start() {
+  exchange_.set_watermarks(ctx_.config.watermarks);
   exchange_.Start();
   thread_ = std::thread([this] { Run(); });
 }
@@ -244,6 +246,15 @@ void AsioPoster::Post(unsigned to, exchange::Op op) {
 }
 
 void Worker::DeliverRecords(const engine::RecordBlockPtr& block) { fanout_.Deliver(block, index_); }
+
+void Worker::DeliverWatermark(engine::Mode interval, std::int64_t start_ms) {
+  if (fanout_.mode_subscribers(interval) == 0) return;
+  // Encoded once per worker and interval; each connection copies a dozen bytes.
+  std::string entry;
+  protocol::AppendWatermarkRecordEntry(
+      entry, protocol::WatermarkFields{static_cast<std::uint32_t>(interval), start_ms});
+  fanout_.DeliverWatermark(interval, entry);
+}
 
 void Worker::ArmBarClock() {
   // Wake just after the next SECOND boundary + close delay (minute boundaries are among them).

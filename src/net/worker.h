@@ -180,6 +180,8 @@ class Worker final : private exchange::Host {
   // loop turn (BATCH_WINDOW_MS=0: flush the connections this turn touched).
   void DeliverRecords(const engine::RecordBlockPtr& block) override;
   void FlushTurn() override;
+  // exchange::Host: a completeness watermark for this worker's subscribers of `interval`.
+  void DeliverWatermark(engine::Mode interval, std::int64_t start_ms) override;
   void ArmBarClock();
   void ArmWindowTimer();
   void OnWindowTimer();

@@ -175,6 +175,51 @@ std::size_t AppendBarRecordEntry(std::string& out, const BarFields& b) {
   });
 }
 
+void AppendWatermarkRecordEntry(std::string& out, const WatermarkFields& w) {
+  // Once per worker per closed interval: no need for the stack-buffer path above.
+  constexpr std::uint8_t kTagRecordWatermark = (3 << 3) | 2;  // Record.watermark
+  constexpr std::uint8_t kTagInterval = (1 << 3) | 0;         // Watermark.interval
+  constexpr std::uint8_t kTagStart = (2 << 3) | 0;            // Watermark.start_ms
+  const auto start = static_cast<std::uint64_t>(w.start_ms);
+  std::size_t body = 0;
+  if (w.interval != 0) body += 1 + VarintSize(w.interval);
+  if (start != 0) body += 1 + VarintSize(start);
+  const std::size_t record = 1 + VarintSize(body) + body;
+  out.push_back(static_cast<char>(kTagBatchRecords));
+  AppendVarint(out, record);
+  out.push_back(static_cast<char>(kTagRecordWatermark));
+  AppendVarint(out, body);
+  if (w.interval != 0) {
+    out.push_back(static_cast<char>(kTagInterval));
+    AppendVarint(out, w.interval);
+  }
+  if (start != 0) {
+    out.push_back(static_cast<char>(kTagStart));
+    AppendVarint(out, start);
+  }
+}
+
+std::optional<WatermarkFields> ParseWatermarkFields(std::span<const std::uint8_t> bytes) {
+  WatermarkFields w;
+  wire_detail::Reader r{bytes.data(), bytes.data() + bytes.size()};
+  while (r.ok && !r.AtEnd()) {
+    const std::uint64_t tag = r.Varint();
+    const auto wt = static_cast<std::uint32_t>(tag & 7);
+    const auto field = tag >> 3;
+    if (field == 1 || field == 2) {
+      if (wt != 0) return std::nullopt;
+      const std::uint64_t v = r.Varint();
+      // protobuf keeps the low 32 bits of an over-long enum varint.
+      if (field == 1) w.interval = static_cast<std::uint32_t>(v);
+      if (field == 2) w.start_ms = static_cast<std::int64_t>(v);
+    } else if (!r.Skip(wt)) {
+      return std::nullopt;
+    }
+  }
+  if (!r.ok) return std::nullopt;
+  return w;
+}
+
 std::string EncodeFrame(FrameType type, const google::protobuf::MessageLite& message) {
   const std::size_t size = message.ByteSizeLong();
   std::string out(kHeaderSize + size, '\0');

@@ -60,15 +60,27 @@ struct BarFields {
 // `out`, like AppendTickRecordEntry.
 std::size_t AppendBarRecordEntry(std::string& out, const BarFields& bar);
 
+// A completeness watermark (PROTOCOL S8c): every bar of `interval` (wire Mode: 1 = SECOND,
+// 2 = MINUTE) with start_ms <= `start_ms` has been sent on the connection.
+struct WatermarkFields {
+  std::uint32_t interval = 0;
+  std::int64_t start_ms = 0;
+};
+
+// Appends one `DataBatch.records` entry holding Record{watermark: ...}. Encoded once per
+// worker per interval and shared by every connection that subscribes to bars of it.
+void AppendWatermarkRecordEntry(std::string& out, const WatermarkFields& w);
+
 // Serializes `message` as a whole frame of `type` (header + payload).
 std::string EncodeFrame(FrameType type, const google::protobuf::MessageLite& message);
 
 // Record kinds inside a DataBatch, by Record's oneof field number.
-enum class RecordKind : std::uint8_t { kUnknown = 0, kTick = 1, kBar = 2 };
+enum class RecordKind : std::uint8_t { kUnknown = 0, kTick = 1, kBar = 2, kWatermark = 3 };
 
 // Reads a DataBatch payload without building protobuf objects: calls
 // `on_record(RecordKind, std::span<const std::uint8_t> inner)` for every record, where `inner`
-// is the Tick or Bar message bytes. Returns the batch_seq, or nullopt if the payload is not a
+// is the Tick, Bar or Watermark message bytes (kUnknown: a kind this build does not know, which
+// a reader skips). Returns the batch_seq, or nullopt if the payload is not a
 // well-formed DataBatch.
 template <typename OnRecord>
 std::optional<std::uint64_t> ScanDataBatch(std::span<const std::uint8_t> payload,
@@ -80,6 +92,9 @@ std::optional<TickFields> ParseTickFields(std::span<const std::uint8_t> bytes);
 
 // Decodes a Bar message's fields from its bytes; nullopt when malformed. Inline (below).
 std::optional<BarFields> ParseBarFields(std::span<const std::uint8_t> bytes);
+
+// Decodes a Watermark message's fields from its bytes; nullopt when malformed.
+std::optional<WatermarkFields> ParseWatermarkFields(std::span<const std::uint8_t> bytes);
 
 namespace wire_detail {
 // Minimal protobuf wire reader with bounds checks on every step.
@@ -195,7 +210,7 @@ std::optional<std::uint64_t> ScanDataBatch(std::span<const std::uint8_t> payload
         const std::uint64_t rtag = rr.Varint();
         const auto rfield = rtag >> 3;
         const auto rwt = static_cast<std::uint32_t>(rtag & 7);
-        if ((rfield == 1 || rfield == 2) && rwt == 2) {
+        if (rfield >= 1 && rfield <= 3 && rwt == 2) {
           inner = rr.Bytes();
           kind = static_cast<RecordKind>(rfield);
         } else if (!rr.Skip(rwt)) {

@@ -274,6 +274,8 @@ bool Session::FinishAuth(auth::PermissionsPtr permissions, Clock::time_point now
   ok.set_batch_window_ms(params_.batch_window_ms);
   ok.set_server_version(TICKWIRE_VERSION);
   ok.set_protocol_version(protocol::kProtocolVersion);
+  ok.set_bar_close_delay_ms(params_.bar_close_delay_ms);
+  ok.set_watermark_ms(host_.WatermarkMs(engine::Mode::kSecond));
   host_.SendFrame(protocol::EncodeFrame(FrameType::kAuthOk, ok));
   host_.OnAuthenticated(user_, client_name_);
   return true;
@@ -369,8 +371,21 @@ bool Session::HandleSubscribe(std::span<const std::uint8_t> payload) {
   pb::SubscribeOk ok;
   ok.set_request_id(rid);
   ok.set_subscription_id(id);
+  SetBarCompleteness(stored.mode, ok);
   host_.SendFrame(protocol::EncodeFrame(FrameType::kSubscribeOk, ok));
   return true;
+}
+
+void Session::SetBarCompleteness(engine::Mode mode, pb::SubscribeOk& ok) {
+  if (mode != engine::Mode::kSecond && mode != engine::Mode::kMinute) return;
+  ok.set_watermark_ms(host_.WatermarkMs(mode));
+  // The subscription's interest reached the owner shards before any of them can close a bucket
+  // that ends later than BAR_CLOSE_DELAY_MS before now (their marks from this worker travel
+  // behind it), so live delivery has every bar of the bucket open at now - delay, and after.
+  const std::int64_t interval_ms = mode == engine::Mode::kSecond ? 1000 : 60'000;
+  const std::int64_t now_ms = engine::FloorDiv(host_.WallClockNs(), engine::kNsPerMs);
+  const std::int64_t open_ms = now_ms - std::int64_t{params_.bar_close_delay_ms};
+  ok.set_live_from_ms(engine::FloorDiv(open_ms, interval_ms) * interval_ms);
 }
 
 bool Session::HandleUnsubscribe(std::span<const std::uint8_t> payload) {

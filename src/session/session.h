@@ -17,6 +17,10 @@
 #include "engine/topic.h"
 #include "session/close_reason.h"
 
+namespace tickwire::v1 {
+class SubscribeOk;
+}
+
 namespace tickwire::session {
 
 using Clock = std::chrono::steady_clock;
@@ -42,6 +46,7 @@ struct SessionParams {
   std::chrono::milliseconds auth_timeout{5'000};
   std::uint32_t max_msg_size = 65536;
   std::uint32_t batch_window_ms = 5;
+  std::uint32_t bar_close_delay_ms = 100;  // BAR_CLOSE_DELAY_MS (advertised in AUTH_OK)
   std::string session_id;
 };
 
@@ -96,6 +101,9 @@ class SessionHost {
                        std::vector<engine::IngestTick> ticks) = 0;
   // Wall clock in ns since the Unix epoch (for stamping ticks and the future-skew check).
   virtual std::int64_t WallClockNs() = 0;
+  // The start of the newest `interval` (SECOND or MINUTE) whose bars are final on this
+  // connection's worker (the last watermark it sent), 0 before the first (PROTOCOL S8c).
+  virtual std::int64_t WatermarkMs(engine::Mode /*interval*/) { return 0; }
   // AUTH succeeded (for logs and monitoring).
   virtual void OnAuthenticated(const std::string& user, const std::string& client_name) = 0;
   // An AUTH is being decided away from this call; until Session::auth_pending() turns false the
@@ -165,6 +173,9 @@ class Session {
   bool HandleAuth(std::span<const std::uint8_t> payload, Clock::time_point now);
   bool HandleHeartbeat(std::span<const std::uint8_t> payload, Clock::time_point now);
   bool HandleSubscribe(std::span<const std::uint8_t> payload);
+  // SECOND and MINUTE: the watermark and the first interval live delivery completes
+  // (PROTOCOL S8c), in a SUBSCRIBE_OK.
+  void SetBarCompleteness(engine::Mode mode, v1::SubscribeOk& ok);
   bool HandleUnsubscribe(std::span<const std::uint8_t> payload);
   bool HandlePublish(std::span<const std::uint8_t> payload);
   // Non-fatal ERROR answering a request.

@@ -730,9 +730,27 @@ TEST(CliTest, SubPrintsSecondBarsLiveAndFromBackfillAndSince) {
   ASSERT_TRUE(live.Wait(15s)) << live.Stderr();  // both bars close by b_ms + 1 s
   const RunResult l = live.Result();
   EXPECT_EQ(l.exit_code, 0) << l.err;
+  // Watermarks (PROTOCOL S8c) mark the end of each second between the bars: none may say a
+  // bar's second is final before that bar.
   std::istringstream lines(l.out);
-  std::string first, second;
-  ASSERT_TRUE(std::getline(lines, first) && std::getline(lines, second)) << l.out;
+  std::vector<std::string> bar_lines;
+  std::int64_t final_through = 0;
+  auto start_of = [](const std::string& line) {
+    const auto at = line.find("\"start_ms\":");
+    return at == std::string::npos ? std::int64_t{-1} : std::stoll(line.substr(at + 11));
+  };
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("{\"type\":\"watermark\",\"interval\":\"second\"", 0) == 0) {
+      EXPECT_GT(start_of(line), final_through) << l.out;
+      final_through = start_of(line);
+      continue;
+    }
+    EXPECT_GT(start_of(line), final_through) << "a bar after its watermark:\n" << l.out;
+    bar_lines.push_back(line);
+  }
+  ASSERT_EQ(bar_lines.size(), 2u) << l.out;
+  const std::string& first = bar_lines[0];
+  const std::string& second = bar_lines[1];
   EXPECT_EQ(first.rfind("{\"type\":\"bar\",\"interval\":\"second\",\"topic\":\"cli.bars\"", 0), 0u)
       << first;
   EXPECT_NE(first.find(bar_a), std::string::npos) << first;

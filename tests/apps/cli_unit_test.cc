@@ -216,6 +216,29 @@ TEST(RecordFormatTest, JsonLinesKeep64BitValuesExact) {
   EXPECT_FALSE(ParseJsonTs("ns"));
 }
 
+TEST(RecordFormatTest, WatermarksMarkTheEndOfTheirInterval) {
+  const client::Watermark second{client::Mode::kSecond, kNow + 1000};
+  const client::Watermark minute{client::Mode::kMinute, kNow};
+  std::string out;
+  AppendJsonLine(out, second);
+  AppendJsonLine(out, minute);
+  EXPECT_EQ(out,
+            "{\"type\":\"watermark\",\"interval\":\"second\",\"time\":"
+            "\"2024-05-01T12:00:01.000Z\",\"start_ms\":1714564801000}\n"
+            "{\"type\":\"watermark\",\"interval\":\"minute\",\"time\":"
+            "\"2024-05-01T12:00:00.000Z\",\"start_ms\":1714564800000}\n");
+  TableFormatter table(client::Mode::kSecond);
+  table.Fit(second);  // no numbers: the columns stay as they are
+  const std::string header = table.Header();
+  out.clear();
+  table.AppendRow(out, second);
+  table.AppendRow(out, minute);
+  EXPECT_EQ(out,
+            "2024-05-01 12:00:01  -- second final --\n"
+            "2024-05-01 12:00     -- minute final --\n");
+  EXPECT_EQ(table.Header(), header);
+}
+
 TEST(IsoTimeTest, NanosecondsAndOffsets) {
   const std::int64_t now_ns = kNow * 1'000'000;
   EXPECT_EQ(ParseIsoTimeNs("2024-05-01T12:00:00Z"), now_ns);

@@ -321,6 +321,49 @@ TEST(ClientTest, PublishWithoutAckReturnsTickCount) {
   EXPECT_EQ(p.ticks_size(), 3);
 }
 
+// A DATA_BATCH frame with a bar of "B" at `start_ms` and then a SECOND watermark at `mark_ms`.
+std::string BarThenWatermark(std::uint64_t batch_seq, std::int64_t start_ms, std::int64_t mark_ms) {
+  pb::DataBatch b;
+  b.set_batch_seq(batch_seq);
+  pb::Bar* bar = b.add_records()->mutable_bar();
+  bar->set_topic("B");
+  bar->set_interval(pb::MODE_SECOND);
+  bar->set_start_ms(start_ms);
+  bar->set_count(1);
+  pb::Watermark* w = b.add_records()->mutable_watermark();
+  w->set_interval(pb::MODE_SECOND);
+  w->set_start_ms(mark_ms);
+  return protocol::EncodeFrame(protocol::FrameType::kDataBatch, b);
+}
+
+// Watermarks (PROTOCOL S8c) reach the caller only when asked for; the AUTH_OK's delay and
+// watermark are in auth_info() either way.
+TEST(ClientTest, WatermarksAreDeliveredOnlyWhenAskedFor) {
+  for (const bool wanted : {false, true}) {
+    SCOPED_TRACE(wanted ? "watermarks = true" : "watermarks = false");
+    FakeServer server;
+    ClientOptions options = Options(server);
+    options.watermarks = wanted;
+    pb::AuthOk ok = FakeServer::DefaultAuthOk();
+    ok.set_bar_close_delay_ms(250);
+    ok.set_watermark_ms(5000);
+    auto client = ConnectTo(server, options, ok);
+    ASSERT_TRUE(client);
+    EXPECT_EQ(client->auth_info().bar_close_delay_ms, 250u);
+    EXPECT_EQ(client->auth_info().watermark_ms, 5000);
+    ASSERT_TRUE(server.SendBytes(BarThenWatermark(1, 6000, 6000)));
+    auto batch = NextOf<Batch>(*client);
+    ASSERT_TRUE(batch);
+    ASSERT_EQ(batch->records.size(), wanted ? 2u : 1u);
+    EXPECT_EQ(std::get<Bar>(batch->records[0]).start_ms, 6000);
+    if (wanted) {
+      const auto& w = std::get<Watermark>(batch->records[1]);
+      EXPECT_EQ(w.interval, Mode::kSecond);
+      EXPECT_EQ(w.start_ms, 6000);
+    }
+  }
+}
+
 TEST(ClientTest, PublishOverMaxMsgSizeIsRejectedLocally) {
   FakeServer server;
   pb::AuthOk ok = FakeServer::DefaultAuthOk();

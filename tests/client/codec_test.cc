@@ -35,6 +35,24 @@ TEST(CodecTest, BatchBuilderOutputDecodes) {
   EXPECT_EQ(t.prev_seq, 8u);
 }
 
+TEST(CodecTest, WatermarksDecodeBetweenBars) {
+  protocol::BatchBuilder builder(65536);
+  std::string entry;
+  protocol::AppendBarRecordEntry(entry, {"AAPL", 1, 1'700'000'000'000, 1, 2, 0.5, 1.5, 3, 2, 1});
+  builder.Append(entry, 7);
+  entry.clear();
+  protocol::AppendWatermarkRecordEntry(entry, {1, 1'700'000'000'000});
+  builder.Append(entry, 7);
+  const std::string frame = builder.Finish();
+  Batch batch;
+  ASSERT_TRUE(DecodeBatch(Payload(frame), batch));
+  ASSERT_EQ(batch.records.size(), 2u);
+  EXPECT_EQ(std::get<Bar>(batch.records[0]).topic, "AAPL");
+  const auto& w = std::get<Watermark>(batch.records[1]);
+  EXPECT_EQ(w.interval, Mode::kSecond);
+  EXPECT_EQ(w.start_ms, 1'700'000'000'000);
+}
+
 TEST(CodecTest, PeekBatchSeqScansWhenFieldIsNotFirst) {
   // Records first, then batch_seq: legal protobuf, so the slow path must find it.
   std::string payload;

@@ -168,6 +168,7 @@ client::ClientOptions ClusterClientOptions(std::uint16_t port, const std::string
   o.password = "secret";
   o.client_name = name;
   o.queue_capacity = 1 << 20;
+  o.watermarks = true;
   o.reconnect.enabled = reconnect;
   o.reconnect.initial_backoff = std::chrono::milliseconds(50);
   o.reconnect.max_backoff = std::chrono::milliseconds(500);
@@ -179,10 +180,18 @@ void RecordLog::Add(const client::Batch& batch) {
   for (const auto& r : batch.records) {
     if (const auto* t = std::get_if<client::Tick>(&r)) {
       ticks_.push_back(*t);
+    } else if (const auto* w = std::get_if<client::Watermark>(&r)) {
+      // Where it fell among the bars: every bar of its interval must come before it.
+      watermarks_.push_back({*w, bars_.size()});
     } else {
       bars_.push_back(std::get<client::Bar>(r));
     }
   }
+}
+
+std::vector<RecordLog::Mark> RecordLog::Watermarks() const {
+  std::lock_guard lock(mu_);
+  return watermarks_;
 }
 
 std::vector<client::Tick> RecordLog::Ticks() const {

@@ -73,7 +73,13 @@ client::ClientOptions ClusterClientOptions(std::uint16_t port, const std::string
 // Collects every record a client receives (its on_batch callback), thread-safe.
 class RecordLog {
  public:
+  // A watermark and how many bars had arrived before it.
+  struct Mark {
+    client::Watermark watermark;
+    std::size_t bars_before = 0;
+  };
   void Add(const client::Batch& batch);
+  std::vector<Mark> Watermarks() const;
   std::vector<client::Tick> Ticks() const;
   std::vector<client::Bar> Bars() const;
   std::size_t tick_count() const;
@@ -82,6 +88,7 @@ class RecordLog {
   mutable std::mutex mu_;
   std::vector<client::Tick> ticks_;
   std::vector<client::Bar> bars_;
+  std::vector<Mark> watermarks_;
 };
 
 // A connected client plus the log its batches go to.

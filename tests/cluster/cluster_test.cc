@@ -147,6 +147,32 @@ TEST(ClusterTest, EveryInstanceDeliversTheSameTicksAndBars) {
   std::set<std::pair<std::string, std::uint64_t>> seqs;
   for (const auto& t : ref_ticks) seqs.emplace(t.topic, t.seq);
   EXPECT_EQ(seqs.size(), ref_ticks.size());
+
+  // Watermarks (PROTOCOL S8c) come from the log clock too: on every instance, once one covers
+  // the newest bar, no bar arrived after a watermark covering its second.
+  for (std::size_t i = 0; i < 3; ++i) {
+    SCOPED_TRACE("instance " + std::to_string(i));
+    std::int64_t newest = 0;
+    for (const auto& b : bars[i].log->Bars()) newest = std::max(newest, b.start_ms);
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          const auto marks = bars[i].log->Watermarks();
+          return !marks.empty() && marks.back().watermark.start_ms >= newest;
+        },
+        10s));
+    const auto got = bars[i].log->Bars();
+    const auto marks = bars[i].log->Watermarks();
+    for (std::size_t m = 1; m < marks.size(); ++m) {
+      EXPECT_GT(marks[m].watermark.start_ms, marks[m - 1].watermark.start_ms);
+    }
+    for (const auto& m : marks) {
+      EXPECT_EQ(m.watermark.interval, Mode::kSecond);
+      for (std::size_t b = m.bars_before; b < got.size(); ++b) {
+        EXPECT_GT(got[b].start_ms, m.watermark.start_ms)
+            << got[b].topic << " after the watermark of " << m.watermark.start_ms;
+      }
+    }
+  }
 }
 
 TEST(ClusterTest, KilledInstanceConsumersResumeThroughTheBalancer) {

@@ -11,6 +11,7 @@
 
 #include "engine/shard.h"
 #include "protocol/frame.h"
+#include "protocol/wire.h"
 #include "tickwire/v1/tickwire.pb.h"
 
 namespace tickwire::delivery {
@@ -276,6 +277,70 @@ TEST_F(SubscriberStreamTest, ALongRunGoesOutAsSharedFramesInOrder) {
   for (int p = 1; p <= 400; ++p) want.push_back(p);
   EXPECT_EQ(Sent(), want);
   EXPECT_GE(host.frames.size(), 2u);
+}
+
+// Bars and watermarks written so far, in order: "bar <start>" / "watermark <start>".
+std::vector<std::string> SentBars(FakeHost& host, SubscriberStream& s) {
+  s.FlushBatch(std::chrono::steady_clock::now(), true);
+  std::vector<std::string> out;
+  for (const auto& f : host.frames) {
+    v1::DataBatch b;
+    EXPECT_TRUE(b.ParseFromArray(f.data() + protocol::kHeaderSize,
+                                 static_cast<int>(f.size() - protocol::kHeaderSize)));
+    for (const auto& r : b.records()) {
+      if (r.has_watermark()) {
+        out.push_back("watermark " + std::to_string(r.watermark().start_ms()));
+      } else {
+        out.push_back("bar " + std::to_string(r.bar().start_ms()));
+      }
+    }
+  }
+  return out;
+}
+
+std::string WatermarkEntry(std::int64_t start_ms) {
+  std::string entry;
+  protocol::AppendWatermarkRecordEntry(
+      entry, protocol::WatermarkFields{static_cast<std::uint32_t>(Mode::kSecond), start_ms});
+  return entry;
+}
+
+// A watermark that arrives while a SECOND catch-up holds live bars waits for the catch-up: it
+// must not overtake the bars of the seconds it declares final.
+TEST_F(SubscriberStreamTest, WatermarkWaitsForTheCatchUpOfItsInterval) {
+  shard.SetWildcardInterest(Mode::kSecond, 0, true);
+  Make();
+  constexpr std::int64_t kSecond = 1000 * engine::kNsPerMs;
+  const std::int64_t s0 = kT0 / engine::kNsPerMs;
+  auto bar_block = [&](std::int64_t at_ns) {
+    auto ticks = std::make_shared<engine::RecordBlock>();
+    engine::IngestTick t{"A", 1, 1, at_ns, at_ns};
+    EXPECT_EQ(shard.Apply(std::span(&t, 1), *ticks).applied, 1u);
+    auto bars = std::make_shared<engine::RecordBlock>();
+    shard.AdvanceWatermark(at_ns + kSecond + shard.options().close_delay_ns, *bars);
+    return bars;
+  };
+  bar_block(kT0);  // second s0: closed and retained before the subscription
+  Subscription sub{};
+  sub.mode = Mode::kSecond;
+  sub.topics = {"A"};
+  sub.backfill = 10;
+  Subscribe(1, sub);
+  ASSERT_EQ(host.requests.size(), 1u);
+  Live(bar_block(kT0 + kSecond));  // second s0 + 1 closes live: held by the catch-up
+  stream->DeliverWatermark(Mode::kSecond, WatermarkEntry(s0 + 1000));
+  EXPECT_TRUE(SentBars(host, *stream).empty());
+  Serve();
+  EXPECT_EQ(stream->catch_ups(), 0u);
+  EXPECT_EQ(
+      SentBars(host, *stream),
+      (std::vector<std::string>{"bar " + std::to_string(s0), "bar " + std::to_string(s0 + 1000),
+                                "watermark " + std::to_string(s0 + 1000)}));
+  // Live from now on: the next one goes straight out.
+  host.frames.clear();
+  stream->DeliverWatermark(Mode::kSecond, WatermarkEntry(s0 + 2000));
+  EXPECT_EQ(SentBars(host, *stream),
+            (std::vector<std::string>{"watermark " + std::to_string(s0 + 2000)}));
 }
 
 }  // namespace

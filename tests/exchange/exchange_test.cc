@@ -29,16 +29,30 @@ class RecordingHost final : public Host {
   void DeliverRecords(const engine::RecordBlockPtr& block) override {
     for (const auto& e : block->entries) {
       if ((e.workers & engine::WorkerBit(index_)) == 0) continue;
-      if (e.mode == engine::Mode::kTick) live.push_back({std::string(block->Topic(e)), e.key});
+      if (e.mode == engine::Mode::kTick) {
+        live.push_back({std::string(block->Topic(e)), e.key});
+      } else {
+        bars.push_back({e.mode, false, static_cast<std::int64_t>(e.key)});
+      }
     }
   }
   void FlushTurn() override { ++turns; }
+  void DeliverWatermark(engine::Mode interval, std::int64_t start_ms) override {
+    bars.push_back({interval, true, start_ms});
+  }
 
   struct Live {
     std::string topic;
     std::uint64_t key;
   };
+  // Bars and watermarks, in the order this worker received them.
+  struct BarEvent {
+    engine::Mode interval;
+    bool watermark;
+    std::int64_t start_ms;
+  };
   std::vector<Live> live;
+  std::vector<BarEvent> bars;
   std::size_t turns = 0;
 
  private:
@@ -350,6 +364,148 @@ TEST(ExchangeTest, FrameWithoutAckOrRefusalSaysNothing) {
   std::uint64_t applied = 0;
   for (unsigned i = 0; i < 3; ++i) applied += w.at(i).shard().stats().ticks;
   EXPECT_EQ(applied, 20U);
+}
+
+// The first place where `events` break the watermark rule for `interval`: a bar at or before a
+// watermark already given, or a watermark that does not move forward. -1: none.
+std::ptrdiff_t WatermarkViolation(const std::vector<RecordingHost::BarEvent>& events,
+                                  engine::Mode interval) {
+  std::int64_t final_through = INT64_MIN;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const auto& e = events[i];
+    if (e.interval != interval) continue;
+    if (e.start_ms <= final_through) return static_cast<std::ptrdiff_t>(i);
+    if (e.watermark) final_through = e.start_ms;
+  }
+  return -1;
+}
+
+std::vector<std::int64_t> WatermarksOf(const RecordingHost& host, engine::Mode interval) {
+  std::vector<std::int64_t> out;
+  for (const auto& e : host.bars) {
+    if (e.watermark && e.interval == interval) out.push_back(e.start_ms);
+  }
+  return out;
+}
+
+TEST(ExchangeWatermarkTest, TheCheckFindsABarBehindItsWatermark) {
+  using E = RecordingHost::BarEvent;
+  constexpr auto kS = engine::Mode::kSecond;
+  EXPECT_EQ(WatermarkViolation({{kS, false, 1000}, {kS, true, 1000}, {kS, false, 2000}}, kS), -1);
+  EXPECT_EQ(WatermarkViolation({E{kS, true, 1000}, E{kS, false, 1000}}, kS), 1);
+  EXPECT_EQ(WatermarkViolation({E{kS, true, 2000}, E{kS, true, 1000}}, kS), 1);
+}
+
+// Every worker subscribes to every topic's SECOND and MINUTE bars ("*"); random traffic from
+// every worker over more than two minutes, posts delayed and reordered across sources. On every
+// worker, each watermark comes after every bar of the intervals it covers, they move forward
+// one interval at a time while the clocks run, and every bar a shard closed reached every worker.
+TEST(ExchangeWatermarkTest, WatermarkFollowsEveryBarOfItsIntervalOnEveryWorker) {
+  for (std::uint64_t seed = 1; seed <= 4; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    LocalBus bus;
+    constexpr unsigned kWorkers = 4;
+    Workers w(kWorkers, seed, bus);
+    for (unsigned i = 0; i < kWorkers; ++i) {
+      w.poster().RunAs(i, [&] {
+        w.at(i).PublishInterest(
+            {{"", true, engine::Mode::kSecond, true}, {"", true, engine::Mode::kMinute, true}});
+      });
+    }
+    w.poster().Drain();
+    auto& rng = w.poster().rng();
+    const std::int64_t start_ns = g_now_ns;
+    for (int step = 0; step < 9000; ++step) {
+      g_now_ns += static_cast<std::int64_t>(rng() % (30 * kMs));
+      w.FireBarClocks();
+      if (rng() % 2 == 0) {
+        const unsigned from = static_cast<unsigned>(rng() % kWorkers);
+        auto ticks = Frame(rng, 1 + rng() % 4, 12);
+        w.poster().RunAs(from,
+                         [&] { w.at(from).Publish(nullptr, 0, "u", 0, false, std::move(ticks)); });
+      }
+      // More than the traffic makes on average, so that the queues stay short.
+      for (std::uint64_t k = rng() % 16; k > 0; --k) w.poster().RunOne();
+    }
+    w.Settle();
+    const std::int64_t seconds = (g_now_ns - start_ns) / (1000 * kMs);
+    ASSERT_GT(seconds, 120);
+    std::uint64_t second_bars = 0;
+    std::uint64_t minute_bars = 0;
+    for (unsigned i = 0; i < kWorkers; ++i) {
+      second_bars += w.at(i).shard().stats().bars_second;
+      minute_bars += w.at(i).shard().stats().bars_minute;
+    }
+    ASSERT_GT(second_bars, 1000U);
+    ASSERT_GT(minute_bars, 20U);
+    for (unsigned i = 0; i < kWorkers; ++i) {
+      SCOPED_TRACE("worker " + std::to_string(i));
+      const auto& events = w.host(i).bars;
+      EXPECT_EQ(WatermarkViolation(events, engine::Mode::kSecond), -1);
+      EXPECT_EQ(WatermarkViolation(events, engine::Mode::kMinute), -1);
+      std::uint64_t seconds_here = 0;
+      std::uint64_t minutes_here = 0;
+      for (const auto& e : events) {
+        if (e.watermark) continue;
+        ++(e.interval == engine::Mode::kSecond ? seconds_here : minutes_here);
+      }
+      EXPECT_EQ(seconds_here, second_bars);  // "*" everywhere: every bar reaches every worker
+      EXPECT_EQ(minutes_here, minute_bars);
+      const auto marks = WatermarksOf(w.host(i), engine::Mode::kSecond);
+      ASSERT_GE(marks.size(), static_cast<std::size_t>(seconds - 3));
+      for (std::size_t k = 0; k < marks.size(); ++k) EXPECT_EQ(marks[k] % 1000, 0);
+      // Bar clocks every second: each watermark is one second after the previous one (the
+      // random delays stay far below a second).
+      for (std::size_t k = 1; k < marks.size(); ++k) EXPECT_EQ(marks[k] - marks[k - 1], 1000);
+      const auto minute_marks = WatermarksOf(w.host(i), engine::Mode::kMinute);
+      ASSERT_GE(minute_marks.size(), 2U);
+      for (std::size_t k = 1; k < minute_marks.size(); ++k) {
+        EXPECT_EQ(minute_marks[k] - minute_marks[k - 1], 60'000);
+      }
+      // The last ones cover everything that closed: the newest second before now - delay.
+      EXPECT_EQ(w.at(i).WatermarkMs(engine::Mode::kSecond), marks.back());
+      EXPECT_EQ(w.at(i).WatermarkMs(engine::Mode::kMinute), minute_marks.back());
+      const std::int64_t open_second = engine::FloorDiv(g_now_ns - kCloseDelay, 1000 * kMs) * 1000;
+      EXPECT_LE(marks.back(), open_second - 1000);
+      EXPECT_GE(marks.back(), open_second - 2000);
+    }
+  }
+}
+
+// No traffic at all: the bar clocks alone move every worker's watermark, once a second.
+TEST(ExchangeWatermarkTest, QuietServerStillSendsAWatermarkEverySecond) {
+  LocalBus bus;
+  constexpr unsigned kWorkers = 3;
+  Workers w(kWorkers, 11, bus);
+  for (int step = 0; step < 1000; ++step) {  // 10 s
+    g_now_ns += 10 * kMs;
+    w.FireBarClocks();
+    w.poster().Drain();
+  }
+  for (unsigned i = 0; i < kWorkers; ++i) {
+    const auto marks = WatermarksOf(w.host(i), engine::Mode::kSecond);
+    ASSERT_GE(marks.size(), 9U);
+    for (std::size_t k = 1; k < marks.size(); ++k) EXPECT_EQ(marks[k] - marks[k - 1], 1000);
+    // Within the post delays of the bar clock: no later than one interval behind.
+    EXPECT_GE(marks.back(), engine::FloorDiv(g_now_ns - kCloseDelay, 1000 * kMs) * 1000 - 2000);
+  }
+}
+
+// Off (WATERMARKS=false): no watermark, and the bar clocks add no post of their own beyond the
+// marks they always sent.
+TEST(ExchangeWatermarkTest, OffSendsNone) {
+  LocalBus bus;
+  Workers w(2, 3, bus);
+  for (unsigned i = 0; i < 2; ++i) w.at(i).set_watermarks(false);
+  for (int step = 0; step < 300; ++step) {
+    g_now_ns += 10 * kMs;
+    w.FireBarClocks();
+    w.poster().Drain();
+  }
+  for (unsigned i = 0; i < 2; ++i) {
+    EXPECT_TRUE(w.host(i).bars.empty());
+    EXPECT_EQ(w.at(i).WatermarkMs(engine::Mode::kSecond), 0);
+  }
 }
 
 #ifdef TICKWIRE_THREAD_CHECKS

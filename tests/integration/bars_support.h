@@ -54,15 +54,20 @@ template <typename Until>
   return ::testing::AssertionSuccess();
 }
 
-// Reads whatever arrives for `quiet` (nothing more expected after it).
+// Reads whatever arrives until no tick or bar has for `quiet` (nothing more expected after it).
+// Frames of watermarks alone (PROTOCOL S8c: one a second on a SECOND subscription) do not count
+// as traffic, so the wait ends even while they keep coming.
 inline ::testing::AssertionResult Drain(RawClient& c, Received& got, milliseconds quiet) {
+  auto deadline = steady_clock::now() + quiet;
   for (;;) {
-    const ReadResult r = c.ReadFrame(quiet);
+    const ReadResult r = c.ReadFrame(Remaining(deadline));
     if (r.status == ReadStatus::kTimeout) return ::testing::AssertionSuccess();
     if (!r.ok()) {
       return ::testing::AssertionFailure() << "while draining: " << ReadStatusName(r.status);
     }
+    const std::size_t before = got.ticks.size() + got.bars.size();
     if (auto ok = TakeBatch(r, got); !ok) return ok << " (while draining)";
+    if (got.ticks.size() + got.bars.size() != before) deadline = steady_clock::now() + quiet;
   }
 }
 

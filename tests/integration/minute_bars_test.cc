@@ -158,5 +158,76 @@ TEST_F(MinuteBarsTest, MinuteBarsMatchTheReferenceFoldTheWireSecondBarsAndTheCli
   EXPECT_EQ(seen, topics.size()) << table.output;
 }
 
+// PROTOCOL S8c for MINUTE: a connection with a MINUTE and a SECOND subscription gets the
+// minute's watermark after the minute's bar, and the seconds' watermarks after their bars.
+TEST_F(MinuteBarsTest, MinuteWatermarkFollowsTheMinutesBar) {
+  ASSERT_TRUE(Start({{"WORKERS", "2"},
+                     {"BAR_CLOSE_DELAY_MS", "100"},
+                     {"HEARTBEAT_INTERVAL", "30s"},
+                     {"HEARTBEAT_TIMEOUT", "180s"}}));
+  const std::string topic = Topic("m");
+  RawClient sub, pub;
+  ASSERT_TRUE(ConnectAuthed(sub));
+  ASSERT_TRUE(ConnectAuthed(pub));
+  v1::SubscribeOk minute_ok;
+  ASSERT_TRUE(sub.Subscribe(1, v1::MODE_MINUTE, {topic, Topic("quiet")}, nullptr, &minute_ok));
+  ASSERT_TRUE(sub.Subscribe(2, v1::MODE_SECOND, {topic}));
+  EXPECT_EQ(minute_ok.live_from_ms() % 60'000, 0);
+  EXPECT_EQ(minute_ok.watermark_ms() % 60'000, 0);
+  // Server-stamped ticks: their minute is the minute they are applied in.
+  const std::int64_t before_ms = NowMs();
+  ASSERT_TRUE(pub.PublishAcked(1, {MakeTick(topic, 10, 1), MakeTick(topic, 11, 2)}));
+  const std::int64_t after_ms = NowMs();
+  const std::int64_t last_minute = after_ms / 60'000 * 60'000;
+
+  // Bars and watermarks in arrival order, until the minute watermark covers the ticks' minute.
+  struct Item {
+    bool watermark;
+    v1::Mode interval;
+    std::int64_t start_ms;
+  };
+  std::vector<Item> items;
+  std::int64_t minute_mark = 0;
+  const auto deadline =
+      steady_clock::now() + milliseconds(last_minute + 60'000 + 100 - NowMs() + 10'000);
+  std::uint64_t next_batch_seq = 1;
+  while (minute_mark < last_minute) {
+    const ReadResult r = sub.ReadFrame(Remaining(deadline));
+    ASSERT_TRUE(r.ok()) << ReadStatusName(r.status) << " after " << items.size() << " records";
+    ASSERT_EQ(r.frame.frame_type(), protocol::FrameType::kDataBatch) << DescribeFrame(r.frame);
+    v1::DataBatch batch;
+    ASSERT_TRUE(batch.ParseFromString(r.frame.payload));
+    ASSERT_EQ(batch.batch_seq(), next_batch_seq++);
+    for (const auto& rec : batch.records()) {
+      if (rec.has_watermark()) {
+        items.push_back({true, rec.watermark().interval(), rec.watermark().start_ms()});
+        if (rec.watermark().interval() == v1::MODE_MINUTE) {
+          EXPECT_GT(rec.watermark().start_ms(), minute_mark);
+          minute_mark = rec.watermark().start_ms();
+        }
+      } else {
+        ASSERT_TRUE(rec.has_bar()) << rec.ShortDebugString();
+        items.push_back({false, rec.bar().interval(), rec.bar().start_ms()});
+      }
+    }
+  }
+  // Every bar before the watermark of its interval; the ticks' minute and second bars came.
+  std::size_t minute_bars = 0;
+  std::size_t second_bars = 0;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (items[i].watermark) continue;
+    ++(items[i].interval == v1::MODE_MINUTE ? minute_bars : second_bars);
+    for (std::size_t j = 0; j < i; ++j) {
+      if (items[j].watermark && items[j].interval == items[i].interval) {
+        EXPECT_LT(items[j].start_ms, items[i].start_ms) << "a bar after its watermark";
+      }
+    }
+  }
+  EXPECT_GE(minute_bars, 1u);
+  EXPECT_LE(minute_bars, 2u);  // the ticks may straddle a minute boundary
+  EXPECT_GE(second_bars, 1u);
+  EXPECT_GE(last_minute, before_ms / 60'000 * 60'000);
+}
+
 }  // namespace
 }  // namespace tickwire::testing

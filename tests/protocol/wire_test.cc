@@ -179,6 +179,14 @@ v1::DataBatch RandomBatch(TickGenerator& gen) {
         b->set_vwap(gen.AwkwardDouble());
         break;
       }
+      case 2:
+        if (gen.Below(2) == 0) {
+          v1::Watermark* w = r->mutable_watermark();
+          w->set_interval(gen.Below(2) == 0 ? v1::MODE_SECOND : v1::MODE_MINUTE);
+          w->set_start_ms(static_cast<std::int64_t>(gen.AwkwardU64()));
+          break;
+        }
+        [[fallthrough]];
       default:
         ToProto(gen.Tick().Fields(), *r->mutable_tick());
     }
@@ -208,6 +216,14 @@ TEST(ScanDataBatch, AgreesWithProtobufOnValidInput) {
           v1::Bar bar;
           ASSERT_TRUE(bar.ParseFromArray(inner.data(), static_cast<int>(inner.size())));
           EXPECT_EQ(bar.SerializeAsString(), r.bar().SerializeAsString());
+          break;
+        }
+        case v1::Record::kWatermark: {
+          ASSERT_EQ(kind, RecordKind::kWatermark);
+          const auto w = ParseWatermarkFields(inner);
+          ASSERT_TRUE(w.has_value());
+          EXPECT_EQ(w->interval, static_cast<std::uint32_t>(r.watermark().interval()));
+          EXPECT_EQ(w->start_ms, r.watermark().start_ms());
           break;
         }
         case v1::Record::KIND_NOT_SET:
@@ -452,6 +468,56 @@ TEST(ParseBarFields, OtherLayoutsReadLikeProtobuf) {
     EXPECT_EQ(parsed->count, expected.count());
     EXPECT_EQ(parsed->vwap, expected.vwap());
   }
+}
+
+// Watermark records (PROTOCOL S8c): the hand-written entry is what protobuf writes for the same
+// Record, the scanner reports its kind, and ParseWatermarkFields reads it back.
+TEST(AppendWatermarkRecordEntry, ByteIdenticalToProtobufAndScannedBack) {
+  const std::int64_t starts[] = {
+      0, 1, 1000, 1'700'000'040'000, -60'000, std::numeric_limits<std::int64_t>::max()};
+  for (const std::uint32_t interval : {0u, 1u, 2u, 3u}) {
+    for (const std::int64_t start : starts) {
+      const WatermarkFields w{interval, start};
+      std::string ours;
+      AppendWatermarkRecordEntry(ours, w);
+      v1::DataBatch want;
+      auto* m = want.add_records()->mutable_watermark();
+      m->set_interval(static_cast<v1::Mode>(interval));
+      m->set_start_ms(start);
+      ASSERT_EQ(ours, want.SerializeAsString()) << interval << " " << start;
+      std::vector<RecordKind> kinds;
+      std::optional<WatermarkFields> parsed;
+      const auto seq = ScanDataBatch(Bytes(ours), [&](RecordKind kind, auto inner) {
+        kinds.push_back(kind);
+        parsed = ParseWatermarkFields(inner);
+      });
+      ASSERT_TRUE(seq.has_value());
+      ASSERT_EQ(kinds, std::vector<RecordKind>{RecordKind::kWatermark});
+      ASSERT_TRUE(parsed.has_value());
+      EXPECT_EQ(parsed->interval, interval);
+      EXPECT_EQ(parsed->start_ms, start);
+    }
+  }
+}
+
+TEST(ParseWatermarkFields, RejectsTruncationAndWrongWireTypesLikeProtobuf) {
+  v1::Watermark m;
+  m.set_interval(v1::MODE_MINUTE);
+  m.set_start_ms(1'700'000'040'000);
+  const std::string bytes = m.SerializeAsString();
+  const auto span = Bytes(bytes);
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    v1::Watermark check;
+    const bool proto_ok = check.ParseFromArray(bytes.data(), static_cast<int>(n));
+    EXPECT_EQ(ParseWatermarkFields(span.first(n)).has_value(), proto_ok) << "prefix " << n;
+  }
+  const std::string fixed = "\x11" + std::string(8, '\0');  // start_ms as fixed64
+  EXPECT_FALSE(ParseWatermarkFields(Bytes(fixed)).has_value());
+  // An unknown field is skipped, as protobuf does.
+  const std::string extra = bytes + "\x18\x05";
+  const auto parsed = ParseWatermarkFields(Bytes(extra));
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->start_ms, 1'700'000'040'000);
 }
 
 }  // namespace

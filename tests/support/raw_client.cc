@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <sstream>
@@ -205,6 +206,12 @@ bool RawClient::TakeFrame(Frame& out, std::string& error) {
 
 ReadResult RawClient::ReadFrame(milliseconds timeout) {
   ReadResult result;
+  if (!stashed_.empty()) {
+    result.frame = std::move(stashed_.front());
+    stashed_.pop_front();
+    result.status = ReadStatus::kFrame;
+    return result;
+  }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
     std::string error;
@@ -354,7 +361,8 @@ ReadResult RawClient::ReadFrame(milliseconds timeout) {
 
 ::testing::AssertionResult RawClient::Subscribe(std::uint32_t request_id, tickwire::v1::Mode mode,
                                                 const std::vector<std::string>& topics,
-                                                std::uint64_t* subscription_id) {
+                                                std::uint64_t* subscription_id,
+                                                tickwire::v1::SubscribeOk* reply) {
   tickwire::v1::Subscribe sub;
   sub.set_request_id(request_id);
   sub.set_mode(mode);
@@ -363,7 +371,31 @@ ReadResult RawClient::ReadFrame(milliseconds timeout) {
     return ::testing::AssertionFailure() << "sending SUBSCRIBE: " << last_error_;
   }
   tickwire::v1::SubscribeOk ok;
-  if (auto r = ReadMessage(FrameType::kSubscribeOk, &ok); !r) return r;
+  const auto deadline = std::chrono::steady_clock::now() + kDefaultTimeout;
+  for (;;) {
+    // Data for earlier subscriptions may come first: kept for the next ReadFrame.
+    const auto left =
+        std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+    std::deque<Frame> ahead = std::move(stashed_);
+    stashed_.clear();
+    ReadResult r = ReadFrame(std::max(left, milliseconds(0)));
+    stashed_ = std::move(ahead);
+    if (!r.ok() || r.frame.frame_type() != FrameType::kDataBatch) {
+      if (!r.ok()) {
+        return ::testing::AssertionFailure()
+               << "expected SUBSCRIBE_OK but read " << ReadStatusName(r.status) << " " << r.detail;
+      }
+      if (r.frame.frame_type() != FrameType::kSubscribeOk) {
+        return ::testing::AssertionFailure()
+               << "expected SUBSCRIBE_OK but got " << DescribeFrame(r.frame);
+      }
+      if (!ok.ParseFromString(r.frame.payload)) {
+        return ::testing::AssertionFailure() << "SUBSCRIBE_OK payload does not parse";
+      }
+      break;
+    }
+    stashed_.push_back(std::move(r.frame));
+  }
   if (ok.request_id() != request_id) {
     return ::testing::AssertionFailure()
            << "SUBSCRIBE_OK request_id " << ok.request_id() << ", sent " << request_id;
@@ -372,6 +404,7 @@ ReadResult RawClient::ReadFrame(milliseconds timeout) {
     return ::testing::AssertionFailure() << "SUBSCRIBE_OK subscription_id is 0";
   }
   if (subscription_id != nullptr) *subscription_id = ok.subscription_id();
+  if (reply != nullptr) *reply = ok;
   return ::testing::AssertionSuccess();
 }
 

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -112,9 +113,12 @@ class RawClient {
   // Sends HEARTBEAT{ts_ms} and requires the next frame to be its echo.
   ::testing::AssertionResult HeartbeatRoundTrip(std::int64_t ts_ms);
   // SUBSCRIBE and wait for SUBSCRIBE_OK; the subscription id goes to `*subscription_id`.
+  // DATA_BATCH frames that arrive first (a SECOND subscriber's watermark comes every second)
+  // are kept and returned by the next ReadFrame calls, in order.
   ::testing::AssertionResult Subscribe(std::uint32_t request_id, tickwire::v1::Mode mode,
                                        const std::vector<std::string>& topics,
-                                       std::uint64_t* subscription_id = nullptr);
+                                       std::uint64_t* subscription_id = nullptr,
+                                       tickwire::v1::SubscribeOk* reply = nullptr);
   // PUBLISH with ack=true and wait for PUBLISH_ACK{request_id, accepted=ticks.size()}.
   // DATA_BATCH frames that arrive before the ack are stored in `batches` when given (else a
   // DATA_BATCH is a failure).
@@ -131,7 +135,8 @@ class RawClient {
   int fd_ = -1;
   int rcvbuf_ = 0;
   std::string source_;
-  std::string buffer_;  // received bytes not yet returned as a frame
+  std::string buffer_;         // received bytes not yet returned as a frame
+  std::deque<Frame> stashed_;  // DATA_BATCH frames read ahead of a SUBSCRIBE_OK, in order
   bool eof_ = false;
   std::string last_error_;
 };

@@ -49,6 +49,11 @@ export interface ClientOptions {
   reconnect?: boolean | Partial<ReconnectOptions>;
   /** Batches waiting to be read before the client stops reading (default 1024). */
   queueCapacity?: number;
+  /**
+   * Completeness watermarks (PROTOCOL.md S8c) as `Watermark` records in batches. Off by default,
+   * so that code expecting only ticks and bars keeps working.
+   */
+  watermarks?: boolean;
 }
 
 export interface SubscribeOptions {
@@ -237,6 +242,7 @@ export class Client implements AsyncIterable<TickwireEvent> {
   private readonly heartbeatOverrideMs: number | undefined;
   private readonly idleOverrideMs: number | undefined;
   private readonly queueCapacity: number;
+  private readonly watermarks: boolean;
   /** The reconnect settings in force. */
   readonly reconnectOptions: ReconnectOptions;
 
@@ -253,6 +259,8 @@ export class Client implements AsyncIterable<TickwireEvent> {
   private readonly subs = new Map<number, Subscription>();
   private nextHandle = 1;
   private readonly delivered = new DeliveredState();
+  /** Newest watermark delivered per interval: a resumed connection may repeat one. */
+  private readonly lastWatermark = new Map<number, bigint>();
   private readonly stats_: Stats = newStats();
 
   // The event queue. Batches count against queueCapacity (reading stops while it is full);
@@ -291,6 +299,7 @@ export class Client implements AsyncIterable<TickwireEvent> {
       throw new TypeError("queueCapacity must be an integer >= 1");
     }
     this.queueCapacity = capacity;
+    this.watermarks = options.watermarks ?? false;
   }
 
   // ------------------------------------------------------------------------------- public API
@@ -517,6 +526,8 @@ export class Client implements AsyncIterable<TickwireEvent> {
       batchWindowMs: a.batchWindowMs,
       serverVersion: a.serverVersion,
       protocolVersion: a.protocolVersion,
+      barCloseDelayMs: a.barCloseDelayMs,
+      watermarkMs: a.watermarkMs,
     };
     this.conn = conn;
     this.serve(conn);
@@ -525,6 +536,14 @@ export class Client implements AsyncIterable<TickwireEvent> {
   }
 
   /** Connect, AUTH, AUTH_OK, all within connectTimeoutMs. */
+  /** Whether a watermark moves past the newest one delivered for its interval (and records it). */
+  private acceptWatermark(interval: number, startMs: bigint): boolean {
+    const last = this.lastWatermark.get(interval);
+    if (last !== undefined && startMs <= last) return false;
+    this.lastWatermark.set(interval, startMs);
+    return true;
+  }
+
   private handshake(): Promise<Conn> {
     const result = new Deferred<Conn>();
     const abort = new AbortController();
@@ -937,8 +956,10 @@ export class Client implements AsyncIterable<TickwireEvent> {
             lastSeq: verdict.gapAfter,
           });
         }
-      } else {
+      } else if (r.kind === "bar") {
         fresh = delivered.acceptBar(r.interval, r.topic, r.startMs);
+      } else {
+        fresh = this.watermarks && this.acceptWatermark(r.interval, r.startMs);
       }
       if (fresh) kept.push(r);
     }

@@ -6,7 +6,7 @@ import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 
 import * as pb from "./gen/tickwire/v1/tickwire_pb.js";
 import { encodeFrame, FrameType, ProtocolViolation } from "./frames.js";
-import type { Bar, DataRecord, PublishTick, Tick } from "./types.js";
+import type { Bar, DataRecord, PublishTick, Tick, Watermark } from "./types.js";
 import { TickwireError } from "./types.js";
 
 export const PROTOCOL_VERSION = 1;
@@ -148,10 +148,14 @@ function bar(m: pb.Bar): Bar {
   };
 }
 
+function watermark(m: pb.Watermark): Watermark {
+  return { kind: "watermark", interval: m.interval as number, startMs: m.startMs };
+}
+
 export interface DecodedBatch {
   batchSeq: bigint;
   records: DataRecord[];
-  /** Records of kinds this version does not know (watermarks, ... of later servers): skipped. */
+  /** Records of kinds this version does not know (of later servers): skipped. */
   unknown: number;
 }
 
@@ -166,6 +170,9 @@ export function decodeDataBatch(payload: Uint8Array): DecodedBatch {
         break;
       case "bar":
         records.push(bar(r.kind.value));
+        break;
+      case "watermark":
+        records.push(watermark(r.kind.value));
         break;
       default:
         unknown++;

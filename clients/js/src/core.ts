@@ -40,6 +40,7 @@ export type {
   TickGap,
   TickInput,
   TickwireEvent,
+  Watermark,
 } from "./types.js";
 export { DEFAULT_RECONNECT } from "./resume.js";
 export type { ReconnectOptions } from "./resume.js";

@@ -221,8 +221,22 @@ export interface Bar {
   readonly vwap: number;
 }
 
+/**
+ * The interval starting at `startMs`, and every earlier one, is final on this connection
+ * (PROTOCOL.md S8c): every bar of it came before this record, so a subscribed topic without a
+ * bar for it had no trade in it. One per interval on a connection with a SECOND (MINUTE)
+ * subscription, also when nothing traded.
+ */
+export interface Watermark {
+  readonly kind: "watermark";
+  /** Mode.SECOND or Mode.MINUTE. */
+  readonly interval: number;
+  /** Start of the newest final interval, ms since the Unix epoch. */
+  readonly startMs: bigint;
+}
+
 /** A record of a DATA_BATCH. Kinds this version does not know are skipped (and counted). */
-export type DataRecord = Tick | Bar;
+export type DataRecord = Tick | Bar | Watermark;
 
 /** A tick to publish: `ts_ns` 0n (the default) lets the server stamp its receive time. */
 export interface TickInput {
@@ -316,6 +330,10 @@ export interface AuthInfo {
   readonly batchWindowMs: number;
   readonly serverVersion: string;
   readonly protocolVersion: number;
+  /** BAR_CLOSE_DELAY_MS (0 from servers without watermarks). */
+  readonly barCloseDelayMs: number;
+  /** The SECOND watermark when the session began (0n: none yet). */
+  readonly watermarkMs: bigint;
 }
 
 /** Counters for monitoring and tests. */

@@ -177,6 +177,36 @@ test("sinceMs: every retained record from that time on (ms, bigint or Date)", as
   }
 });
 
+test("watermarks: one per second, after the bars of their second (opt-in)", async () => {
+  const topic = uniqueTopic("watermarks");
+  const consumer = await open({ watermarks: true });
+  const producer = await open();
+  try {
+    assert.ok(consumer.authInfo.barCloseDelayMs > 0);
+    await consumer.subscribe(Mode.SECOND, [topic]);
+    const second = await freshSecondNs();
+    await producer.publish([{ topic, price: 5, size: 1, tsNs: second }], { ack: true });
+    const secondMs = second / 1_000_000n;
+    const got: DataRecord[] = [];
+    const isFinal = (r: DataRecord) => r.kind === "watermark" && r.startMs >= secondMs;
+    const deadline = Date.now() + 5000;
+    while (!got.some(isFinal) && Date.now() < deadline) {
+      const ev = await consumer.nextEvent(500);
+      if (ev?.type === "batch") got.push(...ev.records);
+    }
+    const final = got.findIndex(isFinal);
+    const bars = got.flatMap((r, i) => (r.kind === "bar" ? [i] : []));
+    assert.equal(bars.length, 1);
+    assert.ok(bars[0]! < final, "the bar comes before the watermark of its second");
+    const marks = got.flatMap((r) => (r.kind === "watermark" ? [r] : []));
+    for (const m of marks) assert.equal(m.interval, Mode.SECOND);
+    for (let i = 1; i < marks.length; i++) assert.ok(marks[i]!.startMs > marks[i - 1]!.startMs);
+  } finally {
+    await consumer.close();
+    await producer.close();
+  }
+});
+
 test("closed bars are retained: backfill replays them, and '*' covers every topic", async () => {
   const topic = uniqueTopic("barhistory");
   const producer = await open();

@@ -67,7 +67,7 @@ async def test_newer_protocol_additions_do_not_break_the_client():
         writer.write(codec.HEADER.pack(3, 0x7F) + b"\x08\x01")
         tick = pb.Record(tick=pb.Tick(topic="A", price=1.0, size=1.0, ts_ns=1, seq=1))
         batch = pb.DataBatch(batch_seq=1, records=[tick]).SerializeToString()
-        batch += bytes.fromhex("1204") + bytes.fromhex("1A020801")  # records += {kind 3}
+        batch += bytes.fromhex("1204") + bytes.fromhex("7A020801")  # records += {kind 15}
         writer.write(codec.frame(codec.FrameType.DATA_BATCH, batch))
         writer.write(error_frame(40, False, "a newer non-fatal error"))
         writer.write(error_frame(41, True, "a newer fatal error"))

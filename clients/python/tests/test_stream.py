@@ -51,6 +51,28 @@ async def test_ticks_arrive_exactly_as_published(server, topic):
 
 
 @run_async
+async def test_watermarks_follow_the_bars_of_their_second(server, topic):
+    async with await open_client(server, watermarks=True) as client:
+        assert client.auth_info.bar_close_delay_ms > 0
+        await client.subscribe("second", [topic])
+        bucket_ns = fresh_second_ns()
+        await client.publish([(topic, 10.0, 1.0, bucket_ns)], ack=True)
+        bucket_ms = bucket_ns // 1_000_000
+        got: list = []
+        # Until the watermark of the tick's second: its bar must come first.
+        while not any(isinstance(r, tickwire.Watermark) and r.start_ms >= bucket_ms for r in got):
+            got.extend(await collect(client, 1, timeout=4))
+        marks = [r for r in got if isinstance(r, tickwire.Watermark)]
+        assert all(m.interval is Mode.SECOND for m in marks)
+        assert [m.start_ms for m in marks] == sorted(set(m.start_ms for m in marks))
+        final = next(i for i, r in enumerate(got)
+                     if isinstance(r, tickwire.Watermark) and r.start_ms >= bucket_ms)
+        bars = [i for i, r in enumerate(got) if isinstance(r, tickwire.Bar)]
+        assert len(bars) == 1 and bars[0] < final
+        assert got[bars[0]].start_ms == bucket_ms
+
+
+@run_async
 async def test_second_bars_fold_the_ticks(server, topic):
     async with await open_client(server) as client:
         await client.subscribe("second", [topic])

@@ -39,6 +39,7 @@ from .records import (
     Tick,
     TickGap,
     TickwireError,
+    Watermark,
 )
 from .resume import ReconnectOptions
 from .sync import Client
@@ -70,6 +71,7 @@ __all__ = [
     "Tick",
     "TickGap",
     "TickwireError",
+    "Watermark",
     "connect",
     "make_ssl_context",
 ]

@@ -9,7 +9,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 from google.protobuf.message import DecodeError
 
-from .records import Bar, Error, ErrorKind, Mode, Tick, error_code
+from .records import Bar, Error, ErrorKind, Mode, Tick, Watermark, error_code
 from .v1 import tickwire_pb2 as pb
 
 # length (u32, big-endian, counts the type byte and the payload), then the type byte.
@@ -137,9 +137,17 @@ def _bar(m: pb.Bar) -> Bar:
                m.vwap)
 
 
+def _watermark(m: pb.Watermark) -> Watermark:
+    try:
+        interval = Mode(m.interval)
+    except ValueError:
+        interval = m.interval
+    return Watermark(interval, m.start_ms)
+
+
 # Record kinds by the name of their `Record.kind` oneof field. A kind added to the protocol later
-# (watermarks, end of history, ...) gets an entry here; until then such records are skipped.
-RECORD_DECODERS: dict[str, Callable] = {"tick": _tick, "bar": _bar}
+# (end of history, ...) gets an entry here; until then such records are skipped.
+RECORD_DECODERS: dict[str, Callable] = {"tick": _tick, "bar": _bar, "watermark": _watermark}
 
 
 def data_batch(payload: bytes) -> tuple[int, list, int]:

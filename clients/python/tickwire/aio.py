@@ -42,6 +42,7 @@ from .records import (
     Tick,
     TickGap,
     TickwireError,
+    Watermark,
 )
 from .resume import (
     DeliveredState,
@@ -171,6 +172,7 @@ class AsyncClient:
         idle_timeout: Optional[float] = None,
         reconnect: Union[bool, ReconnectOptions] = True,
         queue_capacity: int = 1024,
+        watermarks: bool = False,
     ):
         self.host = host
         self.port = int(port)
@@ -198,6 +200,10 @@ class AsyncClient:
         if queue_capacity < 1:
             raise ValueError("queue_capacity must be at least 1")
         self._queue_capacity = queue_capacity
+        # Completeness watermarks (PROTOCOL.md S8c) as Watermark records; off by default, so
+        # that code expecting only ticks and bars keeps working.
+        self._watermarks = watermarks
+        self._last_watermark: dict = {}  # interval -> newest start_ms delivered
 
         self._state = ConnectionState.CONNECTING
         self._auth_info: Optional[AuthInfo] = None
@@ -428,6 +434,8 @@ class AsyncClient:
             batch_window_ms=a.batch_window_ms,
             server_version=a.server_version,
             protocol_version=a.protocol_version,
+            bar_close_delay_ms=a.bar_close_delay_ms,
+            watermark_ms=a.watermark_ms,
         )
         self._conn = conn
         self._set_state(ConnectionState.OPEN)
@@ -771,8 +779,16 @@ class AsyncClient:
                     self._notify(TickGap(r.topic, r.seq, r.prev_seq, gap_after))
             elif isinstance(r, Bar):
                 new = delivered.accept_bar(r.interval, r.topic, r.start_ms)
+            elif isinstance(r, Watermark):
+                if not self._watermarks:
+                    continue
+                # A resumed connection may repeat the last one: keep them ascending.
+                last = self._last_watermark.get(r.interval)
+                new = last is None or r.start_ms > last
+                if new:
+                    self._last_watermark[r.interval] = r.start_ms
             else:
-                new = True  # a record kind without a resume position (e.g. a watermark)
+                new = True  # a record kind without a resume position
             if new:
                 kept.append(r)
         self._stats.duplicates_dropped += delivered.duplicates - dups_before
@@ -946,7 +962,8 @@ async def connect(
     Options (keywords): client_name, ssl (True or an SSLContext), ca_file, cert_file, key_file,
     server_hostname, connect_timeout, request_timeout, heartbeat_interval (default: the
     server's), idle_timeout (default: the server's heartbeat timeout; 0 = off), reconnect (True,
-    False or ReconnectOptions), queue_capacity. Times are in seconds.
+    False or ReconnectOptions), queue_capacity, watermarks (True: Watermark records in batches,
+    PROTOCOL.md S8c). Times are in seconds.
     """
     client = AsyncClient(host, port, user, password, **options)
     await client._start()

@@ -152,6 +152,22 @@ class Bar:
         return _utc(self.start_ms, 1000)
 
 
+@dataclass(slots=True)
+class Watermark:
+    """The interval starting at start_ms, and every earlier one, is final on this connection
+    (PROTOCOL.md S8c): every bar of it came before this record, so a subscribed topic without a
+    bar for it had no trade in it. One per interval on a connection with a SECOND (MINUTE)
+    subscription, also when nothing traded."""
+
+    interval: Mode
+    start_ms: int  # start of the newest final interval, ms since the Unix epoch
+
+    @property
+    def start(self) -> _dt.datetime:
+        """start_ms as an aware UTC datetime."""
+        return _utc(self.start_ms, 1000)
+
+
 def _utc(value: int, per_second: int) -> _dt.datetime:
     seconds, rest = divmod(value, per_second)
     return _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc) + _dt.timedelta(
@@ -168,7 +184,7 @@ class Batch:
     """
 
     batch_seq: int
-    records: list  # of Tick and Bar
+    records: list  # of Tick, Bar and Watermark
 
 
 @dataclass(slots=True)
@@ -257,6 +273,8 @@ class AuthInfo:
     batch_window_ms: int
     server_version: str
     protocol_version: int
+    bar_close_delay_ms: int = 0  # BAR_CLOSE_DELAY_MS (0 from servers without watermarks)
+    watermark_ms: int = 0  # the SECOND watermark when the session began (0: none yet)
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tickwire/v1/tickwire.proto.
  */
 export const file_tickwire_v1_tickwire: GenFile = /*@__PURE__*/
-  fileDesc("Chp0aWNrd2lyZS92MS90aWNrd2lyZS5wcm90bxILdGlja3dpcmUudjEiWQoEQXV0aBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRITCgtjbGllbnRfbmFtZRgDIAEoCRIYChBwcm90b2NvbF92ZXJzaW9uGAQgASgNIroBCgZBdXRoT2sSEgoKc2Vzc2lvbl9pZBgBIAEoCRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYAiABKA0SHAoUaGVhcnRiZWF0X3RpbWVvdXRfbXMYAyABKA0SFAoMbWF4X21zZ19zaXplGAQgASgNEhcKD2JhdGNoX3dpbmRvd19tcxgFIAEoDRIWCg5zZXJ2ZXJfdmVyc2lvbhgGIAEoCRIYChBwcm90b2NvbF92ZXJzaW9uGAcgASgNInQKCVN1YnNjcmliZRISCgpyZXF1ZXN0X2lkGAEgASgNEh8KBG1vZGUYAiABKA4yES50aWNrd2lyZS52MS5Nb2RlEg4KBnRvcGljcxgDIAMoCRIQCghiYWNrZmlsbBgEIAEoDRIQCghzaW5jZV9tcxgFIAEoAyI6CgtTdWJzY3JpYmVPaxISCgpyZXF1ZXN0X2lkGAEgASgNEhcKD3N1YnNjcmlwdGlvbl9pZBgCIAEoBCI6CgtVbnN1YnNjcmliZRISCgpyZXF1ZXN0X2lkGAEgASgNEhcKD3N1YnNjcmlwdGlvbl9pZBgCIAEoBCJgCgRUaWNrEg0KBXRvcGljGAEgASgJEg0KBXByaWNlGAIgASgBEgwKBHNpemUYAyABKAESDQoFdHNfbnMYBCABKAMSCwoDc2VxGAUgASgEEhAKCHByZXZfc2VxGAYgASgEIkwKB1B1Ymxpc2gSEgoKcmVxdWVzdF9pZBgBIAEoDRIgCgV0aWNrcxgCIAMoCzIRLnRpY2t3aXJlLnYxLlRpY2sSCwoDYWNrGAMgASgIIjIKClB1Ymxpc2hBY2sSEgoKcmVxdWVzdF9pZBgBIAEoDRIQCghhY2NlcHRlZBgCIAEoDSKwAQoDQmFyEg0KBXRvcGljGAEgASgJEiMKCGludGVydmFsGAIgASgOMhEudGlja3dpcmUudjEuTW9kZRIQCghzdGFydF9tcxgDIAEoAxIMCgRvcGVuGAQgASgBEgwKBGhpZ2gYBSABKAESCwoDbG93GAYgASgBEg0KBWNsb3NlGAcgASgBEg4KBnZvbHVtZRgIIAEoARINCgVjb3VudBgJIAEoBBIMCgR2d2FwGAogASgBIlQKBlJlY29yZBIhCgR0aWNrGAEgASgLMhEudGlja3dpcmUudjEuVGlja0gAEh8KA2JhchgCIAEoCzIQLnRpY2t3aXJlLnYxLkJhckgAQgYKBGtpbmQiRAoJRGF0YUJhdGNoEhEKCWJhdGNoX3NlcRgBIAEoBBIkCgdyZWNvcmRzGAIgAygLMhMudGlja3dpcmUudjEuUmVjb3JkIhoKCUhlYXJ0YmVhdBINCgV0c19tcxgBIAEoAyJ5CgVFcnJvchIkCgRjb2RlGAEgASgOMhYudGlja3dpcmUudjEuRXJyb3JDb2RlEg8KB21lc3NhZ2UYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoDRINCgVmYXRhbBgEIAEoCBIWCg5yZXRyeV9hZnRlcl9tcxgFIAEoDSpNCgRNb2RlEhQKEE1PREVfVU5TUEVDSUZJRUQQABIPCgtNT0RFX1NFQ09ORBABEg8KC01PREVfTUlOVVRFEAISDQoJTU9ERV9USUNLEAMqyQIKCUVycm9yQ29kZRIaChZFUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASEQoNQVVUSF9SRVFVSVJFRBABEg8KC0FVVEhfRkFJTEVEEAISFQoRQVVUSF9SQVRFX0xJTUlURUQQAxIQCgxBVVRIX1RJTUVPVVQQBBITCg9NQUxGT1JNRURfRlJBTUUQBRITCg9GUkFNRV9UT09fTEFSR0UQBhIWChJVTktOT1dOX0ZSQU1FX1RZUEUQBxITCg9JTlZBTElEX1JFUVVFU1QQCBINCglGT1JCSURERU4QCRIVChFIRUFSVEJFQVRfVElNRU9VVBAKEhEKDVNMT1dfQ09OU1VNRVIQCxITCg9TRVJWRVJfRFJBSU5JTkcQDBIMCghJTlRFUk5BTBANEg8KC1VOQVZBSUxBQkxFEA4SDwoLVE9QSUNfTElNSVQQD2IGcHJvdG8z");
+  fileDesc("Chp0aWNrd2lyZS92MS90aWNrd2lyZS5wcm90bxILdGlja3dpcmUudjEiWQoEQXV0aBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRITCgtjbGllbnRfbmFtZRgDIAEoCRIYChBwcm90b2NvbF92ZXJzaW9uGAQgASgNIuwBCgZBdXRoT2sSEgoKc2Vzc2lvbl9pZBgBIAEoCRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYAiABKA0SHAoUaGVhcnRiZWF0X3RpbWVvdXRfbXMYAyABKA0SFAoMbWF4X21zZ19zaXplGAQgASgNEhcKD2JhdGNoX3dpbmRvd19tcxgFIAEoDRIWCg5zZXJ2ZXJfdmVyc2lvbhgGIAEoCRIYChBwcm90b2NvbF92ZXJzaW9uGAcgASgNEhoKEmJhcl9jbG9zZV9kZWxheV9tcxgJIAEoDRIUCgx3YXRlcm1hcmtfbXMYCiABKAMidAoJU3Vic2NyaWJlEhIKCnJlcXVlc3RfaWQYASABKA0SHwoEbW9kZRgCIAEoDjIRLnRpY2t3aXJlLnYxLk1vZGUSDgoGdG9waWNzGAMgAygJEhAKCGJhY2tmaWxsGAQgASgNEhAKCHNpbmNlX21zGAUgASgDImYKC1N1YnNjcmliZU9rEhIKCnJlcXVlc3RfaWQYASABKA0SFwoPc3Vic2NyaXB0aW9uX2lkGAIgASgEEhQKDHdhdGVybWFya19tcxgDIAEoAxIUCgxsaXZlX2Zyb21fbXMYBCABKAMiOgoLVW5zdWJzY3JpYmUSEgoKcmVxdWVzdF9pZBgBIAEoDRIXCg9zdWJzY3JpcHRpb25faWQYAiABKAQiYAoEVGljaxINCgV0b3BpYxgBIAEoCRINCgVwcmljZRgCIAEoARIMCgRzaXplGAMgASgBEg0KBXRzX25zGAQgASgDEgsKA3NlcRgFIAEoBBIQCghwcmV2X3NlcRgGIAEoBCJMCgdQdWJsaXNoEhIKCnJlcXVlc3RfaWQYASABKA0SIAoFdGlja3MYAiADKAsyES50aWNrd2lyZS52MS5UaWNrEgsKA2FjaxgDIAEoCCIyCgpQdWJsaXNoQWNrEhIKCnJlcXVlc3RfaWQYASABKA0SEAoIYWNjZXB0ZWQYAiABKA0isAEKA0JhchINCgV0b3BpYxgBIAEoCRIjCghpbnRlcnZhbBgCIAEoDjIRLnRpY2t3aXJlLnYxLk1vZGUSEAoIc3RhcnRfbXMYAyABKAMSDAoEb3BlbhgEIAEoARIMCgRoaWdoGAUgASgBEgsKA2xvdxgGIAEoARINCgVjbG9zZRgHIAEoARIOCgZ2b2x1bWUYCCABKAESDQoFY291bnQYCSABKAQSDAoEdndhcBgKIAEoASJCCglXYXRlcm1hcmsSIwoIaW50ZXJ2YWwYASABKA4yES50aWNrd2lyZS52MS5Nb2RlEhAKCHN0YXJ0X21zGAIgASgDIoEBCgZSZWNvcmQSIQoEdGljaxgBIAEoCzIRLnRpY2t3aXJlLnYxLlRpY2tIABIfCgNiYXIYAiABKAsyEC50aWNrd2lyZS52MS5CYXJIABIrCgl3YXRlcm1hcmsYAyABKAsyFi50aWNrd2lyZS52MS5XYXRlcm1hcmtIAEIGCgRraW5kIkQKCURhdGFCYXRjaBIRCgliYXRjaF9zZXEYASABKAQSJAoHcmVjb3JkcxgCIAMoCzITLnRpY2t3aXJlLnYxLlJlY29yZCIaCglIZWFydGJlYXQSDQoFdHNfbXMYASABKAMieQoFRXJyb3ISJAoEY29kZRgBIAEoDjIWLnRpY2t3aXJlLnYxLkVycm9yQ29kZRIPCgdtZXNzYWdlGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKA0SDQoFZmF0YWwYBCABKAgSFgoOcmV0cnlfYWZ0ZXJfbXMYBSABKA0qTQoETW9kZRIUChBNT0RFX1VOU1BFQ0lGSUVEEAASDwoLTU9ERV9TRUNPTkQQARIPCgtNT0RFX01JTlVURRACEg0KCU1PREVfVElDSxADKskCCglFcnJvckNvZGUSGgoWRVJST1JfQ09ERV9VTlNQRUNJRklFRBAAEhEKDUFVVEhfUkVRVUlSRUQQARIPCgtBVVRIX0ZBSUxFRBACEhUKEUFVVEhfUkFURV9MSU1JVEVEEAMSEAoMQVVUSF9USU1FT1VUEAQSEwoPTUFMRk9STUVEX0ZSQU1FEAUSEwoPRlJBTUVfVE9PX0xBUkdFEAYSFgoSVU5LTk9XTl9GUkFNRV9UWVBFEAcSEwoPSU5WQUxJRF9SRVFVRVNUEAgSDQoJRk9SQklEREVOEAkSFQoRSEVBUlRCRUFUX1RJTUVPVVQQChIRCg1TTE9XX0NPTlNVTUVSEAsSEwoPU0VSVkVSX0RSQUlOSU5HEAwSDAoISU5URVJOQUwQDRIPCgtVTkFWQUlMQUJMRRAOEg8KC1RPUElDX0xJTUlUEA9iBnByb3RvMw");
 
 /**
  * @generated from message tickwire.v1.Auth
@@ -87,6 +87,19 @@ export type AuthOk = Message<"tickwire.v1.AuthOk"> & {
    * @generated from field: uint32 protocol_version = 7;
    */
   protocolVersion: number;
+
+  /**
+   * Extension (PROTOCOL S8c): BAR_CLOSE_DELAY_MS, and the SECOND watermark when the session
+   * began (start_ms of the newest second whose bars are final; 0: none yet).
+   *
+   * @generated from field: uint32 bar_close_delay_ms = 9;
+   */
+  barCloseDelayMs: number;
+
+  /**
+   * @generated from field: int64 watermark_ms = 10;
+   */
+  watermarkMs: bigint;
 };
 
 /**
@@ -146,6 +159,20 @@ export type SubscribeOk = Message<"tickwire.v1.SubscribeOk"> & {
    * @generated from field: uint64 subscription_id = 2;
    */
   subscriptionId: bigint;
+
+  /**
+   * Extension (PROTOCOL S8c), SECOND and MINUTE only: the connection's watermark in the
+   * subscription's interval when it was answered, and the start of the first interval whose
+   * bars this subscription receives in full from live delivery.
+   *
+   * @generated from field: int64 watermark_ms = 3;
+   */
+  watermarkMs: bigint;
+
+  /**
+   * @generated from field: int64 live_from_ms = 4;
+   */
+  liveFromMs: bigint;
 };
 
 /**
@@ -331,6 +358,31 @@ export const BarSchema: GenMessage<Bar> = /*@__PURE__*/
   messageDesc(file_tickwire_v1_tickwire, 8);
 
 /**
+ * Extension (PROTOCOL S8c): every bar of `interval` with start_ms <= this start_ms has been
+ * sent on this connection; the interval starting at start_ms is final.
+ *
+ * @generated from message tickwire.v1.Watermark
+ */
+export type Watermark = Message<"tickwire.v1.Watermark"> & {
+  /**
+   * @generated from field: tickwire.v1.Mode interval = 1;
+   */
+  interval: Mode;
+
+  /**
+   * @generated from field: int64 start_ms = 2;
+   */
+  startMs: bigint;
+};
+
+/**
+ * Describes the message tickwire.v1.Watermark.
+ * Use `create(WatermarkSchema)` to create a new message.
+ */
+export const WatermarkSchema: GenMessage<Watermark> = /*@__PURE__*/
+  messageDesc(file_tickwire_v1_tickwire, 9);
+
+/**
  * @generated from message tickwire.v1.Record
  */
 export type Record = Message<"tickwire.v1.Record"> & {
@@ -349,6 +401,12 @@ export type Record = Message<"tickwire.v1.Record"> & {
      */
     value: Bar;
     case: "bar";
+  } | {
+    /**
+     * @generated from field: tickwire.v1.Watermark watermark = 3;
+     */
+    value: Watermark;
+    case: "watermark";
   } | { case: undefined; value?: undefined };
 };
 
@@ -357,7 +415,7 @@ export type Record = Message<"tickwire.v1.Record"> & {
  * Use `create(RecordSchema)` to create a new message.
  */
 export const RecordSchema: GenMessage<Record> = /*@__PURE__*/
-  messageDesc(file_tickwire_v1_tickwire, 9);
+  messageDesc(file_tickwire_v1_tickwire, 10);
 
 /**
  * @generated from message tickwire.v1.DataBatch
@@ -379,7 +437,7 @@ export type DataBatch = Message<"tickwire.v1.DataBatch"> & {
  * Use `create(DataBatchSchema)` to create a new message.
  */
 export const DataBatchSchema: GenMessage<DataBatch> = /*@__PURE__*/
-  messageDesc(file_tickwire_v1_tickwire, 10);
+  messageDesc(file_tickwire_v1_tickwire, 11);
 
 /**
  * @generated from message tickwire.v1.Heartbeat
@@ -396,7 +454,7 @@ export type Heartbeat = Message<"tickwire.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_tickwire_v1_tickwire, 11);
+  messageDesc(file_tickwire_v1_tickwire, 12);
 
 /**
  * @generated from message tickwire.v1.Error
@@ -433,7 +491,7 @@ export type Error = Message<"tickwire.v1.Error"> & {
  * Use `create(ErrorSchema)` to create a new message.
  */
 export const ErrorSchema: GenMessage<Error> = /*@__PURE__*/
-  messageDesc(file_tickwire_v1_tickwire, 12);
+  messageDesc(file_tickwire_v1_tickwire, 13);
 
 /**
  * @generated from enum tickwire.v1.Mode
