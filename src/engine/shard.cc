@@ -105,8 +105,12 @@ ApplyResult Shard::Apply(std::span<const IngestTick> ticks, RecordBlock& out, Us
       // state: look again in both cases.
       TopicState* st = stats_.topics_evicted == evicted ? looked_up[i] : nullptr;
       const IngestTick& t = ticks[base + i];
-      const Refusal r = ApplyOne(t, st != nullptr ? st : Find(t.topic), user, out);
-      if (r == Refusal::kNone) continue;
+      bool late = false;
+      const Refusal r = ApplyOne(t, st != nullptr ? st : Find(t.topic), user, out, late);
+      if (r == Refusal::kNone) {
+        result.late += late ? 1 : 0;
+        continue;
+      }
       if (result.refused++ == 0) {
         result.first_refused = base + i;
         result.reason = r;
@@ -118,7 +122,8 @@ ApplyResult Shard::Apply(std::span<const IngestTick> ticks, RecordBlock& out, Us
   return result;
 }
 
-Refusal Shard::ApplyOne(const IngestTick& t, TopicState* found, UserId user, RecordBlock& out) {
+Refusal Shard::ApplyOne(const IngestTick& t, TopicState* found, UserId user, RecordBlock& out,
+                        bool& late) {
   if (found == nullptr) {
     Refusal refusal = Refusal::kNone;
     found = Create(t.topic, user, refusal);
@@ -131,8 +136,17 @@ Refusal Shard::ApplyOne(const IngestTick& t, TopicState* found, UserId user, Rec
   st.last_seq = t.seq > prev ? t.seq : prev + 1;
   ++stats_.ticks;
   st.ticks.Push(TickRecord{t.price, t.size, t.ts_ns, st.last_seq, prev});
-  Fold(st, Mode::kSecond, t);
-  Fold(st, Mode::kMinute, t);
+  // Lateness is decided once, against the SECOND bucket: a tick too late for it is folded into
+  // no bar, so every MINUTE bar is the fold of its SECOND bars. (A tick in time for its SECOND
+  // bucket is in time for its MINUTE bucket, which ends no earlier and closes no earlier.)
+  late = LateFor(Mode::kSecond, t.ts_ns, t.accepted_ns);
+  if (late) {
+    ++stats_.late_second;
+    if (LateFor(Mode::kMinute, t.ts_ns, t.accepted_ns)) ++stats_.late_minute;
+  } else {
+    Fold(st, Mode::kSecond, t);
+    Fold(st, Mode::kMinute, t);
+  }
   const WorkerMask dest = Destinations(st, kTickSlot);
   if (dest == 0) return Refusal::kNone;  // nobody listens: nothing to encode
   const auto offset = out.bytes.size();
@@ -142,17 +156,17 @@ Refusal Shard::ApplyOne(const IngestTick& t, TopicState* found, UserId user, Rec
   return Refusal::kNone;
 }
 
+bool Shard::LateFor(Mode interval, std::int64_t ts_ns, std::int64_t accepted_ns) const {
+  const std::int64_t start = BucketStartMs(ts_ns, interval);
+  const std::int64_t end_ns = (start + IntervalMs(interval)) * kNsPerMs;
+  const std::int64_t closed_before =
+      interval == Mode::kSecond ? second_closed_before_ms_ : minute_closed_before_ms_;
+  return start < closed_before || accepted_ns >= end_ns + options_.close_delay_ns;
+}
+
 void Shard::Fold(TopicState& st, Mode interval, const IngestTick& t) {
   const bool second = interval == Mode::kSecond;
   const std::int64_t start = BucketStartMs(t.ts_ns, interval);
-  const std::int64_t end_ns = (start + IntervalMs(interval)) * kNsPerMs;
-  const std::int64_t closed_before = second ? second_closed_before_ms_ : minute_closed_before_ms_;
-  // Late: accepted after its bucket's end + close delay, or its bucket already closed (the
-  // second condition only adds cases when the wall clock stepped back).
-  if (start < closed_before || t.accepted_ns >= end_ns + options_.close_delay_ns) {
-    ++(second ? stats_.late_second : stats_.late_minute);
-    return;
-  }
   auto& open = second ? st.open_seconds : st.open_minutes;
   auto it = open.end();
   while (it != open.begin() && std::prev(it)->bar.start_ms > start) --it;

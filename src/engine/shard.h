@@ -55,8 +55,11 @@ struct ShardOptions {
 // Counters a shard keeps (read by its worker only).
 struct ShardStats {
   std::uint64_t ticks = 0;
-  std::uint64_t late_second = 0;  // ticks too late for their SECOND bar
-  std::uint64_t late_minute = 0;  // ticks too late for their MINUTE bar
+  // Late ticks (PROTOCOL S8a): too late for their SECOND bar, so folded into no bar. Lateness is
+  // decided once per tick, against its SECOND bucket, so a MINUTE bar is always the fold of its
+  // SECOND bars. late_minute counts the late ticks whose MINUTE bucket had closed too.
+  std::uint64_t late_second = 0;
+  std::uint64_t late_minute = 0;
   std::uint64_t bars_second = 0;
   std::uint64_t bars_minute = 0;
   std::uint64_t topics_evicted = 0;
@@ -67,6 +70,7 @@ struct ShardStats {
 // What Apply did with a run of ticks.
 struct ApplyResult {
   std::size_t applied = 0;
+  std::size_t late = 0;             // applied ticks folded into no bar (PROTOCOL S8a)
   std::size_t refused = 0;          // ticks for new topics the topic cap had no room for
   std::size_t first_refused = 0;    // index in the run of the first refused tick
   Refusal reason = Refusal::kNone;  // why that one was refused
@@ -135,10 +139,11 @@ class Shard {
   Shard& operator=(const Shard&) = delete;
 
   // Assigns seq/prev_seq to each tick in order, folds it into its open SECOND and MINUTE bars
-  // (unless late), keeps it in the tick history, and appends an encoded TICK record for every
-  // tick that some worker subscribes to. A tick for a topic the shard does not hold creates it
-  // (as `user`'s), in place of the least recently published topic when the cap is reached and
-  // that one has no open bar; when it has, the tick is refused: not applied, not kept, counted.
+  // (unless late for its SECOND bucket: then into neither), keeps it in the tick history, and
+  // appends an encoded TICK record for every tick that some worker subscribes to. A tick for a
+  // topic the shard does not hold creates it (as `user`'s), in place of the least recently
+  // published topic when the cap is reached and that one has no open bar; when it has, the tick is
+  // refused: not applied, not kept, counted.
   ApplyResult Apply(std::span<const IngestTick> ticks, RecordBlock& out, UserId user = 0);
 
   // Multi-instance mode: forgets a topic with its history because the shared log's topic cap
@@ -224,8 +229,13 @@ class Shard {
   using InterestMap = std::unordered_map<std::string, Masks, Hash, std::equal_to<>>;
 
   // Applies one tick to its topic's state (`found`, or null: create it). Returns kNone when
-  // applied, else why the new topic was refused.
-  Refusal ApplyOne(const IngestTick& t, TopicState* found, UserId user, RecordBlock& out);
+  // applied (and sets `late`), else why the new topic was refused.
+  Refusal ApplyOne(const IngestTick& t, TopicState* found, UserId user, RecordBlock& out,
+                   bool& late);
+  // Whether a tick accepted at `accepted_ns` is too late for the bucket of `interval` that holds
+  // `ts_ns`: accepted after its end + close delay, or that bucket already closed (the second
+  // condition only adds cases when the wall clock stepped back).
+  bool LateFor(Mode interval, std::int64_t ts_ns, std::int64_t accepted_ns) const;
   // Creates a topic for `user` within the cap, evicting to make room; null when refused.
   TopicState* Create(std::string_view topic, UserId user, Refusal& refusal);
   const TopicState* Find(std::string_view topic) const;

@@ -766,9 +766,10 @@ void Connection::ResumeReading() {
   }
 }
 
-void Connection::OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted) {
+void Connection::OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted,
+                                  std::uint32_t late) {
   if (closing_) return;
-  session_.OnPublishApplied(request_id, accepted);
+  session_.OnPublishApplied(request_id, accepted, late);
 }
 
 void Connection::OnPublishRefused(std::uint32_t request_id,

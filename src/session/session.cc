@@ -430,11 +430,13 @@ bool Session::HandlePublish(std::span<const std::uint8_t> payload) {
   return true;
 }
 
-void Session::OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted) {
+void Session::OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted,
+                               std::uint32_t late) {
   if (closed()) return;
   pb::PublishAck ack;
   ack.set_request_id(request_id);
   ack.set_accepted(accepted);
+  ack.set_late(late);
   host_.SendFrame(protocol::EncodeFrame(FrameType::kPublishAck, ack));
 }
 

@@ -138,7 +138,7 @@ class Session {
   // CheckOffLoop's result.
   void OnAuthChecked(const AuthCheckResult& result, Clock::time_point now);
   // The ticks of an acked PUBLISH have been applied.
-  void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted);
+  void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted, std::uint32_t late = 0);
   // Ticks of a PUBLISH were refused for the topic cap: non-fatal ERROR TOPIC_LIMIT with the
   // request's id, naming the first refused tick and how many were refused. Sent before the
   // PUBLISH_ACK, if one was asked for.
