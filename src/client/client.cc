@@ -259,6 +259,8 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     s.resubscribe_failures = resubscribe_failures_.load(std::memory_order_relaxed);
     s.duplicates_dropped = duplicates_dropped_.load(std::memory_order_relaxed);
     s.tick_gaps = tick_gaps_.load(std::memory_order_relaxed);
+    s.stream_epoch_changes = stream_epoch_changes_.load(std::memory_order_relaxed);
+    s.topic_epoch_changes = topic_epoch_changes_.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -612,7 +614,18 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     }
     conn->last_heartbeat = Clock::now();
     ScheduleHeartbeat(conn);
-    if (connect_done_) return Resume(conn);
+    if (connect_done_) {
+      // A new stream epoch: the server restarted without its history (PROTOCOL S7a).
+      previous_stream_epoch_ = stream_epoch_;
+      stream_epoch_ = m.stream_epoch();
+      if (previous_stream_epoch_ != stream_epoch_) {
+        delivered_.ResetTickNumbering();
+        Bump(stream_epoch_changes_);
+      }
+      return Resume(conn);
+    }
+    stream_epoch_ = m.stream_epoch();
+    auth_info_.stream_epoch = m.stream_epoch();
     // Written before connect_result_ is set; user threads read it only after Connect returns.
     auth_info_.session_id = m.session_id();
     auth_info_.heartbeat_interval_ms = m.heartbeat_interval_ms();
@@ -656,6 +669,9 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     ev.type = ConnectionEvent::Type::kReconnected;
     ev.attempt = attempt_;
     ev.resubscribed = resumed_;
+    ev.previous_stream_epoch = previous_stream_epoch_;
+    ev.stream_epoch = stream_epoch_;
+    ev.stream_epoch_changed = previous_stream_epoch_ != stream_epoch_;
     attempt_ = 0;
     EmitConnectionEvent(ev);
   }
@@ -793,15 +809,17 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     if (reconnect_) {
       const std::uint64_t dups_before = delivered_.duplicates();
       const std::uint64_t gaps_before = delivered_.tick_gaps();
+      const std::uint64_t epochs_before = delivered_.topic_epoch_changes();
       std::erase_if(batch.records, [this](const Record& r) {
         if (const auto* t = std::get_if<Tick>(&r)) {
-          return !delivered_.AcceptTick(t->topic, t->seq, t->prev_seq, t->ts_ns);
+          return !delivered_.AcceptTick(t->topic, t->seq, t->prev_seq, t->ts_ns, t->topic_epoch);
         }
         const auto& b = std::get<Bar>(r);
         return !delivered_.AcceptBar(b.interval, b.topic, b.start_ms);
       });
       Bump(duplicates_dropped_, delivered_.duplicates() - dups_before);
       Bump(tick_gaps_, delivered_.tick_gaps() - gaps_before);
+      Bump(topic_epoch_changes_, delivered_.topic_epoch_changes() - epochs_before);
       if (batch.records.empty()) return true;  // only duplicates
     }
     Bump(records_, std::uint64_t{batch.records.size()});
@@ -816,6 +834,7 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
   bool TrackRaw(std::span<const std::uint8_t> payload) {
     bool ok = true;
     const std::uint64_t gaps_before = delivered_.tick_gaps();
+    const std::uint64_t epochs_before = delivered_.topic_epoch_changes();
     const auto seq = protocol::ScanDataBatch(payload, [&](protocol::RecordKind kind, auto inner) {
       if (kind == protocol::RecordKind::kTick) {
         const auto t = protocol::ParseTickFields(inner);
@@ -823,7 +842,7 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
           ok = false;
           return;
         }
-        delivered_.AcceptTick(t->topic, t->seq, t->prev_seq, t->ts_ns);
+        delivered_.AcceptTick(t->topic, t->seq, t->prev_seq, t->ts_ns, t->topic_epoch);
       } else if (kind == protocol::RecordKind::kBar) {
         const auto b = protocol::ParseBarFields(inner);
         if (!b) {
@@ -834,6 +853,7 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
       }
     });
     Bump(tick_gaps_, delivered_.tick_gaps() - gaps_before);
+    Bump(topic_epoch_changes_, delivered_.topic_epoch_changes() - epochs_before);
     return ok && seq.has_value();
   }
 
@@ -1164,6 +1184,12 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
   std::atomic<std::uint64_t> resubscribe_failures_{0};
   std::atomic<std::uint64_t> duplicates_dropped_{0};
   std::atomic<std::uint64_t> tick_gaps_{0};
+  std::atomic<std::uint64_t> stream_epoch_changes_{0};
+  std::atomic<std::uint64_t> topic_epoch_changes_{0};
+  // The server's stream epoch (strand only): of the current connection, and of the one before
+  // the last reconnect.
+  std::uint64_t stream_epoch_ = 0;
+  std::uint64_t previous_stream_epoch_ = 0;
 };
 
 std::string_view ConnectionStateName(ConnectionState state) {

@@ -62,6 +62,13 @@ struct ConnectionEvent {
   std::uint32_t attempt = 0;
   std::chrono::milliseconds delay{0};
   std::size_t resubscribed = 0;
+  // kReconnected: the server's stream epoch before and after (PROTOCOL S7a). When they differ
+  // (`stream_epoch_changed`), the server restarted without its history: records it had not
+  // delivered before the disconnect are lost, ticks are numbered afresh from seq 1, and the
+  // resumed subscriptions replay only what the new epoch retains.
+  std::uint64_t previous_stream_epoch = 0;
+  std::uint64_t stream_epoch = 0;
+  bool stream_epoch_changed = false;
 };
 using ConnectionCallback = std::function<void(const ConnectionEvent& event)>;
 
@@ -121,6 +128,9 @@ struct AuthInfo {
   std::uint32_t batch_window_ms = 0;
   std::string server_version;
   std::uint32_t protocol_version = 0;
+  // The server's stream epoch at connect (PROTOCOL S7a); 0: the server has none (multi-instance
+  // mode, or a server older than the field).
+  std::uint64_t stream_epoch = 0;
 };
 
 // Counters for monitoring and tests; read without locks.
@@ -140,6 +150,11 @@ struct ClientStats {
   std::uint64_t resubscribe_failures = 0;  // subscriptions the server refused on resume (dropped)
   std::uint64_t duplicates_dropped = 0;    // records already delivered, filtered out
   std::uint64_t tick_gaps = 0;             // ticks whose prev_seq was not the last seq seen
+  // Numbering restarts the client was told of (PROTOCOL S7a): reconnects that found a new stream
+  // epoch (the server restarted without its history), and topics that started a new
+  // topic_epoch (evicted and created again). Ticks of the old numbering not received are lost.
+  std::uint64_t stream_epoch_changes = 0;
+  std::uint64_t topic_epoch_changes = 0;
 };
 
 // A connection to a tickwire server (PROTOCOL.md v1). Methods may be called from any user thread

@@ -12,7 +12,7 @@ namespace pb = ::tickwire::v1;
 int AsInt(std::size_t n) { return static_cast<int>(n); }
 
 Tick ToTick(const pb::Tick& t) {
-  return Tick{t.topic(), t.price(), t.size(), t.ts_ns(), t.seq(), t.prev_seq()};
+  return Tick{t.topic(), t.price(), t.size(), t.ts_ns(), t.seq(), t.prev_seq(), t.topic_epoch()};
 }
 
 Bar ToBar(const pb::Bar& b) {

@@ -23,6 +23,9 @@ struct Tick {
   std::int64_t ts_ns = 0;  // ns since Unix epoch; 0 on publish = the server stamps it
   std::uint64_t seq = 0;
   std::uint64_t prev_seq = 0;
+  // The incarnation of the topic's numbering (PROTOCOL S7a): seqs compare only within one.
+  // 0 from servers that do not send it.
+  std::uint64_t topic_epoch = 0;
 };
 
 // A closed SECOND or MINUTE bar.

@@ -27,6 +27,7 @@ void AppendEntry(RecordBlock& out, std::size_t offset, std::size_t topic_offset,
 Shard::Shard(unsigned index, ShardOptions options)
     : index_(index),
       options_(options),
+      next_epoch_(index + 1),
       cap_(options.max_topics, options.max_topics_per_user),
       second_closed_before_ms_(std::numeric_limits<std::int64_t>::min()),
       minute_closed_before_ms_(std::numeric_limits<std::int64_t>::min()) {}
@@ -128,6 +129,15 @@ Refusal Shard::ApplyOne(const IngestTick& t, TopicState* found, UserId user, Rec
     Refusal refusal = Refusal::kNone;
     found = Create(t.topic, user, refusal);
     if (found == nullptr) return refusal;
+    // A new incarnation. Multi-instance mode: the log's number of its first tick, the same on
+    // every instance (numbers there never restart, PROTOCOL S7a); else a number no earlier
+    // incarnation in this stream epoch had.
+    if (t.seq != 0) {
+      found->epoch = t.seq;
+    } else {
+      found->epoch = next_epoch_;
+      next_epoch_ += kEpochStride;
+    }
   } else {
     cap_.Touch(*found);
   }
@@ -151,7 +161,8 @@ Refusal Shard::ApplyOne(const IngestTick& t, TopicState* found, UserId user, Rec
   if (dest == 0) return Refusal::kNone;  // nobody listens: nothing to encode
   const auto offset = out.bytes.size();
   const std::size_t topic_offset = protocol::AppendTickRecordEntry(
-      out.bytes, protocol::TickFields{t.topic, t.price, t.size, t.ts_ns, st.last_seq, prev});
+      out.bytes,
+      protocol::TickFields{t.topic, t.price, t.size, t.ts_ns, st.last_seq, prev, st.epoch});
   AppendEntry(out, offset, topic_offset, t.topic.size(), Mode::kTick, dest, st.last_seq);
   return Refusal::kNone;
 }
@@ -339,7 +350,7 @@ bool Shard::ReplayTopic(const TopicState& st, bool resume, SliceState& s) {
         const TickRecord& r = st.ticks[i];
         const std::size_t topic_offset = protocol::AppendTickRecordEntry(
             s.out.bytes,
-            protocol::TickFields{*st.name, r.price, r.size, r.ts_ns, r.seq, r.prev_seq});
+            protocol::TickFields{*st.name, r.price, r.size, r.ts_ns, r.seq, r.prev_seq, st.epoch});
         AppendEntry(s.out, offset, topic_offset, st.name->size(), Mode::kTick, 0, r.seq);
       } else {
         const Bar& b = bars[i];
@@ -550,6 +561,11 @@ std::uint64_t Shard::CountListedTopics(const HistoryRequest& req) const {
 std::uint64_t Shard::LastSeq(std::string_view topic) const {
   const TopicState* st = Find(topic);
   return st == nullptr ? 0 : st->last_seq;
+}
+
+std::uint64_t Shard::TopicEpoch(std::string_view topic) const {
+  const TopicState* st = Find(topic);
+  return st == nullptr ? 0 : st->epoch;
 }
 
 std::size_t Shard::HistoryBytes() const {

@@ -182,6 +182,11 @@ class Shard {
   // Prefix patterns some worker has subscribers for.
   std::size_t prefix_interest_count() const { return prefix_interest_.size(); }
   std::uint64_t LastSeq(std::string_view topic) const;
+  // The topic's current topic_epoch (0: not held).
+  std::uint64_t TopicEpoch(std::string_view topic) const;
+  // Shards step their topic epochs by this, each from its own index + 1, so no two shards of a
+  // process hand out the same one (a restart may move a topic to another shard).
+  static constexpr std::uint64_t kEpochStride = 64;
   unsigned index() const { return index_; }
   const ShardStats& stats() const { return stats_; }
   const ShardOptions& options() const { return options_; }
@@ -204,6 +209,8 @@ class Shard {
     const std::string* name = nullptr;  // the map key
     std::uint64_t serial = 0;           // creation order in this shard: tells incarnations apart
     std::uint64_t last_seq = 0;
+    // The incarnation of its numbering, sent with every tick (Tick.topic_epoch, PROTOCOL S7a).
+    std::uint64_t epoch = 0;
     std::array<WorkerMask, kModeSlots> interest{};
     // Workers with prefix subscribers matching this topic, as of `prefix_epoch` (recomputed
     // the first time the topic emits a record after the shard's prefix interest changed).
@@ -271,6 +278,8 @@ class Shard {
   // The same topics in name order, for history replays that resume where they stopped.
   std::map<std::string_view, TopicState*> by_name_;
   std::uint64_t next_serial_ = 1;
+  // The next standalone topic epoch (index + 1, stepped by kEpochStride).
+  std::uint64_t next_epoch_;
   TopicCap<TopicState, &TopicState::cap> cap_;
   // Workers with exact subscribers per topic, for topics that exist or not; bounded by the
   // subscriptions that name this shard's topics (see docs/ARCHITECTURE.md).

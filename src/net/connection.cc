@@ -35,6 +35,7 @@ session::SessionParams MakeParams(const ServerContext& ctx, std::string session_
   p.auth_timeout = c.auth_timeout;
   p.max_msg_size = c.max_msg_size;
   p.batch_window_ms = ctx.batch_window();
+  p.stream_epoch = ctx.stream_epoch;
   p.session_id = std::move(session_id);
   return p;
 }

@@ -17,6 +17,7 @@ constexpr std::uint8_t kTagSize = (3 << 3) | 1;          // Tick.size (fixed64)
 constexpr std::uint8_t kTagTsNs = (4 << 3) | 0;          // Tick.ts_ns
 constexpr std::uint8_t kTagSeq = (5 << 3) | 0;           // Tick.seq
 constexpr std::uint8_t kTagPrevSeq = (6 << 3) | 0;       // Tick.prev_seq
+constexpr std::uint8_t kTagTopicEpoch = (7 << 3) | 0;    // Tick.topic_epoch
 constexpr std::uint8_t kTagRecordBar = (2 << 3) | 2;     // Record.bar
 // Bar: topic = 1 (bytes), interval = 2 (varint), start_ms = 3 (varint), open..volume = 4..8
 // (fixed64), count = 9 (varint), vwap = 10 (fixed64).
@@ -36,6 +37,7 @@ std::size_t TickBodySize(const TickFields& t) {
   if (t.ts_ns != 0) n += 1 + VarintSize(static_cast<std::uint64_t>(t.ts_ns));
   if (t.seq != 0) n += 1 + VarintSize(t.seq);
   if (t.prev_seq != 0) n += 1 + VarintSize(t.prev_seq);
+  if (t.topic_epoch != 0) n += 1 + VarintSize(t.topic_epoch);
   return n;
 }
 
@@ -156,7 +158,8 @@ std::size_t AppendTickRecordEntry(std::string& out, const TickFields& t) {
     p = PutDoubleField(p, kTagSize, t.size);
     p = PutVarintField(p, kTagTsNs, static_cast<std::uint64_t>(t.ts_ns));
     p = PutVarintField(p, kTagSeq, t.seq);
-    return PutVarintField(p, kTagPrevSeq, t.prev_seq);
+    p = PutVarintField(p, kTagPrevSeq, t.prev_seq);
+    return PutVarintField(p, kTagTopicEpoch, t.topic_epoch);
   });
 }
 

@@ -34,6 +34,7 @@ struct TickFields {
   std::int64_t ts_ns = 0;
   std::uint64_t seq = 0;
   std::uint64_t prev_seq = 0;
+  std::uint64_t topic_epoch = 0;  // Tick.topic_epoch (7)
 };
 
 // Appends one `DataBatch.records` entry (field 2) holding Record{tick: ...}. Batches are built
@@ -214,7 +215,8 @@ std::optional<std::uint64_t> ScanDataBatch(std::span<const std::uint8_t> payload
 
 namespace wire_detail {
 // The layout AppendTickRecordEntry writes when every field is set: topic (1), price (2),
-// size (3), ts_ns (4), seq (5), prev_seq (6), each once and in that order. Read without a
+// size (3), ts_ns (4), seq (5), prev_seq (6), then topic_epoch (7) when set, each once and in
+// that order. Read without a
 // dispatch per field; false for any other layout (`t` is then partly written), which the general
 // loop reads instead.
 inline bool ParseCanonicalTick(std::span<const std::uint8_t> bytes, TickFields& t) {
@@ -232,6 +234,10 @@ inline bool ParseCanonicalTick(std::span<const std::uint8_t> bytes, TickFields& 
   t.seq = r.Varint();
   if (!r.Expect(0x30)) return false;  // 6, varint
   t.prev_seq = r.Varint();
+  if (r.ok && !r.AtEnd()) {
+    if (!r.Expect(0x38)) return false;  // 7, varint
+    t.topic_epoch = r.Varint();
+  }
   return r.ok && r.AtEnd();
 }
 }  // namespace wire_detail
@@ -271,6 +277,10 @@ inline std::optional<TickFields> ParseTickFields(std::span<const std::uint8_t> b
       case 6:
         if (wt != 0) return std::nullopt;
         t.prev_seq = r.Varint();
+        break;
+      case 7:
+        if (wt != 0) return std::nullopt;
+        t.topic_epoch = r.Varint();
         break;
       default:
         if (!r.Skip(wt)) return std::nullopt;

@@ -8,6 +8,7 @@
 
 #include <fstream>
 #include <future>
+#include <random>
 #include <thread>
 
 #include "auth/users_file.h"
@@ -15,6 +16,15 @@
 
 namespace tickwire::server {
 namespace {
+
+// A random, non-zero stream epoch from the kernel's random source. 53 bits, so that it survives
+// a trip through JSON numbers (the CLI's --json) unchanged.
+std::uint64_t NewStreamEpoch() {
+  std::random_device rd;
+  std::uint64_t v = 0;
+  while (v == 0) v = ((std::uint64_t{rd()} << 32) | rd()) & ((std::uint64_t{1} << 53) - 1);
+  return v;
+}
 
 using Clock = std::chrono::steady_clock;
 
@@ -69,6 +79,9 @@ Server::Server(config::Config config, ConfigSource reload_source)
     workers_.push_back(std::make_unique<net::Worker>(i, ctx_));
     ctx_.workers.push_back(workers_.back().get());
   }
+  // A new stream epoch: the history and the topics' numbering start empty (PROTOCOL S7a).
+  // Multi-instance mode has none: its numbers are positions in the shared log.
+  if (!ctx_.config.clustered()) ctx_.stream_epoch = NewStreamEpoch();
 }
 
 Server::~Server() {

@@ -274,6 +274,7 @@ bool Session::FinishAuth(auth::PermissionsPtr permissions, Clock::time_point now
   ok.set_batch_window_ms(params_.batch_window_ms);
   ok.set_server_version(TICKWIRE_VERSION);
   ok.set_protocol_version(protocol::kProtocolVersion);
+  ok.set_stream_epoch(params_.stream_epoch);
   host_.SendFrame(protocol::EncodeFrame(FrameType::kAuthOk, ok));
   host_.OnAuthenticated(user_, client_name_);
   return true;

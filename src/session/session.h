@@ -42,6 +42,7 @@ struct SessionParams {
   std::chrono::milliseconds auth_timeout{5'000};
   std::uint32_t max_msg_size = 65536;
   std::uint32_t batch_window_ms = 5;
+  std::uint64_t stream_epoch = 0;  // AuthOk.stream_epoch (PROTOCOL S7a)
   std::string session_id;
 };
 
