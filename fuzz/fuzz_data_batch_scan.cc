@@ -45,6 +45,7 @@ void CompareTick(std::span<const std::uint8_t> bytes) {
   Check(ours->ts_ns == theirs.ts_ns());
   Check(ours->seq == theirs.seq());
   Check(ours->prev_seq == theirs.prev_seq());
+  Check(ours->topic_epoch == theirs.topic_epoch());
 }
 
 void CompareBar(std::span<const std::uint8_t> bytes) {
