@@ -3,9 +3,10 @@
 //
 // Oracles, whenever both sides accept the input:
 //  - ScanDataBatch and DataBatch::ParseFromArray see the same batch_seq and record count, and the
-//    same kind (tick, bar, none) for every record;
-//  - ParseTickFields and Tick::ParseFromArray read the same fields from the same tick bytes, and
-//    ParseBarFields and Bar::ParseFromArray the same from bar bytes.
+//    same kind (tick, bar, history_end, none) for every record;
+//  - ParseTickFields and Tick::ParseFromArray read the same fields from the same tick bytes,
+//    ParseBarFields and Bar::ParseFromArray the same from bar bytes, and ParseHistoryEndFields
+//    and HistoryEnd::ParseFromArray the same from history_end bytes.
 // Either side may reject what the other accepts (protobuf checks UTF-8 and nested messages; the
 // scanner refuses groups and mistyped known fields); that is not a failure.
 #include <bit>
@@ -62,6 +63,25 @@ void CompareBar(std::span<const std::uint8_t> bytes) {
   Check(ours->count == theirs.count());
 }
 
+void CompareHistoryEnd(std::span<const std::uint8_t> bytes) {
+  std::vector<tickwire::protocol::LostRangeFields> lost;
+  const auto ours = tickwire::protocol::ParseHistoryEndFields(bytes, lost);
+  v1::HistoryEnd theirs;
+  const bool theirs_ok = theirs.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+  if (!ours || !theirs_ok) return;
+  Check(ours->subscription_id == theirs.subscription_id());
+  Check(ours->truncated == theirs.truncated() && ours->retention == theirs.retention());
+  Check(ours->backfill_limit == theirs.backfill_limit());
+  Check(ours->epoch_changed == theirs.epoch_changed());
+  Check(ours->lost_omitted == theirs.lost_omitted());
+  Check(ours->lost.size() == static_cast<std::size_t>(theirs.lost_size()));
+  for (std::size_t i = 0; i < ours->lost.size(); ++i) {
+    const auto& t = theirs.lost(static_cast<int>(i));
+    Check(ours->lost[i].topic == t.topic() && ours->lost[i].from_seq == t.from_seq());
+    Check(ours->lost[i].to_seq == t.to_seq() && ours->lost[i].topic_epoch == t.topic_epoch());
+  }
+}
+
 void DiscardProtobufLog(google::protobuf::LogLevel, const char*, int, const std::string&) {}
 
 }  // namespace
@@ -78,6 +98,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // The input as a single Tick, so ParseTickFields is fuzzed directly too.
   CompareTick(payload);
   CompareBar(payload);
+  CompareHistoryEnd(payload);
 
   std::vector<RecordKind> kinds;
   const auto batch_seq = ScanDataBatch(payload, [&](RecordKind kind, auto inner) {
@@ -86,6 +107,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Check(inner.empty() || (inner.data() >= data && inner.data() + inner.size() <= data + size));
     if (kind == RecordKind::kTick) CompareTick(inner);
     if (kind == RecordKind::kBar) CompareBar(inner);
+    if (kind == RecordKind::kHistoryEnd) CompareHistoryEnd(inner);
   });
 
   v1::DataBatch batch;
@@ -102,6 +124,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         break;
       case v1::Record::kBar:
         Check(kinds[i] == RecordKind::kBar);
+        break;
+      case v1::Record::kHistoryEnd:
+        Check(kinds[i] == RecordKind::kHistoryEnd);
         break;
       case v1::Record::KIND_NOT_SET:
         Check(kinds[i] == RecordKind::kUnknown);

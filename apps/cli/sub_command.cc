@@ -108,7 +108,25 @@ int RunSub(const SubFlags& f) {
       if (!f.json) {
         for (std::size_t i = 0; i < n; ++i) table.Fit(batch->records[i]);
       }
+      // History end markers go where they sat among the records: JSON lines with --json, a
+      // note on stderr with the table (which keeps stdout to rows).
+      std::size_t next_end = 0;
+      auto print_ends = [&](std::size_t upto) {
+        for (; next_end < batch->history_ends.size() &&
+               batch->history_ends[next_end].record_index <= upto;
+             ++next_end) {
+          const auto& e = batch->history_ends[next_end];
+          if (f.json) {
+            AppendHistoryEndJsonLine(out, e, json_ts);
+          } else {
+            std::fprintf(stderr, "end of history for subscription %llu%s\n",
+                         static_cast<unsigned long long>(e.subscription_id),
+                         e.truncated ? ": some of it was not replayed" : "");
+          }
+        }
+      };
       for (std::size_t i = 0; i < n; ++i) {
+        print_ends(i);
         const auto& r = batch->records[i];
         if (f.json) {
           AppendJsonLine(out, r, json_ts);
@@ -122,6 +140,7 @@ int RunSub(const SubFlags& f) {
         }
         ++printed;
       }
+      print_ends(n);
       std::fwrite(out.data(), 1, out.size(), stdout);
       std::fflush(stdout);
     } else if (auto* err = std::get_if<client::Error>(&*ev)) {

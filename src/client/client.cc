@@ -615,14 +615,17 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     conn->last_heartbeat = Clock::now();
     ScheduleHeartbeat(conn);
     if (connect_done_) {
-      // A new stream epoch: the server restarted without its history (PROTOCOL S7a).
+      // A new stream epoch: the server restarted without its history (PROTOCOL S7a). The
+      // resume still sends the old positions (with their epoch), so that the server says what
+      // was lost; the seqs seen are forgotten after that.
       previous_stream_epoch_ = stream_epoch_;
       stream_epoch_ = m.stream_epoch();
+      const bool ok = Resume(conn);
       if (previous_stream_epoch_ != stream_epoch_) {
         delivered_.ResetTickNumbering();
         Bump(stream_epoch_changes_);
       }
-      return Resume(conn);
+      return ok;
     }
     stream_epoch_ = m.stream_epoch();
     auth_info_.stream_epoch = m.stream_epoch();
@@ -653,9 +656,19 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
           ResumeSinceMs(spec.since_ms, sub.anchor_ms,
                         delivered_.NewestPoint(spec.mode, spec.wildcard, spec.topics),
                         options_.reconnect.resume_lookback);
+      // Ticks resume by the server's numbering (PROTOCOL S8c): every topic received goes on
+      // after its last seq, whatever the producers stamped; since_ms covers the rest (topics not
+      // received yet, and bars). Positions take at most half of a frame.
+      std::vector<ResumePoint> positions;
+      if (spec.mode == Mode::kTick) {
+        positions = delivered_.TickPositions(spec.wildcard, spec.topics,
+                                             max_msg_size_.load(std::memory_order_relaxed) / 2);
+      }
       const std::uint32_t id = NextRequestId();
       resume_pending_.emplace(id, handle);
-      EnqueueWrite(conn, codec::EncodeSubscribe(id, spec.mode, spec.topics, 0, since),
+      EnqueueWrite(conn,
+                   codec::EncodeSubscribe(id, spec.mode, spec.topics, 0, since, positions,
+                                          previous_stream_epoch_),
                    /*counted=*/false);
     }
     if (resume_pending_.empty()) FinishResume();
@@ -810,17 +823,39 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
       const std::uint64_t dups_before = delivered_.duplicates();
       const std::uint64_t gaps_before = delivered_.tick_gaps();
       const std::uint64_t epochs_before = delivered_.topic_epoch_changes();
-      std::erase_if(batch.records, [this](const Record& r) {
+      auto is_new = [this](const Record& r) {
         if (const auto* t = std::get_if<Tick>(&r)) {
-          return !delivered_.AcceptTick(t->topic, t->seq, t->prev_seq, t->ts_ns, t->topic_epoch);
+          return delivered_.AcceptTick(t->topic, t->seq, t->prev_seq, t->ts_ns, t->topic_epoch);
         }
         const auto& b = std::get<Bar>(r);
-        return !delivered_.AcceptBar(b.interval, b.topic, b.start_ms);
+        return delivered_.AcceptBar(b.interval, b.topic, b.start_ms);
+      };
+      // Duplicates are dropped; history_end markers keep their place among what is left.
+      std::vector<Record> kept;
+      kept.reserve(batch.records.size());
+      std::size_t h = 0;
+      for (std::size_t i = 0; i < batch.records.size(); ++i) {
+        for (; h < batch.history_ends.size() && batch.history_ends[h].record_index <= i; ++h) {
+          batch.history_ends[h].record_index = kept.size();
+        }
+        if (is_new(batch.records[i])) kept.push_back(std::move(batch.records[i]));
+      }
+      for (; h < batch.history_ends.size(); ++h) batch.history_ends[h].record_index = kept.size();
+      batch.records = std::move(kept);
+      // Markers name the server's subscription ids; the caller knows the client's handles.
+      std::erase_if(batch.history_ends, [this](HistoryEnd& e) {
+        for (const auto& [handle, s] : subs_) {
+          if (s.server_id == e.subscription_id) {
+            e.subscription_id = handle;
+            return false;
+          }
+        }
+        return true;  // unsubscribed meanwhile
       });
       Bump(duplicates_dropped_, delivered_.duplicates() - dups_before);
       Bump(tick_gaps_, delivered_.tick_gaps() - gaps_before);
       Bump(topic_epoch_changes_, delivered_.topic_epoch_changes() - epochs_before);
-      if (batch.records.empty()) return true;  // only duplicates
+      if (batch.records.empty() && batch.history_ends.empty()) return true;  // only duplicates
     }
     Bump(records_, std::uint64_t{batch.records.size()});
     if (options_.on_batch) return InvokeCallback([&] { options_.on_batch(batch); });

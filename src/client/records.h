@@ -44,10 +44,44 @@ struct Bar {
 
 using Record = std::variant<Tick, Bar>;
 
+// A position in one topic's tick numbering (Subscribe.resume_after, PROTOCOL S8c): the last
+// seq received and the topic_epoch it belongs to.
+struct ResumePoint {
+  std::string topic;
+  std::uint64_t after_seq = 0;
+  std::uint64_t topic_epoch = 0;
+};
+
+// Ticks a history replay knows it did not send (PROTOCOL S8c): seqs from_seq..to_seq of `topic`
+// in its numbering `topic_epoch`; to_seq 0 means up to the end of that numbering.
+struct LostRange {
+  std::string topic;
+  std::uint64_t from_seq = 0;
+  std::uint64_t to_seq = 0;
+  std::uint64_t topic_epoch = 0;
+};
+
+// The end of one subscription's history replay (Record.history_end, PROTOCOL S8c): the
+// subscription's replayed records came before it. Once per Subscribe with backfill or
+// since_ms, and once per resume after a reconnect.
+struct HistoryEnd {
+  // The subscription: what Subscribe returned (with reconnect enabled, the client's handle).
+  std::uint64_t subscription_id = 0;
+  bool truncated = false;       // something asked for was not replayed (one of the three below)
+  bool retention = false;       // the server's history no longer held records asked for
+  bool backfill_limit = false;  // MAX_BACKFILL_RECORDS cut the replay
+  bool epoch_changed = false;   // a resume position belonged to another stream or topic epoch
+  std::vector<LostRange> lost;
+  std::uint32_t lost_omitted = 0;  // further ranges the server knew of but did not list
+  // Where it sat in the DATA_BATCH: after records[0 .. record_index).
+  std::size_t record_index = 0;
+};
+
 // One DATA_BATCH, decoded. Records of unknown kinds (newer servers) are skipped.
 struct Batch {
   std::uint64_t batch_seq = 0;
   std::vector<Record> records;
+  std::vector<HistoryEnd> history_ends;  // markers in the batch, in order (S8c)
 };
 
 // The client is closed. `reason` is the error that closed it; empty after Close().

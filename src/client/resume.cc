@@ -79,6 +79,37 @@ bool DeliveredState::AcceptTick(std::string_view topic, std::uint64_t seq, std::
   return true;
 }
 
+std::vector<ResumePoint> DeliveredState::TickPositions(bool wildcard,
+                                                       const std::vector<std::string>& topics,
+                                                       std::size_t max_bytes) const {
+  auto covers = [&](std::string_view topic) {
+    if (wildcard) return true;
+    for (const auto& t : topics) {
+      if (t == topic) return true;
+      if (t.size() >= 2 && t.ends_with(".*") &&
+          topic.starts_with(std::string_view(t).substr(0, t.size() - 1))) {
+        return true;
+      }
+    }
+    return false;
+  };
+  std::vector<ResumePoint> out;
+  for (const auto& [topic, s] : ticks_) {
+    if (s.last_seq != 0 && covers(topic)) out.push_back(ResumePoint{topic, s.last_seq, s.epoch});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const ResumePoint& a, const ResumePoint& b) { return a.topic < b.topic; });
+  // Each entry costs its topic plus tags, lengths and two varints (at most 26 bytes).
+  std::size_t bytes = 0;
+  std::size_t keep = 0;
+  while (keep < out.size() && bytes + out[keep].topic.size() + 26 <= max_bytes) {
+    bytes += out[keep].topic.size() + 26;
+    ++keep;
+  }
+  out.resize(keep);
+  return out;
+}
+
 void DeliveredState::ResetTickNumbering() {
   for (auto& [topic, s] : ticks_) {
     s.last_seq = 0;

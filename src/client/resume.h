@@ -79,6 +79,12 @@ class DeliveredState {
   void ResetTickNumbering();
   bool AcceptBar(Mode interval, std::string_view topic, std::int64_t start_ms);
 
+  // Resume positions (PROTOCOL S8c) of the topics a TICK subscription to `topics` (or `*` when
+  // `wildcard`; prefix patterns "FX.*" included) has received ticks of, in topic order, at
+  // most `max_bytes` of them by their encoded size (the rest resume by since_ms).
+  std::vector<ResumePoint> TickPositions(bool wildcard, const std::vector<std::string>& topics,
+                                         std::size_t max_bytes) const;
+
   // Newest resume point received for `mode` on `topics`, or on any topic when `wildcard`.
   std::optional<std::int64_t> NewestPoint(Mode mode, bool wildcard,
                                           const std::vector<std::string>& topics) const;

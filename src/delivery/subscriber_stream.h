@@ -137,6 +137,8 @@ class SubscriberStream final : public Subscriber {
   unsigned slices_in_flight() const { return slices_in_flight_; }
   // Records in the open DATA_BATCH.
   std::size_t open_records() const { return batcher_.records(); }
+  // Record.history_end markers sent (PROTOCOL S8c).
+  std::uint64_t history_ends() const { return history_ends_; }
 
  private:
   // Appends an encoded record to the open DATA_BATCH (arming its window).
@@ -148,6 +150,8 @@ class SubscriberStream final : public Subscriber {
   // Asks owner shards for the next history slices while the output has room for them.
   void PumpCatchUps();
   void DropCatchUp(std::size_t index, std::uint64_t removed_subscription);
+  // Appends subscription `subscription_id`'s Record.history_end (PROTOCOL S8c).
+  void EmitHistoryEnd(std::uint64_t subscription_id, const CatchUp::EndReport& report);
   // Runs `fn(catch_up, emit)` and keeps held_bytes_ in step with what it holds.
   template <typename Fn>
   void WithCatchUp(CatchUp& c, Fn&& fn);
@@ -163,6 +167,7 @@ class SubscriberStream final : public Subscriber {
   std::uint64_t next_catchup_ = 1;
   std::uint64_t held_bytes_ = 0;   // held live records, counted against MAX_PENDING_BYTES
   unsigned slices_in_flight_ = 0;  // slice requests out (cancelled ones included)
+  std::uint64_t history_ends_ = 0;
 };
 
 }  // namespace tickwire::delivery

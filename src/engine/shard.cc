@@ -264,6 +264,7 @@ struct Shard::SliceState {
   RecordBlock& out;
   SliceLimits limits;
   std::int64_t since_ns;
+  std::vector<LostRange>& lost;
   std::size_t steps = 0;
 
   bool Full() const { return out.bytes.size() >= limits.max_bytes || steps >= limits.max_steps; }
@@ -293,9 +294,15 @@ bool Shard::ReplayTopic(const TopicState& st, bool resume, SliceState& s) {
     }
     return lo;
   };
-  // A backfill and a bar since take a contiguous newest run; ticks since are those stamped at
-  // or after it, in seq order (event times need not be monotone).
-  const bool filtered = ticks && s.req.backfill == 0;
+  // A resume position (ticks only) takes the ticks numbered after it. A backfill and a bar
+  // since take a contiguous newest run; ticks since are those stamped at or after it, in seq
+  // order (event times need not be monotone).
+  const ResumePoint* pos = ticks ? FindResume(s.req, *st.name) : nullptr;
+  // A position in another numbering of the topic (evicted and created again since): what came
+  // after it is gone with that numbering, and all of this one is new to the client.
+  const bool stale = pos != nullptr && pos->topic_epoch != 0 && pos->topic_epoch != st.epoch;
+  const std::uint64_t after = pos != nullptr && !stale ? pos->after_seq : 0;
+  const bool filtered = ticks && pos == nullptr && s.req.backfill == 0;
   auto selected = [&](std::size_t i) { return !filtered || st.ticks[i].ts_ns >= s.since_ns; };
 
   std::size_t i = 0;
@@ -309,19 +316,56 @@ bool Shard::ReplayTopic(const TopicState& st, bool resume, SliceState& s) {
     ++s.steps;
     const std::uint64_t topics = std::max<std::uint64_t>(c.topics_left, 1);
     if (c.topics_left > 0) --c.topics_left;
-    if (n == 0) return true;
+    if (pos == nullptr && s.req.backfill == 0 && s.req.since_ms <= 0) return true;  // not asked
+    if (stale) {
+      c.epoch_changed = true;
+      s.lost.push_back(LostRange{*st.name, pos->after_seq + 1, 0, pos->topic_epoch});
+    }
+    if (n == 0) {
+      if (pos != nullptr && st.last_seq > after) {  // nothing retained (HISTORY_TICKS=0)
+        c.retention_cut = true;
+        s.lost.push_back(LostRange{*st.name, after + 1, st.last_seq, st.epoch});
+      }
+      return true;
+    }
     const std::uint64_t share = (c.budget + topics - 1) / topics;
     cap = LastKey(st, mode);
+    // Ticks since: the ring no longer reaches back to since_ms when it dropped ticks and its
+    // oldest is stamped at or after it (producers stamp in near order).
+    if (filtered && st.ticks[0].prev_seq != 0 && st.ticks[0].ts_ns >= s.since_ns) {
+      c.retention_cut = true;
+    }
     if (!filtered) {
       std::size_t first = 0;  // the oldest selected
-      if (s.req.backfill > 0) {
+      if (pos != nullptr) {
+        first = first_above(after);
+        // Ticks are numbered in order and prev_seq names the one before, so the first retained
+        // tick after the position shows whether retention dropped some in between.
+        if (first < n && st.ticks[first].prev_seq > after) {
+          c.retention_cut = true;
+          s.lost.push_back(LostRange{*st.name, after + 1, st.ticks[first].prev_seq, st.epoch});
+        }
+      } else if (s.req.backfill > 0) {
         first = n - std::min<std::size_t>(n, s.req.backfill);
+        if (n < s.req.backfill && (ticks ? st.ticks[0].prev_seq != 0 : bars.dropped())) {
+          c.retention_cut = true;  // more were asked for than the ring still holds
+        }
       } else if (s.req.since_ms > 0) {
         first = first_above(static_cast<std::uint64_t>(s.req.since_ms) - 1);
+        if (first == 0 && bars.dropped() && bars[0].start_ms > s.req.since_ms) {
+          c.retention_cut = true;  // the ring no longer reaches back to since_ms
+        }
       }
       const std::size_t wanted = n - first;
       quota = std::min<std::uint64_t>(wanted, share);
-      if (quota < wanted) c.truncated = true;
+      if (quota < wanted) {
+        c.truncated = true;
+        if (pos != nullptr) {  // the oldest of those asked for are left out
+          const std::size_t skip_end = n - static_cast<std::size_t>(quota);
+          s.lost.push_back(
+              LostRange{*st.name, st.ticks[first].seq, st.ticks[skip_end - 1].seq, st.epoch});
+        }
+      }
       i = n - static_cast<std::size_t>(quota);
     } else if (n <= share) {
       quota = n;  // every selected tick fits
@@ -391,7 +435,7 @@ HistorySlice Shard::NextHistorySlice(const HistoryRequest& req, HistoryCursor cu
   const std::int64_t since_ns = req.since_ms > std::numeric_limits<std::int64_t>::max() / kNsPerMs
                                     ? std::numeric_limits<std::int64_t>::max()
                                     : req.since_ms * kNsPerMs;
-  SliceState s{req, c, slice.records, limits, since_ns};
+  SliceState s{req, c, slice.records, limits, since_ns, slice.lost};
   const bool was_truncated = c.truncated;
   static const std::vector<std::string> kNone;
   const std::vector<std::string>& list = req.topics ? *req.topics : kNone;
@@ -434,6 +478,7 @@ HistorySlice Shard::NextHistorySlice(const HistoryRequest& req, HistoryCursor cu
     c.partial.clear();
     if (st == nullptr) {  // named, but nothing retained
       ++s.steps;
+      if (!req.wildcard && !listed) ReportForgotten(req, name, s);
       c.after = name;
       continue;
     }
@@ -454,8 +499,32 @@ HistorySlice Shard::NextHistorySlice(const HistoryRequest& req, HistoryCursor cu
     }
     c.after = name;
   }
+  if (c.finished && (req.wildcard || listed) && req.resume) {
+    // Positions of topics this shard no longer holds: the walk above only meets held topics.
+    for (const auto& p : *req.resume) {
+      if (Find(p.topic) == nullptr) ReportForgotten(req, p.topic, s);
+    }
+  }
   if (c.truncated && !was_truncated) ++stats_.backfills_truncated;
   return slice;
+}
+
+const ResumePoint* Shard::FindResume(const HistoryRequest& req, std::string_view topic) {
+  if (!req.resume || req.mode != Mode::kTick) return nullptr;
+  const auto& v = *req.resume;
+  const auto it = std::lower_bound(
+      v.begin(), v.end(), topic,
+      [](const ResumePoint& p, std::string_view t) { return std::string_view(p.topic) < t; });
+  return it != v.end() && it->topic == topic ? &*it : nullptr;
+}
+
+void Shard::ReportForgotten(const HistoryRequest& req, std::string_view topic, SliceState& s) {
+  const ResumePoint* p = FindResume(req, topic);
+  if (p == nullptr || (p->after_seq == 0 && p->topic_epoch == 0)) return;  // never seen
+  // The client held ticks of it, and the topic has been forgotten (S6b) since: what followed
+  // its position went with it.
+  s.cursor.epoch_changed = true;
+  s.lost.push_back(LostRange{std::string(topic), p->after_seq + 1, 0, p->topic_epoch});
 }
 
 void Shard::SetInterest(std::string_view topic, Mode mode, unsigned worker, bool interested) {

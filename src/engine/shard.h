@@ -76,6 +76,23 @@ struct ApplyResult {
   Refusal reason = Refusal::kNone;  // why that one was refused
 };
 
+// A client's position in one topic's tick numbering (Subscribe.resume_after, PROTOCOL S8c).
+struct ResumePoint {
+  std::string topic;
+  std::uint64_t after_seq = 0;    // replay ticks with seq above it
+  std::uint64_t topic_epoch = 0;  // the numbering after_seq belongs to; 0: not known
+};
+
+// Ticks a replay knows it did not send (HistoryEnd.lost): seqs from_seq..to_seq of `topic` in
+// its numbering `topic_epoch`; to_seq 0: up to the end of that numbering (the topic was
+// forgotten, or the position belonged to another stream).
+struct LostRange {
+  std::string topic;
+  std::uint64_t from_seq = 0;
+  std::uint64_t to_seq = 0;
+  std::uint64_t topic_epoch = 0;
+};
+
 // What a subscriber asks an owner shard for before it goes live (PROTOCOL S8b). The same
 // request is sent for every slice of one replay; only the cursor changes.
 struct HistoryRequest {
@@ -90,6 +107,10 @@ struct HistoryRequest {
   std::shared_ptr<const std::vector<std::string>> prefixes;
   std::uint32_t backfill = 0;  // the N most recent per topic, or
   std::int64_t since_ms = 0;   // everything from this time on (0 .. kMaxSinceMs)
+  // TICK only (PROTOCOL S8c): positions of this shard's topics, sorted by topic. A listed topic
+  // replays its ticks with seq above after_seq instead of backfill/since_ms; with neither of
+  // those, unlisted topics replay nothing.
+  std::shared_ptr<const std::vector<ResumePoint>> resume;
 };
 
 // Where a sliced replay stands on one shard. The subscriber keeps it between slices and sends
@@ -105,6 +126,8 @@ struct HistoryCursor {
   bool started = false;
   bool finished = false;             // nothing more to send from this shard
   bool truncated = false;            // the share of MAX_BACKFILL_RECORDS cut something
+  bool retention_cut = false;        // the rings no longer held records asked for (S8c)
+  bool epoch_changed = false;        // a resume position's numbering is gone (S8c)
   std::string after;                 // "" before the first topic (topic names are never empty)
   std::string partial;               // empty: no topic in progress
   std::uint64_t partial_serial = 0;  // its incarnation: an evicted topic created again differs
@@ -121,6 +144,7 @@ struct HistoryCursor {
 struct HistorySlice {
   RecordBlock records;
   HistoryCursor cursor;
+  std::vector<LostRange> lost;  // what this slice knows it did not send (resume positions)
 };
 
 // Bounds on the work of one slice.
@@ -270,6 +294,10 @@ class Shard {
   // Replays what it may of one topic into `out`; true when the topic is complete.
   struct SliceState;
   bool ReplayTopic(const TopicState& st, bool resume, SliceState& s);
+  // The resume position `req` gives `topic` (null: none).
+  static const ResumePoint* FindResume(const HistoryRequest& req, std::string_view topic);
+  // `topic` has a resume position but the shard no longer holds it: reports what was lost.
+  static void ReportForgotten(const HistoryRequest& req, std::string_view topic, SliceState& s);
 
   unsigned index_;
   ShardOptions options_;

@@ -178,6 +178,117 @@ std::size_t AppendBarRecordEntry(std::string& out, const BarFields& b) {
   });
 }
 
+namespace {
+
+void AppendTag(std::string& out, std::uint32_t field, std::uint32_t wire_type) {
+  AppendVarint(out, (std::uint64_t{field} << 3) | wire_type);
+}
+
+void AppendVarintField(std::string& out, std::uint32_t field, std::uint64_t v) {
+  if (v == 0) return;  // proto3 omits defaults
+  AppendTag(out, field, 0);
+  AppendVarint(out, v);
+}
+
+void AppendBytesField(std::string& out, std::uint32_t field, std::string_view bytes) {
+  AppendTag(out, field, 2);
+  AppendVarint(out, bytes.size());
+  out.append(bytes);
+}
+
+}  // namespace
+
+std::size_t LostRangeEntryBound(std::string_view topic) {
+  // Field tag and length, then topic (tag, length, bytes) and three varints of 10 bytes at most.
+  return 1 + 2 + 1 + VarintSize(topic.size()) + topic.size() + 3 * 11;
+}
+
+void AppendHistoryEndRecordEntry(std::string& out, const HistoryEndFields& e) {
+  std::string body;
+  AppendVarintField(body, 1, e.subscription_id);
+  AppendVarintField(body, 2, e.truncated ? 1 : 0);
+  AppendVarintField(body, 3, e.retention ? 1 : 0);
+  AppendVarintField(body, 4, e.backfill_limit ? 1 : 0);
+  AppendVarintField(body, 5, e.epoch_changed ? 1 : 0);
+  std::string range;
+  for (const auto& r : e.lost) {
+    range.clear();
+    if (!r.topic.empty()) AppendBytesField(range, 1, r.topic);
+    AppendVarintField(range, 2, r.from_seq);
+    AppendVarintField(range, 3, r.to_seq);
+    AppendVarintField(range, 4, r.topic_epoch);
+    AppendBytesField(body, 6, range);
+  }
+  AppendVarintField(body, 7, e.lost_omitted);
+  std::string record;
+  AppendBytesField(record, 4, body);  // Record.history_end
+  AppendBytesField(out, 2, record);   // DataBatch.records
+}
+
+std::optional<HistoryEndFields> ParseHistoryEndFields(std::span<const std::uint8_t> bytes,
+                                                      std::vector<LostRangeFields>& lost_out) {
+  HistoryEndFields e;
+  wire_detail::Reader r{bytes.data(), bytes.data() + bytes.size()};
+  const std::size_t first_lost = lost_out.size();
+  while (r.ok && !r.AtEnd()) {
+    const std::uint64_t tag = r.Varint();
+    if (!r.ok) break;
+    const auto field = tag >> 3;
+    const auto wt = static_cast<std::uint32_t>(tag & 7);
+    if (field >= 1 && field <= 5 && wt == 0) {
+      const std::uint64_t v = r.Varint();
+      switch (field) {
+        case 1:
+          e.subscription_id = v;
+          break;
+        case 2:
+          e.truncated = v != 0;
+          break;
+        case 3:
+          e.retention = v != 0;
+          break;
+        case 4:
+          e.backfill_limit = v != 0;
+          break;
+        default:
+          e.epoch_changed = v != 0;
+      }
+    } else if (field == 6 && wt == 2) {
+      const auto inner = r.Bytes();
+      if (!r.ok) break;
+      wire_detail::Reader rr{inner.data(), inner.data() + inner.size()};
+      LostRangeFields l;
+      while (rr.ok && !rr.AtEnd()) {
+        const std::uint64_t itag = rr.Varint();
+        const auto ifield = itag >> 3;
+        const auto iwt = static_cast<std::uint32_t>(itag & 7);
+        if (ifield == 1 && iwt == 2) {
+          const auto t = rr.Bytes();
+          l.topic = std::string_view(reinterpret_cast<const char*>(t.data()), t.size());
+        } else if (ifield >= 2 && ifield <= 4 && iwt == 0) {
+          const std::uint64_t v = rr.Varint();
+          (ifield == 2 ? l.from_seq : ifield == 3 ? l.to_seq : l.topic_epoch) = v;
+        } else if ((ifield >= 1 && ifield <= 4) || !rr.Skip(iwt)) {
+          rr.ok = false;  // a known field with the wrong wire type, or a malformed one
+        }
+      }
+      if (!rr.ok) return std::nullopt;
+      lost_out.push_back(l);
+    } else if (field == 7 && wt == 0) {
+      e.lost_omitted = static_cast<std::uint32_t>(r.Varint());
+    } else if ((field >= 1 && field <= 7) || !r.Skip(wt)) {
+      r.ok = false;
+    }
+  }
+  if (!r.ok) {
+    lost_out.resize(first_lost);
+    return std::nullopt;
+  }
+  e.lost =
+      std::span<const LostRangeFields>(lost_out.data() + first_lost, lost_out.size() - first_lost);
+  return e;
+}
+
 std::string EncodeFrame(FrameType type, const google::protobuf::MessageLite& message) {
   const std::size_t size = message.ByteSizeLong();
   std::string out(kHeaderSize + size, '\0');

@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "protocol/frame.h"
 
@@ -61,11 +62,41 @@ struct BarFields {
 // `out`, like AppendTickRecordEntry.
 std::size_t AppendBarRecordEntry(std::string& out, const BarFields& bar);
 
+// One range of ticks a replay did not send (LostRange, PROTOCOL S8c); topic is a view.
+struct LostRangeFields {
+  std::string_view topic;
+  std::uint64_t from_seq = 0;
+  std::uint64_t to_seq = 0;
+  std::uint64_t topic_epoch = 0;
+};
+
+// The end of a subscription's history replay (HistoryEnd, PROTOCOL S8c).
+struct HistoryEndFields {
+  std::uint64_t subscription_id = 0;
+  bool truncated = false;
+  bool retention = false;
+  bool backfill_limit = false;
+  bool epoch_changed = false;
+  std::span<const LostRangeFields> lost;
+  std::uint32_t lost_omitted = 0;
+};
+
+// Appends one `DataBatch.records` entry holding Record{history_end: ...} (once per subscription
+// with history, so not tuned). Byte-identical to protobuf's serialization.
+void AppendHistoryEndRecordEntry(std::string& out, const HistoryEndFields& end);
+// Bytes AppendHistoryEndRecordEntry adds for one more lost range (an upper bound).
+std::size_t LostRangeEntryBound(std::string_view topic);
+
+// Decodes a HistoryEnd message (Record field 4) from its bytes; nullopt when malformed. Topics
+// of `lost_out` point into `bytes`; lost ranges are appended to it.
+std::optional<HistoryEndFields> ParseHistoryEndFields(std::span<const std::uint8_t> bytes,
+                                                      std::vector<LostRangeFields>& lost_out);
+
 // Serializes `message` as a whole frame of `type` (header + payload).
 std::string EncodeFrame(FrameType type, const google::protobuf::MessageLite& message);
 
 // Record kinds inside a DataBatch, by Record's oneof field number.
-enum class RecordKind : std::uint8_t { kUnknown = 0, kTick = 1, kBar = 2 };
+enum class RecordKind : std::uint8_t { kUnknown = 0, kTick = 1, kBar = 2, kHistoryEnd = 4 };
 
 // Reads a DataBatch payload without building protobuf objects: calls
 // `on_record(RecordKind, std::span<const std::uint8_t> inner)` for every record, where `inner`
@@ -196,7 +227,7 @@ std::optional<std::uint64_t> ScanDataBatch(std::span<const std::uint8_t> payload
         const std::uint64_t rtag = rr.Varint();
         const auto rfield = rtag >> 3;
         const auto rwt = static_cast<std::uint32_t>(rtag & 7);
-        if ((rfield == 1 || rfield == 2) && rwt == 2) {
+        if ((rfield == 1 || rfield == 2 || rfield == 4) && rwt == 2) {
           inner = rr.Bytes();
           kind = static_cast<RecordKind>(rfield);
         } else if (!rr.Skip(rwt)) {

@@ -315,8 +315,10 @@ bool Session::HandleSubscribe(std::span<const std::uint8_t> payload) {
     Reject(pb::INVALID_REQUEST, "backfill and since_ms are exclusive", rid);
     return true;
   }
-  Subscription sub{
-      static_cast<engine::Mode>(req.mode()), false, {}, 0, req.backfill(), req.since_ms()};
+  Subscription sub;
+  sub.mode = static_cast<engine::Mode>(req.mode());
+  sub.backfill = req.backfill();
+  sub.since_ms = req.since_ms();
   for (int i = 0; i < req.topics_size(); ++i) {
     const std::string& topic = req.topics(i);
     if (topic == engine::kWildcard) {
@@ -336,6 +338,7 @@ bool Session::HandleSubscribe(std::span<const std::uint8_t> payload) {
   sub.topics.erase(std::unique(sub.topics.begin(), sub.topics.end()), sub.topics.end());
   sub.patterns = static_cast<std::size_t>(std::count_if(
       sub.topics.begin(), sub.topics.end(), [](const std::string& t) { return t.back() == '*'; }));
+  if (!ParseResumeAfter(req, sub)) return true;
   if (permissions_) {
     const auto& allowed = permissions_->subscribe;
     if (sub.wildcard && !allowed.MatchesAll()) {
@@ -370,7 +373,46 @@ bool Session::HandleSubscribe(std::span<const std::uint8_t> payload) {
   pb::SubscribeOk ok;
   ok.set_request_id(rid);
   ok.set_subscription_id(id);
+  ok.set_history_end(stored.WantsHistory());
   host_.SendFrame(protocol::EncodeFrame(FrameType::kSubscribeOk, ok));
+  return true;
+}
+
+bool Session::ParseResumeAfter(const pb::Subscribe& req, Subscription& sub) {
+  const std::uint32_t rid = req.request_id();
+  if (req.resume_after_size() == 0) return true;
+  if (sub.mode != engine::Mode::kTick) {
+    Reject(pb::INVALID_REQUEST, "resume_after is for MODE_TICK subscriptions only", rid);
+    return false;
+  }
+  sub.resume.reserve(static_cast<std::size_t>(req.resume_after_size()));
+  for (int i = 0; i < req.resume_after_size(); ++i) {
+    const auto& p = req.resume_after(i);
+    const std::string& topic = p.topic();
+    const bool covered =
+        engine::IsValidTopic(topic) &&
+        (sub.wildcard || std::binary_search(sub.topics.begin(), sub.topics.end(), topic) ||
+         (sub.patterns > 0 && engine::ListHasPatternFor(sub.topics, topic)));
+    if (!covered) {
+      Reject(pb::INVALID_REQUEST,
+             "resume_after[" + std::to_string(i) + "]: not a topic this subscription covers", rid,
+             topic);
+      return false;
+    }
+    sub.resume.push_back(engine::ResumePoint{topic, p.after_seq(), p.topic_epoch()});
+  }
+  std::sort(sub.resume.begin(), sub.resume.end(),
+            [](const auto& a, const auto& b) { return a.topic < b.topic; });
+  const auto dup =
+      std::adjacent_find(sub.resume.begin(), sub.resume.end(),
+                         [](const auto& a, const auto& b) { return a.topic == b.topic; });
+  if (dup != sub.resume.end()) {
+    Reject(pb::INVALID_REQUEST, "resume_after names a topic twice", rid, dup->topic);
+    return false;
+  }
+  // Positions read under another stream epoch belong to a numbering that is gone (S7a).
+  sub.resume_stale =
+      req.resume_stream_epoch() != 0 && req.resume_stream_epoch() != params_.stream_epoch;
   return true;
 }
 

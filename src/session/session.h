@@ -17,6 +17,10 @@
 #include "engine/topic.h"
 #include "session/close_reason.h"
 
+namespace tickwire::v1 {
+class Subscribe;
+}
+
 namespace tickwire::session {
 
 using Clock = std::chrono::steady_clock;
@@ -166,6 +170,9 @@ class Session {
   bool HandleAuth(std::span<const std::uint8_t> payload, Clock::time_point now);
   bool HandleHeartbeat(std::span<const std::uint8_t> payload, Clock::time_point now);
   bool HandleSubscribe(std::span<const std::uint8_t> payload);
+  // Reads Subscribe.resume_after / resume_stream_epoch into `sub` (PROTOCOL S8c); false after
+  // rejecting the request.
+  bool ParseResumeAfter(const v1::Subscribe& req, Subscription& sub);
   bool HandleUnsubscribe(std::span<const std::uint8_t> payload);
   bool HandlePublish(std::span<const std::uint8_t> payload);
   // Non-fatal ERROR answering a request.
