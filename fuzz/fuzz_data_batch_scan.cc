@@ -3,10 +3,11 @@
 //
 // Oracles, whenever both sides accept the input:
 //  - ScanDataBatch and DataBatch::ParseFromArray see the same batch_seq and record count, and the
-//    same kind (tick, bar, watermark, none) for every record;
-//  - ParseTickFields and Tick::ParseFromArray read the same fields from the same tick bytes, and
-//    ParseBarFields and Bar::ParseFromArray the same from bar bytes, and ParseWatermarkFields and
-//    Watermark::ParseFromArray the same from watermark bytes.
+//    same kind (tick, bar, watermark, history_end, none) for every record;
+//  - ParseTickFields and Tick::ParseFromArray read the same fields from the same tick bytes,
+//    ParseBarFields and Bar::ParseFromArray the same from bar bytes, ParseWatermarkFields and
+//    Watermark::ParseFromArray the same from watermark bytes, and ParseHistoryEndFields and
+//    HistoryEnd::ParseFromArray the same from history_end bytes.
 // Either side may reject what the other accepts (protobuf checks UTF-8 and nested messages; the
 // scanner refuses groups and mistyped known fields); that is not a failure.
 #include <bit>
@@ -46,6 +47,7 @@ void CompareTick(std::span<const std::uint8_t> bytes) {
   Check(ours->ts_ns == theirs.ts_ns());
   Check(ours->seq == theirs.seq());
   Check(ours->prev_seq == theirs.prev_seq());
+  Check(ours->topic_epoch == theirs.topic_epoch());
 }
 
 void CompareBar(std::span<const std::uint8_t> bytes) {
@@ -71,6 +73,25 @@ void CompareWatermark(std::span<const std::uint8_t> bytes) {
   Check(ours->start_ms == theirs.start_ms());
 }
 
+void CompareHistoryEnd(std::span<const std::uint8_t> bytes) {
+  std::vector<tickwire::protocol::LostRangeFields> lost;
+  const auto ours = tickwire::protocol::ParseHistoryEndFields(bytes, lost);
+  v1::HistoryEnd theirs;
+  const bool theirs_ok = theirs.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+  if (!ours || !theirs_ok) return;
+  Check(ours->subscription_id == theirs.subscription_id());
+  Check(ours->truncated == theirs.truncated() && ours->retention == theirs.retention());
+  Check(ours->backfill_limit == theirs.backfill_limit());
+  Check(ours->epoch_changed == theirs.epoch_changed());
+  Check(ours->lost_omitted == theirs.lost_omitted());
+  Check(ours->lost.size() == static_cast<std::size_t>(theirs.lost_size()));
+  for (std::size_t i = 0; i < ours->lost.size(); ++i) {
+    const auto& t = theirs.lost(static_cast<int>(i));
+    Check(ours->lost[i].topic == t.topic() && ours->lost[i].from_seq == t.from_seq());
+    Check(ours->lost[i].to_seq == t.to_seq() && ours->lost[i].topic_epoch == t.topic_epoch());
+  }
+}
+
 void DiscardProtobufLog(google::protobuf::LogLevel, const char*, int, const std::string&) {}
 
 }  // namespace
@@ -88,6 +109,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   CompareTick(payload);
   CompareBar(payload);
   CompareWatermark(payload);
+  CompareHistoryEnd(payload);
 
   std::vector<RecordKind> kinds;
   const auto batch_seq = ScanDataBatch(payload, [&](RecordKind kind, auto inner) {
@@ -97,6 +119,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (kind == RecordKind::kTick) CompareTick(inner);
     if (kind == RecordKind::kBar) CompareBar(inner);
     if (kind == RecordKind::kWatermark) CompareWatermark(inner);
+    if (kind == RecordKind::kHistoryEnd) CompareHistoryEnd(inner);
   });
 
   v1::DataBatch batch;
@@ -116,6 +139,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         break;
       case v1::Record::kWatermark:
         Check(kinds[i] == RecordKind::kWatermark);
+        break;
+      case v1::Record::kHistoryEnd:
+        Check(kinds[i] == RecordKind::kHistoryEnd);
         break;
       case v1::Record::KIND_NOT_SET:
         Check(kinds[i] == RecordKind::kUnknown);

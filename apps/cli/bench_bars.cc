@@ -3,7 +3,7 @@
 // to its receipt (both CLOCK_REALTIME on one host), the server's CPU, and checks that every
 // consumer got every (topic, second) bar of the seconds the run fully covers exactly once, with
 // the tick count the producer sent in it, and that no bar came after the watermark of its
-// second (PROTOCOL S8c; the watermarks' own delay is reported too).
+// second (PROTOCOL S8d; the watermarks' own delay is reported too).
 //
 // The producer stamps ticks itself (ts_ns = its CLOCK_REALTIME when it builds the frame), so it
 // knows exactly which ticks fall in which bucket. Consumers read raw DATA_BATCH payloads (no

@@ -209,6 +209,26 @@ void AppendJsonLine(std::string& out, const client::Record& record, JsonTs ts) {
       FixedShortest(b.vwap));
 }
 
+void AppendHistoryEndJsonLine(std::string& out, const client::HistoryEnd& e, JsonTs ts) {
+  // Seqs and epochs are 64-bit: strings unless --json-ts ms asked for plain numbers.
+  auto num = [ts](std::uint64_t v) {
+    return ts == JsonTs::kMs ? fmt::format("{}", v) : fmt::format("\"{}\"", v);
+  };
+  out += fmt::format(
+      "{{\"type\":\"history_end\",\"subscription\":{},\"truncated\":{},\"retention\":{},"
+      "\"backfill_limit\":{},\"epoch_changed\":{},\"lost\":[",
+      e.subscription_id, e.truncated, e.retention, e.backfill_limit, e.epoch_changed);
+  for (std::size_t i = 0; i < e.lost.size(); ++i) {
+    const auto& l = e.lost[i];
+    if (i > 0) out += ',';
+    out += "{\"topic\":";
+    AppendJson(out, l.topic);
+    out += fmt::format(",\"from_seq\":{},\"to_seq\":{},\"topic_epoch\":{}}}", num(l.from_seq),
+                       num(l.to_seq), num(l.topic_epoch));
+  }
+  out += fmt::format("],\"lost_omitted\":{}}}\n", e.lost_omitted);
+}
+
 std::optional<std::int64_t> ParseIsoTimeNs(std::string_view s) {
   // YYYY-MM-DD(T|t| )HH:MM:SS[.fraction](Z|z|+HH:MM|-HH:MM|+HHMM|+HH)
   if (s.size() < 20 || s[4] != '-' || s[7] != '-' ||

@@ -55,6 +55,9 @@ std::string TableVwap(double vwap);
 // Appends one JSON object (and a newline) for `record`. Numbers are in fixed notation with
 // every digit needed to read back the exact double.
 void AppendJsonLine(std::string& out, const client::Record& record, JsonTs ts = JsonTs::kString);
+// One JSON object for a Record.history_end (PROTOCOL S8c): {"type":"history_end",...}.
+void AppendHistoryEndJsonLine(std::string& out, const client::HistoryEnd& end,
+                              JsonTs ts = JsonTs::kString);
 
 // "2024-05-01 12:00:01" for a SECOND bar, "2024-05-01 12:01" for a MINUTE bar (UTC).
 std::string FormatBarTime(std::int64_t start_ms, client::Mode interval);

@@ -28,6 +28,7 @@ struct SubFlags {
   std::string since;
   std::int64_t since_ms = 0;
   bool no_reconnect = false;
+  bool history_end = false;         // print Record.history_end markers (PROTOCOL S8c)
   std::uint64_t header_every = 40;  // rows between repeated table headers; 0 = once
   std::vector<std::string> topics;
 };
@@ -114,7 +115,26 @@ int RunSub(const SubFlags& f) {
       if (!f.json) {
         for (std::size_t i = 0; i < n; ++i) table.Fit(batch->records[i]);
       }
+      // History end markers go where they sat among the records: JSON lines with --json, a
+      // note on stderr with the table (which keeps stdout to rows).
+      std::size_t next_end = 0;
+      auto print_ends = [&](std::size_t upto) {
+        if (!f.history_end) return;
+        for (; next_end < batch->history_ends.size() &&
+               batch->history_ends[next_end].record_index <= upto;
+             ++next_end) {
+          const auto& e = batch->history_ends[next_end];
+          if (f.json) {
+            AppendHistoryEndJsonLine(out, e, json_ts);
+          } else {
+            std::fprintf(stderr, "end of history for subscription %llu%s\n",
+                         static_cast<unsigned long long>(e.subscription_id),
+                         e.truncated ? ": some of it was not replayed" : "");
+          }
+        }
+      };
       for (std::size_t i = 0; i < n; ++i) {
+        print_ends(i);
         const auto& r = batch->records[i];
         if (f.json) {
           AppendJsonLine(out, r, json_ts);
@@ -128,6 +148,7 @@ int RunSub(const SubFlags& f) {
         }
         if (!std::holds_alternative<client::Watermark>(r)) ++printed;
       }
+      print_ends(n);
       std::fwrite(out.data(), 1, out.size(), stdout);
       std::fflush(stdout);
     } else if (auto* err = std::get_if<client::Error>(&*ev)) {
@@ -171,6 +192,9 @@ void RegisterSub(CLI::App& app, int& exit_code) {
                   "First print retained records from this time on: ms since the epoch, "
                   "2024-05-01T12:00:00Z, or relative like -5m");
   cmd->add_option("--since-ms", flags->since_ms, "Same as --since with ms since the epoch");
+  cmd->add_flag("--history-end", flags->history_end,
+                "Also print where each subscription's history ends and what it left out: a "
+                "{\"type\":\"history_end\",...} line with --json, a note on stderr with the table");
   cmd->add_flag("--no-reconnect", flags->no_reconnect,
                 "Exit when the connection is lost instead of reconnecting and resuming");
   cmd->add_option("--header-every", flags->header_every,

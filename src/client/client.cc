@@ -259,6 +259,8 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     s.resubscribe_failures = resubscribe_failures_.load(std::memory_order_relaxed);
     s.duplicates_dropped = duplicates_dropped_.load(std::memory_order_relaxed);
     s.tick_gaps = tick_gaps_.load(std::memory_order_relaxed);
+    s.stream_epoch_changes = stream_epoch_changes_.load(std::memory_order_relaxed);
+    s.topic_epoch_changes = topic_epoch_changes_.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -612,7 +614,21 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     }
     conn->last_heartbeat = Clock::now();
     ScheduleHeartbeat(conn);
-    if (connect_done_) return Resume(conn);
+    if (connect_done_) {
+      // A new stream epoch: the server restarted without its history (PROTOCOL S7a). The
+      // resume still sends the old positions (with their epoch), so that the server says what
+      // was lost; the seqs seen are forgotten after that.
+      previous_stream_epoch_ = stream_epoch_;
+      stream_epoch_ = m.stream_epoch();
+      const bool ok = Resume(conn);
+      if (previous_stream_epoch_ != stream_epoch_) {
+        delivered_.ResetTickNumbering();
+        Bump(stream_epoch_changes_);
+      }
+      return ok;
+    }
+    stream_epoch_ = m.stream_epoch();
+    auth_info_.stream_epoch = m.stream_epoch();
     // Written before connect_result_ is set; user threads read it only after Connect returns.
     auth_info_.session_id = m.session_id();
     auth_info_.heartbeat_interval_ms = m.heartbeat_interval_ms();
@@ -642,9 +658,19 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
           ResumeSinceMs(spec.since_ms, sub.anchor_ms,
                         delivered_.NewestPoint(spec.mode, spec.wildcard, spec.topics),
                         options_.reconnect.resume_lookback);
+      // Ticks resume by the server's numbering (PROTOCOL S8c): every topic received goes on
+      // after its last seq, whatever the producers stamped; since_ms covers the rest (topics not
+      // received yet, and bars). Positions take at most half of a frame.
+      std::vector<ResumePoint> positions;
+      if (spec.mode == Mode::kTick) {
+        positions = delivered_.TickPositions(spec.wildcard, spec.topics,
+                                             max_msg_size_.load(std::memory_order_relaxed) / 2);
+      }
       const std::uint32_t id = NextRequestId();
       resume_pending_.emplace(id, handle);
-      EnqueueWrite(conn, codec::EncodeSubscribe(id, spec.mode, spec.topics, 0, since),
+      EnqueueWrite(conn,
+                   codec::EncodeSubscribe(id, spec.mode, spec.topics, 0, since, positions,
+                                          previous_stream_epoch_),
                    /*counted=*/false);
     }
     if (resume_pending_.empty()) FinishResume();
@@ -658,6 +684,9 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     ev.type = ConnectionEvent::Type::kReconnected;
     ev.attempt = attempt_;
     ev.resubscribed = resumed_;
+    ev.previous_stream_epoch = previous_stream_epoch_;
+    ev.stream_epoch = stream_epoch_;
+    ev.stream_epoch_changed = previous_stream_epoch_ != stream_epoch_;
     attempt_ = 0;
     EmitConnectionEvent(ev);
   }
@@ -801,20 +830,44 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     if (reconnect_) {
       const std::uint64_t dups_before = delivered_.duplicates();
       const std::uint64_t gaps_before = delivered_.tick_gaps();
-      std::erase_if(batch.records, [this](const Record& r) {
+      const std::uint64_t epochs_before = delivered_.topic_epoch_changes();
+      auto is_new = [this](const Record& r) {
         if (const auto* t = std::get_if<Tick>(&r)) {
-          return !delivered_.AcceptTick(t->topic, t->seq, t->prev_seq, t->ts_ns);
+          return delivered_.AcceptTick(t->topic, t->seq, t->prev_seq, t->ts_ns, t->topic_epoch);
         }
         if (const auto* w = std::get_if<Watermark>(&r)) {
           // A resumed connection may repeat one the last connection gave: keep them monotone.
           return !AcceptWatermark(w->interval, w->start_ms);
         }
         const auto& b = std::get<Bar>(r);
-        return !delivered_.AcceptBar(b.interval, b.topic, b.start_ms);
+        return delivered_.AcceptBar(b.interval, b.topic, b.start_ms);
+      };
+      // Duplicates are dropped; history_end markers keep their place among what is left.
+      std::vector<Record> kept;
+      kept.reserve(batch.records.size());
+      std::size_t h = 0;
+      for (std::size_t i = 0; i < batch.records.size(); ++i) {
+        for (; h < batch.history_ends.size() && batch.history_ends[h].record_index <= i; ++h) {
+          batch.history_ends[h].record_index = kept.size();
+        }
+        if (is_new(batch.records[i])) kept.push_back(std::move(batch.records[i]));
+      }
+      for (; h < batch.history_ends.size(); ++h) batch.history_ends[h].record_index = kept.size();
+      batch.records = std::move(kept);
+      // Markers name the server's subscription ids; the caller knows the client's handles.
+      std::erase_if(batch.history_ends, [this](HistoryEnd& e) {
+        for (const auto& [handle, s] : subs_) {
+          if (s.server_id == e.subscription_id) {
+            e.subscription_id = handle;
+            return false;
+          }
+        }
+        return true;  // unsubscribed meanwhile
       });
       Bump(duplicates_dropped_, delivered_.duplicates() - dups_before);
       Bump(tick_gaps_, delivered_.tick_gaps() - gaps_before);
-      if (batch.records.empty()) return true;  // only duplicates
+      Bump(topic_epoch_changes_, delivered_.topic_epoch_changes() - epochs_before);
+      if (batch.records.empty() && batch.history_ends.empty()) return true;  // only duplicates
     }
     Bump(records_, std::uint64_t{batch.records.size()});
     if (options_.on_batch) return InvokeCallback([&] { options_.on_batch(batch); });
@@ -837,6 +890,7 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
   bool TrackRaw(std::span<const std::uint8_t> payload) {
     bool ok = true;
     const std::uint64_t gaps_before = delivered_.tick_gaps();
+    const std::uint64_t epochs_before = delivered_.topic_epoch_changes();
     const auto seq = protocol::ScanDataBatch(payload, [&](protocol::RecordKind kind, auto inner) {
       if (kind == protocol::RecordKind::kTick) {
         const auto t = protocol::ParseTickFields(inner);
@@ -844,7 +898,7 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
           ok = false;
           return;
         }
-        delivered_.AcceptTick(t->topic, t->seq, t->prev_seq, t->ts_ns);
+        delivered_.AcceptTick(t->topic, t->seq, t->prev_seq, t->ts_ns, t->topic_epoch);
       } else if (kind == protocol::RecordKind::kBar) {
         const auto b = protocol::ParseBarFields(inner);
         if (!b) {
@@ -855,6 +909,7 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
       }
     });
     Bump(tick_gaps_, delivered_.tick_gaps() - gaps_before);
+    Bump(topic_epoch_changes_, delivered_.topic_epoch_changes() - epochs_before);
     return ok && seq.has_value();
   }
 
@@ -1188,6 +1243,12 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
   std::atomic<std::uint64_t> resubscribe_failures_{0};
   std::atomic<std::uint64_t> duplicates_dropped_{0};
   std::atomic<std::uint64_t> tick_gaps_{0};
+  std::atomic<std::uint64_t> stream_epoch_changes_{0};
+  std::atomic<std::uint64_t> topic_epoch_changes_{0};
+  // The server's stream epoch (strand only): of the current connection, and of the one before
+  // the last reconnect.
+  std::uint64_t stream_epoch_ = 0;
+  std::uint64_t previous_stream_epoch_ = 0;
 };
 
 std::string_view ConnectionStateName(ConnectionState state) {

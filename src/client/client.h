@@ -62,6 +62,13 @@ struct ConnectionEvent {
   std::uint32_t attempt = 0;
   std::chrono::milliseconds delay{0};
   std::size_t resubscribed = 0;
+  // kReconnected: the server's stream epoch before and after (PROTOCOL S7a). When they differ
+  // (`stream_epoch_changed`), the server restarted without its history: records it had not
+  // delivered before the disconnect are lost, ticks are numbered afresh from seq 1, and the
+  // resumed subscriptions replay only what the new epoch retains.
+  std::uint64_t previous_stream_epoch = 0;
+  std::uint64_t stream_epoch = 0;
+  bool stream_epoch_changed = false;
 };
 using ConnectionCallback = std::function<void(const ConnectionEvent& event)>;
 
@@ -92,7 +99,7 @@ struct ClientOptions {
   BatchCallback on_batch;
   RawBatchCallback on_raw_batch;  // wins over on_batch when both are set
   ErrorCallback on_error;
-  // Completeness watermarks (PROTOCOL.md S8c) in Batch::records, as Watermark records. Off by
+  // Completeness watermarks (PROTOCOL.md S8d) in Batch::records, as Watermark records. Off by
   // default, so that code written before them, which expects only ticks and bars, keeps
   // working: the client then drops them. on_raw_batch payloads always hold them.
   bool watermarks = false;
@@ -125,10 +132,13 @@ struct AuthInfo {
   std::uint32_t batch_window_ms = 0;
   std::string server_version;
   std::uint32_t protocol_version = 0;
-  // PROTOCOL S8c: BAR_CLOSE_DELAY_MS (bars of an interval leave about this long after it ends),
+  // PROTOCOL S8d: BAR_CLOSE_DELAY_MS (bars of an interval leave about this long after it ends),
   // and the SECOND watermark when the session began (0: none yet, or an older server).
   std::uint32_t bar_close_delay_ms = 0;
   std::int64_t watermark_ms = 0;
+  // The server's stream epoch at connect (PROTOCOL S7a); 0: the server has none (multi-instance
+  // mode, or a server older than the field).
+  std::uint64_t stream_epoch = 0;
 };
 
 // Counters for monitoring and tests; read without locks.
@@ -148,6 +158,11 @@ struct ClientStats {
   std::uint64_t resubscribe_failures = 0;  // subscriptions the server refused on resume (dropped)
   std::uint64_t duplicates_dropped = 0;    // records already delivered, filtered out
   std::uint64_t tick_gaps = 0;             // ticks whose prev_seq was not the last seq seen
+  // Numbering restarts the client was told of (PROTOCOL S7a): reconnects that found a new stream
+  // epoch (the server restarted without its history), and topics that started a new
+  // topic_epoch (evicted and created again). Ticks of the old numbering not received are lost.
+  std::uint64_t stream_epoch_changes = 0;
+  std::uint64_t topic_epoch_changes = 0;
 };
 
 // A connection to a tickwire server (PROTOCOL.md v1). Methods may be called from any user thread

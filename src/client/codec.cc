@@ -12,7 +12,7 @@ namespace pb = ::tickwire::v1;
 int AsInt(std::size_t n) { return static_cast<int>(n); }
 
 Tick ToTick(const pb::Tick& t) {
-  return Tick{t.topic(), t.price(), t.size(), t.ts_ns(), t.seq(), t.prev_seq()};
+  return Tick{t.topic(), t.price(), t.size(), t.ts_ns(), t.seq(), t.prev_seq(), t.topic_epoch()};
 }
 
 Bar ToBar(const pb::Bar& b) {
@@ -44,13 +44,21 @@ std::string EncodeAuth(const std::string& username, const std::string& password,
 
 std::string EncodeSubscribe(std::uint32_t request_id, Mode mode,
                             const std::vector<std::string>& topics, std::uint32_t backfill,
-                            std::int64_t since_ms) {
+                            std::int64_t since_ms, std::span<const ResumePoint> resume_after,
+                            std::uint64_t resume_stream_epoch) {
   pb::Subscribe m;
   m.set_request_id(request_id);
   m.set_mode(static_cast<pb::Mode>(mode));
   for (const auto& t : topics) m.add_topics(t);
   m.set_backfill(backfill);
   m.set_since_ms(since_ms);
+  for (const auto& p : resume_after) {
+    auto* r = m.add_resume_after();
+    r->set_topic(p.topic);
+    r->set_after_seq(p.after_seq);
+    r->set_topic_epoch(p.topic_epoch);
+  }
+  if (!resume_after.empty()) m.set_resume_stream_epoch(resume_stream_epoch);
   return protocol::EncodeFrame(protocol::FrameType::kSubscribe, m);
 }
 
@@ -110,6 +118,22 @@ bool DecodeBatch(std::span<const std::uint8_t> payload, Batch& out) {
         out.records.emplace_back(
             Watermark{static_cast<Mode>(r.watermark().interval()), r.watermark().start_ms()});
         break;
+      case pb::Record::kHistoryEnd: {
+        const auto& h = r.history_end();
+        HistoryEnd e;
+        e.subscription_id = h.subscription_id();
+        e.truncated = h.truncated();
+        e.retention = h.retention();
+        e.backfill_limit = h.backfill_limit();
+        e.epoch_changed = h.epoch_changed();
+        for (const auto& l : h.lost()) {
+          e.lost.push_back(LostRange{l.topic(), l.from_seq(), l.to_seq(), l.topic_epoch()});
+        }
+        e.lost_omitted = h.lost_omitted();
+        e.record_index = out.records.size();
+        out.history_ends.push_back(std::move(e));
+        break;
+      }
       default:
         break;  // a kind this client does not know: skipped, per the contract's extension rule
     }

@@ -53,12 +53,17 @@ std::int64_t ResumeSinceMs(std::int64_t user_since_ms, std::int64_t anchor_ms,
 }
 
 bool DeliveredState::AcceptTick(std::string_view topic, std::uint64_t seq, std::uint64_t prev_seq,
-                                std::int64_t ts_ns) {
+                                std::int64_t ts_ns, std::uint64_t topic_epoch) {
   auto it = ticks_.find(topic);
   if (it == ticks_.end()) it = ticks_.emplace(std::string(topic), TickState{}).first;
   TickState& s = it->second;
   auto& newest = newest_[Index(Mode::kTick)];
   const std::int64_t point = TickPointMs(ts_ns);
+  if (topic_epoch != 0 && s.epoch != 0 && topic_epoch != s.epoch) {
+    ++topic_epoch_changes_;  // a new incarnation: its seqs do not compare with the old ones
+    s.last_seq = 0;
+  }
+  if (topic_epoch != 0) s.epoch = topic_epoch;
   if (s.last_seq != 0 && seq <= s.last_seq) {
     if (prev_seq != 0 || ts_ns <= s.max_ts_ns) {
       ++duplicates_;
@@ -72,6 +77,44 @@ bool DeliveredState::AcceptTick(std::string_view topic, std::uint64_t seq, std::
   s.max_ts_ns = std::max(s.max_ts_ns, ts_ns);
   newest = newest ? std::max(*newest, point) : point;
   return true;
+}
+
+std::vector<ResumePoint> DeliveredState::TickPositions(bool wildcard,
+                                                       const std::vector<std::string>& topics,
+                                                       std::size_t max_bytes) const {
+  auto covers = [&](std::string_view topic) {
+    if (wildcard) return true;
+    for (const auto& t : topics) {
+      if (t == topic) return true;
+      if (t.size() >= 2 && t.ends_with(".*") &&
+          topic.starts_with(std::string_view(t).substr(0, t.size() - 1))) {
+        return true;
+      }
+    }
+    return false;
+  };
+  std::vector<ResumePoint> out;
+  for (const auto& [topic, s] : ticks_) {
+    if (s.last_seq != 0 && covers(topic)) out.push_back(ResumePoint{topic, s.last_seq, s.epoch});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const ResumePoint& a, const ResumePoint& b) { return a.topic < b.topic; });
+  // Each entry costs its topic plus tags, lengths and two varints (at most 26 bytes).
+  std::size_t bytes = 0;
+  std::size_t keep = 0;
+  while (keep < out.size() && bytes + out[keep].topic.size() + 26 <= max_bytes) {
+    bytes += out[keep].topic.size() + 26;
+    ++keep;
+  }
+  out.resize(keep);
+  return out;
+}
+
+void DeliveredState::ResetTickNumbering() {
+  for (auto& [topic, s] : ticks_) {
+    s.last_seq = 0;
+    s.epoch = 0;
+  }
 }
 
 bool DeliveredState::AcceptBar(Mode interval, std::string_view topic, std::int64_t start_ms) {

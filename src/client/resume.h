@@ -69,9 +69,21 @@ class DeliveredState {
   // True when the tick is new (and records it). A tick with prev_seq 0 and a ts_ns newer than
   // anything seen on its topic starts a fresh numbering (a restarted server without history):
   // it is new, and the topic's seq starts over from it.
+  // A tick whose topic_epoch differs from the last one seen on its topic (both non-zero) starts a
+  // new incarnation of the topic's numbering (evicted and created again): it is new, and the
+  // topic's seq starts over from it.
   bool AcceptTick(std::string_view topic, std::uint64_t seq, std::uint64_t prev_seq,
-                  std::int64_t ts_ns);
+                  std::int64_t ts_ns, std::uint64_t topic_epoch = 0);
+  // The server's stream epoch changed (PROTOCOL S7a): every topic's numbering starts over, so
+  // the seqs seen so far no longer mark duplicates. Bar positions stay (start_ms is wall time).
+  void ResetTickNumbering();
   bool AcceptBar(Mode interval, std::string_view topic, std::int64_t start_ms);
+
+  // Resume positions (PROTOCOL S8c) of the topics a TICK subscription to `topics` (or `*` when
+  // `wildcard`; prefix patterns "FX.*" included) has received ticks of, in topic order, at
+  // most `max_bytes` of them by their encoded size (the rest resume by since_ms).
+  std::vector<ResumePoint> TickPositions(bool wildcard, const std::vector<std::string>& topics,
+                                         std::size_t max_bytes) const;
 
   // Newest resume point received for `mode` on `topics`, or on any topic when `wildcard`.
   std::optional<std::int64_t> NewestPoint(Mode mode, bool wildcard,
@@ -81,6 +93,8 @@ class DeliveredState {
   // Ticks whose prev_seq was not the last seq seen on their topic (records missed).
   std::uint64_t tick_gaps() const { return tick_gaps_; }
   std::uint64_t renumbered() const { return renumbered_; }
+  // Ticks that started a new topic_epoch on a topic that had another.
+  std::uint64_t topic_epoch_changes() const { return topic_epoch_changes_; }
 
  private:
   struct Hash {
@@ -93,6 +107,7 @@ class DeliveredState {
   struct TickState {
     std::uint64_t last_seq = 0;
     std::int64_t max_ts_ns = 0;
+    std::uint64_t epoch = 0;  // topic_epoch of last_seq
   };
   static std::size_t Index(Mode mode) { return static_cast<std::size_t>(mode); }
 
@@ -102,6 +117,7 @@ class DeliveredState {
   std::uint64_t duplicates_ = 0;
   std::uint64_t tick_gaps_ = 0;
   std::uint64_t renumbered_ = 0;
+  std::uint64_t topic_epoch_changes_ = 0;
 };
 
 }  // namespace tickwire::client

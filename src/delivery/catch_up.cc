@@ -1,6 +1,7 @@
 #include "delivery/catch_up.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace tickwire::delivery {
 
@@ -33,6 +34,16 @@ CatchUp::CatchUp(std::uint64_t id, std::uint64_t subscription_id, engine::Mode m
   if (!wildcard_) {
     for (const auto& t : topics_) lists[engine::ShardOf(t, shards)].push_back(t);
   }
+  // Resume positions go to their topics' owners, in topic order (the shard searches them).
+  std::vector<std::vector<engine::ResumePoint>> positions(shards);
+  if (mode == engine::Mode::kTick) {
+    for (auto& p : scope.resume) {
+      if (CoversTopic(p.topic)) {
+        const unsigned s = engine::ShardOf(p.topic, shards);
+        positions[s].push_back(std::move(p));
+      }
+    }
+  }
   for (unsigned s = 0; s < shards; ++s) {
     if (!all_shards_ && lists[s].empty()) continue;
     Owner& o = owners_.emplace_back();
@@ -41,6 +52,10 @@ CatchUp::CatchUp(std::uint64_t id, std::uint64_t subscription_id, engine::Mode m
     o.request.wildcard = wildcard_;
     o.request.backfill = backfill;
     o.request.since_ms = since_ms;
+    if (!positions[s].empty()) {
+      o.request.resume =
+          std::make_shared<const std::vector<engine::ResumePoint>>(std::move(positions[s]));
+    }
     if (!wildcard_) {
       std::sort(lists[s].begin(), lists[s].end());
       o.request.topics = std::make_shared<const std::vector<std::string>>(std::move(lists[s]));
@@ -114,10 +129,22 @@ void CatchUp::OnLive(std::string_view topic, std::uint64_t key, std::string_view
   held_bytes_ += entry.size() + kHeldRecordOverhead;
 }
 
+void CatchUp::EndReport::AddLost(engine::LostRange range) {
+  if (lost.size() < kMaxLostRanges) {
+    lost.push_back(std::move(range));
+  } else if (lost_omitted < std::numeric_limits<std::uint32_t>::max()) {
+    ++lost_omitted;
+  }
+}
+
 bool CatchUp::OnSlice(unsigned shard, const engine::HistorySlice& slice, const Emit& emit) {
   Owner& o = OwnerOf(shard);
   o.in_flight = false;
   const engine::HistoryCursor& next = slice.cursor;
+  end_.retention = end_.retention || next.retention_cut;
+  end_.backfill_limit = end_.backfill_limit || next.truncated;
+  end_.epoch_changed = end_.epoch_changed || next.epoch_changed;
+  for (const auto& r : slice.lost) end_.AddLost(r);
   auto completes = [&](std::string_view topic) { return next.finished || topic <= next.after; };
   const engine::RecordBlock& block = slice.records;
   const auto& entries = block.entries;

@@ -77,7 +77,22 @@ class CatchUp {
     std::vector<std::string> prefixes;  // prefixes ("FX." for "FX.*") it replays (not wildcard)
     TopicSet excluded;                  // topics "*" or a prefix covers that it does not replay
     std::vector<std::string> excluded_prefixes;  // the same for whole prefixes
+    // TICK only: resume positions (PROTOCOL S8c), sorted by topic; those of topics it does not
+    // replay are ignored.
+    std::vector<engine::ResumePoint> resume;
   };
+
+  // What the subscription's history end marker says (PROTOCOL S8c), gathered from the slices.
+  struct EndReport {
+    bool retention = false;
+    bool backfill_limit = false;
+    bool epoch_changed = false;
+    std::vector<engine::LostRange> lost;  // at most kMaxLostRanges; the rest are counted
+    std::uint32_t lost_omitted = 0;
+    bool truncated() const { return retention || backfill_limit || epoch_changed; }
+    void AddLost(engine::LostRange range);
+  };
+  static constexpr std::size_t kMaxLostRanges = 1024;
 
   CatchUp(std::uint64_t id, std::uint64_t subscription_id, engine::Mode mode, Scope scope,
           std::uint32_t backfill, std::int64_t since_ms, unsigned shards);
@@ -102,6 +117,8 @@ class CatchUp {
   bool complete() const { return unfinished_ == 0; }
   // Bytes charged for held records (see the overheads above).
   std::uint64_t held_bytes() const { return held_bytes_; }
+  // What the replay left out so far (complete once complete()).
+  EndReport& end_report() { return end_; }
 
   // The next slice request to send, if a shard has no request out and is not finished.
   bool NextRequest(SliceRequest& out);
@@ -165,6 +182,7 @@ class CatchUp {
   unsigned unfinished_ = 0;
   unsigned next_owner_ = 0;  // round robin over owners for requests
   std::uint64_t held_bytes_ = 0;
+  EndReport end_;
   std::shared_ptr<ReplayCancel> cancel_ = std::make_shared<ReplayCancel>();
 };
 

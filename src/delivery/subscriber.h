@@ -27,7 +27,7 @@ class Subscriber {
                           std::span<const engine::RecordBlock::Entry> run) {
     for (const auto& e : run) DeliverRecord(*block, e);
   }
-  // A completeness watermark for `interval` (PROTOCOL S8c): `entry` is an encoded
+  // A completeness watermark for `interval` (PROTOCOL S8d): `entry` is an encoded
   // DataBatch.records entry, shared by every subscriber of the worker. It must reach the client
   // after every bar of `interval` delivered before it. Runs on the owning worker only.
   virtual void DeliverWatermark(engine::Mode /*interval*/, std::string_view /*entry*/) {}

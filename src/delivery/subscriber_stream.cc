@@ -1,10 +1,12 @@
 #include "delivery/subscriber_stream.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "engine/topic.h"
 #include "protocol/batch_builder.h"
+#include "protocol/wire.h"
 
 namespace tickwire::delivery {
 
@@ -183,18 +185,41 @@ void SubscriberStream::WithCatchUp(CatchUp& c, Fn&& fn) {
 }
 
 void SubscriberStream::OnSubscribed(std::uint64_t id, const Subscription& sub) {
-  if (sub.backfill == 0 && sub.since_ms <= 0) return;  // live only
+  if (!sub.WantsHistory()) return;  // live only
+  // Exactly one Record.history_end follows the history (PROTOCOL S8c): below when no replay
+  // runs, else when the replay completes.
+  CatchUp::EndReport report;
+  CatchUp::Scope scope;
+  scope.resume = sub.resume;
+  if (sub.resume_stale) {
+    // Positions of a gone stream (S7a): what followed each is lost, and every topic's retained
+    // ticks are new to the client.
+    for (auto& p : scope.resume) {
+      if (p.after_seq != 0 || p.topic_epoch != 0) {
+        report.epoch_changed = true;
+        report.AddLost(engine::LostRange{p.topic, p.after_seq + 1, 0, p.topic_epoch});
+      }
+      p.after_seq = 0;
+      p.topic_epoch = 0;
+    }
+  }
   const std::size_t retained = sub.mode == engine::Mode::kTick     ? params_.history_ticks
                                : sub.mode == engine::Mode::kSecond ? params_.history_second_bars
                                                                    : params_.history_minute_bars;
-  if (retained == 0) return;  // nothing is retained in this mode: live at once
-  CatchUp::Scope scope;
+  if (retained == 0) {  // nothing is retained in this mode: live at once
+    report.retention = true;
+    EmitHistoryEnd(id, report);
+    return;
+  }
   scope.wildcard = sub.wildcard;
   if (sub.wildcard || sub.patterns > 0) {
     // Topics other subscriptions already deliver stay live; everything else catches up.
     for (const auto& [other_id, other] : subscriptions_) {
       if (other_id == id || other.mode != sub.mode) continue;
-      if (other.wildcard) return;  // "*" in this mode is live already: nothing to catch up
+      if (other.wildcard) {  // "*" in this mode is live already: nothing to catch up
+        EmitHistoryEnd(id, report);
+        return;
+      }
       for (const auto& t : other.topics) {
         const std::string_view prefix = engine::PrefixOf(t);
         if (prefix.empty()) {
@@ -217,9 +242,46 @@ void SubscriberStream::OnSubscribed(std::uint64_t id, const Subscription& sub) {
   }
   auto catchup = std::make_unique<CatchUp>(next_catchup_++, id, sub.mode, std::move(scope),
                                            sub.backfill, sub.since_ms, params_.shards);
-  if (catchup->complete()) return;  // everything it covers is delivered live already
+  if (catchup->complete()) {  // everything it covers is delivered live already
+    EmitHistoryEnd(id, report);
+    return;
+  }
+  catchup->end_report() = std::move(report);
   catchups_.push_back(std::move(catchup));
   PumpCatchUps();
+}
+
+void SubscriberStream::EmitHistoryEnd(std::uint64_t subscription_id,
+                                      const CatchUp::EndReport& report) {
+  if (stopped_) return;
+  protocol::HistoryEndFields f;
+  f.subscription_id = subscription_id;
+  f.truncated = report.truncated();
+  f.retention = report.retention;
+  f.backfill_limit = report.backfill_limit;
+  f.epoch_changed = report.epoch_changed;
+  // The record must fit one DATA_BATCH with room to spare: ranges past half of MAX_MSG_SIZE are
+  // only counted.
+  const std::size_t budget = params_.max_msg_size / 2;
+  std::size_t bytes = 64;
+  std::vector<protocol::LostRangeFields> lost;
+  std::uint64_t omitted = report.lost_omitted;
+  for (const auto& r : report.lost) {
+    const std::size_t more = protocol::LostRangeEntryBound(r.topic);
+    if (bytes + more > budget) {
+      ++omitted;
+      continue;
+    }
+    bytes += more;
+    lost.push_back(protocol::LostRangeFields{r.topic, r.from_seq, r.to_seq, r.topic_epoch});
+  }
+  f.lost = lost;
+  f.lost_omitted = static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(omitted, std::numeric_limits<std::uint32_t>::max()));
+  std::string entry;
+  protocol::AppendHistoryEndRecordEntry(entry, f);
+  Append(entry);
+  ++history_ends_;
 }
 
 void SubscriberStream::OnUnsubscribed(std::uint64_t id) {
@@ -283,6 +345,8 @@ void SubscriberStream::OnHistorySlice(std::uint64_t catch_up_id, unsigned owner,
         complete = cu.OnSlice(owner, *slice, emit);
       });
       if (complete) {
+        // After its last replayed record (and what was held for it): the end of its history.
+        EmitHistoryEnd(c.subscription_id(), c.end_report());
         catchups_.erase(catchups_.begin() + static_cast<std::ptrdiff_t>(i));
         ReleaseWatermark(c_mode);
       }

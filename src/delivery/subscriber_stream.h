@@ -141,6 +141,8 @@ class SubscriberStream final : public Subscriber {
   unsigned slices_in_flight() const { return slices_in_flight_; }
   // Records in the open DATA_BATCH.
   std::size_t open_records() const { return batcher_.records(); }
+  // Record.history_end markers sent (PROTOCOL S8c).
+  std::uint64_t history_ends() const { return history_ends_; }
 
  private:
   // Appends an encoded record to the open DATA_BATCH (arming its window).
@@ -154,6 +156,8 @@ class SubscriberStream final : public Subscriber {
   void DropCatchUp(std::size_t index, std::uint64_t removed_subscription);
   // A catch-up of `mode` ended: sends the watermark held for it once no other one runs.
   void ReleaseWatermark(engine::Mode mode);
+  // Appends subscription `subscription_id`'s Record.history_end (PROTOCOL S8c).
+  void EmitHistoryEnd(std::uint64_t subscription_id, const CatchUp::EndReport& report);
   // Runs `fn(catch_up, emit)` and keeps held_bytes_ in step with what it holds.
   template <typename Fn>
   void WithCatchUp(CatchUp& c, Fn&& fn);
@@ -172,6 +176,7 @@ class SubscriberStream final : public Subscriber {
   // Per mode, the newest watermark entry held back while a catch-up of that mode runs (empty:
   // none). At most one small entry per mode.
   std::array<std::string, engine::kModeSlots> held_watermark_;
+  std::uint64_t history_ends_ = 0;
 };
 
 }  // namespace tickwire::delivery

@@ -23,6 +23,7 @@ class HistoryRing {
       return;
     }
     buf_[head_] = v;  // full: overwrite the oldest
+    dropped_ = true;
     head_ = head_ + 1 == capacity_ ? 0 : head_ + 1;
   }
 
@@ -37,6 +38,8 @@ class HistoryRing {
   std::size_t size() const { return buf_.size(); }
   bool empty() const { return buf_.empty(); }
   std::size_t capacity() const { return capacity_; }
+  // Whether a value was ever overwritten (history older than the oldest held existed).
+  bool dropped() const { return dropped_; }
   // Bytes of storage held (for the documented per-topic memory cost).
   std::size_t allocated_bytes() const { return buf_.capacity() * sizeof(T); }
 
@@ -50,11 +53,13 @@ class HistoryRing {
   void Clear() {
     std::vector<T>().swap(buf_);
     head_ = 0;
+    dropped_ = false;
   }
 
  private:
   std::size_t capacity_;
   std::size_t head_ = 0;  // index of the oldest value once full; 0 before
+  bool dropped_ = false;
   std::vector<T> buf_;
 };
 

@@ -27,6 +27,7 @@ void AppendEntry(RecordBlock& out, std::size_t offset, std::size_t topic_offset,
 Shard::Shard(unsigned index, ShardOptions options)
     : index_(index),
       options_(options),
+      next_epoch_(index + 1),
       cap_(options.max_topics, options.max_topics_per_user),
       second_closed_before_ms_(std::numeric_limits<std::int64_t>::min()),
       minute_closed_before_ms_(std::numeric_limits<std::int64_t>::min()) {}
@@ -105,8 +106,12 @@ ApplyResult Shard::Apply(std::span<const IngestTick> ticks, RecordBlock& out, Us
       // state: look again in both cases.
       TopicState* st = stats_.topics_evicted == evicted ? looked_up[i] : nullptr;
       const IngestTick& t = ticks[base + i];
-      const Refusal r = ApplyOne(t, st != nullptr ? st : Find(t.topic), user, out);
-      if (r == Refusal::kNone) continue;
+      bool late = false;
+      const Refusal r = ApplyOne(t, st != nullptr ? st : Find(t.topic), user, out, late);
+      if (r == Refusal::kNone) {
+        result.late += late ? 1 : 0;
+        continue;
+      }
       if (result.refused++ == 0) {
         result.first_refused = base + i;
         result.reason = r;
@@ -118,11 +123,21 @@ ApplyResult Shard::Apply(std::span<const IngestTick> ticks, RecordBlock& out, Us
   return result;
 }
 
-Refusal Shard::ApplyOne(const IngestTick& t, TopicState* found, UserId user, RecordBlock& out) {
+Refusal Shard::ApplyOne(const IngestTick& t, TopicState* found, UserId user, RecordBlock& out,
+                        bool& late) {
   if (found == nullptr) {
     Refusal refusal = Refusal::kNone;
     found = Create(t.topic, user, refusal);
     if (found == nullptr) return refusal;
+    // A new incarnation. Multi-instance mode: the log's number of its first tick, the same on
+    // every instance (numbers there never restart, PROTOCOL S7a); else a number no earlier
+    // incarnation in this stream epoch had.
+    if (t.seq != 0) {
+      found->epoch = t.seq;
+    } else {
+      found->epoch = next_epoch_;
+      next_epoch_ += kEpochStride;
+    }
   } else {
     cap_.Touch(*found);
   }
@@ -132,28 +147,38 @@ Refusal Shard::ApplyOne(const IngestTick& t, TopicState* found, UserId user, Rec
   st.last_publish_ns = t.accepted_ns;
   ++stats_.ticks;
   st.ticks.Push(TickRecord{t.price, t.size, t.ts_ns, st.last_seq, prev});
-  Fold(st, Mode::kSecond, t);
-  Fold(st, Mode::kMinute, t);
+  // Lateness is decided once, against the SECOND bucket: a tick too late for it is folded into
+  // no bar, so every MINUTE bar is the fold of its SECOND bars. (A tick in time for its SECOND
+  // bucket is in time for its MINUTE bucket, which ends no earlier and closes no earlier.)
+  late = LateFor(Mode::kSecond, t.ts_ns, t.accepted_ns);
+  if (late) {
+    ++stats_.late_second;
+    if (LateFor(Mode::kMinute, t.ts_ns, t.accepted_ns)) ++stats_.late_minute;
+  } else {
+    Fold(st, Mode::kSecond, t);
+    Fold(st, Mode::kMinute, t);
+  }
   const WorkerMask dest = Destinations(st, kTickSlot);
   if (dest == 0) return Refusal::kNone;  // nobody listens: nothing to encode
   const auto offset = out.bytes.size();
   const std::size_t topic_offset = protocol::AppendTickRecordEntry(
-      out.bytes, protocol::TickFields{t.topic, t.price, t.size, t.ts_ns, st.last_seq, prev});
+      out.bytes,
+      protocol::TickFields{t.topic, t.price, t.size, t.ts_ns, st.last_seq, prev, st.epoch});
   AppendEntry(out, offset, topic_offset, t.topic.size(), Mode::kTick, dest, st.last_seq);
   return Refusal::kNone;
+}
+
+bool Shard::LateFor(Mode interval, std::int64_t ts_ns, std::int64_t accepted_ns) const {
+  const std::int64_t start = BucketStartMs(ts_ns, interval);
+  const std::int64_t end_ns = (start + IntervalMs(interval)) * kNsPerMs;
+  const std::int64_t closed_before =
+      interval == Mode::kSecond ? second_closed_before_ms_ : minute_closed_before_ms_;
+  return start < closed_before || accepted_ns >= end_ns + options_.close_delay_ns;
 }
 
 void Shard::Fold(TopicState& st, Mode interval, const IngestTick& t) {
   const bool second = interval == Mode::kSecond;
   const std::int64_t start = BucketStartMs(t.ts_ns, interval);
-  const std::int64_t end_ns = (start + IntervalMs(interval)) * kNsPerMs;
-  const std::int64_t closed_before = second ? second_closed_before_ms_ : minute_closed_before_ms_;
-  // Late: accepted after its bucket's end + close delay, or its bucket already closed (the
-  // second condition only adds cases when the wall clock stepped back).
-  if (start < closed_before || t.accepted_ns >= end_ns + options_.close_delay_ns) {
-    ++(second ? stats_.late_second : stats_.late_minute);
-    return;
-  }
   auto& open = second ? st.open_seconds : st.open_minutes;
   auto it = open.end();
   while (it != open.begin() && std::prev(it)->bar.start_ms > start) --it;
@@ -240,6 +265,7 @@ struct Shard::SliceState {
   RecordBlock& out;
   SliceLimits limits;
   std::int64_t since_ns;
+  std::vector<LostRange>& lost;
   std::size_t steps = 0;
 
   bool Full() const { return out.bytes.size() >= limits.max_bytes || steps >= limits.max_steps; }
@@ -269,9 +295,15 @@ bool Shard::ReplayTopic(const TopicState& st, bool resume, SliceState& s) {
     }
     return lo;
   };
-  // A backfill and a bar since take a contiguous newest run; ticks since are those stamped at
-  // or after it, in seq order (event times need not be monotone).
-  const bool filtered = ticks && s.req.backfill == 0;
+  // A resume position (ticks only) takes the ticks numbered after it. A backfill and a bar
+  // since take a contiguous newest run; ticks since are those stamped at or after it, in seq
+  // order (event times need not be monotone).
+  const ResumePoint* pos = ticks ? FindResume(s.req, *st.name) : nullptr;
+  // A position in another numbering of the topic (evicted and created again since): what came
+  // after it is gone with that numbering, and all of this one is new to the client.
+  const bool stale = pos != nullptr && pos->topic_epoch != 0 && pos->topic_epoch != st.epoch;
+  const std::uint64_t after = pos != nullptr && !stale ? pos->after_seq : 0;
+  const bool filtered = ticks && pos == nullptr && s.req.backfill == 0;
   auto selected = [&](std::size_t i) { return !filtered || st.ticks[i].ts_ns >= s.since_ns; };
 
   std::size_t i = 0;
@@ -285,19 +317,56 @@ bool Shard::ReplayTopic(const TopicState& st, bool resume, SliceState& s) {
     ++s.steps;
     const std::uint64_t topics = std::max<std::uint64_t>(c.topics_left, 1);
     if (c.topics_left > 0) --c.topics_left;
-    if (n == 0) return true;
+    if (pos == nullptr && s.req.backfill == 0 && s.req.since_ms <= 0) return true;  // not asked
+    if (stale) {
+      c.epoch_changed = true;
+      s.lost.push_back(LostRange{*st.name, pos->after_seq + 1, 0, pos->topic_epoch});
+    }
+    if (n == 0) {
+      if (pos != nullptr && st.last_seq > after) {  // nothing retained (HISTORY_TICKS=0)
+        c.retention_cut = true;
+        s.lost.push_back(LostRange{*st.name, after + 1, st.last_seq, st.epoch});
+      }
+      return true;
+    }
     const std::uint64_t share = (c.budget + topics - 1) / topics;
     cap = LastKey(st, mode);
+    // Ticks since: the ring no longer reaches back to since_ms when it dropped ticks and its
+    // oldest is stamped at or after it (producers stamp in near order).
+    if (filtered && st.ticks[0].prev_seq != 0 && st.ticks[0].ts_ns >= s.since_ns) {
+      c.retention_cut = true;
+    }
     if (!filtered) {
       std::size_t first = 0;  // the oldest selected
-      if (s.req.backfill > 0) {
+      if (pos != nullptr) {
+        first = first_above(after);
+        // Ticks are numbered in order and prev_seq names the one before, so the first retained
+        // tick after the position shows whether retention dropped some in between.
+        if (first < n && st.ticks[first].prev_seq > after) {
+          c.retention_cut = true;
+          s.lost.push_back(LostRange{*st.name, after + 1, st.ticks[first].prev_seq, st.epoch});
+        }
+      } else if (s.req.backfill > 0) {
         first = n - std::min<std::size_t>(n, s.req.backfill);
+        if (n < s.req.backfill && (ticks ? st.ticks[0].prev_seq != 0 : bars.dropped())) {
+          c.retention_cut = true;  // more were asked for than the ring still holds
+        }
       } else if (s.req.since_ms > 0) {
         first = first_above(static_cast<std::uint64_t>(s.req.since_ms) - 1);
+        if (first == 0 && bars.dropped() && bars[0].start_ms > s.req.since_ms) {
+          c.retention_cut = true;  // the ring no longer reaches back to since_ms
+        }
       }
       const std::size_t wanted = n - first;
       quota = std::min<std::uint64_t>(wanted, share);
-      if (quota < wanted) c.truncated = true;
+      if (quota < wanted) {
+        c.truncated = true;
+        if (pos != nullptr) {  // the oldest of those asked for are left out
+          const std::size_t skip_end = n - static_cast<std::size_t>(quota);
+          s.lost.push_back(
+              LostRange{*st.name, st.ticks[first].seq, st.ticks[skip_end - 1].seq, st.epoch});
+        }
+      }
       i = n - static_cast<std::size_t>(quota);
     } else if (n <= share) {
       quota = n;  // every selected tick fits
@@ -326,7 +395,7 @@ bool Shard::ReplayTopic(const TopicState& st, bool resume, SliceState& s) {
         const TickRecord& r = st.ticks[i];
         const std::size_t topic_offset = protocol::AppendTickRecordEntry(
             s.out.bytes,
-            protocol::TickFields{*st.name, r.price, r.size, r.ts_ns, r.seq, r.prev_seq});
+            protocol::TickFields{*st.name, r.price, r.size, r.ts_ns, r.seq, r.prev_seq, st.epoch});
         AppendEntry(s.out, offset, topic_offset, st.name->size(), Mode::kTick, 0, r.seq);
       } else {
         const Bar& b = bars[i];
@@ -367,7 +436,7 @@ HistorySlice Shard::NextHistorySlice(const HistoryRequest& req, HistoryCursor cu
   const std::int64_t since_ns = req.since_ms > std::numeric_limits<std::int64_t>::max() / kNsPerMs
                                     ? std::numeric_limits<std::int64_t>::max()
                                     : req.since_ms * kNsPerMs;
-  SliceState s{req, c, slice.records, limits, since_ns};
+  SliceState s{req, c, slice.records, limits, since_ns, slice.lost};
   const bool was_truncated = c.truncated;
   static const std::vector<std::string> kNone;
   const std::vector<std::string>& list = req.topics ? *req.topics : kNone;
@@ -410,6 +479,7 @@ HistorySlice Shard::NextHistorySlice(const HistoryRequest& req, HistoryCursor cu
     c.partial.clear();
     if (st == nullptr) {  // named, but nothing retained
       ++s.steps;
+      if (!req.wildcard && !listed) ReportForgotten(req, name, s);
       c.after = name;
       continue;
     }
@@ -430,8 +500,32 @@ HistorySlice Shard::NextHistorySlice(const HistoryRequest& req, HistoryCursor cu
     }
     c.after = name;
   }
+  if (c.finished && (req.wildcard || listed) && req.resume) {
+    // Positions of topics this shard no longer holds: the walk above only meets held topics.
+    for (const auto& p : *req.resume) {
+      if (Find(p.topic) == nullptr) ReportForgotten(req, p.topic, s);
+    }
+  }
   if (c.truncated && !was_truncated) ++stats_.backfills_truncated;
   return slice;
+}
+
+const ResumePoint* Shard::FindResume(const HistoryRequest& req, std::string_view topic) {
+  if (!req.resume || req.mode != Mode::kTick) return nullptr;
+  const auto& v = *req.resume;
+  const auto it = std::lower_bound(
+      v.begin(), v.end(), topic,
+      [](const ResumePoint& p, std::string_view t) { return std::string_view(p.topic) < t; });
+  return it != v.end() && it->topic == topic ? &*it : nullptr;
+}
+
+void Shard::ReportForgotten(const HistoryRequest& req, std::string_view topic, SliceState& s) {
+  const ResumePoint* p = FindResume(req, topic);
+  if (p == nullptr || (p->after_seq == 0 && p->topic_epoch == 0)) return;  // never seen
+  // The client held ticks of it, and the topic has been forgotten (S6b) since: what followed
+  // its position went with it.
+  s.cursor.epoch_changed = true;
+  s.lost.push_back(LostRange{std::string(topic), p->after_seq + 1, 0, p->topic_epoch});
 }
 
 void Shard::SetInterest(std::string_view topic, Mode mode, unsigned worker, bool interested) {
@@ -541,7 +635,7 @@ void Shard::SnapshotSlice(SnapshotCursor& cursor, std::string& out, std::size_t 
   for (; it != by_name_.end() && out.size() - start < max_bytes; ++it) {
     const TopicState& st = *it->second;
     TopicRecordWriter w(
-        out, *st.name, st.last_seq, /*topic_epoch=*/0, st.last_publish_ns, st.last_second_start,
+        out, *st.name, st.last_seq, st.epoch, st.last_publish_ns, st.last_second_start,
         st.last_minute_start, static_cast<std::uint32_t>(st.open_seconds.size()),
         static_cast<std::uint32_t>(st.open_minutes.size()),
         static_cast<std::uint32_t>(st.seconds.size()),
@@ -572,6 +666,13 @@ bool Shard::Restore(const TopicImage& image) {
   cap_.Insert(st, 0);  // the most recently published now: the caller restores oldest first
   ++restored_;
   st.last_seq = image.last_seq;
+  if (image.topic_epoch != 0) {
+    st.epoch = image.topic_epoch;
+    max_restored_epoch_ = std::max(max_restored_epoch_, image.topic_epoch);
+  } else {
+    st.epoch = next_epoch_;
+    next_epoch_ += kEpochStride;
+  }
   st.last_publish_ns = image.last_publish_ns;
   st.last_second_start = image.last_second_start;
   st.last_minute_start = image.last_minute_start;
@@ -599,9 +700,26 @@ bool Shard::Restore(const TopicImage& image) {
   return true;
 }
 
+void Shard::AdvanceTopicEpochsPast(std::uint64_t epoch) {
+  if (next_epoch_ > epoch) return;
+  next_epoch_ += ((epoch - next_epoch_) / kEpochStride + 1) * kEpochStride;
+}
+
+void Shard::RenewTopicEpochs() {
+  for (auto& [name, st] : topics_) {
+    st.epoch = next_epoch_;
+    next_epoch_ += kEpochStride;
+  }
+}
+
 std::uint64_t Shard::LastSeq(std::string_view topic) const {
   const TopicState* st = Find(topic);
   return st == nullptr ? 0 : st->last_seq;
+}
+
+std::uint64_t Shard::TopicEpoch(std::string_view topic) const {
+  const TopicState* st = Find(topic);
+  return st == nullptr ? 0 : st->epoch;
 }
 
 std::size_t Shard::HistoryBytes() const {

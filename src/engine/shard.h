@@ -56,8 +56,11 @@ struct ShardOptions {
 // Counters a shard keeps (read by its worker only).
 struct ShardStats {
   std::uint64_t ticks = 0;
-  std::uint64_t late_second = 0;  // ticks too late for their SECOND bar
-  std::uint64_t late_minute = 0;  // ticks too late for their MINUTE bar
+  // Late ticks (PROTOCOL S8a): too late for their SECOND bar, so folded into no bar. Lateness is
+  // decided once per tick, against its SECOND bucket, so a MINUTE bar is always the fold of its
+  // SECOND bars. late_minute counts the late ticks whose MINUTE bucket had closed too.
+  std::uint64_t late_second = 0;
+  std::uint64_t late_minute = 0;
   std::uint64_t bars_second = 0;
   std::uint64_t bars_minute = 0;
   std::uint64_t topics_evicted = 0;
@@ -68,9 +71,27 @@ struct ShardStats {
 // What Apply did with a run of ticks.
 struct ApplyResult {
   std::size_t applied = 0;
+  std::size_t late = 0;             // applied ticks folded into no bar (PROTOCOL S8a)
   std::size_t refused = 0;          // ticks for new topics the topic cap had no room for
   std::size_t first_refused = 0;    // index in the run of the first refused tick
   Refusal reason = Refusal::kNone;  // why that one was refused
+};
+
+// A client's position in one topic's tick numbering (Subscribe.resume_after, PROTOCOL S8c).
+struct ResumePoint {
+  std::string topic;
+  std::uint64_t after_seq = 0;    // replay ticks with seq above it
+  std::uint64_t topic_epoch = 0;  // the numbering after_seq belongs to; 0: not known
+};
+
+// Ticks a replay knows it did not send (HistoryEnd.lost): seqs from_seq..to_seq of `topic` in
+// its numbering `topic_epoch`; to_seq 0: up to the end of that numbering (the topic was
+// forgotten, or the position belonged to another stream).
+struct LostRange {
+  std::string topic;
+  std::uint64_t from_seq = 0;
+  std::uint64_t to_seq = 0;
+  std::uint64_t topic_epoch = 0;
 };
 
 // What a subscriber asks an owner shard for before it goes live (PROTOCOL S8b). The same
@@ -87,6 +108,10 @@ struct HistoryRequest {
   std::shared_ptr<const std::vector<std::string>> prefixes;
   std::uint32_t backfill = 0;  // the N most recent per topic, or
   std::int64_t since_ms = 0;   // everything from this time on (0 .. kMaxSinceMs)
+  // TICK only (PROTOCOL S8c): positions of this shard's topics, sorted by topic. A listed topic
+  // replays its ticks with seq above after_seq instead of backfill/since_ms; with neither of
+  // those, unlisted topics replay nothing.
+  std::shared_ptr<const std::vector<ResumePoint>> resume;
 };
 
 // Where a sliced replay stands on one shard. The subscriber keeps it between slices and sends
@@ -102,6 +127,8 @@ struct HistoryCursor {
   bool started = false;
   bool finished = false;             // nothing more to send from this shard
   bool truncated = false;            // the share of MAX_BACKFILL_RECORDS cut something
+  bool retention_cut = false;        // the rings no longer held records asked for (S8c)
+  bool epoch_changed = false;        // a resume position's numbering is gone (S8c)
   std::string after;                 // "" before the first topic (topic names are never empty)
   std::string partial;               // empty: no topic in progress
   std::uint64_t partial_serial = 0;  // its incarnation: an evicted topic created again differs
@@ -118,6 +145,7 @@ struct HistoryCursor {
 struct HistorySlice {
   RecordBlock records;
   HistoryCursor cursor;
+  std::vector<LostRange> lost;  // what this slice knows it did not send (resume positions)
 };
 
 // Bounds on the work of one slice.
@@ -144,10 +172,11 @@ class Shard {
   Shard& operator=(const Shard&) = delete;
 
   // Assigns seq/prev_seq to each tick in order, folds it into its open SECOND and MINUTE bars
-  // (unless late), keeps it in the tick history, and appends an encoded TICK record for every
-  // tick that some worker subscribes to. A tick for a topic the shard does not hold creates it
-  // (as `user`'s), in place of the least recently published topic when the cap is reached and
-  // that one has no open bar; when it has, the tick is refused: not applied, not kept, counted.
+  // (unless late for its SECOND bucket: then into neither), keeps it in the tick history, and
+  // appends an encoded TICK record for every tick that some worker subscribes to. A tick for a
+  // topic the shard does not hold creates it (as `user`'s), in place of the least recently
+  // published topic when the cap is reached and that one has no open bar; when it has, the tick is
+  // refused: not applied, not kept, counted.
   ApplyResult Apply(std::span<const IngestTick> ticks, RecordBlock& out, UserId user = 0);
 
   // Multi-instance mode: forgets a topic with its history because the shared log's topic cap
@@ -191,6 +220,13 @@ class Shard {
   // and nothing changes, when the shard holds the topic already or is at its cap: the caller
   // restores the most recently published topics last, having kept only as many as fit.
   bool Restore(const TopicImage& topic);
+  // After every shard restored its topics: moves this shard's next topic epoch past `epoch` (the
+  // largest restored on any shard, max_restored_epoch()), so no numbering is handed out twice.
+  void AdvanceTopicEpochsPast(std::uint64_t epoch);
+  std::uint64_t max_restored_epoch() const { return max_restored_epoch_; }
+  // Gives every topic a new epoch: the restored numbering may repeat seqs clients have seen (a
+  // snapshot older than the last tick, after a crash), so it must not look continuous (S7a).
+  void RenewTopicEpochs();
 
   // Grows whenever what a snapshot holds may have changed (a tick applied, a bar closed, a topic
   // forgotten or restored): equal counts mean an equal snapshot.
@@ -210,6 +246,11 @@ class Shard {
   // Prefix patterns some worker has subscribers for.
   std::size_t prefix_interest_count() const { return prefix_interest_.size(); }
   std::uint64_t LastSeq(std::string_view topic) const;
+  // The topic's current topic_epoch (0: not held).
+  std::uint64_t TopicEpoch(std::string_view topic) const;
+  // Shards step their topic epochs by this, each from its own index + 1, so no two shards of a
+  // process hand out the same one (a restart may move a topic to another shard).
+  static constexpr std::uint64_t kEpochStride = 64;
   unsigned index() const { return index_; }
   const ShardStats& stats() const { return stats_; }
   const ShardOptions& options() const { return options_; }
@@ -233,6 +274,8 @@ class Shard {
     std::uint64_t serial = 0;           // creation order in this shard: tells incarnations apart
     std::uint64_t last_seq = 0;
     std::int64_t last_publish_ns = 0;  // accept time of its newest tick (for snapshots)
+    // The incarnation of its numbering, sent with every tick (Tick.topic_epoch, PROTOCOL S7a).
+    std::uint64_t epoch = 0;
     std::array<WorkerMask, kModeSlots> interest{};
     // Workers with prefix subscribers matching this topic, as of `prefix_epoch` (recomputed
     // the first time the topic emits a record after the shard's prefix interest changed).
@@ -258,8 +301,13 @@ class Shard {
   using InterestMap = std::unordered_map<std::string, Masks, Hash, std::equal_to<>>;
 
   // Applies one tick to its topic's state (`found`, or null: create it). Returns kNone when
-  // applied, else why the new topic was refused.
-  Refusal ApplyOne(const IngestTick& t, TopicState* found, UserId user, RecordBlock& out);
+  // applied (and sets `late`), else why the new topic was refused.
+  Refusal ApplyOne(const IngestTick& t, TopicState* found, UserId user, RecordBlock& out,
+                   bool& late);
+  // Whether a tick accepted at `accepted_ns` is too late for the bucket of `interval` that holds
+  // `ts_ns`: accepted after its end + close delay, or that bucket already closed (the second
+  // condition only adds cases when the wall clock stepped back).
+  bool LateFor(Mode interval, std::int64_t ts_ns, std::int64_t accepted_ns) const;
   // Creates a topic for `user` within the cap, evicting to make room; null when refused.
   TopicState* Create(std::string_view topic, UserId user, Refusal& refusal);
   const TopicState* Find(std::string_view topic) const;
@@ -287,6 +335,10 @@ class Shard {
   // Replays what it may of one topic into `out`; true when the topic is complete.
   struct SliceState;
   bool ReplayTopic(const TopicState& st, bool resume, SliceState& s);
+  // The resume position `req` gives `topic` (null: none).
+  static const ResumePoint* FindResume(const HistoryRequest& req, std::string_view topic);
+  // `topic` has a resume position but the shard no longer holds it: reports what was lost.
+  static void ReportForgotten(const HistoryRequest& req, std::string_view topic, SliceState& s);
 
   unsigned index_;
   ShardOptions options_;
@@ -296,6 +348,9 @@ class Shard {
   std::map<std::string_view, TopicState*> by_name_;
   std::uint64_t next_serial_ = 1;
   std::uint64_t restored_ = 0;  // topics restored from a snapshot (for ChangeCount)
+  std::uint64_t max_restored_epoch_ = 0;
+  // The next standalone topic epoch (index + 1, stepped by kEpochStride).
+  std::uint64_t next_epoch_;
   TopicCap<TopicState, &TopicState::cap> cap_;
   // Workers with exact subscribers per topic, for topics that exist or not; bounded by the
   // subscriptions that name this shard's topics (see docs/ARCHITECTURE.md).

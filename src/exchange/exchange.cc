@@ -110,6 +110,10 @@ void Exchange::ApplyIngest(IngestBatch& batch) {
   }
   const engine::ApplyResult result = shard_.Apply(batch.ticks, current_block_, batch.user);
   if (!batch.tracker) return;
+  if (result.late > 0) {
+    batch.tracker->late.fetch_add(static_cast<std::uint32_t>(result.late),
+                                  std::memory_order_relaxed);
+  }
   if (result.refused > 0) {
     // Told to the publisher (ERROR TOPIC_LIMIT, logged as request_rejected) and counted.
     const engine::IngestTick& first = batch.ticks[result.first_refused];

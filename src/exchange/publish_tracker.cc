@@ -38,7 +38,10 @@ void ReportPublish(const PublishTracker& t) {
     r.total = t.total;
     origin->OnPublishRefused(t.request_id, r);
   }
-  if (t.ack) origin->OnPublishApplied(t.request_id, t.total - t.refused);
+  if (t.ack) {
+    origin->OnPublishApplied(t.request_id, t.total - t.refused,
+                             t.late.load(std::memory_order_relaxed));
+  }
 }
 
 }  // namespace tickwire::exchange

@@ -15,8 +15,10 @@ namespace tickwire::exchange {
 class PublishOrigin {
  public:
   virtual ~PublishOrigin() = default;
-  // Every tick of the frame that was not refused has been applied (PUBLISH_ACK).
-  virtual void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted) = 0;
+  // Every tick of the frame that was not refused has been applied (PUBLISH_ACK); `late` of them
+  // were too late for their bars (PROTOCOL S8a).
+  virtual void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted,
+                                std::uint32_t late) = 0;
   // Owner shards refused ticks of the frame (ERROR TOPIC_LIMIT); always before OnPublishApplied.
   virtual void OnPublishRefused(std::uint32_t request_id,
                                 const session::PublishRefusal& refusal) = 0;
@@ -38,6 +40,9 @@ struct PublishTracker {
   bool ack = false;
   // Parts not yet applied (plus references held while they are being handed out).
   std::atomic<unsigned> remaining{0};
+  // Applied ticks that were late for their bars (PUBLISH_ACK `late`): each owner shard adds its
+  // own, the last one reads the sum after its acq_rel Release.
+  std::atomic<std::uint32_t> late{0};
   // Written by the owner shards that refuse ticks (rare), read by the last one.
   std::mutex mu;
   std::uint32_t refused = 0;

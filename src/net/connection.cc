@@ -58,6 +58,7 @@ session::SessionParams MakeParams(const ServerContext& ctx, std::string session_
   p.max_msg_size = c.max_msg_size;
   p.batch_window_ms = ctx.batch_window();
   p.bar_close_delay_ms = ctx.config.bar_close_delay_ms;
+  p.stream_epoch = ctx.stream_epoch;
   p.session_id = std::move(session_id);
   return p;
 }
@@ -961,9 +962,10 @@ void Connection::ResumeReading() {
   }
 }
 
-void Connection::OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted) {
+void Connection::OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted,
+                                  std::uint32_t late) {
   if (closing_) return;
-  session_.OnPublishApplied(request_id, accepted);
+  session_.OnPublishApplied(request_id, accepted, late);
 }
 
 void Connection::OnPublishRefused(std::uint32_t request_id,

@@ -75,7 +75,9 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   // Admission closes it to make room, unless it has authenticated meanwhile.
   void EvictWaiting();
   // Completion of an acked PUBLISH (on this connection's worker).
-  void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted) override;
+  // `late`: how many of them were too late for their bars (PROTOCOL S8a).
+  void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted,
+                        std::uint32_t late) override;
   // Owner shards (or the shared log's topic cap) refused ticks of a PUBLISH: ERROR TOPIC_LIMIT.
   void OnPublishRefused(std::uint32_t request_id, const session::PublishRefusal& refusal) override;
   // Multi-instance mode: the bus did not take a PUBLISH (ERROR UNAVAILABLE, non-fatal).

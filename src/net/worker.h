@@ -92,6 +92,9 @@ struct ServerContext {
   exchange::IngestBacklog ingest_backlog;
   // Cross-worker operations (posted to the workers above).
   AsioPoster poster{workers};
+  // The stream epoch every AUTH_OK carries (PROTOCOL S7a): new at each start, unless the history
+  // was restored from DATA_DIR; 0 in multi-instance mode. Set before the workers start.
+  std::uint64_t stream_epoch = 0;
 
   std::uint32_t batch_window() const { return batch_window_ms.load(std::memory_order_relaxed); }
 };

@@ -17,6 +17,7 @@ constexpr std::uint8_t kTagSize = (3 << 3) | 1;          // Tick.size (fixed64)
 constexpr std::uint8_t kTagTsNs = (4 << 3) | 0;          // Tick.ts_ns
 constexpr std::uint8_t kTagSeq = (5 << 3) | 0;           // Tick.seq
 constexpr std::uint8_t kTagPrevSeq = (6 << 3) | 0;       // Tick.prev_seq
+constexpr std::uint8_t kTagTopicEpoch = (7 << 3) | 0;    // Tick.topic_epoch
 constexpr std::uint8_t kTagRecordBar = (2 << 3) | 2;     // Record.bar
 // Bar: topic = 1 (bytes), interval = 2 (varint), start_ms = 3 (varint), open..volume = 4..8
 // (fixed64), count = 9 (varint), vwap = 10 (fixed64).
@@ -36,6 +37,7 @@ std::size_t TickBodySize(const TickFields& t) {
   if (t.ts_ns != 0) n += 1 + VarintSize(static_cast<std::uint64_t>(t.ts_ns));
   if (t.seq != 0) n += 1 + VarintSize(t.seq);
   if (t.prev_seq != 0) n += 1 + VarintSize(t.prev_seq);
+  if (t.topic_epoch != 0) n += 1 + VarintSize(t.topic_epoch);
   return n;
 }
 
@@ -156,7 +158,8 @@ std::size_t AppendTickRecordEntry(std::string& out, const TickFields& t) {
     p = PutDoubleField(p, kTagSize, t.size);
     p = PutVarintField(p, kTagTsNs, static_cast<std::uint64_t>(t.ts_ns));
     p = PutVarintField(p, kTagSeq, t.seq);
-    return PutVarintField(p, kTagPrevSeq, t.prev_seq);
+    p = PutVarintField(p, kTagPrevSeq, t.prev_seq);
+    return PutVarintField(p, kTagTopicEpoch, t.topic_epoch);
   });
 }
 
@@ -218,6 +221,117 @@ std::optional<WatermarkFields> ParseWatermarkFields(std::span<const std::uint8_t
   }
   if (!r.ok) return std::nullopt;
   return w;
+}
+
+namespace {
+
+void AppendTag(std::string& out, std::uint32_t field, std::uint32_t wire_type) {
+  AppendVarint(out, (std::uint64_t{field} << 3) | wire_type);
+}
+
+void AppendVarintField(std::string& out, std::uint32_t field, std::uint64_t v) {
+  if (v == 0) return;  // proto3 omits defaults
+  AppendTag(out, field, 0);
+  AppendVarint(out, v);
+}
+
+void AppendBytesField(std::string& out, std::uint32_t field, std::string_view bytes) {
+  AppendTag(out, field, 2);
+  AppendVarint(out, bytes.size());
+  out.append(bytes);
+}
+
+}  // namespace
+
+std::size_t LostRangeEntryBound(std::string_view topic) {
+  // Field tag and length, then topic (tag, length, bytes) and three varints of 10 bytes at most.
+  return 1 + 2 + 1 + VarintSize(topic.size()) + topic.size() + 3 * 11;
+}
+
+void AppendHistoryEndRecordEntry(std::string& out, const HistoryEndFields& e) {
+  std::string body;
+  AppendVarintField(body, 1, e.subscription_id);
+  AppendVarintField(body, 2, e.truncated ? 1 : 0);
+  AppendVarintField(body, 3, e.retention ? 1 : 0);
+  AppendVarintField(body, 4, e.backfill_limit ? 1 : 0);
+  AppendVarintField(body, 5, e.epoch_changed ? 1 : 0);
+  std::string range;
+  for (const auto& r : e.lost) {
+    range.clear();
+    if (!r.topic.empty()) AppendBytesField(range, 1, r.topic);
+    AppendVarintField(range, 2, r.from_seq);
+    AppendVarintField(range, 3, r.to_seq);
+    AppendVarintField(range, 4, r.topic_epoch);
+    AppendBytesField(body, 6, range);
+  }
+  AppendVarintField(body, 7, e.lost_omitted);
+  std::string record;
+  AppendBytesField(record, 4, body);  // Record.history_end
+  AppendBytesField(out, 2, record);   // DataBatch.records
+}
+
+std::optional<HistoryEndFields> ParseHistoryEndFields(std::span<const std::uint8_t> bytes,
+                                                      std::vector<LostRangeFields>& lost_out) {
+  HistoryEndFields e;
+  wire_detail::Reader r{bytes.data(), bytes.data() + bytes.size()};
+  const std::size_t first_lost = lost_out.size();
+  while (r.ok && !r.AtEnd()) {
+    const std::uint64_t tag = r.Varint();
+    if (!r.ok) break;
+    const auto field = tag >> 3;
+    const auto wt = static_cast<std::uint32_t>(tag & 7);
+    if (field >= 1 && field <= 5 && wt == 0) {
+      const std::uint64_t v = r.Varint();
+      switch (field) {
+        case 1:
+          e.subscription_id = v;
+          break;
+        case 2:
+          e.truncated = v != 0;
+          break;
+        case 3:
+          e.retention = v != 0;
+          break;
+        case 4:
+          e.backfill_limit = v != 0;
+          break;
+        default:
+          e.epoch_changed = v != 0;
+      }
+    } else if (field == 6 && wt == 2) {
+      const auto inner = r.Bytes();
+      if (!r.ok) break;
+      wire_detail::Reader rr{inner.data(), inner.data() + inner.size()};
+      LostRangeFields l;
+      while (rr.ok && !rr.AtEnd()) {
+        const std::uint64_t itag = rr.Varint();
+        const auto ifield = itag >> 3;
+        const auto iwt = static_cast<std::uint32_t>(itag & 7);
+        if (ifield == 1 && iwt == 2) {
+          const auto t = rr.Bytes();
+          l.topic = std::string_view(reinterpret_cast<const char*>(t.data()), t.size());
+        } else if (ifield >= 2 && ifield <= 4 && iwt == 0) {
+          const std::uint64_t v = rr.Varint();
+          (ifield == 2 ? l.from_seq : ifield == 3 ? l.to_seq : l.topic_epoch) = v;
+        } else if ((ifield >= 1 && ifield <= 4) || !rr.Skip(iwt)) {
+          rr.ok = false;  // a known field with the wrong wire type, or a malformed one
+        }
+      }
+      if (!rr.ok) return std::nullopt;
+      lost_out.push_back(l);
+    } else if (field == 7 && wt == 0) {
+      e.lost_omitted = static_cast<std::uint32_t>(r.Varint());
+    } else if ((field >= 1 && field <= 7) || !r.Skip(wt)) {
+      r.ok = false;
+    }
+  }
+  if (!r.ok) {
+    lost_out.resize(first_lost);
+    return std::nullopt;
+  }
+  e.lost =
+      std::span<const LostRangeFields>(lost_out.data() + first_lost, lost_out.size() - first_lost);
+  return e;
 }
 
 std::string EncodeFrame(FrameType type, const google::protobuf::MessageLite& message) {

@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "protocol/frame.h"
 
@@ -34,6 +35,7 @@ struct TickFields {
   std::int64_t ts_ns = 0;
   std::uint64_t seq = 0;
   std::uint64_t prev_seq = 0;
+  std::uint64_t topic_epoch = 0;  // Tick.topic_epoch (7)
 };
 
 // Appends one `DataBatch.records` entry (field 2) holding Record{tick: ...}. Batches are built
@@ -60,7 +62,7 @@ struct BarFields {
 // `out`, like AppendTickRecordEntry.
 std::size_t AppendBarRecordEntry(std::string& out, const BarFields& bar);
 
-// A completeness watermark (PROTOCOL S8c): every bar of `interval` (wire Mode: 1 = SECOND,
+// A completeness watermark (PROTOCOL S8d): every bar of `interval` (wire Mode: 1 = SECOND,
 // 2 = MINUTE) with start_ms <= `start_ms` has been sent on the connection.
 struct WatermarkFields {
   std::uint32_t interval = 0;
@@ -70,12 +72,47 @@ struct WatermarkFields {
 // Appends one `DataBatch.records` entry holding Record{watermark: ...}. Encoded once per
 // worker per interval and shared by every connection that subscribes to bars of it.
 void AppendWatermarkRecordEntry(std::string& out, const WatermarkFields& w);
+// One range of ticks a replay did not send (LostRange, PROTOCOL S8c); topic is a view.
+struct LostRangeFields {
+  std::string_view topic;
+  std::uint64_t from_seq = 0;
+  std::uint64_t to_seq = 0;
+  std::uint64_t topic_epoch = 0;
+};
+
+// The end of a subscription's history replay (HistoryEnd, PROTOCOL S8c).
+struct HistoryEndFields {
+  std::uint64_t subscription_id = 0;
+  bool truncated = false;
+  bool retention = false;
+  bool backfill_limit = false;
+  bool epoch_changed = false;
+  std::span<const LostRangeFields> lost;
+  std::uint32_t lost_omitted = 0;
+};
+
+// Appends one `DataBatch.records` entry holding Record{history_end: ...} (once per subscription
+// with history, so not tuned). Byte-identical to protobuf's serialization.
+void AppendHistoryEndRecordEntry(std::string& out, const HistoryEndFields& end);
+// Bytes AppendHistoryEndRecordEntry adds for one more lost range (an upper bound).
+std::size_t LostRangeEntryBound(std::string_view topic);
+
+// Decodes a HistoryEnd message (Record field 4) from its bytes; nullopt when malformed. Topics
+// of `lost_out` point into `bytes`; lost ranges are appended to it.
+std::optional<HistoryEndFields> ParseHistoryEndFields(std::span<const std::uint8_t> bytes,
+                                                      std::vector<LostRangeFields>& lost_out);
 
 // Serializes `message` as a whole frame of `type` (header + payload).
 std::string EncodeFrame(FrameType type, const google::protobuf::MessageLite& message);
 
 // Record kinds inside a DataBatch, by Record's oneof field number.
-enum class RecordKind : std::uint8_t { kUnknown = 0, kTick = 1, kBar = 2, kWatermark = 3 };
+enum class RecordKind : std::uint8_t {
+  kUnknown = 0,
+  kTick = 1,
+  kBar = 2,
+  kWatermark = 3,
+  kHistoryEnd = 4,
+};
 
 // Reads a DataBatch payload without building protobuf objects: calls
 // `on_record(RecordKind, std::span<const std::uint8_t> inner)` for every record, where `inner`
@@ -210,7 +247,7 @@ std::optional<std::uint64_t> ScanDataBatch(std::span<const std::uint8_t> payload
         const std::uint64_t rtag = rr.Varint();
         const auto rfield = rtag >> 3;
         const auto rwt = static_cast<std::uint32_t>(rtag & 7);
-        if (rfield >= 1 && rfield <= 3 && rwt == 2) {
+        if (rfield >= 1 && rfield <= 4 && rwt == 2) {
           inner = rr.Bytes();
           kind = static_cast<RecordKind>(rfield);
         } else if (!rr.Skip(rwt)) {
@@ -229,7 +266,8 @@ std::optional<std::uint64_t> ScanDataBatch(std::span<const std::uint8_t> payload
 
 namespace wire_detail {
 // The layout AppendTickRecordEntry writes when every field is set: topic (1), price (2),
-// size (3), ts_ns (4), seq (5), prev_seq (6), each once and in that order. Read without a
+// size (3), ts_ns (4), seq (5), prev_seq (6), then topic_epoch (7) when set, each once and in
+// that order. Read without a
 // dispatch per field; false for any other layout (`t` is then partly written), which the general
 // loop reads instead.
 inline bool ParseCanonicalTick(std::span<const std::uint8_t> bytes, TickFields& t) {
@@ -247,6 +285,10 @@ inline bool ParseCanonicalTick(std::span<const std::uint8_t> bytes, TickFields& 
   t.seq = r.Varint();
   if (!r.Expect(0x30)) return false;  // 6, varint
   t.prev_seq = r.Varint();
+  if (r.ok && !r.AtEnd()) {
+    if (!r.Expect(0x38)) return false;  // 7, varint
+    t.topic_epoch = r.Varint();
+  }
   return r.ok && r.AtEnd();
 }
 }  // namespace wire_detail
@@ -286,6 +328,10 @@ inline std::optional<TickFields> ParseTickFields(std::span<const std::uint8_t> b
       case 6:
         if (wt != 0) return std::nullopt;
         t.prev_seq = r.Varint();
+        break;
+      case 7:
+        if (wt != 0) return std::nullopt;
+        t.topic_epoch = r.Varint();
         break;
       default:
         if (!r.Skip(wt)) return std::nullopt;

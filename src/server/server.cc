@@ -8,6 +8,7 @@
 
 #include <fstream>
 #include <future>
+#include <random>
 #include <thread>
 
 #include "auth/users_file.h"
@@ -15,6 +16,15 @@
 
 namespace tickwire::server {
 namespace {
+
+// A random, non-zero stream epoch from the kernel's random source. 53 bits, so that it survives
+// a trip through JSON numbers (the CLI's --json) unchanged.
+std::uint64_t NewStreamEpoch() {
+  std::random_device rd;
+  std::uint64_t v = 0;
+  while (v == 0) v = ((std::uint64_t{rd()} << 32) | rd()) & ((std::uint64_t{1} << 53) - 1);
+  return v;
+}
 
 using Clock = std::chrono::steady_clock;
 
@@ -71,6 +81,9 @@ Server::Server(config::Config config, ConfigSource reload_source)
     workers_.push_back(std::make_unique<net::Worker>(i, ctx_));
     ctx_.workers.push_back(workers_.back().get());
   }
+  // A new stream epoch: the history and the topics' numbering start empty (PROTOCOL S7a).
+  // Multi-instance mode has none: its numbers are positions in the shared log.
+  if (!ctx_.config.clustered()) ctx_.stream_epoch = NewStreamEpoch();
 }
 
 Server::~Server() {
@@ -127,6 +140,17 @@ std::string Server::Open() {
     restored_stream_epoch_ = restored.stream_epoch;
     restored_clean_ = restored.clean;
     snapshot_generation_ = restored.generation;
+    std::uint64_t max_epoch = 0;
+    for (auto* s : shards) max_epoch = std::max(max_epoch, s->max_restored_epoch());
+    for (auto* s : shards) s->AdvanceTopicEpochsPast(max_epoch);
+    // Written on drain: the history and the numbering continue, and so does the epoch. Written
+    // periodically (the last run crashed): ticks after that snapshot were lost and their seqs
+    // will be handed out again, so the stream and every topic get new epochs (PROTOCOL S7a).
+    if (restored.stream_epoch && restored.clean) {
+      ctx_.stream_epoch = *restored.stream_epoch;
+    } else {
+      for (auto* s : shards) s->RenewTopicEpochs();
+    }
   }
   listener_ = std::make_unique<net::Listener>(*workers_[0], ctx_.workers);
   if (auto err = listener_->Open(ctx_.config.listen_host, ctx_.config.listen_port); !err.empty()) {
@@ -332,11 +356,9 @@ int Server::Run() {
   if (!c.data_dir.empty() && !c.clustered()) {
     std::vector<net::Worker*> workers;
     for (auto& w : workers_) workers.push_back(w.get());
-    // Until the stream epoch is part of the server context, the snapshots keep the restored
-    // one (0: none).
-    snapshotter_ = std::make_unique<Snapshotter>(
-        c.data_dir, c.snapshot_interval, std::move(workers), snapshot_generation_,
-        restored_stream_epoch_.value_or(0), snapshot_stats_);
+    snapshotter_ =
+        std::make_unique<Snapshotter>(c.data_dir, c.snapshot_interval, std::move(workers),
+                                      snapshot_generation_, ctx_.stream_epoch, snapshot_stats_);
     snapshotter_->Start();
   }
   listener_->Start();

@@ -276,6 +276,7 @@ bool Session::FinishAuth(auth::PermissionsPtr permissions, Clock::time_point now
   ok.set_protocol_version(protocol::kProtocolVersion);
   ok.set_bar_close_delay_ms(params_.bar_close_delay_ms);
   ok.set_watermark_ms(host_.WatermarkMs(engine::Mode::kSecond));
+  ok.set_stream_epoch(params_.stream_epoch);
   host_.SendFrame(protocol::EncodeFrame(FrameType::kAuthOk, ok));
   host_.OnAuthenticated(user_, client_name_);
   return true;
@@ -316,8 +317,10 @@ bool Session::HandleSubscribe(std::span<const std::uint8_t> payload) {
     Reject(pb::INVALID_REQUEST, "backfill and since_ms are exclusive", rid);
     return true;
   }
-  Subscription sub{
-      static_cast<engine::Mode>(req.mode()), false, {}, 0, req.backfill(), req.since_ms()};
+  Subscription sub;
+  sub.mode = static_cast<engine::Mode>(req.mode());
+  sub.backfill = req.backfill();
+  sub.since_ms = req.since_ms();
   for (int i = 0; i < req.topics_size(); ++i) {
     const std::string& topic = req.topics(i);
     if (topic == engine::kWildcard) {
@@ -337,6 +340,7 @@ bool Session::HandleSubscribe(std::span<const std::uint8_t> payload) {
   sub.topics.erase(std::unique(sub.topics.begin(), sub.topics.end()), sub.topics.end());
   sub.patterns = static_cast<std::size_t>(std::count_if(
       sub.topics.begin(), sub.topics.end(), [](const std::string& t) { return t.back() == '*'; }));
+  if (!ParseResumeAfter(req, sub)) return true;
   if (permissions_) {
     const auto& allowed = permissions_->subscribe;
     if (sub.wildcard && !allowed.MatchesAll()) {
@@ -372,6 +376,7 @@ bool Session::HandleSubscribe(std::span<const std::uint8_t> payload) {
   ok.set_request_id(rid);
   ok.set_subscription_id(id);
   SetBarCompleteness(stored.mode, ok);
+  ok.set_history_end(stored.WantsHistory());
   host_.SendFrame(protocol::EncodeFrame(FrameType::kSubscribeOk, ok));
   return true;
 }
@@ -386,6 +391,44 @@ void Session::SetBarCompleteness(engine::Mode mode, pb::SubscribeOk& ok) {
   const std::int64_t now_ms = engine::FloorDiv(host_.WallClockNs(), engine::kNsPerMs);
   const std::int64_t open_ms = now_ms - std::int64_t{params_.bar_close_delay_ms};
   ok.set_live_from_ms(engine::FloorDiv(open_ms, interval_ms) * interval_ms);
+}
+
+bool Session::ParseResumeAfter(const pb::Subscribe& req, Subscription& sub) {
+  const std::uint32_t rid = req.request_id();
+  if (req.resume_after_size() == 0) return true;
+  if (sub.mode != engine::Mode::kTick) {
+    Reject(pb::INVALID_REQUEST, "resume_after is for MODE_TICK subscriptions only", rid);
+    return false;
+  }
+  sub.resume.reserve(static_cast<std::size_t>(req.resume_after_size()));
+  for (int i = 0; i < req.resume_after_size(); ++i) {
+    const auto& p = req.resume_after(i);
+    const std::string& topic = p.topic();
+    const bool covered =
+        engine::IsValidTopic(topic) &&
+        (sub.wildcard || std::binary_search(sub.topics.begin(), sub.topics.end(), topic) ||
+         (sub.patterns > 0 && engine::ListHasPatternFor(sub.topics, topic)));
+    if (!covered) {
+      Reject(pb::INVALID_REQUEST,
+             "resume_after[" + std::to_string(i) + "]: not a topic this subscription covers", rid,
+             topic);
+      return false;
+    }
+    sub.resume.push_back(engine::ResumePoint{topic, p.after_seq(), p.topic_epoch()});
+  }
+  std::sort(sub.resume.begin(), sub.resume.end(),
+            [](const auto& a, const auto& b) { return a.topic < b.topic; });
+  const auto dup =
+      std::adjacent_find(sub.resume.begin(), sub.resume.end(),
+                         [](const auto& a, const auto& b) { return a.topic == b.topic; });
+  if (dup != sub.resume.end()) {
+    Reject(pb::INVALID_REQUEST, "resume_after names a topic twice", rid, dup->topic);
+    return false;
+  }
+  // Positions read under another stream epoch belong to a numbering that is gone (S7a).
+  sub.resume_stale =
+      req.resume_stream_epoch() != 0 && req.resume_stream_epoch() != params_.stream_epoch;
+  return true;
 }
 
 bool Session::HandleUnsubscribe(std::span<const std::uint8_t> payload) {
@@ -445,11 +488,13 @@ bool Session::HandlePublish(std::span<const std::uint8_t> payload) {
   return true;
 }
 
-void Session::OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted) {
+void Session::OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted,
+                               std::uint32_t late) {
   if (closed()) return;
   pb::PublishAck ack;
   ack.set_request_id(request_id);
   ack.set_accepted(accepted);
+  ack.set_late(late);
   host_.SendFrame(protocol::EncodeFrame(FrameType::kPublishAck, ack));
 }
 

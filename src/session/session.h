@@ -19,7 +19,8 @@
 
 namespace tickwire::v1 {
 class SubscribeOk;
-}
+class Subscribe;
+}  // namespace tickwire::v1
 
 namespace tickwire::session {
 
@@ -47,6 +48,7 @@ struct SessionParams {
   std::uint32_t max_msg_size = 65536;
   std::uint32_t batch_window_ms = 5;
   std::uint32_t bar_close_delay_ms = 100;  // BAR_CLOSE_DELAY_MS (advertised in AUTH_OK)
+  std::uint64_t stream_epoch = 0;          // AuthOk.stream_epoch (PROTOCOL S7a)
   std::string session_id;
 };
 
@@ -102,7 +104,7 @@ class SessionHost {
   // Wall clock in ns since the Unix epoch (for stamping ticks and the future-skew check).
   virtual std::int64_t WallClockNs() = 0;
   // The start of the newest `interval` (SECOND or MINUTE) whose bars are final on this
-  // connection's worker (the last watermark it sent), 0 before the first (PROTOCOL S8c).
+  // connection's worker (the last watermark it sent), 0 before the first (PROTOCOL S8d).
   virtual std::int64_t WatermarkMs(engine::Mode /*interval*/) { return 0; }
   // AUTH succeeded (for logs and monitoring).
   virtual void OnAuthenticated(const std::string& user, const std::string& client_name) = 0;
@@ -146,7 +148,7 @@ class Session {
   // CheckOffLoop's result.
   void OnAuthChecked(const AuthCheckResult& result, Clock::time_point now);
   // The ticks of an acked PUBLISH have been applied.
-  void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted);
+  void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted, std::uint32_t late = 0);
   // Ticks of a PUBLISH were refused for the topic cap: non-fatal ERROR TOPIC_LIMIT with the
   // request's id, naming the first refused tick and how many were refused. Sent before the
   // PUBLISH_ACK, if one was asked for.
@@ -174,8 +176,11 @@ class Session {
   bool HandleHeartbeat(std::span<const std::uint8_t> payload, Clock::time_point now);
   bool HandleSubscribe(std::span<const std::uint8_t> payload);
   // SECOND and MINUTE: the watermark and the first interval live delivery completes
-  // (PROTOCOL S8c), in a SUBSCRIBE_OK.
+  // (PROTOCOL S8d), in a SUBSCRIBE_OK.
   void SetBarCompleteness(engine::Mode mode, v1::SubscribeOk& ok);
+  // Reads Subscribe.resume_after / resume_stream_epoch into `sub` (PROTOCOL S8c); false after
+  // rejecting the request.
+  bool ParseResumeAfter(const v1::Subscribe& req, Subscription& sub);
   bool HandleUnsubscribe(std::span<const std::uint8_t> payload);
   bool HandlePublish(std::span<const std::uint8_t> payload);
   // Non-fatal ERROR answering a request.

@@ -730,7 +730,7 @@ TEST(CliTest, SubPrintsSecondBarsLiveAndFromBackfillAndSince) {
   ASSERT_TRUE(live.Wait(15s)) << live.Stderr();  // both bars close by b_ms + 1 s
   const RunResult l = live.Result();
   EXPECT_EQ(l.exit_code, 0) << l.err;
-  // Watermarks (PROTOCOL S8c) mark the end of each second between the bars: none may say a
+  // Watermarks (PROTOCOL S8d) mark the end of each second between the bars: none may say a
   // bar's second is final before that bar.
   std::istringstream lines(l.out);
   std::vector<std::string> bar_lines;

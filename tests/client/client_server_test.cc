@@ -311,8 +311,9 @@ class ResumeTest : public ::testing::Test {
 
   static std::string Topic(int i) { return "resume.t" + std::to_string(i); }
 
-  // Publishes one tick per topic every 10 ms for kPublishFor; returns ticks per topic.
-  std::uint64_t Publish() {
+  // Publishes one tick per topic every 10 ms for kPublishFor; returns ticks per topic. With
+  // `back_ns`, each tick is stamped that long before its publication.
+  std::uint64_t Publish(std::int64_t back_ns = 0) {
     auto r = Client::Connect(Options("producer"));
     if (!r.ok()) {
       ADD_FAILURE() << r.error().ToString();
@@ -324,7 +325,13 @@ class ResumeTest : public ::testing::Test {
     while (std::chrono::steady_clock::now() < end) {
       std::vector<Tick> ticks;
       for (int i = 0; i < kTopics; ++i) {
-        ticks.push_back({Topic(i), 100.0 + static_cast<double>(n % 50), 1, 0, 0, 0});
+        const std::int64_t ts = back_ns > 0
+                                    ? std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                              .count() -
+                                          back_ns
+                                    : 0;
+        ticks.push_back({Topic(i), 100.0 + static_cast<double>(n % 50), 1, ts, 0, 0});
       }
       auto acc = pub->Publish(ticks, true);
       if (!acc.ok()) {
@@ -375,6 +382,50 @@ TEST_F(ResumeTest, TicksArriveExactlyOnceAcrossRepeatedDrops) {
   EXPECT_GE(stats.reconnects, 3u);
   EXPECT_EQ(stats.tick_gaps, 0u);
   EXPECT_FALSE(sub->closed());
+}
+
+// PROTOCOL S8c: ticks stamped 30 s in the past, published while the subscriber is away, lie
+// below any since_ms it could resume from; the resume by seq brings every one of them back,
+// and each resume ends its history with a marker saying nothing was left out.
+TEST_F(ResumeTest, BackDatedTicksPublishedWhileAwayArriveExactlyOnce) {
+  auto sub = DroppedSubscriber(Mode::kTick, milliseconds(20));
+  ASSERT_TRUE(sub);
+  const std::uint64_t published = Publish(30'000'000'000);
+  ASSERT_GT(published, 0u);
+  std::map<std::string, std::vector<std::uint64_t>> seqs;
+  std::size_t ends = 0;
+  auto total = [&] {
+    std::size_t n = 0;
+    for (const auto& [t, v] : seqs) n += v.size();
+    return n;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + milliseconds(10'000);
+  while (total() < published * kTopics && std::chrono::steady_clock::now() < deadline) {
+    auto ev = sub->Next(tickwire::testing::Remaining(deadline));
+    if (!ev) break;
+    if (auto* b = std::get_if<Batch>(&*ev)) {
+      for (const auto& rec : b->records) {
+        const auto& t = std::get<Tick>(rec);
+        seqs[t.topic].push_back(t.seq);
+      }
+      for (const auto& e : b->history_ends) {
+        ++ends;
+        EXPECT_EQ(e.subscription_id, 1u);  // the client's handle, not the server's id
+        EXPECT_FALSE(e.truncated);
+        EXPECT_TRUE(e.lost.empty());
+      }
+    }
+    ASSERT_FALSE(std::holds_alternative<Closed>(*ev));
+  }
+  ASSERT_EQ(seqs.size(), static_cast<std::size_t>(kTopics));
+  for (const auto& [topic, v] : seqs) {
+    ASSERT_EQ(v.size(), published) << topic;
+    for (std::size_t i = 0; i < v.size(); ++i) ASSERT_EQ(v[i], i + 1) << topic;  // 1, 2, 3, ...
+  }
+  const auto stats = sub->stats();
+  EXPECT_GE(stats.reconnects, 3u) << "the server should have dropped it several times";
+  EXPECT_EQ(stats.tick_gaps, 0u);
+  EXPECT_GE(ends, 1u);  // every resume asks for history and ends it with a marker
 }
 
 TEST_F(ResumeTest, SecondBarsArriveExactlyOnceAcrossRepeatedDrops) {

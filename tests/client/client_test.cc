@@ -336,7 +336,7 @@ std::string BarThenWatermark(std::uint64_t batch_seq, std::int64_t start_ms, std
   return protocol::EncodeFrame(protocol::FrameType::kDataBatch, b);
 }
 
-// Watermarks (PROTOCOL S8c) reach the caller only when asked for; the AUTH_OK's delay and
+// Watermarks (PROTOCOL S8d) reach the caller only when asked for; the AUTH_OK's delay and
 // watermark are in auth_info() either way.
 TEST(ClientTest, WatermarksAreDeliveredOnlyWhenAskedFor) {
   for (const bool wanted : {false, true}) {

@@ -98,6 +98,31 @@ TEST(DeliveredStateTest, FreshNumberingAfterAServerRestartIsAccepted) {
   EXPECT_EQ(d.duplicates(), 1u);
 }
 
+// PROTOCOL S7a: a topic evicted and created again numbers from 1 under a new topic_epoch; the
+// new incarnation's ticks are not duplicates of the old one's, however their seqs compare.
+TEST(DeliveredStateTest, NewTopicEpochStartsTheNumberingOver) {
+  DeliveredState d;
+  EXPECT_TRUE(d.AcceptTick("A", 500, 499, 1000, 7));
+  EXPECT_FALSE(d.AcceptTick("A", 500, 499, 1000, 7));  // a duplicate within the epoch
+  EXPECT_TRUE(d.AcceptTick("A", 3, 2, 900, 71));       // older ts, lower seq: still new
+  EXPECT_EQ(d.topic_epoch_changes(), 1u);
+  EXPECT_EQ(d.tick_gaps(), 0u);  // a restart is not a gap within one numbering
+  EXPECT_FALSE(d.AcceptTick("A", 3, 2, 900, 71));
+  EXPECT_TRUE(d.AcceptTick("A", 5, 4, 950, 71));
+  EXPECT_EQ(d.tick_gaps(), 1u);  // seq 4 of the new epoch was missed
+  EXPECT_EQ(d.duplicates(), 2u);
+}
+
+TEST(DeliveredStateTest, ResetTickNumberingForgetsSeqsButNotBars) {
+  DeliveredState d;
+  EXPECT_TRUE(d.AcceptTick("A", 10, 9, 5000, 1));
+  EXPECT_TRUE(d.AcceptBar(Mode::kSecond, "A", 5000));
+  d.ResetTickNumbering();  // a reconnect found a new stream epoch
+  EXPECT_TRUE(d.AcceptTick("A", 2, 1, 4000, 65));
+  EXPECT_EQ(d.topic_epoch_changes(), 0u);  // reported as a stream epoch change instead
+  EXPECT_FALSE(d.AcceptBar(Mode::kSecond, "A", 5000));
+}
+
 TEST(DeliveredStateTest, DropsBarsAtOrBelowTheLastStartPerTopicAndInterval) {
   DeliveredState d;
   EXPECT_TRUE(d.AcceptBar(Mode::kSecond, "A", 1000));

@@ -148,7 +148,7 @@ TEST(ClusterTest, EveryInstanceDeliversTheSameTicksAndBars) {
   for (const auto& t : ref_ticks) seqs.emplace(t.topic, t.seq);
   EXPECT_EQ(seqs.size(), ref_ticks.size());
 
-  // Watermarks (PROTOCOL S8c) come from the log clock too: on every instance, once one covers
+  // Watermarks (PROTOCOL S8d) come from the log clock too: on every instance, once one covers
   // the newest bar, no bar arrived after a watermark covering its second.
   for (std::size_t i = 0; i < 3; ++i) {
     SCOPED_TRACE("instance " + std::to_string(i));

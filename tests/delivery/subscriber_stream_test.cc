@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <deque>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -107,17 +109,35 @@ class SubscriberStreamTest : public ::testing::Test {
         shard.NextHistorySlice(r.request.request, r.request.cursor, r.limits));
     stream->OnHistorySlice(r.catch_up_id, r.request.shard, slice);
   }
-  // Prices of every record written so far, in order (the open frame flushed first).
+  // Prices of every tick written so far, in order (the open frame flushed first).
   std::vector<double> Sent() {
-    stream->FlushBatch(std::chrono::steady_clock::now(), true);
     std::vector<double> out;
+    for (const auto& r : SentRecords()) {
+      if (r.has_tick()) out.push_back(r.tick().price());
+    }
+    return out;
+  }
+  // Every record written so far, history_end markers included.
+  std::vector<v1::Record> SentRecords() {
+    stream->FlushBatch(std::chrono::steady_clock::now(), true);
+    std::vector<v1::Record> out;
     for (const auto& f : host.frames) {
       v1::DataBatch b;
       EXPECT_TRUE(b.ParseFromArray(f.data() + protocol::kHeaderSize,
                                    static_cast<int>(f.size() - protocol::kHeaderSize)));
-      for (const auto& r : b.records()) out.push_back(r.tick().price());
+      for (const auto& r : b.records()) out.push_back(r);
     }
     return out;
+  }
+  // Ticks as their prices and markers as "E<subscription>", in order.
+  std::string Trace() {
+    std::string s;
+    for (const auto& r : SentRecords()) {
+      if (!s.empty()) s += ' ';
+      s += r.has_tick() ? std::to_string(static_cast<int>(r.tick().price()))
+                        : "E" + std::to_string(r.history_end().subscription_id());
+    }
+    return s;
   }
 
   engine::Shard shard{0};
@@ -154,6 +174,77 @@ TEST_F(SubscriberStreamTest, ReplayAndOverlappingLiveRecordsArriveOnceInOrder) {
   EXPECT_EQ(Sent(), (std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8}));
 }
 
+// PROTOCOL S8c: one history_end per subscription with history, after its replayed and held
+// records and before what goes straight through; none for a live-only subscription.
+TEST_F(SubscriberStreamTest, HistoryEndFollowsTheReplayOnce) {
+  Make();
+  for (int p = 1; p <= 3; ++p) Tick("A", p);
+  Subscribe(1, Exact({"B"}, 0));  // live only: no marker
+  Subscribe(2, Exact({"A"}, 2));
+  Live(Tick("A", 4));  // held, and retained when the slice is read: the newest two are 3, 4
+  Serve();
+  Live(Tick("A", 5));
+  EXPECT_EQ(Trace(), "3 4 E2 5");
+  EXPECT_EQ(stream->history_ends(), 1u);
+  const auto records = SentRecords();
+  const auto& end = records[3].history_end();
+  EXPECT_FALSE(end.truncated());
+  EXPECT_EQ(end.lost_size(), 0);
+}
+
+// PROTOCOL S8c: ticks resume after a seq, whatever their ts_ns; a position that retention has
+// passed is reported as a lost range, and one of another topic epoch as epoch_changed.
+TEST_F(SubscriberStreamTest, ResumeAfterSeqReplaysByServerOrderAndReportsLosses) {
+  engine::ShardOptions o;
+  o.ticks = 4;  // keeps seqs 3..6 of six
+  // The fixture's shard, rebuilt with the smaller ring (nothing refers to it yet).
+  shard.~Shard();
+  new (&shard) engine::Shard(0, o);
+  shard.SetWildcardInterest(Mode::kTick, 0, true);
+  Make();
+  for (int p = 1; p <= 6; ++p) Tick("A", p);
+  for (int p = 11; p <= 13; ++p) Tick("B", p);
+  const std::uint64_t epoch_a = shard.TopicEpoch("A");
+  Subscription s = Exact({"A", "B", "C"}, 0);
+  s.resume = {{"A", 1, epoch_a}, {"B", 2, 999}, {"C", 7, 5}};  // C is not held: forgotten
+  Subscribe(1, std::move(s));
+  while (!host.requests.empty()) Serve();
+  // A: 2 was dropped by retention, 3..6 follow. B: another epoch, so all of it. C: nothing.
+  EXPECT_EQ(Trace(), "3 4 5 6 11 12 13 E1");
+  const auto records = SentRecords();
+  const auto& end = records.back().history_end();
+  EXPECT_TRUE(end.truncated());
+  EXPECT_TRUE(end.retention());
+  EXPECT_TRUE(end.epoch_changed());
+  EXPECT_FALSE(end.backfill_limit());
+  std::vector<std::string> lost;
+  for (const auto& l : end.lost()) {
+    lost.push_back(l.topic() + " " + std::to_string(l.from_seq()) + ".." +
+                   std::to_string(l.to_seq()) + " @" + std::to_string(l.topic_epoch()));
+  }
+  std::sort(lost.begin(), lost.end());
+  EXPECT_EQ(lost, (std::vector<std::string>{"A 2..2 @" + std::to_string(epoch_a), "B 3..0 @999",
+                                            "C 8..0 @5"}));
+}
+
+// A position read under another stream epoch (S7a): every position is lost, and the topics
+// replay everything retained.
+TEST_F(SubscriberStreamTest, ResumeFromAGoneStreamReplaysAllAndSaysWhatWasLost) {
+  Make();
+  for (int p = 1; p <= 3; ++p) Tick("A", p);
+  Subscription s = Exact({"A"}, 0);
+  s.resume = {{"A", 2, shard.TopicEpoch("A")}};
+  s.resume_stale = true;
+  Subscribe(1, std::move(s));
+  while (!host.requests.empty()) Serve();
+  EXPECT_EQ(Trace(), "1 2 3 E1");
+  const auto end = SentRecords().back().history_end();
+  EXPECT_TRUE(end.epoch_changed());
+  ASSERT_EQ(end.lost_size(), 1);
+  EXPECT_EQ(end.lost(0).from_seq(), 3u);
+  EXPECT_EQ(end.lost(0).to_seq(), 0u);
+}
+
 TEST_F(SubscriberStreamTest, TopicsAnotherSubscriptionDeliversGetNoHistory) {
   Make();
   Tick("A", 1);
@@ -166,6 +257,7 @@ TEST_F(SubscriberStreamTest, TopicsAnotherSubscriptionDeliversGetNoHistory) {
   EXPECT_FALSE(stream->Covered("A", Mode::kSecond, 0));
   Live(Tick("A", 2));
   EXPECT_EQ(Sent(), (std::vector<double>{2}));
+  EXPECT_EQ(Trace(), "E2 2");  // its history ended at once (another subscription delivers A)
 }
 
 TEST_F(SubscriberStreamTest, UnsubscribeMidCatchUpCancelsAndSendsNothingMore) {

@@ -43,8 +43,8 @@ std::vector<GotBar> Bars(const RecordBlock& block) {
   return out;
 }
 
-// The plain reference: fold the accepted, non-late ticks of each (topic, bucket) in
-// acceptance order.
+// The plain reference: fold the accepted ticks that are not late for their SECOND bucket into
+// each (topic, bucket), in acceptance order.
 struct RefBar {
   double open = 0, high = 0, low = 0, close = 0, volume = 0, pv = 0;
   std::uint64_t count = 0;
@@ -56,10 +56,11 @@ std::map<RefKey, RefBar> Reference(const std::vector<IngestTick>& ticks,
                                    std::int64_t close_delay_ns) {
   std::map<RefKey, RefBar> bars;
   for (const auto& t : ticks) {
+    // Late once, for its second: then it is in no bar (PROTOCOL S8a).
+    if (t.accepted_ns >= (t.ts_ns / kSec + 1) * kSec + close_delay_ns) continue;
     for (Mode m : {Mode::kSecond, Mode::kMinute}) {
       const std::int64_t len = m == Mode::kSecond ? 1000 : 60000;
       const std::int64_t start = t.ts_ns / (len * kMs) * len;
-      if (t.accepted_ns >= (start + len) * kMs + close_delay_ns) continue;  // late
       RefBar& b = bars[{t.topic, static_cast<int>(m), start}];
       if (b.count == 0) {
         b.open = b.high = b.low = b.close = t.price;
@@ -239,15 +240,16 @@ TEST(Bars, LateTicksAreCountedExcludedAndStillDeliveredAsTicks) {
   std::vector<IngestTick> on_time = {{"L", 10, 1, kT0 + 500 * kMs, kT0 + 500 * kMs}};
   shard.Apply(on_time, block);
   shard.AdvanceWatermark(kT0 + 2 * kSec, block);  // second 0 closed
-  // Stamped inside second 0, accepted after it closed: late for the second, not the minute.
+  // Stamped inside second 0, accepted after it closed: late for the second, so for no bar,
+  // though its minute is still open.
   std::vector<IngestTick> late = {{"L", 99, 1, kT0 + 600 * kMs, kT0 + 2 * kSec}};
-  shard.Apply(late, block);
+  EXPECT_EQ(shard.Apply(late, block).late, 1u);
   // Accepted within the delay but after the bucket was closed by the clock (a clock step):
   // also late.
   std::vector<IngestTick> stepped = {{"L", 98, 1, kT0 + 700 * kMs, kT0 + 800 * kMs}};
-  shard.Apply(stepped, block);
+  EXPECT_EQ(shard.Apply(stepped, block).late, 1u);
   EXPECT_EQ(shard.stats().late_second, 2u);
-  EXPECT_EQ(shard.stats().late_minute, 0u);
+  EXPECT_EQ(shard.stats().late_minute, 0u);  // their minute had not closed
   shard.AdvanceWatermark(kT0 + 61 * kSec, block);
   int ticks = 0;
   for (const auto& e : block.entries) ticks += e.mode == Mode::kTick ? 1 : 0;
@@ -258,8 +260,74 @@ TEST(Bars, LateTicksAreCountedExcludedAndStillDeliveredAsTicks) {
   EXPECT_EQ(got[0].bar.count(), 1u);
   EXPECT_EQ(got[0].bar.high(), 10);
   EXPECT_EQ(got[1].interval, Mode::kMinute);
-  EXPECT_EQ(got[1].bar.count(), 3u);  // the minute was still open for both
-  EXPECT_EQ(got[1].bar.high(), 99);
+  // Lateness is decided once: the minute leaves out what its second left out.
+  EXPECT_EQ(got[1].bar.count(), 1u);
+  EXPECT_EQ(got[1].bar.high(), 10);
+}
+
+TEST(Bars, ApplyCountsLateTicksOnceAndMinuteLateOnesToo) {
+  ShardOptions options;
+  options.close_delay_ns = 100 * kMs;
+  Shard shard(0, options);
+  SubscribeBars(shard);
+  RecordBlock block;
+  shard.AdvanceWatermark(kT0 + 61 * kSec, block);  // second 0 .. 60 and minute 0 closed
+  const std::int64_t now = kT0 + 61 * kSec + 200 * kMs;
+  std::vector<IngestTick> frame = {
+      {"A", 1, 1, kT0 + 100 * kMs, now},            // late: minute 0 past its end + delay too
+      {"A", 2, 1, kT0 + 60 * kSec + 5 * kMs, now},  // late for second 60, minute 1 open
+      {"A", 3, 1, kT0 + 61 * kSec, now},            // on time
+      {"B", 4, 1, 1, now}};                         // stamped in 1970: very late
+  const ApplyResult r = shard.Apply(frame, block);
+  EXPECT_EQ(r.applied, 4u);
+  EXPECT_EQ(r.late, 3u);
+  EXPECT_EQ(shard.stats().late_second, 3u);
+  EXPECT_EQ(shard.stats().late_minute, 2u);
+  shard.AdvanceWatermark(kT0 + 200 * kSec, block);
+  const auto got = Bars(block);
+  ASSERT_EQ(got.size(), 2u);  // second 61 and minute 1 of A, each with the one on-time tick
+  for (const auto& g : got) {
+    EXPECT_EQ(g.bar.count(), 1u);
+    EXPECT_EQ(g.bar.open(), 3);
+  }
+}
+
+// Random producers, many stamping into seconds already closed while their minute is open:
+// every MINUTE bar equals the fold of its SECOND bars, late ticks included.
+TEST(Bars, MinuteEqualsFoldOfSecondsWithLateTicks) {
+  std::mt19937_64 rng(99);
+  ShardOptions options;
+  options.close_delay_ns = 50 * kMs;
+  Shard shard(0, options);
+  SubscribeBars(shard);
+  RecordBlock block;
+  std::size_t late = 0;
+  for (std::int64_t now = kT0; now < kT0 + 130 * kSec; now += 7 * kMs) {
+    std::vector<IngestTick> t = {{"M", 50 + static_cast<double>(rng() % 1000) / 10.0,
+                                  static_cast<double>(1 + rng() % 9),
+                                  now - static_cast<std::int64_t>(rng() % 3000) * kMs, now}};
+    late += shard.Apply(t, block).late;
+    shard.AdvanceWatermark(now, block);
+  }
+  shard.AdvanceWatermark(kT0 + 300 * kSec, block);
+  EXPECT_GT(late, 1000u);  // most ticks above were stamped into closed seconds
+  EXPECT_EQ(late, shard.stats().late_second);
+  std::map<std::int64_t, std::uint64_t> second_counts;
+  std::map<std::int64_t, double> second_volume;
+  std::vector<v1::Bar> minutes;
+  for (const auto& g : Bars(block)) {
+    if (g.interval == Mode::kSecond) {
+      second_counts[g.bar.start_ms() / 60000 * 60000] += g.bar.count();
+      second_volume[g.bar.start_ms() / 60000 * 60000] += g.bar.volume();
+    } else {
+      minutes.push_back(g.bar);
+    }
+  }
+  ASSERT_GE(minutes.size(), 2u);
+  for (const auto& m : minutes) {
+    EXPECT_EQ(m.count(), second_counts[m.start_ms()]) << m.start_ms();
+    EXPECT_DOUBLE_EQ(m.volume(), second_volume[m.start_ms()]) << m.start_ms();
+  }
 }
 
 TEST(Bars, MinuteBarsEqualTheFoldOfTheirSecondBars) {

@@ -413,6 +413,66 @@ TEST(ShardTopicCap, EvictsTheLeastRecentlyPublishedTopic) {
   EXPECT_EQ(shard.LastSeq("B"), 1u);
 }
 
+// PROTOCOL S7a: each incarnation of a topic has its own topic_epoch, carried by its live and
+// replayed ticks; shards never hand out the same one.
+TEST(ShardTopicCap, AnEvictedTopicComesBackUnderANewTopicEpoch) {
+  ShardOptions o = Small();
+  o.max_topics = 1;
+  Shard shard(3, o);
+  Shard other(4, o);
+  shard.SetWildcardInterest(Mode::kTick, 0, true);
+  RecordBlock block;
+  auto publish = [&](const std::string& topic, std::int64_t at) {
+    std::vector<IngestTick> t = {{topic, 1, 1, at, at}};
+    EXPECT_EQ(shard.Apply(t, block).applied, 1u);
+    shard.AdvanceWatermark(at + 70 * kSec, block);  // its bars close: it may be evicted
+  };
+  publish("A", kT0);
+  publish("A", kT0 + 1);
+  const std::uint64_t first = shard.TopicEpoch("A");
+  EXPECT_NE(first, 0u);
+  publish("B", kT0 + 100 * kSec);  // evicts A
+  EXPECT_EQ(shard.TopicEpoch("A"), 0u);
+  publish("A", kT0 + 200 * kSec);  // evicts B; A starts over at seq 1
+  const std::uint64_t second = shard.TopicEpoch("A");
+  EXPECT_NE(second, 0u);
+  EXPECT_NE(second, first);
+  EXPECT_EQ(shard.LastSeq("A"), 1u);
+  std::vector<IngestTick> t = {{"A", 1, 1, kT0, kT0}};
+  other.Apply(t, block);
+  EXPECT_NE(other.TopicEpoch("A"), first);
+  EXPECT_NE(other.TopicEpoch("A"), second);
+
+  std::vector<std::uint64_t> epochs;
+  for (const auto& r : Records(block)) {
+    if (r.has_tick() && r.tick().topic() == "A") epochs.push_back(r.tick().topic_epoch());
+  }
+  ASSERT_EQ(epochs.size(), 3u);
+  EXPECT_EQ(epochs[0], first);
+  EXPECT_EQ(epochs[1], first);
+  EXPECT_EQ(epochs[2], second);
+  // The replay of A's history carries the same epoch.
+  HistoryRequest req;
+  req.mode = Mode::kTick;
+  req.topics = Topics({"A"});
+  req.backfill = 10;
+  const HistorySlice slice = shard.NextHistorySlice(req, {});
+  const auto replayed = Records(slice.records);
+  ASSERT_EQ(replayed.size(), 1u);
+  EXPECT_EQ(replayed[0].tick().topic_epoch(), second);
+}
+
+// Multi-instance mode: the log's number of the incarnation's first tick is its epoch, the same
+// on every instance.
+TEST(ShardTopicCap, LogNumberedTopicsTakeTheirFirstSeqAsEpoch) {
+  Shard shard(0, Small());
+  RecordBlock block;
+  std::vector<IngestTick> t = {{"L", 1, 1, kT0, kT0, 1234}, {"L", 1, 1, kT0, kT0, 1240}};
+  shard.Apply(t, block);
+  EXPECT_EQ(shard.TopicEpoch("L"), 1234u);
+  EXPECT_EQ(shard.LastSeq("L"), 1240u);
+}
+
 TEST(ShardTopicCap, OpenBarsRefuseNewTopicsInsteadOfExceedingTheCap) {
   ShardOptions o = Small();
   o.max_topics = 2;

@@ -75,8 +75,10 @@ class OwnClockBus final : public Bus {
 
 class Origin final : public PublishOrigin {
  public:
-  void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted) override {
-    events.push_back("applied " + std::to_string(request_id) + " " + std::to_string(accepted));
+  void OnPublishApplied(std::uint32_t request_id, std::uint32_t accepted,
+                        std::uint32_t late) override {
+    events.push_back("applied " + std::to_string(request_id) + " " + std::to_string(accepted) +
+                     (late > 0 ? " late " + std::to_string(late) : ""));
   }
   void OnPublishRefused(std::uint32_t request_id, const session::PublishRefusal& r) override {
     events.push_back("refused " + std::to_string(request_id) + " " + std::to_string(r.refused) +
@@ -349,6 +351,40 @@ TEST(ExchangeTest, PublishReportIsRefusalsThenOneAck) {
     EXPECT_EQ(origin->events[0],
               "refused 42 " + std::to_string(refused) + "/30 first " + std::to_string(first));
     EXPECT_EQ(origin->events[1], "applied 42 " + std::to_string(30 - refused));
+  }
+}
+
+// A frame split over every shard with back-dated ticks: each owner decides lateness for its
+// part, and the one ack sums them (PUBLISH_ACK `late`, PROTOCOL S8a).
+TEST(ExchangeTest, AckCountsLateTicksOfEveryShard) {
+  for (std::uint64_t seed = 1; seed <= 4; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    LocalBus bus;
+    Workers w(3, seed, bus);
+    auto origin = std::make_shared<Origin>();
+    std::vector<engine::IngestTick> ticks;
+    std::uint32_t late = 0;
+    for (std::uint32_t i = 0; i < 24; ++i) {
+      engine::IngestTick t;
+      t.topic = "topic" + std::to_string(i % 12);
+      t.price = 1;
+      t.size = 1;
+      // Every third tick is stamped 5 s back: its SECOND bucket ended long before it arrived.
+      const bool back = i % 3 == 0;
+      t.ts_ns = back ? g_now_ns - 5000 * kMs : g_now_ns;
+      t.accepted_ns = g_now_ns;
+      t.index = i;
+      late += back ? 1 : 0;
+      ticks.push_back(std::move(t));
+    }
+    std::set<unsigned> owners;
+    for (const auto& t : ticks) owners.insert(engine::ShardOf(t.topic, 3));
+    ASSERT_EQ(owners.size(), 3U);  // the late ticks are counted on more than one shard
+    w.poster().RunAs(2, [&] { w.at(2).Publish(origin, 7, "u", 5, true, std::move(ticks)); });
+    w.poster().Drain();
+    ASSERT_EQ(origin->events.size(), 1U);
+    EXPECT_EQ(origin->events[0], "applied 5 24 late " + std::to_string(late));
+    EXPECT_EQ(w.Late(), late);
   }
 }
 

@@ -26,8 +26,9 @@ TEST(PublishTrackerTest, KeepsTheLowestRefusedPositionAndSumsCounts) {
 
 class Recorder final : public PublishOrigin {
  public:
-  void OnPublishApplied(std::uint32_t, std::uint32_t accepted) override {
+  void OnPublishApplied(std::uint32_t, std::uint32_t accepted, std::uint32_t late) override {
     log += "A" + std::to_string(accepted);
+    if (late > 0) log += "L" + std::to_string(late);
   }
   void OnPublishRefused(std::uint32_t, const session::PublishRefusal& r) override {
     log += "R" + std::to_string(r.refused) + "/" + std::to_string(r.total);
@@ -42,6 +43,17 @@ TEST(PublishTrackerTest, ReportSaysRefusalsBeforeTheAck) {
   t->AddRefused(3, 2, "x", engine::Refusal::kTopicLimit);
   ReportPublish(*t);
   EXPECT_EQ(origin->log, "R3/10A7");
+}
+
+TEST(PublishTrackerTest, AckCarriesTheLateTicksEveryPartAdded) {
+  auto origin = std::make_shared<Recorder>();
+  auto t = MakePublishTracker(origin, 0, 1, 10, true, 2);
+  t->late.fetch_add(2, std::memory_order_relaxed);
+  EXPECT_FALSE(t->Release());
+  t->late.fetch_add(3, std::memory_order_relaxed);
+  ASSERT_TRUE(t->Release());
+  ReportPublish(*t);
+  EXPECT_EQ(origin->log, "A10L5");
 }
 
 TEST(PublishTrackerTest, ReportToAClosedOriginIsDropped) {

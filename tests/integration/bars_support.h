@@ -55,7 +55,7 @@ template <typename Until>
 }
 
 // Reads whatever arrives until no tick or bar has for `quiet` (nothing more expected after it).
-// Frames of watermarks alone (PROTOCOL S8c: one a second on a SECOND subscription) do not count
+// Frames of watermarks alone (PROTOCOL S8d: one a second on a SECOND subscription) do not count
 // as traffic, so the wait ends even while they keep coming.
 inline ::testing::AssertionResult Drain(RawClient& c, Received& got, milliseconds quiet) {
   auto deadline = steady_clock::now() + quiet;

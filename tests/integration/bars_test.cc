@@ -148,12 +148,79 @@ TEST_F(BarsTest, LateTickReachesTickSubscribersButNoBar) {
   EXPECT_EQ(bars.bars[0].vwap(), 2.0);
 }
 
+// PROTOCOL S6/S8a: PUBLISH_ACK says how many of the frame's ticks were late, summed over the
+// owner shards of its topics, and the late ones are in no bar.
+TEST_F(BarsTest, PublishAckCountsLateTicks) {
+  ASSERT_TRUE(Start({{"WORKERS", "2"}, {"BAR_CLOSE_DELAY_MS", "100"}}));
+  std::vector<std::string> topics;
+  for (int i = 0; i < 6; ++i) topics.push_back(Topic("t" + std::to_string(i)));
+  RawClient bars_sub, producer;
+  ASSERT_TRUE(ConnectAuthed(bars_sub));
+  ASSERT_TRUE(ConnectAuthed(producer));
+  ASSERT_TRUE(bars_sub.Subscribe(1, v1::MODE_SECOND, {"*"}));
+  v1::Publish pub;
+  pub.set_request_id(77);
+  pub.set_ack(true);
+  const std::int64_t now = NowNs();
+  std::uint32_t want_late = 0;
+  for (std::size_t i = 0; i < topics.size(); ++i) {
+    // Even topics: one tick stamped 10 s ago (late); every topic: one server-stamped tick.
+    if (i % 2 == 0) {
+      *pub.add_ticks() = MakeTick(topics[i], 1.0, 1.0, now - 10'000'000'000);
+      ++want_late;
+    }
+    *pub.add_ticks() = MakeTick(topics[i], 2.0, 1.0, 0);
+  }
+  *pub.add_ticks() = MakeTick(topics[1], 3.0, 1.0, 1);  // stamped in 1970
+  ++want_late;
+  ASSERT_TRUE(producer.SendFrame(FrameType::kPublish, pub));
+  v1::PublishAck ack;
+  ASSERT_TRUE(producer.ReadMessage(FrameType::kPublishAck, &ack));
+  EXPECT_EQ(ack.request_id(), 77u);
+  EXPECT_EQ(ack.accepted(), static_cast<std::uint32_t>(pub.ticks_size()));
+  EXPECT_EQ(ack.late(), want_late);
+
+  // An on-time frame reports none.
+  v1::Publish on_time;
+  on_time.set_request_id(78);
+  on_time.set_ack(true);
+  *on_time.add_ticks() = MakeTick(topics[0], 4.0, 1.0, 0);
+  ASSERT_TRUE(producer.SendFrame(FrameType::kPublish, on_time));
+  ASSERT_TRUE(producer.ReadMessage(FrameType::kPublishAck, &ack));
+  EXPECT_EQ(ack.request_id(), 78u);
+  EXPECT_EQ(ack.late(), 0u);
+
+  // Each topic's SECOND bars hold only its server-stamped ticks.
+  Received bars;
+  ASSERT_TRUE(ReadUntil(bars_sub, bars, milliseconds(5000), [&] {
+    std::uint64_t n = 0;
+    for (const auto& b : bars.bars) n += b.count();
+    return n >= topics.size() + 1;
+  }));
+  ASSERT_TRUE(Drain(bars_sub, bars, milliseconds(300)));
+  std::uint64_t folded = 0;
+  for (const auto& b : bars.bars) {
+    folded += b.count();
+    EXPECT_GE(b.low(), 2.0) << b.topic();  // no late tick (price 1 or 3) in any bar
+    EXPECT_LE(b.high(), 4.0) << b.topic();
+    EXPECT_NE(b.high(), 3.0) << b.topic();
+  }
+  EXPECT_EQ(folded, topics.size() + 1);
+  std::map<std::string, double> m;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        m = ParseMetrics(HttpGet(server_->metrics_port(), "/metrics").body);
+        return MetricValue(m, "late_ticks_total{interval=\"second\"}") == want_late;
+      },
+      milliseconds(3000), milliseconds(50)));
+}
+
 TEST_F(BarsTest, BucketWithoutTicksEmitsNoBarOnlyItsWatermark) {
   ASSERT_TRUE(Start({{"BAR_CLOSE_DELAY_MS", "50"}}));
   RawClient sub;
   ASSERT_TRUE(ConnectAuthed(sub));
   ASSERT_TRUE(sub.Subscribe(1, v1::MODE_SECOND, {"*"}));
-  // Two bucket ends pass without ticks: no bar, one watermark each (PROTOCOL S8c).
+  // Two bucket ends pass without ticks: no bar, one watermark each (PROTOCOL S8d).
   const auto deadline = steady_clock::now() + milliseconds(2200);
   std::size_t watermarks = 0;
   for (;;) {

@@ -117,7 +117,8 @@ TEST_F(DurableTest, SigtermRestartServesTheSameHistoryAndContinuesSeq) {
   ASSERT_TRUE(StartWith("2", "1h"));  // no periodic snapshot: only the one on drain
   const std::vector<std::string> topics = {Topic("a"), Topic("b"), Topic("c")};
   RawClient producer;
-  ASSERT_TRUE(ConnectAuthed(producer));
+  v1::AuthOk first_ok;
+  ASSERT_TRUE(ConnectAuthed(producer, &first_ok));
   PublishTicks(producer, topics, 20, 100);
   // Wait for some SECOND bars to close (the ticks are stamped now; bars leave about 0.1 s
   // after their second ends).
@@ -161,9 +162,19 @@ TEST_F(DurableTest, SigtermRestartServesTheSameHistoryAndContinuesSeq) {
   // Every bar seen before is still there (the bars open at shutdown close after the restart).
   Received bars_after = Backfill(v1::MODE_SECOND, topics, bars.size());
   EXPECT_EQ(Keys(bars_after.bars), Keys(bars));
-  // seq continues.
+  // seq continues, in the same stream and topic epochs (PROTOCOL S7a).
   RawClient sub;
-  ASSERT_TRUE(ConnectAuthed(sub));
+  v1::AuthOk restored_ok;
+  ASSERT_TRUE(ConnectAuthed(sub, &restored_ok));
+  EXPECT_EQ(restored_ok.stream_epoch(), first_ok.stream_epoch());
+  ASSERT_FALSE(after.ticks.empty());
+  for (const auto& t : after.ticks) {
+    const auto was = std::find_if(before.ticks.begin(), before.ticks.end(), [&](const auto& b) {
+      return b.topic() == t.topic() && b.seq() == t.seq();
+    });
+    ASSERT_NE(was, before.ticks.end());
+    EXPECT_EQ(t.topic_epoch(), was->topic_epoch()) << t.topic();
+  }
   ASSERT_TRUE(sub.Subscribe(7, v1::MODE_TICK, {topics[0]}));
   RawClient producer2;
   ASSERT_TRUE(ConnectAuthed(producer2));
@@ -192,7 +203,8 @@ TEST_F(DurableTest, KillNineLosesAtMostTheSnapshotInterval) {
   EXPECT_EQ(Inodes(), inodes) << "an idle server rewrote its snapshot files";
   const std::vector<std::string> topics = {Topic("a"), Topic("b")};
   RawClient producer;
-  ASSERT_TRUE(ConnectAuthed(producer));
+  v1::AuthOk first_ok;
+  ASSERT_TRUE(ConnectAuthed(producer, &first_ok));
   PublishTicks(producer, topics, 10, 50);
   // A round that started after the ack has finished once two more rounds are counted.
   const double rounds = Get(Scrape(), written);
@@ -211,8 +223,20 @@ TEST_F(DurableTest, KillNineLosesAtMostTheSnapshotInterval) {
   EXPECT_NE(restored[0].find("\"clean\":false"), std::string::npos) << restored[0];
   const Received after = Backfill(v1::MODE_TICK, topics, 20);
   EXPECT_EQ(Keys(after.ticks), Keys(before.ticks));
+  // The ticks after the last snapshot are gone and their seqs will be handed out again: a new
+  // stream epoch, and new topic epochs, tell a resuming client (PROTOCOL S7a).
   RawClient sub;
-  ASSERT_TRUE(ConnectAuthed(sub));
+  v1::AuthOk restored_ok;
+  ASSERT_TRUE(ConnectAuthed(sub, &restored_ok));
+  EXPECT_NE(restored_ok.stream_epoch(), 0u);
+  EXPECT_NE(restored_ok.stream_epoch(), first_ok.stream_epoch());
+  for (const auto& t : after.ticks) {
+    for (const auto& b : before.ticks) {
+      if (b.topic() == t.topic()) {
+        EXPECT_NE(t.topic_epoch(), b.topic_epoch()) << t.topic();
+      }
+    }
+  }
   ASSERT_TRUE(sub.Subscribe(1, v1::MODE_TICK, {topics[1]}));
   RawClient producer2;
   ASSERT_TRUE(ConnectAuthed(producer2));

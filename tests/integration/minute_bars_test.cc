@@ -158,7 +158,7 @@ TEST_F(MinuteBarsTest, MinuteBarsMatchTheReferenceFoldTheWireSecondBarsAndTheCli
   EXPECT_EQ(seen, topics.size()) << table.output;
 }
 
-// PROTOCOL S8c for MINUTE: a connection with a MINUTE and a SECOND subscription gets the
+// PROTOCOL S8d for MINUTE: a connection with a MINUTE and a SECOND subscription gets the
 // minute's watermark after the minute's bar, and the seconds' watermarks after their bars.
 TEST_F(MinuteBarsTest, MinuteWatermarkFollowsTheMinutesBar) {
   ASSERT_TRUE(Start({{"WORKERS", "2"},

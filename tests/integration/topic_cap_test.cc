@@ -312,7 +312,7 @@ TEST_F(TopicCapTest, PriceAndSizeAreBoundedSoBarsStayFinite) {
     v1::DataBatch b;
     ASSERT_TRUE(b.ParseFromString(r.frame.payload));
     for (const auto& rec : b.records()) {
-      if (rec.has_watermark()) continue;  // the end of a second (PROTOCOL S8c)
+      if (rec.has_watermark()) continue;  // the end of a second (PROTOCOL S8d)
       ASSERT_TRUE(rec.has_bar());
       EXPECT_TRUE(std::isfinite(rec.bar().volume()) && std::isfinite(rec.bar().vwap()))
           << rec.bar().volume() << " " << rec.bar().vwap();

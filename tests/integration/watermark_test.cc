@@ -1,4 +1,4 @@
-// PROTOCOL S8c through the real server: completeness watermarks for SECOND subscribers, on a
+// PROTOCOL S8d through the real server: completeness watermarks for SECOND subscribers, on a
 // quiet server and under traffic from several producers over several workers.
 #include <algorithm>
 #include <map>

@@ -108,6 +108,7 @@ class TickGenerator {
     t.fields.ts_ns = static_cast<std::int64_t>(ts);  // negative values included
     t.fields.seq = AwkwardU64();
     t.fields.prev_seq = AwkwardU64();
+    t.fields.topic_epoch = AwkwardU64();
     return t;
   }
 
@@ -124,6 +125,7 @@ inline void ToProto(const TickFields& t, v1::Tick& out) {
   out.set_ts_ns(t.ts_ns);
   out.set_seq(t.seq);
   out.set_prev_seq(t.prev_seq);
+  out.set_topic_epoch(t.topic_epoch);
 }
 
 // Field-by-field equality; doubles compared by bit pattern (so -0.0 and NaN payloads count).
@@ -131,7 +133,8 @@ inline bool SameTick(const TickFields& a, const v1::Tick& b) {
   return a.topic == b.topic() &&
          std::bit_cast<std::uint64_t>(a.price) == std::bit_cast<std::uint64_t>(b.price()) &&
          std::bit_cast<std::uint64_t>(a.size) == std::bit_cast<std::uint64_t>(b.size()) &&
-         a.ts_ns == b.ts_ns() && a.seq == b.seq() && a.prev_seq == b.prev_seq();
+         a.ts_ns == b.ts_ns() && a.seq == b.seq() && a.prev_seq == b.prev_seq() &&
+         a.topic_epoch == b.topic_epoch();
 }
 
 }  // namespace tickwire::protocol::testing

@@ -226,6 +226,9 @@ TEST(ScanDataBatch, AgreesWithProtobufOnValidInput) {
           EXPECT_EQ(w->start_ms, r.watermark().start_ms());
           break;
         }
+        case v1::Record::kHistoryEnd:
+          EXPECT_EQ(kind, RecordKind::kHistoryEnd);
+          break;
         case v1::Record::KIND_NOT_SET:
           EXPECT_EQ(kind, RecordKind::kUnknown);
           EXPECT_TRUE(inner.empty());
@@ -394,6 +397,69 @@ TEST(AppendBarRecordEntry, ByteIdenticalToProtobufForRandomBars) {
   }
 }
 
+// PROTOCOL S8c: the history end marker, byte for byte as protobuf writes it, read back by the
+// scanner (as RecordKind::kHistoryEnd) and by ParseHistoryEndFields.
+TEST(AppendHistoryEndRecordEntry, ByteIdenticalToProtobufAndScannedBack) {
+  TickGenerator gen(31);
+  for (int i = 0; i < 5000; ++i) {
+    std::vector<OwnedTick> topics;
+    std::vector<LostRangeFields> lost;
+    const auto n = gen.Below(4);
+    for (std::uint64_t k = 0; k < n; ++k) topics.push_back(gen.Tick());
+    for (const auto& t : topics) {
+      lost.push_back(
+          LostRangeFields{t.topic, t.Fields().seq, t.Fields().prev_seq, t.Fields().topic_epoch});
+    }
+    HistoryEndFields e;
+    e.subscription_id = gen.Below(3) == 0 ? 0 : gen.Tick().Fields().seq;
+    e.retention = gen.Below(2) == 0;
+    e.backfill_limit = gen.Below(2) == 0;
+    e.epoch_changed = gen.Below(2) == 0;
+    e.truncated = e.retention || e.backfill_limit || e.epoch_changed;
+    e.lost = lost;
+    e.lost_omitted = static_cast<std::uint32_t>(gen.Below(3));
+    std::string ours;
+    AppendHistoryEndRecordEntry(ours, e);
+
+    v1::DataBatch batch;
+    auto* h = batch.add_records()->mutable_history_end();
+    h->set_subscription_id(e.subscription_id);
+    h->set_truncated(e.truncated);
+    h->set_retention(e.retention);
+    h->set_backfill_limit(e.backfill_limit);
+    h->set_epoch_changed(e.epoch_changed);
+    for (const auto& l : lost) {
+      auto* pl = h->add_lost();
+      pl->set_topic(std::string(l.topic));
+      pl->set_from_seq(l.from_seq);
+      pl->set_to_seq(l.to_seq);
+      pl->set_topic_epoch(l.topic_epoch);
+    }
+    h->set_lost_omitted(e.lost_omitted);
+    ASSERT_EQ(ours, batch.SerializeAsString()) << "marker " << i;
+
+    std::size_t records = 0;
+    std::vector<LostRangeFields> parsed_lost;
+    const auto seq = ScanDataBatch(Bytes(ours), [&](RecordKind kind, auto inner) {
+      ++records;
+      ASSERT_EQ(kind, RecordKind::kHistoryEnd);
+      const auto parsed = ParseHistoryEndFields(inner, parsed_lost);
+      ASSERT_TRUE(parsed.has_value());
+      EXPECT_EQ(parsed->subscription_id, e.subscription_id);
+      EXPECT_EQ(parsed->truncated, e.truncated);
+      EXPECT_EQ(parsed->epoch_changed, e.epoch_changed);
+      EXPECT_EQ(parsed->lost_omitted, e.lost_omitted);
+      ASSERT_EQ(parsed->lost.size(), lost.size());
+      for (std::size_t k = 0; k < lost.size(); ++k) {
+        EXPECT_EQ(parsed->lost[k].topic, lost[k].topic);
+        EXPECT_EQ(parsed->lost[k].to_seq, lost[k].to_seq);
+      }
+    });
+    ASSERT_TRUE(seq.has_value());
+    ASSERT_EQ(records, 1u);
+  }
+}
+
 // A MINUTE bar with every field set (low is -0.0: present on the wire, sign kept).
 BarFields SampleBar() {
   return BarFields{.topic = "ETH-USD",
@@ -470,7 +536,7 @@ TEST(ParseBarFields, OtherLayoutsReadLikeProtobuf) {
   }
 }
 
-// Watermark records (PROTOCOL S8c): the hand-written entry is what protobuf writes for the same
+// Watermark records (PROTOCOL S8d): the hand-written entry is what protobuf writes for the same
 // Record, the scanner reports its kind, and ParseWatermarkFields reads it back.
 TEST(AppendWatermarkRecordEntry, ByteIdenticalToProtobufAndScannedBack) {
   const std::int64_t starts[] = {

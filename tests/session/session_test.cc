@@ -79,6 +79,7 @@ class SessionTest : public ::testing::Test {
     p.max_msg_size = 4096;
     p.batch_window_ms = 7;
     p.session_id = "abc";
+    p.stream_epoch = 0x5eed;
     return p;
   }
 
@@ -141,6 +142,7 @@ TEST_F(SessionTest, AuthOkCarriesSessionParameters) {
   EXPECT_EQ(ok.max_msg_size(), 4096u);
   EXPECT_EQ(ok.batch_window_ms(), 7u);
   EXPECT_EQ(ok.protocol_version(), 1u);
+  EXPECT_EQ(ok.stream_epoch(), 0x5eedu);
   EXPECT_FALSE(ok.server_version().empty());
   EXPECT_EQ(session_.state(), Session::State::kReady);
 }

@@ -50,7 +50,7 @@ export interface ClientOptions {
   /** Batches waiting to be read before the client stops reading (default 1024). */
   queueCapacity?: number;
   /**
-   * Completeness watermarks (PROTOCOL.md S8c) as `Watermark` records in batches. Off by default,
+   * Completeness watermarks (PROTOCOL.md S8d) as `Watermark` records in batches. Off by default,
    * so that code expecting only ticks and bars keeps working.
    */
   watermarks?: boolean;

@@ -223,7 +223,7 @@ export interface Bar {
 
 /**
  * The interval starting at `startMs`, and every earlier one, is final on this connection
- * (PROTOCOL.md S8c): every bar of it came before this record, so a subscribed topic without a
+ * (PROTOCOL.md S8d): every bar of it came before this record, so a subscribed topic without a
  * bar for it had no trade in it. One per interval on a connection with a SECOND (MINUTE)
  * subscription, also when nothing traded.
  */

@@ -200,7 +200,7 @@ class AsyncClient:
         if queue_capacity < 1:
             raise ValueError("queue_capacity must be at least 1")
         self._queue_capacity = queue_capacity
-        # Completeness watermarks (PROTOCOL.md S8c) as Watermark records; off by default, so
+        # Completeness watermarks (PROTOCOL.md S8d) as Watermark records; off by default, so
         # that code expecting only ticks and bars keeps working.
         self._watermarks = watermarks
         self._last_watermark: dict = {}  # interval -> newest start_ms delivered
@@ -963,7 +963,7 @@ async def connect(
     server_hostname, connect_timeout, request_timeout, heartbeat_interval (default: the
     server's), idle_timeout (default: the server's heartbeat timeout; 0 = off), reconnect (True,
     False or ReconnectOptions), queue_capacity, watermarks (True: Watermark records in batches,
-    PROTOCOL.md S8c). Times are in seconds.
+    PROTOCOL.md S8d). Times are in seconds.
     """
     client = AsyncClient(host, port, user, password, **options)
     await client._start()

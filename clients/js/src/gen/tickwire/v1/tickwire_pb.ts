@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tickwire/v1/tickwire.proto.
  */
 export const file_tickwire_v1_tickwire: GenFile = /*@__PURE__*/
-  fileDesc("Chp0aWNrd2lyZS92MS90aWNrd2lyZS5wcm90bxILdGlja3dpcmUudjEiWQoEQXV0aBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRITCgtjbGllbnRfbmFtZRgDIAEoCRIYChBwcm90b2NvbF92ZXJzaW9uGAQgASgNIuwBCgZBdXRoT2sSEgoKc2Vzc2lvbl9pZBgBIAEoCRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYAiABKA0SHAoUaGVhcnRiZWF0X3RpbWVvdXRfbXMYAyABKA0SFAoMbWF4X21zZ19zaXplGAQgASgNEhcKD2JhdGNoX3dpbmRvd19tcxgFIAEoDRIWCg5zZXJ2ZXJfdmVyc2lvbhgGIAEoCRIYChBwcm90b2NvbF92ZXJzaW9uGAcgASgNEhoKEmJhcl9jbG9zZV9kZWxheV9tcxgJIAEoDRIUCgx3YXRlcm1hcmtfbXMYCiABKAMidAoJU3Vic2NyaWJlEhIKCnJlcXVlc3RfaWQYASABKA0SHwoEbW9kZRgCIAEoDjIRLnRpY2t3aXJlLnYxLk1vZGUSDgoGdG9waWNzGAMgAygJEhAKCGJhY2tmaWxsGAQgASgNEhAKCHNpbmNlX21zGAUgASgDImYKC1N1YnNjcmliZU9rEhIKCnJlcXVlc3RfaWQYASABKA0SFwoPc3Vic2NyaXB0aW9uX2lkGAIgASgEEhQKDHdhdGVybWFya19tcxgDIAEoAxIUCgxsaXZlX2Zyb21fbXMYBCABKAMiOgoLVW5zdWJzY3JpYmUSEgoKcmVxdWVzdF9pZBgBIAEoDRIXCg9zdWJzY3JpcHRpb25faWQYAiABKAQiYAoEVGljaxINCgV0b3BpYxgBIAEoCRINCgVwcmljZRgCIAEoARIMCgRzaXplGAMgASgBEg0KBXRzX25zGAQgASgDEgsKA3NlcRgFIAEoBBIQCghwcmV2X3NlcRgGIAEoBCJMCgdQdWJsaXNoEhIKCnJlcXVlc3RfaWQYASABKA0SIAoFdGlja3MYAiADKAsyES50aWNrd2lyZS52MS5UaWNrEgsKA2FjaxgDIAEoCCIyCgpQdWJsaXNoQWNrEhIKCnJlcXVlc3RfaWQYASABKA0SEAoIYWNjZXB0ZWQYAiABKA0isAEKA0JhchINCgV0b3BpYxgBIAEoCRIjCghpbnRlcnZhbBgCIAEoDjIRLnRpY2t3aXJlLnYxLk1vZGUSEAoIc3RhcnRfbXMYAyABKAMSDAoEb3BlbhgEIAEoARIMCgRoaWdoGAUgASgBEgsKA2xvdxgGIAEoARINCgVjbG9zZRgHIAEoARIOCgZ2b2x1bWUYCCABKAESDQoFY291bnQYCSABKAQSDAoEdndhcBgKIAEoASJCCglXYXRlcm1hcmsSIwoIaW50ZXJ2YWwYASABKA4yES50aWNrd2lyZS52MS5Nb2RlEhAKCHN0YXJ0X21zGAIgASgDIoEBCgZSZWNvcmQSIQoEdGljaxgBIAEoCzIRLnRpY2t3aXJlLnYxLlRpY2tIABIfCgNiYXIYAiABKAsyEC50aWNrd2lyZS52MS5CYXJIABIrCgl3YXRlcm1hcmsYAyABKAsyFi50aWNrd2lyZS52MS5XYXRlcm1hcmtIAEIGCgRraW5kIkQKCURhdGFCYXRjaBIRCgliYXRjaF9zZXEYASABKAQSJAoHcmVjb3JkcxgCIAMoCzITLnRpY2t3aXJlLnYxLlJlY29yZCIaCglIZWFydGJlYXQSDQoFdHNfbXMYASABKAMieQoFRXJyb3ISJAoEY29kZRgBIAEoDjIWLnRpY2t3aXJlLnYxLkVycm9yQ29kZRIPCgdtZXNzYWdlGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKA0SDQoFZmF0YWwYBCABKAgSFgoOcmV0cnlfYWZ0ZXJfbXMYBSABKA0qTQoETW9kZRIUChBNT0RFX1VOU1BFQ0lGSUVEEAASDwoLTU9ERV9TRUNPTkQQARIPCgtNT0RFX01JTlVURRACEg0KCU1PREVfVElDSxADKskCCglFcnJvckNvZGUSGgoWRVJST1JfQ09ERV9VTlNQRUNJRklFRBAAEhEKDUFVVEhfUkVRVUlSRUQQARIPCgtBVVRIX0ZBSUxFRBACEhUKEUFVVEhfUkFURV9MSU1JVEVEEAMSEAoMQVVUSF9USU1FT1VUEAQSEwoPTUFMRk9STUVEX0ZSQU1FEAUSEwoPRlJBTUVfVE9PX0xBUkdFEAYSFgoSVU5LTk9XTl9GUkFNRV9UWVBFEAcSEwoPSU5WQUxJRF9SRVFVRVNUEAgSDQoJRk9SQklEREVOEAkSFQoRSEVBUlRCRUFUX1RJTUVPVVQQChIRCg1TTE9XX0NPTlNVTUVSEAsSEwoPU0VSVkVSX0RSQUlOSU5HEAwSDAoISU5URVJOQUwQDRIPCgtVTkFWQUlMQUJMRRAOEg8KC1RPUElDX0xJTUlUEA9iBnByb3RvMw");
+  fileDesc("Chp0aWNrd2lyZS92MS90aWNrd2lyZS5wcm90bxILdGlja3dpcmUudjEiWQoEQXV0aBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRITCgtjbGllbnRfbmFtZRgDIAEoCRIYChBwcm90b2NvbF92ZXJzaW9uGAQgASgNIoICCgZBdXRoT2sSEgoKc2Vzc2lvbl9pZBgBIAEoCRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYAiABKA0SHAoUaGVhcnRiZWF0X3RpbWVvdXRfbXMYAyABKA0SFAoMbWF4X21zZ19zaXplGAQgASgNEhcKD2JhdGNoX3dpbmRvd19tcxgFIAEoDRIWCg5zZXJ2ZXJfdmVyc2lvbhgGIAEoCRIYChBwcm90b2NvbF92ZXJzaW9uGAcgASgNEhoKEmJhcl9jbG9zZV9kZWxheV9tcxgJIAEoDRIUCgx3YXRlcm1hcmtfbXMYCiABKAMSFAoMc3RyZWFtX2Vwb2NoGAggASgEIsEBCglTdWJzY3JpYmUSEgoKcmVxdWVzdF9pZBgBIAEoDRIfCgRtb2RlGAIgASgOMhEudGlja3dpcmUudjEuTW9kZRIOCgZ0b3BpY3MYAyADKAkSEAoIYmFja2ZpbGwYBCABKA0SEAoIc2luY2VfbXMYBSABKAMSLgoMcmVzdW1lX2FmdGVyGAYgAygLMhgudGlja3dpcmUudjEuUmVzdW1lUG9pbnQSGwoTcmVzdW1lX3N0cmVhbV9lcG9jaBgHIAEoBCJECgtSZXN1bWVQb2ludBINCgV0b3BpYxgBIAEoCRIRCglhZnRlcl9zZXEYAiABKAQSEwoLdG9waWNfZXBvY2gYAyABKAQiewoLU3Vic2NyaWJlT2sSEgoKcmVxdWVzdF9pZBgBIAEoDRIXCg9zdWJzY3JpcHRpb25faWQYAiABKAQSFAoMd2F0ZXJtYXJrX21zGAMgASgDEhQKDGxpdmVfZnJvbV9tcxgEIAEoAxITCgtoaXN0b3J5X2VuZBgFIAEoCCI6CgtVbnN1YnNjcmliZRISCgpyZXF1ZXN0X2lkGAEgASgNEhcKD3N1YnNjcmlwdGlvbl9pZBgCIAEoBCJ1CgRUaWNrEg0KBXRvcGljGAEgASgJEg0KBXByaWNlGAIgASgBEgwKBHNpemUYAyABKAESDQoFdHNfbnMYBCABKAMSCwoDc2VxGAUgASgEEhAKCHByZXZfc2VxGAYgASgEEhMKC3RvcGljX2Vwb2NoGAcgASgEIkwKB1B1Ymxpc2gSEgoKcmVxdWVzdF9pZBgBIAEoDRIgCgV0aWNrcxgCIAMoCzIRLnRpY2t3aXJlLnYxLlRpY2sSCwoDYWNrGAMgASgIIkAKClB1Ymxpc2hBY2sSEgoKcmVxdWVzdF9pZBgBIAEoDRIQCghhY2NlcHRlZBgCIAEoDRIMCgRsYXRlGAMgASgNIrABCgNCYXISDQoFdG9waWMYASABKAkSIwoIaW50ZXJ2YWwYAiABKA4yES50aWNrd2lyZS52MS5Nb2RlEhAKCHN0YXJ0X21zGAMgASgDEgwKBG9wZW4YBCABKAESDAoEaGlnaBgFIAEoARILCgNsb3cYBiABKAESDQoFY2xvc2UYByABKAESDgoGdm9sdW1lGAggASgBEg0KBWNvdW50GAkgASgEEgwKBHZ3YXAYCiABKAEiQgoJV2F0ZXJtYXJrEiMKCGludGVydmFsGAEgASgOMhEudGlja3dpcmUudjEuTW9kZRIQCghzdGFydF9tcxgCIAEoAyJRCglMb3N0UmFuZ2USDQoFdG9waWMYASABKAkSEAoIZnJvbV9zZXEYAiABKAQSDgoGdG9fc2VxGAMgASgEEhMKC3RvcGljX2Vwb2NoGAQgASgEIrYBCgpIaXN0b3J5RW5kEhcKD3N1YnNjcmlwdGlvbl9pZBgBIAEoBBIRCgl0cnVuY2F0ZWQYAiABKAgSEQoJcmV0ZW50aW9uGAMgASgIEhYKDmJhY2tmaWxsX2xpbWl0GAQgASgIEhUKDWVwb2NoX2NoYW5nZWQYBSABKAgSJAoEbG9zdBgGIAMoCzIWLnRpY2t3aXJlLnYxLkxvc3RSYW5nZRIUCgxsb3N0X29taXR0ZWQYByABKA0isQEKBlJlY29yZBIhCgR0aWNrGAEgASgLMhEudGlja3dpcmUudjEuVGlja0gAEh8KA2JhchgCIAEoCzIQLnRpY2t3aXJlLnYxLkJhckgAEisKCXdhdGVybWFyaxgDIAEoCzIWLnRpY2t3aXJlLnYxLldhdGVybWFya0gAEi4KC2hpc3RvcnlfZW5kGAQgASgLMhcudGlja3dpcmUudjEuSGlzdG9yeUVuZEgAQgYKBGtpbmQiRAoJRGF0YUJhdGNoEhEKCWJhdGNoX3NlcRgBIAEoBBIkCgdyZWNvcmRzGAIgAygLMhMudGlja3dpcmUudjEuUmVjb3JkIhoKCUhlYXJ0YmVhdBINCgV0c19tcxgBIAEoAyJ5CgVFcnJvchIkCgRjb2RlGAEgASgOMhYudGlja3dpcmUudjEuRXJyb3JDb2RlEg8KB21lc3NhZ2UYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoDRINCgVmYXRhbBgEIAEoCBIWCg5yZXRyeV9hZnRlcl9tcxgFIAEoDSpNCgRNb2RlEhQKEE1PREVfVU5TUEVDSUZJRUQQABIPCgtNT0RFX1NFQ09ORBABEg8KC01PREVfTUlOVVRFEAISDQoJTU9ERV9USUNLEAMqyQIKCUVycm9yQ29kZRIaChZFUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASEQoNQVVUSF9SRVFVSVJFRBABEg8KC0FVVEhfRkFJTEVEEAISFQoRQVVUSF9SQVRFX0xJTUlURUQQAxIQCgxBVVRIX1RJTUVPVVQQBBITCg9NQUxGT1JNRURfRlJBTUUQBRITCg9GUkFNRV9UT09fTEFSR0UQBhIWChJVTktOT1dOX0ZSQU1FX1RZUEUQBxITCg9JTlZBTElEX1JFUVVFU1QQCBINCglGT1JCSURERU4QCRIVChFIRUFSVEJFQVRfVElNRU9VVBAKEhEKDVNMT1dfQ09OU1VNRVIQCxITCg9TRVJWRVJfRFJBSU5JTkcQDBIMCghJTlRFUk5BTBANEg8KC1VOQVZBSUxBQkxFEA4SDwoLVE9QSUNfTElNSVQQD2IGcHJvdG8z");
 
 /**
  * @generated from message tickwire.v1.Auth
@@ -89,7 +89,7 @@ export type AuthOk = Message<"tickwire.v1.AuthOk"> & {
   protocolVersion: number;
 
   /**
-   * Extension (PROTOCOL S8c): BAR_CLOSE_DELAY_MS, and the SECOND watermark when the session
+   * Extension (PROTOCOL S8d): BAR_CLOSE_DELAY_MS, and the SECOND watermark when the session
    * began (start_ms of the newest second whose bars are final; 0: none yet).
    *
    * @generated from field: uint32 bar_close_delay_ms = 9;
@@ -100,6 +100,14 @@ export type AuthOk = Message<"tickwire.v1.AuthOk"> & {
    * @generated from field: int64 watermark_ms = 10;
    */
   watermarkMs: bigint;
+
+  /**
+   * Extension: the stream epoch (PROTOCOL S7a). Changes when the server's history and sequence
+   * numbers restart; 0 in multi-instance mode, whose numbers come from the shared log.
+   *
+   * @generated from field: uint64 stream_epoch = 8;
+   */
+  streamEpoch: bigint;
 };
 
 /**
@@ -137,6 +145,22 @@ export type Subscribe = Message<"tickwire.v1.Subscribe"> & {
    * @generated from field: int64 since_ms = 5;
    */
   sinceMs: bigint;
+
+  /**
+   * Extension (PROTOCOL S8c, TICK only): resume each listed topic's ticks after the given seq,
+   * by the server's numbering; topics not listed take backfill/since_ms as above.
+   *
+   * @generated from field: repeated tickwire.v1.ResumePoint resume_after = 6;
+   */
+  resumeAfter: ResumePoint[];
+
+  /**
+   * Extension: the AuthOk.stream_epoch the positions in resume_after were read under (0: not
+   * known). Another value than the server's means every position belongs to a gone stream.
+   *
+   * @generated from field: uint64 resume_stream_epoch = 7;
+   */
+  resumeStreamEpoch: bigint;
 };
 
 /**
@@ -145,6 +169,39 @@ export type Subscribe = Message<"tickwire.v1.Subscribe"> & {
  */
 export const SubscribeSchema: GenMessage<Subscribe> = /*@__PURE__*/
   messageDesc(file_tickwire_v1_tickwire, 2);
+
+/**
+ * A client's position in one topic's tick numbering (Subscribe.resume_after).
+ *
+ * @generated from message tickwire.v1.ResumePoint
+ */
+export type ResumePoint = Message<"tickwire.v1.ResumePoint"> & {
+  /**
+   * @generated from field: string topic = 1;
+   */
+  topic: string;
+
+  /**
+   * the last seq the client holds; 0: none (replay all retained)
+   *
+   * @generated from field: uint64 after_seq = 2;
+   */
+  afterSeq: bigint;
+
+  /**
+   * the Tick.topic_epoch of after_seq; 0: not known
+   *
+   * @generated from field: uint64 topic_epoch = 3;
+   */
+  topicEpoch: bigint;
+};
+
+/**
+ * Describes the message tickwire.v1.ResumePoint.
+ * Use `create(ResumePointSchema)` to create a new message.
+ */
+export const ResumePointSchema: GenMessage<ResumePoint> = /*@__PURE__*/
+  messageDesc(file_tickwire_v1_tickwire, 3);
 
 /**
  * @generated from message tickwire.v1.SubscribeOk
@@ -161,7 +218,7 @@ export type SubscribeOk = Message<"tickwire.v1.SubscribeOk"> & {
   subscriptionId: bigint;
 
   /**
-   * Extension (PROTOCOL S8c), SECOND and MINUTE only: the connection's watermark in the
+   * Extension (PROTOCOL S8d), SECOND and MINUTE only: the connection's watermark in the
    * subscription's interval when it was answered, and the start of the first interval whose
    * bars this subscription receives in full from live delivery.
    *
@@ -173,6 +230,14 @@ export type SubscribeOk = Message<"tickwire.v1.SubscribeOk"> & {
    * @generated from field: int64 live_from_ms = 4;
    */
   liveFromMs: bigint;
+
+  /**
+   * Extension (PROTOCOL S8c): a Record.history_end for this subscription follows, after its
+   * replayed records (it asked for backfill, since_ms or resume_after).
+   *
+   * @generated from field: bool history_end = 5;
+   */
+  historyEnd: boolean;
 };
 
 /**
@@ -180,7 +245,7 @@ export type SubscribeOk = Message<"tickwire.v1.SubscribeOk"> & {
  * Use `create(SubscribeOkSchema)` to create a new message.
  */
 export const SubscribeOkSchema: GenMessage<SubscribeOk> = /*@__PURE__*/
-  messageDesc(file_tickwire_v1_tickwire, 3);
+  messageDesc(file_tickwire_v1_tickwire, 4);
 
 /**
  * @generated from message tickwire.v1.Unsubscribe
@@ -202,7 +267,7 @@ export type Unsubscribe = Message<"tickwire.v1.Unsubscribe"> & {
  * Use `create(UnsubscribeSchema)` to create a new message.
  */
 export const UnsubscribeSchema: GenMessage<Unsubscribe> = /*@__PURE__*/
-  messageDesc(file_tickwire_v1_tickwire, 4);
+  messageDesc(file_tickwire_v1_tickwire, 5);
 
 /**
  * @generated from message tickwire.v1.Tick
@@ -237,6 +302,14 @@ export type Tick = Message<"tickwire.v1.Tick"> & {
    * @generated from field: uint64 prev_seq = 6;
    */
   prevSeq: bigint;
+
+  /**
+   * Extension, set by the server: the incarnation of this topic's numbering (PROTOCOL S7a). A
+   * seq is comparable only with seqs of the same topic_epoch.
+   *
+   * @generated from field: uint64 topic_epoch = 7;
+   */
+  topicEpoch: bigint;
 };
 
 /**
@@ -244,7 +317,7 @@ export type Tick = Message<"tickwire.v1.Tick"> & {
  * Use `create(TickSchema)` to create a new message.
  */
 export const TickSchema: GenMessage<Tick> = /*@__PURE__*/
-  messageDesc(file_tickwire_v1_tickwire, 5);
+  messageDesc(file_tickwire_v1_tickwire, 6);
 
 /**
  * @generated from message tickwire.v1.Publish
@@ -271,7 +344,7 @@ export type Publish = Message<"tickwire.v1.Publish"> & {
  * Use `create(PublishSchema)` to create a new message.
  */
 export const PublishSchema: GenMessage<Publish> = /*@__PURE__*/
-  messageDesc(file_tickwire_v1_tickwire, 6);
+  messageDesc(file_tickwire_v1_tickwire, 7);
 
 /**
  * @generated from message tickwire.v1.PublishAck
@@ -286,6 +359,13 @@ export type PublishAck = Message<"tickwire.v1.PublishAck"> & {
    * @generated from field: uint32 accepted = 2;
    */
   accepted: number;
+
+  /**
+   * Extension: how many of the accepted ticks were late (folded into no bar, PROTOCOL S8a).
+   *
+   * @generated from field: uint32 late = 3;
+   */
+  late: number;
 };
 
 /**
@@ -293,7 +373,7 @@ export type PublishAck = Message<"tickwire.v1.PublishAck"> & {
  * Use `create(PublishAckSchema)` to create a new message.
  */
 export const PublishAckSchema: GenMessage<PublishAck> = /*@__PURE__*/
-  messageDesc(file_tickwire_v1_tickwire, 7);
+  messageDesc(file_tickwire_v1_tickwire, 8);
 
 /**
  * @generated from message tickwire.v1.Bar
@@ -355,10 +435,10 @@ export type Bar = Message<"tickwire.v1.Bar"> & {
  * Use `create(BarSchema)` to create a new message.
  */
 export const BarSchema: GenMessage<Bar> = /*@__PURE__*/
-  messageDesc(file_tickwire_v1_tickwire, 8);
+  messageDesc(file_tickwire_v1_tickwire, 9);
 
 /**
- * Extension (PROTOCOL S8c): every bar of `interval` with start_ms <= this start_ms has been
+ * Extension (PROTOCOL S8d): every bar of `interval` with start_ms <= this start_ms has been
  * sent on this connection; the interval starting at start_ms is final.
  *
  * @generated from message tickwire.v1.Watermark
@@ -380,7 +460,102 @@ export type Watermark = Message<"tickwire.v1.Watermark"> & {
  * Use `create(WatermarkSchema)` to create a new message.
  */
 export const WatermarkSchema: GenMessage<Watermark> = /*@__PURE__*/
-  messageDesc(file_tickwire_v1_tickwire, 9);
+  messageDesc(file_tickwire_v1_tickwire, 10);
+
+/**
+ * Extension (PROTOCOL S8c): ticks a replay knows it did not send: seqs from_seq..to_seq of
+ * `topic` in its numbering `topic_epoch` (to_seq 0: up to the end of that numbering).
+ *
+ * @generated from message tickwire.v1.LostRange
+ */
+export type LostRange = Message<"tickwire.v1.LostRange"> & {
+  /**
+   * @generated from field: string topic = 1;
+   */
+  topic: string;
+
+  /**
+   * @generated from field: uint64 from_seq = 2;
+   */
+  fromSeq: bigint;
+
+  /**
+   * @generated from field: uint64 to_seq = 3;
+   */
+  toSeq: bigint;
+
+  /**
+   * @generated from field: uint64 topic_epoch = 4;
+   */
+  topicEpoch: bigint;
+};
+
+/**
+ * Describes the message tickwire.v1.LostRange.
+ * Use `create(LostRangeSchema)` to create a new message.
+ */
+export const LostRangeSchema: GenMessage<LostRange> = /*@__PURE__*/
+  messageDesc(file_tickwire_v1_tickwire, 11);
+
+/**
+ * Extension (PROTOCOL S8c): the end of one subscription's history replay. Sent once per
+ * SUBSCRIBE with backfill, since_ms or resume_after, after its last replayed record.
+ *
+ * @generated from message tickwire.v1.HistoryEnd
+ */
+export type HistoryEnd = Message<"tickwire.v1.HistoryEnd"> & {
+  /**
+   * @generated from field: uint64 subscription_id = 1;
+   */
+  subscriptionId: bigint;
+
+  /**
+   * something asked for was not replayed (one of the three below)
+   *
+   * @generated from field: bool truncated = 2;
+   */
+  truncated: boolean;
+
+  /**
+   * the history rings no longer held records asked for
+   *
+   * @generated from field: bool retention = 3;
+   */
+  retention: boolean;
+
+  /**
+   * MAX_BACKFILL_RECORDS cut the replay
+   *
+   * @generated from field: bool backfill_limit = 4;
+   */
+  backfillLimit: boolean;
+
+  /**
+   * a resume position belonged to another stream or topic epoch
+   *
+   * @generated from field: bool epoch_changed = 5;
+   */
+  epochChanged: boolean;
+
+  /**
+   * @generated from field: repeated tickwire.v1.LostRange lost = 6;
+   */
+  lost: LostRange[];
+
+  /**
+   * further lost ranges known but not listed (record size bound)
+   *
+   * @generated from field: uint32 lost_omitted = 7;
+   */
+  lostOmitted: number;
+};
+
+/**
+ * Describes the message tickwire.v1.HistoryEnd.
+ * Use `create(HistoryEndSchema)` to create a new message.
+ */
+export const HistoryEndSchema: GenMessage<HistoryEnd> = /*@__PURE__*/
+  messageDesc(file_tickwire_v1_tickwire, 12);
 
 /**
  * @generated from message tickwire.v1.Record
@@ -407,6 +582,12 @@ export type Record = Message<"tickwire.v1.Record"> & {
      */
     value: Watermark;
     case: "watermark";
+  } | {
+    /**
+     * @generated from field: tickwire.v1.HistoryEnd history_end = 4;
+     */
+    value: HistoryEnd;
+    case: "historyEnd";
   } | { case: undefined; value?: undefined };
 };
 
@@ -415,7 +596,7 @@ export type Record = Message<"tickwire.v1.Record"> & {
  * Use `create(RecordSchema)` to create a new message.
  */
 export const RecordSchema: GenMessage<Record> = /*@__PURE__*/
-  messageDesc(file_tickwire_v1_tickwire, 10);
+  messageDesc(file_tickwire_v1_tickwire, 13);
 
 /**
  * @generated from message tickwire.v1.DataBatch
@@ -437,7 +618,7 @@ export type DataBatch = Message<"tickwire.v1.DataBatch"> & {
  * Use `create(DataBatchSchema)` to create a new message.
  */
 export const DataBatchSchema: GenMessage<DataBatch> = /*@__PURE__*/
-  messageDesc(file_tickwire_v1_tickwire, 11);
+  messageDesc(file_tickwire_v1_tickwire, 14);
 
 /**
  * @generated from message tickwire.v1.Heartbeat
@@ -454,7 +635,7 @@ export type Heartbeat = Message<"tickwire.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_tickwire_v1_tickwire, 12);
+  messageDesc(file_tickwire_v1_tickwire, 15);
 
 /**
  * @generated from message tickwire.v1.Error
@@ -491,7 +672,7 @@ export type Error = Message<"tickwire.v1.Error"> & {
  * Use `create(ErrorSchema)` to create a new message.
  */
 export const ErrorSchema: GenMessage<Error> = /*@__PURE__*/
-  messageDesc(file_tickwire_v1_tickwire, 13);
+  messageDesc(file_tickwire_v1_tickwire, 16);
 
 /**
  * @generated from enum tickwire.v1.Mode
