@@ -382,6 +382,8 @@ std::vector<std::string> SentBars(FakeHost& host, SubscriberStream& s) {
     for (const auto& r : b.records()) {
       if (r.has_watermark()) {
         out.push_back("watermark " + std::to_string(r.watermark().start_ms()));
+      } else if (r.has_history_end()) {
+        out.push_back("history_end " + std::to_string(r.history_end().subscription_id()));
       } else {
         out.push_back("bar " + std::to_string(r.bar().start_ms()));
       }
@@ -397,8 +399,8 @@ std::string WatermarkEntry(std::int64_t start_ms) {
   return entry;
 }
 
-// A watermark that arrives while a SECOND catch-up holds live bars waits for the catch-up: it
-// must not overtake the bars of the seconds it declares final.
+// A watermark that arrives while a SECOND catch-up holds live bars waits for the catch-up (and
+// its end-of-history marker): it must not overtake the bars of the seconds it declares final.
 TEST_F(SubscriberStreamTest, WatermarkWaitsForTheCatchUpOfItsInterval) {
   shard.SetWildcardInterest(Mode::kSecond, 0, true);
   Make();
@@ -427,7 +429,7 @@ TEST_F(SubscriberStreamTest, WatermarkWaitsForTheCatchUpOfItsInterval) {
   EXPECT_EQ(
       SentBars(host, *stream),
       (std::vector<std::string>{"bar " + std::to_string(s0), "bar " + std::to_string(s0 + 1000),
-                                "watermark " + std::to_string(s0 + 1000)}));
+                                "history_end 1", "watermark " + std::to_string(s0 + 1000)}));
   // Live from now on: the next one goes straight out.
   host.frames.clear();
   stream->DeliverWatermark(Mode::kSecond, WatermarkEntry(s0 + 2000));
