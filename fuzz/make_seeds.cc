@@ -396,7 +396,9 @@ int main(int argc, char** argv) {
               frames);
     Write(wsdir, "ping_text_close",
           ctl0 + request("/", "") + masked(0x89, "hi") + masked(0x81, "text") +
-              masked(0x88, std::string("\x03\xe8" "bye", 5)));
+              masked(0x88, std::string("\x03\xe8"
+                                       "bye",
+                                       5)));
     Write(wsdir, "fragmented",
           ctl0 + request("/", "") + masked(0x02, session.substr(0, 7)) + masked(0x89, "") +
               masked(0x80, session.substr(7, 4 + static_cast<std::uint8_t>(session[3]) - 7)));
