@@ -142,10 +142,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       CHECK(rec.tick().seq() == s && rec.tick().prev_seq() == s - 1);
       CHECK(s == seq[t.topic] + 1 || s == 1);  // consecutive, or restarted after eviction
       seq[t.topic] = s;
+      // Lateness is decided once, by the tick's SECOND bucket: a tick late for it is in no bar,
+      // so that a MINUTE bar is the fold of its SECOND bars.
+      const std::int64_t second_start = BucketStartMs(t.ts_ns, Mode::kSecond);
+      const bool late = t.accepted_ns >= (second_start + 1000) * kNsPerMs + o.close_delay_ns;
       for (Mode m : {Mode::kSecond, Mode::kMinute}) {
-        const std::int64_t len = IntervalMs(m);
+        if (late) break;
         const std::int64_t start = BucketStartMs(t.ts_ns, m);
-        if (t.accepted_ns >= (start + len) * kNsPerMs + o.close_delay_ns) continue;  // late
         Ref& r = want[{t.topic, static_cast<int>(m), start}];
         if (r.count == 0) {
           r.open = r.high = r.low = r.close = t.price;
