@@ -44,7 +44,8 @@ def test_unknown_record_kinds_and_fields_are_skipped():
     unknown_record = _len_field(15, bytes.fromhex("0805"))
     payload = (bytes.fromhex("0807") + _len_field(2, unknown_record)
                + _len_field(2, _len_field(1, tick)))
-    batch_seq, records, skipped = codec.data_batch(payload)
+    batch_seq, records, skipped, marks = codec.data_batch(payload)
+    assert marks == []
     assert batch_seq == 7
     assert skipped == 1
     assert records == [tickwire.Tick("A", 1.0, 2.0, 2**62 + 1, 2**63 + 5, 2**63 + 4)]
@@ -53,7 +54,8 @@ def test_unknown_record_kinds_and_fields_are_skipped():
 def test_watermark_records_decode():
     mark = codec.pb.Record(watermark=codec.pb.Watermark(interval=1, start_ms=1_700_000_001_000))
     payload = bytes.fromhex("0801") + _len_field(2, mark.SerializeToString())
-    batch_seq, records, skipped = codec.data_batch(payload)
+    batch_seq, records, skipped, marks = codec.data_batch(payload)
+    assert marks == []
     assert (batch_seq, skipped) == (1, 0)
     assert records == [tickwire.Watermark(tickwire.Mode.SECOND, 1_700_000_001_000)]
     assert records[0].start.timestamp() == 1_700_000_001
