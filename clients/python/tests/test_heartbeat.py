@@ -59,5 +59,9 @@ async def test_heartbeat_timeout_is_retried_with_reconnect(make_server, topic):
     assert isinstance(notice, tickwire.Error) and not notice.fatal
     assert notice.code is ErrorCode.HEARTBEAT_TIMEOUT and "(reconnecting)" in notice.message
     assert isinstance(lost, tickwire.Disconnected)
-    assert events[-1] == tickwire.Reconnected(attempt=1, resubscribed=1)
+    back = events[-1]
+    assert (back.attempt, back.resubscribed) == (1, 1)
+    # The same server process: the same stream, the numbering goes on.
+    assert back.stream_epoch == back.previous_stream_epoch == client.auth_info.stream_epoch != 0
+    assert not back.stream_epoch_changed
     await client.close()

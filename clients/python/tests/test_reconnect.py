@@ -175,6 +175,9 @@ async def test_server_restart(make_server, topic, how):
     await asyncio.to_thread(s.start)  # same port, empty history
     await got.wait(lambda: got.of(tickwire.Reconnected), what="the reconnect")
     assert got.of(tickwire.Reconnected)[0].resubscribed == 1
+    # Started again without its history (no DATA_DIR): another stream (PROTOCOL.md S7a).
+    assert got.of(tickwire.Reconnected)[0].stream_epoch_changed
+    assert consumer.stats.stream_epoch_changes == 1
 
     # The producer's publish waits for its own reconnect.
     await producer.publish([(topic, float(i), 1.0) for i in range(5, 8)], ack=True)
@@ -183,6 +186,9 @@ async def test_server_restart(make_server, topic, how):
     # The new server numbers from 1 again: taken as a fresh numbering, not as duplicates.
     assert [t.seq for t in got.records] == [1, 2, 3, 4, 5, 1, 2, 3]
     assert consumer.stats.duplicates_dropped == 0
+    # The resume's position belonged to the old stream: the marker says so.
+    marks = _marks(got)
+    assert len(marks) == 1 and marks[0].epoch_changed and marks[0].truncated
     assert consumer.state is tickwire.ConnectionState.OPEN
     for c in (consumer, producer):
         await c.close()
@@ -269,3 +275,83 @@ async def test_without_reconnect_a_lost_connection_closes_the_client(make_server
     await asyncio.wait_for(client.wait_closed(), 5)
     assert client.close_reason.code is ErrorCode.SERVER_DRAINING
     assert client.stats.reconnect_attempts == 0
+
+
+def _marks(collector):
+    return [m for e in collector.of(tickwire.Batch) for m in e.history_ends]
+
+
+@run_async
+async def test_back_dated_tick_published_while_away_arrives_once(make_server, topic):
+    """PROTOCOL.md S8c: ticks resume by seq, so a tick stamped 10 s ago but published while the
+    connection was down comes after the reconnect (a resume by since_ms would miss it)."""
+    s = make_server()
+    async with Proxy(s.port) as proxy:
+        consumer = await tickwire.connect("127.0.0.1", proxy.port, USER, PASSWORD,
+                                          reconnect=FAST_RETRY)
+        producer = await tickwire.connect("127.0.0.1", s.port, USER, PASSWORD)
+        handle = await consumer.subscribe("tick", [topic])
+        got = Collector(consumer)
+        await producer.publish([(topic, float(i), 1.0) for i in range(3)], ack=True)
+        await got.wait(lambda: len(got.ticks(topic)) == 3, what="3 live ticks")
+        assert _marks(got) == []  # no history asked for: no marker
+
+        proxy.accepting = False
+        proxy.cut()
+        await got.wait(lambda: got.of(tickwire.Disconnected), what="the disconnect")
+        back_dated = time.time_ns() - 10 * 1_000_000_000
+        ack = await producer.publish([(topic, 99.0, 2.0, back_dated)], ack=True)
+        assert ack == 1 and isinstance(ack, tickwire.PublishAck)
+        assert ack.late == 1  # 10 s old: folded into no bar (S8a)
+        proxy.accepting = True
+
+        await got.wait(lambda: got.of(tickwire.Reconnected), what="the reconnect")
+        back = got.of(tickwire.Reconnected)[0]
+        assert back.resubscribed == 1 and not back.stream_epoch_changed
+        # Then a live tick: once it is here, whatever the resume replays came before it.
+        await producer.publish([(topic, 100.0, 1.0)], ack=True)
+        await got.wait(lambda: len(got.ticks(topic)) >= 5, what="the back-dated and a live tick")
+        ticks = got.ticks(topic)
+        assert [t.seq for t in ticks] == [1, 2, 3, 4, 5]
+        assert [t.price for t in ticks] == [0.0, 1.0, 2.0, 99.0, 100.0]
+        assert ticks[3].ts_ns == back_dated
+        assert all(t.topic_epoch == ticks[0].topic_epoch != 0 for t in ticks)
+        assert consumer.stats.tick_gaps == 0
+        # The resume's replay ended with one marker for the handle, with nothing left out.
+        await got.wait(lambda: _marks(got), what="the resume's history_end")
+        marks = _marks(got)
+        assert len(marks) == 1
+        assert marks[0].subscription == handle
+        assert not (marks[0].truncated or marks[0].epoch_changed) and marks[0].lost == []
+        assert consumer.stats.history_ends == 1
+        for c in (consumer, producer):
+            await c.close()
+
+
+@run_async
+async def test_backfill_subscription_yields_one_history_end(make_server, topic):
+    s = make_server()
+    client = await tickwire.connect("127.0.0.1", s.port, USER, PASSWORD)
+    await client.publish([(topic, float(i), 1.0) for i in range(5)], ack=True)
+    other = await client.subscribe("tick", [topic + ".other"])  # no history: no marker
+    handle = await client.subscribe("tick", [topic], backfill=3)
+    assert handle != other
+    got = Collector(client)
+    await got.wait(lambda: _marks(got), what="the history_end")
+    await client.publish([(topic, 9.0, 1.0)], ack=True)
+    await got.wait(lambda: len(got.ticks(topic)) == 4, what="the live tick")
+    marks = _marks(got)
+    assert len(marks) == 1
+    mark = marks[0]
+    assert mark.subscription == handle
+    assert not (mark.truncated or mark.retention or mark.backfill_limit or mark.epoch_changed)
+    assert mark.lost == [] and mark.lost_omitted == 0
+    # It follows the three replayed ticks, and the live one follows it.
+    batches = got.of(tickwire.Batch)
+    holder = next(i for i, b in enumerate(batches) if b.history_ends)
+    before = [r for b in batches[:holder] for r in b.records]
+    before += batches[holder].records[:mark.record_index]
+    assert [t.seq for t in before] == [3, 4, 5]
+    assert [t.seq for t in got.ticks(topic)] == [3, 4, 5, 6]
+    assert client.stats.history_ends == 1
+    await client.close()

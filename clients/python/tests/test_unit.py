@@ -44,7 +44,8 @@ def test_unknown_record_kinds_and_fields_are_skipped():
     unknown_record = _len_field(15, bytes.fromhex("0805"))
     payload = (bytes.fromhex("0807") + _len_field(2, unknown_record)
                + _len_field(2, _len_field(1, tick)))
-    batch_seq, records, skipped = codec.data_batch(payload)
+    batch_seq, records, skipped, marks = codec.data_batch(payload)
+    assert marks == []
     assert batch_seq == 7
     assert skipped == 1
     assert records == [tickwire.Tick("A", 1.0, 2.0, 2**62 + 1, 2**63 + 5, 2**63 + 4)]
@@ -53,7 +54,8 @@ def test_unknown_record_kinds_and_fields_are_skipped():
 def test_watermark_records_decode():
     mark = codec.pb.Record(watermark=codec.pb.Watermark(interval=1, start_ms=1_700_000_001_000))
     payload = bytes.fromhex("0801") + _len_field(2, mark.SerializeToString())
-    batch_seq, records, skipped = codec.data_batch(payload)
+    batch_seq, records, skipped, marks = codec.data_batch(payload)
+    assert marks == []
     assert (batch_seq, skipped) == (1, 0)
     assert records == [tickwire.Watermark(tickwire.Mode.SECOND, 1_700_000_001_000)]
     assert records[0].start.timestamp() == 1_700_000_001
@@ -158,3 +160,69 @@ def test_error_kinds_map_to_exception_classes():
     assert type(tickwire.TickwireError.of(tickwire.Error(ErrorKind.PROTOCOL, "x"))) is (
         tickwire.TickwireError
     )
+
+
+def test_history_end_markers_decode_with_their_place():
+    def rec(**kind):
+        return codec.pb.Record(**kind)
+
+    m = codec.pb.DataBatch(batch_seq=3)
+    m.records.append(rec(tick=codec.pb.Tick(topic="A", seq=1, topic_epoch=9)))
+    end = codec.pb.HistoryEnd(subscription_id=4, truncated=True, epoch_changed=True,
+                              lost_omitted=2)
+    end.lost.add(topic="A", from_seq=2, to_seq=0, topic_epoch=8)
+    m.records.append(rec(history_end=end))
+    m.records.append(rec(tick=codec.pb.Tick(topic="A", seq=2, prev_seq=1, topic_epoch=9)))
+    batch_seq, records, skipped, marks = codec.data_batch(m.SerializeToString())
+    assert (batch_seq, skipped) == (3, 0)
+    assert [(t.seq, t.topic_epoch) for t in records] == [(1, 9), (2, 9)]
+    assert marks == [tickwire.HistoryEnd(4, truncated=True, epoch_changed=True,
+                                         lost=[tickwire.LostRange("A", 2, 0, 8)],
+                                         lost_omitted=2, record_index=1)]
+
+
+def test_subscribe_carries_resume_positions():
+    frame = codec.subscribe(5, Mode.TICK, ["FX.*"], 0, 1234, [("FX.A", 7, 3)], 42)
+    m = codec.pb.Subscribe()
+    m.ParseFromString(frame[5:])
+    assert (m.since_ms, m.resume_stream_epoch) == (1234, 42)
+    assert [(p.topic, p.after_seq, p.topic_epoch) for p in m.resume_after] == [("FX.A", 7, 3)]
+    # Without positions the frame is what it always was.
+    assert codec.subscribe(7, Mode.TICK, ["AAPL"], 0, 0, [], 0) == bytes.fromhex(
+        "0000000B 03 0807 1003 1A04 4141504C")
+
+
+def test_tick_positions_cover_the_subscription_within_the_byte_bound():
+    d = DeliveredState()
+    d.accept_tick("FX.B", 4, 3, 10, topic_epoch=2)
+    d.accept_tick("FX.A", 7, 6, 10, topic_epoch=1)
+    d.accept_tick("EQ.X", 2, 1, 10, topic_epoch=5)
+    assert d.tick_positions(False, ["FX.*"], 1000) == [("FX.A", 7, 1), ("FX.B", 4, 2)]
+    assert d.tick_positions(False, ["EQ.X", "EQ.Y"], 1000) == [("EQ.X", 2, 5)]
+    assert [p[0] for p in d.tick_positions(True, [], 1000)] == ["EQ.X", "FX.A", "FX.B"]
+    # Each costs its topic plus 26 bytes: two fit in 60, the third resumes by since_ms.
+    assert [p[0] for p in d.tick_positions(True, [], 60)] == ["EQ.X", "FX.A"]
+    assert d.tick_positions(True, [], 10) == []
+    assert d.newest_point(Mode.TICK, False, ["FX.*"]) == 0
+
+
+def test_topic_and_stream_epochs_restart_the_numbering():
+    d = DeliveredState()
+    assert d.accept_tick("A", 5, 4, 100, topic_epoch=1) == (True, 0)
+    # The topic was forgotten and created again: seq 1 of a new epoch is new, not a duplicate.
+    assert d.accept_tick("A", 1, 0, 50, topic_epoch=2) == (True, 0)
+    assert d.topic_epoch_changes == 1
+    assert d.accept_tick("A", 1, 0, 50, topic_epoch=2) == (False, 0)
+    assert d.tick_positions(True, [], 1000) == [("A", 1, 2)]
+    # A new stream: every seq seen is forgotten (and no longer a resume position).
+    d.reset_tick_numbering()
+    assert d.tick_positions(True, [], 1000) == []
+    assert d.accept_tick("A", 1, 0, 10, topic_epoch=7) == (True, 0)
+    assert d.duplicates == 1
+
+
+def test_publish_ack_is_the_accepted_count_with_late():
+    ack = tickwire.PublishAck(3, late=1)
+    assert ack == 3 and ack.accepted == 3 and ack.late == 1
+    assert repr(ack) == "PublishAck(accepted=3, late=1)"
+    assert tickwire.PublishAck(2).late == 0

@@ -9,7 +9,17 @@ from typing import Callable, Iterable, Optional, Sequence
 
 from google.protobuf.message import DecodeError
 
-from .records import Bar, Error, ErrorKind, Mode, Tick, Watermark, error_code
+from .records import (
+    Bar,
+    Error,
+    ErrorKind,
+    HistoryEnd,
+    LostRange,
+    Mode,
+    Tick,
+    Watermark,
+    error_code,
+)
 from .v1 import tickwire_pb2 as pb
 
 # length (u32, big-endian, counts the type byte and the payload), then the type byte.
@@ -73,12 +83,22 @@ def auth(username: str, password: str, client_name: str) -> bytes:
 
 
 def subscribe(
-    request_id: int, mode: Mode, topics: Sequence[str], backfill: int, since_ms: int
+    request_id: int,
+    mode: Mode,
+    topics: Sequence[str],
+    backfill: int,
+    since_ms: int,
+    resume_after: Sequence[tuple] = (),
+    resume_stream_epoch: int = 0,
 ) -> bytes:
+    """SUBSCRIBE; `resume_after` holds (topic, after_seq, topic_epoch) positions (PROTOCOL.md
+    S8c, TICK only) read under the stream `resume_stream_epoch`."""
     m = pb.Subscribe(
         request_id=request_id, mode=int(mode), topics=list(topics), backfill=backfill,
-        since_ms=since_ms,
+        since_ms=since_ms, resume_stream_epoch=resume_stream_epoch,
     )
+    for topic, after_seq, topic_epoch in resume_after:
+        m.resume_after.add(topic=topic, after_seq=after_seq, topic_epoch=topic_epoch)
     return frame(FrameType.SUBSCRIBE, m.SerializeToString())
 
 
@@ -125,7 +145,7 @@ def error(payload: bytes) -> Error:
 
 
 def _tick(m: pb.Tick) -> Tick:
-    return Tick(m.topic, m.price, m.size, m.ts_ns, m.seq, m.prev_seq)
+    return Tick(m.topic, m.price, m.size, m.ts_ns, m.seq, m.prev_seq, m.topic_epoch)
 
 
 def _bar(m: pb.Bar) -> Bar:
@@ -145,21 +165,42 @@ def _watermark(m: pb.Watermark) -> Watermark:
     return Watermark(interval, m.start_ms)
 
 
+def _history_end(m: pb.HistoryEnd) -> HistoryEnd:
+    # `subscription` holds the server's subscription_id until the client maps it to its handle.
+    return HistoryEnd(
+        subscription=m.subscription_id,
+        truncated=m.truncated,
+        retention=m.retention,
+        backfill_limit=m.backfill_limit,
+        epoch_changed=m.epoch_changed,
+        lost=[LostRange(r.topic, r.from_seq, r.to_seq, r.topic_epoch) for r in m.lost],
+        lost_omitted=m.lost_omitted,
+    )
+
+
 # Record kinds by the name of their `Record.kind` oneof field. A kind added to the protocol later
-# (end of history, ...) gets an entry here; until then such records are skipped.
+# gets an entry here; until then such records are skipped. history_end is not a record the
+# batch's `records` holds: data_batch() returns it apart, with its place.
 RECORD_DECODERS: dict[str, Callable] = {"tick": _tick, "bar": _bar, "watermark": _watermark}
 
 
-def data_batch(payload: bytes) -> tuple[int, list, int]:
-    """(batch_seq, records, records of unknown kinds skipped)."""
+def data_batch(payload: bytes) -> tuple[int, list, int, list]:
+    """(batch_seq, records, records of unknown kinds skipped, history_end markers with their
+    record_index)."""
     m = parse(pb.DataBatch, payload, "DATA_BATCH")
     records = []
+    history_ends = []
     unknown = 0
     for r in m.records:
         kind: Optional[str] = r.WhichOneof("kind")
+        if kind == "history_end":
+            h = _history_end(r.history_end)
+            h.record_index = len(records)
+            history_ends.append(h)
+            continue
         decode = RECORD_DECODERS.get(kind) if kind else None
         if decode is None:
             unknown += 1
             continue
         records.append(decode(getattr(r, kind)))
-    return m.batch_seq, records, unknown
+    return m.batch_seq, records, unknown, history_ends

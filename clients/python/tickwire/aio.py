@@ -7,7 +7,8 @@
 
 One connection at a time, driven by one supervisor task: it reads frames, sends HEARTBEATs, and
 with reconnect enabled replaces a lost connection (backoff with jitter, retry_after_ms honoured)
-and resumes every subscription with since_ms, dropping the duplicates that brings.
+and resumes every subscription: TICK ones by seq for the topics received (PROTOCOL.md S8c) and by
+since_ms for the rest, bar ones by since_ms, dropping the duplicates that brings.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from .records import (
     ErrorKind,
     Event,
     Mode,
+    PublishAck,
     Reconnected,
     Reconnecting,
     Stats,
@@ -219,6 +221,7 @@ class AsyncClient:
         self._subs: dict[int, _Subscription] = {}
         self._next_handle = 1
         self._delivered = DeliveredState()
+        self._stream_epoch = 0  # AUTH_OK stream_epoch of the current (or last) connection
         self._stats = Stats()
         self._rng = random.Random()
 
@@ -325,7 +328,8 @@ class AsyncClient:
         """Sends the ticks in one PUBLISH frame (Tick objects or (topic, price, size[, ts_ns])
         tuples; ts_ns 0 lets the server stamp them).
 
-        With ack, waits for PUBLISH_ACK and returns its `accepted` count; without, returns the
+        With ack, waits for PUBLISH_ACK and returns its `accepted` count as a PublishAck (an int
+        that also says how many of them were `late`, PROTOCOL.md S8a); without, returns the
         number of ticks once the frame is written. When the server's topic cap refuses ticks for
         new topics, an Error event with code TOPIC_LIMIT says so and `accepted` counts only the
         ticks applied. Raises ServerError (INVALID_REQUEST naming the
@@ -436,7 +440,9 @@ class AsyncClient:
             protocol_version=a.protocol_version,
             bar_close_delay_ms=a.bar_close_delay_ms,
             watermark_ms=a.watermark_ms,
+            stream_epoch=a.stream_epoch,
         )
+        self._stream_epoch = a.stream_epoch
         self._conn = conn
         self._set_state(ConnectionState.OPEN)
         self._supervisor = self._loop().create_task(self._supervise(conn))
@@ -571,8 +577,9 @@ class AsyncClient:
                 log.info("tickwire: reconnect attempt %d failed: %s", attempt, reason)
                 continue
             self._conn = conn
+            previous_epoch = self._stream_epoch
             serving = self._loop().create_task(self._serve(conn))
-            lost, resumed = await self._resume(conn, serving)
+            lost, resumed = await self._resume(conn, serving, previous_epoch)
             if self._closing:
                 serving.cancel()
                 return None
@@ -583,14 +590,18 @@ class AsyncClient:
             self._stats.reconnects += 1
             self._set_state(ConnectionState.OPEN)
             log.info("tickwire: reconnected (attempt %d, %d subscriptions)", attempt, resumed)
-            self._notify(Reconnected(attempt, resumed))
+            self._notify(Reconnected(attempt, resumed, previous_epoch, self._stream_epoch))
             return serving
         return None
 
-    async def _resume(self, conn: _Conn, serving: asyncio.Task) -> tuple[Optional[Error], int]:
-        """Re-subscribes everything with since_ms from what was received, while `serving` reads
-        the connection (history arrives between the replies). Returns (why the connection was
-        lost meanwhile or None, subscriptions resumed)."""
+    async def _resume(
+        self, conn: _Conn, serving: asyncio.Task, previous_epoch: int
+    ) -> tuple[Optional[Error], int]:
+        """Re-subscribes everything while `serving` reads the connection (history arrives
+        between the replies): a TICK subscription after the last seq of every topic it received
+        (resume_after, PROTOCOL.md S8c, read under `previous_epoch`), since_ms from what was
+        received for the rest and for bars. Returns (why the connection was lost meanwhile or
+        None, subscriptions resumed)."""
         waits = {}
         lookback_ms = int(round(self.reconnect_options.resume_lookback * 1000))
         for handle, sub in self._subs.items():
@@ -601,11 +612,30 @@ class AsyncClient:
                 self._delivered.newest_point(sub.mode, sub.wildcard, sub.topics),
                 lookback_ms,
             )
+            # Ticks resume by the server's numbering, whatever the producers stamped: a tick
+            # back-dated while the client was away still comes. Positions take at most half of
+            # a frame; topics left out (and topics not received yet) resume by since_ms.
+            positions = []
+            if sub.mode is Mode.TICK:
+                positions = self._delivered.tick_positions(
+                    sub.wildcard, sub.topics, conn.max_payload // 2
+                )
             request_id = self._request_id()
             waits[handle] = self._expect(
                 request_id, _Pending(self._loop().create_future(), resume_handle=handle)
             )
-            self._write(conn, codec.subscribe(request_id, sub.mode, sub.topics, 0, since))
+            self._write(
+                conn,
+                codec.subscribe(request_id, sub.mode, sub.topics, 0, since, positions,
+                                previous_epoch),
+            )
+        # The positions were read under the old stream; a new one (the server restarted without
+        # its history, PROTOCOL.md S7a) numbers every topic from 1 again. Nothing of the new
+        # connection was read yet (`serving` has not run).
+        self._stream_epoch = conn.auth_ok.stream_epoch
+        if self._stream_epoch != previous_epoch:
+            self._delivered.reset_tick_numbering()
+            self._stats.stream_epoch_changes += 1
         if waits:
             answered = asyncio.gather(*waits.values(), return_exceptions=True)
             done, _ = await asyncio.wait(
@@ -687,7 +717,7 @@ class AsyncClient:
             m = codec.parse(codec.pb.PublishAck, payload, "PUBLISH_ACK")
             p = self._pending.pop(m.request_id, None)
             if p is not None and not p.future.done():
-                p.future.set_result(m.accepted)
+                p.future.set_result(PublishAck(m.accepted, m.late))
         elif ftype == FrameType.ERROR:
             return self._on_error(codec.error(payload))
         elif ftype in _NOT_FROM_SERVER:
@@ -755,7 +785,7 @@ class AsyncClient:
         return None
 
     async def _on_batch(self, conn: _Conn, payload: bytes) -> None:
-        batch_seq, records, unknown = codec.data_batch(payload)
+        batch_seq, records, unknown, marks = codec.data_batch(payload)
         self._stats.batches += 1
         self._stats.unknown_records += unknown
         if batch_seq != conn.last_batch_seq + 1:
@@ -771,9 +801,16 @@ class AsyncClient:
         kept = []
         delivered = self._delivered
         dups_before = delivered.duplicates
-        for r in records:
+        epochs_before = delivered.topic_epoch_changes
+        m = 0  # history_end markers keep their place among the records kept
+        for i, r in enumerate(records):
+            while m < len(marks) and marks[m].record_index <= i:
+                marks[m].record_index = len(kept)
+                m += 1
             if isinstance(r, Tick):
-                new, gap_after = delivered.accept_tick(r.topic, r.seq, r.prev_seq, r.ts_ns)
+                new, gap_after = delivered.accept_tick(
+                    r.topic, r.seq, r.prev_seq, r.ts_ns, r.topic_epoch
+                )
                 if gap_after:
                     self._stats.tick_gaps += 1
                     self._notify(TickGap(r.topic, r.seq, r.prev_seq, gap_after))
@@ -791,10 +828,15 @@ class AsyncClient:
                 new = True  # a record kind without a resume position
             if new:
                 kept.append(r)
+        for mark in marks[m:]:
+            mark.record_index = len(kept)
         self._stats.duplicates_dropped += delivered.duplicates - dups_before
-        if not kept:
+        self._stats.topic_epoch_changes += delivered.topic_epoch_changes - epochs_before
+        history_ends = self._history_ends(marks)
+        if not kept and not history_ends:
             return
         self._stats.records += len(kept)
+        self._stats.history_ends += len(history_ends)
         # Backpressure: while the queue holds queue_capacity batches, stop reading the socket
         # (the server's slow-consumer rule then applies, as for any consumer that stops reading).
         if self._queued_batches >= self._queue_capacity:
@@ -808,8 +850,21 @@ class AsyncClient:
             if self._closing:
                 return
         self._queued_batches += 1
-        self._events.append(Batch(batch_seq, kept))
+        self._events.append(Batch(batch_seq, kept, history_ends))
         self._event_ready.set()
+
+    def _history_ends(self, marks: list) -> list:
+        """The markers with the client's handle for the server's subscription_id; those of
+        subscriptions dropped meanwhile are left out."""
+        by_server_id = {sub.server_id: handle for handle, sub in self._subs.items()
+                        if sub.server_id}
+        out = []
+        for mark in marks:
+            handle = by_server_id.get(mark.subscription)
+            if handle is not None:
+                mark.subscription = handle
+                out.append(mark)
+        return out
 
     # -------------------------------------------------------------------------------- helpers
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Union
 
 __all__ = [
@@ -18,6 +18,9 @@ __all__ = [
     "Tick",
     "Bar",
     "Batch",
+    "LostRange",
+    "HistoryEnd",
+    "PublishAck",
     "Error",
     "TickGap",
     "Disconnected",
@@ -124,6 +127,9 @@ class Tick:
     ts_ns: int = 0  # ns since the Unix epoch; 0 on publish = the server stamps its receive time
     seq: int = 0  # per topic, strictly increasing (set by the server)
     prev_seq: int = 0  # seq of the topic's previous tick, 0 for its first
+    # The incarnation of the topic's numbering (PROTOCOL.md S7a, set by the server; 0 from
+    # servers without epochs): seqs compare only within one topic_epoch.
+    topic_epoch: int = 0
 
     @property
     def time(self) -> _dt.datetime:
@@ -176,6 +182,33 @@ def _utc(value: int, per_second: int) -> _dt.datetime:
 
 
 @dataclass(slots=True)
+class LostRange:
+    """Ticks of `topic` a resume will not deliver: seqs from_seq..to_seq (inclusive; to_seq 0:
+    to the end of that numbering) of the numbering `topic_epoch`."""
+
+    topic: str
+    from_seq: int
+    to_seq: int
+    topic_epoch: int = 0
+
+
+@dataclass(slots=True)
+class HistoryEnd:
+    """The end of one subscription's history replay (PROTOCOL.md S8c): every replayed record
+    of the subscription came before it, what follows is live. Once per subscribe() with backfill
+    or since_ms, and once per resume after a reconnect (from servers with the extension)."""
+
+    subscription: int  # the handle subscribe() returned
+    truncated: bool = False  # something asked for was not replayed (one of the three below)
+    retention: bool = False  # the server's history no longer held records asked for
+    backfill_limit: bool = False  # the server's MAX_BACKFILL_RECORDS cut the replay
+    epoch_changed: bool = False  # a resume position belonged to another stream or topic epoch
+    lost: list = field(default_factory=list)  # of LostRange: ticks a resume will not deliver
+    lost_omitted: int = 0  # further lost ranges the server knew of but did not list
+    record_index: int = 0  # where it sat in its Batch: after records[:record_index]
+
+
+@dataclass(slots=True)
 class Batch:
     """One DATA_BATCH with the records not delivered before (resume duplicates removed).
 
@@ -185,6 +218,28 @@ class Batch:
 
     batch_seq: int
     records: list  # of Tick, Bar and Watermark
+    # End-of-history markers in this batch, in order (each with its place among `records`).
+    history_ends: list = field(default_factory=list)  # of HistoryEnd
+
+
+class PublishAck(int):
+    """What publish(ack=True) returns: the number of ticks accepted (it is that int), and
+    `late`, how many of them were late (folded into no bar, PROTOCOL.md S8a; 0 from servers
+    without the extension)."""
+
+    late: int
+
+    def __new__(cls, accepted: int, late: int = 0) -> "PublishAck":
+        obj = super().__new__(cls, accepted)
+        obj.late = late
+        return obj
+
+    @property
+    def accepted(self) -> int:
+        return int(self)
+
+    def __repr__(self) -> str:
+        return f"PublishAck(accepted={int(self)}, late={self.late})"
 
 
 @dataclass(slots=True)
@@ -250,6 +305,14 @@ class Reconnected:
 
     attempt: int
     resubscribed: int
+    # The server's AUTH_OK stream_epoch before and after (PROTOCOL.md S7a): when they differ
+    # the server restarted without its history and ticks are numbered from 1 again.
+    previous_stream_epoch: int = 0
+    stream_epoch: int = 0
+
+    @property
+    def stream_epoch_changed(self) -> bool:
+        return self.previous_stream_epoch != self.stream_epoch
 
 
 @dataclass(slots=True)
@@ -275,6 +338,7 @@ class AuthInfo:
     protocol_version: int
     bar_close_delay_ms: int = 0  # BAR_CLOSE_DELAY_MS (0 from servers without watermarks)
     watermark_ms: int = 0  # the SECOND watermark when the session began (0: none yet)
+    stream_epoch: int = 0  # names the server's numbering (PROTOCOL.md S7a; 0: none)
 
 
 @dataclass(slots=True)
@@ -298,6 +362,9 @@ class Stats:
     duplicates_dropped: int = 0  # records already delivered, filtered out
     tick_gaps: int = 0  # ticks whose prev_seq was not the last seq seen (TickGap events)
     heartbeat_echoes: int = 0  # HEARTBEAT replies received
+    history_ends: int = 0  # end-of-history markers delivered
+    topic_epoch_changes: int = 0  # ticks that started a new topic_epoch on a known topic
+    stream_epoch_changes: int = 0  # reconnects that found another stream_epoch
 
 
 class TickwireError(Exception):

@@ -16,6 +16,7 @@ __all__ = [
     "tick_point_ms",
     "resume_since_ms",
     "DeliveredState",
+    "covers_topic",
 ]
 
 
@@ -86,12 +87,28 @@ def resume_since_ms(
     return max(since, 1)
 
 
+def covers_topic(wildcard: bool, topics: Iterable[str], topic: str) -> bool:
+    """Whether a subscription to `topics` (`*` when `wildcard`; prefix patterns "FX.*"
+    included) covers `topic`."""
+    if wildcard:
+        return True
+    for t in topics:
+        if t == topic or (len(t) >= 2 and t.endswith(".*") and topic.startswith(t[:-1])):
+            return True
+    return False
+
+
+# Encoded size of a ResumePoint beyond its topic: tags, lengths and two varints, at most.
+_POSITION_OVERHEAD = 26
+
+
 class _TickState:
-    __slots__ = ("last_seq", "max_ts_ns")
+    __slots__ = ("last_seq", "max_ts_ns", "epoch")
 
     def __init__(self) -> None:
         self.last_seq = 0
         self.max_ts_ns = 0
+        self.epoch = 0  # topic_epoch of last_seq
 
 
 class DeliveredState:
@@ -109,17 +126,26 @@ class DeliveredState:
         self.duplicates = 0
         self.tick_gaps = 0
         self.renumbered = 0
+        self.topic_epoch_changes = 0
 
-    def accept_tick(self, topic: str, seq: int, prev_seq: int, ts_ns: int) -> tuple[bool, int]:
+    def accept_tick(
+        self, topic: str, seq: int, prev_seq: int, ts_ns: int, topic_epoch: int = 0
+    ) -> tuple[bool, int]:
         """(new?, the last seq seen before it when it reveals a gap, else 0).
 
         A tick with prev_seq 0 and a ts_ns newer than anything seen on its topic starts a fresh
         numbering (a restarted server that kept no history): it is new, and the topic's seq
-        starts over from it.
+        starts over from it. So does a tick whose topic_epoch differs from the last one seen on
+        its topic (both non-zero): a new incarnation of the topic's numbering (PROTOCOL.md S7a).
         """
         s = self._ticks.get(topic)
         if s is None:
             s = self._ticks[topic] = _TickState()
+        if topic_epoch and s.epoch and topic_epoch != s.epoch:
+            self.topic_epoch_changes += 1  # its seqs do not compare with the old ones
+            s.last_seq = 0
+        if topic_epoch:
+            s.epoch = topic_epoch
         gap_after = 0
         if s.last_seq != 0 and seq <= s.last_seq:
             if prev_seq != 0 or ts_ns <= s.max_ts_ns:
@@ -133,6 +159,36 @@ class DeliveredState:
         s.max_ts_ns = max(s.max_ts_ns, ts_ns)
         self._take(Mode.TICK, tick_point_ms(ts_ns))
         return True, gap_after
+
+    def reset_tick_numbering(self) -> None:
+        """The server's stream epoch changed (PROTOCOL.md S7a): every topic's numbering starts
+        over, so the seqs seen so far no longer mark duplicates. Bar positions stay (start_ms is
+        wall time)."""
+        for s in self._ticks.values():
+            s.last_seq = 0
+            s.epoch = 0
+
+    def tick_positions(
+        self, wildcard: bool, topics: Iterable[str], max_bytes: int
+    ) -> list[tuple[str, int, int]]:
+        """Resume positions (PROTOCOL.md S8c) as (topic, after_seq, topic_epoch) of the topics a
+        TICK subscription to `topics` has received ticks of, in topic order, at most `max_bytes`
+        of them by their encoded size (the rest resume by since_ms)."""
+        topics = list(topics)
+        out = sorted(
+            (topic, s.last_seq, s.epoch)
+            for topic, s in self._ticks.items()
+            if s.last_seq and covers_topic(wildcard, topics, topic)
+        )
+        used = 0
+        keep = 0
+        for topic, _, _ in out:
+            cost = len(topic.encode()) + _POSITION_OVERHEAD
+            if used + cost > max_bytes:
+                break
+            used += cost
+            keep += 1
+        return out[:keep]
 
     def accept_bar(self, interval: Mode, topic: str, start_ms: int) -> bool:
         bars = self._bars.get(interval)
@@ -153,6 +209,19 @@ class DeliveredState:
             return self._newest.get(mode)
         newest: Optional[int] = None
         for topic in topics:
+            if len(topic) >= 3 and topic.endswith(".*"):
+                # A prefix subscription: every topic received under the prefix.
+                prefix = topic[:-1]
+                if mode is Mode.TICK:
+                    points = [tick_point_ms(s.max_ts_ns) for name, s in self._ticks.items()
+                              if name.startswith(prefix)]
+                else:
+                    points = [p for name, p in self._bars.get(mode, {}).items()
+                              if name.startswith(prefix)]
+                for p in points:
+                    if newest is None or p > newest:
+                        newest = p
+                continue
             if mode is Mode.TICK:
                 s = self._ticks.get(topic)
                 p = None if s is None else tick_point_ms(s.max_ts_ns)
