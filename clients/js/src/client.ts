@@ -1,6 +1,7 @@
 // The client: one connection at a time over any transport. It reads frames, sends HEARTBEATs,
 // and with reconnect enabled replaces a lost connection (backoff with jitter, retry_after_ms
-// honoured) and resumes every subscription with since_ms, dropping the duplicates that brings.
+// honoured) and resumes every subscription (ticks by seq, the rest with since_ms), dropping the
+// duplicates that brings; history_end markers become "history_end" events.
 // The same semantics as the C++ client (docs/CLIENT.md) and the Python client.
 
 import * as codec from "./codec.js";

@@ -1,7 +1,7 @@
 // The pure parts of reconnect and resume (no I/O), the same rules as the C++ and Python
 // clients (docs/CLIENT.md, "Reconnect and resume"): backoff delays, the per-topic record of
-// what was delivered (duplicate filter and gap detection) and the since_ms a subscription
-// resumes from.
+// what was delivered (duplicate filter and gap detection), the seq positions a TICK
+// subscription resumes after and the since_ms for everything else.
 
 import { Mode } from "./types.js";
 
