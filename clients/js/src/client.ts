@@ -1,6 +1,7 @@
 // The client: one connection at a time over any transport. It reads frames, sends HEARTBEATs,
 // and with reconnect enabled replaces a lost connection (backoff with jitter, retry_after_ms
-// honoured) and resumes every subscription with since_ms, dropping the duplicates that brings.
+// honoured) and resumes every subscription (ticks by seq, the rest with since_ms), dropping the
+// duplicates that brings; history_end markers become "history_end" events.
 // The same semantics as the C++ client (docs/CLIENT.md) and the Python client.
 
 import * as codec from "./codec.js";
@@ -16,13 +17,15 @@ import {
 import type { ReconnectOptions } from "./resume.js";
 import type { Transport, TransportConnector, TransportEvents } from "./transport.js";
 import { toBigIntMs } from "./time.js";
-import { ClientClosed, ErrorCode, TickwireError, newStats, parseMode } from "./types.js";
+import { ClientClosed, ErrorCode, Mode, TickwireError, newStats, parseMode } from "./types.js";
 import type {
   AuthInfo,
   ConnectionState,
   DataRecord,
   ErrorInfo,
+  HistoryEndEvent,
   ModeLike,
+  PublishAck,
   PublishTick,
   Stats,
   TickwireEvent,
@@ -259,6 +262,9 @@ export class Client implements AsyncIterable<TickwireEvent> {
   private readonly subs = new Map<number, Subscription>();
   private nextHandle = 1;
   private readonly delivered = new DeliveredState();
+  /** AUTH_OK stream_epoch of the current (or last) connection, and of the one before it. */
+  private streamEpoch = 0n;
+  private previousStreamEpoch = 0n;
   /** Newest watermark delivered per interval: a resumed connection may repeat one. */
   private readonly lastWatermark = new Map<number, bigint>();
   private readonly stats_: Stats = newStats();
@@ -413,6 +419,20 @@ export class Client implements AsyncIterable<TickwireEvent> {
    */
   async publish(ticks: Iterable<PublishTick>, options: PublishOptions = {}): Promise<number> {
     const ack = options.ack ?? false;
+    if (!ack) return (await this.publishFrame(ticks, false)) as number;
+    return ((await this.publishFrame(ticks, true)) as PublishAck).accepted;
+  }
+
+  /**
+   * `publish` with `ack`, resolving to the whole PUBLISH_ACK: `accepted`, and `late`, how many
+   * of them were too late for their bar (PROTOCOL.md S8a; 0 from servers that do not say).
+   */
+  async publishAcked(ticks: Iterable<PublishTick>): Promise<PublishAck> {
+    return (await this.publishFrame(ticks, true)) as PublishAck;
+  }
+
+  /** Without ack: the number of ticks once written; with: the PublishAck. */
+  private async publishFrame(ticks: Iterable<PublishTick>, ack: boolean): Promise<number | PublishAck> {
     const deadline = monotonicMs() + this.requestTimeoutMs;
     const conn = await this.waitOpen(deadline);
     const requestId = this.requestId();
@@ -439,7 +459,7 @@ export class Client implements AsyncIterable<TickwireEvent> {
     this.pending.set(requestId, { reply });
     try {
       await this.sendRequest(conn, frame, deadline);
-      return (await this.awaitReply(reply, deadline)) as number;
+      return (await this.awaitReply(reply, deadline)) as PublishAck;
     } finally {
       this.pending.delete(requestId);
     }
@@ -468,7 +488,7 @@ export class Client implements AsyncIterable<TickwireEvent> {
       if (this.queuedBatches <= this.queueCapacity / 2) this.onSpace();
     } else if (ev.type === "closed") {
       this.endDelivered = true;
-    } else {
+    } else if (ev.type !== "history_end") {
       this.queuedNotices--;
     }
     return ev;
@@ -528,7 +548,9 @@ export class Client implements AsyncIterable<TickwireEvent> {
       protocolVersion: a.protocolVersion,
       barCloseDelayMs: a.barCloseDelayMs,
       watermarkMs: a.watermarkMs,
+      streamEpoch: a.streamEpoch,
     };
+    this.streamEpoch = a.streamEpoch;
     this.conn = conn;
     this.serve(conn);
     this.setState("open");
@@ -739,6 +761,8 @@ export class Client implements AsyncIterable<TickwireEvent> {
       }
       this.conn = conn;
       this.serve(conn);
+      this.previousStreamEpoch = this.streamEpoch;
+      this.streamEpoch = conn.authOk.streamEpoch;
       const { lost, resumed } = await this.resume(conn);
       if (this.closing) return undefined;
       if (lost !== undefined) {
@@ -748,16 +772,25 @@ export class Client implements AsyncIterable<TickwireEvent> {
       }
       this.stats_.reconnects++;
       this.setState("open");
-      this.notify({ type: "reconnected", attempt, resubscribed: resumed });
+      this.notify({
+        type: "reconnected",
+        attempt,
+        resubscribed: resumed,
+        previousStreamEpoch: this.previousStreamEpoch,
+        streamEpoch: this.streamEpoch,
+        streamEpochChanged: this.previousStreamEpoch !== this.streamEpoch,
+      });
       return conn;
     }
     return undefined;
   }
 
   /**
-   * Re-subscribes everything with since_ms from what was received, while the connection is
-   * served (history arrives between the replies). Returns why the connection was lost
-   * meanwhile (or undefined) and the number of subscriptions resumed.
+   * Re-subscribes everything, while the connection is served (history arrives between the
+   * replies): TICK subscriptions by seq for every topic received (PROTOCOL.md S8c, so that a
+   * back-dated tick published meanwhile is replayed too), since_ms from what was received for
+   * the other topics and for bars. Returns why the connection was lost meanwhile (or undefined)
+   * and the number of subscriptions resumed.
    */
   private async resume(conn: Conn): Promise<{ lost: TickwireError | undefined; resumed: number }> {
     const lookback = BigInt(Math.round(this.reconnectOptions.resumeLookbackMs));
@@ -771,12 +804,26 @@ export class Client implements AsyncIterable<TickwireEvent> {
         this.delivered.newestPoint(sub.mode, sub.wildcard, sub.topics),
         lookback,
       );
+      // Positions take at most half of a frame; topics beyond resume by since_ms.
+      const positions =
+        sub.mode === Mode.TICK
+          ? this.delivered.tickPositions(sub.wildcard, sub.topics, Math.floor(conn.maxPayload / 2))
+          : [];
       const requestId = this.requestId();
       const reply = new Deferred<unknown>();
       this.pending.set(requestId, { reply, resumeHandle: handle });
       replies.push(reply.promise);
       handles.push(handle);
-      conn.transport.send(codec.subscribeFrame(requestId, sub.mode, sub.topics, 0, since));
+      conn.transport.send(
+        codec.subscribeFrame(requestId, sub.mode, sub.topics, 0, since, positions, this.previousStreamEpoch),
+      );
+    }
+    if (this.previousStreamEpoch !== this.streamEpoch) {
+      // The server restarted without its history (PROTOCOL.md S7a). The positions went out with
+      // the old epoch, so that the server says what was lost; the seqs held no longer compare
+      // with the new numbering. (No record of this connection has been handled yet.)
+      this.delivered.resetTickNumbering();
+      this.stats_.streamEpochChanges++;
     }
     if (replies.length > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -848,7 +895,8 @@ export class Client implements AsyncIterable<TickwireEvent> {
         const p = this.pending.get(m.requestId);
         if (p !== undefined) {
           this.pending.delete(m.requestId);
-          p.reply.resolve(m.accepted);
+          this.stats_.lateTicks += m.late;
+          p.reply.resolve({ accepted: m.accepted, late: m.late } satisfies PublishAck);
         }
         return undefined;
       }
@@ -924,7 +972,7 @@ export class Client implements AsyncIterable<TickwireEvent> {
   }
 
   private onBatch(conn: Conn, payload: Uint8Array): void {
-    const { batchSeq, records, unknown } = codec.decodeDataBatch(payload);
+    const { batchSeq, records, historyEnds, unknown } = codec.decodeDataBatch(payload);
     this.stats_.batches++;
     this.stats_.unknownRecords += unknown;
     if (batchSeq !== conn.lastBatchSeq + 1n) {
@@ -938,13 +986,31 @@ export class Client implements AsyncIterable<TickwireEvent> {
       });
     }
     conn.lastBatchSeq = batchSeq;
-    const kept: DataRecord[] = [];
+    let kept: DataRecord[] = [];
     const delivered = this.delivered;
     const before = delivered.duplicates;
-    for (const r of records) {
+    const epochsBefore = delivered.topicEpochChanges;
+    // A history_end marker comes as its own event where it sat: the batch is split around it.
+    let marker = 0;
+    const flushMarkers = (upTo: number): void => {
+      for (; marker < historyEnds.length && historyEnds[marker]!.recordIndex <= upTo; marker++) {
+        const ev = this.historyEndEvent(historyEnds[marker]!);
+        if (ev === undefined) continue; // unsubscribed meanwhile
+        if (kept.length > 0) {
+          this.queueBatch(batchSeq, kept);
+          kept = [];
+        }
+        this.events.push(ev);
+        this.stats_.historyEnds++;
+        this.eventSignal.notify();
+      }
+    };
+    for (let i = 0; i < records.length; i++) {
+      flushMarkers(i);
+      const r = records[i]!;
       let fresh: boolean;
       if (r.kind === "tick") {
-        const verdict = delivered.acceptTick(r.topic, r.seq, r.prevSeq, r.tsNs);
+        const verdict = delivered.acceptTick(r.topic, r.seq, r.prevSeq, r.tsNs, r.topicEpoch);
         fresh = verdict.fresh;
         if (verdict.gapAfter !== 0n) {
           this.stats_.tickGaps++;
@@ -963,12 +1029,41 @@ export class Client implements AsyncIterable<TickwireEvent> {
       }
       if (fresh) kept.push(r);
     }
+    flushMarkers(records.length);
     this.stats_.duplicatesDropped += delivered.duplicates - before;
-    if (kept.length === 0) return;
-    this.stats_.records += kept.length;
-    this.events.push({ type: "batch", batchSeq, records: kept });
+    this.stats_.topicEpochChanges += delivered.topicEpochChanges - epochsBefore;
+    if (kept.length > 0) this.queueBatch(batchSeq, kept);
+    this.checkQueue(conn);
+  }
+
+  /** The event for a history_end marker, naming the client's handle; undefined for a
+   * subscription the client no longer holds. */
+  private historyEndEvent(h: codec.DecodedHistoryEnd): HistoryEndEvent | undefined {
+    for (const sub of this.subs.values()) {
+      if (sub.serverId === h.subscriptionId) {
+        return {
+          type: "history_end",
+          subscription: sub.handle,
+          truncated: h.truncated,
+          retention: h.retention,
+          backfillLimit: h.backfillLimit,
+          epochChanged: h.epochChanged,
+          lost: h.lost,
+          lostOmitted: h.lostOmitted,
+        };
+      }
+    }
+    return undefined;
+  }
+
+  private queueBatch(batchSeq: bigint, records: DataRecord[]): void {
+    this.stats_.records += records.length;
+    this.events.push({ type: "batch", batchSeq, records });
     this.queuedBatches++;
     this.eventSignal.notify();
+  }
+
+  private checkQueue(conn: Conn): void {
     // Backpressure: while the queue holds queueCapacity batches, stop reading (the server then
     // holds the data, and its slow-consumer rule applies as for any consumer that stops
     // reading). A transport that cannot stop (a browser WebSocket) is dropped once about twice

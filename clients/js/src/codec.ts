@@ -6,6 +6,7 @@ import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 
 import * as pb from "./gen/tickwire/v1/tickwire_pb.js";
 import { encodeFrame, FrameType, ProtocolViolation } from "./frames.js";
+import type { ResumePosition } from "./resume.js";
 import type { Bar, DataRecord, PublishTick, Tick, Watermark } from "./types.js";
 import { TickwireError } from "./types.js";
 
@@ -46,6 +47,8 @@ export function subscribeFrame(
   topics: readonly string[],
   backfill: number,
   sinceMs: bigint,
+  resumeAfter: readonly ResumePosition[] = [],
+  resumeStreamEpoch = 0n,
 ): Uint8Array {
   const m = create(pb.SubscribeSchema, {
     requestId,
@@ -53,6 +56,10 @@ export function subscribeFrame(
     topics: [...topics],
     backfill,
     sinceMs,
+    resumeAfter: resumeAfter.map((p) =>
+      create(pb.ResumePointSchema, { topic: p.topic, afterSeq: p.afterSeq, topicEpoch: p.topicEpoch }),
+    ),
+    resumeStreamEpoch,
   });
   return encodeFrame(FrameType.SUBSCRIBE, toBinary(pb.SubscribeSchema, m));
 }
@@ -129,6 +136,7 @@ function tick(m: pb.Tick): Tick {
     tsNs: m.tsNs,
     seq: m.seq,
     prevSeq: m.prevSeq,
+    topicEpoch: m.topicEpoch,
   };
 }
 
@@ -152,9 +160,24 @@ function watermark(m: pb.Watermark): Watermark {
   return { kind: "watermark", interval: m.interval as number, startMs: m.startMs };
 }
 
+/** A history_end marker of a DATA_BATCH, with the server's subscription id. */
+export interface DecodedHistoryEnd {
+  subscriptionId: bigint;
+  truncated: boolean;
+  retention: boolean;
+  backfillLimit: boolean;
+  epochChanged: boolean;
+  lost: Array<{ topic: string; fromSeq: bigint; toSeq: bigint; topicEpoch: bigint }>;
+  lostOmitted: number;
+  /** Where it sat in the batch: after records[0 .. recordIndex). */
+  recordIndex: number;
+}
+
 export interface DecodedBatch {
   batchSeq: bigint;
   records: DataRecord[];
+  /** The history_end markers in the batch, in order (PROTOCOL.md S8c). */
+  historyEnds: DecodedHistoryEnd[];
   /** Records of kinds this version does not know (of later servers): skipped. */
   unknown: number;
 }
@@ -162,6 +185,7 @@ export interface DecodedBatch {
 export function decodeDataBatch(payload: Uint8Array): DecodedBatch {
   const m = parse(pb.DataBatchSchema, payload, "DATA_BATCH");
   const records: DataRecord[] = [];
+  const historyEnds: DecodedHistoryEnd[] = [];
   let unknown = 0;
   for (const r of m.records) {
     switch (r.kind.case) {
@@ -174,9 +198,23 @@ export function decodeDataBatch(payload: Uint8Array): DecodedBatch {
       case "watermark":
         records.push(watermark(r.kind.value));
         break;
+      case "historyEnd": {
+        const h = r.kind.value;
+        historyEnds.push({
+          subscriptionId: h.subscriptionId,
+          truncated: h.truncated,
+          retention: h.retention,
+          backfillLimit: h.backfillLimit,
+          epochChanged: h.epochChanged,
+          lost: h.lost.map((l) => ({ topic: l.topic, fromSeq: l.fromSeq, toSeq: l.toSeq, topicEpoch: l.topicEpoch })),
+          lostOmitted: h.lostOmitted,
+          recordIndex: records.length,
+        });
+        break;
+      }
       default:
         unknown++;
     }
   }
-  return { batchSeq: m.batchSeq, records, unknown };
+  return { batchSeq: m.batchSeq, records, historyEnds, unknown };
 }

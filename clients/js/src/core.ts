@@ -31,7 +31,10 @@ export type {
   ErrorEvent,
   ErrorInfo,
   ErrorKind,
+  HistoryEndEvent,
+  LostRange,
   ModeLike,
+  PublishAck,
   PublishTick,
   Reconnected,
   Reconnecting,
@@ -43,7 +46,7 @@ export type {
   Watermark,
 } from "./types.js";
 export { DEFAULT_RECONNECT } from "./resume.js";
-export type { ReconnectOptions } from "./resume.js";
+export type { ReconnectOptions, ResumePosition } from "./resume.js";
 export { bigintReplacer, dateToMs, dateToNs, msToDate, nowNs, nsToDate, nsToIso, toNumber } from "./time.js";
 export { webSocketConnector } from "./websocket.js";
 export type { WebSocketConstructor, WebSocketLike, WebSocketTransportOptions } from "./websocket.js";

@@ -1,7 +1,7 @@
 // The pure parts of reconnect and resume (no I/O), the same rules as the C++ and Python
 // clients (docs/CLIENT.md, "Reconnect and resume"): backoff delays, the per-topic record of
-// what was delivered (duplicate filter and gap detection) and the since_ms a subscription
-// resumes from.
+// what was delivered (duplicate filter and gap detection), the seq positions a TICK
+// subscription resumes after and the since_ms for everything else.
 
 import { Mode } from "./types.js";
 
@@ -109,7 +109,31 @@ export function resumeSinceMs(
 interface TickState {
   lastSeq: bigint;
   maxTsNs: bigint;
+  /** topic_epoch of lastSeq (0n: not known). */
+  epoch: bigint;
 }
+
+/** Where a TICK subscription resumes a topic (PROTOCOL.md S8c, `ResumePoint`). */
+export interface ResumePosition {
+  topic: string;
+  /** The last seq received on the topic. */
+  afterSeq: bigint;
+  /** The topic_epoch it belongs to (0n: not known). */
+  topicEpoch: bigint;
+}
+
+/** Whether a subscription to `topics` (names, "P.*" prefixes) or `*` covers `topic`. */
+export function covers(wildcard: boolean, topics: readonly string[], topic: string): boolean {
+  if (wildcard) return true;
+  for (const t of topics) {
+    if (t === topic) return true;
+    if (t.length >= 2 && t.endsWith(".*") && topic.startsWith(t.slice(0, -1))) return true;
+  }
+  return false;
+}
+
+// Upper bound of one ResumePoint's encoding besides its topic: tags, lengths, two varints.
+const POSITION_OVERHEAD = 26;
 
 /** The outcome of `DeliveredState.acceptTick`. */
 export interface TickVerdict {
@@ -136,18 +160,25 @@ export class DeliveredState {
   duplicates = 0;
   tickGaps = 0;
   renumbered = 0;
+  topicEpochChanges = 0;
 
   /**
    * A tick with prev_seq 0 and a ts_ns newer than anything seen on its topic starts a fresh
    * numbering (a restarted server that kept no history): it is fresh, and the topic's seq
-   * starts over from it.
+   * starts over from it. So does a tick whose topic_epoch differs from the last one seen on its
+   * topic (both non-zero): the topic was forgotten and created again (PROTOCOL.md S7a).
    */
-  acceptTick(topic: string, seq: bigint, prevSeq: bigint, tsNs: bigint): TickVerdict {
+  acceptTick(topic: string, seq: bigint, prevSeq: bigint, tsNs: bigint, topicEpoch = 0n): TickVerdict {
     let s = this.ticks.get(topic);
     if (s === undefined) {
-      s = { lastSeq: 0n, maxTsNs: 0n };
+      s = { lastSeq: 0n, maxTsNs: 0n, epoch: 0n };
       this.ticks.set(topic, s);
     }
+    if (topicEpoch !== 0n && s.epoch !== 0n && topicEpoch !== s.epoch) {
+      this.topicEpochChanges++; // a new incarnation: its seqs do not compare with the old ones
+      s.lastSeq = 0n;
+    }
+    if (topicEpoch !== 0n) s.epoch = topicEpoch;
     let gapAfter = 0n;
     if (s.lastSeq !== 0n && seq <= s.lastSeq) {
       if (prevSeq !== 0n || tsNs <= s.maxTsNs) {
@@ -176,6 +207,43 @@ export class DeliveredState {
     bars.set(topic, startMs);
     this.take(interval, startMs);
     return true;
+  }
+
+  /**
+   * The server's stream epoch changed (PROTOCOL.md S7a): every topic's numbering starts over,
+   * so the seqs seen so far no longer mark duplicates. Bar positions stay (start_ms is wall time).
+   */
+  resetTickNumbering(): void {
+    for (const s of this.ticks.values()) {
+      s.lastSeq = 0n;
+      s.epoch = 0n;
+    }
+  }
+
+  /**
+   * Resume positions (PROTOCOL.md S8c) of the topics a TICK subscription to `topics` (or `*`
+   * when `wildcard`; "P.*" prefixes included) has received ticks of, in topic order, at most
+   * `maxBytes` of them by their encoded size (the rest resume by since_ms).
+   */
+  tickPositions(wildcard: boolean, topics: readonly string[], maxBytes: number): ResumePosition[] {
+    const out: ResumePosition[] = [];
+    for (const [topic, s] of this.ticks) {
+      if (s.lastSeq !== 0n && covers(wildcard, topics, topic)) {
+        out.push({ topic, afterSeq: s.lastSeq, topicEpoch: s.epoch });
+      }
+    }
+    out.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0));
+    const encoder = new TextEncoder();
+    let bytes = 0;
+    let keep = 0;
+    while (keep < out.length) {
+      const cost = encoder.encode(out[keep]!.topic).length + POSITION_OVERHEAD;
+      if (bytes + cost > maxBytes) break;
+      bytes += cost;
+      keep++;
+    }
+    out.length = keep;
+    return out;
   }
 
   /** Newest resume point received for `mode` on `topics`, or on any topic when `wildcard`. */

@@ -199,6 +199,12 @@ export interface Tick {
   readonly seq: bigint;
   /** seq of the topic's previous tick; 0n for its first. */
   readonly prevSeq: bigint;
+  /**
+   * The incarnation of the topic's numbering this seq belongs to (PROTOCOL.md S7a): a new
+   * value means the topic was forgotten and published again, numbered from 1. 0n from servers
+   * without epochs.
+   */
+  readonly topicEpoch: bigint;
 }
 
 /** A closed SECOND or MINUTE bar: OHLC, volume, count and vwap of one topic's bucket. */
@@ -237,6 +243,48 @@ export interface Watermark {
 
 /** A record of a DATA_BATCH. Kinds this version does not know are skipped (and counted). */
 export type DataRecord = Tick | Bar | Watermark;
+
+/** Ticks of one topic and numbering that a replay left out, from..to inclusive. */
+export interface LostRange {
+  readonly topic: string;
+  readonly fromSeq: bigint;
+  /** 0n: to the end of that numbering. */
+  readonly toSeq: bigint;
+  readonly topicEpoch: bigint;
+}
+
+/**
+ * The end of a subscription's history replay (PROTOCOL.md S8c): every record of it after this
+ * event is live. Once per SUBSCRIBE with backfill or sinceMs, and once per resumed
+ * subscription after each reconnect. It comes after the batch holding the last replayed
+ * record (a batch is split around it), and says what the replay left out.
+ */
+export interface HistoryEndEvent {
+  readonly type: "history_end";
+  /** The subscription's handle (what `subscribe` resolved to). */
+  readonly subscription: number;
+  /** True when the replay left out something asked for (one of the three below is set). */
+  readonly truncated: boolean;
+  /** The server's history no longer held records asked for. */
+  readonly retention: boolean;
+  /** MAX_BACKFILL_RECORDS cut the replay. */
+  readonly backfillLimit: boolean;
+  /** A resume position belonged to another stream or topic epoch (the server restarted without
+   * its history, or the topic was forgotten). */
+  readonly epochChanged: boolean;
+  /** The ticks known to be lost, for topics resumed by seq. */
+  readonly lost: readonly LostRange[];
+  /** Further lost ranges the server did not list. */
+  readonly lostOmitted: number;
+}
+
+/** The server's answer to an acked PUBLISH. */
+export interface PublishAck {
+  /** Ticks applied. */
+  readonly accepted: number;
+  /** Of those, ticks too late for their bar (delivered to TICK subscribers, in no bar; S8a). */
+  readonly late: number;
+}
 
 /** A tick to publish: `ts_ns` 0n (the default) lets the server stamp its receive time. */
 export interface TickInput {
@@ -301,6 +349,14 @@ export interface Reconnected {
   readonly type: "reconnected";
   readonly attempt: number;
   readonly resubscribed: number;
+  /** The server's stream epoch before and now (PROTOCOL.md S7a). */
+  readonly previousStreamEpoch: bigint;
+  readonly streamEpoch: bigint;
+  /**
+   * The server restarted without its history: tick seqs start over, and what the old stream had
+   * not delivered is lost (the history_end events of the resumed subscriptions list it).
+   */
+  readonly streamEpochChanged: boolean;
 }
 
 /** The client is closed: the last event. `reason` is undefined after close(). */
@@ -309,7 +365,15 @@ export interface Closed {
   readonly reason: TickwireError | undefined;
 }
 
-export type TickwireEvent = Batch | ErrorEvent | TickGap | Disconnected | Reconnecting | Reconnected | Closed;
+export type TickwireEvent =
+  | Batch
+  | HistoryEndEvent
+  | ErrorEvent
+  | TickGap
+  | Disconnected
+  | Reconnecting
+  | Reconnected
+  | Closed;
 
 export type ConnectionState =
   /** connect() has not returned yet. */
@@ -334,6 +398,11 @@ export interface AuthInfo {
   readonly barCloseDelayMs: number;
   /** The SECOND watermark when the session began (0n: none yet). */
   readonly watermarkMs: bigint;
+  /**
+   * Names the server's stream (PROTOCOL.md S7a): another value on a later connection means the
+   * server restarted without its history. 0n in multi-instance mode and from older servers.
+   */
+  readonly streamEpoch: bigint;
 }
 
 /** Counters for monitoring and tests. */
@@ -370,6 +439,14 @@ export interface Stats {
   duplicatesDropped: number;
   /** Ticks whose prev_seq was not the last seq seen ("gap" events). */
   tickGaps: number;
+  /** Ticks that came with another topic_epoch than the last one of their topic. */
+  topicEpochChanges: number;
+  /** Reconnects that found another stream epoch (a server restarted without its history). */
+  streamEpochChanges: number;
+  /** "history_end" events delivered. */
+  historyEnds: number;
+  /** Acked published ticks the server counted late (PublishAck.late). */
+  lateTicks: number;
 }
 
 export function newStats(): Stats {
@@ -392,5 +469,9 @@ export function newStats(): Stats {
     resubscribeFailures: 0,
     duplicatesDropped: 0,
     tickGaps: 0,
+    topicEpochChanges: 0,
+    streamEpochChanges: 0,
+    historyEnds: 0,
+    lateTicks: 0,
   };
 }

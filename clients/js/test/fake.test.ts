@@ -304,7 +304,14 @@ test("an idle connection is dropped after idleTimeoutMs, and subscriptions resum
       const rest = await events(client, 2);
       assert.deepEqual(
         rest.find((e) => e.type === "reconnected"),
-        { type: "reconnected", attempt: 1, resubscribed: 1 },
+        {
+          type: "reconnected",
+          attempt: 1,
+          resubscribed: 1,
+          previousStreamEpoch: 0n,
+          streamEpoch: 0n,
+          streamEpochChanged: false,
+        },
       );
       const batch = rest.find((e) => e.type === "batch");
       assert.ok(batch?.type === "batch");

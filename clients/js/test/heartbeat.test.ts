@@ -79,7 +79,15 @@ test("a HEARTBEAT_TIMEOUT is retried when reconnect is on", async () => {
       assert.match(notice.error.message, /\(reconnecting\)/);
       assert.equal(lost?.type, "disconnected");
       assert.ok(retrying?.type === "reconnecting" && retrying.attempt === 1);
-      assert.deepEqual(events.at(-1), { type: "reconnected", attempt: 1, resubscribed: 1 });
+      const epoch = client.authInfo.streamEpoch;
+      assert.deepEqual(events.at(-1), {
+        type: "reconnected",
+        attempt: 1,
+        resubscribed: 1,
+        previousStreamEpoch: epoch,
+        streamEpoch: epoch,
+        streamEpochChanged: false,
+      });
     } finally {
       await client.close();
     }

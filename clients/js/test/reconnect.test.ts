@@ -108,13 +108,15 @@ for (const how of ["drain", "kill9"] as const) {
       reconnect: FAST_RETRY,
     });
     try {
-      await consumer.subscribe("tick", [topic]);
+      const handle = await consumer.subscribe("tick", [topic]);
       const got = new Collector(consumer);
       await producer.publish(
         [0, 1, 2, 3, 4].map((i) => [topic, i, 1] as [string, number, number]),
         { ack: true },
       );
       await got.wait(() => got.records.length === 5, "5 ticks");
+      const oldEpoch = consumer.authInfo.streamEpoch;
+      const oldTopicEpoch = got.ticks(topic)[0]!.topicEpoch;
 
       if (how === "drain") assert.equal(await s.stop("SIGTERM"), 0);
       else await s.kill();
@@ -133,7 +135,21 @@ for (const how of ["drain", "kill9"] as const) {
       }
       await s.start(); // same port, empty history
       await got.wait(() => got.of("reconnected").length > 0, "the reconnect");
-      assert.equal(got.of("reconnected")[0]!.resubscribed, 1);
+      const back = got.of("reconnected")[0]!;
+      assert.equal(back.resubscribed, 1);
+      // Restarted without its history: another stream, and the resume by seq is told that what
+      // followed seq 5 of the old numbering is lost.
+      assert.equal(back.previousStreamEpoch, oldEpoch);
+      assert.ok(back.streamEpochChanged && back.streamEpoch !== 0n);
+      assert.equal(consumer.stats.streamEpochChanges, 1);
+      await got.wait(() => got.of("history_end").length > 0, "the end of the resumed history");
+      const end = got.of("history_end")[0]!;
+      assert.equal(end.subscription, handle);
+      assert.ok(end.truncated && end.epochChanged);
+      assert.deepEqual(
+        end.lost.map((l) => [l.topic, l.fromSeq, l.topicEpoch]),
+        [[topic, 6n, oldTopicEpoch]],
+      );
 
       // The producer's publish waits for its own reconnect.
       await producer.publish(

@@ -162,11 +162,16 @@ test("sinceMs: every retained record from that time on (ms, bigint or Date)", as
     for (const since of [sinceMs, Number(sinceMs), new Date(Number(sinceMs))]) {
       const consumer = await open();
       try {
-        await consumer.subscribe("tick", [topic], { sinceMs: since });
+        const handle = await consumer.subscribe("tick", [topic], { sinceMs: since });
         assert.deepEqual(
           ticks(await take(consumer, 2)).map((t) => t.price),
           [3, 4],
         );
+        // The replay is over (nothing older came): the end of history follows its records.
+        const end = await consumer.nextEvent(3000);
+        assert.ok(end?.type === "history_end", `got ${end?.type}`);
+        assert.equal(end.subscription, handle);
+        assert.equal(end.truncated, false);
         assert.equal(await consumer.nextEvent(100), undefined, "nothing older");
       } finally {
         await consumer.close();

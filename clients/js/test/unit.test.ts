@@ -275,6 +275,91 @@ test("the delivered state drops duplicates, reports gaps and accepts a fresh num
   assert.equal(d.newestPoint(Mode.TICK, true, []), 0n); // 4000 ns -> 0 ms
 });
 
+test("topic epochs start a new numbering; tick positions cover patterns and fit the budget", () => {
+  const d = new DeliveredState();
+  assert.ok(d.acceptTick("FX.EUR", 5n, 4n, 10n, 7n).fresh);
+  assert.ok(!d.acceptTick("FX.EUR", 5n, 4n, 10n, 7n).fresh, "same seq, same epoch: a duplicate");
+  // The topic was forgotten and published again: seq 1 of another epoch is new, not a duplicate.
+  const v = d.acceptTick("FX.EUR", 1n, 0n, 5n, 9n);
+  assert.ok(v.fresh);
+  assert.equal(v.gapAfter, 0n);
+  assert.equal(d.topicEpochChanges, 1);
+  assert.ok(d.acceptTick("FX.GBP", 3n, 2n, 10n, 4n).fresh);
+  assert.ok(d.acceptTick("EQ.AAPL", 8n, 7n, 10n, 2n).fresh);
+  assert.deepEqual(d.tickPositions(false, ["FX.*"], 1000), [
+    { topic: "FX.EUR", afterSeq: 1n, topicEpoch: 9n },
+    { topic: "FX.GBP", afterSeq: 3n, topicEpoch: 4n },
+  ]);
+  assert.deepEqual(
+    d.tickPositions(true, ["*"], 1000).map((p) => p.topic),
+    ["EQ.AAPL", "FX.EUR", "FX.GBP"],
+  );
+  assert.deepEqual(
+    d.tickPositions(false, ["EQ.AAPL", "FX.GBP"], 1000).map((p) => p.topic),
+    ["EQ.AAPL", "FX.GBP"],
+  );
+  // Each position costs its topic's bytes plus 26: the first two (33 and 32 bytes) fit in 66.
+  assert.deepEqual(
+    d.tickPositions(true, ["*"], 2 * (7 + 26)).map((p) => p.topic),
+    ["EQ.AAPL", "FX.EUR"],
+  );
+  assert.deepEqual(d.tickPositions(true, ["*"], 10), []);
+  // A new stream epoch: the seqs held no longer mark duplicates, and nothing is listed.
+  d.resetTickNumbering();
+  assert.deepEqual(d.tickPositions(true, ["*"], 1000), []);
+  assert.ok(d.acceptTick("FX.GBP", 1n, 0n, 1n, 1n).fresh);
+});
+
+test("history_end markers decode with their place in the batch; SUBSCRIBE carries positions", () => {
+  const payload = toBinary(
+    pb.DataBatchSchema,
+    create(pb.DataBatchSchema, {
+      batchSeq: 3n,
+      records: [
+        { kind: { case: "tick", value: { topic: "A", seq: 4n, prevSeq: 3n, topicEpoch: 11n } } },
+        {
+          kind: {
+            case: "historyEnd",
+            value: {
+              subscriptionId: 2n,
+              truncated: true,
+              epochChanged: true,
+              lost: [{ topic: "A", fromSeq: 5n, toSeq: 0n, topicEpoch: 11n }],
+              lostOmitted: 3,
+            },
+          },
+        },
+        { kind: { case: "tick", value: { topic: "A", seq: 9n, prevSeq: 8n, topicEpoch: 11n } } },
+      ],
+    }),
+  );
+  const b = codec.decodeDataBatch(payload);
+  assert.equal(b.records.length, 2);
+  assert.equal(b.unknown, 0);
+  assert.ok(b.records[0]!.kind === "tick" && b.records[0]!.topicEpoch === 11n);
+  assert.deepEqual(b.historyEnds, [
+    {
+      subscriptionId: 2n,
+      truncated: true,
+      retention: false,
+      backfillLimit: false,
+      epochChanged: true,
+      lost: [{ topic: "A", fromSeq: 5n, toSeq: 0n, topicEpoch: 11n }],
+      lostOmitted: 3,
+      recordIndex: 1,
+    },
+  ]);
+
+  const frame = codec.subscribeFrame(7, Mode.TICK, ["A", "B"], 0, 42n, [{ topic: "A", afterSeq: 4n, topicEpoch: 11n }], 99n);
+  const m = codec.parse(pb.SubscribeSchema, frame.subarray(5), "SUBSCRIBE");
+  assert.equal(m.sinceMs, 42n);
+  assert.equal(m.resumeStreamEpoch, 99n);
+  assert.deepEqual(
+    m.resumeAfter.map((p) => [p.topic, p.afterSeq, p.topicEpoch]),
+    [["A", 4n, 11n]],
+  );
+});
+
 test("bigint helpers convert only where it is exact", () => {
   assert.equal(toNumber(123n), 123);
   assert.equal(toNumber(BigInt(Number.MAX_SAFE_INTEGER)), Number.MAX_SAFE_INTEGER);
