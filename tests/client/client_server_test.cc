@@ -288,6 +288,33 @@ class ResumeTest : public ::testing::Test {
 
   // A subscriber that never heartbeats: the server drops it every HEARTBEAT_TIMEOUT, and it
   // stays away for `outage` each time.
+  // Reads ticks until every topic has `published` of them (or 10 s pass), handing each batch's
+  // history ends to `on_end`, then checks each topic got seq 1, 2, 3, ... exactly once.
+  template <typename OnEnd>
+  void ExpectEveryTickOnce(Client& sub, std::uint64_t published, OnEnd on_end) {
+    std::map<std::string, std::vector<std::uint64_t>> seqs;
+    std::uint64_t total = 0;
+    const auto deadline = std::chrono::steady_clock::now() + milliseconds(10'000);
+    while (total < published * kTopics && std::chrono::steady_clock::now() < deadline) {
+      auto ev = sub.Next(tickwire::testing::Remaining(deadline));
+      if (!ev) break;
+      if (auto* b = std::get_if<Batch>(&*ev)) {
+        for (const auto& rec : b->records) {
+          const auto& t = std::get<Tick>(rec);
+          seqs[t.topic].push_back(t.seq);
+          ++total;
+        }
+        for (const auto& e : b->history_ends) on_end(e);
+      }
+      ASSERT_FALSE(std::holds_alternative<Closed>(*ev));
+    }
+    ASSERT_EQ(seqs.size(), static_cast<std::size_t>(kTopics));
+    for (const auto& [topic, v] : seqs) {
+      ASSERT_EQ(v.size(), published) << topic;
+      for (std::size_t i = 0; i < v.size(); ++i) ASSERT_EQ(v[i], i + 1) << topic;  // 1, 2, 3, ...
+    }
+  }
+
   std::unique_ptr<Client> DroppedSubscriber(Mode mode, milliseconds outage) {
     auto o = Options("dropped");
     o.heartbeat_interval = milliseconds(60'000);
@@ -354,29 +381,8 @@ TEST_F(ResumeTest, TicksArriveExactlyOnceAcrossRepeatedDrops) {
   ASSERT_TRUE(sub);
   const std::uint64_t published = Publish();
   ASSERT_GT(published, 0u);
-  std::map<std::string, std::vector<std::uint64_t>> seqs;
-  auto total = [&] {
-    std::size_t n = 0;
-    for (const auto& [t, v] : seqs) n += v.size();
-    return n;
-  };
-  const auto deadline = std::chrono::steady_clock::now() + milliseconds(10'000);
-  while (total() < published * kTopics && std::chrono::steady_clock::now() < deadline) {
-    auto ev = sub->Next(tickwire::testing::Remaining(deadline));
-    if (!ev) break;
-    if (auto* b = std::get_if<Batch>(&*ev)) {
-      for (const auto& rec : b->records) {
-        const auto& t = std::get<Tick>(rec);
-        seqs[t.topic].push_back(t.seq);
-      }
-    }
-    ASSERT_FALSE(std::holds_alternative<Closed>(*ev));
-  }
-  ASSERT_EQ(seqs.size(), static_cast<std::size_t>(kTopics));
-  for (const auto& [topic, v] : seqs) {
-    ASSERT_EQ(v.size(), published) << topic;
-    for (std::size_t i = 0; i < v.size(); ++i) ASSERT_EQ(v[i], i + 1) << topic;  // 1, 2, 3, ...
-  }
+  ExpectEveryTickOnce(*sub, published, [](const auto&) {});
+  if (HasFatalFailure()) return;
   const auto stats = sub->stats();
   EXPECT_GE(stats.disconnects, 3u) << "the server should have dropped it several times";
   EXPECT_GE(stats.reconnects, 3u);
@@ -392,36 +398,14 @@ TEST_F(ResumeTest, BackDatedTicksPublishedWhileAwayArriveExactlyOnce) {
   ASSERT_TRUE(sub);
   const std::uint64_t published = Publish(30'000'000'000);
   ASSERT_GT(published, 0u);
-  std::map<std::string, std::vector<std::uint64_t>> seqs;
   std::size_t ends = 0;
-  auto total = [&] {
-    std::size_t n = 0;
-    for (const auto& [t, v] : seqs) n += v.size();
-    return n;
-  };
-  const auto deadline = std::chrono::steady_clock::now() + milliseconds(10'000);
-  while (total() < published * kTopics && std::chrono::steady_clock::now() < deadline) {
-    auto ev = sub->Next(tickwire::testing::Remaining(deadline));
-    if (!ev) break;
-    if (auto* b = std::get_if<Batch>(&*ev)) {
-      for (const auto& rec : b->records) {
-        const auto& t = std::get<Tick>(rec);
-        seqs[t.topic].push_back(t.seq);
-      }
-      for (const auto& e : b->history_ends) {
-        ++ends;
-        EXPECT_EQ(e.subscription_id, 1u);  // the client's handle, not the server's id
-        EXPECT_FALSE(e.truncated);
-        EXPECT_TRUE(e.lost.empty());
-      }
-    }
-    ASSERT_FALSE(std::holds_alternative<Closed>(*ev));
-  }
-  ASSERT_EQ(seqs.size(), static_cast<std::size_t>(kTopics));
-  for (const auto& [topic, v] : seqs) {
-    ASSERT_EQ(v.size(), published) << topic;
-    for (std::size_t i = 0; i < v.size(); ++i) ASSERT_EQ(v[i], i + 1) << topic;  // 1, 2, 3, ...
-  }
+  ExpectEveryTickOnce(*sub, published, [&](const auto& e) {
+    ++ends;
+    EXPECT_EQ(e.subscription_id, 1u);  // the client's handle, not the server's id
+    EXPECT_FALSE(e.truncated);
+    EXPECT_TRUE(e.lost.empty());
+  });
+  if (HasFatalFailure()) return;
   const auto stats = sub->stats();
   EXPECT_GE(stats.reconnects, 3u) << "the server should have dropped it several times";
   EXPECT_EQ(stats.tick_gaps, 0u);
