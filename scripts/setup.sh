@@ -26,9 +26,10 @@ PACKAGES=(
   testssl.sh
   # The Python client (clients/python) and its tests: protobuf runtime (matches protoc 3.21),
   # pytest, pandas for the DataFrame helper (with numpy: about 11 MB of downloads, 65 MB
-  # installed), and venv + pip + setuptools + wheel for the offline `pip install` test.
-  python3-protobuf python3-pytest python3-pandas python3-venv python3-pip python3-setuptools
-  python3-wheel
+  # installed), venv + pip + setuptools + wheel for the offline `pip install` test, and
+  # pytest-timeout so that a test that hangs fails alone, with every thread's stack.
+  python3-protobuf python3-pytest python3-pytest-timeout python3-pandas python3-venv python3-pip
+  python3-setuptools python3-wheel
   # The chart page's browser test (web/test/chart_page_test.py drives headless Chromium over
   # its DevTools protocol with Python's standard library; no WebDriver needed).
   chromium

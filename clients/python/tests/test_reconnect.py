@@ -140,7 +140,8 @@ async def test_resume_after_cut_connections_is_lossless_and_without_duplicates(m
             assert [bar_key(b) for b in got.bars(t)] == [bar_key(b) for b in ref.bars(t)]
         stats = consumer.stats
         assert stats.disconnects == 3 and stats.reconnects == 3
-        assert stats.duplicates_dropped > 0  # the resume's lookback re-sent some: filtered
+        # Whether a resume re-sends a bar (dropped as a duplicate) depends on where the cut falls
+        # in its second: the sequences above are the property, not that count.
         assert stats.tick_gaps == 0
         assert len(got.of(tickwire.Reconnected)) == 3
         assert all(e.resubscribed == 2 for e in got.of(tickwire.Reconnected))
