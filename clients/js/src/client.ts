@@ -11,6 +11,7 @@ import {
   DeliveredState,
   backoffDelayMs,
   reconnectOptions,
+  resumeHistory,
   resumeSinceMs,
   retryAfterDelayMs,
 } from "./resume.js";
@@ -181,6 +182,16 @@ interface Subscription {
   sinceMs: bigint;
   /** Complete from here: the caller's since_ms, or the first SUBSCRIBE_OK time. */
   anchorMs: bigint;
+  /**
+   * TICK only: `resume_from_ns` of the first SUBSCRIBE_OK that had one (0n: none yet), sent on
+   * every resume (PROTOCOL.md S8c, topics without a position). Never replaced by a resume's.
+   */
+  resumeFromNs: bigint;
+  /**
+   * The caller asked for history, the server announced its history_end marker, and it has not
+   * arrived yet: a resume asks for the caller's backfill / since_ms again (`resumeHistory`).
+   */
+  historyPending: boolean;
   /** 0n while not established on the current connection. */
   serverId: bigint;
 }
@@ -366,6 +377,8 @@ export class Client implements AsyncIterable<TickwireEvent> {
       backfill,
       sinceMs,
       anchorMs: 0n,
+      resumeFromNs: 0n,
+      historyPending: false,
       serverId: 0n,
     };
     const deadline = monotonicMs() + this.requestTimeoutMs;
@@ -788,8 +801,10 @@ export class Client implements AsyncIterable<TickwireEvent> {
   /**
    * Re-subscribes everything, while the connection is served (history arrives between the
    * replies): TICK subscriptions by seq for every topic received (PROTOCOL.md S8c, so that a
-   * back-dated tick published meanwhile is replayed too), since_ms from what was received for
-   * the other topics and for bars. Returns why the connection was lost meanwhile (or undefined)
+   * back-dated tick published meanwhile is replayed too) and by the first SUBSCRIBE_OK's
+   * resume_from_ns for the topics not received, since_ms from what was received for the other
+   * topics and for bars (or the caller's own backfill / since_ms while its replay is
+   * unfinished, `resumeHistory`). Returns why the connection was lost meanwhile (or undefined)
    * and the number of subscriptions resumed.
    */
   private async resume(conn: Conn): Promise<{ lost: TickwireError | undefined; resumed: number }> {
@@ -798,11 +813,17 @@ export class Client implements AsyncIterable<TickwireEvent> {
     const handles: number[] = [];
     for (const [handle, sub] of this.subs) {
       sub.serverId = 0n;
-      const since = resumeSinceMs(
+      const history = resumeHistory(
+        sub.mode,
+        sub.backfill,
         sub.sinceMs,
-        sub.anchorMs,
-        this.delivered.newestPoint(sub.mode, sub.wildcard, sub.topics),
-        lookback,
+        sub.historyPending,
+        resumeSinceMs(
+          sub.sinceMs,
+          sub.anchorMs,
+          this.delivered.newestPoint(sub.mode, sub.wildcard, sub.topics),
+          lookback,
+        ),
       );
       // Positions take at most half of a frame; topics beyond resume by since_ms.
       const positions =
@@ -815,7 +836,16 @@ export class Client implements AsyncIterable<TickwireEvent> {
       replies.push(reply.promise);
       handles.push(handle);
       conn.transport.send(
-        codec.subscribeFrame(requestId, sub.mode, sub.topics, 0, since, positions, this.previousStreamEpoch),
+        codec.subscribeFrame(
+          requestId,
+          sub.mode,
+          sub.topics,
+          history.backfill,
+          history.sinceMs,
+          positions,
+          this.previousStreamEpoch,
+          sub.mode === Mode.TICK ? sub.resumeFromNs : 0n,
+        ),
       );
     }
     if (this.previousStreamEpoch !== this.streamEpoch) {
@@ -887,7 +917,7 @@ export class Client implements AsyncIterable<TickwireEvent> {
         return undefined;
       case FrameType.SUBSCRIBE_OK: {
         const m = codec.parse(pb.SubscribeOkSchema, payload, "SUBSCRIBE_OK");
-        this.onSubscribeOk(conn, m.requestId, m.subscriptionId);
+        this.onSubscribeOk(conn, m);
         return undefined;
       }
       case FrameType.PUBLISH_ACK: {
@@ -912,7 +942,8 @@ export class Client implements AsyncIterable<TickwireEvent> {
     }
   }
 
-  private onSubscribeOk(conn: Conn, requestId: number, serverId: bigint): void {
+  private onSubscribeOk(conn: Conn, m: pb.SubscribeOk): void {
+    const { requestId, subscriptionId: serverId } = m;
     const p = this.pending.get(requestId);
     this.pending.delete(requestId);
     if (p === undefined || p.reply.settled) {
@@ -922,8 +953,12 @@ export class Client implements AsyncIterable<TickwireEvent> {
     }
     if (p.resumeHandle !== undefined) {
       const sub = this.subs.get(p.resumeHandle);
-      if (sub !== undefined) sub.serverId = serverId;
-      else conn.transport.send(codec.unsubscribeFrame(this.requestId(), serverId)); // unsubscribed meanwhile
+      if (sub !== undefined) {
+        sub.serverId = serverId;
+        // Kept from the first SUBSCRIBE_OK that had one: a resume's own place is later, and
+        // topics without a position would miss what was accepted in between.
+        if (sub.mode === Mode.TICK && sub.resumeFromNs === 0n) sub.resumeFromNs = m.resumeFromNs;
+      } else conn.transport.send(codec.unsubscribeFrame(this.requestId(), serverId)); // unsubscribed meanwhile
       p.reply.resolve(undefined);
       return;
     }
@@ -935,6 +970,8 @@ export class Client implements AsyncIterable<TickwireEvent> {
       handle: this.nextHandle++,
       serverId,
       anchorMs: spec.sinceMs > 0n ? spec.sinceMs : nowMs(),
+      resumeFromNs: spec.mode === Mode.TICK ? m.resumeFromNs : 0n,
+      historyPending: m.historyEnd && (spec.backfill > 0 || spec.sinceMs > 0n),
     };
     this.subs.set(sub.handle, sub);
     p.reply.resolve(sub.handle);
@@ -1041,6 +1078,7 @@ export class Client implements AsyncIterable<TickwireEvent> {
   private historyEndEvent(h: codec.DecodedHistoryEnd): HistoryEndEvent | undefined {
     for (const sub of this.subs.values()) {
       if (sub.serverId === h.subscriptionId) {
+        sub.historyPending = false; // the caller's history has been replayed (S8c)
         return {
           type: "history_end",
           subscription: sub.handle,

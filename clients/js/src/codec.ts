@@ -49,6 +49,7 @@ export function subscribeFrame(
   sinceMs: bigint,
   resumeAfter: readonly ResumePosition[] = [],
   resumeStreamEpoch = 0n,
+  resumeFromNs = 0n,
 ): Uint8Array {
   const m = create(pb.SubscribeSchema, {
     requestId,
@@ -60,6 +61,7 @@ export function subscribeFrame(
       create(pb.ResumePointSchema, { topic: p.topic, afterSeq: p.afterSeq, topicEpoch: p.topicEpoch }),
     ),
     resumeStreamEpoch,
+    resumeFromNs,
   });
   return encodeFrame(FrameType.SUBSCRIBE, toBinary(pb.SubscribeSchema, m));
 }

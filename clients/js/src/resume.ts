@@ -106,6 +106,37 @@ export function resumeSinceMs(
   return since < 1n ? 1n : since;
 }
 
+/** The history a resumed SUBSCRIBE asks for (besides `resume_after` and `resume_from_ns`). */
+export interface ResumeHistory {
+  backfill: number;
+  sinceMs: bigint;
+}
+
+/**
+ * What a resumed SUBSCRIBE asks for by `backfill` / `since_ms` (PROTOCOL.md S8c).
+ *
+ * `historyPending`: the subscription asked for history (`userBackfill` or `userSinceMs`), the
+ * server announced a history_end marker for it, and none has arrived yet. Its replay was cut,
+ * so topics the replay had not reached still need it: a TICK subscription asks for the caller's
+ * original `backfill` and `since_ms` again (its `resume_after` positions and `resume_from_ns`
+ * cover the rest), and so does a bar subscription with `since_ms` (the duplicates are
+ * dropped). A bar subscription with `backfill` keeps resuming by time (the N newest bars would
+ * miss those that closed while the client was away). Otherwise: `resumeSinceMs`'s value
+ * (`lookbackSinceMs`) and no backfill.
+ */
+export function resumeHistory(
+  mode: number,
+  userBackfill: number,
+  userSinceMs: bigint,
+  historyPending: boolean,
+  lookbackSinceMs: bigint,
+): ResumeHistory {
+  if (historyPending && (mode === Mode.TICK ? userBackfill > 0 || userSinceMs > 0n : userSinceMs > 0n)) {
+    return { backfill: userBackfill, sinceMs: userSinceMs };
+  }
+  return { backfill: 0, sinceMs: lookbackSinceMs };
+}
+
 interface TickState {
   lastSeq: bigint;
   maxTsNs: bigint;

@@ -83,10 +83,13 @@ class FakeConn {
     });
   }
 
-  /** Reads a SUBSCRIBE, answers SUBSCRIBE_OK with `subscriptionId`; the request. */
-  async subscribeOk(subscriptionId: bigint): Promise<pb.Subscribe> {
+  /** Reads a SUBSCRIBE, answers SUBSCRIBE_OK with `subscriptionId` (and `more`); the request. */
+  async subscribeOk(
+    subscriptionId: bigint,
+    more: MessageInitShape<typeof pb.SubscribeOkSchema> = {},
+  ): Promise<pb.Subscribe> {
     const m = parse(pb.SubscribeSchema, await this.next(FrameType.SUBSCRIBE), "SUBSCRIBE");
-    this.send(FrameType.SUBSCRIBE_OK, pb.SubscribeOkSchema, { requestId: m.requestId, subscriptionId });
+    this.send(FrameType.SUBSCRIBE_OK, pb.SubscribeOkSchema, { ...more, requestId: m.requestId, subscriptionId });
     return m;
   }
 
@@ -320,6 +323,146 @@ test("an idle connection is dropped after idleTimeoutMs, and subscriptions resum
         [["A", t0 + 2000n]],
       );
       assert.equal(client.stats.duplicatesDropped, 1);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+const historyEnd = (subscriptionId: bigint): pb.Record =>
+  create(pb.RecordSchema, { kind: { case: "historyEnd", value: { subscriptionId } } });
+
+/** Reads events until one of `type` (within 5 s); all read, that one last. */
+async function until(client: Client, type: TickwireEvent["type"]): Promise<TickwireEvent[]> {
+  const out: TickwireEvent[] = [];
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const ev = await client.nextEvent(Math.max(1, deadline - Date.now()));
+    assert.ok(ev !== undefined, `no "${type}" event; got ${out.map((e) => e.type).join(",")}`);
+    out.push(ev);
+    if (ev.type === type) return out;
+  }
+}
+
+/** Cuts `conn`, waits for the client to come back; the new connection (AUTH answered). */
+async function cutAndAccept(fake: FakeServer, client: Client, conn: FakeConn): Promise<FakeConn> {
+  conn.socket.destroy();
+  await until(client, "disconnected");
+  const again = await fake.conn();
+  await again.accept();
+  return again;
+}
+
+// PROTOCOL.md S8c, topics without a position: the first SUBSCRIBE_OK's resume_from_ns goes out
+// on every resume of the TICK subscription, and a replay cut before its history_end marker is
+// asked for again with the caller's own since_ms / backfill.
+test("resume_from_ns of the first SUBSCRIBE_OK is sent on every resume; cut history is asked again", async () => {
+  await withFake(async (fake) => {
+    const [client, conn] = await open(fake, { reconnect: { initialBackoffMs: 10, resumeLookbackMs: 1000 } });
+    try {
+      const r1 = 1_765_000_000_123_456_789n; // above 2^53: exact as a bigint
+      const tsA = 1_900_000_000_000_000_000n; // ns; point 1_900_000_000_000 ms
+      // TICK with since_ms, and a SECOND subscription with since_ms (bars: rule 3 only).
+      const ticking = client.subscribe("tick", ["*"], { sinceMs: 1000n });
+      const first = await conn.subscribeOk(5n, { resumeFromNs: r1, historyEnd: true });
+      assert.equal(first.resumeFromNs, 0n, "a first SUBSCRIBE sends none");
+      assert.equal(first.sinceMs, 1000n);
+      const handle = await ticking;
+      const barring = client.subscribe("second", ["*"], { sinceMs: 2000n });
+      await conn.subscribeOk(7n, { historyEnd: true });
+      const bars = await barring;
+      // Part of the replay, then the cut: no marker yet.
+      conn.batch(1n, [tick("A", 1n, 0n, tsA)]);
+      await until(client, "batch");
+
+      // 1st resume: the caller's since_ms again (not the newest point less the lookback), A's
+      // position, and r1.
+      let c = await cutAndAccept(fake, client, conn);
+      const r2 = r1 + 5_000_000_000n;
+      let req = await c.subscribeOk(15n, { resumeFromNs: r2, historyEnd: true });
+      assert.equal(req.resumeFromNs, r1);
+      assert.equal(req.sinceMs, 1000n);
+      assert.equal(req.backfill, 0);
+      assert.deepEqual(
+        req.resumeAfter.map((p) => [p.topic, p.afterSeq]),
+        [["A", 1n]],
+      );
+      let barReq = await c.subscribeOk(17n, { historyEnd: true });
+      assert.equal(barReq.sinceMs, 2000n, "bars: the caller's since_ms again");
+      assert.equal(barReq.resumeFromNs, 0n, "never on a bar subscription");
+      await until(client, "reconnected");
+      // This replay ends: the caller's history is complete from here on.
+      const bar = create(pb.RecordSchema, {
+        kind: { case: "bar", value: { topic: "A", interval: pb.Mode.SECOND, startMs: 1_800_000_000_000n, count: 1n } },
+      });
+      c.batch(1n, [tick("B", 1n, 0n, tsA + 1_000_000n), bar, historyEnd(15n), historyEnd(17n)]);
+      const ends = (await until(client, "history_end")).concat(await until(client, "history_end"));
+      assert.deepEqual(
+        ends.filter((e) => e.type === "history_end").map((e) => e.type === "history_end" && e.subscription),
+        [handle, bars],
+      );
+
+      // 2nd resume: still r1 (not the resume's r2), and since_ms by what was received.
+      c = await cutAndAccept(fake, client, c);
+      req = await c.subscribeOk(25n, { resumeFromNs: r2 + 1n, historyEnd: true });
+      assert.equal(req.resumeFromNs, r1);
+      assert.equal(req.sinceMs, 1_900_000_000_001n - 1000n);
+      assert.equal(req.backfill, 0);
+      assert.deepEqual(
+        req.resumeAfter.map((p) => [p.topic, p.afterSeq]),
+        [
+          ["A", 1n],
+          ["B", 1n],
+        ],
+      );
+      barReq = await c.subscribeOk(27n);
+      assert.equal(barReq.sinceMs, 1_800_000_000_000n - 1000n, "bars: by time once their history came");
+      await until(client, "reconnected");
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+test("a cut backfill is asked again; a server without resume_from_ns gets none until it sends one", async () => {
+  await withFake(async (fake) => {
+    const [client, conn] = await open(fake, { reconnect: { initialBackoffMs: 10, resumeLookbackMs: 1000 } });
+    try {
+      // The first SUBSCRIBE_OK carries no resume_from_ns (a server without the extension).
+      const subscribing = client.subscribe("tick", ["A", "B"], { backfill: 3 });
+      const first = await conn.subscribeOk(5n, { historyEnd: true });
+      assert.equal(first.backfill, 3);
+      await subscribing;
+      conn.batch(1n, [tick("A", 7n, 6n, 1_000_000_000n)]);
+      await until(client, "batch");
+
+      let c = await cutAndAccept(fake, client, conn);
+      const r = 1_765_000_000_000_000_001n;
+      let req = await c.subscribeOk(6n, { resumeFromNs: r, historyEnd: true });
+      assert.equal(req.resumeFromNs, 0n, "none held yet");
+      assert.equal(req.backfill, 3, "cut before the marker: the caller's backfill again");
+      assert.equal(req.sinceMs, 0n, "backfill and since_ms are exclusive");
+      assert.deepEqual(
+        req.resumeAfter.map((p) => [p.topic, p.afterSeq]),
+        [["A", 7n]],
+      );
+      await until(client, "reconnected");
+
+      // Cut again before this replay's marker: backfill again, and the first non-zero value.
+      c = await cutAndAccept(fake, client, c);
+      req = await c.subscribeOk(8n, { resumeFromNs: r + 9n, historyEnd: true });
+      assert.equal(req.resumeFromNs, r);
+      assert.equal(req.backfill, 3);
+      await until(client, "reconnected");
+      c.batch(1n, [historyEnd(8n)]);
+      await until(client, "history_end");
+
+      c = await cutAndAccept(fake, client, c);
+      req = await c.subscribeOk(9n, { resumeFromNs: r + 10n, historyEnd: true });
+      assert.equal(req.resumeFromNs, r);
+      assert.equal(req.backfill, 0, "the marker came: no backfill any more");
+      assert.ok(req.sinceMs > 0n);
+      await until(client, "reconnected");
     } finally {
       await client.close();
     }

@@ -29,6 +29,7 @@ import {
   DeliveredState,
   backoffDelayMs,
   reconnectOptions,
+  resumeHistory,
   resumeSinceMs,
   retryAfterDelayMs,
   tickPointMs,
@@ -252,6 +253,22 @@ test("resume points: floor of ts_ns, lookback, never before the caller's since_m
   assert.equal(resumeSinceMs(0n, 500n, undefined, 1000n), 1n);
 });
 
+test("a resume asks for the caller's history again only while its replay was cut (S8c)", () => {
+  const lookback = 8000n; // what resumeSinceMs gave
+  // History delivered (or none asked for, or no marker announced): by time, without backfill.
+  for (const mode of [Mode.TICK, Mode.SECOND, Mode.MINUTE]) {
+    assert.deepEqual(resumeHistory(mode, 5, 0n, false, lookback), { backfill: 0, sinceMs: lookback });
+    assert.deepEqual(resumeHistory(mode, 0, 3000n, false, lookback), { backfill: 0, sinceMs: lookback });
+    assert.deepEqual(resumeHistory(mode, 0, 0n, true, lookback), { backfill: 0, sinceMs: lookback });
+  }
+  // Cut before the marker: TICK sends the caller's backfill or since_ms, not the adjusted one.
+  assert.deepEqual(resumeHistory(Mode.TICK, 5, 0n, true, lookback), { backfill: 5, sinceMs: 0n });
+  assert.deepEqual(resumeHistory(Mode.TICK, 0, 3000n, true, lookback), { backfill: 0, sinceMs: 3000n });
+  // Bars: since_ms again; backfill keeps resuming by time (N newest bars would leave a hole).
+  assert.deepEqual(resumeHistory(Mode.SECOND, 0, 3000n, true, lookback), { backfill: 0, sinceMs: 3000n });
+  assert.deepEqual(resumeHistory(Mode.MINUTE, 5, 0n, true, lookback), { backfill: 0, sinceMs: lookback });
+});
+
 test("the delivered state drops duplicates, reports gaps and accepts a fresh numbering", () => {
   const d = new DeliveredState();
   assert.deepEqual(d.acceptTick("A", 1n, 0n, 1000n), { fresh: true, gapAfter: 0n });
@@ -358,6 +375,15 @@ test("history_end markers decode with their place in the batch; SUBSCRIBE carrie
     m.resumeAfter.map((p) => [p.topic, p.afterSeq, p.topicEpoch]),
     [["A", 4n, 11n]],
   );
+  assert.equal(m.resumeFromNs, 0n);
+  // resume_from_ns is field 8 (varint), after the others, and carries an int64 exactly (an
+  // accept position in ns is far above 2^53); absent when 0n.
+  const r = 1_765_000_000_123_456_789n;
+  const withR = codec.subscribeFrame(7, Mode.TICK, ["A"], 0, 42n, [], 0n, r).subarray(5);
+  const withoutR = codec.subscribeFrame(7, Mode.TICK, ["A"], 0, 42n, [], 0n).subarray(5);
+  assert.equal(codec.parse(pb.SubscribeSchema, withR, "SUBSCRIBE").resumeFromNs, r);
+  assert.deepEqual(withR.subarray(0, withoutR.length), withoutR);
+  assert.equal(withR[withoutR.length], (8 << 3) | 0);
 });
 
 test("bigint helpers convert only where it is exact", () => {
