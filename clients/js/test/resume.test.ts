@@ -89,6 +89,68 @@ test("a back-dated tick published while away is replayed once on reconnect (resu
   });
 });
 
+// PROTOCOL.md S8c, topics without a position: a topic created while the consumer was away is
+// not in resume_after, and its back-dated ticks are older than any since_ms the resume sends;
+// the first SUBSCRIBE_OK's resume_from_ns brings them.
+test("ticks of a topic new while away, stamped 60 s back, are replayed once (resume_from_ns)", async () => {
+  await withServer({}, async (s) => {
+    const proxy = await new Proxy(s.port).start();
+    const seen = uniqueTopic("seen");
+    const fresh = uniqueTopic("new-while-away");
+    const consumer = await connect({ port: proxy.port, username: USER, password: PASSWORD, reconnect: FAST_RETRY });
+    const producer = await connect({ port: s.port, username: USER, password: PASSWORD });
+    try {
+      await consumer.subscribe("tick", ["*"]);
+      const got = new Collector(consumer);
+      await producer.publish([[seen, 1, 1]], { ack: true });
+      await got.wait(() => got.ticks(seen).length === 1, "a tick of a topic seen before the cut");
+
+      proxy.accepting = false;
+      proxy.cut();
+      await got.wait(() => got.of("disconnected").length === 1, "the disconnect");
+      const stamped = nowNs() - 60n * SECOND_NS;
+      const ack = await producer.publishAcked(
+        [1, 2, 3].map((p) => [fresh, p, 1, stamped + BigInt(p)] as [string, number, number, bigint]),
+      );
+      assert.equal(ack.accepted, 3);
+      proxy.accepting = true;
+
+      await got.wait(() => got.of("reconnected").length === 1, "the reconnect");
+      // A live tick as a fence: everything replayed comes before it.
+      await producer.publish([[fresh, 4, 1]], { ack: true });
+      await got.wait(() => got.ticks(fresh).some((t) => t.seq === 4n), "the live tick after the reconnect");
+
+      assert.deepEqual(
+        got.ticks(fresh).map((t) => [t.seq, t.price]),
+        [
+          [1n, 1],
+          [2n, 2],
+          [3n, 3],
+          [4n, 4],
+        ],
+      );
+      assert.deepEqual(
+        got.ticks(fresh).slice(0, 3).map((t) => t.tsNs),
+        [stamped + 1n, stamped + 2n, stamped + 3n],
+      );
+      assert.deepEqual(
+        got.ticks(seen).map((t) => t.seq),
+        [1n],
+      );
+      assert.equal(consumer.stats.duplicatesDropped, 0);
+      assert.equal(consumer.stats.tickGaps, 0);
+      const ends = got.of("history_end");
+      assert.equal(ends.length, 1, "the resumed subscription's replay ends once");
+      assert.equal(ends[0]!.truncated, false);
+      const order = positions(got.events);
+      assert.ok(order.indexOf(`tick ${fresh} 3`) < order.indexOf("history_end"));
+    } finally {
+      await Promise.all([consumer.close(), producer.close()]);
+      await proxy.close();
+    }
+  });
+});
+
 test("a subscription with backfill yields one history_end event after its replay", async () => {
   await withServer({}, async (s) => {
     const topic = uniqueTopic("history-end");
