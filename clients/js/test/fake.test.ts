@@ -89,7 +89,11 @@ class FakeConn {
     more: MessageInitShape<typeof pb.SubscribeOkSchema> = {},
   ): Promise<pb.Subscribe> {
     const m = parse(pb.SubscribeSchema, await this.next(FrameType.SUBSCRIBE), "SUBSCRIBE");
-    this.send(FrameType.SUBSCRIBE_OK, pb.SubscribeOkSchema, { ...more, requestId: m.requestId, subscriptionId });
+    this.send(FrameType.SUBSCRIBE_OK, pb.SubscribeOkSchema, {
+      ...more,
+      requestId: m.requestId,
+      subscriptionId,
+    });
     return m;
   }
 
@@ -393,7 +397,10 @@ test("resume_from_ns of the first SUBSCRIBE_OK is sent on every resume; cut hist
       await until(client, "reconnected");
       // This replay ends: the caller's history is complete from here on.
       const bar = create(pb.RecordSchema, {
-        kind: { case: "bar", value: { topic: "A", interval: pb.Mode.SECOND, startMs: 1_800_000_000_000n, count: 1n } },
+        kind: {
+          case: "bar",
+          value: { topic: "A", interval: pb.Mode.SECOND, startMs: 1_800_000_000_000n, count: 1n },
+        },
       });
       c.batch(1n, [tick("B", 1n, 0n, tsA + 1_000_000n), bar, historyEnd(15n), historyEnd(17n)]);
       const ends = (await until(client, "history_end")).concat(await until(client, "history_end"));
