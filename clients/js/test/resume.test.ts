@@ -121,7 +121,8 @@ test("ticks of a topic new while away, stamped 60 s back, are replayed once (res
       proxy.accepting = true;
 
       await got.wait(() => got.of("reconnected").length === 1, "the reconnect");
-      // A live tick as a fence: everything replayed comes before it.
+      await got.wait(() => got.of("history_end").length === 1, "the end of the resumed replay");
+      // A live tick as a fence: a second marker or a late replayed tick would come before it.
       await producer.publish([[fresh, 4, 1]], { ack: true });
       await got.wait(() => got.ticks(fresh).some((t) => t.seq === 4n), "the live tick after the reconnect");
 
@@ -170,9 +171,11 @@ test("a subscription with backfill yields one history_end event after its replay
       const got = new Collector(consumer);
       const plain = await consumer.subscribe("second", [topic]); // no history: no marker
       const handle = await consumer.subscribe("tick", [topic], { backfill: 3 });
+      // The replay takes what the topic retains when the server reaches it (S8b), which may be
+      // after a tick published right after SUBSCRIBE_OK: the live tick waits for the marker.
+      await got.wait(() => got.of("history_end").length >= 1, "the marker");
       await producer.publish([[topic, 6, 1]], { ack: true });
       await got.wait(() => got.ticks(topic).some((t) => t.seq === 6n), "the live tick");
-      await got.wait(() => got.of("history_end").length >= 1, "the marker");
       // One more live tick as a fence: a second marker would have come before it.
       await producer.publish([[topic, 7, 1]], { ack: true });
       await got.wait(() => got.ticks(topic).some((t) => t.seq === 7n), "the fence tick");
