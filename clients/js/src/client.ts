@@ -202,6 +202,8 @@ interface Pending {
   subscribe?: Subscription;
   /** For a resumed SUBSCRIBE: the handle. */
   resumeHandle?: number;
+  /** For a resumed SUBSCRIBE: it asked for the caller's backfill / since_ms again. */
+  resentHistory?: boolean;
 }
 
 /** One connection after AUTH_OK. */
@@ -832,7 +834,8 @@ export class Client implements AsyncIterable<TickwireEvent> {
           : [];
       const requestId = this.requestId();
       const reply = new Deferred<unknown>();
-      this.pending.set(requestId, { reply, resumeHandle: handle });
+      if (history.resent) this.stats_.historyResends++;
+      this.pending.set(requestId, { reply, resumeHandle: handle, resentHistory: history.resent });
       replies.push(reply.promise);
       handles.push(handle);
       conn.transport.send(
@@ -958,6 +961,9 @@ export class Client implements AsyncIterable<TickwireEvent> {
         // Kept from the first SUBSCRIBE_OK that had one: a resume's own place is later, and
         // topics without a position would miss what was accepted in between.
         if (sub.mode === Mode.TICK && sub.resumeFromNs === 0n) sub.resumeFromNs = m.resumeFromNs;
+        // A resume that asked for no history of the caller's waits for none of it; and a
+        // server that announces no marker sends none (its replay's end cannot be known).
+        sub.historyPending = p.resentHistory === true && m.historyEnd;
       } else conn.transport.send(codec.unsubscribeFrame(this.requestId(), serverId)); // unsubscribed meanwhile
       p.reply.resolve(undefined);
       return;

@@ -110,6 +110,8 @@ export function resumeSinceMs(
 export interface ResumeHistory {
   backfill: number;
   sinceMs: bigint;
+  /** The caller's backfill / since_ms again: its history_end marker is awaited anew. */
+  resent: boolean;
 }
 
 /**
@@ -132,9 +134,9 @@ export function resumeHistory(
   lookbackSinceMs: bigint,
 ): ResumeHistory {
   if (historyPending && (mode === Mode.TICK ? userBackfill > 0 || userSinceMs > 0n : userSinceMs > 0n)) {
-    return { backfill: userBackfill, sinceMs: userSinceMs };
+    return { backfill: userBackfill, sinceMs: userSinceMs, resent: true };
   }
-  return { backfill: 0, sinceMs: lookbackSinceMs };
+  return { backfill: 0, sinceMs: lookbackSinceMs, resent: false };
 }
 
 interface TickState {

@@ -445,6 +445,8 @@ export interface Stats {
   streamEpochChanges: number;
   /** "history_end" events delivered. */
   historyEnds: number;
+  /** Resumes that asked for the caller's backfill / sinceMs again (a replay cut short). */
+  historyResends: number;
   /** Acked published ticks the server counted late (PublishAck.late). */
   lateTicks: number;
 }
@@ -472,6 +474,7 @@ export function newStats(): Stats {
     topicEpochChanges: 0,
     streamEpochChanges: 0,
     historyEnds: 0,
+    historyResends: 0,
     lateTicks: 0,
   };
 }

@@ -255,18 +255,21 @@ test("resume points: floor of ts_ns, lookback, never before the caller's since_m
 
 test("a resume asks for the caller's history again only while its replay was cut (S8c)", () => {
   const lookback = 8000n; // what resumeSinceMs gave
+  const byTime = { backfill: 0, sinceMs: lookback, resent: false };
   // History delivered (or none asked for, or no marker announced): by time, without backfill.
   for (const mode of [Mode.TICK, Mode.SECOND, Mode.MINUTE]) {
-    assert.deepEqual(resumeHistory(mode, 5, 0n, false, lookback), { backfill: 0, sinceMs: lookback });
-    assert.deepEqual(resumeHistory(mode, 0, 3000n, false, lookback), { backfill: 0, sinceMs: lookback });
-    assert.deepEqual(resumeHistory(mode, 0, 0n, true, lookback), { backfill: 0, sinceMs: lookback });
+    assert.deepEqual(resumeHistory(mode, 5, 0n, false, lookback), byTime);
+    assert.deepEqual(resumeHistory(mode, 0, 3000n, false, lookback), byTime);
+    assert.deepEqual(resumeHistory(mode, 0, 0n, true, lookback), byTime);
   }
   // Cut before the marker: TICK sends the caller's backfill or since_ms, not the adjusted one.
-  assert.deepEqual(resumeHistory(Mode.TICK, 5, 0n, true, lookback), { backfill: 5, sinceMs: 0n });
-  assert.deepEqual(resumeHistory(Mode.TICK, 0, 3000n, true, lookback), { backfill: 0, sinceMs: 3000n });
+  const backfill = { backfill: 5, sinceMs: 0n, resent: true };
+  assert.deepEqual(resumeHistory(Mode.TICK, 5, 0n, true, lookback), backfill);
+  const since = { backfill: 0, sinceMs: 3000n, resent: true };
+  assert.deepEqual(resumeHistory(Mode.TICK, 0, 3000n, true, lookback), since);
   // Bars: since_ms again; backfill keeps resuming by time (N newest bars would leave a hole).
-  assert.deepEqual(resumeHistory(Mode.SECOND, 0, 3000n, true, lookback), { backfill: 0, sinceMs: 3000n });
-  assert.deepEqual(resumeHistory(Mode.MINUTE, 5, 0n, true, lookback), { backfill: 0, sinceMs: lookback });
+  assert.deepEqual(resumeHistory(Mode.SECOND, 0, 3000n, true, lookback), since);
+  assert.deepEqual(resumeHistory(Mode.MINUTE, 5, 0n, true, lookback), byTime);
 });
 
 test("the delivered state drops duplicates, reports gaps and accepts a fresh numbering", () => {
