@@ -3,6 +3,7 @@
 #include <nats/nats.h>
 #include <unistd.h>
 
+#include <limits>
 #include <optional>
 #include <random>
 
@@ -53,7 +54,8 @@ NatsBus::NatsBus(const config::Config& config, exchange::Poster& poster,
       origin_(DefaultOrigin(config.instance_id)),
       subject_(config.nats_subject),
       directory_(config.max_topics, config.max_topics_per_user,
-                 std::int64_t{config.bar_close_delay_ms} * engine::kNsPerMs) {}
+                 std::int64_t{config.bar_close_delay_ms} * engine::kNsPerMs),
+      shard_clock_(std::make_unique<std::atomic<std::int64_t>[]>(config.EffectiveWorkers())) {}
 
 NatsBus::~NatsBus() { Stop(); }
 
@@ -469,6 +471,18 @@ void NatsBus::WaitForShards() {
 }
 
 std::int64_t NatsBus::Watermark(const exchange::Exchange& at) const { return at.log_clock_ns(); }
+
+std::int64_t NatsBus::ResumeFrom(const exchange::Exchange& /*at*/) const {
+  std::int64_t oldest = std::numeric_limits<std::int64_t>::max();
+  for (unsigned s = 0; s < poster_.workers(); ++s) {
+    oldest = std::min(oldest, shard_clock_[s].load(std::memory_order_acquire));
+  }
+  return std::max<std::int64_t>(oldest, 1);  // 1: nothing applied yet, every tick is after it
+}
+
+void NatsBus::LogClockApplied(unsigned shard, std::int64_t ns) {
+  shard_clock_[shard].store(ns, std::memory_order_release);
+}
 
 void NatsBus::Apply(natsMsg* msg) {
   jsMsgMetaData* meta = nullptr;

@@ -71,6 +71,10 @@ class NatsBus final : public exchange::Bus {
                engine::UserId user, std::string_view user_name, std::uint32_t request_id, bool ack,
                std::vector<engine::IngestTick> ticks) override;
   std::int64_t Watermark(const exchange::Exchange& at) const override;
+  // The oldest log clock any shard has applied: each shard applies the log in order, so every
+  // tick it applies later carries that clock or a newer one.
+  std::int64_t ResumeFrom(const exchange::Exchange& at) const override;
+  void LogClockApplied(unsigned shard, std::int64_t ns) override;
   bool Congested() const override;
   void AppendMetrics(obs::Exposition& out) const override;
 
@@ -146,6 +150,8 @@ class NatsBus final : public exchange::Bus {
   std::uint64_t applied_seq_ = 0;  // stream sequence of the last message applied
   std::int64_t log_clock_ns_ = 0;  // newest accept time seen in the log
   TopicDirectory directory_;       // the topic cap, decided in log order
+  // Per shard, the log clock it has applied (ResumeFrom); written by that shard's worker.
+  std::unique_ptr<std::atomic<std::int64_t>[]> shard_clock_;
 
   std::mutex control_mu_;
   std::condition_variable control_cv_;

@@ -52,6 +52,7 @@ CatchUp::CatchUp(std::uint64_t id, std::uint64_t subscription_id, engine::Mode m
     o.request.wildcard = wildcard_;
     o.request.backfill = backfill;
     o.request.since_ms = since_ms;
+    if (mode == engine::Mode::kTick) o.request.resume_from_ns = scope.resume_from_ns;
     if (!positions[s].empty()) {
       o.request.resume =
           std::make_shared<const std::vector<engine::ResumePoint>>(std::move(positions[s]));

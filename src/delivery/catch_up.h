@@ -80,6 +80,8 @@ class CatchUp {
     // TICK only: resume positions (PROTOCOL S8c), sorted by topic; those of topics it does not
     // replay are ignored.
     std::vector<engine::ResumePoint> resume;
+    // TICK only: Subscribe.resume_from_ns (0: none), for the topics without a position.
+    std::int64_t resume_from_ns = 0;
   };
 
   // What the subscription's history end marker says (PROTOCOL S8c), gathered from the slices.

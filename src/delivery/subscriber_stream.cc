@@ -191,6 +191,7 @@ void SubscriberStream::OnSubscribed(std::uint64_t id, const Subscription& sub) {
   CatchUp::EndReport report;
   CatchUp::Scope scope;
   scope.resume = sub.resume;
+  scope.resume_from_ns = sub.resume_from_ns;
   if (sub.resume_stale) {
     // Positions of a gone stream (S7a): what followed each is lost, and every topic's retained
     // ticks are new to the client.

@@ -27,9 +27,14 @@ struct Subscription {
   // The positions were read under another stream epoch than the server's: they belong to a
   // gone numbering (what followed them is lost; the topics replay all that is retained).
   bool resume_stale = false;
+  // TICK only (S8c): topics without a position also replay the ticks accepted at or after this
+  // place in the accept order (Subscribe.resume_from_ns; 0: none).
+  std::int64_t resume_from_ns = 0;
 
   // Whether it asked for history, and so gets a Record.history_end after it (S8c).
-  bool WantsHistory() const { return backfill > 0 || since_ms > 0 || !resume.empty(); }
+  bool WantsHistory() const {
+    return backfill > 0 || since_ms > 0 || !resume.empty() || resume_from_ns > 0;
+  }
 };
 
 // A connection's subscriptions by id. Entries stay where they are until erased, so a reference

@@ -146,7 +146,12 @@ Refusal Shard::ApplyOne(const IngestTick& t, TopicState* found, UserId user, Rec
   st.last_seq = t.seq > prev ? t.seq : prev + 1;
   st.last_publish_ns = t.accepted_ns;
   ++stats_.ticks;
-  st.ticks.Push(TickRecord{t.price, t.size, t.ts_ns, st.last_seq, prev});
+  if (st.ticks.capacity() == 0) {
+    st.dropped_order_ns = order_ns_;  // nothing is retained
+  } else if (st.ticks.size() == st.ticks.capacity()) {
+    st.dropped_order_ns = st.ticks[0].order_ns;  // the oldest is overwritten
+  }
+  st.ticks.Push(TickRecord{t.price, t.size, t.ts_ns, st.last_seq, prev, order_ns_});
   // Lateness is decided once, against the SECOND bucket: a tick too late for it is folded into
   // no bar, so every MINUTE bar is the fold of its SECOND bars. (A tick in time for its SECOND
   // bucket is in time for its MINUTE bucket, which ends no earlier and closes no earlier.)
@@ -303,8 +308,27 @@ bool Shard::ReplayTopic(const TopicState& st, bool resume, SliceState& s) {
   // after it is gone with that numbering, and all of this one is new to the client.
   const bool stale = pos != nullptr && pos->topic_epoch != 0 && pos->topic_epoch != st.epoch;
   const std::uint64_t after = pos != nullptr && !stale ? pos->after_seq : 0;
-  const bool filtered = ticks && pos == nullptr && s.req.backfill == 0;
-  auto selected = [&](std::size_t i) { return !filtered || st.ticks[i].ts_ns >= s.since_ns; };
+  // A topic without a position in a resume that gave resume_from_ns (S8c): the ticks accepted
+  // at or after it, and those backfill or since_ms select.
+  const std::int64_t from_ns = s.req.resume_from_ns;
+  const bool by_order = ticks && pos == nullptr && from_ns > 0;
+  const bool filtered = ticks && pos == nullptr && (s.req.backfill == 0 || by_order);
+  // by_order with backfill: the newest `backfill` ticks up to the replay's cap start at this seq.
+  std::uint64_t backfill_seq = std::numeric_limits<std::uint64_t>::max();
+  if (by_order && s.req.backfill > 0 && n > 0) {
+    std::size_t m = n;  // ticks at or below the cap (the ring may have grown since it was set)
+    if (resume) {
+      while (m > 0 && st.ticks[m - 1].seq > c.partial_cap) --m;
+    }
+    if (m > 0) backfill_seq = st.ticks[m - std::min<std::size_t>(m, s.req.backfill)].seq;
+  }
+  auto selected = [&](std::size_t i) {
+    if (!filtered) return true;
+    const TickRecord& r = st.ticks[i];
+    if (!by_order) return r.ts_ns >= s.since_ns;
+    return r.order_ns >= from_ns || (s.req.since_ms > 0 && r.ts_ns >= s.since_ns) ||
+           r.seq >= backfill_seq;
+  };
 
   std::size_t i = 0;
   std::uint64_t cap = 0;
@@ -317,10 +341,19 @@ bool Shard::ReplayTopic(const TopicState& st, bool resume, SliceState& s) {
     ++s.steps;
     const std::uint64_t topics = std::max<std::uint64_t>(c.topics_left, 1);
     if (c.topics_left > 0) --c.topics_left;
-    if (pos == nullptr && s.req.backfill == 0 && s.req.since_ms <= 0) return true;  // not asked
+    if (pos == nullptr && !by_order && s.req.backfill == 0 && s.req.since_ms <= 0) {
+      return true;  // not asked
+    }
     if (stale) {
       c.epoch_changed = true;
       s.lost.push_back(LostRange{*st.name, pos->after_seq + 1, 0, pos->topic_epoch});
+    }
+    // Ticks accepted at or after resume_from_ns that the ring dropped: the server keeps only
+    // the newest dropped one's place, so the range names every dropped seq (S8c).
+    if (by_order && st.dropped_order_ns >= from_ns && st.last_seq > 0) {
+      c.retention_cut = true;
+      s.lost.push_back(
+          LostRange{*st.name, 1, n == 0 ? st.last_seq : st.ticks[0].prev_seq, st.epoch});
     }
     if (n == 0) {
       if (pos != nullptr && st.last_seq > after) {  // nothing retained (HISTORY_TICKS=0)
@@ -333,7 +366,8 @@ bool Shard::ReplayTopic(const TopicState& st, bool resume, SliceState& s) {
     cap = LastKey(st, mode);
     // Ticks since: the ring no longer reaches back to since_ms when it dropped ticks and its
     // oldest is stamped at or after it (producers stamp in near order).
-    if (filtered && st.ticks[0].prev_seq != 0 && st.ticks[0].ts_ns >= s.since_ns) {
+    if (filtered && (!by_order || s.req.since_ms > 0) && st.ticks[0].prev_seq != 0 &&
+        st.ticks[0].ts_ns >= s.since_ns) {
       c.retention_cut = true;
     }
     if (!filtered) {
@@ -635,7 +669,8 @@ void Shard::SnapshotSlice(SnapshotCursor& cursor, std::string& out, std::size_t 
   for (; it != by_name_.end() && out.size() - start < max_bytes; ++it) {
     const TopicState& st = *it->second;
     TopicRecordWriter w(
-        out, *st.name, st.last_seq, st.epoch, st.last_publish_ns, st.last_second_start,
+        out, *st.name, st.last_seq, st.epoch, st.last_publish_ns, st.dropped_order_ns,
+        st.last_second_start,
         st.last_minute_start, static_cast<std::uint32_t>(st.open_seconds.size()),
         static_cast<std::uint32_t>(st.open_minutes.size()),
         static_cast<std::uint32_t>(st.seconds.size()),
@@ -646,7 +681,7 @@ void Shard::SnapshotSlice(SnapshotCursor& cursor, std::string& out, std::size_t 
     for (std::size_t i = 0; i < st.minutes.size(); ++i) w.ClosedBar(st.minutes[i]);
     for (std::size_t i = 0; i < st.ticks.size(); ++i) {
       const TickRecord& r = st.ticks[i];
-      w.Tick(TickImage{r.price, r.size, r.ts_ns, r.seq, r.prev_seq});
+      w.Tick(TickImage{r.price, r.size, r.ts_ns, r.seq, r.prev_seq, r.order_ns});
     }
     w.Finish();
     ++cursor.topics;
@@ -674,6 +709,7 @@ bool Shard::Restore(const TopicImage& image) {
     next_epoch_ += kEpochStride;
   }
   st.last_publish_ns = image.last_publish_ns;
+  st.dropped_order_ns = image.dropped_order_ns;
   st.last_second_start = image.last_second_start;
   st.last_minute_start = image.last_minute_start;
   st.open_seconds = image.open_seconds;
@@ -689,9 +725,14 @@ bool Shard::Restore(const TopicImage& image) {
        ++i) {
     st.minutes.Push(image.minutes[i]);
   }
-  for (std::size_t i = newest(image.ticks, st.ticks.capacity()); i < image.ticks.size(); ++i) {
+  const std::size_t first_tick = newest(image.ticks, st.ticks.capacity());
+  if (first_tick > 0) {  // this run retains fewer: the older ones are dropped
+    st.dropped_order_ns = std::max(st.dropped_order_ns, image.ticks[first_tick - 1].order_ns);
+  }
+  for (std::size_t i = first_tick; i < image.ticks.size(); ++i) {
     const TickImage& t = image.ticks[i];
-    st.ticks.Push(TickRecord{t.price, t.size, t.ts_ns, t.seq, t.prev_seq});
+    st.ticks.Push(TickRecord{t.price, t.size, t.ts_ns, t.seq, t.prev_seq, t.order_ns});
+    order_ns_ = std::max(order_ns_, t.order_ns);  // new ticks come after the restored ones
   }
   if (!st.open_seconds.empty() || !st.open_minutes.empty()) {
     st.in_open_list = true;

@@ -112,6 +112,9 @@ struct HistoryRequest {
   // replays its ticks with seq above after_seq instead of backfill/since_ms; with neither of
   // those, unlisted topics replay nothing.
   std::shared_ptr<const std::vector<ResumePoint>> resume;
+  // TICK only (S8c): topics not in `resume` also replay every tick accepted at or after this
+  // place in the accept order (0: none), besides what backfill/since_ms select.
+  std::int64_t resume_from_ns = 0;
 };
 
 // Where a sliced replay stands on one shard. The subscriber keeps it between slices and sends
@@ -178,6 +181,11 @@ class Shard {
   // published topic when the cap is reached and that one has no open bar; when it has, the tick is
   // refused: not applied, not kept, counted.
   ApplyResult Apply(std::span<const IngestTick> ticks, RecordBlock& out, UserId user = 0);
+  // The accept order (PROTOCOL S8c resume_from_ns): ticks applied from now on take at least
+  // `ns` as their place in it; it never moves back. The caller advances it before Apply: the
+  // wall clock in the embedded mode, the log's clock in multi-instance mode.
+  void AdvanceOrderClock(std::int64_t ns) { order_ns_ = std::max(order_ns_, ns); }
+  std::int64_t order_clock_ns() const { return order_ns_; }
 
   // Multi-instance mode: forgets a topic with its history because the shared log's topic cap
   // evicted it (its bars are closed by then). False if the shard did not hold it.
@@ -266,6 +274,7 @@ class Shard {
     std::int64_t ts_ns;
     std::uint64_t seq;
     std::uint64_t prev_seq;
+    std::int64_t order_ns;  // its place in the accept order (PROTOCOL S8c resume_from_ns)
   };
   struct TopicState {
     explicit TopicState(const ShardOptions& o)
@@ -274,6 +283,9 @@ class Shard {
     std::uint64_t serial = 0;           // creation order in this shard: tells incarnations apart
     std::uint64_t last_seq = 0;
     std::int64_t last_publish_ns = 0;  // accept time of its newest tick (for snapshots)
+    // Accept-order place of the newest tick its ring dropped (0: none dropped), to report what
+    // a resume_from_ns replay can no longer send.
+    std::int64_t dropped_order_ns = 0;
     // The incarnation of its numbering, sent with every tick (Tick.topic_epoch, PROTOCOL S7a).
     std::uint64_t epoch = 0;
     std::array<WorkerMask, kModeSlots> interest{};
@@ -349,6 +361,7 @@ class Shard {
   std::uint64_t next_serial_ = 1;
   std::uint64_t restored_ = 0;  // topics restored from a snapshot (for ChangeCount)
   std::uint64_t max_restored_epoch_ = 0;
+  std::int64_t order_ns_ = 0;  // AdvanceOrderClock
   // The next standalone topic epoch (index + 1, stepped by kEpochStride).
   std::uint64_t next_epoch_;
   TopicCap<TopicState, &TopicState::cap> cap_;

@@ -71,8 +71,9 @@ class Reader {
   bool GetOpen(BarAccumulator& a) {
     return GetBar(a.bar) && Get(a.open_ts_ns) && Get(a.close_ts_ns);
   }
-  bool GetTick(TickImage& t) {
-    return GetF(t.price) && GetF(t.size) && Get(t.ts_ns) && Get(t.seq) && Get(t.prev_seq);
+  bool GetTick(TickImage& t, std::uint32_t version) {
+    return GetF(t.price) && GetF(t.size) && Get(t.ts_ns) && Get(t.seq) && Get(t.prev_seq) &&
+           (version < 2 || Get(t.order_ns));
   }
   bool Skip(std::size_t n) {
     if (b_.size() - pos_ < n) return false;
@@ -99,6 +100,7 @@ struct RecordHead {
   std::uint64_t last_seq = 0;
   std::uint64_t topic_epoch = 0;
   std::int64_t last_publish_ns = 0;
+  std::int64_t dropped_order_ns = 0;
   std::int64_t last_second_start = -1;
   std::int64_t last_minute_start = -1;
   std::uint32_t open_seconds = 0;
@@ -110,23 +112,24 @@ struct RecordHead {
 
 // Reads a record's head from `r` (positioned after the length field) and checks that the
 // counts describe exactly `body` bytes.
-std::string ReadHead(Reader& r, std::size_t body, RecordHead& h) {
+std::string ReadHead(Reader& r, std::size_t body, std::uint32_t version, RecordHead& h) {
   std::uint16_t name_length = 0;
   if (!r.Get(name_length) || !r.View(name_length, h.name)) return "topic record cut short";
   if (!IsValidTopic(h.name)) return "invalid topic name";
   if (!r.Get(h.last_seq) || !r.Get(h.topic_epoch) || !r.Get(h.last_publish_ns) ||
-      !r.Get(h.last_second_start) || !r.Get(h.last_minute_start) || !r.Get(h.open_seconds) ||
+      (version >= 2 && !r.Get(h.dropped_order_ns)) || !r.Get(h.last_second_start) || !r.Get(h.last_minute_start) || !r.Get(h.open_seconds) ||
       !r.Get(h.open_minutes) || !r.Get(h.seconds) || !r.Get(h.minutes) || !r.Get(h.ticks)) {
     return "topic record cut short";
   }
   if (h.open_seconds > kMaxSnapshotOpenBuckets || h.open_minutes > kMaxSnapshotOpenBuckets) {
     return "too many open bars in a topic record";
   }
-  const std::uint64_t fixed = 2 + std::uint64_t{name_length} + 5 * 8 + 5 * 4;
+  const std::uint64_t fixed = 2 + std::uint64_t{name_length} + (version >= 2 ? 6 : 5) * 8 + 5 * 4;
+  const std::uint64_t tick_bytes = version >= 2 ? kSnapshotTickBytes : kSnapshotTickBytesV1;
   const std::uint64_t want = fixed +
                              (std::uint64_t{h.open_seconds} + h.open_minutes) * kSnapshotOpenBytes +
                              (std::uint64_t{h.seconds} + h.minutes) * kSnapshotBarBytes +
-                             std::uint64_t{h.ticks} * kSnapshotTickBytes;
+                             std::uint64_t{h.ticks} * tick_bytes;
   if (want != body) return "topic record length does not match its counts";
   return {};
 }
@@ -190,8 +193,9 @@ std::variant<SnapshotHeader, SnapshotError> ParseSnapshotHeader(std::string_view
   r.Get(h.body_length);
   r.Get(h.body_crc);
   r.Get(h.flags);
-  if (h.version != kSnapshotVersion) {
+  if (h.version < kSnapshotOldestVersion || h.version > kSnapshotVersion) {
     return SnapshotError{"format version " + std::to_string(h.version) + ", this server reads " +
+                         std::to_string(kSnapshotOldestVersion) + " to " +
                          std::to_string(kSnapshotVersion)};
   }
   std::string copy(bytes.substr(0, kSnapshotHeaderSize));
@@ -231,7 +235,9 @@ std::variant<ParsedSnapshot, SnapshotError> ParseSnapshot(std::string_view file)
     }
     Reader rr(record);
     RecordHead head;
-    if (auto err = ReadHead(rr, record.size(), head); !err.empty()) return SnapshotError{err};
+    if (auto err = ReadHead(rr, record.size(), h.version, head); !err.empty()) {
+      return SnapshotError{err};
+    }
     // Records are written in name order; a repeated or unordered name is not what a shard wrote.
     if (i > 0 && head.name <= previous) return SnapshotError{"topic records out of name order"};
     previous = head.name;
@@ -265,14 +271,14 @@ std::variant<ParsedSnapshot, SnapshotError> ParseSnapshot(std::string_view file)
     std::uint64_t last_tick = 0;
     for (std::uint32_t k = 0; k < head.ticks; ++k) {
       TickImage t;
-      rr.GetTick(t);
+      rr.GetTick(t, h.version);
       if ((k > 0 && t.seq <= last_tick) || t.seq > head.last_seq || t.prev_seq >= t.seq) {
         return SnapshotError{"ticks out of order"};
       }
       last_tick = t.seq;
     }
-    parsed.topics.push_back(
-        TopicRef{head.name, head.last_seq, head.last_publish_ns, offset, std::size_t{length} + 4});
+    parsed.topics.push_back(TopicRef{head.name, head.last_seq, head.last_publish_ns, offset,
+                                     std::size_t{length} + 4, h.version});
   }
   if (r.left() != 0) return SnapshotError{"bytes after the last topic record"};
   return parsed;
@@ -284,12 +290,13 @@ std::optional<TopicImage> DecodeTopic(std::string_view file, const TopicRef& ref
   }
   Reader r(file.substr(ref.offset + 4, ref.length - 4));
   RecordHead h;
-  if (!ReadHead(r, ref.length - 4, h).empty()) return std::nullopt;
+  if (!ReadHead(r, ref.length - 4, ref.version, h).empty()) return std::nullopt;
   TopicImage t;
   t.name = std::string(h.name);
   t.last_seq = h.last_seq;
   t.topic_epoch = h.topic_epoch;
   t.last_publish_ns = h.last_publish_ns;
+  t.dropped_order_ns = h.dropped_order_ns;
   t.last_second_start = h.last_second_start;
   t.last_minute_start = h.last_minute_start;
   // ReadHead checked that the record holds exactly these counts.
@@ -302,13 +309,14 @@ std::optional<TopicImage> DecodeTopic(std::string_view file, const TopicRef& ref
   for (auto& a : t.open_minutes) r.GetOpen(a);
   for (auto& b : t.seconds) r.GetBar(b);
   for (auto& b : t.minutes) r.GetBar(b);
-  for (auto& k : t.ticks) r.GetTick(k);
+  for (auto& k : t.ticks) r.GetTick(k, ref.version);
   return t;
 }
 
 TopicRecordWriter::TopicRecordWriter(std::string& out, std::string_view name,
                                      std::uint64_t last_seq, std::uint64_t topic_epoch,
-                                     std::int64_t last_publish_ns, std::int64_t last_second_start,
+                                     std::int64_t last_publish_ns, std::int64_t dropped_order_ns,
+                                     std::int64_t last_second_start,
                                      std::int64_t last_minute_start, std::uint32_t open_seconds,
                                      std::uint32_t open_minutes, std::uint32_t seconds,
                                      std::uint32_t minutes, std::uint32_t ticks)
@@ -319,6 +327,7 @@ TopicRecordWriter::TopicRecordWriter(std::string& out, std::string_view name,
   Put(out_, last_seq);
   Put(out_, topic_epoch);
   Put(out_, last_publish_ns);
+  Put(out_, dropped_order_ns);
   Put(out_, last_second_start);
   Put(out_, last_minute_start);
   Put(out_, open_seconds);
@@ -342,6 +351,7 @@ void TopicRecordWriter::Tick(const TickImage& t) {
   Put(out_, t.ts_ns);
   Put(out_, t.seq);
   Put(out_, t.prev_seq);
+  Put(out_, t.order_ns);
 }
 
 void TopicRecordWriter::Finish() {
@@ -351,7 +361,8 @@ void TopicRecordWriter::Finish() {
 
 void AppendTopicImage(std::string& out, const TopicImage& t) {
   TopicRecordWriter w(
-      out, t.name, t.last_seq, t.topic_epoch, t.last_publish_ns, t.last_second_start,
+      out, t.name, t.last_seq, t.topic_epoch, t.last_publish_ns, t.dropped_order_ns,
+      t.last_second_start,
       t.last_minute_start, static_cast<std::uint32_t>(t.open_seconds.size()),
       static_cast<std::uint32_t>(t.open_minutes.size()),
       static_cast<std::uint32_t>(t.seconds.size()), static_cast<std::uint32_t>(t.minutes.size()),

@@ -23,25 +23,30 @@
 //   body: `topics` topic records, back to back, exactly body_length bytes
 //     u32 record_length (bytes after this field)
 //     u16 name_length | name | u64 last_seq | u64 topic_epoch | i64 last_publish_ns
-//     i64 last_second_start | i64 last_minute_start
+//     i64 dropped_order_ns (version 2 on) | i64 last_second_start | i64 last_minute_start
 //     u32 open_seconds | u32 open_minutes | u32 seconds | u32 minutes | u32 ticks
 //     open buckets (80 bytes each: bar, i64 open_ts_ns, i64 close_ts_ns), SECOND first
 //     closed bars (64 bytes each: i64 start_ms, f64 open/high/low/close/volume/pv, u64 count),
 //       SECOND then MINUTE, oldest first
-//     ticks (40 bytes each: f64 price, f64 size, i64 ts_ns, u64 seq, u64 prev_seq), oldest first
+//     ticks (48 bytes each: f64 price, f64 size, i64 ts_ns, u64 seq, u64 prev_seq, i64 order_ns;
+//       version 1: 40 bytes, without order_ns), oldest first
+// Version 2 added the accept order (PROTOCOL S8c resume_from_ns); version 1 files are still
+// read, their ticks with accept order 0 (before any resume_from_ns).
 // A reader refuses any file whose magic, version, checksums, lengths or counts do not agree;
 // it never trusts a count before checking that the bytes for it are there.
 namespace tickwire::engine {
 
 inline constexpr std::string_view kSnapshotMagic{"TWSNAP\r\n", 8};
-inline constexpr std::uint32_t kSnapshotVersion = 1;
+inline constexpr std::uint32_t kSnapshotVersion = 2;
+inline constexpr std::uint32_t kSnapshotOldestVersion = 1;  // the oldest this server reads
 inline constexpr std::size_t kSnapshotHeaderSize = 72;
 // Open buckets per interval a topic can have: ticks may be stamped up to 5 s ahead, so a topic
 // holds at most a handful; a file claiming more is refused.
 inline constexpr std::uint32_t kMaxSnapshotOpenBuckets = 64;
 inline constexpr std::size_t kSnapshotBarBytes = 64;
 inline constexpr std::size_t kSnapshotOpenBytes = 80;
-inline constexpr std::size_t kSnapshotTickBytes = 40;
+inline constexpr std::size_t kSnapshotTickBytes = 48;
+inline constexpr std::size_t kSnapshotTickBytesV1 = 40;
 // Header flags. kSnapshotFinal: written by the final round on drain, after the last tick was
 // applied (nothing the server acknowledged is missing from it). Other bits are refused.
 inline constexpr std::uint32_t kSnapshotFinal = 1;
@@ -73,6 +78,7 @@ struct TickImage {
   std::int64_t ts_ns = 0;
   std::uint64_t seq = 0;
   std::uint64_t prev_seq = 0;
+  std::int64_t order_ns = 0;  // place in the accept order (PROTOCOL S8c)
 };
 
 // Everything a shard keeps about one topic, as a snapshot stores it.
@@ -84,6 +90,7 @@ struct TopicImage {
   // Accept time of its newest tick: the order a restore re-creates (least recently published
   // first) and what it keeps when a shard's cap cannot hold every topic.
   std::int64_t last_publish_ns = 0;
+  std::int64_t dropped_order_ns = 0;  // accept order of the newest tick the ring dropped
   std::int64_t last_second_start = -1;  // newest closed bar per interval (-1: none)
   std::int64_t last_minute_start = -1;
   std::vector<BarAccumulator> open_seconds;  // ascending start
@@ -100,7 +107,7 @@ class TopicRecordWriter {
   // Starts the record of `name` with the counts of everything that follows.
   TopicRecordWriter(std::string& out, std::string_view name, std::uint64_t last_seq,
                     std::uint64_t topic_epoch, std::int64_t last_publish_ns,
-                    std::int64_t last_second_start, std::int64_t last_minute_start,
+                    std::int64_t dropped_order_ns, std::int64_t last_second_start, std::int64_t last_minute_start,
                     std::uint32_t open_seconds, std::uint32_t open_minutes, std::uint32_t seconds,
                     std::uint32_t minutes, std::uint32_t ticks);
   // In this order: open SECOND buckets, open MINUTE buckets, SECOND bars, MINUTE bars, ticks.
@@ -124,6 +131,7 @@ struct TopicRef {
   std::int64_t last_publish_ns = 0;
   std::size_t offset = 0;  // of the record (its length field) in the file
   std::size_t length = 0;  // of the whole record, length field included
+  std::uint32_t version = kSnapshotVersion;  // of the file it is in
 };
 
 // A file that passed every check: its header and the index of its topic records.

@@ -35,6 +35,13 @@ class Bus {
   // How far `at`'s shard may close bar buckets: every tick accepted before the returned wall
   // time (ns since the Unix epoch) has been applied to it. Runs on `at`'s worker.
   virtual std::int64_t Watermark(const Exchange& at) const = 0;
+  // A place in the accept order (PROTOCOL S8c, SubscribeOk.resume_from_ns) at or below that of
+  // every tick any shard applies after this call: an interest registered after it sees only
+  // ticks at or after it. Runs on `at`'s worker.
+  virtual std::int64_t ResumeFrom(const Exchange& at) const = 0;
+  // Shard `shard` has applied the log up to the log clock `ns` (multi-instance mode; runs on
+  // that shard's worker).
+  virtual void LogClockApplied(unsigned /*shard*/, std::int64_t /*ns*/) {}
   // Too many frames waiting for the bus: producers stop being read (any thread).
   virtual bool Congested() const = 0;
   // Appends the bus's metric families (scrape thread).
@@ -50,6 +57,9 @@ class LocalBus final : public Bus {
                std::vector<engine::IngestTick> ticks) override;
   // The oldest mark among the other workers', and this worker's own clock.
   std::int64_t Watermark(const Exchange& at) const override;
+  // The wall clock now: every shard stamps the ticks it applies with its own reading of the same
+  // clock, never below its previous one, and applies later than this.
+  std::int64_t ResumeFrom(const Exchange& at) const override;
   bool Congested() const override { return false; }
   void AppendMetrics(obs::Exposition&) const override {}
 };

@@ -84,7 +84,7 @@ void Exchange::IngestLocal(const std::shared_ptr<PublishOrigin>& origin, engine:
     per_shard[s].tracker = tracker;
     per_shard[s].user = user;
     if (s == index_) {
-      ApplyIngest(per_shard[s]);
+      ApplyIngest(per_shard[s], wall_clock_());
     } else {
       outbox_ingest_[s].push_back(std::move(per_shard[s]));
     }
@@ -95,14 +95,18 @@ void Exchange::IngestLocal(const std::shared_ptr<PublishOrigin>& origin, engine:
 
 void Exchange::ApplyReplicated(ReplicatedPost& post) {
   const auto n = static_cast<std::int64_t>(post.batch.ticks.size());
-  ApplyIngest(post.batch);  // also the log's evictions and refusal counts, with or without ticks
+  // Also the log's evictions and refusal counts, with or without ticks. The log's clock orders
+  // the ticks (S8c resume_from_ns): the same on every instance.
+  ApplyIngest(post.batch, post.log_clock_ns);
+  bus_.LogClockApplied(index_, shard_.order_clock_ns());
   if (n > 0) backlog_.Applied(index_, n);
   log_clock_ns_ = std::max(log_clock_ns_, post.log_clock_ns);
   AdvanceBars();
   ScheduleEndOfTurn();
 }
 
-void Exchange::ApplyIngest(IngestBatch& batch) {
+void Exchange::ApplyIngest(IngestBatch& batch, std::int64_t order_ns) {
+  shard_.AdvanceOrderClock(order_ns);
   for (const auto& topic : batch.forget) shard_.Forget(topic);
   for (std::size_t r = 1; r < engine::kRefusalKinds; ++r) {
     if (batch.refused[r] > 0)
@@ -230,7 +234,7 @@ void Exchange::HandleInbox(InboxPost& post) {
   std::int64_t applied = 0;
   for (auto& batch : post.ingest) {
     applied += static_cast<std::int64_t>(batch.ticks.size());
-    ApplyIngest(batch);
+    ApplyIngest(batch, wall_clock_());
   }
   if (applied > 0) backlog_.Applied(index_, applied);
   DeliverOwnerOutput(post.output);
@@ -365,6 +369,8 @@ void LocalBus::Publish(Exchange& at, const std::shared_ptr<PublishOrigin>& origi
                        std::vector<engine::IngestTick> ticks) {
   at.IngestLocal(origin, user, request_id, ack, std::move(ticks));
 }
+
+std::int64_t LocalBus::ResumeFrom(const Exchange& at) const { return at.WallNow(); }
 
 std::int64_t LocalBus::Watermark(const Exchange& at) const {
   std::int64_t watermark = at.WallNow();

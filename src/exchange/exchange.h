@@ -94,6 +94,8 @@ class Exchange {
   // The start of the newest `interval` (SECOND or MINUTE) whose bars are final on this worker
   // (the last Host::DeliverWatermark), or 0 before the first one.
   std::int64_t WatermarkMs(engine::Mode interval) const;
+  // SubscribeOk.resume_from_ns for an interest this worker registers next (Bus::ResumeFrom).
+  std::int64_t ResumeFromNs() const { return bus_.ResumeFrom(*this); }
 
   // Ingest back-pressure (any thread): some worker is over the high-water mark or the bus is
   // congested; and its opposite with hysteresis (every worker below half, bus not congested).
@@ -123,7 +125,8 @@ class Exchange {
  private:
   void HandleInbox(InboxPost& post);
   void ApplyReplicated(ReplicatedPost& post);
-  void ApplyIngest(IngestBatch& batch);
+  // Applies with the shard's accept order at least `order_ns` (Shard::AdvanceOrderClock).
+  void ApplyIngest(IngestBatch& batch, std::int64_t order_ns);
   // Drops one reference to a PUBLISH's tracker; the last one reports to the origin's worker.
   void ReleasePublish(std::shared_ptr<PublishTracker> tracker);
   void ApplyInterest(unsigned from, const delivery::FanoutTable::InterestChange& change);

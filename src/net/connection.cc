@@ -986,6 +986,8 @@ std::int64_t Connection::WatermarkMs(engine::Mode interval) {
   return worker_.exchange().WatermarkMs(interval);
 }
 
+std::int64_t Connection::ResumeFromNs() { return worker_.exchange().ResumeFromNs(); }
+
 void Connection::OnAuthenticated(const std::string& user, const std::string& client_name) {
   authenticated_ = true;
   user_id_ = worker_.context().user_ids.Intern(user);

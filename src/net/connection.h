@@ -104,6 +104,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void Publish(std::uint32_t request_id, bool ack, std::vector<engine::IngestTick> ticks) override;
   std::int64_t WallClockNs() override;
   std::int64_t WatermarkMs(engine::Mode interval) override;
+  std::int64_t ResumeFromNs() override;
   void OnAuthenticated(const std::string& user, const std::string& client_name) override;
   void DelayAuth(std::chrono::milliseconds delay) override;
   void CheckOffLoop(session::CredentialCheck check) override;

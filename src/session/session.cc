@@ -371,12 +371,15 @@ bool Session::HandleSubscribe(std::span<const std::uint8_t> payload) {
   topic_refs_ += sub.topics.size();
   pattern_refs_ += sub.patterns;
   auto& stored = subs_.emplace(id, std::move(sub)).first->second;
+  // Read before the interest is registered (AddSubscription): S8c's guarantee rests on it.
+  const std::int64_t resume_from = stored.mode == engine::Mode::kTick ? host_.ResumeFromNs() : 0;
   host_.AddSubscription(id, stored);
   pb::SubscribeOk ok;
   ok.set_request_id(rid);
   ok.set_subscription_id(id);
   SetBarCompleteness(stored.mode, ok);
   ok.set_history_end(stored.WantsHistory());
+  if (stored.mode == engine::Mode::kTick) ok.set_resume_from_ns(resume_from);
   host_.SendFrame(protocol::EncodeFrame(FrameType::kSubscribeOk, ok));
   return true;
 }
@@ -395,6 +398,14 @@ void Session::SetBarCompleteness(engine::Mode mode, pb::SubscribeOk& ok) {
 
 bool Session::ParseResumeAfter(const pb::Subscribe& req, Subscription& sub) {
   const std::uint32_t rid = req.request_id();
+  if (req.resume_from_ns() != 0) {
+    if (sub.mode != engine::Mode::kTick || req.resume_from_ns() < 0) {
+      Reject(pb::INVALID_REQUEST,
+             "resume_from_ns is a non-negative position for MODE_TICK subscriptions only", rid);
+      return false;
+    }
+    sub.resume_from_ns = req.resume_from_ns();
+  }
   if (req.resume_after_size() == 0) return true;
   if (sub.mode != engine::Mode::kTick) {
     Reject(pb::INVALID_REQUEST, "resume_after is for MODE_TICK subscriptions only", rid);

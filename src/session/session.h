@@ -106,6 +106,9 @@ class SessionHost {
   // The start of the newest `interval` (SECOND or MINUTE) whose bars are final on this
   // connection's worker (the last watermark it sent), 0 before the first (PROTOCOL S8d).
   virtual std::int64_t WatermarkMs(engine::Mode /*interval*/) { return 0; }
+  // SubscribeOk.resume_from_ns (PROTOCOL S8c): read before the subscription's interest is
+  // registered; every tick its owners apply after that has an accept position at or after it.
+  virtual std::int64_t ResumeFromNs() { return 0; }
   // AUTH succeeded (for logs and monitoring).
   virtual void OnAuthenticated(const std::string& user, const std::string& client_name) = 0;
   // An AUTH is being decided away from this call; until Session::auth_pending() turns false the

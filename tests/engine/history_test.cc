@@ -108,8 +108,8 @@ TEST(ShardHistory, RingsAreBoundedPerTopic) {
   EXPECT_EQ(seconds.front().start_ms, (kT0 + 195 * kSec) / kMs);  // the oldest went first
   EXPECT_EQ(seconds.back().start_ms, (kT0 + 199 * kSec) / kMs);
   EXPECT_EQ(shard.RetainedBars("R", Mode::kMinute).size(), 2u);
-  // 5 + 2 bars and 10 ticks of 40 bytes, plus the few open-bucket accumulators.
-  EXPECT_LE(shard.HistoryBytes(), (5 + 2) * sizeof(Bar) + 10 * 40 + 8 * sizeof(BarAccumulator));
+  // 5 + 2 bars and 10 ticks of 48 bytes, plus the few open-bucket accumulators.
+  EXPECT_LE(shard.HistoryBytes(), (5 + 2) * sizeof(Bar) + 10 * 48 + 8 * sizeof(BarAccumulator));
 }
 
 TEST(ShardHistory, BackfillReturnsTheNewestNOldestFirst) {
@@ -206,6 +206,85 @@ TEST(ShardHistory, SinceSelectsByEventTimeForTicksAndStartForBars) {
   ASSERT_EQ(recs.size(), 3u);
   EXPECT_EQ(recs[0].bar().start_ms(), (kT0 + 2 * kSec) / kMs);
   EXPECT_EQ(recs[2].bar().start_ms(), (kT0 + 4 * kSec) / kMs);
+}
+
+// PROTOCOL S8c resume_from_ns: a topic without a position replays the ticks accepted at or
+// after the position in the accept order, whatever their event time, besides what since_ms or
+// backfill select; a listed topic still resumes by seq.
+TEST(ShardHistory, ResumeFromSelectsUnlistedTopicsByAcceptOrder) {
+  Shard shard(0, Small());
+  RecordBlock block;
+  const std::int64_t old_ts = kT0 - 3600 * kSec;  // back-dated an hour: no since_ms reaches it
+  shard.AdvanceOrderClock(100);
+  std::vector<IngestTick> before = {{"U", 1, 1, old_ts, kT0}, {"L", 1, 1, old_ts, kT0}};
+  shard.Apply(before, block);
+  shard.AdvanceOrderClock(200);
+  std::vector<IngestTick> after = {{"U", 2, 1, old_ts, kT0 + kSec},
+                                   {"L", 2, 1, old_ts, kT0 + kSec},
+                                   {"U", 3, 1, kT0 + 2 * kSec, kT0 + 2 * kSec}};
+  shard.Apply(after, block);
+  shard.AdvanceOrderClock(150);  // never moves back
+  EXPECT_EQ(shard.order_clock_ns(), 200);
+
+  HistoryRequest req;
+  req.mode = Mode::kTick;
+  req.wildcard = true;
+  req.resume = std::make_shared<const std::vector<ResumePoint>>(
+      std::vector<ResumePoint>{{"L", 1, shard.TopicEpoch("L")}});
+  req.since_ms = (kT0 + 2 * kSec) / kMs;  // what the client's lookback asks besides
+  req.resume_from_ns = 200;
+  HistorySlice slice = shard.NextHistorySlice(req, {});
+  auto recs = Records(slice.records);
+  std::vector<std::string> got;
+  for (const auto& r : recs) got.push_back(r.tick().topic() + "/" + std::to_string(r.tick().seq()));
+  EXPECT_EQ(got, (std::vector<std::string>{"L/2", "U/2", "U/3"}));
+  EXPECT_FALSE(slice.cursor.retention_cut);
+  EXPECT_TRUE(slice.lost.empty());
+
+  // Without resume_from_ns the back-dated U/2 is missed (what the extension fixes).
+  req.resume_from_ns = 0;
+  recs = Records(Replay(shard, req).records);
+  got.clear();
+  for (const auto& r : recs) got.push_back(r.tick().topic() + "/" + std::to_string(r.tick().seq()));
+  EXPECT_EQ(got, (std::vector<std::string>{"L/2", "U/3"}));
+
+  // Backfill adds the newest N of a topic without a position.
+  req.since_ms = 0;
+  req.backfill = 3;
+  req.resume_from_ns = 1000;  // nothing accepted since
+  recs = Records(Replay(shard, req).records);
+  got.clear();
+  for (const auto& r : recs) got.push_back(r.tick().topic() + "/" + std::to_string(r.tick().seq()));
+  EXPECT_EQ(got, (std::vector<std::string>{"L/2", "U/1", "U/2", "U/3"}));
+}
+
+TEST(ShardHistory, ResumeFromReportsTicksTheRingDroppedAfterThePosition) {
+  Shard shard(0, Small());  // 10 ticks per topic
+  RecordBlock block;
+  for (int i = 1; i <= 14; ++i) {
+    shard.AdvanceOrderClock(i * 100);
+    std::vector<IngestTick> t = {{"D", static_cast<double>(i), 1, kT0, kT0}};
+    shard.Apply(t, block);
+  }
+  // Ticks 1-4 (accepted at 100-400) are dropped; 5-14 retained.
+  HistoryRequest req;
+  req.mode = Mode::kTick;
+  req.wildcard = true;
+  req.resume_from_ns = 450;  // after every dropped tick: nothing lost
+  HistorySlice slice = shard.NextHistorySlice(req, {});
+  EXPECT_EQ(Records(slice.records).size(), 10u);
+  EXPECT_FALSE(slice.cursor.retention_cut);
+  EXPECT_TRUE(slice.lost.empty());
+
+  req.resume_from_ns = 300;  // ticks 3 and 4 were accepted after it and are gone
+  slice = shard.NextHistorySlice(req, {});
+  EXPECT_EQ(Records(slice.records).size(), 10u);
+  EXPECT_TRUE(slice.cursor.retention_cut);
+  ASSERT_EQ(slice.lost.size(), 1u);
+  EXPECT_EQ(slice.lost[0].topic, "D");
+  EXPECT_EQ(slice.lost[0].from_seq, 1u);
+  EXPECT_EQ(slice.lost[0].to_seq, 4u);
+  EXPECT_EQ(slice.lost[0].topic_epoch, shard.TopicEpoch("D"));
 }
 
 // Over the budget, topics replay in name order and each keeps its newest records up to a fair

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <map>
 #include <memory>
 #include <random>
@@ -261,6 +262,88 @@ std::string Reason(std::string_view file) {
   return err != nullptr ? err->reason : "";
 }
 
+// A topic record in the version 1 layout: without dropped_order_ns and the ticks' order_ns.
+std::string V1Record(const TopicImage& t) {
+  std::string v2;
+  AppendTopicImage(v2, t);
+  const std::size_t head = 4 + 2 + t.name.size() + 3 * 8;  // up to last_publish_ns
+  std::string v1 = v2.substr(0, head) + v2.substr(head + 8);
+  const std::size_t ticks_at = v1.size() - t.ticks.size() * kSnapshotTickBytes;
+  std::string out = v1.substr(0, ticks_at);
+  for (std::size_t i = 0; i < t.ticks.size(); ++i) {
+    out += v1.substr(ticks_at + i * kSnapshotTickBytes, kSnapshotTickBytesV1);
+  }
+  const auto length = static_cast<std::uint32_t>(out.size() - 4);
+  std::memcpy(out.data(), &length, sizeof length);
+  return out;
+}
+
+// The accept order (PROTOCOL S8c resume_from_ns) survives a restore: each retained tick's place,
+// the newest dropped one's, and the clock new ticks continue from.
+TEST(SnapshotTest, RestoreKeepsTheAcceptOrder) {
+  ShardOptions small;
+  small.ticks = 4;
+  Shard shard(0, small);
+  RecordBlock out;
+  for (int i = 1; i <= 6; ++i) {
+    shard.AdvanceOrderClock(i * 1000);
+    shard.Apply(OneTick("A", kT0 + i * kSec), out);
+  }
+  const std::string file = SnapshotFile(shard, 0, 1);
+  const ParsedSnapshot parsed = MustParse(file);
+  ASSERT_EQ(parsed.topics.size(), 1u);
+  const auto image = DecodeTopic(file, parsed.topics[0]);
+  ASSERT_TRUE(image);
+  EXPECT_EQ(image->dropped_order_ns, 2000);  // ticks 1 and 2 went
+  ASSERT_EQ(image->ticks.size(), 4u);
+  EXPECT_EQ(image->ticks.front().order_ns, 3000);
+  EXPECT_EQ(image->ticks.back().order_ns, 6000);
+
+  Shard restored(0, small);
+  ASSERT_TRUE(restored.Restore(*image));
+  EXPECT_EQ(restored.order_clock_ns(), 6000);
+  HistoryRequest req;
+  req.mode = Mode::kTick;
+  req.wildcard = true;
+  for (std::int64_t from : {1500, 2500, 4500}) {
+    req.resume_from_ns = from;
+    const auto a = shard.NextHistorySlice(req, {});
+    const auto b = restored.NextHistorySlice(req, {});
+    EXPECT_EQ(a.records.bytes, b.records.bytes) << from;
+    EXPECT_EQ(a.lost.size(), b.lost.size()) << from;
+    EXPECT_EQ(b.lost.size(), from <= 2000 ? 1u : 0u) << from;
+  }
+}
+
+TEST(SnapshotTest, ReadsVersionOneFilesWithoutAcceptOrder) {
+  Shard shard(0);
+  Fill(shard, 3);
+  const std::string v2 = SnapshotFile(shard, 0, 1);
+  const ParsedSnapshot parsed = MustParse(v2);
+  std::string body;
+  for (const TopicRef& ref : parsed.topics) body += V1Record(*DecodeTopic(v2, ref));
+  SnapshotHeader h = parsed.header;
+  h.version = 1;
+  h.body_length = body.size();
+  h.body_crc = Crc32c(0, body);
+  const std::string v1 = EncodeSnapshotHeader(h) + body;
+  const ParsedSnapshot old = MustParse(v1);
+  ASSERT_EQ(old.topics.size(), parsed.topics.size());
+  for (std::size_t i = 0; i < old.topics.size(); ++i) {
+    const auto a = DecodeTopic(v2, parsed.topics[i]);
+    const auto b = DecodeTopic(v1, old.topics[i]);
+    ASSERT_TRUE(a && b);
+    EXPECT_EQ(a->name, b->name);
+    EXPECT_EQ(a->last_seq, b->last_seq);
+    ASSERT_EQ(a->ticks.size(), b->ticks.size());
+    for (std::size_t k = 0; k < a->ticks.size(); ++k) {
+      EXPECT_EQ(a->ticks[k].seq, b->ticks[k].seq);
+      EXPECT_EQ(a->ticks[k].price, b->ticks[k].price);
+      EXPECT_EQ(b->ticks[k].order_ns, 0);
+    }
+  }
+}
+
 TEST(SnapshotTest, RefusesCorruptTruncatedAndOtherVersionFiles) {
   Shard shard(0);
   Fill(shard, 3);
@@ -285,7 +368,7 @@ TEST(SnapshotTest, RefusesCorruptTruncatedAndOtherVersionFiles) {
   auto header = std::get<SnapshotHeader>(ParseSnapshotHeader(file));
   header.version = kSnapshotVersion + 1;
   const std::string other = EncodeSnapshotHeader(header) + file.substr(kSnapshotHeaderSize);
-  EXPECT_NE(Reason(other).find("format version 2"), std::string::npos) << Reason(other);
+  EXPECT_NE(Reason(other).find("format version 3"), std::string::npos) << Reason(other);
   EXPECT_EQ(Reason(std::string("XXXXXXXX") + file.substr(8)), "not a snapshot file (bad magic)");
   header.version = kSnapshotVersion;
   header.flags = kSnapshotFinal;

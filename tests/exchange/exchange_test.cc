@@ -69,6 +69,7 @@ class OwnClockBus final : public Bus {
     at.IngestLocal(origin, user, request_id, ack, std::move(ticks));
   }
   std::int64_t Watermark(const Exchange& at) const override { return at.WallNow(); }
+  std::int64_t ResumeFrom(const Exchange& at) const override { return at.WallNow(); }
   bool Congested() const override { return false; }
   void AppendMetrics(obs::Exposition&) const override {}
 };
