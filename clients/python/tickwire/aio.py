@@ -610,8 +610,8 @@ class AsyncClient:
         between the replies): a TICK subscription after the last seq of every topic it received
         (resume_after, PROTOCOL.md S8c, read under `previous_epoch`) and from its first
         SUBSCRIBE_OK's resume_from_ns, since_ms from what was received for the rest and for bars
-        (or the caller's backfill / since_ms again when cut before its history_end). Returns (why the connection was lost meanwhile or
-        None, subscriptions resumed)."""
+        (or the caller's backfill / since_ms again when cut before its history_end). Returns
+        (why the connection was lost meanwhile or None, subscriptions resumed)."""
         waits = {}
         lookback_ms = int(round(self.reconnect_options.resume_lookback * 1000))
         for handle, sub in self._subs.items():
