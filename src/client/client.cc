@@ -297,6 +297,17 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     std::shared_ptr<const SubscriptionSpec> spec;
     std::uint64_t server_id = 0;  // on the current connection; 0 while not (re)established
     std::int64_t anchor_ms = 0;   // complete from here: the caller's since_ms or first OK time
+    // TICK: the first non-zero SubscribeOk.resume_from_ns (PROTOCOL S8c), sent with every
+    // resume so that topics it holds no position in miss nothing either.
+    std::int64_t resume_from_ns = 0;
+    // The history it asked for has all arrived (its history_end marker, or none was asked);
+    // until then a resume asks for the same history again.
+    bool history_complete = true;
+  };
+  // What the SUBSCRIBE_OK being handled says besides the id (read when it registers one).
+  struct OkDetails {
+    std::int64_t resume_from_ns = 0;
+    bool history_end = false;
   };
 
   // A request waiting for its reply. `subscribe` is set for a SUBSCRIBE whose OK registers a
@@ -561,7 +572,8 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
         if (!m.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
           return ProtocolError("unparsable SUBSCRIBE_OK");
         }
-        OnSubscribeOk(m.request_id(), m.subscription_id());
+        OnSubscribeOk(m.request_id(), m.subscription_id(),
+                      OkDetails{m.resume_from_ns(), m.history_end()});
         break;
       }
       case protocol::FrameType::kPublishAck: {
@@ -654,10 +666,16 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     for (auto& [handle, sub] : subs_) {
       sub.server_id = 0;
       const auto& spec = *sub.spec;
+      // Cut before its history all arrived: ask for that history again (topics the replay had
+      // not reached get it; what arrived already is dropped as duplicates). Else from what was
+      // received, less the lookback.
       const std::int64_t since =
-          ResumeSinceMs(spec.since_ms, sub.anchor_ms,
-                        delivered_.NewestPoint(spec.mode, spec.wildcard, spec.topics),
-                        options_.reconnect.resume_lookback);
+          !sub.history_complete
+              ? spec.since_ms
+              : ResumeSinceMs(spec.since_ms, sub.anchor_ms,
+                              delivered_.NewestPoint(spec.mode, spec.wildcard, spec.topics),
+                              options_.reconnect.resume_lookback);
+      const std::uint32_t backfill = sub.history_complete ? 0 : spec.backfill;
       // Ticks resume by the server's numbering (PROTOCOL S8c): every topic received goes on
       // after its last seq, whatever the producers stamped; since_ms covers the rest (topics not
       // received yet, and bars). Positions take at most half of a frame.
@@ -669,8 +687,8 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
       const std::uint32_t id = NextRequestId();
       resume_pending_.emplace(id, handle);
       EnqueueWrite(conn,
-                   codec::EncodeSubscribe(id, spec.mode, spec.topics, 0, since, positions,
-                                          previous_stream_epoch_),
+                   codec::EncodeSubscribe(id, spec.mode, spec.topics, backfill, since, positions,
+                                          previous_stream_epoch_, sub.resume_from_ns),
                    /*counted=*/false);
     }
     if (resume_pending_.empty()) FinishResume();
@@ -691,12 +709,13 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     EmitConnectionEvent(ev);
   }
 
-  void OnSubscribeOk(std::uint32_t request_id, std::uint64_t server_id) {
+  void OnSubscribeOk(std::uint32_t request_id, std::uint64_t server_id, const OkDetails& details) {
     if (auto it = resume_pending_.find(request_id); it != resume_pending_.end()) {
       const std::uint64_t handle = it->second;
       resume_pending_.erase(it);
       if (auto sub = subs_.find(handle); sub != subs_.end()) {
         sub->second.server_id = server_id;
+        if (sub->second.resume_from_ns == 0) sub->second.resume_from_ns = details.resume_from_ns;
         ++resumed_;
       } else if (conn_) {
         // Unsubscribed while its resume was in flight.
@@ -705,7 +724,9 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
       if (resume_pending_.empty() && state_ == State::kResuming) FinishResume();
       return;
     }
+    ok_details_ = details;
     CompleteRequest(request_id, Reply(std::in_place_index<0>, server_id));
+    ok_details_ = {};
   }
 
   bool OnError(std::span<const std::uint8_t> payload) {
@@ -773,6 +794,8 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
         sub.spec = p.subscribe;
         sub.server_id = *server_id;
         sub.anchor_ms = p.subscribe->since_ms > 0 ? p.subscribe->since_ms : common::WallClockMs();
+        sub.resume_from_ns = ok_details_.resume_from_ns;
+        sub.history_complete = !ok_details_.history_end;
         subs_.emplace(handle, std::move(sub));
         reply = Reply(std::in_place_index<0>, handle);
       }
@@ -856,9 +879,10 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
       batch.records = std::move(kept);
       // Markers name the server's subscription ids; the caller knows the client's handles.
       std::erase_if(batch.history_ends, [this](HistoryEnd& e) {
-        for (const auto& [handle, s] : subs_) {
+        for (auto& [handle, s] : subs_) {
           if (s.server_id == e.subscription_id) {
             e.subscription_id = handle;
+            s.history_complete = true;
             return false;
           }
         }
@@ -1208,6 +1232,7 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
   std::map<std::uint64_t, Subscription> subs_;  // by handle, in subscription order
   std::uint64_t next_handle_ = 1;
   std::unordered_map<std::uint32_t, std::uint64_t> resume_pending_;  // request_id -> handle
+  OkDetails ok_details_;  // of the SUBSCRIBE_OK being handled (OnSubscribeOk)
   std::size_t resumed_ = 0;  // subscriptions re-established by the current resume
   DeliveredState delivered_;
   // Newest watermark delivered per interval (reconnect: repeats are filtered out).

@@ -45,7 +45,7 @@ std::string EncodeAuth(const std::string& username, const std::string& password,
 std::string EncodeSubscribe(std::uint32_t request_id, Mode mode,
                             const std::vector<std::string>& topics, std::uint32_t backfill,
                             std::int64_t since_ms, std::span<const ResumePoint> resume_after,
-                            std::uint64_t resume_stream_epoch) {
+                            std::uint64_t resume_stream_epoch, std::int64_t resume_from_ns) {
   pb::Subscribe m;
   m.set_request_id(request_id);
   m.set_mode(static_cast<pb::Mode>(mode));
@@ -59,6 +59,7 @@ std::string EncodeSubscribe(std::uint32_t request_id, Mode mode,
     r->set_topic_epoch(p.topic_epoch);
   }
   if (!resume_after.empty()) m.set_resume_stream_epoch(resume_stream_epoch);
+  if (resume_from_ns > 0) m.set_resume_from_ns(resume_from_ns);
   return protocol::EncodeFrame(protocol::FrameType::kSubscribe, m);
 }
 

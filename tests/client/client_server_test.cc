@@ -412,6 +412,52 @@ TEST_F(ResumeTest, BackDatedTicksPublishedWhileAwayArriveExactlyOnce) {
   EXPECT_GE(ends, 1u);  // every resume asks for history and ends it with a marker
 }
 
+// PROTOCOL S8c resume_from_ns: a topic created while the subscriber is away, with ticks stamped
+// a minute back, has no position to resume from and lies below any since_ms; its ticks still
+// arrive, once each, because the resume asks for every tick accepted since the subscription.
+TEST_F(ResumeTest, BackDatedTicksOfATopicCreatedWhileAwayArriveExactlyOnce) {
+  auto sub = DroppedSubscriber(Mode::kTick, milliseconds(400));
+  ASSERT_TRUE(sub);
+  auto r = Client::Connect(Options("producer"));
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  auto pub = std::move(r).value();
+  const std::vector<Tick> seen_tick = {{"away.seen", 1, 1, 0, 0, 0}};
+  ASSERT_TRUE(pub->Publish(seen_tick, true).ok());
+  // Away: the server dropped it (no heartbeats) and it waits 400 ms before reconnecting.
+  ASSERT_TRUE(tickwire::testing::WaitUntil(
+      [&] { return sub->stats().disconnects >= 1 && sub->state() != ConnectionState::kOpen; },
+      milliseconds(5000)));
+  const std::int64_t minute_ago = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count() -
+                                  60'000'000'000;
+  std::vector<Tick> back_dated;
+  for (int i = 0; i < 5; ++i) back_dated.push_back({"away.new", 10.0 + i, 1, minute_ago, 0, 0});
+  ASSERT_TRUE(pub->Publish(back_dated, true).ok());
+  std::vector<std::uint64_t> seqs;
+  std::size_t seen = 0;
+  const auto deadline = std::chrono::steady_clock::now() + milliseconds(8000);
+  while (seqs.size() < 5 && std::chrono::steady_clock::now() < deadline) {
+    auto ev = sub->Next(tickwire::testing::Remaining(deadline));
+    if (!ev) break;
+    if (auto* b = std::get_if<Batch>(&*ev)) {
+      for (const auto& rec : b->records) {
+        const auto& t = std::get<Tick>(rec);
+        if (t.topic == "away.new") {
+          seqs.push_back(t.seq);
+          EXPECT_EQ(t.ts_ns, minute_ago);
+        } else {
+          ++seen;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(seen, 1u);
+  EXPECT_EQ(seqs, (std::vector<std::uint64_t>{1, 2, 3, 4, 5}));
+  EXPECT_GE(sub->stats().reconnects, 1u);
+  EXPECT_EQ(sub->stats().tick_gaps, 0u);
+}
+
 TEST_F(ResumeTest, SecondBarsArriveExactlyOnceAcrossRepeatedDrops) {
   // A bar goes out once a second: outages of a full second each miss at least one, unless the
   // resume brings it back.

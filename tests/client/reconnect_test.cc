@@ -177,6 +177,59 @@ TEST(ReconnectTest, ResumesTicksFromTheLastReceivedAndDropsDuplicates) {
   EXPECT_EQ(c->Unsubscribe(handle).error().kind, ErrorKind::kInvalidArgument);
 }
 
+// PROTOCOL S8c: the first SUBSCRIBE_OK's resume_from_ns goes with every resume (later ones do
+// not replace it), and a history cut before its marker is asked for again, once.
+TEST(ReconnectTest, KeepsTheFirstResumeFromAndAsksAgainForAHistoryCutShort) {
+  FakeServer server;
+  auto c = ConnectTo(server, ReconnectOptionsFor(server));
+  ASSERT_TRUE(c);
+  auto fut = std::async(std::launch::async, [&] { return c->Subscribe(Mode::kTick, {"A"}, 5); });
+  pb::Subscribe first;
+  ASSERT_TRUE(server.ReadMessage(protocol::FrameType::kSubscribe, &first));
+  EXPECT_EQ(first.resume_from_ns(), 0);
+  pb::SubscribeOk ok;
+  ok.set_request_id(first.request_id());
+  ok.set_subscription_id(5);
+  ok.set_history_end(true);  // a marker will follow the replay
+  ok.set_resume_from_ns(1001);
+  ASSERT_TRUE(server.Send(protocol::FrameType::kSubscribeOk, ok));
+  ASSERT_TRUE(fut.get().ok());
+
+  // Cut before the marker: the resume asks for the backfill again, with the position R.
+  server.CloseConnection();
+  ASSERT_TRUE(server.Handshake());
+  pb::Subscribe resumed;
+  ASSERT_TRUE(server.ReadMessage(protocol::FrameType::kSubscribe, &resumed));
+  EXPECT_EQ(resumed.resume_from_ns(), 1001);
+  EXPECT_EQ(resumed.backfill(), 5u);
+  EXPECT_EQ(resumed.since_ms(), 0);
+  ok.set_request_id(resumed.request_id());
+  ok.set_subscription_id(6);
+  ok.set_resume_from_ns(2002);  // not kept: the first one covers more
+  ASSERT_TRUE(server.Send(protocol::FrameType::kSubscribeOk, ok));
+  ASSERT_TRUE(WaitUntil([&] { return c->state() == ConnectionState::kOpen; }, kWait));
+  pb::DataBatch batch;
+  batch.set_batch_seq(1);
+  batch.add_records()->mutable_history_end()->set_subscription_id(6);
+  ASSERT_TRUE(server.Send(protocol::FrameType::kDataBatch, batch));
+  std::size_t ends = 0;
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (ends == 0 && std::chrono::steady_clock::now() < deadline) {
+    auto ev = c->Next(tickwire::testing::Remaining(deadline));
+    if (!ev) break;
+    if (auto* b = std::get_if<Batch>(&*ev)) ends += b->history_ends.size();
+  }
+  ASSERT_EQ(ends, 1u);
+
+  // The history is complete now: the next resume asks only from what was received.
+  server.CloseConnection();
+  ASSERT_TRUE(server.Handshake());
+  ASSERT_TRUE(server.ReadMessage(protocol::FrameType::kSubscribe, &resumed));
+  EXPECT_EQ(resumed.resume_from_ns(), 1001);
+  EXPECT_EQ(resumed.backfill(), 0u);
+  EXPECT_GT(resumed.since_ms(), 0);
+}
+
 TEST(ReconnectTest, LostConnectionIsReportedAsANonFatalError) {
   FakeServer server;
   auto c = ConnectTo(server, ReconnectOptionsFor(server));

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
+
+import pytest
 
 import tickwire
 from tickwire import _codec as codec
@@ -157,3 +160,162 @@ async def test_batch_seq_gaps_and_tick_gaps_are_events():
             assert events[2] == tickwire.TickGap("A", seq=5, prev_seq=4, last_seq=2)
             assert [t.seq for t in events[3].records] == [5]
             assert client.stats.tick_gaps == 1 and client.stats.batch_gaps == 1
+
+
+# ------------------------------------------------------------------ resume rules (PROTOCOL.md S8c)
+
+
+class ResumeScript:
+    """Plays connection after connection: answers each SUBSCRIBE, records what it asked for,
+    and runs `after(k, writer, subscribes)` once `per_connection` SUBSCRIBEs arrived on the
+    k-th connection (1-based); it returns True to cut the connection there."""
+
+    def __init__(self, per_connection: int, answer, after, connections: int):
+        self.per_connection = per_connection
+        self.answer = answer  # (k, index, Subscribe) -> SubscribeOk
+        self.after = after
+        self.connections = connections
+        self.subscribes: list = []  # per connection, the Subscribe messages in order
+        self.done = asyncio.Event()  # the last connection got all its SUBSCRIBEs
+
+    async def __call__(self, reader, writer):
+        k = len(self.subscribes) + 1
+        got: list = []
+        self.subscribes.append(got)
+        while True:
+            ftype, payload = await read_frame(reader)
+            if ftype != codec.FrameType.SUBSCRIBE:
+                continue  # heartbeats
+            m = pb.Subscribe.FromString(payload)
+            got.append(m)
+            ok = self.answer(k, len(got) - 1, m)
+            ok.request_id = m.request_id
+            writer.write(codec.frame(codec.FrameType.SUBSCRIBE_OK, ok.SerializeToString()))
+            if len(got) == self.per_connection:
+                cut = self.after(k, writer, got)
+                await writer.drain()
+                if cut:
+                    writer.close()
+                    return
+                if k == self.connections:
+                    self.done.set()
+
+
+def batch_frame(batch_seq: int, *records) -> bytes:
+    return codec.frame(codec.FrameType.DATA_BATCH,
+                       pb.DataBatch(batch_seq=batch_seq, records=list(records))
+                       .SerializeToString())
+
+
+def tick_record(topic: str, seq: int, ts_ns: int, topic_epoch: int = 7):
+    return pb.Record(tick=pb.Tick(topic=topic, price=1.0, size=1.0, ts_ns=ts_ns, seq=seq,
+                                  prev_seq=seq - 1, topic_epoch=topic_epoch))
+
+
+def marker_record(subscription_id: int):
+    return pb.Record(history_end=pb.HistoryEnd(subscription_id=subscription_id))
+
+
+FAST = tickwire.ReconnectOptions(initial_backoff=0.01, max_backoff=0.05)
+
+
+@pytest.mark.parametrize("given,sent", [
+    # Every SUBSCRIBE_OK has one: the first one's is kept and sent on every resume.
+    ((1001, 2002, 3003), (0, 1001, 1001)),
+    # The first server had none (0): the first one given is kept from then on.
+    ((0, 2002, 3003), (0, 0, 2002)),
+    # None at all (servers without the extension): none is sent.
+    ((0, 0, 0), (0, 0, 0)),
+])
+@run_async
+async def test_the_first_resume_from_ns_is_kept_and_sent_on_every_resume(given, sent):
+    def answer(k, i, m):
+        # The bar subscription gets one too: the client sends it for TICK only.
+        return pb.SubscribeOk(subscription_id=10 * k + i + 1, resume_from_ns=given[k - 1])
+
+    def after(k, writer, got):
+        writer.write(batch_frame(1, tick_record(f"A{k}", 1, time.time_ns())))
+        return k < 3
+
+    script = ResumeScript(2, answer, after, connections=3)
+    async with FakeServer(script) as fake:
+        client = await tickwire.connect("127.0.0.1", fake.port, "u", "p", reconnect=FAST)
+        await client.subscribe("tick", ["*"])
+        await client.subscribe("second", ["A1"])
+        await asyncio.wait_for(script.done.wait(), 10)
+        ticks = [s[0] for s in script.subscribes]
+        bars = [s[1] for s in script.subscribes]
+        assert [m.mode for m in ticks] == [pb.MODE_TICK] * 3
+        assert tuple(m.resume_from_ns for m in ticks) == sent
+        assert [m.resume_from_ns for m in bars] == [0, 0, 0]
+        # Alongside the positions of the topics received, as before.
+        assert [[(p.topic, p.after_seq, p.topic_epoch) for p in m.resume_after]
+                for m in ticks] == [[], [("A1", 1, 7)], [("A1", 1, 7), ("A2", 1, 7)]]
+        assert client.stats.history_resends == 0
+        await client.close()
+
+
+@pytest.mark.parametrize("mode,history,history_end,resent", [
+    ("tick", "backfill", True, True),
+    ("tick", "since_ms", True, True),
+    ("second", "since_ms", True, True),
+    # A bar backfill cannot be combined with the since_ms that covers the topics already live:
+    # it resumes by since_ms as before.
+    ("second", "backfill", True, False),
+    # A server without markers (history_end false): nothing to wait for, resume as before.
+    ("tick", "backfill", False, False),
+])
+@run_async
+async def test_a_history_cut_before_its_marker_is_asked_for_again(mode, history, history_end,
+                                                                   resent):
+    """Connection 1 is cut inside the replay of the caller's history; connection 2 asks for it
+    again (the caller's own backfill / since_ms, not one moved to what was received), gets its
+    marker and is cut too; connection 3 resumes as usual, from what was received."""
+    now_ns = time.time_ns()
+    future_ms = (now_ns // 1_000_000 // 1000 + 10) * 1000  # records newer than any anchor
+    user_since_ms = now_ns // 1_000_000 - 60_000
+    kwargs = {"backfill": 5} if history == "backfill" else {"since_ms": user_since_ms}
+    tick = mode == "tick"
+
+    def point_ms(k):  # the resume point of the record connection k sends
+        return future_ms + (k if tick else 1000 * k)
+
+    def record(k):
+        topic = f"A{k}"
+        if tick:
+            return tick_record(topic, 1, point_ms(k) * 1_000_000)
+        return pb.Record(bar=pb.Bar(topic=topic, interval=pb.MODE_SECOND, start_ms=point_ms(k),
+                                    open=1, high=1, low=1, close=1, volume=1, count=1, vwap=1))
+
+    def answer(k, i, m):
+        return pb.SubscribeOk(subscription_id=k, history_end=history_end and k < 3,
+                              resume_from_ns=555 if tick else 0)
+
+    def after(k, writer, got):
+        if k == 1:
+            writer.write(batch_frame(1, record(1)))  # one topic replayed, then cut
+        elif k == 2:
+            writer.write(batch_frame(1, record(2), marker_record(2)))  # the end, then cut
+        return k < 3
+
+    script = ResumeScript(1, answer, after, connections=3)
+    async with FakeServer(script) as fake:
+        client = await tickwire.connect("127.0.0.1", fake.port, "u", "p", reconnect=FAST)
+        await client.subscribe(mode, ["*"], **kwargs)
+        await asyncio.wait_for(script.done.wait(), 10)
+        first, second, third = (s[0] for s in script.subscribes)
+        original = (first.backfill, first.since_ms)
+        assert original == (kwargs.get("backfill", 0), kwargs.get("since_ms", 0))
+        if resent:
+            assert (second.backfill, second.since_ms) == original
+        else:
+            # As before: from the newest record received, less the 1 s lookback.
+            assert (second.backfill, second.since_ms) == (0, point_ms(1) - 1000)
+        # The marker came: the next resume is the usual one, whatever was asked first.
+        assert (third.backfill, third.since_ms) == (0, point_ms(2) - 1000)
+        if tick:
+            assert [m.resume_from_ns for m in (first, second, third)] == [0, 555, 555]
+            assert [p.topic for p in second.resume_after] == ["A1"]
+            assert [p.topic for p in third.resume_after] == ["A1", "A2"]
+        assert client.stats.history_resends == (1 if resent else 0)
+        await client.close()

@@ -356,3 +356,53 @@ async def test_backfill_subscription_yields_one_history_end(make_server, topic):
     assert [t.seq for t in got.ticks(topic)] == [3, 4, 5, 6]
     assert client.stats.history_ends == 1
     await client.close()
+
+
+@run_async
+async def test_back_dated_ticks_of_a_topic_created_while_away_arrive_once(make_server, topic):
+    """PROTOCOL.md S8c, topics without a position: a topic the consumer never received a tick of
+    has no seq to resume after. Created while the consumer was away, with ticks stamped 60 s
+    ago, it still comes in full: the resume sends the accept position of the subscription's
+    first SUBSCRIBE_OK (resume_from_ns), and a resume by since_ms alone would miss them."""
+    s = make_server()
+    seen, new = topic + ".seen", topic + ".new"
+    n = 5
+    async with Proxy(s.port) as proxy:
+        consumer = await tickwire.connect("127.0.0.1", proxy.port, USER, PASSWORD,
+                                          reconnect=FAST_RETRY)
+        producer = await tickwire.connect("127.0.0.1", s.port, USER, PASSWORD)
+        handle = await consumer.subscribe("tick", ["*"])
+        got = Collector(consumer)
+        # A topic it holds a position in (resumed by seq, as before).
+        await producer.publish([(seen, 1.0, 1.0)], ack=True)
+        await got.wait(lambda: got.ticks(seen), what="the live tick")
+
+        proxy.accepting = False
+        proxy.cut()
+        await got.wait(lambda: got.of(tickwire.Disconnected), what="the disconnect")
+        back_dated = time.time_ns() - 60 * 1_000_000_000
+        stamps = [back_dated + i for i in range(n)]
+        ack = await producer.publish([(new, 10.0 + i, 1.0, ts) for i, ts in enumerate(stamps)],
+                                     ack=True)
+        assert ack == n
+        proxy.accepting = True
+
+        await got.wait(lambda: got.of(tickwire.Reconnected), what="the reconnect")
+        back = got.of(tickwire.Reconnected)[0]
+        assert back.resubscribed == 1 and not back.stream_epoch_changed
+        # The resume's replay ends with its marker; a live tick then follows whatever it sent.
+        await got.wait(lambda: _marks(got), what="the resume's history_end")
+        await producer.publish([(new, 99.0, 1.0)], ack=True)
+        await got.wait(lambda: any(t.price == 99.0 for t in got.ticks(new)),
+                       what="the live tick on the new topic")
+        ticks = got.ticks(new)
+        assert [t.seq for t in ticks] == list(range(1, n + 2)), [t.seq for t in ticks]
+        assert [t.ts_ns for t in ticks[:n]] == stamps
+        assert [t.price for t in ticks] == [10.0 + i for i in range(n)] + [99.0]
+        assert [t.seq for t in got.ticks(seen)] == [1]
+        marks = _marks(got)
+        assert len(marks) == 1 and marks[0].subscription == handle
+        assert not marks[0].truncated and marks[0].lost == []
+        assert consumer.stats.tick_gaps == 0 and consumer.stats.history_resends == 0
+        for c in (consumer, producer):
+            await c.close()

@@ -66,6 +66,15 @@ def _len_field(number: int, data: bytes) -> bytes:
     return bytes([number << 3 | 2, len(data)]) + data
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
 def test_unknown_error_codes_are_kept_as_numbers():
     e = codec.error(codec.pb.Error(code=99, message="new", fatal=True).SerializeToString())
     assert e.code == 99 and not isinstance(e.code, ErrorCode)
@@ -189,6 +198,18 @@ def test_subscribe_carries_resume_positions():
     assert [(p.topic, p.after_seq, p.topic_epoch) for p in m.resume_after] == [("FX.A", 7, 3)]
     # Without positions the frame is what it always was.
     assert codec.subscribe(7, Mode.TICK, ["AAPL"], 0, 0, [], 0) == bytes.fromhex(
+        "0000000B 03 0807 1003 1A04 4141504C")
+
+
+def test_subscribe_carries_resume_from_ns_as_field_8():
+    r = 1_765_000_000_123_456_789  # an accept position: int64 ns, kept exact
+    frame = codec.subscribe(5, Mode.TICK, ["*"], 3, 0, [("A", 1, 2)], 42, r)
+    m = codec.pb.Subscribe.FromString(frame[5:])
+    assert (m.backfill, m.resume_from_ns, m.resume_stream_epoch) == (3, r, 42)
+    # Field 8, varint: tag 0x40.
+    assert frame.endswith(bytes.fromhex("40") + _varint(r))
+    # 0 (none) is not sent.
+    assert codec.subscribe(7, Mode.TICK, ["AAPL"], 0, 0, [], 0, 0) == bytes.fromhex(
         "0000000B 03 0807 1003 1A04 4141504C")
 
 

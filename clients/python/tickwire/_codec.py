@@ -90,12 +90,16 @@ def subscribe(
     since_ms: int,
     resume_after: Sequence[tuple] = (),
     resume_stream_epoch: int = 0,
+    resume_from_ns: int = 0,
 ) -> bytes:
     """SUBSCRIBE; `resume_after` holds (topic, after_seq, topic_epoch) positions (PROTOCOL.md
-    S8c, TICK only) read under the stream `resume_stream_epoch`."""
+    S8c, TICK only) read under the stream `resume_stream_epoch`; `resume_from_ns` (TICK only,
+    0: none) is the subscription's place in the server's accept order, from its first
+    SUBSCRIBE_OK, for the topics without a position."""
     m = pb.Subscribe(
         request_id=request_id, mode=int(mode), topics=list(topics), backfill=backfill,
         since_ms=since_ms, resume_stream_epoch=resume_stream_epoch,
+        resume_from_ns=resume_from_ns,
     )
     for topic, after_seq, topic_epoch in resume_after:
         m.resume_after.add(topic=topic, after_seq=after_seq, topic_epoch=topic_epoch)

@@ -8,7 +8,8 @@
 One connection at a time, driven by one supervisor task: it reads frames, sends HEARTBEATs, and
 with reconnect enabled replaces a lost connection (backoff with jitter, retry_after_ms honoured)
 and resumes every subscription: TICK ones by seq for the topics received (PROTOCOL.md S8c) and by
-since_ms for the rest, bar ones by since_ms, dropping the duplicates that brings.
+the server's accept order and since_ms for the rest, bar ones by since_ms, dropping the
+duplicates that brings.
 """
 
 from __future__ import annotations
@@ -116,6 +117,13 @@ class _Subscription:
     since_ms: int  # the caller's (0: none)
     anchor_ms: int  # complete from here: the caller's since_ms, or the first SUBSCRIBE_OK time
     server_id: int = 0  # 0 while not established on the current connection
+    # TICK only: the subscription's place in the server's accept order, from the first
+    # SUBSCRIBE_OK that had one (never replaced by a resume's), sent with every resume so that
+    # topics without a position miss nothing (PROTOCOL.md S8c). 0: the server has none.
+    resume_from_ns: int = 0
+    # The caller's backfill or since_ms was asked for (first or again by a resume) and its
+    # history_end marker has not come yet: a resume asks for that history again.
+    history_pending: bool = False
 
 
 @dataclass
@@ -124,6 +132,7 @@ class _Pending:
     # For a user SUBSCRIBE: what to register on SUBSCRIBE_OK. For a resume: the handle.
     subscribe: Optional[_Subscription] = None
     resume_handle: int = 0
+    resent_history: bool = False  # the resume asked for the caller's backfill / since_ms again
 
 
 class _Conn:
@@ -599,35 +608,52 @@ class AsyncClient:
     ) -> tuple[Optional[Error], int]:
         """Re-subscribes everything while `serving` reads the connection (history arrives
         between the replies): a TICK subscription after the last seq of every topic it received
-        (resume_after, PROTOCOL.md S8c, read under `previous_epoch`), since_ms from what was
-        received for the rest and for bars. Returns (why the connection was lost meanwhile or
-        None, subscriptions resumed)."""
+        (resume_after, PROTOCOL.md S8c, read under `previous_epoch`) and from its first
+        SUBSCRIBE_OK's resume_from_ns, since_ms from what was received for the rest and for bars
+        (or the caller's backfill / since_ms again when cut before its history_end). Returns
+        (why the connection was lost meanwhile or None, subscriptions resumed)."""
         waits = {}
         lookback_ms = int(round(self.reconnect_options.resume_lookback * 1000))
         for handle, sub in self._subs.items():
             sub.server_id = 0
-            since = resume_since_ms(
-                sub.since_ms,
-                sub.anchor_ms,
-                self._delivered.newest_point(sub.mode, sub.wildcard, sub.topics),
-                lookback_ms,
-            )
+            # Cut before the end of the caller's history (PROTOCOL.md S8c): topics whose replay
+            # was not reached yet get it only from the caller's own backfill or since_ms, so
+            # those are asked for again (what came already is dropped as duplicates). Bars
+            # cannot combine a backfill with the since_ms that covers the topics already live,
+            # so a bar backfill resumes by since_ms as before.
+            resend = sub.history_pending and (sub.mode is Mode.TICK or sub.since_ms > 0)
+            if resend:
+                backfill, since = sub.backfill, sub.since_ms
+                self._stats.history_resends += 1
+            else:
+                backfill = 0
+                since = resume_since_ms(
+                    sub.since_ms,
+                    sub.anchor_ms,
+                    self._delivered.newest_point(sub.mode, sub.wildcard, sub.topics),
+                    lookback_ms,
+                )
             # Ticks resume by the server's numbering, whatever the producers stamped: a tick
             # back-dated while the client was away still comes. Positions take at most half of
-            # a frame; topics left out (and topics not received yet) resume by since_ms.
+            # a frame; topics left out (and topics not received yet) resume by the accept order
+            # from the subscription's first SUBSCRIBE_OK (resume_from_ns) and by since_ms.
             positions = []
+            resume_from_ns = 0
             if sub.mode is Mode.TICK:
                 positions = self._delivered.tick_positions(
                     sub.wildcard, sub.topics, conn.max_payload // 2
                 )
+                resume_from_ns = sub.resume_from_ns
             request_id = self._request_id()
             waits[handle] = self._expect(
-                request_id, _Pending(self._loop().create_future(), resume_handle=handle)
+                request_id,
+                _Pending(self._loop().create_future(), resume_handle=handle,
+                         resent_history=resend),
             )
             self._write(
                 conn,
-                codec.subscribe(request_id, sub.mode, sub.topics, 0, since, positions,
-                                previous_epoch),
+                codec.subscribe(request_id, sub.mode, sub.topics, backfill, since, positions,
+                                previous_epoch, resume_from_ns),
             )
         # The positions were read under the old stream; a new one (the server restarted without
         # its history, PROTOCOL.md S7a) numbers every topic from 1 again. Nothing of the new
@@ -711,8 +737,7 @@ class AsyncClient:
         elif ftype == FrameType.HEARTBEAT:
             self._stats.heartbeat_echoes += 1
         elif ftype == FrameType.SUBSCRIBE_OK:
-            m = codec.parse(codec.pb.SubscribeOk, payload, "SUBSCRIBE_OK")
-            self._on_subscribe_ok(m.request_id, m.subscription_id)
+            self._on_subscribe_ok(codec.parse(codec.pb.SubscribeOk, payload, "SUBSCRIBE_OK"))
         elif ftype == FrameType.PUBLISH_ACK:
             m = codec.parse(codec.pb.PublishAck, payload, "PUBLISH_ACK")
             p = self._pending.pop(m.request_id, None)
@@ -727,7 +752,8 @@ class AsyncClient:
             self._stats.unknown_frames += 1
         return None
 
-    def _on_subscribe_ok(self, request_id: int, server_id: int) -> None:
+    def _on_subscribe_ok(self, m) -> None:
+        request_id, server_id = m.request_id, m.subscription_id
         p = self._pending.pop(request_id, None)
         if p is None or p.future.done():
             # Its caller gave up waiting (timeout): nobody holds this subscription.
@@ -738,6 +764,11 @@ class AsyncClient:
             sub = self._subs.get(p.resume_handle)
             if sub is not None:
                 sub.server_id = server_id
+                if sub.mode is Mode.TICK and not sub.resume_from_ns:
+                    sub.resume_from_ns = m.resume_from_ns  # the first one the server gave
+                # A resume that did not ask for the caller's history again waits for none of
+                # it (its marker ends the replay of its positions and since_ms only).
+                sub.history_pending = p.resent_history and m.history_end
             elif self._conn is not None:  # unsubscribed while its resume was in flight
                 self._write(self._conn, codec.unsubscribe(self._request_id(), server_id))
             p.future.set_result(None)
@@ -751,6 +782,9 @@ class AsyncClient:
             handle=self._next_handle,
             server_id=server_id,
             anchor_ms=spec.since_ms if spec.since_ms > 0 else _now_ms(),
+            resume_from_ns=m.resume_from_ns if spec.mode is Mode.TICK else 0,
+            # A server without end-of-history markers (history_end false) sends none to wait for.
+            history_pending=m.history_end and (spec.backfill > 0 or spec.since_ms > 0),
         )
         self._next_handle += 1
         self._subs[sub.handle] = sub
@@ -863,6 +897,7 @@ class AsyncClient:
             handle = by_server_id.get(mark.subscription)
             if handle is not None:
                 mark.subscription = handle
+                self._subs[handle].history_pending = False  # its history is all here
                 out.append(mark)
         return out
 

@@ -365,6 +365,7 @@ class Stats:
     history_ends: int = 0  # end-of-history markers delivered
     topic_epoch_changes: int = 0  # ticks that started a new topic_epoch on a known topic
     stream_epoch_changes: int = 0  # reconnects that found another stream_epoch
+    history_resends: int = 0  # resumes that asked again for a history cut before its end
 
 
 class TickwireError(Exception):
