@@ -297,9 +297,11 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     std::shared_ptr<const SubscriptionSpec> spec;
     std::uint64_t server_id = 0;  // on the current connection; 0 while not (re)established
     std::int64_t anchor_ms = 0;   // complete from here: the caller's since_ms or first OK time
-    // TICK: the first non-zero SubscribeOk.resume_from_ns (PROTOCOL S8c), sent with every
-    // resume so that topics it holds no position in miss nothing either.
+    // TICK: the SubscribeOk.resume_from_ns (PROTOCOL S8c) sent with every resume, so that topics
+    // it holds no position in miss nothing either: the first one, then that of the latest
+    // resume whose history_end marker arrived (all accepted before it was received or told).
     std::int64_t resume_from_ns = 0;
+    std::int64_t ok_resume_from_ns = 0;  // of the latest SUBSCRIBE_OK, until its marker
     // The history it asked for has all arrived (its history_end marker, or none was asked);
     // until then a resume asks for the same history again.
     bool history_complete = true;
@@ -668,14 +670,16 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
       const auto& spec = *sub.spec;
       // Cut before its history all arrived: ask for that history again (topics the replay had
       // not reached get it; what arrived already is dropped as duplicates). Else from what was
-      // received, less the lookback.
+      // received, less the lookback. Bars with backfill resume by time either way: the newest N
+      // bars again could leave out bars that closed while the client was away.
+      const bool ask_again =
+          !sub.history_complete && (spec.mode == Mode::kTick || spec.backfill == 0);
       const std::int64_t since =
-          !sub.history_complete
-              ? spec.since_ms
-              : ResumeSinceMs(spec.since_ms, sub.anchor_ms,
-                              delivered_.NewestPoint(spec.mode, spec.wildcard, spec.topics),
-                              options_.reconnect.resume_lookback);
-      const std::uint32_t backfill = sub.history_complete ? 0 : spec.backfill;
+          ask_again ? spec.since_ms
+                    : ResumeSinceMs(spec.since_ms, sub.anchor_ms,
+                                    delivered_.NewestPoint(spec.mode, spec.wildcard, spec.topics),
+                                    options_.reconnect.resume_lookback);
+      const std::uint32_t backfill = ask_again ? spec.backfill : 0;
       // Ticks resume by the server's numbering (PROTOCOL S8c): every topic received goes on
       // after its last seq, whatever the producers stamped; since_ms covers the rest (topics not
       // received yet, and bars). Positions take at most half of a frame.
@@ -716,6 +720,7 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
       if (auto sub = subs_.find(handle); sub != subs_.end()) {
         sub->second.server_id = server_id;
         if (sub->second.resume_from_ns == 0) sub->second.resume_from_ns = details.resume_from_ns;
+        sub->second.ok_resume_from_ns = details.resume_from_ns;
         ++resumed_;
       } else if (conn_) {
         // Unsubscribed while its resume was in flight.
@@ -883,6 +888,7 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
           if (s.server_id == e.subscription_id) {
             e.subscription_id = handle;
             s.history_complete = true;
+            if (s.ok_resume_from_ns > s.resume_from_ns) s.resume_from_ns = s.ok_resume_from_ns;
             return false;
           }
         }

@@ -67,6 +67,14 @@ Shard::TopicState* Shard::Find(std::string_view topic) {
 }
 
 void Shard::Erase(TopicState& st) {
+  // Its numbering is gone: remembered, so that a resume by accept order can say so (S8c).
+  const std::int64_t last_order = st.ticks.empty() ? st.dropped_order_ns : st.ticks.back().order_ns;
+  if (tombstones_.size() == kMaxTombstones) {
+    tombstones_dropped_order_ns_ =
+        std::max(tombstones_dropped_order_ns_, tombstones_.front().last_order_ns);
+    tombstones_.pop_front();
+  }
+  tombstones_.push_back(Tombstone{*st.name, st.epoch, st.last_seq, last_order});
   cap_.Remove(st);
   if (st.in_open_list) {
     open_topics_.erase(std::find(open_topics_.begin(), open_topics_.end(), &st));
@@ -540,8 +548,56 @@ HistorySlice Shard::NextHistorySlice(const HistoryRequest& req, HistoryCursor cu
       if (Find(p.topic) == nullptr) ReportForgotten(req, p.topic, s);
     }
   }
+  if (c.finished && req.mode == Mode::kTick && req.resume_from_ns > 0) {
+    ReportBuried(req, slice);
+  }
   if (c.truncated && !was_truncated) ++stats_.backfills_truncated;
   return slice;
+}
+
+void Shard::ReportBuried(const HistoryRequest& req, HistorySlice& slice) const {
+  const std::int64_t from = req.resume_from_ns;
+  if (tombstones_dropped_order_ns_ >= from) {
+    slice.cursor.epoch_changed = true;
+    ++slice.lost_unnamed;
+  }
+  for (const Tombstone& t : tombstones_) {
+    if (t.last_order_ns < from || !Covers(req, t.name)) continue;
+    // A position in that very numbering is reported by ReportForgotten.
+    const ResumePoint* p = FindResume(req, t.name);
+    if (p != nullptr && p->topic_epoch == t.topic_epoch) continue;
+    slice.cursor.epoch_changed = true;
+    slice.lost.push_back(LostRange{t.name, 1, t.last_seq, t.topic_epoch});
+  }
+}
+
+bool Shard::Covers(const HistoryRequest& req, std::string_view topic) {
+  if (req.wildcard) return true;
+  if (req.topics && std::binary_search(req.topics->begin(), req.topics->end(), topic)) {
+    return true;
+  }
+  if (req.prefixes) {
+    const auto& p = *req.prefixes;
+    const auto it = std::upper_bound(p.begin(), p.end(), topic);
+    if (it != p.begin() && topic.starts_with(*std::prev(it))) return true;
+  }
+  return false;
+}
+
+void Shard::RestoreTombstones(std::vector<Tombstone> tombstones, std::int64_t dropped_order_ns) {
+  tombstones_dropped_order_ns_ = std::max(tombstones_dropped_order_ns_, dropped_order_ns);
+  std::sort(tombstones.begin(), tombstones.end(),
+            [](const Tombstone& a, const Tombstone& b) { return a.last_order_ns < b.last_order_ns; });
+  for (auto& t : tombstones) {
+    if (tombstones_.size() == kMaxTombstones) {
+      tombstones_dropped_order_ns_ =
+          std::max(tombstones_dropped_order_ns_, tombstones_.front().last_order_ns);
+      tombstones_.pop_front();
+    }
+    order_ns_ = std::max(order_ns_, t.last_order_ns);
+    max_restored_epoch_ = std::max(max_restored_epoch_, t.topic_epoch);
+    tombstones_.push_back(std::move(t));
+  }
 }
 
 const ResumePoint* Shard::FindResume(const HistoryRequest& req, std::string_view topic) {
@@ -687,7 +743,11 @@ void Shard::SnapshotSlice(SnapshotCursor& cursor, std::string& out, std::size_t 
     ++cursor.topics;
     cursor.after = *st.name;
   }
-  if (it == by_name_.end()) cursor.finished = true;
+  if (it == by_name_.end()) {
+    cursor.finished = true;
+    AppendTombstones(out, std::vector<Tombstone>(tombstones_.begin(), tombstones_.end()),
+                     tombstones_dropped_order_ns_);
+  }
 }
 
 bool Shard::Restore(const TopicImage& image) {

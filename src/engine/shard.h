@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <span>
@@ -149,6 +150,9 @@ struct HistorySlice {
   RecordBlock records;
   HistoryCursor cursor;
   std::vector<LostRange> lost;  // what this slice knows it did not send (resume positions)
+  // Forgotten numberings the shard can no longer name (more than kMaxTombstones since the
+  // request's resume_from_ns): counted as omitted ranges.
+  std::uint32_t lost_unnamed = 0;
 };
 
 // Bounds on the work of one slice.
@@ -228,6 +232,10 @@ class Shard {
   // and nothing changes, when the shard holds the topic already or is at its cap: the caller
   // restores the most recently published topics last, having kept only as many as fit.
   bool Restore(const TopicImage& topic);
+  // Restores forgotten numberings (snapshot tombstones) of topics this shard owns, oldest first;
+  // `dropped_order_ns`: the newest one the writer no longer kept.
+  void RestoreTombstones(std::vector<Tombstone> tombstones, std::int64_t dropped_order_ns);
+  std::size_t tombstone_count() const { return tombstones_.size(); }
   // After every shard restored its topics: moves this shard's next topic epoch past `epoch` (the
   // largest restored on any shard, max_restored_epoch()), so no numbering is handed out twice.
   void AdvanceTopicEpochsPast(std::uint64_t epoch);
@@ -351,6 +359,11 @@ class Shard {
   static const ResumePoint* FindResume(const HistoryRequest& req, std::string_view topic);
   // `topic` has a resume position but the shard no longer holds it: reports what was lost.
   static void ReportForgotten(const HistoryRequest& req, std::string_view topic, SliceState& s);
+  // resume_from_ns (S8c): the forgotten numberings the request covers whose newest tick was
+  // accepted at or after it, as lost ranges (the marker's epoch_changed).
+  void ReportBuried(const HistoryRequest& req, HistorySlice& slice) const;
+  // Whether the request's topics (exact, prefixes, `*`) include `topic`.
+  static bool Covers(const HistoryRequest& req, std::string_view topic);
 
   unsigned index_;
   ShardOptions options_;
@@ -362,6 +375,10 @@ class Shard {
   std::uint64_t restored_ = 0;  // topics restored from a snapshot (for ChangeCount)
   std::uint64_t max_restored_epoch_ = 0;
   std::int64_t order_ns_ = 0;  // AdvanceOrderClock
+  // Numberings forgotten with their topics (eviction, S6b), oldest first, at most
+  // kMaxTombstones: a resume_from_ns replay reports those whose newest tick it would have sent.
+  std::deque<Tombstone> tombstones_;
+  std::int64_t tombstones_dropped_order_ns_ = 0;  // newest last_order_ns pushed out of it
   // The next standalone topic epoch (index + 1, stepped by kEpochStride).
   std::uint64_t next_epoch_;
   TopicCap<TopicState, &TopicState::cap> cap_;

@@ -280,6 +280,26 @@ std::variant<ParsedSnapshot, SnapshotError> ParseSnapshot(std::string_view file)
     parsed.topics.push_back(TopicRef{head.name, head.last_seq, head.last_publish_ns, offset,
                                      std::size_t{length} + 4, h.version});
   }
+  if (h.version >= 2) {
+    std::uint32_t count = 0;
+    if (!r.Get(count) || !r.Get(parsed.tombstones_dropped_order_ns)) {
+      return SnapshotError{"tombstone section cut short"};
+    }
+    if (count > kMaxTombstones) return SnapshotError{"too many tombstones"};
+    parsed.tombstones.reserve(count);
+    for (std::uint32_t i = 0; i < count; ++i) {
+      std::uint16_t name_length = 0;
+      std::string_view name;
+      Tombstone t;
+      if (!r.Get(name_length) || !r.View(name_length, name) || !r.Get(t.topic_epoch) ||
+          !r.Get(t.last_seq) || !r.Get(t.last_order_ns)) {
+        return SnapshotError{"tombstone section cut short"};
+      }
+      if (!IsValidTopic(name)) return SnapshotError{"invalid topic name in a tombstone"};
+      t.name = std::string(name);
+      parsed.tombstones.push_back(std::move(t));
+    }
+  }
   if (r.left() != 0) return SnapshotError{"bytes after the last topic record"};
   return parsed;
 }
@@ -357,6 +377,21 @@ void TopicRecordWriter::Tick(const TickImage& t) {
 void TopicRecordWriter::Finish() {
   const auto length = static_cast<std::uint32_t>(out_.size() - start_ - 4);
   std::memcpy(out_.data() + start_, &length, sizeof length);
+}
+
+void AppendTombstones(std::string& out, const std::vector<Tombstone>& tombstones,
+                      std::int64_t dropped_order_ns) {
+  const std::size_t n = std::min(tombstones.size(), kMaxTombstones);
+  Put(out, static_cast<std::uint32_t>(n));
+  Put(out, dropped_order_ns);
+  for (std::size_t i = tombstones.size() - n; i < tombstones.size(); ++i) {
+    const Tombstone& t = tombstones[i];
+    Put(out, static_cast<std::uint16_t>(t.name.size()));
+    out.append(t.name);
+    Put(out, t.topic_epoch);
+    Put(out, t.last_seq);
+    Put(out, t.last_order_ns);
+  }
 }
 
 void AppendTopicImage(std::string& out, const TopicImage& t) {

@@ -30,8 +30,11 @@
 //       SECOND then MINUTE, oldest first
 //     ticks (48 bytes each: f64 price, f64 size, i64 ts_ns, u64 seq, u64 prev_seq, i64 order_ns;
 //       version 1: 40 bytes, without order_ns), oldest first
-// Version 2 added the accept order (PROTOCOL S8c resume_from_ns); version 1 files are still
-// read, their ticks with accept order 0 (before any resume_from_ns).
+//   version 2 on, after the topic records: the forgotten numberings (Shard tombstones)
+//     u32 count | i64 dropped_order_ns | per tombstone: u16 name_length | name | u64 topic_epoch
+//       | u64 last_seq | i64 last_order_ns
+// Version 2 added the accept order (PROTOCOL S8c resume_from_ns) and the tombstones; version 1
+// files are still read, their ticks with accept order 0 (before any resume_from_ns).
 // A reader refuses any file whose magic, version, checksums, lengths or counts do not agree;
 // it never trusts a count before checking that the bytes for it are there.
 namespace tickwire::engine {
@@ -80,6 +83,21 @@ struct TickImage {
   std::uint64_t prev_seq = 0;
   std::int64_t order_ns = 0;  // place in the accept order (PROTOCOL S8c)
 };
+
+// A numbering the shard forgot (its topic evicted, S6b): what a resume_from_ns replay reports
+// as lost when its newest tick was accepted at or after the position (PROTOCOL S8c).
+struct Tombstone {
+  std::string name;
+  std::uint64_t topic_epoch = 0;
+  std::uint64_t last_seq = 0;
+  std::int64_t last_order_ns = 0;
+};
+// At most this many per shard (the newest); and per snapshot file.
+inline constexpr std::size_t kMaxTombstones = 4096;
+
+// Appends the tombstone section that ends a version 2 body.
+void AppendTombstones(std::string& out, const std::vector<Tombstone>& tombstones,
+                      std::int64_t dropped_order_ns);
 
 // Everything a shard keeps about one topic, as a snapshot stores it.
 struct TopicImage {
@@ -138,6 +156,8 @@ struct TopicRef {
 struct ParsedSnapshot {
   SnapshotHeader header;
   std::vector<TopicRef> topics;
+  std::vector<Tombstone> tombstones;
+  std::int64_t tombstones_dropped_order_ns = 0;  // newest of those no longer kept
 };
 
 // Why a file was refused (the reason goes into the snapshot_refused log line).

@@ -240,6 +240,19 @@ RestoreResult RestoreSnapshots(const std::string& dir, const std::vector<engine:
       }
     }
   }
+  // Forgotten numberings go to the shard that owns their topic in this run (S8c).
+  std::vector<std::vector<engine::Tombstone>> buried(shards.size());
+  std::int64_t buried_dropped = 0;
+  for (auto& p : parsed) {
+    buried_dropped = std::max(buried_dropped, p.tombstones_dropped_order_ns);
+    for (auto& t : p.tombstones) {
+      const unsigned s = engine::ShardOf(t.name, static_cast<unsigned>(shards.size()));
+      buried[s].push_back(std::move(t));
+    }
+  }
+  for (std::size_t s = 0; s < shards.size(); ++s) {
+    shards[s]->RestoreTombstones(std::move(buried[s]), buried_dropped);
+  }
   stats.topics_restored.store(restored);
   stats.topics_dropped.store(plan.dropped + refused);
   result.topics = restored;

@@ -608,7 +608,7 @@ TEST(ShardTopicCap, AFloodOfNewTopicsNeverExceedsTheCap) {
   }
   EXPECT_EQ(refused, 100'000u - 100u);
   // Memory follows the topics held, not the topics named.
-  EXPECT_LE(shard.HistoryBytes(), 100 * (4 * 40 + 2 * sizeof(BarAccumulator)));
+  EXPECT_LE(shard.HistoryBytes(), 100 * (4 * 48 + 2 * sizeof(BarAccumulator)));
 }
 
 TEST(ShardTopicCap, SubscriptionsNeitherCreateNorPinTopics) {

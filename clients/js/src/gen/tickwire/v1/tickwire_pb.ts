@@ -250,7 +250,8 @@ export type SubscribeOk = Message<"tickwire.v1.SubscribeOk"> & {
 
   /**
    * Extension (PROTOCOL S8c), TICK only: the subscription's place in the server's accept order;
-   * keep the first one and send it as Subscribe.resume_from_ns when resuming.
+   * send it as Subscribe.resume_from_ns when resuming (the first one, replaced by a resume's
+   * once that resume's history_end marker has arrived).
    *
    * @generated from field: int64 resume_from_ns = 6;
    */
