@@ -220,37 +220,59 @@ FAST = tickwire.ReconnectOptions(initial_backoff=0.01, max_backoff=0.05)
 
 
 @pytest.mark.parametrize("given,sent", [
-    # Every SUBSCRIBE_OK has one: the first one's is kept and sent on every resume.
-    ((1001, 2002, 3003), (0, 1001, 1001)),
-    # The first server had none (0): the first one given is kept from then on.
-    ((0, 2002, 3003), (0, 0, 2002)),
+    # Every SUBSCRIBE_OK has one: the first one's is sent until a resume's marker arrives
+    # (connection 3's), then that resume's (PROTOCOL.md S8c).
+    ((1001, 2002, 3003, 4004), (0, 1001, 1001, 3003)),
+    # The first server had none (0): the first one given (connection 2's, whose marker never
+    # came) is sent until connection 3's marker arrives.
+    ((0, 2002, 3003, 4004), (0, 0, 2002, 3003)),
+    # A resume whose value is not above the one held leaves it as it is.
+    ((1001, 2002, 500, 4004), (0, 1001, 1001, 1001)),
     # None at all (servers without the extension): none is sent.
-    ((0, 0, 0), (0, 0, 0)),
+    ((0, 0, 0, 0), (0, 0, 0, 0)),
 ])
 @run_async
-async def test_the_first_resume_from_ns_is_kept_and_sent_on_every_resume(given, sent):
+async def test_resume_from_ns_advances_only_after_a_resumes_marker(given, sent):
+    """Connection 1 subscribes; connection 2 resumes and is cut before its history_end marker
+    (the first value is kept); connection 3 resumes and its marker arrives before the cut;
+    connection 4's resume sends connection 3's value."""
     def answer(k, i, m):
-        # The bar subscription gets one too: the client sends it for TICK only.
-        return pb.SubscribeOk(subscription_id=10 * k + i + 1, resume_from_ns=given[k - 1])
+        # The bar subscription gets one too: the client sends it for TICK only. Resumes of the
+        # tick subscription announce a marker, as a server does for resume_after.
+        return pb.SubscribeOk(subscription_id=10 * k + i + 1, resume_from_ns=given[k - 1],
+                              history_end=k > 1 and i == 0)
 
     def after(k, writer, got):
-        writer.write(batch_frame(1, tick_record(f"A{k}", 1, time.time_ns())))
-        return k < 3
+        records = [tick_record(f"A{k}", 1, time.time_ns())]
+        if k == 3:
+            records.append(marker_record(10 * k + 1))  # the tick subscription's marker
+        writer.write(batch_frame(1, *records))
+        return k < 4
 
-    script = ResumeScript(2, answer, after, connections=3)
+    script = ResumeScript(2, answer, after, connections=4)
     async with FakeServer(script) as fake:
         client = await tickwire.connect("127.0.0.1", fake.port, "u", "p", reconnect=FAST)
-        await client.subscribe("tick", ["*"])
+        tick_handle = await client.subscribe("tick", ["*"])
         await client.subscribe("second", ["A1"])
         await asyncio.wait_for(script.done.wait(), 10)
         ticks = [s[0] for s in script.subscribes]
         bars = [s[1] for s in script.subscribes]
-        assert [m.mode for m in ticks] == [pb.MODE_TICK] * 3
+        assert [m.mode for m in ticks] == [pb.MODE_TICK] * 4
         assert tuple(m.resume_from_ns for m in ticks) == sent
-        assert [m.resume_from_ns for m in bars] == [0, 0, 0]
+        assert [m.resume_from_ns for m in bars] == [0, 0, 0, 0]
         # Alongside the positions of the topics received, as before.
         assert [[(p.topic, p.after_seq, p.topic_epoch) for p in m.resume_after]
-                for m in ticks] == [[], [("A1", 1, 7)], [("A1", 1, 7), ("A2", 1, 7)]]
+                for m in ticks] == [[], [("A1", 1, 7)], [("A1", 1, 7), ("A2", 1, 7)],
+                                    [("A1", 1, 7), ("A2", 1, 7), ("A3", 1, 7)]]
+        # Exactly one marker reached the caller: connection 3's.
+        marks = []
+        deadline = time.monotonic() + 10
+        while not marks and time.monotonic() < deadline:
+            event = await asyncio.wait_for(client.next_event(), 10)
+            if isinstance(event, tickwire.Batch):
+                marks += event.history_ends
+        assert [m.subscription for m in marks] == [tick_handle]
+        assert client.stats.history_ends == 1
         assert client.stats.history_resends == 0
         await client.close()
 

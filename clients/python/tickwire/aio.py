@@ -117,10 +117,13 @@ class _Subscription:
     since_ms: int  # the caller's (0: none)
     anchor_ms: int  # complete from here: the caller's since_ms, or the first SUBSCRIBE_OK time
     server_id: int = 0  # 0 while not established on the current connection
-    # TICK only: the subscription's place in the server's accept order, from the first
-    # SUBSCRIBE_OK that had one (never replaced by a resume's), sent with every resume so that
-    # topics without a position miss nothing (PROTOCOL.md S8c). 0: the server has none.
+    # TICK only: the subscription's place in the server's accept order, sent with every resume
+    # so that topics without a position miss nothing (PROTOCOL.md S8c): the first SUBSCRIBE_OK's
+    # (the first one that had one), then that of the latest resume whose history_end marker
+    # arrived (everything accepted before it was then received or reported). 0: none.
     resume_from_ns: int = 0
+    # TICK only: the resume_from_ns of the latest resume's SUBSCRIBE_OK, taken on its marker.
+    ok_resume_from_ns: int = 0
     # The caller's backfill or since_ms was asked for (first or again by a resume) and its
     # history_end marker has not come yet: a resume asks for that history again.
     history_pending: bool = False
@@ -608,10 +611,11 @@ class AsyncClient:
     ) -> tuple[Optional[Error], int]:
         """Re-subscribes everything while `serving` reads the connection (history arrives
         between the replies): a TICK subscription after the last seq of every topic it received
-        (resume_after, PROTOCOL.md S8c, read under `previous_epoch`) and from its first
-        SUBSCRIBE_OK's resume_from_ns, since_ms from what was received for the rest and for bars
-        (or the caller's backfill / since_ms again when cut before its history_end). Returns
-        (why the connection was lost meanwhile or None, subscriptions resumed)."""
+        (resume_after, PROTOCOL.md S8c, read under `previous_epoch`) and from its
+        resume_from_ns (the first SUBSCRIBE_OK's, advanced by each resume whose marker came),
+        since_ms from what was received for the rest and for bars (or the caller's backfill /
+        since_ms again when cut before its history_end). Returns (why the connection was lost
+        meanwhile or None, subscriptions resumed)."""
         waits = {}
         lookback_ms = int(round(self.reconnect_options.resume_lookback * 1000))
         for handle, sub in self._subs.items():
@@ -636,7 +640,7 @@ class AsyncClient:
             # Ticks resume by the server's numbering, whatever the producers stamped: a tick
             # back-dated while the client was away still comes. Positions take at most half of
             # a frame; topics left out (and topics not received yet) resume by the accept order
-            # from the subscription's first SUBSCRIBE_OK (resume_from_ns) and by since_ms.
+            # from the subscription's resume_from_ns and by since_ms.
             positions = []
             resume_from_ns = 0
             if sub.mode is Mode.TICK:
@@ -764,8 +768,10 @@ class AsyncClient:
             sub = self._subs.get(p.resume_handle)
             if sub is not None:
                 sub.server_id = server_id
-                if sub.mode is Mode.TICK and not sub.resume_from_ns:
-                    sub.resume_from_ns = m.resume_from_ns  # the first one the server gave
+                if sub.mode is Mode.TICK:
+                    if not sub.resume_from_ns:
+                        sub.resume_from_ns = m.resume_from_ns  # the first one the server gave
+                    sub.ok_resume_from_ns = m.resume_from_ns  # taken when its marker arrives
                 # A resume that did not ask for the caller's history again waits for none of
                 # it (its marker ends the replay of its positions and since_ms only).
                 sub.history_pending = p.resent_history and m.history_end
@@ -897,7 +903,12 @@ class AsyncClient:
             handle = by_server_id.get(mark.subscription)
             if handle is not None:
                 mark.subscription = handle
-                self._subs[handle].history_pending = False  # its history is all here
+                sub = self._subs[handle]
+                sub.history_pending = False  # its history is all here
+                # Everything accepted before this resume's resume_from_ns has now been received
+                # or reported: later resumes start there (PROTOCOL.md S8c).
+                if sub.ok_resume_from_ns > sub.resume_from_ns:
+                    sub.resume_from_ns = sub.ok_resume_from_ns
                 out.append(mark)
         return out
 
