@@ -287,6 +287,63 @@ TEST(ShardHistory, ResumeFromReportsTicksTheRingDroppedAfterThePosition) {
   EXPECT_EQ(slice.lost[0].topic_epoch, shard.TopicEpoch("D"));
 }
 
+// PROTOCOL S8c: a numbering forgotten with its topic (eviction) since resume_from_ns is reported,
+// with the seq it had reached; older ones are not; more than kMaxTombstones are counted.
+TEST(ShardHistory, ResumeFromReportsNumberingsForgottenSinceThePosition) {
+  Shard shard(0, Small());
+  RecordBlock block;
+  shard.AdvanceOrderClock(100);
+  std::vector<IngestTick> early = {{"G.old", 1, 1, kT0, kT0}};
+  shard.Apply(early, block);
+  shard.AdvanceOrderClock(200);
+  std::vector<IngestTick> late = {{"G.new", 1, 1, kT0, kT0}, {"G.new", 2, 1, kT0, kT0}};
+  shard.Apply(late, block);
+  const std::uint64_t epoch = shard.TopicEpoch("G.new");
+  ASSERT_TRUE(shard.Forget("G.old"));
+  ASSERT_TRUE(shard.Forget("G.new"));
+  EXPECT_EQ(shard.tombstone_count(), 2u);
+
+  HistoryRequest req;
+  req.mode = Mode::kTick;
+  req.wildcard = true;
+  req.resume_from_ns = 150;
+  HistorySlice slice = shard.NextHistorySlice(req, {});
+  ASSERT_TRUE(slice.cursor.finished);
+  EXPECT_TRUE(slice.cursor.epoch_changed);
+  ASSERT_EQ(slice.lost.size(), 1u);  // G.old's last tick came before the position
+  EXPECT_EQ(slice.lost[0].topic, "G.new");
+  EXPECT_EQ(slice.lost[0].from_seq, 1u);
+  EXPECT_EQ(slice.lost[0].to_seq, 2u);
+  EXPECT_EQ(slice.lost[0].topic_epoch, epoch);
+  EXPECT_EQ(slice.lost_unnamed, 0u);
+  // Not covered: an exact list without it, or a prefix that does not match.
+  req.wildcard = false;
+  req.topics = Topics({"G.other"});
+  EXPECT_TRUE(shard.NextHistorySlice(req, {}).lost.empty());
+  req.prefixes = Topics({"G."});
+  EXPECT_EQ(shard.NextHistorySlice(req, {}).lost.size(), 1u);
+  // A position in that very numbering reports it itself, once.
+  req.wildcard = true;
+  req.resume = std::make_shared<const std::vector<ResumePoint>>(
+      std::vector<ResumePoint>{{"G.new", 1, epoch}});
+  slice = shard.NextHistorySlice(req, {});
+  ASSERT_EQ(slice.lost.size(), 1u);
+  EXPECT_EQ(slice.lost[0].from_seq, 2u);
+  EXPECT_EQ(slice.lost[0].to_seq, 0u);
+
+  // Beyond kMaxTombstones the oldest are only counted.
+  for (std::size_t i = 0; i < kMaxTombstones; ++i) {
+    std::vector<IngestTick> t = {{"F." + std::to_string(i), 1, 1, kT0, kT0}};
+    shard.Apply(t, block);
+    ASSERT_TRUE(shard.Forget(t[0].topic));
+  }
+  EXPECT_EQ(shard.tombstone_count(), kMaxTombstones);
+  req.resume.reset();
+  slice = shard.NextHistorySlice(req, {});
+  EXPECT_EQ(slice.lost_unnamed, 1u);  // G.new's numbering can no longer be named
+  EXPECT_EQ(slice.lost.size(), kMaxTombstones);
+}
+
 // Over the budget, topics replay in name order and each keeps its newest records up to a fair
 // share of what is left: ceil(left / topics still to begin).
 TEST(ShardHistory, OverBudgetKeepsTheNewestOfEveryTopicUpToAFairShare) {

@@ -315,6 +315,41 @@ TEST(SnapshotTest, RestoreKeepsTheAcceptOrder) {
   }
 }
 
+TEST(SnapshotTest, RestoreKeepsTheForgottenNumberings) {
+  Shard shard(0);
+  RecordBlock out;
+  shard.AdvanceOrderClock(5000);
+  shard.Apply(OneTick("gone", kT0), out);
+  shard.Apply(OneTick("kept", kT0), out);
+  const std::uint64_t epoch = shard.TopicEpoch("gone");
+  ASSERT_TRUE(shard.Forget("gone"));
+  const std::string file = SnapshotFile(shard, 0, 1);
+  const ParsedSnapshot parsed = MustParse(file);
+  ASSERT_EQ(parsed.tombstones.size(), 1u);
+  EXPECT_EQ(parsed.tombstones[0].name, "gone");
+  EXPECT_EQ(parsed.tombstones[0].topic_epoch, epoch);
+  EXPECT_EQ(parsed.tombstones[0].last_seq, 1u);
+  EXPECT_EQ(parsed.tombstones[0].last_order_ns, 5000);
+
+  Shard restored(0);
+  restored.RestoreTombstones(parsed.tombstones, parsed.tombstones_dropped_order_ns);
+  EXPECT_EQ(restored.tombstone_count(), 1u);
+  EXPECT_GE(restored.max_restored_epoch(), epoch);  // never handed out again
+  HistoryRequest req;
+  req.mode = Mode::kTick;
+  req.wildcard = true;
+  req.resume_from_ns = 4000;
+  const auto slice = restored.NextHistorySlice(req, {});
+  ASSERT_EQ(slice.lost.size(), 1u);
+  EXPECT_EQ(slice.lost[0].topic, "gone");
+  // A section cut short is refused.
+  std::string cut = file.substr(kSnapshotHeaderSize, file.size() - kSnapshotHeaderSize - 3);
+  auto h = parsed.header;
+  h.body_length = cut.size();
+  h.body_crc = Crc32c(0, cut);
+  EXPECT_EQ(Reason(EncodeSnapshotHeader(h) + cut), "tombstone section cut short");
+}
+
 TEST(SnapshotTest, ReadsVersionOneFilesWithoutAcceptOrder) {
   Shard shard(0);
   Fill(shard, 3);
