@@ -183,10 +183,17 @@ interface Subscription {
   /** Complete from here: the caller's since_ms, or the first SUBSCRIBE_OK time. */
   anchorMs: bigint;
   /**
-   * TICK only: `resume_from_ns` of the first SUBSCRIBE_OK that had one (0n: none yet), sent on
-   * every resume (PROTOCOL.md S8c, topics without a position). Never replaced by a resume's.
+   * TICK only: the `resume_from_ns` sent on every resume (PROTOCOL.md S8c, topics without a
+   * position; 0n: none yet). The first SUBSCRIBE_OK's (or the first one that had one), replaced
+   * by a resume's `okResumeFromNs` once that resume's history_end marker has arrived.
    */
   resumeFromNs: bigint;
+  /**
+   * TICK only: `resume_from_ns` of the latest resume's SUBSCRIBE_OK (0n: none), taken as
+   * `resumeFromNs` when that resume's history_end marker arrives: everything accepted before it
+   * has then been received or reported.
+   */
+  okResumeFromNs: bigint;
   /**
    * The caller asked for history, the server announced its history_end marker, and it has not
    * arrived yet: a resume asks for the caller's backfill / since_ms again (`resumeHistory`).
@@ -380,6 +387,7 @@ export class Client implements AsyncIterable<TickwireEvent> {
       sinceMs,
       anchorMs: 0n,
       resumeFromNs: 0n,
+      okResumeFromNs: 0n,
       historyPending: false,
       serverId: 0n,
     };
@@ -803,8 +811,8 @@ export class Client implements AsyncIterable<TickwireEvent> {
   /**
    * Re-subscribes everything, while the connection is served (history arrives between the
    * replies): TICK subscriptions by seq for every topic received (PROTOCOL.md S8c, so that a
-   * back-dated tick published meanwhile is replayed too) and by the first SUBSCRIBE_OK's
-   * resume_from_ns for the topics not received, since_ms from what was received for the other
+   * back-dated tick published meanwhile is replayed too) and by the subscription's
+   * resume_from_ns (`resumeFromNs`) for the topics not received, since_ms from what was received for the other
    * topics and for bars (or the caller's own backfill / since_ms while its replay is
    * unfinished, `resumeHistory`). Returns why the connection was lost meanwhile (or undefined)
    * and the number of subscriptions resumed.
@@ -815,6 +823,7 @@ export class Client implements AsyncIterable<TickwireEvent> {
     const handles: number[] = [];
     for (const [handle, sub] of this.subs) {
       sub.serverId = 0n;
+      sub.okResumeFromNs = 0n; // a marker of this connection's own SUBSCRIBE_OK decides
       const history = resumeHistory(
         sub.mode,
         sub.backfill,
@@ -958,9 +967,13 @@ export class Client implements AsyncIterable<TickwireEvent> {
       const sub = this.subs.get(p.resumeHandle);
       if (sub !== undefined) {
         sub.serverId = serverId;
-        // Kept from the first SUBSCRIBE_OK that had one: a resume's own place is later, and
-        // topics without a position would miss what was accepted in between.
-        if (sub.mode === Mode.TICK && sub.resumeFromNs === 0n) sub.resumeFromNs = m.resumeFromNs;
+        // A resume's own place is later than what it replays: it replaces the value held only
+        // once this resume's marker has arrived (historyEndEvent), or topics without a position
+        // would miss what was accepted in between if the replay is cut.
+        if (sub.mode === Mode.TICK) {
+          if (sub.resumeFromNs === 0n) sub.resumeFromNs = m.resumeFromNs;
+          sub.okResumeFromNs = m.resumeFromNs;
+        }
         // A resume that asked for no history of the caller's waits for none of it; and a
         // server that announces no marker sends none (its replay's end cannot be known).
         sub.historyPending = p.resentHistory === true && m.historyEnd;
@@ -1085,6 +1098,8 @@ export class Client implements AsyncIterable<TickwireEvent> {
     for (const sub of this.subs.values()) {
       if (sub.serverId === h.subscriptionId) {
         sub.historyPending = false; // the caller's history has been replayed (S8c)
+        // This resume's replay is complete: later resumes start from its place (S8c).
+        if (sub.okResumeFromNs > sub.resumeFromNs) sub.resumeFromNs = sub.okResumeFromNs;
         return {
           type: "history_end",
           subscription: sub.handle,

@@ -358,9 +358,10 @@ async function cutAndAccept(fake: FakeServer, client: Client, conn: FakeConn): P
 }
 
 // PROTOCOL.md S8c, topics without a position: the first SUBSCRIBE_OK's resume_from_ns goes out
-// on every resume of the TICK subscription, and a replay cut before its history_end marker is
+// on every resume of the TICK subscription until the history_end marker of a resume arrives;
+// from then on that resume's value goes out. A replay cut before its history_end marker is
 // asked for again with the caller's own since_ms / backfill.
-test("resume_from_ns of the first SUBSCRIBE_OK is sent on every resume; cut history is asked again", async () => {
+test("resume_from_ns: the first is kept until a resume's marker arrives, then that resume's; cut history is asked again", async () => {
   await withFake(async (fake) => {
     const [client, conn] = await open(fake, { reconnect: { initialBackoffMs: 10, resumeLookbackMs: 1000 } });
     try {
@@ -380,7 +381,8 @@ test("resume_from_ns of the first SUBSCRIBE_OK is sent on every resume; cut hist
       await until(client, "batch");
 
       // 1st resume: the caller's since_ms again (not the newest point less the lookback), A's
-      // position, and r1.
+      // position, and r1. Its SUBSCRIBE_OK offers r2, but the connection is cut before its
+      // marker: r2 is not taken.
       let c = await cutAndAccept(fake, client, conn);
       const r2 = r1 + 5_000_000_000n;
       let req = await c.subscribeOk(15n, { resumeFromNs: r2, historyEnd: true });
@@ -395,24 +397,35 @@ test("resume_from_ns of the first SUBSCRIBE_OK is sent on every resume; cut hist
       assert.equal(barReq.sinceMs, 2000n, "bars: the caller's since_ms again");
       assert.equal(barReq.resumeFromNs, 0n, "never on a bar subscription");
       await until(client, "reconnected");
-      // This replay ends: the caller's history is complete from here on.
+
+      // 2nd resume: still r1 (the 1st resume's marker never came), the caller's history again.
+      c = await cutAndAccept(fake, client, c);
+      const r3 = r2 + 7_000_000_000n;
+      req = await c.subscribeOk(25n, { resumeFromNs: r3, historyEnd: true });
+      assert.equal(req.resumeFromNs, r1, "kept across a resume whose marker did not arrive");
+      assert.equal(req.sinceMs, 1000n);
+      barReq = await c.subscribeOk(27n, { historyEnd: true });
+      assert.equal(barReq.sinceMs, 2000n);
+      await until(client, "reconnected");
+      // This replay ends: the caller's history is complete from here on, and r3 is taken.
       const bar = create(pb.RecordSchema, {
         kind: {
           case: "bar",
           value: { topic: "A", interval: pb.Mode.SECOND, startMs: 1_800_000_000_000n, count: 1n },
         },
       });
-      c.batch(1n, [tick("B", 1n, 0n, tsA + 1_000_000n), bar, historyEnd(15n), historyEnd(17n)]);
+      c.batch(1n, [tick("B", 1n, 0n, tsA + 1_000_000n), bar, historyEnd(25n), historyEnd(27n)]);
       const ends = (await until(client, "history_end")).concat(await until(client, "history_end"));
       assert.deepEqual(
         ends.filter((e) => e.type === "history_end").map((e) => e.type === "history_end" && e.subscription),
         [handle, bars],
       );
 
-      // 2nd resume: still r1 (not the resume's r2), and since_ms by what was received.
+      // 3rd resume: the 2nd resume's r3 (its marker arrived), and since_ms by what was received.
+      // Its own r3 + 1 is offered and its marker announced, but the cut comes first.
       c = await cutAndAccept(fake, client, c);
-      req = await c.subscribeOk(25n, { resumeFromNs: r2 + 1n, historyEnd: true });
-      assert.equal(req.resumeFromNs, r1);
+      req = await c.subscribeOk(35n, { resumeFromNs: r3 + 1n, historyEnd: true });
+      assert.equal(req.resumeFromNs, r3, "the value of the resume whose marker arrived");
       assert.equal(req.sinceMs, 1_900_000_000_001n - 1000n);
       assert.equal(req.backfill, 0);
       assert.deepEqual(
@@ -422,10 +435,17 @@ test("resume_from_ns of the first SUBSCRIBE_OK is sent on every resume; cut hist
           ["B", 1n],
         ],
       );
-      barReq = await c.subscribeOk(27n);
+      barReq = await c.subscribeOk(37n);
       assert.equal(barReq.sinceMs, 1_800_000_000_000n - 1000n, "bars: by time once their history came");
       await until(client, "reconnected");
-      assert.equal(client.stats.historyResends, 2, "the first resume's two");
+
+      // 4th resume: still r3 (the 3rd resume's marker never came).
+      c = await cutAndAccept(fake, client, c);
+      req = await c.subscribeOk(45n, { resumeFromNs: r3 + 2n, historyEnd: true });
+      assert.equal(req.resumeFromNs, r3);
+      await c.subscribeOk(47n);
+      await until(client, "reconnected");
+      assert.equal(client.stats.historyResends, 4, "the 1st and 2nd resumes' two each");
     } finally {
       await client.close();
     }
@@ -457,7 +477,8 @@ test("a cut backfill is asked again until a marker or none is announced; no resu
       await until(client, "reconnected");
 
       // Cut again before this replay's marker: backfill again, and the first non-zero value.
-      // This server announces no marker (history_end false): none is waited for any more.
+      // This server announces no marker (history_end false): none is waited for any more, and
+      // its r + 9 is never taken (no marker of that resume arrives).
       c = await cutAndAccept(fake, client, c);
       req = await c.subscribeOk(8n, { resumeFromNs: r + 9n });
       assert.equal(req.resumeFromNs, r);
