@@ -224,6 +224,64 @@ TEST(ClusterTest, KilledInstanceConsumersResumeThroughTheBalancer) {
   EXPECT_GE(via_lb.client->stats().reconnects, 1U);
 }
 
+// PROTOCOL S8c resume_from_ns in multi-instance mode: the position is on the shared log's clock,
+// the same on every instance, so a consumer whose instance dies resumes on another one and still
+// gets the back-dated ticks of a topic created while it was away (no position, below any
+// since_ms), once each.
+TEST(ClusterTest, BackDatedTicksOfATopicNewWhileAwayFollowToAnotherInstance) {
+  if (!ToolsPresent()) GTEST_SKIP() << "nats-server or haproxy missing (scripts/setup.sh)";
+  Cluster cluster(3);
+  const std::string started = cluster.Start();
+  ASSERT_TRUE(started.empty()) << started << cluster.Describe();
+
+  auto log = std::make_shared<RecordLog>();
+  auto options = ClusterClientOptions(cluster.balancer_port(), "away", true);
+  options.reconnect.initial_backoff = 1000ms;  // away for a second after its instance dies
+  options.reconnect.max_backoff = 1000ms;
+  options.reconnect.jitter = 0;
+  options.on_batch = [log](const client::Batch& b) { log->Add(b); };
+  options.on_error = [](const client::Error&) {};
+  auto connected = client::Client::Connect(options);
+  ASSERT_TRUE(connected.ok()) << connected.error().ToString();
+  auto consumer = std::move(connected).value();
+  ASSERT_TRUE(consumer->Subscribe(Mode::kTick, {"*"}).ok());
+  int target = -1;
+  for (int i = 0; i < 3 && target < 0; ++i) {
+    const auto connz = HttpGet(cluster.metrics_port(i), "/connz", 2s);
+    if (connz.body.find("\"away\"") != std::string::npos) target = i;
+  }
+  ASSERT_GE(target, 0) << "the consumer is not in any /connz";
+  auto producer = client::Client::Connect(
+      ClusterClientOptions(cluster.instance_frontend_port((target + 1) % 3), "producer", false));
+  ASSERT_TRUE(producer.ok()) << producer.error().ToString();
+  const std::vector<client::Tick> seen = {{"away.seen", 1, 1, 0, 0, 0, 0}};
+  ASSERT_TRUE(producer.value()->Publish(seen, true).ok());
+  ASSERT_TRUE(WaitUntil([&] { return log->tick_count() == 1; }, 10s));
+
+  cluster.KillInstance(target);
+  const std::int64_t minute_ago =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count() -
+      60'000'000'000;
+  std::vector<client::Tick> back_dated;
+  for (int i = 0; i < 5; ++i) back_dated.push_back({"away.new", 10.0 + i, 1, minute_ago, 0, 0, 0});
+  ASSERT_TRUE(producer.value()->Publish(back_dated, true).ok());
+  ASSERT_TRUE(WaitUntil([&] { return log->tick_count() >= 6; }, 20s))
+      << log->tick_count() << " ticks\n" << cluster.Describe();
+  std::this_thread::sleep_for(300ms);  // nothing more may come
+  std::vector<double> prices;
+  for (const auto& t : log->Ticks()) {
+    if (t.topic == "away.new") {
+      prices.push_back(t.price);
+      EXPECT_EQ(t.ts_ns, minute_ago);
+    }
+  }
+  EXPECT_EQ(prices, (std::vector<double>{10, 11, 12, 13, 14}));
+  EXPECT_EQ(CheckChains(log->Ticks()), "");
+  EXPECT_GE(consumer->stats().reconnects, 1U);
+}
+
 TEST(ClusterTest, RollingRestartWithDrainLosesNothing) {
   if (!ToolsPresent()) GTEST_SKIP() << "nats-server or haproxy missing (scripts/setup.sh)";
   Cluster cluster(3);
