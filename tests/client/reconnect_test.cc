@@ -177,9 +177,10 @@ TEST(ReconnectTest, ResumesTicksFromTheLastReceivedAndDropsDuplicates) {
   EXPECT_EQ(c->Unsubscribe(handle).error().kind, ErrorKind::kInvalidArgument);
 }
 
-// PROTOCOL S8c: the first SUBSCRIBE_OK's resume_from_ns goes with every resume (later ones do
-// not replace it), and a history cut before its marker is asked for again, once.
-TEST(ReconnectTest, KeepsTheFirstResumeFromAndAsksAgainForAHistoryCutShort) {
+// PROTOCOL S8c: the first SUBSCRIBE_OK's resume_from_ns goes with the resumes until a resume's
+// history_end marker arrives, then that resume's; a history cut before its marker is asked for
+// again, once.
+TEST(ReconnectTest, ResumeFromAdvancesAfterAResumesMarkerAndACutHistoryIsAskedAgain) {
   FakeServer server;
   auto c = ConnectTo(server, ReconnectOptionsFor(server));
   ASSERT_TRUE(c);
@@ -205,7 +206,7 @@ TEST(ReconnectTest, KeepsTheFirstResumeFromAndAsksAgainForAHistoryCutShort) {
   EXPECT_EQ(resumed.since_ms(), 0);
   ok.set_request_id(resumed.request_id());
   ok.set_subscription_id(6);
-  ok.set_resume_from_ns(2002);  // not kept: the first one covers more
+  ok.set_resume_from_ns(2002);  // taken once this resume's marker has arrived
   ASSERT_TRUE(server.Send(protocol::FrameType::kSubscribeOk, ok));
   ASSERT_TRUE(WaitUntil([&] { return c->state() == ConnectionState::kOpen; }, kWait));
   pb::DataBatch batch;
@@ -221,11 +222,12 @@ TEST(ReconnectTest, KeepsTheFirstResumeFromAndAsksAgainForAHistoryCutShort) {
   }
   ASSERT_EQ(ends, 1u);
 
-  // The history is complete now: the next resume asks only from what was received.
+  // The history is complete now: the next resume asks only from what was received, and from
+  // the completed resume's place in the accept order.
   server.CloseConnection();
   ASSERT_TRUE(server.Handshake());
   ASSERT_TRUE(server.ReadMessage(protocol::FrameType::kSubscribe, &resumed));
-  EXPECT_EQ(resumed.resume_from_ns(), 1001);
+  EXPECT_EQ(resumed.resume_from_ns(), 2002);
   EXPECT_EQ(resumed.backfill(), 0u);
   EXPECT_GT(resumed.since_ms(), 0);
 }
