@@ -49,7 +49,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Check(image->name == ref.name && image->last_seq == ref.last_seq);
     std::string again;
     AppendTopicImage(again, *image);
-    Check(p.header.version < 2 || again == file.substr(ref.offset, ref.length));  // v1: 40-byte ticks
+    Check(p.header.version < 2 ||
+          again == file.substr(ref.offset, ref.length));  // v1: 40-byte ticks
     Check(shard.Restore(*image));
     Check(!shard.Restore(*image));
     if (image->topic_epoch == 0) {

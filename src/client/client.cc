@@ -1238,7 +1238,7 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
   std::map<std::uint64_t, Subscription> subs_;  // by handle, in subscription order
   std::uint64_t next_handle_ = 1;
   std::unordered_map<std::uint32_t, std::uint64_t> resume_pending_;  // request_id -> handle
-  OkDetails ok_details_;  // of the SUBSCRIBE_OK being handled (OnSubscribeOk)
+  OkDetails ok_details_;     // of the SUBSCRIBE_OK being handled (OnSubscribeOk)
   std::size_t resumed_ = 0;  // subscriptions re-established by the current resume
   DeliveredState delivered_;
   // Newest watermark delivered per interval (reconnect: repeats are filtered out).

@@ -20,8 +20,7 @@ std::string EncodeAuth(const std::string& username, const std::string& password,
 std::string EncodeSubscribe(std::uint32_t request_id, Mode mode,
                             const std::vector<std::string>& topics, std::uint32_t backfill,
                             std::int64_t since_ms, std::span<const ResumePoint> resume_after = {},
-                            std::uint64_t resume_stream_epoch = 0,
-                            std::int64_t resume_from_ns = 0);
+                            std::uint64_t resume_stream_epoch = 0, std::int64_t resume_from_ns = 0);
 std::string EncodeUnsubscribe(std::uint32_t request_id, std::uint64_t subscription_id);
 std::string EncodePublish(std::uint32_t request_id, std::span<const Tick> ticks, bool ack);
 std::string EncodeHeartbeat(std::int64_t ts_ms);

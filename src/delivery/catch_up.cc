@@ -146,9 +146,9 @@ bool CatchUp::OnSlice(unsigned shard, const engine::HistorySlice& slice, const E
   end_.backfill_limit = end_.backfill_limit || next.truncated;
   end_.epoch_changed = end_.epoch_changed || next.epoch_changed;
   for (const auto& r : slice.lost) end_.AddLost(r);
-  end_.lost_omitted = static_cast<std::uint32_t>(std::min<std::uint64_t>(
-      std::uint64_t{end_.lost_omitted} + slice.lost_unnamed,
-      std::numeric_limits<std::uint32_t>::max()));
+  end_.lost_omitted = static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(std::uint64_t{end_.lost_omitted} + slice.lost_unnamed,
+                              std::numeric_limits<std::uint32_t>::max()));
   auto completes = [&](std::string_view topic) { return next.finished || topic <= next.after; };
   const engine::RecordBlock& block = slice.records;
   const auto& entries = block.entries;

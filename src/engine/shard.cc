@@ -586,8 +586,9 @@ bool Shard::Covers(const HistoryRequest& req, std::string_view topic) {
 
 void Shard::RestoreTombstones(std::vector<Tombstone> tombstones, std::int64_t dropped_order_ns) {
   tombstones_dropped_order_ns_ = std::max(tombstones_dropped_order_ns_, dropped_order_ns);
-  std::sort(tombstones.begin(), tombstones.end(),
-            [](const Tombstone& a, const Tombstone& b) { return a.last_order_ns < b.last_order_ns; });
+  std::sort(tombstones.begin(), tombstones.end(), [](const Tombstone& a, const Tombstone& b) {
+    return a.last_order_ns < b.last_order_ns;
+  });
   for (auto& t : tombstones) {
     if (tombstones_.size() == kMaxTombstones) {
       tombstones_dropped_order_ns_ =
@@ -724,13 +725,13 @@ void Shard::SnapshotSlice(SnapshotCursor& cursor, std::string& out, std::size_t 
   auto it = cursor.after.empty() ? by_name_.begin() : by_name_.upper_bound(cursor.after);
   for (; it != by_name_.end() && out.size() - start < max_bytes; ++it) {
     const TopicState& st = *it->second;
-    TopicRecordWriter w(
-        out, *st.name, st.last_seq, st.epoch, st.last_publish_ns, st.dropped_order_ns,
-        st.last_second_start,
-        st.last_minute_start, static_cast<std::uint32_t>(st.open_seconds.size()),
-        static_cast<std::uint32_t>(st.open_minutes.size()),
-        static_cast<std::uint32_t>(st.seconds.size()),
-        static_cast<std::uint32_t>(st.minutes.size()), static_cast<std::uint32_t>(st.ticks.size()));
+    TopicRecordWriter w(out, *st.name, st.last_seq, st.epoch, st.last_publish_ns,
+                        st.dropped_order_ns, st.last_second_start, st.last_minute_start,
+                        static_cast<std::uint32_t>(st.open_seconds.size()),
+                        static_cast<std::uint32_t>(st.open_minutes.size()),
+                        static_cast<std::uint32_t>(st.seconds.size()),
+                        static_cast<std::uint32_t>(st.minutes.size()),
+                        static_cast<std::uint32_t>(st.ticks.size()));
     for (const auto& a : st.open_seconds) w.Open(a);
     for (const auto& a : st.open_minutes) w.Open(a);
     for (std::size_t i = 0; i < st.seconds.size(); ++i) w.ClosedBar(st.seconds[i]);

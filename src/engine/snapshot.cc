@@ -117,8 +117,9 @@ std::string ReadHead(Reader& r, std::size_t body, std::uint32_t version, RecordH
   if (!r.Get(name_length) || !r.View(name_length, h.name)) return "topic record cut short";
   if (!IsValidTopic(h.name)) return "invalid topic name";
   if (!r.Get(h.last_seq) || !r.Get(h.topic_epoch) || !r.Get(h.last_publish_ns) ||
-      (version >= 2 && !r.Get(h.dropped_order_ns)) || !r.Get(h.last_second_start) || !r.Get(h.last_minute_start) || !r.Get(h.open_seconds) ||
-      !r.Get(h.open_minutes) || !r.Get(h.seconds) || !r.Get(h.minutes) || !r.Get(h.ticks)) {
+      (version >= 2 && !r.Get(h.dropped_order_ns)) || !r.Get(h.last_second_start) ||
+      !r.Get(h.last_minute_start) || !r.Get(h.open_seconds) || !r.Get(h.open_minutes) ||
+      !r.Get(h.seconds) || !r.Get(h.minutes) || !r.Get(h.ticks)) {
     return "topic record cut short";
   }
   if (h.open_seconds > kMaxSnapshotOpenBuckets || h.open_minutes > kMaxSnapshotOpenBuckets) {
@@ -336,10 +337,10 @@ std::optional<TopicImage> DecodeTopic(std::string_view file, const TopicRef& ref
 TopicRecordWriter::TopicRecordWriter(std::string& out, std::string_view name,
                                      std::uint64_t last_seq, std::uint64_t topic_epoch,
                                      std::int64_t last_publish_ns, std::int64_t dropped_order_ns,
-                                     std::int64_t last_second_start,
-                                     std::int64_t last_minute_start, std::uint32_t open_seconds,
-                                     std::uint32_t open_minutes, std::uint32_t seconds,
-                                     std::uint32_t minutes, std::uint32_t ticks)
+                                     std::int64_t last_second_start, std::int64_t last_minute_start,
+                                     std::uint32_t open_seconds, std::uint32_t open_minutes,
+                                     std::uint32_t seconds, std::uint32_t minutes,
+                                     std::uint32_t ticks)
     : out_(out), start_(out.size()) {
   Put(out_, std::uint32_t{0});  // the length, written by Finish
   Put(out_, static_cast<std::uint16_t>(name.size()));
@@ -397,8 +398,7 @@ void AppendTombstones(std::string& out, const std::vector<Tombstone>& tombstones
 void AppendTopicImage(std::string& out, const TopicImage& t) {
   TopicRecordWriter w(
       out, t.name, t.last_seq, t.topic_epoch, t.last_publish_ns, t.dropped_order_ns,
-      t.last_second_start,
-      t.last_minute_start, static_cast<std::uint32_t>(t.open_seconds.size()),
+      t.last_second_start, t.last_minute_start, static_cast<std::uint32_t>(t.open_seconds.size()),
       static_cast<std::uint32_t>(t.open_minutes.size()),
       static_cast<std::uint32_t>(t.seconds.size()), static_cast<std::uint32_t>(t.minutes.size()),
       static_cast<std::uint32_t>(t.ticks.size()));

@@ -108,7 +108,7 @@ struct TopicImage {
   // Accept time of its newest tick: the order a restore re-creates (least recently published
   // first) and what it keeps when a shard's cap cannot hold every topic.
   std::int64_t last_publish_ns = 0;
-  std::int64_t dropped_order_ns = 0;  // accept order of the newest tick the ring dropped
+  std::int64_t dropped_order_ns = 0;    // accept order of the newest tick the ring dropped
   std::int64_t last_second_start = -1;  // newest closed bar per interval (-1: none)
   std::int64_t last_minute_start = -1;
   std::vector<BarAccumulator> open_seconds;  // ascending start
@@ -125,9 +125,10 @@ class TopicRecordWriter {
   // Starts the record of `name` with the counts of everything that follows.
   TopicRecordWriter(std::string& out, std::string_view name, std::uint64_t last_seq,
                     std::uint64_t topic_epoch, std::int64_t last_publish_ns,
-                    std::int64_t dropped_order_ns, std::int64_t last_second_start, std::int64_t last_minute_start,
-                    std::uint32_t open_seconds, std::uint32_t open_minutes, std::uint32_t seconds,
-                    std::uint32_t minutes, std::uint32_t ticks);
+                    std::int64_t dropped_order_ns, std::int64_t last_second_start,
+                    std::int64_t last_minute_start, std::uint32_t open_seconds,
+                    std::uint32_t open_minutes, std::uint32_t seconds, std::uint32_t minutes,
+                    std::uint32_t ticks);
   // In this order: open SECOND buckets, open MINUTE buckets, SECOND bars, MINUTE bars, ticks.
   void Open(const BarAccumulator& a);
   void ClosedBar(const Bar& b);
@@ -147,8 +148,8 @@ struct TopicRef {
   std::string_view name;  // points into the file's bytes
   std::uint64_t last_seq = 0;
   std::int64_t last_publish_ns = 0;
-  std::size_t offset = 0;  // of the record (its length field) in the file
-  std::size_t length = 0;  // of the whole record, length field included
+  std::size_t offset = 0;                    // of the record (its length field) in the file
+  std::size_t length = 0;                    // of the whole record, length field included
   std::uint32_t version = kSnapshotVersion;  // of the file it is in
 };
 

@@ -259,16 +259,16 @@ TEST(ClusterTest, BackDatedTicksOfATopicNewWhileAwayFollowToAnotherInstance) {
   ASSERT_TRUE(WaitUntil([&] { return log->tick_count() == 1; }, 10s));
 
   cluster.KillInstance(target);
-  const std::int64_t minute_ago =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count() -
-      60'000'000'000;
+  const std::int64_t minute_ago = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count() -
+                                  60'000'000'000;
   std::vector<client::Tick> back_dated;
   for (int i = 0; i < 5; ++i) back_dated.push_back({"away.new", 10.0 + i, 1, minute_ago, 0, 0, 0});
   ASSERT_TRUE(producer.value()->Publish(back_dated, true).ok());
   ASSERT_TRUE(WaitUntil([&] { return log->tick_count() >= 6; }, 20s))
-      << log->tick_count() << " ticks\n" << cluster.Describe();
+      << log->tick_count() << " ticks\n"
+      << cluster.Describe();
   std::this_thread::sleep_for(300ms);  // nothing more may come
   std::vector<double> prices;
   for (const auto& t : log->Ticks()) {

@@ -119,15 +119,15 @@ class ReferenceConsumerTest : public ::testing::Test {
   }
 
   bool StartServer(std::uint16_t port) {
-    server_ = std::make_unique<ServerProcess>(EnvOverrides{
-        {"LISTEN_ADDR", "127.0.0.1:" + std::to_string(port)},
-        {"DATA_DIR", data_.path() + "/data"},
-        {"SNAPSHOT_INTERVAL", "200ms"},
-        {"MAX_TOPICS", "16"},
-        {"HISTORY_TICKS", "256"},
-        {"HEARTBEAT_INTERVAL", "300ms"},
-        {"HEARTBEAT_TIMEOUT", "1500ms"},
-        {"BATCH_WINDOW_MS", "2"}});
+    server_ = std::make_unique<ServerProcess>(
+        EnvOverrides{{"LISTEN_ADDR", "127.0.0.1:" + std::to_string(port)},
+                     {"DATA_DIR", data_.path() + "/data"},
+                     {"SNAPSHOT_INTERVAL", "200ms"},
+                     {"MAX_TOPICS", "16"},
+                     {"HISTORY_TICKS", "256"},
+                     {"HEARTBEAT_INTERVAL", "300ms"},
+                     {"HEARTBEAT_TIMEOUT", "1500ms"},
+                     {"BATCH_WINDOW_MS", "2"}});
     if (!server_->Start()) {
       ADD_FAILURE() << server_->error();
       return false;
@@ -146,8 +146,7 @@ class ReferenceConsumerTest : public ::testing::Test {
     return o;
   }
 
-  std::unique_ptr<Client> ConnectRetrying(const std::string& name,
-                                          steady_clock::time_point until) {
+  std::unique_ptr<Client> ConnectRetrying(const std::string& name, steady_clock::time_point until) {
     while (steady_clock::now() < until && !stop_producers_) {
       auto r = Client::Connect(Options(name));
       if (r.ok()) return std::move(r).value();
@@ -327,8 +326,8 @@ TEST_F(ReferenceConsumerTest, EveryAcknowledgedTickIsReceivedOnceOrReportedLost)
   for (const auto& t : b.ticks) {
     ASSERT_NE(t.epoch, 0u) << t.topic;
     std::uint64_t& last = last_seq[{t.topic, t.epoch}];
-    ASSERT_GT(t.seq, last) << t.topic << " epoch " << t.epoch << ": seq " << t.seq
-                           << " after " << last << " (a duplicate or out of order)";
+    ASSERT_GT(t.seq, last) << t.topic << " epoch " << t.epoch << ": seq " << t.seq << " after "
+                           << last << " (a duplicate or out of order)";
     for (std::uint64_t s = last + 1; s < t.seq; ++s) {
       ++gaps;
       ASSERT_TRUE(reported(t.topic, t.epoch, s))
@@ -368,8 +367,8 @@ TEST_F(ReferenceConsumerTest, EveryAcknowledgedTickIsReceivedOnceOrReportedLost)
       // Only across a crash restore: the restored history is numbered again (new epochs).
       std::set<std::uint64_t> epochs;
       for (const auto* g : it->second) epochs.insert(g->epoch);
-      EXPECT_EQ(epochs.size(), copies) << "tick " << id << " of " << e.topic
-                                       << " received twice in one numbering";
+      EXPECT_EQ(epochs.size(), copies)
+          << "tick " << id << " of " << e.topic << " received twice in one numbering";
       EXPECT_FALSE(b.stream_changes.empty()) << "tick " << id << " received twice, no crash";
       ++redelivered_after_crash;
     }
@@ -394,10 +393,10 @@ TEST_F(ReferenceConsumerTest, EveryAcknowledgedTickIsReceivedOnceOrReportedLost)
       oldest_crash_loss = std::max(oldest_crash_loss, crash_at_ - e.sent_at);
       continue;
     }
-    ADD_FAILURE() << "acknowledged tick " << id << " of " << e.topic << " sent "
-                  << std::chrono::duration_cast<milliseconds>(steady_clock::now() - e.sent_at)
-                         .count()
-                  << " ms ago: neither received nor reported";
+    ADD_FAILURE()
+        << "acknowledged tick " << id << " of " << e.topic << " sent "
+        << std::chrono::duration_cast<milliseconds>(steady_clock::now() - e.sent_at).count()
+        << " ms ago: neither received nor reported";
     if (++unexplained >= 10) break;
   }
   // What a topic missed fits in what was reported for it (ranges of bounded length), unless a
@@ -422,17 +421,16 @@ TEST_F(ReferenceConsumerTest, EveryAcknowledgedTickIsReceivedOnceOrReportedLost)
 
   std::size_t missed = 0;
   for (const auto& [topic, n] : missing_by_topic) missed += n;
-  std::cout << "[reference] " << publish_for.count() << " s: " << acked
-            << " acknowledged ticks, " << b.ticks.size() << " received, " << gaps
-            << " seq gaps reported, " << missed << " missed and reported by range, "
-            << missing_told_by_crash << " missed and told by the crash's stream epoch change, "
-            << redelivered_after_crash << " re-delivered under new numbering after it (oldest loss "
+  std::cout << "[reference] " << publish_for.count() << " s: " << acked << " acknowledged ticks, "
+            << b.ticks.size() << " received, " << gaps << " seq gaps reported, " << missed
+            << " missed and reported by range, " << missing_told_by_crash
+            << " missed and told by the crash's stream epoch change, " << redelivered_after_crash
+            << " re-delivered under new numbering after it (oldest loss "
             << std::chrono::duration_cast<milliseconds>(oldest_crash_loss).count()
-            << " ms before the crash); "
-            << stats.disconnects << " disconnects, " << stats.reconnects << " resumes, "
-            << b.history_ends << " history ends (" << b.retention_reports << " retention, "
-            << b.epoch_reports << " epoch changed), " << stats.topic_epoch_changes
-            << " topic numbering changes seen live\n";
+            << " ms before the crash); " << stats.disconnects << " disconnects, "
+            << stats.reconnects << " resumes, " << b.history_ends << " history ends ("
+            << b.retention_reports << " retention, " << b.epoch_reports << " epoch changed), "
+            << stats.topic_epoch_changes << " topic numbering changes seen live\n";
 
   // The run exercised what it is meant to: drops, both restarts, a retention cut, eviction.
   EXPECT_GE(stats.disconnects, 5u);
