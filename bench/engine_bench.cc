@@ -87,6 +87,7 @@ void BM_ShardApply(benchmark::State& state) {
       t.ts_ns = t.accepted_ns = now;
       next = next + 1 == topics ? 0 : next + 1;
     }
+    shard.AdvanceOrderClock(now);  // what the worker does before each batch (S8c accept order)
     shard.Apply(frame, out);
     out.bytes.clear();
     out.entries.clear();
