@@ -188,6 +188,75 @@ TEST_F(ResumeBySeqTest, ResumeAfterIsRefusedOutsideTheSubscription) {
   EXPECT_FALSE(ok.history_end());
 }
 
+// S8c resume_from_ns: every TICK SUBSCRIBE_OK carries its place in the accept order; a resume
+// with it replays the back-dated ticks of a topic the client holds no position in (created
+// while it was away), which since_ms misses, and reports a numbering forgotten meanwhile.
+TEST_F(ResumeBySeqTest, ResumeFromReplaysTopicsWithoutAPositionAndReportsForgottenOnes) {
+  ASSERT_TRUE(Start({{"WORKERS", "1"}, {"MAX_TOPICS", "2"}}));
+  const std::string pattern = Topic("p") + ".*";
+  const std::string prefix = pattern.substr(0, pattern.size() - 1);
+  RawClient producer, consumer;
+  ASSERT_TRUE(ConnectAuthed(producer));
+  ASSERT_TRUE(ConnectAuthed(consumer));
+  v1::Subscribe req;
+  req.set_request_id(1);
+  req.set_mode(v1::MODE_TICK);
+  req.add_topics(pattern);
+  v1::SubscribeOk first;
+  ASSERT_TRUE(SubscribeWith(consumer, req, &first));
+  EXPECT_GT(first.resume_from_ns(), 0);
+  EXPECT_FALSE(first.history_end());
+  consumer.Close();
+
+  // While it is away: a topic stamped an hour back (late for every bar, so it can be forgotten),
+  // forgotten again by two newer ones under MAX_TOPICS=2, and one that stays.
+  const std::int64_t hour_ago = NowNs() - 3'600'000'000'000;
+  ASSERT_TRUE(producer.PublishAcked(
+      1, {MakeTick(prefix + "gone", 1, 1, hour_ago), MakeTick(prefix + "gone", 2, 1, hour_ago)}));
+  ASSERT_TRUE(producer.PublishAcked(2, {MakeTick(prefix + "x", 3, 1, hour_ago)}));
+  ASSERT_TRUE(producer.PublishAcked(
+      3, {MakeTick(prefix + "new", 4, 1, hour_ago), MakeTick(prefix + "new", 5, 1, hour_ago)}));
+
+  RawClient back;
+  ASSERT_TRUE(ConnectAuthed(back));
+  req.set_since_ms((NowNs() - 1'000'000'000) / 1'000'000);  // what the lookback would ask
+  req.set_resume_from_ns(first.resume_from_ns());
+  v1::SubscribeOk ok;
+  ASSERT_TRUE(SubscribeWith(back, req, &ok));
+  EXPECT_TRUE(ok.history_end());
+  EXPECT_GE(ok.resume_from_ns(), first.resume_from_ns());
+  Stream got;
+  ASSERT_TRUE(ReadStream(back, got, milliseconds(3000), [&] { return !got.ends.empty(); }));
+  std::string topics;
+  for (const auto& t : got.ticks) topics += t.topic().substr(prefix.size()) + " ";
+  EXPECT_EQ(topics, "new new x ") << got.trace;
+  const v1::HistoryEnd& end = got.ends[0];
+  EXPECT_TRUE(end.epoch_changed());
+  EXPECT_TRUE(end.truncated());
+  ASSERT_EQ(end.lost_size(), 1);
+  EXPECT_EQ(end.lost(0).topic(), prefix + "gone");
+  EXPECT_EQ(end.lost(0).from_seq(), 1u);
+  EXPECT_EQ(end.lost(0).to_seq(), 2u);
+  EXPECT_NE(end.lost(0).topic_epoch(), 0u);
+
+  // Only for TICK, and never negative.
+  RawClient c;
+  ASSERT_TRUE(ConnectAuthed(c));
+  req.set_request_id(9);
+  req.set_mode(v1::MODE_SECOND);
+  ASSERT_TRUE(c.SendFrame(protocol::FrameType::kSubscribe, req));
+  EXPECT_TRUE(c.ExpectError(v1::INVALID_REQUEST, false, 9u));
+  req.set_mode(v1::MODE_TICK);
+  req.set_resume_from_ns(-1);
+  ASSERT_TRUE(c.SendFrame(protocol::FrameType::kSubscribe, req));
+  EXPECT_TRUE(c.ExpectError(v1::INVALID_REQUEST, false, 9u));
+  req.set_mode(v1::MODE_SECOND);
+  req.clear_resume_from_ns();
+  req.clear_since_ms();
+  ASSERT_TRUE(SubscribeWith(c, req, &ok));
+  EXPECT_EQ(ok.resume_from_ns(), 0);  // bars have no accept order
+}
+
 // S8, the merge rule: overlapping subscriptions in one mode deliver each record once; removing
 // one keeps what the other covers.
 TEST_F(ResumeBySeqTest, OverlappingSubscriptionsInOneModeDeliverEachRecordOnce) {
