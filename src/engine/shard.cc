@@ -561,12 +561,18 @@ void Shard::ReportBuried(const HistoryRequest& req, HistorySlice& slice) const {
     slice.cursor.epoch_changed = true;
     ++slice.lost_unnamed;
   }
+  std::size_t listed = 0;
   for (const Tombstone& t : tombstones_) {
     if (t.last_order_ns < from || !Covers(req, t.name)) continue;
     // A position in that very numbering is reported by ReportForgotten.
     const ResumePoint* p = FindResume(req, t.name);
     if (p != nullptr && p->topic_epoch == t.topic_epoch) continue;
     slice.cursor.epoch_changed = true;
+    if (listed >= kMaxBuriedRangesPerReply) {  // more than a marker can list: counted
+      ++slice.lost_unnamed;
+      continue;
+    }
+    ++listed;
     slice.lost.push_back(LostRange{t.name, 1, t.last_seq, t.topic_epoch});
   }
 }

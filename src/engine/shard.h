@@ -361,7 +361,10 @@ class Shard {
   static void ReportForgotten(const HistoryRequest& req, std::string_view topic, SliceState& s);
   // resume_from_ns (S8c): the forgotten numberings the request covers whose newest tick was
   // accepted at or after it, as lost ranges (the marker's epoch_changed).
+  // At most kMaxBuriedRangesPerReply are listed (about what one marker can hold); the rest are
+  // counted in lost_unnamed, so a request costs the shard bounded memory.
   void ReportBuried(const HistoryRequest& req, HistorySlice& slice) const;
+  static constexpr std::size_t kMaxBuriedRangesPerReply = 512;
   // Whether the request's topics (exact, prefixes, `*`) include `topic`.
   static bool Covers(const HistoryRequest& req, std::string_view topic);
 
