@@ -94,6 +94,8 @@ struct Tombstone {
 };
 // At most this many per shard (the newest); and per snapshot file.
 inline constexpr std::size_t kMaxTombstones = 4096;
+// Forgotten numberings one shard lists in reply to one history request (the rest are counted).
+inline constexpr std::size_t kMaxBuriedRangesPerReply = 512;
 
 // Appends the tombstone section that ends a version 2 body.
 void AppendTombstones(std::string& out, const std::vector<Tombstone>& tombstones,

@@ -342,8 +342,8 @@ TEST(ShardHistory, ResumeFromReportsNumberingsForgottenSinceThePosition) {
   slice = shard.NextHistorySlice(req, {});
   // G.new's numbering can no longer be named; of the 4096 it remembers, 512 are listed (what a
   // marker can hold) and the others counted.
-  EXPECT_EQ(slice.lost.size(), Shard::kMaxBuriedRangesPerReply);
-  EXPECT_EQ(slice.lost_unnamed, 1u + kMaxTombstones - Shard::kMaxBuriedRangesPerReply);
+  EXPECT_EQ(slice.lost.size(), kMaxBuriedRangesPerReply);
+  EXPECT_EQ(slice.lost_unnamed, 1u + kMaxTombstones - kMaxBuriedRangesPerReply);
 }
 
 // Over the budget, topics replay in name order and each keeps its newest records up to a fair
