@@ -20,10 +20,10 @@
 # Usage: scripts/test.sh [--quick] [--stage NAME]... [--fuzz-time SECONDS] [--no-setup]
 #   --quick          release stage only
 #   --stage NAME     run only this stage (release, asan, tsan, fuzz); repeatable
-#   --fuzz-time S    seconds per fuzz target (default 30, or $TICKWIRE_FUZZ_TIME)
+#   --fuzz-time S    seconds per fuzz target (default 20, or $TICKWIRE_FUZZ_TIME)
 #   --no-setup       skip scripts/setup.sh
 # Environment: TICKWIRE_JOBS (build parallelism, default: number of CPUs);
-#   TICKWIRE_SOAK_SECONDS (length of the fault soak, tests/soak/: default 150 in the release
+#   TICKWIRE_SOAK_SECONDS (length of the fault soak, tests/soak/: default 90 in the release
 #   stage, 30 under the sanitizers); TICKWIRE_REFERENCE_SECONDS (publishing time of the
 #   reference consumer test, tests/soak/: default 18, 10 under the sanitizers).
 set -euo pipefail
@@ -32,7 +32,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${ROOT}"
 
 JOBS="${TICKWIRE_JOBS:-$(nproc)}"
-FUZZ_TIME="${TICKWIRE_FUZZ_TIME:-30}"
+FUZZ_TIME="${TICKWIRE_FUZZ_TIME:-20}"
 RUN_SETUP=1
 STAGES=()
 
@@ -179,7 +179,7 @@ fi
 
 for stage in "${STAGES[@]}"; do
   case "${stage}" in
-    release) ctest_stage release "unit + integration tests (RelWithDebInfo)" 150 ;;
+    release) ctest_stage release "unit + integration tests (RelWithDebInfo)" 90 ;;
     # The slow tests wait for a UTC minute to close; the release stage covers them.
     asan)
       TICKWIRE_REFERENCE_SECONDS="${TICKWIRE_REFERENCE_SECONDS:-10}" \
