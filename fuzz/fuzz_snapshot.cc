@@ -66,7 +66,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string buried;
   AppendTombstones(buried, p.tombstones, p.tombstones_dropped_order_ns);
   Check(p.header.version < 2 || file.substr(trailer) == buried);
-  AppendTombstones(expected, {}, 0);  // the shard below was given none of them
+  AppendTombstones(expected, std::vector<Tombstone>{},
+                   0);  // the shard below was given none of them
   // The restored shard writes back the same records (the rings hold all of a small input).
   SnapshotCursor cursor;
   std::string body;

@@ -69,12 +69,7 @@ Shard::TopicState* Shard::Find(std::string_view topic) {
 void Shard::Erase(TopicState& st) {
   // Its numbering is gone: remembered, so that a resume by accept order can say so (S8c).
   const std::int64_t last_order = st.ticks.empty() ? st.dropped_order_ns : st.ticks.back().order_ns;
-  if (tombstones_.size() == kMaxTombstones) {
-    tombstones_dropped_order_ns_ =
-        std::max(tombstones_dropped_order_ns_, tombstones_.front().last_order_ns);
-    tombstones_.pop_front();
-  }
-  tombstones_.push_back(Tombstone{*st.name, st.epoch, st.last_seq, last_order});
+  Bury(Tombstone{*st.name, st.epoch, st.last_seq, last_order});
   cap_.Remove(st);
   if (st.in_open_list) {
     open_topics_.erase(std::find(open_topics_.begin(), open_topics_.end(), &st));
@@ -596,15 +591,19 @@ void Shard::RestoreTombstones(std::vector<Tombstone> tombstones, std::int64_t dr
     return a.last_order_ns < b.last_order_ns;
   });
   for (auto& t : tombstones) {
-    if (tombstones_.size() == kMaxTombstones) {
-      tombstones_dropped_order_ns_ =
-          std::max(tombstones_dropped_order_ns_, tombstones_.front().last_order_ns);
-      tombstones_.pop_front();
-    }
     order_ns_ = std::max(order_ns_, t.last_order_ns);
     max_restored_epoch_ = std::max(max_restored_epoch_, t.topic_epoch);
-    tombstones_.push_back(std::move(t));
+    Bury(std::move(t));
   }
+}
+
+void Shard::Bury(Tombstone t) {
+  if (tombstones_.size() == kMaxTombstones) {  // the oldest goes; only its place is kept
+    tombstones_dropped_order_ns_ =
+        std::max(tombstones_dropped_order_ns_, tombstones_.front().last_order_ns);
+    tombstones_.pop_front();
+  }
+  tombstones_.push_back(std::move(t));
 }
 
 const ResumePoint* Shard::FindResume(const HistoryRequest& req, std::string_view topic) {
@@ -752,8 +751,7 @@ void Shard::SnapshotSlice(SnapshotCursor& cursor, std::string& out, std::size_t 
   }
   if (it == by_name_.end()) {
     cursor.finished = true;
-    AppendTombstones(out, std::vector<Tombstone>(tombstones_.begin(), tombstones_.end()),
-                     tombstones_dropped_order_ns_);
+    AppendTombstones(out, tombstones_, tombstones_dropped_order_ns_);
   }
 }
 

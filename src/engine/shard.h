@@ -364,6 +364,8 @@ class Shard {
   // At most kMaxBuriedRangesPerReply are listed (about what one marker can hold); the rest are
   // counted in lost_unnamed, so a request costs the shard bounded memory.
   void ReportBuried(const HistoryRequest& req, HistorySlice& slice) const;
+  // Remembers a forgotten numbering, the oldest making room at kMaxTombstones.
+  void Bury(Tombstone t);
   // Whether the request's topics (exact, prefixes, `*`) include `topic`.
   static bool Covers(const HistoryRequest& req, std::string_view topic);
 

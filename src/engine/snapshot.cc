@@ -380,19 +380,17 @@ void TopicRecordWriter::Finish() {
   std::memcpy(out_.data() + start_, &length, sizeof length);
 }
 
-void AppendTombstones(std::string& out, const std::vector<Tombstone>& tombstones,
-                      std::int64_t dropped_order_ns) {
-  const std::size_t n = std::min(tombstones.size(), kMaxTombstones);
-  Put(out, static_cast<std::uint32_t>(n));
+void AppendTombstonesHead(std::string& out, std::size_t count, std::int64_t dropped_order_ns) {
+  Put(out, static_cast<std::uint32_t>(count));
   Put(out, dropped_order_ns);
-  for (std::size_t i = tombstones.size() - n; i < tombstones.size(); ++i) {
-    const Tombstone& t = tombstones[i];
-    Put(out, static_cast<std::uint16_t>(t.name.size()));
-    out.append(t.name);
-    Put(out, t.topic_epoch);
-    Put(out, t.last_seq);
-    Put(out, t.last_order_ns);
-  }
+}
+
+void AppendTombstone(std::string& out, const Tombstone& t) {
+  Put(out, static_cast<std::uint16_t>(t.name.size()));
+  out.append(t.name);
+  Put(out, t.topic_epoch);
+  Put(out, t.last_seq);
+  Put(out, t.last_order_ns);
 }
 
 void AppendTopicImage(std::string& out, const TopicImage& t) {

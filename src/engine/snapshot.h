@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -97,9 +98,16 @@ inline constexpr std::size_t kMaxTombstones = 4096;
 // Forgotten numberings one shard lists in reply to one history request (the rest are counted).
 inline constexpr std::size_t kMaxBuriedRangesPerReply = 512;
 
-// Appends the tombstone section that ends a version 2 body.
-void AppendTombstones(std::string& out, const std::vector<Tombstone>& tombstones,
-                      std::int64_t dropped_order_ns);
+// The tombstone section that ends a version 2 body: its head, then each of `count` tombstones.
+void AppendTombstonesHead(std::string& out, std::size_t count, std::int64_t dropped_order_ns);
+void AppendTombstone(std::string& out, const Tombstone& t);
+// The whole section from any range of at most kMaxTombstones tombstones (the shard's deque, a
+// parsed file's vector), without copying them.
+template <typename Range>
+void AppendTombstones(std::string& out, const Range& tombstones, std::int64_t dropped_order_ns) {
+  AppendTombstonesHead(out, std::size(tombstones), dropped_order_ns);
+  for (const Tombstone& t : tombstones) AppendTombstone(out, t);
+}
 
 // Everything a shard keeps about one topic, as a snapshot stores it.
 struct TopicImage {

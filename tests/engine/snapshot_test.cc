@@ -417,7 +417,7 @@ TEST(SnapshotTest, RefusesRecordsAShardNeverWrites) {
   auto file_of = [](const std::vector<TopicImage>& topics) {
     std::string body;
     for (const auto& t : topics) AppendTopicImage(body, t);
-    AppendTombstones(body, {}, 0);
+    AppendTombstones(body, std::vector<Tombstone>{}, 0);
     SnapshotHeader h;
     h.shard_count = 1;
     h.topics = topics.size();

@@ -35,7 +35,7 @@ void WriteFile(const std::string& dir, std::uint64_t generation, unsigned index,
     t.ticks = {{1.5, 2, kT0, seq, seq - 1}};
     engine::AppendTopicImage(body, t);
   }
-  engine::AppendTombstones(body, {}, 0);
+  engine::AppendTombstones(body, std::vector<engine::Tombstone>{}, 0);
   engine::SnapshotHeader h;
   h.generation = generation;
   h.shard_index = index;
