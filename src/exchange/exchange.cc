@@ -232,9 +232,10 @@ void Exchange::DeliverOwnerOutput(std::vector<OwnerOutput>& output) {
 
 void Exchange::HandleInbox(InboxPost& post) {
   std::int64_t applied = 0;
+  const std::int64_t now = post.ingest.empty() ? 0 : wall_clock_();  // one reading per post
   for (auto& batch : post.ingest) {
     applied += static_cast<std::int64_t>(batch.ticks.size());
-    ApplyIngest(batch, wall_clock_());
+    ApplyIngest(batch, now);
   }
   if (applied > 0) backlog_.Applied(index_, applied);
   DeliverOwnerOutput(post.output);
