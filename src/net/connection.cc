@@ -296,8 +296,12 @@ void Connection::ArmRead() {
           self->reading_ = false;
           if (self->closing_) return;
           if (ec) {
-            self->Close(IsPeerClose(ec) ? session::CloseReason::kClientClosed
-                                        : session::CloseReason::kIoError);
+            if (!IsPeerClose(ec)) {
+              self->close_detail_ = "read: " + ec.message();
+              self->Close(session::CloseReason::kIoError);
+              return;
+            }
+            self->Close(session::CloseReason::kClientClosed);
             return;
           }
           self->OnBytes(self->tls_read_buffer_.data(), n);
@@ -335,9 +339,12 @@ void Connection::OnReadable() {
     return;
   }
   if (ec) {
-    Close(ec == asio::error::eof || ec == asio::error::connection_reset
-              ? session::CloseReason::kClientClosed
-              : session::CloseReason::kIoError);
+    if (ec == asio::error::eof || ec == asio::error::connection_reset) {
+      Close(session::CloseReason::kClientClosed);
+      return;
+    }
+    close_detail_ = "read: " + ec.message();
+    Close(session::CloseReason::kIoError);
     return;
   }
   OnBytes(worker_.read_scratch(), n);

@@ -513,7 +513,7 @@ TEST(CliTest, SubAndPubOverMutualTls) {
   const auto deadline = std::chrono::steady_clock::now() + 20s;
   while (!sub.Wait(0ms) && std::chrono::steady_clock::now() < deadline) {
     const RunResult p = RunToEnd(pub, env);
-    ASSERT_EQ(p.exit_code, 0) << p.err;
+    ASSERT_EQ(p.exit_code, 0) << p.err << server.Describe();
     sub.Wait(200ms);
   }
   ASSERT_TRUE(sub.Wait(1s));

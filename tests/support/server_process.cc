@@ -314,6 +314,25 @@ void ServerProcess::CheckLogsOnce() {
     ADD_FAILURE() << "tickwire-server pid " << pid_ << " wrote a bad log line: stdout "
                   << check.error;
   }
+  // A crash or a sanitizer report fails the test that ran the server, whatever it asserted:
+  // tests signal servers with SIGTERM and SIGKILL only, and a ThreadSanitizer report does not
+  // stop the process by itself.
+  const int code = exit_code_.value_or(0);
+  bool crashed = false;
+  for (const int sig : {SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL}) crashed |= code == 128 + sig;
+  const std::string err = Stderr();
+  bool reported = false;
+  for (const char* marker :
+       {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer",
+        "ThreadSanitizer: CHECK", "runtime error:"}) {
+    reported |= err.find(marker) != std::string::npos;
+  }
+  if (crashed || reported) {
+    ADD_FAILURE() << "tickwire-server pid " << pid_
+                  << (crashed ? " crashed" : " reported a sanitizer finding") << "\n"
+                  << Describe() << "\n--- stderr (head) ---\n"
+                  << err.substr(0, 6000);
+  }
 }
 
 std::string ServerProcess::Logs() const { return ReadFileOrEmpty(dir_.File("stdout.log")); }
