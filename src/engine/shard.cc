@@ -68,8 +68,7 @@ Shard::TopicState* Shard::Find(std::string_view topic) {
 
 void Shard::Erase(TopicState& st) {
   // Its numbering is gone: remembered, so that a resume by accept order can say so (S8c).
-  const std::int64_t last_order = st.ticks.empty() ? st.dropped_order_ns : st.ticks.back().order_ns;
-  Bury(Tombstone{*st.name, st.epoch, st.last_seq, last_order});
+  Bury(Tombstone{*st.name, st.epoch, st.last_seq, st.last_order_ns});
   cap_.Remove(st);
   if (st.in_open_list) {
     open_topics_.erase(std::find(open_topics_.begin(), open_topics_.end(), &st));
@@ -149,12 +148,9 @@ Refusal Shard::ApplyOne(const IngestTick& t, TopicState* found, UserId user, Rec
   st.last_seq = t.seq > prev ? t.seq : prev + 1;
   st.last_publish_ns = t.accepted_ns;
   ++stats_.ticks;
-  if (st.ticks.capacity() == 0) {
-    st.dropped_order_ns = order_ns_;  // nothing is retained
-  } else if (st.ticks.size() == st.ticks.capacity()) {
-    st.dropped_order_ns = st.ticks[0].order_ns;  // the oldest is overwritten
-  }
-  st.ticks.Push(TickRecord{t.price, t.size, t.ts_ns, st.last_seq, prev, order_ns_});
+  if (st.ticks.capacity() == 0) st.dropped_order_ns = order_ns_;  // nothing is retained
+  st.ticks.Push(TickRecord{t.price, t.size, t.ts_ns, prev, st.last_order_ns});
+  st.last_order_ns = order_ns_;
   // Lateness is decided once, against the SECOND bucket: a tick too late for it is folded into
   // no bar, so every MINUTE bar is the fold of its SECOND bars. (A tick in time for its SECOND
   // bucket is in time for its MINUTE bucket, which ends no earlier and closes no earlier.)
@@ -288,7 +284,7 @@ bool Shard::ReplayTopic(const TopicState& st, bool resume, SliceState& s) {
   // Keys ascend in ring order (ticks by seq, bars by start), so positions are found by binary
   // search, whatever the ring's size.
   auto key_at = [&](std::size_t i) {
-    return ticks ? st.ticks[i].seq : static_cast<std::uint64_t>(bars[i].start_ms);
+    return ticks ? SeqOf(st, i) : static_cast<std::uint64_t>(bars[i].start_ms);
   };
   auto first_above = [&](std::uint64_t key) {
     std::size_t lo = 0;
@@ -321,16 +317,16 @@ bool Shard::ReplayTopic(const TopicState& st, bool resume, SliceState& s) {
   if (by_order && s.req.backfill > 0 && n > 0) {
     std::size_t m = n;  // ticks at or below the cap (the ring may have grown since it was set)
     if (resume) {
-      while (m > 0 && st.ticks[m - 1].seq > c.partial_cap) --m;
+      while (m > 0 && SeqOf(st, m - 1) > c.partial_cap) --m;
     }
-    if (m > 0) backfill_seq = st.ticks[m - std::min<std::size_t>(m, s.req.backfill)].seq;
+    if (m > 0) backfill_seq = SeqOf(st, m - std::min<std::size_t>(m, s.req.backfill));
   }
   auto selected = [&](std::size_t i) {
     if (!filtered) return true;
     const TickRecord& r = st.ticks[i];
     if (!by_order) return r.ts_ns >= s.since_ns;
-    return r.order_ns >= from_ns || (s.req.since_ms > 0 && r.ts_ns >= s.since_ns) ||
-           r.seq >= backfill_seq;
+    return OrderOf(st, i) >= from_ns || (s.req.since_ms > 0 && r.ts_ns >= s.since_ns) ||
+           SeqOf(st, i) >= backfill_seq;
   };
 
   std::size_t i = 0;
@@ -353,7 +349,7 @@ bool Shard::ReplayTopic(const TopicState& st, bool resume, SliceState& s) {
     }
     // Ticks accepted at or after resume_from_ns that the ring dropped: the server keeps only
     // the newest dropped one's place, so the range names every dropped seq (S8c).
-    if (by_order && st.dropped_order_ns >= from_ns && st.last_seq > 0) {
+    if (by_order && DroppedOrder(st) >= from_ns && st.last_seq > 0) {
       c.retention_cut = true;
       s.lost.push_back(
           LostRange{*st.name, 1, n == 0 ? st.last_seq : st.ticks[0].prev_seq, st.epoch});
@@ -401,7 +397,7 @@ bool Shard::ReplayTopic(const TopicState& st, bool resume, SliceState& s) {
         if (pos != nullptr) {  // the oldest of those asked for are left out
           const std::size_t skip_end = n - static_cast<std::size_t>(quota);
           s.lost.push_back(
-              LostRange{*st.name, st.ticks[first].seq, st.ticks[skip_end - 1].seq, st.epoch});
+              LostRange{*st.name, SeqOf(st, first), SeqOf(st, skip_end - 1), st.epoch});
         }
       }
       i = n - static_cast<std::size_t>(quota);
@@ -430,10 +426,11 @@ bool Shard::ReplayTopic(const TopicState& st, bool resume, SliceState& s) {
       const auto offset = s.out.bytes.size();
       if (ticks) {
         const TickRecord& r = st.ticks[i];
+        const std::uint64_t seq = SeqOf(st, i);
         const std::size_t topic_offset = protocol::AppendTickRecordEntry(
             s.out.bytes,
-            protocol::TickFields{*st.name, r.price, r.size, r.ts_ns, r.seq, r.prev_seq, st.epoch});
-        AppendEntry(s.out, offset, topic_offset, st.name->size(), Mode::kTick, 0, r.seq);
+            protocol::TickFields{*st.name, r.price, r.size, r.ts_ns, seq, r.prev_seq, st.epoch});
+        AppendEntry(s.out, offset, topic_offset, st.name->size(), Mode::kTick, 0, seq);
       } else {
         const Bar& b = bars[i];
         const std::size_t topic_offset = protocol::AppendBarRecordEntry(
@@ -731,7 +728,7 @@ void Shard::SnapshotSlice(SnapshotCursor& cursor, std::string& out, std::size_t 
   for (; it != by_name_.end() && out.size() - start < max_bytes; ++it) {
     const TopicState& st = *it->second;
     TopicRecordWriter w(out, *st.name, st.last_seq, st.epoch, st.last_publish_ns,
-                        st.dropped_order_ns, st.last_second_start, st.last_minute_start,
+                        DroppedOrder(st), st.last_second_start, st.last_minute_start,
                         static_cast<std::uint32_t>(st.open_seconds.size()),
                         static_cast<std::uint32_t>(st.open_minutes.size()),
                         static_cast<std::uint32_t>(st.seconds.size()),
@@ -743,7 +740,7 @@ void Shard::SnapshotSlice(SnapshotCursor& cursor, std::string& out, std::size_t 
     for (std::size_t i = 0; i < st.minutes.size(); ++i) w.ClosedBar(st.minutes[i]);
     for (std::size_t i = 0; i < st.ticks.size(); ++i) {
       const TickRecord& r = st.ticks[i];
-      w.Tick(TickImage{r.price, r.size, r.ts_ns, r.seq, r.prev_seq, r.order_ns});
+      w.Tick(TickImage{r.price, r.size, r.ts_ns, SeqOf(st, i), r.prev_seq, OrderOf(st, i)});
     }
     w.Finish();
     ++cursor.topics;
@@ -794,11 +791,16 @@ bool Shard::Restore(const TopicImage& image) {
   if (first_tick > 0) {  // this run retains fewer: the older ones are dropped
     st.dropped_order_ns = std::max(st.dropped_order_ns, image.ticks[first_tick - 1].order_ns);
   }
+  // The chain of places (TickRecord::prev_order_ns) starts at the newest dropped tick; the
+  // reader checked the chain of seqs (each prev_seq the seq before, the newest last_seq).
+  st.last_order_ns = st.dropped_order_ns;
   for (std::size_t i = first_tick; i < image.ticks.size(); ++i) {
     const TickImage& t = image.ticks[i];
-    st.ticks.Push(TickRecord{t.price, t.size, t.ts_ns, t.seq, t.prev_seq, t.order_ns});
+    st.ticks.Push(TickRecord{t.price, t.size, t.ts_ns, t.prev_seq, st.last_order_ns});
+    st.last_order_ns = t.order_ns;
     order_ns_ = std::max(order_ns_, t.order_ns);  // new ticks come after the restored ones
   }
+  order_ns_ = std::max(order_ns_, st.last_order_ns);
   if (!st.open_seconds.empty() || !st.open_minutes.empty()) {
     st.in_open_list = true;
     open_topics_.push_back(&st);

@@ -276,13 +276,18 @@ class Shard {
   std::vector<Bar> RetainedBars(std::string_view topic, Mode interval) const;
 
  private:
+  // A retained tick: 40 bytes. Its own seq and accept-order place (PROTOCOL S8c
+  // resume_from_ns) are its successor's prev_seq and prev_order_ns, or the topic's last_seq and
+  // last_order_ns for the newest (SeqOf, OrderOf): every tick of a topic passes through its
+  // ring, so the chain is exact. Applying a tick then writes its slot without reading the one
+  // it overwrites (a cold line with thousands of topics), and the oldest record's fields name
+  // the newest tick the ring dropped.
   struct TickRecord {
     double price;
     double size;
     std::int64_t ts_ns;
-    std::uint64_t seq;
-    std::uint64_t prev_seq;
-    std::int64_t order_ns;  // its place in the accept order (PROTOCOL S8c resume_from_ns)
+    std::uint64_t prev_seq;       // the topic's previous tick (0: none)
+    std::int64_t prev_order_ns;   // that tick's accept-order place (0: none or unknown)
   };
   struct TopicState {
     explicit TopicState(const ShardOptions& o)
@@ -291,8 +296,9 @@ class Shard {
     std::uint64_t serial = 0;           // creation order in this shard: tells incarnations apart
     std::uint64_t last_seq = 0;
     std::int64_t last_publish_ns = 0;  // accept time of its newest tick (for snapshots)
-    // Accept-order place of the newest tick its ring dropped (0: none dropped), to report what
-    // a resume_from_ns replay can no longer send.
+    std::int64_t last_order_ns = 0;    // accept-order place of its newest tick (0: none)
+    // While its ring is empty: the accept-order place of the newest tick it dropped (0: none);
+    // see DroppedOrder.
     std::int64_t dropped_order_ns = 0;
     // The incarnation of its numbering, sent with every tick (Tick.topic_epoch, PROTOCOL S7a).
     std::uint64_t epoch = 0;
@@ -368,6 +374,17 @@ class Shard {
   void Bury(Tombstone t);
   // Whether the request's topics (exact, prefixes, `*`) include `topic`.
   static bool Covers(const HistoryRequest& req, std::string_view topic);
+  // The seq and the accept-order place of the i-th retained tick of `st` (0 = oldest).
+  static std::uint64_t SeqOf(const TopicState& st, std::size_t i) {
+    return i + 1 < st.ticks.size() ? st.ticks[i + 1].prev_seq : st.last_seq;
+  }
+  static std::int64_t OrderOf(const TopicState& st, std::size_t i) {
+    return i + 1 < st.ticks.size() ? st.ticks[i + 1].prev_order_ns : st.last_order_ns;
+  }
+  // Accept-order place of the newest tick `st`'s ring dropped (0: none dropped).
+  static std::int64_t DroppedOrder(const TopicState& st) {
+    return st.ticks.empty() ? st.dropped_order_ns : st.ticks[0].prev_order_ns;
+  }
 
   unsigned index_;
   ShardOptions options_;

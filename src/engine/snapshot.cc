@@ -276,6 +276,11 @@ std::variant<ParsedSnapshot, SnapshotError> ParseSnapshot(std::string_view file)
       if ((k > 0 && t.seq <= last_tick) || t.seq > head.last_seq || t.prev_seq >= t.seq) {
         return SnapshotError{"ticks out of order"};
       }
+      // A ring holds every tick of its topic from its oldest on: each names the one before,
+      // and the newest is the topic's last (the shard keeps only that chain, Shard::TickRecord).
+      if ((k > 0 && t.prev_seq != last_tick) || (k + 1 == head.ticks && t.seq != head.last_seq)) {
+        return SnapshotError{"ticks do not follow each other"};
+      }
       last_tick = t.seq;
     }
     parsed.topics.push_back(TopicRef{head.name, head.last_seq, head.last_publish_ns, offset,

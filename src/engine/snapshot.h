@@ -30,7 +30,8 @@
 //     closed bars (64 bytes each: i64 start_ms, f64 open/high/low/close/volume/pv, u64 count),
 //       SECOND then MINUTE, oldest first
 //     ticks (48 bytes each: f64 price, f64 size, i64 ts_ns, u64 seq, u64 prev_seq, i64 order_ns;
-//       version 1: 40 bytes, without order_ns), oldest first
+//       version 1: 40 bytes, without order_ns), oldest first; each tick's prev_seq is the seq
+//       before it and the newest's seq is last_seq (the shard keeps only that chain)
 //   version 2 on, after the topic records: the forgotten numberings (Shard tombstones)
 //     u32 count | i64 dropped_order_ns | per tombstone: u16 name_length | name | u64 topic_epoch
 //       | u64 last_seq | i64 last_order_ns

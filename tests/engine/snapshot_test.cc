@@ -443,6 +443,14 @@ TEST(SnapshotTest, RefusesRecordsAShardNeverWrites) {
   bad = a;
   bad.last_seq = 1;
   EXPECT_EQ(Reason(file_of({bad})), "ticks out of order");
+  // The shard keeps only the chain (each tick names the one before, the newest is last_seq).
+  bad = a;
+  bad.ticks = {{1, 1, 1, 1, 0}, {1, 1, 1, 3, 2}};
+  bad.last_seq = 3;
+  EXPECT_EQ(Reason(file_of({bad})), "ticks do not follow each other");
+  bad = a;
+  bad.last_seq = 3;
+  EXPECT_EQ(Reason(file_of({bad})), "ticks do not follow each other");
   bad = a;
   bad.open_seconds.resize(kMaxSnapshotOpenBuckets + 1);
   EXPECT_EQ(Reason(file_of({bad})), "too many open bars in a topic record");
