@@ -727,8 +727,8 @@ void Shard::SnapshotSlice(SnapshotCursor& cursor, std::string& out, std::size_t 
   auto it = cursor.after.empty() ? by_name_.begin() : by_name_.upper_bound(cursor.after);
   for (; it != by_name_.end() && out.size() - start < max_bytes; ++it) {
     const TopicState& st = *it->second;
-    TopicRecordWriter w(out, *st.name, st.last_seq, st.epoch, st.last_publish_ns,
-                        DroppedOrder(st), st.last_second_start, st.last_minute_start,
+    TopicRecordWriter w(out, *st.name, st.last_seq, st.epoch, st.last_publish_ns, DroppedOrder(st),
+                        st.last_second_start, st.last_minute_start,
                         static_cast<std::uint32_t>(st.open_seconds.size()),
                         static_cast<std::uint32_t>(st.open_minutes.size()),
                         static_cast<std::uint32_t>(st.seconds.size()),

@@ -286,8 +286,8 @@ class Shard {
     double price;
     double size;
     std::int64_t ts_ns;
-    std::uint64_t prev_seq;       // the topic's previous tick (0: none)
-    std::int64_t prev_order_ns;   // that tick's accept-order place (0: none or unknown)
+    std::uint64_t prev_seq;      // the topic's previous tick (0: none)
+    std::int64_t prev_order_ns;  // that tick's accept-order place (0: none or unknown)
   };
   struct TopicState {
     explicit TopicState(const ShardOptions& o)
