@@ -148,7 +148,6 @@ Refusal Shard::ApplyOne(const IngestTick& t, TopicState* found, UserId user, Rec
   st.last_seq = t.seq > prev ? t.seq : prev + 1;
   st.last_publish_ns = t.accepted_ns;
   ++stats_.ticks;
-  if (st.ticks.capacity() == 0) st.dropped_order_ns = order_ns_;  // nothing is retained
   st.ticks.Push(TickRecord{t.price, t.size, t.ts_ns, prev, st.last_order_ns});
   st.last_order_ns = order_ns_;
   // Lateness is decided once, against the SECOND bucket: a tick too late for it is folded into
@@ -771,7 +770,6 @@ bool Shard::Restore(const TopicImage& image) {
     next_epoch_ += kEpochStride;
   }
   st.last_publish_ns = image.last_publish_ns;
-  st.dropped_order_ns = image.dropped_order_ns;
   st.last_second_start = image.last_second_start;
   st.last_minute_start = image.last_minute_start;
   st.open_seconds = image.open_seconds;
@@ -788,12 +786,12 @@ bool Shard::Restore(const TopicImage& image) {
     st.minutes.Push(image.minutes[i]);
   }
   const std::size_t first_tick = newest(image.ticks, st.ticks.capacity());
-  if (first_tick > 0) {  // this run retains fewer: the older ones are dropped
-    st.dropped_order_ns = std::max(st.dropped_order_ns, image.ticks[first_tick - 1].order_ns);
-  }
   // The chain of places (TickRecord::prev_order_ns) starts at the newest dropped tick; the
   // reader checked the chain of seqs (each prev_seq the seq before, the newest last_seq).
-  st.last_order_ns = st.dropped_order_ns;
+  st.last_order_ns = image.dropped_order_ns;
+  if (first_tick > 0) {  // this run retains fewer: the older ones are dropped
+    st.last_order_ns = std::max(st.last_order_ns, image.ticks[first_tick - 1].order_ns);
+  }
   for (std::size_t i = first_tick; i < image.ticks.size(); ++i) {
     const TickImage& t = image.ticks[i];
     st.ticks.Push(TickRecord{t.price, t.size, t.ts_ns, t.prev_seq, st.last_order_ns});

@@ -297,9 +297,6 @@ class Shard {
     std::uint64_t last_seq = 0;
     std::int64_t last_publish_ns = 0;  // accept time of its newest tick (for snapshots)
     std::int64_t last_order_ns = 0;    // accept-order place of its newest tick (0: none)
-    // While its ring is empty: the accept-order place of the newest tick it dropped (0: none);
-    // see DroppedOrder.
-    std::int64_t dropped_order_ns = 0;
     // The incarnation of its numbering, sent with every tick (Tick.topic_epoch, PROTOCOL S7a).
     std::uint64_t epoch = 0;
     std::array<WorkerMask, kModeSlots> interest{};
@@ -381,9 +378,10 @@ class Shard {
   static std::int64_t OrderOf(const TopicState& st, std::size_t i) {
     return i + 1 < st.ticks.size() ? st.ticks[i + 1].prev_order_ns : st.last_order_ns;
   }
-  // Accept-order place of the newest tick `st`'s ring dropped (0: none dropped).
+  // Accept-order place of the newest tick `st`'s ring dropped (0: none dropped). An empty ring
+  // (HISTORY_TICKS=0, or restored without ticks) retains none: its newest tick is the one.
   static std::int64_t DroppedOrder(const TopicState& st) {
-    return st.ticks.empty() ? st.dropped_order_ns : st.ticks[0].prev_order_ns;
+    return st.ticks.empty() ? st.last_order_ns : st.ticks[0].prev_order_ns;
   }
 
   unsigned index_;

@@ -48,6 +48,17 @@ std::vector<double> PublishAcked(client::Client& c, const std::vector<std::strin
 
 // Per topic: the ticks in arrival order must chain (prev_seq = the previous tick's seq) with
 // strictly rising seq. Returns a description of the first break, or empty.
+// The instance (0..instances-1) whose /connz lists a connection named `client_name`; -1: none.
+int InstanceServing(Cluster& cluster, int instances, std::string_view client_name) {
+  const std::string quoted = "\"" + std::string(client_name) + "\"";
+  for (int i = 0; i < instances; ++i) {
+    if (HttpGet(cluster.metrics_port(i), "/connz", 2s).body.find(quoted) != std::string::npos) {
+      return i;
+    }
+  }
+  return -1;
+}
+
 std::string CheckChains(const std::vector<client::Tick>& ticks) {
   std::map<std::string, std::uint64_t> last;
   for (const auto& t : ticks) {
@@ -186,11 +197,7 @@ TEST(ClusterTest, KilledInstanceConsumersResumeThroughTheBalancer) {
   Consumer via_lb =
       Subscribe(cluster.balancer_port(), "via-lb", Mode::kTick, {"fail.a", "fail.b"}, true, err);
   ASSERT_TRUE(err.empty()) << err;
-  int target = -1;
-  for (int i = 0; i < 3 && target < 0; ++i) {
-    const auto connz = HttpGet(cluster.metrics_port(i), "/connz", 2s);
-    if (connz.body.find("\"via-lb\"") != std::string::npos) target = i;
-  }
+  const int target = InstanceServing(cluster, 3, "via-lb");
   ASSERT_GE(target, 0) << "via-lb not found in any /connz";
 
   // The producer enters through another instance and keeps publishing while `target` dies.
@@ -245,11 +252,7 @@ TEST(ClusterTest, BackDatedTicksOfATopicNewWhileAwayFollowToAnotherInstance) {
   ASSERT_TRUE(connected.ok()) << connected.error().ToString();
   auto consumer = std::move(connected).value();
   ASSERT_TRUE(consumer->Subscribe(Mode::kTick, {"*"}).ok());
-  int target = -1;
-  for (int i = 0; i < 3 && target < 0; ++i) {
-    const auto connz = HttpGet(cluster.metrics_port(i), "/connz", 2s);
-    if (connz.body.find("\"away\"") != std::string::npos) target = i;
-  }
+  const int target = InstanceServing(cluster, 3, "away");
   ASSERT_GE(target, 0) << "the consumer is not in any /connz";
   auto producer = client::Client::Connect(
       ClusterClientOptions(cluster.instance_frontend_port((target + 1) % 3), "producer", false));

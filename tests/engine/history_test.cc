@@ -287,6 +287,37 @@ TEST(ShardHistory, ResumeFromReportsTicksTheRingDroppedAfterThePosition) {
   EXPECT_EQ(slice.lost[0].topic_epoch, shard.TopicEpoch("D"));
 }
 
+// HISTORY_TICKS=0: nothing is retained, so every tick accepted at or after resume_from_ns is
+// reported lost (the newest tick is the newest dropped one).
+TEST(ShardHistory, ResumeFromWithoutTickHistoryReportsEveryTickSinceThePosition) {
+  ShardOptions none = Small();
+  none.ticks = 0;
+  Shard shard(0, none);
+  RecordBlock block;
+  for (int i = 1; i <= 3; ++i) {
+    shard.AdvanceOrderClock(i * 100);
+    std::vector<IngestTick> t = {{"Z", static_cast<double>(i), 1, kT0, kT0}};
+    shard.Apply(t, block);
+  }
+  HistoryRequest req;
+  req.mode = Mode::kTick;
+  req.wildcard = true;
+  req.resume_from_ns = 350;  // after the last tick: nothing lost
+  HistorySlice slice = shard.NextHistorySlice(req, {});
+  EXPECT_TRUE(Records(slice.records).empty());
+  EXPECT_FALSE(slice.cursor.retention_cut);
+  EXPECT_TRUE(slice.lost.empty());
+
+  req.resume_from_ns = 300;  // tick 3 was accepted at it
+  slice = shard.NextHistorySlice(req, {});
+  EXPECT_TRUE(Records(slice.records).empty());
+  EXPECT_TRUE(slice.cursor.retention_cut);
+  ASSERT_EQ(slice.lost.size(), 1u);
+  EXPECT_EQ(slice.lost[0].topic, "Z");
+  EXPECT_EQ(slice.lost[0].from_seq, 1u);
+  EXPECT_EQ(slice.lost[0].to_seq, 3u);
+}
+
 // PROTOCOL S8c: a numbering forgotten with its topic (eviction) since resume_from_ns is reported,
 // with the seq it had reached; older ones are not; more than kMaxTombstones are counted.
 TEST(ShardHistory, ResumeFromReportsNumberingsForgottenSinceThePosition) {
