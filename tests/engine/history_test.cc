@@ -91,6 +91,16 @@ ShardOptions Small() {
   return o;
 }
 
+// Applies ticks 1..count of `topic`, tick i at accept-order place i * 100.
+void PublishInAcceptOrder(Shard& shard, const std::string& topic, int count) {
+  RecordBlock block;
+  for (int i = 1; i <= count; ++i) {
+    shard.AdvanceOrderClock(i * 100);
+    std::vector<IngestTick> t = {{topic, static_cast<double>(i), 1, kT0, kT0}};
+    shard.Apply(t, block);
+  }
+}
+
 TEST(ShardHistory, RingsAreBoundedPerTopic) {
   Shard shard(0, Small());
   RecordBlock block;
@@ -260,12 +270,7 @@ TEST(ShardHistory, ResumeFromSelectsUnlistedTopicsByAcceptOrder) {
 
 TEST(ShardHistory, ResumeFromReportsTicksTheRingDroppedAfterThePosition) {
   Shard shard(0, Small());  // 10 ticks per topic
-  RecordBlock block;
-  for (int i = 1; i <= 14; ++i) {
-    shard.AdvanceOrderClock(i * 100);
-    std::vector<IngestTick> t = {{"D", static_cast<double>(i), 1, kT0, kT0}};
-    shard.Apply(t, block);
-  }
+  PublishInAcceptOrder(shard, "D", 14);
   // Ticks 1-4 (accepted at 100-400) are dropped; 5-14 retained.
   HistoryRequest req;
   req.mode = Mode::kTick;
@@ -293,12 +298,7 @@ TEST(ShardHistory, ResumeFromWithoutTickHistoryReportsEveryTickSinceThePosition)
   ShardOptions none = Small();
   none.ticks = 0;
   Shard shard(0, none);
-  RecordBlock block;
-  for (int i = 1; i <= 3; ++i) {
-    shard.AdvanceOrderClock(i * 100);
-    std::vector<IngestTick> t = {{"Z", static_cast<double>(i), 1, kT0, kT0}};
-    shard.Apply(t, block);
-  }
+  PublishInAcceptOrder(shard, "Z", 3);
   HistoryRequest req;
   req.mode = Mode::kTick;
   req.wildcard = true;
